@@ -1,0 +1,81 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env returns the value of the environment variable key, or def when unset or empty.
+func Env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// EnvInt is Env for integers; a malformed value is reported, not ignored.
+func EnvInt(key string, def int) (int, error) {
+	v := Env(key, "")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return def, fmt.Errorf("%s=%q: not an integer", key, v)
+	}
+	return n, nil
+}
+
+// EnvBool is Env for booleans (1, true, yes, on / 0, false, no, off).
+func EnvBool(key string, def bool) (bool, error) {
+	v := strings.ToLower(Env(key, ""))
+	switch v {
+	case "":
+		return def, nil
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off":
+		return false, nil
+	}
+	return def, fmt.Errorf("%s=%q: not a boolean", key, v)
+}
+
+// EnvDuration is Env for Go durations.
+func EnvDuration(key string, def time.Duration) (time.Duration, error) {
+	v := Env(key, "")
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return def, fmt.Errorf("%s=%q: not a duration: %v", key, v, err)
+	}
+	return d, nil
+}
+
+// ParseDurations parses a comma-separated list of Go durations such as
+// "0s,5s,5m,30m". Every entry must be zero or positive.
+func ParseDurations(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f)
+		if err != nil {
+			return nil, fmt.Errorf("duration %q: %v", f, err)
+		}
+		if d < 0 {
+			return nil, fmt.Errorf("duration %q: negative", f)
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no durations in %q", s)
+	}
+	return out, nil
+}

@@ -1,0 +1,13 @@
+// Package eventbus names and creates the JetStream streams and consumers that
+// connect the hubhooks services, and encodes the internal messages that flow
+// through them.
+//
+//	stream               subjects                   retention   consumer
+//	HUBHOOKS_EVENTS      <ENTITY>.* (domain events)  limits      expander
+//	HUBHOOKS_DELIVERIES  hubhooks.deliveries.<hub>   work queue  deliverer
+//	HUBHOOKS_ATTEMPTS    hubhooks.attempts.<hub>     work queue  logger
+//	HUBHOOKS_DLQ         hubhooks.dlq.>              limits      (inspection)
+//
+// Every service ensures the streams it touches at start-up with the Ensure
+// functions; they are idempotent and safe to run from many replicas at once.
+package eventbus

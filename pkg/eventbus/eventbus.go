@@ -1,0 +1,272 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+)
+
+// Stream, consumer and subject names. They are shared by every replica of
+// every service, so changing one is a migration.
+const (
+	StreamEvents      = "HUBHOOKS_EVENTS"
+	StreamDeliveries  = "HUBHOOKS_DELIVERIES"
+	StreamAttempts    = "HUBHOOKS_ATTEMPTS"
+	StreamDeadLetters = "HUBHOOKS_DLQ"
+
+	ConsumerExpander  = "expander"
+	ConsumerDeliverer = "deliverer"
+	ConsumerLogger    = "logger"
+
+	subjectDeliveries = "hubhooks.deliveries."
+	subjectAttempts   = "hubhooks.attempts."
+
+	// SubjectDeadLetterEvents receives malformed domain events.
+	SubjectDeadLetterEvents = "hubhooks.dlq.events"
+)
+
+// Header names used on internal messages and dead letters.
+const (
+	HeaderContentType     = "Content-Type"
+	HeaderReason          = "Hubhooks-Reason"
+	HeaderOriginalSubject = "Hubhooks-Original-Subject"
+	HeaderOriginalStream  = "Hubhooks-Original-Stream"
+	HeaderOriginalSeq     = "Hubhooks-Original-Sequence"
+
+	ContentTypeProtobuf = "application/protobuf"
+	ContentTypeJSON     = "application/json"
+)
+
+// DeliverySubject is the subject of delivery jobs for hubID.
+func DeliverySubject(hubID string) string { return subjectDeliveries + hubID }
+
+// AttemptSubject is the subject of attempt records for hubID.
+func AttemptSubject(hubID string) string { return subjectAttempts + hubID }
+
+// Options tune the streams. The zero value is the production default.
+type Options struct {
+	// Replicas is the stream replica count (1 on a single server, 3 on a cluster).
+	Replicas int
+	// Storage is file by default.
+	Storage jetstream.StorageType
+	// DuplicateWindow is how long Nats-Msg-Id de-duplication lasts; default 5m.
+	DuplicateWindow time.Duration
+	// EventsMaxAge is how long domain events are kept after expansion; default 72h.
+	EventsMaxAge time.Duration
+	// DeadLetterMaxAge is how long dead letters are kept; default 14 days.
+	DeadLetterMaxAge time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.DuplicateWindow <= 0 {
+		o.DuplicateWindow = 5 * time.Minute
+	}
+	if o.EventsMaxAge <= 0 {
+		o.EventsMaxAge = 72 * time.Hour
+	}
+	if o.DeadLetterMaxAge <= 0 {
+		o.DeadLetterMaxAge = 14 * 24 * time.Hour
+	}
+	return o
+}
+
+// EventsStreamConfig is the domain event stream for the given subjects
+// (e.g. "API.*", "BILLINGPLAN.*").
+func EventsStreamConfig(subjects []string, o Options) jetstream.StreamConfig {
+	o = o.withDefaults()
+	return jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "hubhooks domain events published by the hub's domains",
+		Subjects:    subjects,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      o.EventsMaxAge,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+		Duplicates:  o.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// DeliveriesStreamConfig is the work queue of delivery jobs.
+func DeliveriesStreamConfig(o Options) jetstream.StreamConfig {
+	o = o.withDefaults()
+	return jetstream.StreamConfig{
+		Name:        StreamDeliveries,
+		Description: "hubhooks delivery jobs: one per (webhook event, callback URL)",
+		Subjects:    []string{subjectDeliveries + "*"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+		Duplicates:  o.DuplicateWindow,
+	}
+}
+
+// AttemptsStreamConfig is the work queue of attempt records for the logger.
+func AttemptsStreamConfig(o Options) jetstream.StreamConfig {
+	o = o.withDefaults()
+	return jetstream.StreamConfig{
+		Name:        StreamAttempts,
+		Description: "hubhooks delivery attempts, persisted by the logger",
+		Subjects:    []string{subjectAttempts + "*"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+		Duplicates:  o.DuplicateWindow,
+	}
+}
+
+// DeadLettersStreamConfig keeps malformed input for inspection.
+func DeadLettersStreamConfig(o Options) jetstream.StreamConfig {
+	o = o.withDefaults()
+	return jetstream.StreamConfig{
+		Name:        StreamDeadLetters,
+		Description: "hubhooks dead letters: malformed domain events with the reason",
+		Subjects:    []string{"hubhooks.dlq.>"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      o.DeadLetterMaxAge,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+		Duplicates:  o.DuplicateWindow,
+	}
+}
+
+// Ensure creates or updates the given streams. It retries while JetStream is
+// not yet available (a server starting, a cluster electing a leader) until
+// ctx ends.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfgs ...jetstream.StreamConfig) error {
+	for _, cfg := range cfgs {
+		for {
+			_, err := js.CreateOrUpdateStream(ctx, cfg)
+			if err == nil {
+				break
+			}
+			if !retryable(err) {
+				return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("ensure stream %s: %w (last error: %v)", cfg.Name, ctx.Err(), err)
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func retryable(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrNoServers)
+}
+
+// ConsumerConfig is the durable pull consumer config every replica of a
+// service shares. ackWait bounds how long a message may be held before the
+// server redelivers it; maxAckPending bounds messages in flight.
+func ConsumerConfig(name string, ackWait time.Duration, maxAckPending int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "hubhooks " + name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: maxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// EnsureConsumer creates or updates a durable consumer, retrying like Ensure.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	for {
+		c, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+		if err == nil {
+			return c, nil
+		}
+		if !retryable(err) {
+			return nil, fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, stream, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("ensure consumer %s on %s: %w (last error: %v)", cfg.Durable, stream, ctx.Err(), err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// NewJobMsg encodes a delivery job as a JetStream message with
+// Nats-Msg-Id = delivery_id + "." + attempt, so republishing the same job
+// (a crash between publish and ack) is de-duplicated by the server.
+func NewJobMsg(job *deliveryv1.DeliveryJob) (*nats.Msg, error) {
+	b, err := proto.Marshal(job)
+	if err != nil {
+		return nil, fmt.Errorf("encode delivery job: %w", err)
+	}
+	m := nats.NewMsg(DeliverySubject(job.GetHubId()))
+	m.Header.Set(HeaderContentType, ContentTypeProtobuf)
+	m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s.%d", job.GetDeliveryId(), job.GetAttempt()))
+	m.Data = b
+	return m, nil
+}
+
+// DecodeJob decodes a delivery job.
+func DecodeJob(data []byte) (*deliveryv1.DeliveryJob, error) {
+	job := &deliveryv1.DeliveryJob{}
+	if err := proto.Unmarshal(data, job); err != nil {
+		return nil, fmt.Errorf("decode delivery job: %w", err)
+	}
+	return job, nil
+}
+
+// NewAttemptMsg encodes an attempt record with
+// Nats-Msg-Id = delivery_id + "." + attempt + "." + status.
+func NewAttemptMsg(rec *deliveryv1.AttemptRecorded) (*nats.Msg, error) {
+	b, err := proto.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode attempt: %w", err)
+	}
+	m := nats.NewMsg(AttemptSubject(rec.GetJob().GetHubId()))
+	m.Header.Set(HeaderContentType, ContentTypeProtobuf)
+	m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s.%d.%s", rec.GetJob().GetDeliveryId(), rec.GetAttempt(), rec.GetStatus()))
+	m.Data = b
+	return m, nil
+}
+
+// DecodeAttempt decodes an attempt record.
+func DecodeAttempt(data []byte) (*deliveryv1.AttemptRecorded, error) {
+	rec := &deliveryv1.AttemptRecorded{}
+	if err := proto.Unmarshal(data, rec); err != nil {
+		return nil, fmt.Errorf("decode attempt: %w", err)
+	}
+	return rec, nil
+}
+
+// NewDeadLetter wraps a message that cannot be processed, with the reason, for
+// the dead-letter stream. The original body and headers are kept.
+func NewDeadLetter(subject string, orig *nats.Msg, reason string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	for k, vs := range orig.Header {
+		if k == jetstream.MsgIDHeader {
+			continue
+		}
+		for _, v := range vs {
+			m.Header.Add(k, v)
+		}
+	}
+	m.Header.Set(HeaderReason, reason)
+	m.Header.Set(HeaderOriginalSubject, orig.Subject)
+	m.Data = orig.Data
+	return m
+}

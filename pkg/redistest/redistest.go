@@ -1,0 +1,66 @@
+// Package redistest gives each test the real Redis with its own key prefix,
+// and deletes every key under that prefix when the test ends. The server is
+// HUBHOOKS_TEST_REDIS_URL, or redis://127.0.0.1:6379/0. A missing Redis fails
+// the test: it is never skipped.
+package redistest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// URL is the Redis the tests use.
+func URL() string {
+	if u := os.Getenv("HUBHOOKS_TEST_REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
+// New returns a client and a fresh key prefix ("hhtest:<random>:") for the
+// test. Keys under the prefix are deleted and the client closed by t.Cleanup.
+func New(t testing.TB) (*redis.Client, string) {
+	t.Helper()
+	opts, err := redis.ParseURL(URL())
+	if err != nil {
+		t.Fatalf("redistest: parse %s: %v", URL(), err)
+	}
+	rdb := redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("redistest: Redis at %s does not answer (start one with `redis-server --daemonize yes`): %v", URL(), err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "hhtest:" + hex.EncodeToString(b[:]) + ":"
+	t.Cleanup(func() {
+		Cleanup(rdb, prefix)
+		_ = rdb.Close()
+	})
+	return rdb, prefix
+}
+
+// Cleanup deletes every key that starts with prefix.
+func Cleanup(rdb *redis.Client, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			rdb.Unlink(ctx, batch...)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		rdb.Unlink(ctx, batch...)
+	}
+}

@@ -1,0 +1,84 @@
+package webhook
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event is the JSON body of a webhook.
+type Event struct {
+	// ID is the webhook event id: stable across retries, redeliveries and URLs.
+	ID string `json:"id"`
+	// Type is the webhook event type, e.g. BILLINGPLAN.CREATED.
+	Type string `json:"type"`
+	// HubID is the hub the event belongs to.
+	HubID string `json:"hub_id"`
+	// CreatedAt is when the webhook event was created from its domain event.
+	CreatedAt time.Time `json:"created_at"`
+	// Data is the payload: the entity the event is about.
+	Data json.RawMessage `json:"data"`
+	// DomainEvent names the domain event that caused this webhook event.
+	DomainEvent DomainEventRef `json:"domain_event"`
+	// Test is true for events sent with SendTestEvent.
+	Test bool `json:"test,omitempty"`
+}
+
+// DomainEventRef identifies the causing domain event.
+type DomainEventRef struct {
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
+	Actor      string    `json:"actor,omitempty"`
+}
+
+// Marshal encodes the event as the webhook body.
+func (e *Event) Marshal() ([]byte, error) {
+	if len(e.Data) == 0 {
+		e.Data = json.RawMessage("{}")
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("marshal webhook event %s: %w", e.ID, err)
+	}
+	return b, nil
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+func hashID(prefix string, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	sum := h.Sum(nil)
+	return prefix + strings.ToLower(idEncoding.EncodeToString(sum[:16]))
+}
+
+// EventID derives the webhook event id of the index-th webhook event expanded
+// from a domain event. The same inputs always give the same id, so a domain
+// event expanded twice (a crash before its ack) yields the same webhook ids.
+func EventID(hubID, domainEventID string, index int) string {
+	return hashID("msg_", hubID, domainEventID, strconv.Itoa(index))
+}
+
+// DeliveryID derives the id of the delivery of a webhook event to one URL.
+func DeliveryID(webhookEventID, urlID string) string {
+	return hashID("dlv_", webhookEventID, urlID)
+}
+
+// RandomID returns prefix followed by 26 random base32 characters, for ids
+// that must be new each time (test events, redeliveries, URL ids).
+func RandomID(prefix string) string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))
+}
