@@ -1,0 +1,3 @@
+package publisher
+
+//go:generate go run ./internal/gen -o constructors_gen.go

@@ -1,0 +1,99 @@
+package logstore
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Key layout, under P = prefix + "log:" and with the hub id as a Redis
+// Cluster hash tag so that every key of one hub lives in one slot (the Lua
+// script touches an entry and its indexes together):
+//
+//	P{hub}:e:<id>        hash   entry: m = DeliveryJob (metadata + body, once),
+//	                            s = EventLog summary, k = order key of the
+//	                            record that decided s, a:<nnnnnn>:<r> = Attempt
+//	P{hub}:i             zset   every entry of the hub
+//	P{hub}:t:<h(type)>   zset   entries by event type
+//	P{hub}:u:<h(url)>    zset   entries by URL
+//	P{hub}:v:<h(event)>  zset   entries by webhook event id
+//
+// Index members all have score 0 and are <inverted created_at, 16 hex
+// digits><entry id>, so lexicographic order is newest first, a member is a
+// total-order cursor, and since/until are lexicographic ranges.
+type keys struct{ base string }
+
+func (k keys) hub(hub string) string            { return k.base + "{" + hub + "}:" }
+func (k keys) entry(hub, id string) string      { return k.hub(hub) + "e:" + id }
+func (k keys) all(hub string) string            { return k.hub(hub) + "i" }
+func (k keys) byType(hub, typ string) string    { return k.hub(hub) + "t:" + digest(typ) }
+func (k keys) byURL(hub, url string) string     { return k.hub(hub) + "u:" + digest(url) }
+func (k keys) byEvent(hub, event string) string { return k.hub(hub) + "v:" + digest(event) }
+
+// digest keeps filter values of any length and alphabet out of key names.
+// Collisions only widen the candidate set: every filter is checked again on
+// the entry itself.
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
+
+// maxMicros bounds timestamps in index members (year ~38000).
+const maxMicros = int64(1) << 60
+
+// inverted encodes t so that later times sort first.
+func inverted(t time.Time) string {
+	us := t.UnixMicro()
+	if us < 0 {
+		us = 0
+	}
+	if us > maxMicros {
+		us = maxMicros
+	}
+	return fmt.Sprintf("%016x", uint64(maxMicros-us))
+}
+
+// member is an entry's index member.
+func member(createdAt time.Time, id string) string { return inverted(createdAt) + id }
+
+// memberID is the entry id of an index member.
+func memberID(m string) string {
+	if len(m) <= 16 {
+		return ""
+	}
+	return m[16:]
+}
+
+func validMember(m string) bool {
+	if len(m) <= 16 {
+		return false
+	}
+	if _, err := strconv.ParseUint(m[:16], 16, 64); err != nil {
+		return false
+	}
+	return ValidID(m[16:])
+}
+
+const tokenVersion = "c1:"
+
+// encodeToken makes the opaque page token for a cursor member.
+func encodeToken(m string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(tokenVersion + m))
+}
+
+// decodeToken returns the cursor member of a token, or ErrBadPageToken.
+func decodeToken(tok string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return "", fmt.Errorf("%w: not a token this service issued", ErrBadPageToken)
+	}
+	m, ok := strings.CutPrefix(string(b), tokenVersion)
+	if !ok || !validMember(m) {
+		return "", fmt.Errorf("%w: not a token this service issued", ErrBadPageToken)
+	}
+	return m, nil
+}

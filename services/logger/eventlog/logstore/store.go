@@ -1,0 +1,259 @@
+package logstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// Defaults of Options.
+const (
+	DefaultRetention        = 7 * 24 * time.Hour
+	DefaultMaxEntriesPerHub = 100000
+	DefaultScanLimit        = 5000
+)
+
+// Options configure a Store. Zero values take the defaults.
+type Options struct {
+	// Prefix starts every key; the store appends "log:".
+	Prefix string
+	// Retention is how long entries are kept after their last write and
+	// listed after their creation; default 7 days.
+	Retention time.Duration
+	// MaxEntriesPerHub trims a hub's oldest entries beyond it; default 100000.
+	MaxEntriesPerHub int
+	// ScanLimit bounds the index members one List call examines when
+	// filters the chosen index does not cover (status, or a second filter)
+	// reject candidates; default 5000.
+	ScanLimit int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Store is the Redis event log. It is safe for concurrent use, and any
+// number of Stores (logger replicas) may share one Redis.
+type Store struct {
+	rdb  *redis.Client
+	k    keys
+	opts Options
+}
+
+// New returns a Store on rdb.
+func New(rdb *redis.Client, o Options) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("logstore: nil redis client")
+	}
+	if o.Retention < 0 || o.MaxEntriesPerHub < 0 || o.ScanLimit < 0 {
+		return nil, errors.New("logstore: negative retention, max entries or scan limit")
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Retention < time.Second {
+		return nil, errors.New("logstore: retention below 1s")
+	}
+	if o.MaxEntriesPerHub == 0 {
+		o.MaxEntriesPerHub = DefaultMaxEntriesPerHub
+	}
+	if o.ScanLimit == 0 {
+		o.ScanLimit = DefaultScanLimit
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Store{rdb: rdb, k: keys{base: o.Prefix + "log:"}, opts: o}, nil
+}
+
+// writeScript applies a batch of records of one hub to their entries and
+// the hub's indexes atomically (every key carries the hub's hash tag).
+//
+// KEYS: 1 hub index, then per record: entry, type index, url index, event
+// index.
+// ARGV: 1 TTL seconds, 2 max entries per hub, 3 lexicographic lower bound of
+// expired index members, then per record: index member, order key, metadata
+// blob, attempt field ("" for none), attempt blob, summary blob.
+// Returns {records that changed a summary, trimmed members...}.
+var writeScript = redis.NewScript(`
+local ttl, max, cutoff = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local n = (#KEYS - 1) / 4
+local changed = 0
+local seen, idx = {}, {}
+for r = 0, n - 1 do
+  local k, a = 1 + r * 4, 3 + r * 6
+  local entry, m = KEYS[k + 1], ARGV[a + 1]
+  redis.call('HSETNX', entry, 'm', ARGV[a + 3])
+  if ARGV[a + 4] ~= '' then
+    redis.call('HSET', entry, ARGV[a + 4], ARGV[a + 5])
+  end
+  local cur = tonumber(redis.call('HGET', entry, 'k') or '-1')
+  if tonumber(ARGV[a + 2]) > cur then
+    redis.call('HSET', entry, 'k', ARGV[a + 2], 's', ARGV[a + 6])
+    changed = changed + 1
+  end
+  redis.call('EXPIRE', entry, ttl)
+  redis.call('ZADD', KEYS[1], 0, m)
+  for i = k + 2, k + 4 do
+    redis.call('ZADD', KEYS[i], 0, m)
+    if not seen[KEYS[i]] then
+      seen[KEYS[i]] = true
+      idx[#idx + 1] = KEYS[i]
+    end
+  end
+end
+idx[#idx + 1] = KEYS[1]
+for _, key in ipairs(idx) do
+  redis.call('ZREMRANGEBYLEX', key, cutoff, '+')
+  redis.call('EXPIRE', key, ttl)
+end
+local out = {changed}
+local total = redis.call('ZCARD', KEYS[1])
+if total > max then
+  local popped = redis.call('ZPOPMAX', KEYS[1], total - max)
+  for i = 1, #popped, 2 do
+    out[#out + 1] = popped[i]
+  end
+end
+return out
+`)
+
+// WriteResult says what a Write did.
+type WriteResult struct {
+	// Changed counts records that changed an entry's summary.
+	Changed int
+	// Trimmed counts entries removed to respect MaxEntriesPerHub.
+	Trimmed int
+}
+
+// Write stores a batch of records in one pipelined round trip, one script
+// call per hub (two more round trips when hubs exceed MaxEntriesPerHub).
+// Every record must pass ValidateRecord. When Write returns nil every record
+// is durable in Redis; on error some may be, and the whole batch may be
+// written again safely.
+func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (WriteResult, error) {
+	var res WriteResult
+	if len(recs) == 0 {
+		return res, nil
+	}
+	now := s.opts.Now()
+	ttl := int64(s.opts.Retention / time.Second)
+	cutoff := "(" + inverted(now.Add(-s.opts.Retention)) + "\xff"
+	type call struct {
+		hub  string
+		keys []string
+		args []any
+	}
+	var calls []*call
+	byHub := map[string]*call{}
+	for _, rec := range recs {
+		if err := ValidateRecord(rec); err != nil {
+			return res, err
+		}
+		job := rec.GetJob()
+		hub, id := job.GetHubId(), job.GetDeliveryId()
+		meta, err := proto.Marshal(metadata(rec))
+		if err != nil {
+			return res, fmt.Errorf("encode entry metadata: %w", err)
+		}
+		sum, err := proto.Marshal(summarize(rec, now))
+		if err != nil {
+			return res, fmt.Errorf("encode entry summary: %w", err)
+		}
+		field, ablob := "", []byte(nil)
+		if a := attemptOf(rec); a != nil {
+			field = attemptField(rec)
+			if ablob, err = proto.Marshal(a); err != nil {
+				return res, fmt.Errorf("encode attempt: %w", err)
+			}
+		}
+		c := byHub[hub]
+		if c == nil {
+			c = &call{hub: hub, keys: []string{s.k.all(hub)}, args: []any{ttl, s.opts.MaxEntriesPerHub, cutoff}}
+			byHub[hub] = c
+			calls = append(calls, c)
+		}
+		c.keys = append(c.keys, s.k.entry(hub, id), s.k.byType(hub, job.GetEventType()),
+			s.k.byURL(hub, job.GetUrl()), s.k.byEvent(hub, job.GetWebhookEventId()))
+		c.args = append(c.args, member(createdAt(rec), id), orderKey(rec), meta, field, ablob, sum)
+	}
+
+	run := func() ([]*redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(calls))
+		for i, c := range calls {
+			cmds[i] = writeScript.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := writeScript.Load(ctx, s.rdb).Err(); err != nil {
+			return res, fmt.Errorf("load write script: %w", err)
+		}
+		cmds, err = run()
+	}
+	if err != nil {
+		return res, fmt.Errorf("write %d records: %w", len(recs), err)
+	}
+
+	type popped struct{ hub, id string }
+	var trim []popped
+	for i, cmd := range cmds {
+		vals, err := cmd.Slice()
+		if err != nil || len(vals) == 0 {
+			return res, fmt.Errorf("write record: unexpected script reply %v: %w", vals, err)
+		}
+		if c, ok := vals[0].(int64); ok {
+			res.Changed += int(c)
+		}
+		for _, v := range vals[1:] {
+			if m, ok := v.(string); ok && validMember(m) {
+				trim = append(trim, popped{hub: calls[i].hub, id: memberID(m)})
+			}
+		}
+	}
+	if len(trim) == 0 {
+		return res, nil
+	}
+
+	// Trimmed members left the hub index atomically in the script (so two
+	// replicas never both trim for one excess entry); now delete the entries
+	// and their filter-index members. A crash here leaves only keys that
+	// expire and members that lists skip and remove.
+	pipe := s.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(trim))
+	for i, p := range trim {
+		gets[i] = pipe.HGet(ctx, s.k.entry(p.hub, p.id), "s")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return res, fmt.Errorf("read trimmed entries: %w", err)
+	}
+	pipe = s.rdb.Pipeline()
+	for i, p := range trim {
+		pipe.Unlink(ctx, s.k.entry(p.hub, p.id))
+		b, err := gets[i].Bytes()
+		if err != nil {
+			continue
+		}
+		l := &hubhooksv1.EventLog{}
+		if proto.Unmarshal(b, l) != nil {
+			continue
+		}
+		m := member(l.GetCreatedAt().AsTime(), p.id)
+		pipe.ZRem(ctx, s.k.byType(p.hub, l.GetEventType()), m)
+		pipe.ZRem(ctx, s.k.byURL(p.hub, l.GetUrl()), m)
+		pipe.ZRem(ctx, s.k.byEvent(p.hub, l.GetEventId()), m)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return res, fmt.Errorf("delete trimmed entries: %w", err)
+	}
+	res.Trimmed = len(trim)
+	return res, nil
+}

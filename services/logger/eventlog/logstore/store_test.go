@@ -1,0 +1,547 @@
+package logstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hubhooks/hubhooks/pkg/redistest"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+	"github.com/hubhooks/hubhooks/services/logger/eventlog/logstore"
+)
+
+var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+func newStore(t testing.TB, o logstore.Options) (*logstore.Store, *redis.Client, string) {
+	t.Helper()
+	rdb, prefix := redistest.New(t)
+	o.Prefix = prefix
+	if o.Now == nil {
+		o.Now = func() time.Time { return t0.Add(time.Hour) }
+	}
+	s, err := logstore.New(rdb, o)
+	if err != nil {
+		t.Fatalf("logstore.New: %v", err)
+	}
+	return s, rdb, prefix
+}
+
+type jobOpt func(*deliveryv1.DeliveryJob)
+
+func newJob(hub, id string, created time.Time, opts ...jobOpt) *deliveryv1.DeliveryJob {
+	j := &deliveryv1.DeliveryJob{
+		DeliveryId:      id,
+		HubId:           hub,
+		WebhookEventId:  "msg_" + id,
+		EventType:       "API.CREATED",
+		UrlId:           "url_1",
+		Url:             "https://example.com/hook",
+		Body:            []byte(`{"id":"msg_` + id + `","type":"API.CREATED"}`),
+		CreatedAt:       timestamppb.New(created),
+		DomainEventId:   "dom_" + id,
+		DomainEventType: "API.CREATED",
+		Attempt:         1,
+	}
+	for _, o := range opts {
+		o(j)
+	}
+	return j
+}
+
+func record(job *deliveryv1.DeliveryJob, attempt int32, status string, code int32) *deliveryv1.AttemptRecorded {
+	r := &deliveryv1.AttemptRecorded{
+		Job:     job,
+		Attempt: attempt,
+		Status:  status,
+		Request: &hubhooksv1.HttpRequest{
+			Url:     job.GetUrl(),
+			Method:  "POST",
+			Body:    string(job.GetBody()),
+			Headers: map[string]string{"X-RapidAPI-Webhook-Secret": "whsec_realsecret", "webhook-id": job.GetWebhookEventId()},
+		},
+		Response:  &hubhooksv1.HttpResponse{StatusCode: code, Body: fmt.Sprintf("answer %d", attempt), DurationMs: 12},
+		StartedAt: timestamppb.New(job.GetCreatedAt().AsTime().Add(time.Duration(attempt) * time.Minute)),
+	}
+	if status == logstore.StatusRetrying {
+		r.NextAttemptAt = timestamppb.New(r.StartedAt.AsTime().Add(time.Minute))
+	}
+	return r
+}
+
+func write(t testing.TB, s *logstore.Store, recs ...*deliveryv1.AttemptRecorded) logstore.WriteResult {
+	t.Helper()
+	res, err := s.Write(context.Background(), recs)
+	if err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	return res
+}
+
+func TestWriteIsIdempotentAndOrderIndependent(t *testing.T) {
+	job := newJob("hub1", "dlv_a", t0)
+	r1 := record(job, 1, logstore.StatusRetrying, 500)
+	r2 := record(job, 2, logstore.StatusRetrying, 503)
+	r3 := record(job, 3, logstore.StatusSucceeded, 200)
+	shuffled := []*deliveryv1.AttemptRecorded{r1, r2, r3, r1, r2, r3, r3}
+	rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	tests := []struct {
+		name    string
+		batches [][]*deliveryv1.AttemptRecorded
+	}{
+		{"in order, one by one", [][]*deliveryv1.AttemptRecorded{{r1}, {r2}, {r3}}},
+		{"in order, one batch", [][]*deliveryv1.AttemptRecorded{{r1, r2, r3}}},
+		{"reversed", [][]*deliveryv1.AttemptRecorded{{r3}, {r2}, {r1}}},
+		{"shuffled with duplicates", [][]*deliveryv1.AttemptRecorded{shuffled}},
+		{"duplicated after the end", [][]*deliveryv1.AttemptRecorded{{r1, r2}, {r3}, {r3, r1}, {r2}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, _ := newStore(t, logstore.Options{})
+			for _, b := range tt.batches {
+				write(t, s, b...)
+			}
+			e, err := s.Get(context.Background(), "hub1", "dlv_a")
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if e.Log.Status != logstore.StatusSucceeded || e.Log.Attempts != 3 || e.Log.ResponseStatusCode != 200 {
+				t.Fatalf("summary = %s/%d attempts/%d, want succeeded/3/200", e.Log.Status, e.Log.Attempts, e.Log.ResponseStatusCode)
+			}
+			if e.Log.NextAttemptAt != nil {
+				t.Errorf("next_attempt_at = %v on a succeeded entry", e.Log.NextAttemptAt)
+			}
+			if !e.Log.UpdatedAt.AsTime().Equal(r3.StartedAt.AsTime()) {
+				t.Errorf("updated_at = %v, want %v", e.Log.UpdatedAt.AsTime(), r3.StartedAt.AsTime())
+			}
+			if len(e.Attempts) != 3 {
+				t.Fatalf("attempts = %d, want 3", len(e.Attempts))
+			}
+			for i, a := range e.Attempts {
+				if a.Number != int32(i+1) {
+					t.Errorf("attempt %d has number %d", i, a.Number)
+				}
+				if a.Request.Body != string(job.Body) {
+					t.Errorf("attempt %d request body = %q, want the job body", i, a.Request.Body)
+				}
+				if got := a.Request.Headers["X-RapidAPI-Webhook-Secret"]; got != webhook.MaskSecret {
+					t.Errorf("attempt %d secret header = %q, want masked", i, got)
+				}
+			}
+			if e.Attempts[0].Status != logstore.StatusRetrying || e.Attempts[0].NextAttemptAt == nil {
+				t.Errorf("attempt 1 = %s next %v, want retrying with next_attempt_at", e.Attempts[0].Status, e.Attempts[0].NextAttemptAt)
+			}
+		})
+	}
+}
+
+func TestSummaryStatuses(t *testing.T) {
+	tests := []struct {
+		name         string
+		recs         func(job *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded
+		wantStatus   string
+		wantAttempts int32
+		wantNext     bool
+	}{
+		{"retrying", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
+			return []*deliveryv1.AttemptRecorded{record(j, 1, logstore.StatusRetrying, 500)}
+		}, logstore.StatusRetrying, 1, true},
+		{"cancelled before attempt 3", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
+			c := record(j, 3, logstore.StatusCancelled, 0)
+			c.Request, c.Response = nil, nil
+			return []*deliveryv1.AttemptRecorded{c, record(j, 2, logstore.StatusRetrying, 500), record(j, 1, logstore.StatusRetrying, 500)}
+		}, logstore.StatusCancelled, 2, false},
+		{"cancellation numbered 0 uses the job's attempt", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
+			jj := newJob(j.HubId, j.DeliveryId, j.CreatedAt.AsTime(), func(x *deliveryv1.DeliveryJob) { x.Attempt = 2 })
+			c := record(jj, 0, logstore.StatusCancelled, 0)
+			return []*deliveryv1.AttemptRecorded{c, record(j, 1, logstore.StatusRetrying, 500)}
+		}, logstore.StatusCancelled, 1, false},
+		{"dead after 8", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
+			return []*deliveryv1.AttemptRecorded{record(j, 8, logstore.StatusDead, 500), record(j, 7, logstore.StatusRetrying, 500)}
+		}, logstore.StatusDead, 8, false},
+		{"pending then attempt", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
+			return []*deliveryv1.AttemptRecorded{record(j, 1, logstore.StatusFailed, 410), {Job: j, Status: logstore.StatusPending}}
+		}, logstore.StatusFailed, 1, false},
+		{"pending only", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
+			return []*deliveryv1.AttemptRecorded{{Job: j, Status: logstore.StatusPending}}
+		}, logstore.StatusPending, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, _ := newStore(t, logstore.Options{})
+			job := newJob("hub1", "dlv_s", t0)
+			for _, r := range tt.recs(job) {
+				write(t, s, r)
+			}
+			e, err := s.Get(context.Background(), "hub1", "dlv_s")
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if e.Log.Status != tt.wantStatus || e.Log.Attempts != tt.wantAttempts || (e.Log.NextAttemptAt != nil) != tt.wantNext {
+				t.Fatalf("summary = %s, %d attempts, next %v; want %s, %d, next %v",
+					e.Log.Status, e.Log.Attempts, e.Log.NextAttemptAt, tt.wantStatus, tt.wantAttempts, tt.wantNext)
+			}
+		})
+	}
+}
+
+func TestValidateRecord(t *testing.T) {
+	good := func() *deliveryv1.AttemptRecorded {
+		return record(newJob("hub1", "dlv_v", t0), 1, logstore.StatusSucceeded, 200)
+	}
+	tests := []struct {
+		name   string
+		mutate func(r *deliveryv1.AttemptRecorded)
+		ok     bool
+	}{
+		{"good", func(*deliveryv1.AttemptRecorded) {}, true},
+		{"no job", func(r *deliveryv1.AttemptRecorded) { r.Job = nil }, false},
+		{"bad hub", func(r *deliveryv1.AttemptRecorded) { r.Job.HubId = "a.b" }, false},
+		{"bad id", func(r *deliveryv1.AttemptRecorded) { r.Job.DeliveryId = "x:y" }, false},
+		{"unknown status", func(r *deliveryv1.AttemptRecorded) { r.Status = "done" }, false},
+		{"succeeded without number", func(r *deliveryv1.AttemptRecorded) { r.Attempt = 0; r.Job.Attempt = 0 }, false},
+		{"no times", func(r *deliveryv1.AttemptRecorded) { r.Job.CreatedAt = nil; r.StartedAt = nil }, false},
+		{"created from started_at", func(r *deliveryv1.AttemptRecorded) { r.Job.CreatedAt = nil }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := good()
+			tt.mutate(r)
+			err := logstore.ValidateRecord(r)
+			if (err == nil) != tt.ok {
+				t.Fatalf("ValidateRecord = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, logstore.ErrInvalidRecord) {
+				t.Fatalf("error %v does not wrap ErrInvalidRecord", err)
+			}
+		})
+	}
+}
+
+func TestGetOtherHubIsNotFound(t *testing.T) {
+	s, _, _ := newStore(t, logstore.Options{})
+	write(t, s, record(newJob("hub1", "dlv_x", t0), 1, logstore.StatusSucceeded, 200))
+	if _, err := s.Get(context.Background(), "hub2", "dlv_x"); !errors.Is(err, logstore.ErrNotFound) {
+		t.Fatalf("Get from another hub: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(context.Background(), "hub1", "dlv_missing"); !errors.Is(err, logstore.ErrNotFound) {
+		t.Fatalf("Get missing: %v, want ErrNotFound", err)
+	}
+}
+
+// fixture writes n entries of hub1, one a second from t0 (entry i created at
+// t0+i s), with types, URLs, statuses and event ids in rotation.
+func fixture(t testing.TB, s *logstore.Store, n int) {
+	t.Helper()
+	types := []string{"API.CREATED", "API.UPDATED", "APP.DELETED"}
+	urls := []string{"https://a.example/h", "https://b.example/h"}
+	statuses := []string{logstore.StatusSucceeded, logstore.StatusRetrying, logstore.StatusFailed, logstore.StatusDead}
+	var recs []*deliveryv1.AttemptRecorded
+	for i := range n {
+		job := newJob("hub1", fmt.Sprintf("dlv_%04d", i), t0.Add(time.Duration(i)*time.Second), func(j *deliveryv1.DeliveryJob) {
+			j.EventType = types[i%len(types)]
+			j.Url = urls[i%len(urls)]
+			j.WebhookEventId = fmt.Sprintf("msg_%d", i/5)
+		})
+		recs = append(recs, record(job, 1, statuses[i%len(statuses)], 200))
+	}
+	// A neighbouring hub must never leak into hub1's lists.
+	recs = append(recs, record(newJob("hub2", "dlv_0001", t0), 1, logstore.StatusSucceeded, 200))
+	write(t, s, recs...)
+}
+
+func ids(logs []*hubhooksv1.EventLog) []string {
+	out := make([]string, len(logs))
+	for i, l := range logs {
+		out[i] = l.Id
+	}
+	return out
+}
+
+// listAll follows page tokens to the end.
+func listAll(t *testing.T, s *logstore.Store, q logstore.Query) (all []string, pages int) {
+	t.Helper()
+	for {
+		p, err := s.List(context.Background(), q)
+		if err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		pages++
+		all = append(all, ids(p.Logs)...)
+		if p.NextPageToken == "" {
+			return all, pages
+		}
+		if pages > 1000 {
+			t.Fatal("no end to pages")
+		}
+		q.PageToken = p.NextPageToken
+	}
+}
+
+func TestListFilters(t *testing.T) {
+	s, _, _ := newStore(t, logstore.Options{})
+	const n = 60
+	fixture(t, s, n)
+	want := func(pred func(i int) bool) []string {
+		var out []string
+		for i := n - 1; i >= 0; i-- {
+			if pred(i) {
+				out = append(out, fmt.Sprintf("dlv_%04d", i))
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		q    logstore.Query
+		want []string
+	}{
+		{"all", logstore.Query{}, want(func(int) bool { return true })},
+		{"event_type", logstore.Query{EventType: "API.UPDATED"}, want(func(i int) bool { return i%3 == 1 })},
+		{"status", logstore.Query{Status: logstore.StatusRetrying}, want(func(i int) bool { return i%4 == 1 })},
+		{"url", logstore.Query{URL: "https://b.example/h"}, want(func(i int) bool { return i%2 == 1 })},
+		{"event_id", logstore.Query{EventID: "msg_3"}, want(func(i int) bool { return i/5 == 3 })},
+		{"since", logstore.Query{Since: t0.Add(50 * time.Second)}, want(func(i int) bool { return i >= 50 })},
+		{"until", logstore.Query{Until: t0.Add(9 * time.Second)}, want(func(i int) bool { return i <= 9 })},
+		{"since and until", logstore.Query{Since: t0.Add(10 * time.Second), Until: t0.Add(20 * time.Second)}, want(func(i int) bool { return i >= 10 && i <= 20 })},
+		{"type and url and status", logstore.Query{EventType: "API.CREATED", URL: "https://a.example/h", Status: logstore.StatusSucceeded},
+			want(func(i int) bool { return i%3 == 0 && i%2 == 0 && i%4 == 0 })},
+		{"nothing matches", logstore.Query{EventType: "NOPE"}, nil},
+		{"other hub", logstore.Query{HubID: "hub2"}, []string{"dlv_0001"}},
+	}
+	for _, tt := range tests {
+		for _, size := range []int{500, 7} {
+			t.Run(fmt.Sprintf("%s/page%d", tt.name, size), func(t *testing.T) {
+				q := tt.q
+				if q.HubID == "" {
+					q.HubID = "hub1"
+				}
+				q.PageSize = size
+				got, _ := listAll(t, s, q)
+				if !slices.Equal(got, tt.want) {
+					t.Fatalf("got %v\nwant %v", got, tt.want)
+				}
+			})
+		}
+	}
+}
+
+func TestListPagination(t *testing.T) {
+	s, _, _ := newStore(t, logstore.Options{})
+	fixture(t, s, 120)
+	var sizes []int
+	var all []string
+	q := logstore.Query{HubID: "hub1", PageSize: 50}
+	for {
+		p, err := s.List(context.Background(), q)
+		if err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		sizes = append(sizes, len(p.Logs))
+		all = append(all, ids(p.Logs)...)
+		if p.NextPageToken == "" {
+			break
+		}
+		q.PageToken = p.NextPageToken
+	}
+	if !slices.Equal(sizes, []int{50, 50, 20}) {
+		t.Fatalf("page sizes = %v, want [50 50 20]", sizes)
+	}
+	for i, id := range all {
+		if want := fmt.Sprintf("dlv_%04d", 119-i); id != want {
+			t.Fatalf("position %d = %s, want %s (newest first, no gaps or duplicates)", i, id, want)
+		}
+	}
+}
+
+func TestListSameCreatedAtPaginates(t *testing.T) {
+	s, _, _ := newStore(t, logstore.Options{})
+	var recs []*deliveryv1.AttemptRecorded
+	for i := range 30 {
+		recs = append(recs, record(newJob("hub1", fmt.Sprintf("dlv_%02d", i), t0), 1, logstore.StatusSucceeded, 200))
+	}
+	write(t, s, recs...)
+	got, pages := listAll(t, s, logstore.Query{HubID: "hub1", PageSize: 4})
+	slices.Sort(got)
+	if len(got) != 30 || len(slices.Compact(got)) != 30 || pages != 8 {
+		t.Fatalf("got %d ids (%d distinct) in %d pages, want 30 distinct in 8", len(got), len(slices.Compact(got)), pages)
+	}
+}
+
+func TestListScanLimitContinues(t *testing.T) {
+	s, _, _ := newStore(t, logstore.Options{ScanLimit: 10})
+	fixture(t, s, 100)
+	// Every 4th entry is dead: a scan of 10 finds 2 or 3, and tokens carry on.
+	p, err := s.List(context.Background(), logstore.Query{HubID: "hub1", Status: logstore.StatusDead, PageSize: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Logs) >= 50 || p.NextPageToken == "" {
+		t.Fatalf("first page: %d entries, token %q; want a short page with a token", len(p.Logs), p.NextPageToken)
+	}
+	got, _ := listAll(t, s, logstore.Query{HubID: "hub1", Status: logstore.StatusDead, PageSize: 50})
+	if len(got) != 25 || len(slices.Compact(slices.Sorted(slices.Values(got)))) != 25 {
+		t.Fatalf("got %d dead entries, want 25 distinct", len(got))
+	}
+}
+
+func TestListBadPageToken(t *testing.T) {
+	s, _, _ := newStore(t, logstore.Options{})
+	for _, tok := range []string{"!!!", "Zm9v", "YzE6MDAwMDAwMDAwMDAwMDAwMGRsdl8x:"} {
+		if _, err := s.List(context.Background(), logstore.Query{HubID: "hub1", PageSize: 5, PageToken: tok}); !errors.Is(err, logstore.ErrBadPageToken) {
+			t.Errorf("token %q: %v, want ErrBadPageToken", tok, err)
+		}
+	}
+}
+
+func TestTrimMaxEntriesPerHub(t *testing.T) {
+	s, rdb, prefix := newStore(t, logstore.Options{MaxEntriesPerHub: 10})
+	var trimmed int
+	for i := range 25 {
+		job := newJob("hub1", fmt.Sprintf("dlv_%04d", i), t0.Add(time.Duration(i)*time.Second))
+		trimmed += write(t, s, record(job, 1, logstore.StatusSucceeded, 200)).Trimmed
+	}
+	if trimmed != 15 {
+		t.Errorf("trimmed = %d, want 15", trimmed)
+	}
+	got, _ := listAll(t, s, logstore.Query{HubID: "hub1", PageSize: 100})
+	want := []string{}
+	for i := 24; i >= 15; i-- {
+		want = append(want, fmt.Sprintf("dlv_%04d", i))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after trimming: %v, want %v", got, want)
+	}
+	byType, _ := listAll(t, s, logstore.Query{HubID: "hub1", EventType: "API.CREATED", PageSize: 100})
+	if !slices.Equal(byType, want) {
+		t.Fatalf("type index after trimming: %v, want %v", byType, want)
+	}
+	if _, err := s.Get(context.Background(), "hub1", "dlv_0000"); !errors.Is(err, logstore.ErrNotFound) {
+		t.Fatalf("trimmed entry: %v, want ErrNotFound", err)
+	}
+	// The filter indexes hold no trimmed members either (no leak).
+	keys, err := rdb.Keys(context.Background(), prefix+"log:{hub1}:t:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("type index keys %v, %v", keys, err)
+	}
+	if n := rdb.ZCard(context.Background(), keys[0]).Val(); n != 10 {
+		t.Fatalf("type index has %d members, want 10", n)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	now := t0.Add(30 * 24 * time.Hour)
+	s, rdb, prefix := newStore(t, logstore.Options{Retention: time.Hour, Now: func() time.Time { return now }})
+	write(t, s,
+		record(newJob("hub1", "dlv_new", now.Add(-time.Minute)), 1, logstore.StatusSucceeded, 200),
+		record(newJob("hub1", "dlv_old", now.Add(-2*time.Hour)), 1, logstore.StatusSucceeded, 200),
+	)
+	ttl := rdb.TTL(context.Background(), prefix+"log:{hub1}:e:dlv_new").Val()
+	if ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("entry TTL = %v, want about 1h", ttl)
+	}
+	ttl = rdb.TTL(context.Background(), prefix+"log:{hub1}:i").Val()
+	if ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("index TTL = %v, want about 1h", ttl)
+	}
+	got, _ := listAll(t, s, logstore.Query{HubID: "hub1", PageSize: 10})
+	if !slices.Equal(got, []string{"dlv_new"}) {
+		t.Fatalf("listed %v, want only the entry created within retention", got)
+	}
+}
+
+func TestListSkipsAndRemovesStaleMembers(t *testing.T) {
+	s, rdb, prefix := newStore(t, logstore.Options{})
+	fixture(t, s, 10)
+	ctx := context.Background()
+	if err := rdb.Del(ctx, prefix+"log:{hub1}:e:dlv_0005").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := listAll(t, s, logstore.Query{HubID: "hub1", PageSize: 3})
+	if slices.Contains(got, "dlv_0005") || len(got) != 9 {
+		t.Fatalf("listed %v, want 9 entries without the deleted one", got)
+	}
+	if n := rdb.ZCard(ctx, prefix+"log:{hub1}:i").Val(); n != 9 {
+		t.Fatalf("hub index has %d members after the list, want 9 (stale member removed)", n)
+	}
+}
+
+func BenchmarkWriteBatch(b *testing.B) {
+	s, _, _ := newStore(b, logstore.Options{})
+	const batch = 256
+	recs := make([]*deliveryv1.AttemptRecorded, batch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; b.Loop(); n++ {
+		for i := range recs {
+			job := newJob(fmt.Sprintf("hub%d", i%8), fmt.Sprintf("dlv_%d_%d", n, i), t0.Add(time.Duration(n*batch+i)*time.Millisecond))
+			recs[i] = record(job, 1, logstore.StatusSucceeded, 200)
+		}
+		if _, err := s.Write(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = batch
+}
+
+func BenchmarkListEventLogs(b *testing.B) {
+	s, _, _ := newStore(b, logstore.Options{})
+	fixture(b, s, 2000)
+	for _, bc := range []struct {
+		name string
+		q    logstore.Query
+	}{
+		{"newest50", logstore.Query{HubID: "hub1", PageSize: 50}},
+		{"type50", logstore.Query{HubID: "hub1", EventType: "API.UPDATED", PageSize: 50}},
+		{"status50", logstore.Query{HubID: "hub1", Status: logstore.StatusDead, PageSize: 50}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := s.List(context.Background(), bc.q)
+				if err != nil || len(p.Logs) != 50 {
+					b.Fatalf("List: %d entries, %v", len(p.Logs), err)
+				}
+			}
+		})
+	}
+}
+
+func TestGetMasksSecretOnRead(t *testing.T) {
+	s, rdb, prefix := newStore(t, logstore.Options{})
+	job := newJob("hub1", "dlv_r", t0)
+	write(t, s, record(job, 1, logstore.StatusRetrying, 500))
+	// An attempt stored unmasked by some other writer is still masked on read.
+	raw, err := proto.Marshal(&hubhooksv1.Attempt{Number: 2, Status: logstore.StatusSucceeded,
+		Request: &hubhooksv1.HttpRequest{Headers: map[string]string{"X-RAPIDAPI-WEBHOOK-SECRET": "whsec_leak"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(context.Background(), prefix+"log:{hub1}:e:dlv_r", "a:000002:3", raw).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Get(context.Background(), "hub1", "dlv_r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Attempts) != 2 {
+		t.Fatalf("%d attempts, want 2", len(e.Attempts))
+	}
+	for _, a := range e.Attempts {
+		for k, v := range a.Request.Headers {
+			if strings.EqualFold(k, logstore.SecretHeader) && v != webhook.MaskSecret {
+				t.Fatalf("attempt %d: %s = %q, want masked", a.Number, k, v)
+			}
+		}
+	}
+}
