@@ -63,6 +63,8 @@ type HTTPConfig struct {
 	// Pprof mounts /debug/pprof when true.
 	Pprof bool
 	Log   *slog.Logger
+	// Listener, when set, is used instead of listening on Addr.
+	Listener net.Listener
 }
 
 // ServeHTTP serves /metrics, /healthz (liveness), /readyz (readiness: every
@@ -93,9 +95,12 @@ func ServeHTTP(ctx context.Context, cfg HTTPConfig) error {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	lis, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
+	lis := cfg.Listener
+	if lis == nil {
+		var err error
+		if lis, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return err
+		}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	cfg.Log.Info("operations http listening", "addr", lis.Addr().String(), "pprof", cfg.Pprof)

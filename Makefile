@@ -1,0 +1,84 @@
+# hubhooks — see README.md. Every target works on a fresh machine with Go and redis-server.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/hubhooks/hubhooks/pkg/webhook.Version=$(VERSION)
+BIN := $(CURDIR)/bin
+TOOLS := $(BIN)/tools
+BINARIES := hubd configsvc expander deliverer logger hubbench
+MODULES := ./proto/... ./pkg/... ./services/...
+
+# Pinned code generators (installed into bin/tools by `make tools`).
+BUF_VERSION := v1.47.2
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+
+.PHONY: all build run test test-unit test-race vet fmt fmt-check proto proto-check tools fuzz chaos chaos-long bench bench-long clean redis
+
+all: build
+
+build: ## build every binary into bin/
+	@mkdir -p $(BIN)
+	@for b in $(BINARIES); do \
+		if [ -d services/$$b ]; then $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$b ./services/$$b || exit 1; fi; \
+	done
+	@ls $(BIN) | grep -v tools | sed 's/^/bin\//'
+
+run: build redis ## start the all-in-one hubd on its embedded NATS (data in ./data)
+	HUBHOOKS_ALLOWED_CIDRS=$${HUBHOOKS_ALLOWED_CIDRS-127.0.0.0/8,::1/128} HUBHOOKS_LOG_FORMAT=$${HUBHOOKS_LOG_FORMAT-text} $(BIN)/hubd
+
+redis: ## make sure a Redis answers at HUBHOOKS_REDIS_URL (starts a local one under ./data if not)
+	@deploy/scripts/ensure-redis.sh
+
+test: fmt-check vet proto-check redis ## everything CI runs: vet, generated-code check, unit + integration + e2e + short chaos + short fuzz
+	$(GO) test -count=1 -timeout 15m $(MODULES)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+test-race: redis ## the test suite under the race detector (slower)
+	$(GO) test -race -count=1 -timeout 30m $(MODULES)
+
+vet:
+	$(GO) vet $(MODULES)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc
+
+$(TOOLS)/buf:
+	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(TOOLS)/protoc-gen-go:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(TOOLS)/protoc-gen-go-grpc:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+proto: tools ## regenerate the committed protobuf code
+	cd proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
+
+proto-check: tools ## fail if the committed generated code is stale
+	@tmp=$$(mktemp -d); cp -r proto $$tmp/; \
+	(cd $$tmp/proto && find . -name '*.pb.go' -delete && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate) || exit 1; \
+	if ! diff -r -q --exclude='*.proto' --exclude='*.yaml' --exclude='go.*' proto $$tmp/proto; then \
+		echo "generated protobuf code is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; fi; \
+	rm -rf $$tmp; echo "proto: generated code is current"
+
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz target for FUZZTIME each (CI: 5s)
+	@set -e; for dir in pkg/*/; do \
+		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir*_test.go 2>/dev/null | sed 's/func //'); do \
+			echo "fuzz $$dir $$f ($(FUZZTIME))"; \
+			(cd pkg && $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./$${dir#pkg/}) >/tmp/hubhooks-fuzz.log 2>&1 || { cat /tmp/hubhooks-fuzz.log; exit 1; }; \
+		done; \
+	done
+
+chaos: build redis ## the crash/outage test against the real binaries (short version also runs in make test)
+	HUBHOOKS_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'TestChaos' -v ./services/e2e/...
+
+bench: build redis ## load test: hubd and its ceilings; see docs/performance.md
+	$(BIN)/hubbench $(BENCH_FLAGS)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,370 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hubhooks/hubhooks/pkg/natsembed"
+	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// chaosReceiver answers by kind: ok, slow, flaky (fails the first two
+// attempts of every webhook), failing (always 500). It counts deliveries by
+// (webhook-id) so duplicates can be reported.
+type chaosReceiver struct {
+	*httptest.Server
+	kind string
+	mu   sync.Mutex
+	seen map[string]int // webhook-id -> 2xx answers
+	hits map[string]int // webhook-id -> requests
+}
+
+func newChaosReceiver(t *testing.T, kind string) *chaosReceiver {
+	r := &chaosReceiver{kind: kind, seen: map[string]int{}, hits: map[string]int{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		id := req.Header.Get("webhook-id")
+		r.mu.Lock()
+		r.hits[id]++
+		n := r.hits[id]
+		r.mu.Unlock()
+		switch r.kind {
+		case "slow":
+			time.Sleep(100 * time.Millisecond)
+		case "flaky":
+			if n <= 2 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+		case "failing":
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		r.mu.Lock()
+		r.seen[id]++
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *chaosReceiver) delivered() (unique, duplicates int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.seen {
+		unique++
+		duplicates += n - 1
+	}
+	return unique, duplicates
+}
+
+type chaosCluster struct {
+	t        *testing.T
+	natsAddr string
+	natsDir  string
+	nats     *server.Server
+	redis    *redisProc
+	procs    map[string]*proc
+	cfgAddr  string
+	logAddr  string
+	httpAddr map[string]string
+}
+
+func (c *chaosCluster) startNATS() {
+	c.t.Helper()
+	s, err := natsembed.Start(natsembed.Config{Listen: c.natsAddr, StoreDir: c.natsDir, ServerName: "chaos"})
+	if err != nil {
+		c.t.Fatalf("start nats: %v", err)
+	}
+	c.nats = s
+}
+
+func (c *chaosCluster) stopNATS() {
+	c.nats.Shutdown()
+	c.nats.WaitForShutdown()
+}
+
+func (c *chaosCluster) waitReady(names ...string) {
+	c.t.Helper()
+	for _, name := range names {
+		addr := c.httpAddr[name]
+		p := c.procs[name]
+		eventually(c.t, 60*time.Second, name+" ready", func() bool {
+			if p.exited() {
+				c.t.Fatalf("%s exited:\n%s", name, p.tail())
+			}
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+}
+
+func startChaosCluster(t *testing.T) *chaosCluster {
+	t.Helper()
+	bins := binaries(t)
+	c := &chaosCluster{t: t, natsAddr: freeAddr(t), natsDir: t.TempDir(), procs: map[string]*proc{}, httpAddr: map[string]string{}}
+	c.startNATS()
+	t.Cleanup(func() { c.stopNATS() })
+	c.redis = startRedis(t)
+	c.cfgAddr, c.logAddr = freeAddr(t), freeAddr(t)
+	common := []string{
+		"HUBHOOKS_NATS_URL=nats://" + c.natsAddr,
+		"HUBHOOKS_REDIS_URL=redis://" + c.redis.addr + "/0",
+		"HUBHOOKS_CONFIG_ADDR=" + c.cfgAddr,
+		"HUBHOOKS_RETRY_SCHEDULE=0s,100ms,300ms,600ms,1s",
+		"HUBHOOKS_ALLOWED_CIDRS=127.0.0.0/8",
+		"HUBHOOKS_LOG_FORMAT=text",
+		"HUBHOOKS_LOG_LEVEL=warn",
+		"HUBHOOKS_SHUTDOWN_TIMEOUT=5s",
+	}
+	for _, name := range []string{"configsvc", "logger", "expander", "deliverer"} {
+		c.httpAddr[name] = freeAddr(t)
+		env := append([]string{"HUBHOOKS_HTTP_ADDR=" + c.httpAddr[name]}, common...)
+		switch name {
+		case "configsvc":
+			env = append(env, "HUBHOOKS_GRPC_ADDR="+c.cfgAddr)
+		case "logger":
+			env = append(env, "HUBHOOKS_GRPC_ADDR="+c.logAddr)
+		}
+		c.procs[name] = startProc(t, name, bins+"/"+name, nil, env)
+	}
+	c.waitReady("configsvc", "logger", "expander", "deliverer")
+	return c
+}
+
+// chaosPublisher publishes USER.UPDATED events, retrying each until
+// JetStream acks it (NATS may be down for a while).
+type chaosPublisher struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	sent  atomic.Int64
+	perID sync.Map // event id -> hub
+}
+
+func (p *chaosPublisher) publish(ctx context.Context, t *testing.T, hub string, i int) {
+	id := fmt.Sprintf("chaos-%s-%d", hub, i)
+	ev := &eventsv1.DomainEvent{Id: id, HubId: hub, Type: "USER.UPDATED"}
+	b, _ := proto.Marshal(ev)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		m := nats.NewMsg("USER.UPDATED")
+		m.Header.Set(jetstream.MsgIDHeader, id)
+		m.Header.Set("Content-Type", "application/protobuf")
+		m.Data = b
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := p.js.PublishMsg(pctx, m)
+		cancel()
+		if err == nil {
+			p.sent.Add(1)
+			p.perID.Store(id, hub)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("publish %s: gave up after 90s: %v", id, err)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestChaos runs the four real binaries as separate processes, pushes
+// domain events at a mix of endpoints, SIGKILLs every service in turn, takes
+// Redis and NATS away, and asserts that every expected delivery arrived and
+// is in the log with its final status. HUBHOOKS_CHAOS=long (make chaos) runs
+// thousands of events and 20 s outages; the default is the short CI version.
+func TestChaos(t *testing.T) {
+	long := os.Getenv("HUBHOOKS_CHAOS") == "long"
+	perPhase, outage := 100, 3*time.Second
+	if long {
+		perPhase, outage = 1000, 20*time.Second
+	}
+	c := startChaosCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	conn, err := grpc.NewClient(c.cfgAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cfg := hubhooksv1.NewConfigServiceClient(conn)
+	ok, slow, flaky, failing := newChaosReceiver(t, "ok"), newChaosReceiver(t, "slow"), newChaosReceiver(t, "flaky"), newChaosReceiver(t, "failing")
+	hubs := map[string][]*chaosReceiver{"c-ok": {ok, slow}, "c-flaky": {flaky}, "c-dead": {failing, ok}}
+	for hub, rs := range hubs {
+		for _, r := range rs {
+			if _, err := cfg.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: r.URL + "/" + hub}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := cfg.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	nc, err := nats.Connect("nats://"+c.natsAddr, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	pub := &chaosPublisher{nc: nc, js: js}
+	hubNames := []string{"c-ok", "c-flaky", "c-dead"}
+	n := 0
+	publishPhase := func(count int, during func()) {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < count; i++ {
+				pub.publish(ctx, t, hubNames[n%3], n)
+				n++
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		if during != nil {
+			during()
+		}
+		wg.Wait()
+	}
+	kill := func(name string) func() {
+		return func() {
+			time.Sleep(150 * time.Millisecond)
+			t.Logf("SIGKILL %s", name)
+			c.procs[name].stop(syscall.SIGKILL)
+			time.Sleep(300 * time.Millisecond)
+			c.procs[name].start()
+		}
+	}
+	type phase struct {
+		name   string
+		during func()
+	}
+	phases := []phase{
+		{"kill expander", kill("expander")},
+		{"kill deliverer", kill("deliverer")},
+		{"kill logger", kill("logger")},
+		{"kill configsvc", kill("configsvc")},
+		{"redis outage", func() {
+			time.Sleep(150 * time.Millisecond)
+			t.Logf("redis down for %s", outage)
+			c.redis.stop(syscall.SIGKILL)
+			time.Sleep(outage)
+			c.redis.start()
+			c.redis.waitUp(t)
+		}},
+		{"nats outage", func() {
+			time.Sleep(150 * time.Millisecond)
+			t.Logf("nats down for %s", outage)
+			c.stopNATS()
+			time.Sleep(outage)
+			c.startNATS()
+		}},
+	}
+	for _, ph := range phases {
+		t.Logf("phase %q: publishing %d events", ph.name, perPhase)
+		publishPhase(perPhase, ph.during)
+	}
+	for name, p := range c.procs {
+		if p.exited() {
+			t.Fatalf("%s exited during the run:\n%s", name, p.tail())
+		}
+	}
+
+	// Every expected delivery arrives (at least once).
+	perHub := map[string]int{}
+	pub.perID.Range(func(_, hub any) bool { perHub[hub.(string)]++; return true })
+	want := map[*chaosReceiver]int{ok: perHub["c-ok"] + perHub["c-dead"], slow: perHub["c-ok"], flaky: perHub["c-flaky"]}
+	eventually(t, 5*time.Minute, "every expected delivery", func() bool {
+		for r, w := range want {
+			if u, _ := r.delivered(); u < w {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Every delivery is in the log with its final status.
+	lconn, err := grpc.NewClient(c.logAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lconn.Close()
+	logs := hubhooksv1.NewEventLogServiceClient(lconn)
+	count := func(hub, url, status string) int {
+		total, token := 0, ""
+		for {
+			resp, err := logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub, Url: url, Status: status, PageSize: 500, PageToken: token})
+			if err != nil {
+				t.Logf("ListEventLogs: %v", err)
+				return -1
+			}
+			total += len(resp.GetEventLogs())
+			if token = resp.GetNextPageToken(); token == "" {
+				return total
+			}
+		}
+	}
+	type expectation struct{ hub, url, status string }
+	var checks []expectation
+	for hub, rs := range hubs {
+		for _, r := range rs {
+			st := "succeeded"
+			if r == failing {
+				st = "dead"
+			}
+			checks = append(checks, expectation{hub, r.URL + "/" + hub, st})
+		}
+	}
+	eventually(t, 5*time.Minute, "every delivery logged with its final status", func() bool {
+		for _, e := range checks {
+			if count(e.hub, e.url, e.status) != perHub[e.hub] {
+				return false
+			}
+		}
+		return true
+	})
+
+	totalUnique, totalDup := 0, 0
+	for r := range want {
+		u, d := r.delivered()
+		totalUnique += u
+		totalDup += d
+	}
+	expected := 0
+	for _, w := range want {
+		expected += w
+	}
+	entries := 0
+	for _, e := range checks {
+		entries += count(e.hub, e.url, e.status)
+	}
+	rate := float64(totalDup) / float64(totalUnique) * 100
+	t.Logf("chaos summary: events published %d, deliveries expected %d, delivered (unique) %d, duplicates %d (%.2f%%), log entries with final status %d (+%d dead at the failing URL)",
+		pub.sent.Load(), expected, totalUnique, totalDup, rate, entries-perHub["c-dead"], perHub["c-dead"])
+	if totalUnique != expected {
+		t.Errorf("delivered %d unique, want %d", totalUnique, expected)
+	}
+	if rate > 5 {
+		t.Errorf("duplicate rate %.2f%% is above 5%%", rate)
+	}
+}

@@ -1,0 +1,372 @@
+package e2e_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hubhooks/hubhooks/pkg/cascade"
+	"github.com/hubhooks/hubhooks/pkg/redistest"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+	"github.com/hubhooks/hubhooks/services/hubd/allinone"
+	"github.com/hubhooks/hubhooks/services/internal/assembly"
+	"github.com/hubhooks/hubhooks/services/internal/settings"
+)
+
+// testHub is an all-in-one hubd running in the test process.
+type testHub struct {
+	hub    *allinone.Hub
+	config hubhooksv1.ConfigServiceClient
+	logs   hubhooksv1.EventLogServiceClient
+	health healthpb.HealthClient
+	js     jetstream.JetStream
+}
+
+func startHub(t *testing.T, schedule ...time.Duration) *testHub {
+	t.Helper()
+	_, prefix := redistest.New(t)
+	if len(schedule) == 0 {
+		schedule = []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond}
+	}
+	s := &settings.Settings{
+		NATSListen: "127.0.0.1:0", NATSListenSet: true,
+		RedisURL: redistest.URL(), RedisPrefix: prefix,
+		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		DataDir: t.TempDir(), RetrySchedule: schedule,
+		AllowedCIDRs: []string{"127.0.0.0/8"}, SecretGrace: time.Hour,
+		LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 10 * time.Second, StreamReplicas: 1,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	hub, err := allinone.Start(ctx, assembly.FromSettings("hubd", s))
+	if err != nil {
+		cancel()
+		t.Fatalf("start hubd: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-hub.Done():
+		case <-time.After(30 * time.Second):
+			t.Error("hubd did not stop within 30s")
+		}
+	})
+	conn, err := grpc.NewClient(hub.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	nc, err := nats.Connect(hub.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := &testHub{hub: hub, config: hubhooksv1.NewConfigServiceClient(conn), logs: hubhooksv1.NewEventLogServiceClient(conn), health: healthpb.NewHealthClient(conn), js: js}
+	eventually(t, 20*time.Second, "hubd ready", func() bool {
+		resp, err := http.Get("http://" + hub.HTTPAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return th
+}
+
+// publish sends a domain event the way an outside publisher does: raw
+// JetStream, protobuf or protojson body, Nats-Msg-Id = event id.
+func (h *testHub) publish(t *testing.T, ev *eventsv1.DomainEvent, asJSON bool) *jetstream.PubAck {
+	t.Helper()
+	m := nats.NewMsg(ev.GetType())
+	m.Header.Set(jetstream.MsgIDHeader, ev.GetId())
+	var err error
+	if asJSON {
+		m.Header.Set("Content-Type", "application/json")
+		m.Data, err = protojson.Marshal(ev)
+	} else {
+		m.Header.Set("Content-Type", "application/protobuf")
+		m.Data, err = proto.Marshal(ev)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ack, err := h.js.PublishMsg(ctx, m)
+	if err != nil {
+		t.Fatalf("publish %s: %v", ev.GetType(), err)
+	}
+	return ack
+}
+
+func domainEvent(t *testing.T, hub, id, typ string, data map[string]any) *eventsv1.DomainEvent {
+	t.Helper()
+	st, err := structpb.NewStruct(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &eventsv1.DomainEvent{Id: id, HubId: hub, Type: typ, OccurredAt: timestamppb.Now(), Data: st, Actor: "e2e"}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func types(rs []received) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Event.Type)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPipelineEndToEnd walks issue 2's acceptance list against hubd.
+func TestPipelineEndToEnd(t *testing.T) {
+	h := startHub(t)
+	ctx := ctxT(t)
+	if resp, err := h.health.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("gRPC health: %v %v", resp, err)
+	}
+	const hub = "acme"
+	a, b := newReceiver(t), newReceiver(t)
+	for _, r := range []*receiver{a, b} {
+		if _, err := h.config.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: r.URL + "/hook"}); err != nil {
+			t.Fatalf("AddCallbackUrl: %v", err)
+		}
+	}
+	cfg, err := h.config.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true})
+	if err != nil {
+		t.Fatalf("SetEventsEnabled: %v", err)
+	}
+	secret := cfg.GetSecret()
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("secret %q is not whsec_", secret)
+	}
+
+	// One API.CREATED with two baseUrls: the 7 webhook events of row 1 at each URL.
+	ev := domainEvent(t, hub, "evt-api-1", "API.CREATED", map[string]any{
+		"api":      map[string]any{"id": "api_1", "name": "Weather"},
+		"baseUrls": []any{map[string]any{"url": "https://a.example.com"}, map[string]any{"url": "https://b.example.com"}},
+	})
+	h.publish(t, ev, false)
+	want := []string{"API.CREATED", "API.UPDATED", "API_VERSION.CREATED", "BILLINGPLAN.CREATED", "SUBSCRIPTION.CREATED", "TARGET_GROUP.CREATED", "TARGET_GROUP.CREATED"}
+	slices.Sort(want)
+	for _, r := range []*receiver{a, b} {
+		eventually(t, 15*time.Second, "7 webhooks at "+r.URL, func() bool { return len(r.byDomainEvent("evt-api-1")) >= 7 })
+		got := r.byDomainEvent("evt-api-1")
+		if !slices.Equal(types(got), want) {
+			t.Fatalf("%s got types %v, want %v", r.URL, types(got), want)
+		}
+		for _, g := range got {
+			if err := webhook.Verify(secret, g.Header, g.Body, 5*time.Minute, time.Now()); err != nil {
+				t.Errorf("signature of %s does not verify: %v", g.Event.Type, err)
+			}
+			if g.Header.Get(webhook.HeaderSecret) != secret {
+				t.Errorf("x-rapidapi-webhook-secret = %q, want the hub secret", g.Header.Get(webhook.HeaderSecret))
+			}
+			if g.Header.Get(webhook.HeaderID) != g.Event.ID || !strings.HasPrefix(g.Header.Get("User-Agent"), "hubhooks/") {
+				t.Errorf("headers: webhook-id %q (body id %q), user-agent %q", g.Header.Get(webhook.HeaderID), g.Event.ID, g.Header.Get("User-Agent"))
+			}
+			if g.Event.HubID != hub || g.Event.DomainEvent.Type != "API.CREATED" {
+				t.Errorf("body: hub %q, domain event %+v", g.Event.HubID, g.Event.DomainEvent)
+			}
+		}
+	}
+	// The same webhook ids at both URLs.
+	idsA, idsB := map[string]bool{}, map[string]bool{}
+	for _, g := range a.byDomainEvent("evt-api-1") {
+		idsA[g.Event.ID] = true
+	}
+	for _, g := range b.byDomainEvent("evt-api-1") {
+		idsB[g.Event.ID] = true
+	}
+	if len(idsA) != 7 || len(idsB) != 7 {
+		t.Fatalf("distinct webhook ids: %d and %d, want 7 each", len(idsA), len(idsB))
+	}
+	for id := range idsA {
+		if !idsB[id] {
+			t.Fatalf("webhook id %s reached one URL only", id)
+		}
+	}
+
+	// Published again with the same Nats-Msg-Id: not processed again.
+	if ack := h.publish(t, ev, true); !ack.Duplicate {
+		t.Fatalf("second publish of the same event id was not de-duplicated")
+	}
+
+	// The log shows 14 succeeded entries for the event.
+	var logs []*hubhooksv1.EventLog
+	eventually(t, 15*time.Second, "14 succeeded log entries", func() bool {
+		resp, err := h.logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub, Status: "succeeded", PageSize: 100})
+		if err != nil {
+			t.Fatalf("ListEventLogs: %v", err)
+		}
+		logs = nil
+		for _, l := range resp.GetEventLogs() {
+			if l.GetDomainEventId() == "evt-api-1" {
+				logs = append(logs, l)
+			}
+		}
+		return len(logs) >= 14
+	})
+	if len(logs) != 14 {
+		t.Fatalf("log entries for evt-api-1: %d, want 14", len(logs))
+	}
+	detail, err := h.logs.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: hub, Id: logs[0].GetId()})
+	if err != nil {
+		t.Fatalf("GetEventLog: %v", err)
+	}
+	if len(detail.GetAttempts()) == 0 {
+		t.Fatal("GetEventLog: no attempts")
+	}
+	at := detail.GetAttempts()[0]
+	if at.GetResponse().GetStatusCode() != 200 || at.GetRequest().GetBody() == "" {
+		t.Fatalf("attempt detail: %+v", at)
+	}
+	for k, v := range at.GetRequest().GetHeaders() {
+		if strings.Contains(v, strings.TrimPrefix(secret, "whsec_")) {
+			t.Fatalf("GetEventLog shows the secret in header %s", k)
+		}
+	}
+
+	// Triggers off: an event is neither delivered nor logged.
+	if _, err := h.config.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: false}); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(t, domainEvent(t, hub, "evt-while-off", "USER.UPDATED", map[string]any{"user": map[string]any{"id": "u1"}}), false)
+	if _, err := h.config.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(t, domainEvent(t, hub, "evt-marker", "USER.DELETED", map[string]any{"user": map[string]any{"id": "u1"}}), false)
+	eventually(t, 15*time.Second, "marker event", func() bool { return len(a.byDomainEvent("evt-marker")) == 1 && len(b.byDomainEvent("evt-marker")) == 1 })
+	if n := len(a.byDomainEvent("evt-while-off")) + len(b.byDomainEvent("evt-while-off")); n != 0 {
+		t.Fatalf("event published while triggers were off was delivered %d times", n)
+	}
+	resp, err := h.logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub, EventType: "USER.UPDATED"})
+	if err != nil || len(resp.GetEventLogs()) != 0 {
+		t.Fatalf("event published while off is in the log: %v %v", resp, err)
+	}
+	if got := len(a.byDomainEvent("evt-api-1")); got != 7 {
+		t.Fatalf("after the duplicate publish %s has %d webhooks for evt-api-1, want 7", a.URL, got)
+	}
+
+	// SendTestEvent returns the receiver's response and is logged as a test.
+	tr, err := h.config.SendTestEvent(ctx, &hubhooksv1.SendTestEventRequest{HubId: hub, EventType: "BILLINGPLAN.CREATED", Url: a.URL + "/hook"})
+	if err != nil {
+		t.Fatalf("SendTestEvent: %v", err)
+	}
+	if tr.GetResponse().GetStatusCode() != 200 || !strings.Contains(tr.GetResponse().GetBody(), `"ok":true`) {
+		t.Fatalf("SendTestEvent response: %+v", tr.GetResponse())
+	}
+	eventually(t, 10*time.Second, "test event in the log", func() bool {
+		d, err := h.logs.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: hub, Id: tr.GetEventLogId()})
+		return err == nil && d.GetEventLog().GetTest()
+	})
+
+	// At most five URLs: the 6th is refused with FailedPrecondition.
+	for i := 3; i <= 5; i++ {
+		if _, err := h.config.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: a.URL + "/extra" + string(rune('0'+i))}); err != nil {
+			t.Fatalf("URL %d: %v", i, err)
+		}
+	}
+	_, err = h.config.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: a.URL + "/sixth"})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("6th URL: %v, want FailedPrecondition", err)
+	}
+	cfg, err = h.config.GetHubConfig(ctx, &hubhooksv1.GetHubConfigRequest{HubId: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range cfg.GetCallbackUrls() {
+		if strings.Contains(u.GetUrl(), "/extra") {
+			if _, err := h.config.RemoveCallbackUrl(ctx, &hubhooksv1.RemoveCallbackUrlRequest{HubId: hub, Id: u.GetId()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// After GenerateSecret the next deliveries carry the new secret, signed
+	// with both while the old one is in its grace period.
+	gen, err := h.config.GenerateSecret(ctx, &hubhooksv1.GenerateSecretRequest{HubId: hub})
+	if err != nil {
+		t.Fatalf("GenerateSecret: %v", err)
+	}
+	newSecret := gen.GetSecret()
+	if newSecret == secret {
+		t.Fatal("GenerateSecret returned the old secret")
+	}
+	h.publish(t, domainEvent(t, hub, "evt-after-rotation", "APP.UPDATED", map[string]any{"app": map[string]any{"id": "app1"}}), false)
+	eventually(t, 15*time.Second, "delivery after rotation", func() bool { return len(a.byDomainEvent("evt-after-rotation")) == 1 })
+	g := a.byDomainEvent("evt-after-rotation")[0]
+	if g.Header.Get(webhook.HeaderSecret) != newSecret {
+		t.Fatalf("after rotation x-rapidapi-webhook-secret is not the new secret")
+	}
+	for _, s := range []string{newSecret, secret} {
+		if err := webhook.Verify(s, g.Header, g.Body, 5*time.Minute, time.Now()); err != nil {
+			t.Fatalf("after rotation the signature does not verify with %s secret: %v", map[bool]string{true: "new", false: "old"}[s == newSecret], err)
+		}
+	}
+}
+
+// TestEveryCascadeRow publishes one domain event per row of the cascade
+// table from outside and checks each produces exactly its webhook events.
+func TestEveryCascadeRow(t *testing.T) {
+	h := startHub(t)
+	ctx := ctxT(t)
+	const hub = "rows"
+	r := newReceiver(t)
+	if _, err := h.config.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: r.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.config.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	rows := cascade.Default().EventTypes().GetRules()
+	if len(rows) != 44 {
+		t.Fatalf("rule table has %d rows, want 44", len(rows))
+	}
+	total := 0
+	for i, row := range rows {
+		data := map[string]any{"baseUrls": []any{map[string]any{"url": "https://x.example.com"}}}
+		h.publish(t, domainEvent(t, hub, "row-"+row.GetDomainSubject(), row.GetDomainSubject(), data), i%2 == 1)
+		total += len(row.GetEmits())
+	}
+	eventually(t, 30*time.Second, "every row's webhooks", func() bool { return len(r.all()) >= total })
+	for _, row := range rows {
+		var want []string
+		for _, e := range row.GetEmits() {
+			want = append(want, e.GetType())
+		}
+		slices.Sort(want)
+		got := types(r.byDomainEvent("row-" + row.GetDomainSubject()))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: got %v, want %v", row.GetDomainSubject(), got, want)
+		}
+	}
+	if len(r.all()) != total {
+		t.Errorf("received %d webhooks, want %d", len(r.all()), total)
+	}
+}

@@ -1,0 +1,222 @@
+// Package assembly builds the parts every hubhooks binary is made of from
+// its settings: logger, metrics, health, NATS and Redis connections, the
+// authenticated gRPC server, the config cache, the URL guard, the webhook
+// client and the cascade rules. The per-service mains and the all-in-one
+// hubd call it, so each part is built one way only.
+package assembly
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/hubhooks/hubhooks/pkg/auth"
+	"github.com/hubhooks/hubhooks/pkg/cascade"
+	"github.com/hubhooks/hubhooks/pkg/configcache"
+	"github.com/hubhooks/hubhooks/pkg/daemon"
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/urlguard"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+	"github.com/hubhooks/hubhooks/services/internal/settings"
+)
+
+// Parts holds what a binary is assembled from.
+type Parts struct {
+	Name     string
+	S        *settings.Settings
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	Health   *daemon.Health
+}
+
+// New parses settings and builds logging, metrics and health.
+func New(name string, args []string, d settings.Defaults) (*Parts, error) {
+	s, err := settings.Parse(name, args, d)
+	if err != nil {
+		return nil, err
+	}
+	return FromSettings(name, s), nil
+}
+
+// FromSettings is New for settings built by the caller (tests, hubd).
+func FromSettings(name string, s *settings.Settings) *Parts {
+	return &Parts{
+		Name:     name,
+		S:        s,
+		Log:      daemon.NewLogger(name, s.LogLevel, s.LogFormat),
+		Registry: daemon.NewRegistry(),
+		Health:   daemon.NewHealth(),
+	}
+}
+
+// StreamOptions are the JetStream stream options from the settings.
+func (p *Parts) StreamOptions() eventbus.Options {
+	return eventbus.Options{Replicas: p.S.StreamReplicas}
+}
+
+// NATS connects to url with endless reconnects and registers a readiness check.
+func (p *Parts) NATS(url string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := daemon.ConnectNATS(url, "hubhooks-"+p.Name, p.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	p.Health.Add("nats", func(context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("nats: " + nc.Status().String())
+		}
+		return nil
+	})
+	return nc, js, nil
+}
+
+// Redis connects (waiting while Redis does not answer) and registers a readiness check.
+func (p *Parts) Redis(ctx context.Context) (*redis.Client, error) {
+	rdb, err := daemon.ConnectRedis(ctx, p.S.RedisURL, p.Log)
+	if err != nil {
+		return nil, err
+	}
+	p.Health.Add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	return rdb, nil
+}
+
+// GRPCServer builds the gRPC server with health, reflection, authentication
+// (admin token, hub tokens from Redis, or loopback-only) and optional TLS.
+func (p *Parts) GRPCServer(rdb *redis.Client) (*daemon.GRPCServer, error) {
+	tokens, err := auth.NewTokenStore(rdb, p.S.RedisPrefix)
+	if err != nil {
+		return nil, err
+	}
+	authn, err := auth.New(auth.Config{AdminToken: p.S.AdminToken, Tokens: tokens, Log: p.Log})
+	if err != nil {
+		return nil, err
+	}
+	if p.S.AdminToken == "" {
+		p.Log.Warn("HUBHOOKS_ADMIN_TOKEN is not set: the gRPC server accepts loopback callers only. Set it to serve other machines.")
+	}
+	cfg := daemon.GRPCConfig{
+		Log:    p.Log,
+		Unary:  []grpc.UnaryServerInterceptor{authn.Unary()},
+		Stream: []grpc.StreamServerInterceptor{authn.Stream()},
+	}
+	if p.S.TLSCert != "" {
+		creds, err := auth.ServerTLS(p.S.TLSCert, p.S.TLSKey, p.S.TLSClientCA)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Options = append(cfg.Options, grpc.Creds(creds))
+	}
+	return daemon.NewGRPCServer(cfg), nil
+}
+
+// TokenStore is the hub-token store on Redis.
+func (p *Parts) TokenStore(rdb *redis.Client) (*auth.TokenStore, error) {
+	return auth.NewTokenStore(rdb, p.S.RedisPrefix)
+}
+
+// DialConfig opens a client connection to configsvc at addr, authenticated
+// with the admin token when one is set, over TLS when a CA is given.
+func (p *Parts) DialConfig(addr string) (*grpc.ClientConn, error) {
+	var opts []grpc.DialOption
+	if p.S.TLSCA != "" {
+		creds, err := auth.ClientTLS(p.S.TLSCA, p.S.TLSCert, p.S.TLSKey, "")
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.WithTransportCredentials(creds))
+	} else {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	if p.S.AdminToken != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(auth.BearerCredentials(p.S.AdminToken)))
+	}
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial configsvc %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+var _ credentials.PerRPCCredentials = auth.BearerCredentials("x")
+
+// ConfigCache builds the config cache over conn and registers its readiness.
+func (p *Parts) ConfigCache(conn *grpc.ClientConn) (*configcache.Cache, error) {
+	c, err := configcache.New(hubhooksv1.NewConfigServiceClient(conn), p.Log)
+	if err != nil {
+		return nil, err
+	}
+	p.Health.Add("configcache", func(context.Context) error {
+		if !c.Ready() {
+			return errors.New("config cache has no snapshot yet")
+		}
+		return nil
+	})
+	return c, nil
+}
+
+// Guard is the URL guard from HUBHOOKS_ALLOWED_CIDRS and HUBHOOKS_HTTPS_ONLY.
+func (p *Parts) Guard() (*urlguard.Guard, error) {
+	return urlguard.New(urlguard.WithAllowedCIDRs(p.S.AllowedCIDRs...), urlguard.WithHTTPSOnly(p.S.HTTPSOnly))
+}
+
+// Sender is the webhook client every POST goes through.
+func (p *Parts) Sender(g *urlguard.Guard) (*webhook.Client, error) {
+	return webhook.NewClient(webhook.WithGuard(g))
+}
+
+// Rules are the cascade rules: HUBHOOKS_RULES_FILE or the built-in table.
+func (p *Parts) Rules() (*cascade.Rules, error) {
+	if p.S.RulesFile == "" {
+		return cascade.Default(), nil
+	}
+	f, err := os.Open(p.S.RulesFile)
+	if err != nil {
+		return nil, fmt.Errorf("rules file: %w", err)
+	}
+	defer f.Close()
+	r, err := cascade.Load(f)
+	if err != nil {
+		return nil, fmt.Errorf("rules file %s: %w", p.S.RulesFile, err)
+	}
+	return r, nil
+}
+
+// ServeHTTP serves metrics and health on lis (nil: the HTTP address) until ctx ends.
+func (p *Parts) ServeHTTP(ctx context.Context, lis net.Listener) error {
+	return daemon.ServeHTTP(ctx, daemon.HTTPConfig{Addr: p.S.HTTPAddr, Listener: lis, Registry: p.Registry, Health: p.Health, Pprof: p.S.Pprof, Log: p.Log})
+}
+
+// WithTimeout returns a context that ends d after parent ends, for
+// shutdown work that must outlive the signal but not forever.
+func WithTimeout(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	go func() {
+		select {
+		case <-parent.Done():
+			select {
+			case <-time.After(d):
+				cancel()
+			case <-ctx.Done():
+			}
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

@@ -1,0 +1,148 @@
+// Package settings reads the HUBHOOKS_* settings every hubhooks binary
+// shares, from flags with environment fallbacks, and validates them all at
+// once.
+package settings
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hubhooks/hubhooks/pkg/daemon"
+)
+
+// Settings are the process settings of PRODUCT.md §8 plus operational knobs.
+type Settings struct {
+	NATSURL         string
+	NATSListen      string
+	NATSListenSet   bool
+	RedisURL        string
+	RedisPrefix     string
+	GRPCAddr        string
+	ConfigAddr      string
+	HTTPAddr        string
+	DataDir         string
+	RetrySchedule   []time.Duration
+	AllowedCIDRs    []string
+	AdminToken      string
+	SecretGrace     time.Duration
+	HTTPSOnly       bool
+	LogLevel        string
+	LogFormat       string
+	RulesFile       string
+	Pprof           bool
+	ShutdownTimeout time.Duration
+	StreamReplicas  int
+	TLSCert         string
+	TLSKey          string
+	TLSClientCA     string
+	TLSCA           string
+}
+
+// Defaults are the per-binary defaults that differ between binaries.
+type Defaults struct {
+	NATSURL  string
+	GRPCAddr string
+	HTTPAddr string
+}
+
+// Parse reads flags from args with HUBHOOKS_* environment fallbacks.
+func Parse(name string, args []string, d Defaults) (*Settings, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	s := &Settings{}
+	var errs []error
+	str := func(p *string, flagName, env, def, usage string) {
+		fs.StringVar(p, flagName, daemon.Env(env, def), usage+" ("+env+")")
+	}
+	str(&s.NATSURL, "nats-url", "HUBHOOKS_NATS_URL", d.NATSURL, "external NATS URL; empty makes hubd embed one")
+	str(&s.NATSListen, "nats-listen", "HUBHOOKS_NATS_LISTEN", "127.0.0.1:4222", "where hubd's embedded NATS listens")
+	str(&s.RedisURL, "redis-url", "HUBHOOKS_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
+	str(&s.RedisPrefix, "redis-prefix", "HUBHOOKS_REDIS_PREFIX", "hubhooks:", "prefix of every Redis key")
+	str(&s.GRPCAddr, "grpc-addr", "HUBHOOKS_GRPC_ADDR", d.GRPCAddr, "gRPC listen address")
+	str(&s.ConfigAddr, "config-addr", "HUBHOOKS_CONFIG_ADDR", "127.0.0.1:7001", "where configsvc is reached")
+	str(&s.HTTPAddr, "http-addr", "HUBHOOKS_HTTP_ADDR", d.HTTPAddr, "metrics and health listen address")
+	str(&s.DataDir, "data-dir", "HUBHOOKS_DATA_DIR", "./data", "embedded NATS store and other local data")
+	str(&s.AdminToken, "admin-token", "HUBHOOKS_ADMIN_TOKEN", "", "bearer token that may act on every hub; unset = loopback callers only")
+	str(&s.LogLevel, "log-level", "HUBHOOKS_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&s.LogFormat, "log-format", "HUBHOOKS_LOG_FORMAT", "json", "json or text")
+	str(&s.RulesFile, "rules-file", "HUBHOOKS_RULES_FILE", "", "cascade rules JSON replacing the built-in table")
+	str(&s.TLSCert, "tls-cert", "HUBHOOKS_TLS_CERT", "", "gRPC server certificate (PEM); enables TLS")
+	str(&s.TLSKey, "tls-key", "HUBHOOKS_TLS_KEY", "", "gRPC server key (PEM)")
+	str(&s.TLSClientCA, "tls-client-ca", "HUBHOOKS_TLS_CLIENT_CA", "", "CA that client certificates must chain to (mTLS)")
+	str(&s.TLSCA, "tls-ca", "HUBHOOKS_TLS_CA", "", "CA to verify configsvc's certificate when dialling it")
+	schedule := fs.String("retry-schedule", daemon.Env("HUBHOOKS_RETRY_SCHEDULE", "0s,5s,5m,30m,2h,5h,10h,10h"), "delays before each attempt (HUBHOOKS_RETRY_SCHEDULE)")
+	cidrs := fs.String("allowed-cidrs", daemon.Env("HUBHOOKS_ALLOWED_CIDRS", ""), "address ranges exempt from the private-address guard (HUBHOOKS_ALLOWED_CIDRS)")
+	grace, err := daemon.EnvDuration("HUBHOOKS_SECRET_GRACE", 24*time.Hour)
+	errs = append(errs, err)
+	fs.DurationVar(&s.SecretGrace, "secret-grace", grace, "how long a replaced secret keeps signing (HUBHOOKS_SECRET_GRACE)")
+	httpsOnly, err := daemon.EnvBool("HUBHOOKS_HTTPS_ONLY", false)
+	errs = append(errs, err)
+	fs.BoolVar(&s.HTTPSOnly, "https-only", httpsOnly, "refuse plain-http callback URLs (HUBHOOKS_HTTPS_ONLY)")
+	pprof, err := daemon.EnvBool("HUBHOOKS_PPROF", false)
+	errs = append(errs, err)
+	fs.BoolVar(&s.Pprof, "pprof", pprof, "serve /debug/pprof on the HTTP address (HUBHOOKS_PPROF)")
+	shutdown, err := daemon.EnvDuration("HUBHOOKS_SHUTDOWN_TIMEOUT", 25*time.Second)
+	errs = append(errs, err)
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", shutdown, "bound on graceful shutdown (HUBHOOKS_SHUTDOWN_TIMEOUT)")
+	replicas, err := daemon.EnvInt("HUBHOOKS_STREAM_REPLICAS", 1)
+	errs = append(errs, err)
+	fs.IntVar(&s.StreamReplicas, "stream-replicas", replicas, "JetStream stream replicas: 1, or 3 on a cluster (HUBHOOKS_STREAM_REPLICAS)")
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "nats-listen" {
+			s.NATSListenSet = true
+		}
+	})
+	if daemon.Env("HUBHOOKS_NATS_LISTEN", "") != "" {
+		s.NATSListenSet = true
+	}
+	if sch, err := daemon.ParseDurations(*schedule); err != nil {
+		errs = append(errs, fmt.Errorf("retry schedule: %w", err))
+	} else {
+		s.RetrySchedule = sch
+	}
+	for _, c := range strings.Split(*cidrs, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			s.AllowedCIDRs = append(s.AllowedCIDRs, c)
+		}
+	}
+	errs = append(errs, s.Validate())
+	return s, errors.Join(errs...)
+}
+
+// Validate reports every problem at once.
+func (s *Settings) Validate() error {
+	var errs []error
+	for name, addr := range map[string]string{"grpc-addr": s.GRPCAddr, "http-addr": s.HTTPAddr, "config-addr": s.ConfigAddr, "nats-listen": s.NATSListen} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %v", name, addr, err))
+		}
+	}
+	if s.RedisURL == "" {
+		errs = append(errs, errors.New("redis-url is required"))
+	}
+	if s.SecretGrace < 0 {
+		errs = append(errs, errors.New("secret-grace must not be negative"))
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if s.StreamReplicas < 1 || s.StreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("stream-replicas %d: must be 1 to 5", s.StreamReplicas))
+	}
+	if len(s.AdminToken) > 0 && len(s.AdminToken) < 16 {
+		errs = append(errs, errors.New("admin-token must be at least 16 characters"))
+	}
+	return errors.Join(errs...)
+}
