@@ -67,10 +67,10 @@ proto-check: tools ## fail if the committed generated code is stale
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each (CI: 5s)
-	@set -e; for dir in pkg/*/; do \
-		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir*_test.go 2>/dev/null | sed 's/func //'); do \
-			echo "fuzz $$dir $$f ($(FUZZTIME))"; \
-			(cd pkg && $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./$${dir#pkg/}) >/tmp/hubhooks-fuzz.log 2>&1 || { cat /tmp/hubhooks-fuzz.log; exit 1; }; \
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' pkg services | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | sed 's/func //'); do \
+			echo "fuzz ./$$dir $$f ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./$$dir >/tmp/hubhooks-fuzz.log 2>&1 || { cat /tmp/hubhooks-fuzz.log; exit 1; }; \
 		done; \
 	done
 

@@ -107,6 +107,10 @@ func (c *Cache) watch(ctx context.Context) (bool, error) {
 	}
 	n, err := snapshotCount(md)
 	if err != nil {
+		// A stream that ends before its header carries the reason in its status.
+		if _, rerr := stream.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
+			return false, fmt.Errorf("open watch: %w", rerr)
+		}
 		return false, err
 	}
 	snap := make([]*hubhooksv1.HubConfig, 0, n)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -198,7 +199,9 @@ func TestChaos(t *testing.T) {
 	if long {
 		perPhase, outage = 1000, 20*time.Second
 	}
+	began := time.Now()
 	c := startChaosCluster(t)
+	t.Logf("cluster ready after %s", time.Since(began).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
@@ -281,7 +284,7 @@ func TestChaos(t *testing.T) {
 		}},
 	}
 	for _, ph := range phases {
-		t.Logf("phase %q: publishing %d events", ph.name, perPhase)
+		t.Logf("%6.1fs phase %q: publishing %d events", time.Since(began).Seconds(), ph.name, perPhase)
 		publishPhase(perPhase, ph.during)
 	}
 	for name, p := range c.procs {
@@ -294,14 +297,34 @@ func TestChaos(t *testing.T) {
 	perHub := map[string]int{}
 	pub.perID.Range(func(_, hub any) bool { perHub[hub.(string)]++; return true })
 	want := map[*chaosReceiver]int{ok: perHub["c-ok"] + perHub["c-dead"], slow: perHub["c-ok"], flaky: perHub["c-flaky"]}
-	eventually(t, 5*time.Minute, "every expected delivery", func() bool {
+	progress := func() string {
+		var b strings.Builder
+		for r, w := range want {
+			u, d := r.delivered()
+			fmt.Fprintf(&b, " %s: %d/%d (+%d dup);", r.kind, u, w, d)
+		}
+		return b.String()
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		done := true
 		for r, w := range want {
 			if u, _ := r.delivered(); u < w {
-				return false
+				done = false
 			}
 		}
-		return true
-	})
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			for name, p := range c.procs {
+				t.Logf("--- %s log tail:\n%s", name, p.tail())
+			}
+			t.Fatalf("not every expected delivery arrived within 3m:%s", progress())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%6.1fs deliveries:%s", time.Since(began).Seconds(), progress())
 
 	// Every delivery is in the log with its final status.
 	lconn, err := grpc.NewClient(c.logAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -344,6 +367,7 @@ func TestChaos(t *testing.T) {
 		return true
 	})
 
+	t.Logf("%6.1fs every delivery logged with its final status", time.Since(began).Seconds())
 	totalUnique, totalDup := 0, 0
 	for r := range want {
 		u, d := r.delivered()

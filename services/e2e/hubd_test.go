@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -260,8 +261,24 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if _, err := h.config.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
-	h.publish(t, domainEvent(t, hub, "evt-marker", "USER.DELETED", map[string]any{"user": map[string]any{"id": "u1"}}), false)
-	eventually(t, 15*time.Second, "marker event", func() bool { return len(a.byDomainEvent("evt-marker")) == 1 && len(b.byDomainEvent("evt-marker")) == 1 })
+	// Config changes reach the expander within its re-check interval (250 ms):
+	// publish markers until one is delivered; by then evt-while-off, which
+	// reached JetStream before the triggers were on, has been skipped.
+	markerID := ""
+	for i := 0; markerID == ""; i++ {
+		id := fmt.Sprintf("evt-marker-%d", i)
+		h.publish(t, domainEvent(t, hub, id, "USER.DELETED", map[string]any{"user": map[string]any{"id": "u1"}}), false)
+		deadline := time.Now().Add(400 * time.Millisecond)
+		for time.Now().Before(deadline) && markerID == "" {
+			if len(a.byDomainEvent(id)) == 1 && len(b.byDomainEvent(id)) == 1 {
+				markerID = id
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if i == 20 {
+			t.Fatal("no event delivered within 8s of enabling the triggers")
+		}
+	}
 	if n := len(a.byDomainEvent("evt-while-off")) + len(b.byDomainEvent("evt-while-off")); n != 0 {
 		t.Fatalf("event published while triggers were off was delivered %d times", n)
 	}
@@ -318,11 +335,26 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if newSecret == secret {
 		t.Fatal("GenerateSecret returned the old secret")
 	}
-	h.publish(t, domainEvent(t, hub, "evt-after-rotation", "APP.UPDATED", map[string]any{"app": map[string]any{"id": "app1"}}), false)
-	eventually(t, 15*time.Second, "delivery after rotation", func() bool { return len(a.byDomainEvent("evt-after-rotation")) == 1 })
-	g := a.byDomainEvent("evt-after-rotation")[0]
-	if g.Header.Get(webhook.HeaderSecret) != newSecret {
-		t.Fatalf("after rotation x-rapidapi-webhook-secret is not the new secret")
+	// The caches follow WatchHubConfig within milliseconds: publish until a
+	// delivery carries the new secret, then every later one must too.
+	var g received
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("evt-after-rotation-%d", i)
+		h.publish(t, domainEvent(t, hub, id, "APP.UPDATED", map[string]any{"app": map[string]any{"id": "app1"}}), false)
+		eventually(t, 15*time.Second, "delivery after rotation", func() bool { return len(a.byDomainEvent(id)) == 1 })
+		g = a.byDomainEvent(id)[0]
+		if g.Header.Get(webhook.HeaderSecret) == newSecret {
+			break
+		}
+		if i == 20 {
+			t.Fatalf("20 deliveries after GenerateSecret still carry the old secret")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	h.publish(t, domainEvent(t, hub, "evt-after-rotation-last", "APP.UPDATED", map[string]any{"app": map[string]any{"id": "app1"}}), false)
+	eventually(t, 15*time.Second, "last delivery after rotation", func() bool { return len(a.byDomainEvent("evt-after-rotation-last")) == 1 })
+	if last := a.byDomainEvent("evt-after-rotation-last")[0]; last.Header.Get(webhook.HeaderSecret) != newSecret {
+		t.Fatalf("a delivery after one with the new secret went back to the old secret")
 	}
 	for _, s := range []string{newSecret, secret} {
 		if err := webhook.Verify(s, g.Header, g.Body, 5*time.Minute, time.Now()); err != nil {

@@ -36,6 +36,10 @@ type HubConfig struct {
 	Version int64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
 	// previous_secrets still sign beside secret until they expire.
 	PreviousSecrets []*PreviousSecret `protobuf:"bytes,7,rep,name=previous_secrets,json=previousSecrets,proto3" json:"previous_secrets,omitempty"`
+	// events_enabled_at is when the triggers were last switched on. Domain
+	// events that reached JetStream before it (or before a URL's created_at)
+	// are not delivered (to that URL), however late the expander sees them.
+	EventsEnabledAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=events_enabled_at,json=eventsEnabledAt,proto3" json:"events_enabled_at,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -115,6 +119,13 @@ func (x *HubConfig) GetVersion() int64 {
 func (x *HubConfig) GetPreviousSecrets() []*PreviousSecret {
 	if x != nil {
 		return x.PreviousSecrets
+	}
+	return nil
+}
+
+func (x *HubConfig) GetEventsEnabledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EventsEnabledAt
 	}
 	return nil
 }
@@ -1321,7 +1332,7 @@ var File_hubhooks_v1_config_proto protoreflect.FileDescriptor
 
 const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x18hubhooks/v1/config.proto\x12\vhubhooks.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18hubhooks/v1/common.proto\"\xbd\x02\n" +
+	"\x18hubhooks/v1/config.proto\x12\vhubhooks.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18hubhooks/v1/common.proto\"\x85\x03\n" +
 	"\tHubConfig\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12%\n" +
 	"\x0eevents_enabled\x18\x02 \x01(\bR\reventsEnabled\x12=\n" +
@@ -1330,7 +1341,8 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x03R\aversion\x12F\n" +
-	"\x10previous_secrets\x18\a \x03(\v2\x1b.hubhooks.v1.PreviousSecretR\x0fpreviousSecrets\"j\n" +
+	"\x10previous_secrets\x18\a \x03(\v2\x1b.hubhooks.v1.PreviousSecretR\x0fpreviousSecrets\x12F\n" +
+	"\x11events_enabled_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0feventsEnabledAt\"j\n" +
 	"\vCallbackUrl\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x129\n" +
@@ -1465,44 +1477,45 @@ var file_hubhooks_v1_config_proto_depIdxs = []int32{
 	1,  // 0: hubhooks.v1.HubConfig.callback_urls:type_name -> hubhooks.v1.CallbackUrl
 	23, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: hubhooks.v1.HubConfig.previous_secrets:type_name -> hubhooks.v1.PreviousSecret
-	23, // 3: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
-	23, // 4: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: hubhooks.v1.GenerateSecretResponse.hub_config:type_name -> hubhooks.v1.HubConfig
-	23, // 6: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
-	11, // 7: hubhooks.v1.ListEventTypesResponse.rules:type_name -> hubhooks.v1.EventTypeRule
-	12, // 8: hubhooks.v1.EventTypeRule.emits:type_name -> hubhooks.v1.EmittedEvent
-	24, // 9: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
-	25, // 10: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
-	18, // 11: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
-	23, // 12: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
-	18, // 13: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
-	3,  // 14: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
-	4,  // 15: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
-	5,  // 16: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
-	6,  // 17: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
-	7,  // 18: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
-	9,  // 19: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
-	13, // 20: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
-	15, // 21: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
-	16, // 22: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
-	19, // 23: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
-	21, // 24: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
-	0,  // 25: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
-	0,  // 26: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
-	0,  // 27: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	0,  // 28: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	8,  // 29: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
-	10, // 30: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
-	14, // 31: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
-	0,  // 32: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
-	17, // 33: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
-	20, // 34: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
-	22, // 35: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
-	25, // [25:36] is the sub-list for method output_type
-	14, // [14:25] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	23, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
+	23, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
+	23, // 5: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 6: hubhooks.v1.GenerateSecretResponse.hub_config:type_name -> hubhooks.v1.HubConfig
+	23, // 7: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
+	11, // 8: hubhooks.v1.ListEventTypesResponse.rules:type_name -> hubhooks.v1.EventTypeRule
+	12, // 9: hubhooks.v1.EventTypeRule.emits:type_name -> hubhooks.v1.EmittedEvent
+	24, // 10: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
+	25, // 11: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
+	18, // 12: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
+	23, // 13: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
+	18, // 14: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
+	3,  // 15: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
+	4,  // 16: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
+	5,  // 17: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
+	6,  // 18: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
+	7,  // 19: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
+	9,  // 20: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
+	13, // 21: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
+	15, // 22: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
+	16, // 23: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
+	19, // 24: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
+	21, // 25: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
+	0,  // 26: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
+	0,  // 27: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
+	0,  // 28: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	0,  // 29: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	8,  // 30: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
+	10, // 31: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
+	14, // 32: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
+	0,  // 33: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
+	17, // 34: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
+	20, // 35: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
+	22, // 36: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_config_proto_init() }

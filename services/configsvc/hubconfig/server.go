@@ -82,11 +82,14 @@ func (g *grpcServer) SetEventsEnabled(ctx context.Context, req *hubhooksv1.SetEv
 	if err := validateHub(req.GetHubId()); err != nil {
 		return nil, grpcError(err)
 	}
-	cfg, err := g.svc.mutate(ctx, req.GetHubId(), KindEventsEnabled, func(next *hubhooksv1.HubConfig, _ time.Time) (bool, error) {
+	cfg, err := g.svc.mutate(ctx, req.GetHubId(), KindEventsEnabled, func(next *hubhooksv1.HubConfig, now time.Time) (bool, error) {
 		if next.EventsEnabled == req.GetEnabled() {
 			return false, nil
 		}
 		next.EventsEnabled = req.GetEnabled()
+		if next.EventsEnabled {
+			next.EventsEnabledAt = timestamppb.New(now)
+		}
 		return true, nil
 	})
 	return cfg, grpcError(err)

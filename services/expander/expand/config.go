@@ -36,7 +36,7 @@ type Config struct {
 	// RetryDelay is the nak delay after a failed publish (default 1s).
 	RetryDelay time.Duration
 	// RecheckInterval is how often, per hub, a "not deliverable" cached config
-	// is re-checked against configsvc (default 1s).
+	// is re-checked against configsvc (default 250ms).
 	RecheckInterval time.Duration
 	// FetchTimeout bounds one configsvc re-check (default 2s).
 	FetchTimeout time.Duration
@@ -93,7 +93,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.AckWait, 30*time.Second)
 	setDur(&c.PublishTimeout, 10*time.Second)
 	setDur(&c.RetryDelay, time.Second)
-	setDur(&c.RecheckInterval, time.Second)
+	setDur(&c.RecheckInterval, 250*time.Millisecond)
 	setDur(&c.FetchTimeout, 2*time.Second)
 	if c.Log == nil {
 		c.Log = slog.Default()

@@ -265,7 +265,7 @@ func TestDuplicateEventExpandedOnce(t *testing.T) {
 }
 
 func TestHubsWithoutDeliveriesGetNoJobs(t *testing.T) {
-	e := start(t, expand.Config{})
+	e := start(t, expand.Config{RecheckInterval: time.Second})
 	e.cfgs.set(hubConfig("hub-off", 4, false, "u1"))
 	e.cfgs.set(hubConfig("hub-nourl", 2, true))
 	// hub-unknown has no config at all.
@@ -287,6 +287,31 @@ func TestHubsWithoutDeliveriesGetNoJobs(t *testing.T) {
 	// (the nine events arrive within the one-second interval).
 	if n := e.cfgs.fetches.Load(); n < 1 || n > 6 {
 		t.Errorf("%d config fetches for 9 events of 3 hubs, want 3 (at most 2 per hub)", n)
+	}
+}
+
+func TestEventsBeforeEnablingOrBeforeAURLAreNotDelivered(t *testing.T) {
+	e := start(t, expand.Config{})
+	past, future := timestamppb.New(time.Now().Add(-time.Hour)), timestamppb.New(time.Now().Add(time.Hour))
+	// Triggers switched on after the event reached JetStream: nothing.
+	late := hubConfig("hub-late", 3, true, "u1")
+	late.EventsEnabledAt = future
+	e.cfgs.set(late)
+	// A URL added after the event reached JetStream: not that URL.
+	mixed := hubConfig("hub-mixed", 3, true, "u-old", "u-new")
+	mixed.EventsEnabledAt = past
+	mixed.CallbackUrls[0].CreatedAt = past
+	mixed.CallbackUrls[1].CreatedAt = future
+	e.cfgs.set(mixed)
+	publishEvent(t, e.js, domainEvent(t, "evt_late", "hub-late", "USER.DELETED", nil))
+	publishEvent(t, e.js, domainEvent(t, "evt_mixed", "hub-mixed", "USER.DELETED", nil))
+	e.idle(t)
+	if got := jobs(t, e.js, "hub-late"); len(got) != 0 {
+		t.Errorf("%d jobs for an event that arrived before the triggers were on, want 0", len(got))
+	}
+	checkJobs(t, jobs(t, e.js, "hub-mixed"), "hub-mixed", "evt_mixed", "USER.DELETED", []string{"USER.DELETED"}, []string{"u-old"}, 3)
+	if n := metric(t, e.reg, "hubhooks_expander_events_skipped_total", "reason", "before_enabled"); n != 1 {
+		t.Errorf("skipped before_enabled = %v, want 1", n)
 	}
 }
 

@@ -199,6 +199,18 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		s.m.skipped.WithLabelValues(skip).Inc()
 		return nil
 	}
+	// Deliver only to what was configured when the event reached JetStream:
+	// an event that arrived while triggers were off, or before a URL was
+	// added, stays undelivered there however late it is expanded.
+	var arrived time.Time
+	if md, err := msg.Metadata(); err == nil {
+		arrived = md.Timestamp
+	}
+	urls := activeURLs(cfg, arrived)
+	if len(urls) == 0 {
+		s.m.skipped.WithLabelValues("before_enabled").Inc()
+		return nil
+	}
 	emitted, err := s.rules.Expand(subject, ev.GetData())
 	if err != nil {
 		if errors.Is(err, cascade.ErrPayload) {
@@ -214,9 +226,9 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	createdAt := time.Now()
 	if ev.OccurredAt != nil {
 		createdAt = ev.GetOccurredAt().AsTime()
-	} else if md, err := msg.Metadata(); err == nil {
+	} else if !arrived.IsZero() {
 		// Deterministic across redeliveries: the time JetStream stored the event.
-		createdAt = md.Timestamp
+		createdAt = arrived
 	}
 	createdAt = createdAt.UTC()
 	ref := webhook.DomainEventRef{ID: ev.GetId(), Type: subject, Actor: ev.GetActor()}
@@ -224,7 +236,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		ref.OccurredAt = ev.GetOccurredAt().AsTime().UTC()
 	}
 
-	pending := make([]jetstream.PubAckFuture, 0, min(s.cfg.MaxPendingAcks, len(emitted)*len(cfg.GetCallbackUrls())))
+	pending := make([]jetstream.PubAckFuture, 0, min(s.cfg.MaxPendingAcks, len(emitted)*len(urls)))
 	wait := func(f jetstream.PubAckFuture) error {
 		select {
 		case <-f.Ok():
@@ -245,7 +257,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 			return permanent(ReasonPayload, "%v", err)
 		}
 		s.m.webhooks.Inc()
-		for _, u := range cfg.GetCallbackUrls() {
+		for _, u := range urls {
 			job := &deliveryv1.DeliveryJob{
 				DeliveryId:      webhook.DeliveryID(eventID, u.GetId()),
 				HubId:           hub,
@@ -284,6 +296,25 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	s.m.expanded.Inc()
 	return nil
+}
+
+// activeURLs returns the callback URLs that were configured, with triggers
+// on, when the event arrived (all of them when the arrival time is unknown).
+func activeURLs(cfg *hubhooksv1.HubConfig, arrived time.Time) []*hubhooksv1.CallbackUrl {
+	if arrived.IsZero() {
+		return cfg.GetCallbackUrls()
+	}
+	if at := cfg.GetEventsEnabledAt(); at != nil && arrived.Before(at.AsTime()) {
+		return nil
+	}
+	urls := make([]*hubhooksv1.CallbackUrl, 0, len(cfg.GetCallbackUrls()))
+	for _, u := range cfg.GetCallbackUrls() {
+		if c := u.GetCreatedAt(); c != nil && arrived.Before(c.AsTime()) {
+			continue
+		}
+		urls = append(urls, u)
+	}
+	return urls
 }
 
 // deliverable reports why a hub config gets no webhooks ("" when it does).

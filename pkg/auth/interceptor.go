@@ -1,0 +1,362 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// MinAdminTokenLen is the shortest admin token accepted.
+const MinAdminTokenLen = 16
+
+// Refusal messages; they never echo what the caller sent.
+const (
+	msgMalformed = "malformed authorization header; send \"authorization: Bearer <token>\""
+	msgMissing   = "missing token; send \"authorization: Bearer <token>\""
+	msgInvalid   = "invalid or revoked token"
+)
+
+// maxTokenLen bounds the token read from the authorization header.
+const maxTokenLen = 512
+
+// DefaultPublicMethods are always open: the standard health service and
+// server reflection. An entry ending in "/" matches a whole service.
+var DefaultPublicMethods = []string{
+	"/grpc.health.v1.Health/",
+	"/grpc.reflection.v1.ServerReflection/",
+	"/grpc.reflection.v1alpha.ServerReflection/",
+}
+
+// DefaultHublessMethods are the methods whose requests name no hub and
+// which any valid token may call.
+var DefaultHublessMethods = []string{
+	"/hubhooks.v1.ConfigService/ListEventTypes",
+}
+
+// TokenLookup resolves a hub token to its hub. *TokenStore implements it.
+// Lookup returns ErrTokenNotFound (possibly wrapped) for unknown or revoked
+// tokens; any other error means the answer is unknown (e.g. Redis is down).
+// It must be safe for concurrent use.
+type TokenLookup interface {
+	Lookup(ctx context.Context, token string) (hubID string, err error)
+}
+
+// Config configures an Authenticator.
+type Config struct {
+	// AdminToken may act on every hub (HUBHOOKS_ADMIN_TOKEN). Empty means
+	// loopback-only mode: only loopback and unix-socket callers are
+	// accepted. At least MinAdminTokenLen visible ASCII characters.
+	AdminToken string
+	// Tokens resolves hub tokens. Required.
+	Tokens TokenLookup
+	// Log receives start-up warnings and refusals (never tokens). Required.
+	Log *slog.Logger
+	// PublicMethods are open to everyone, in addition to
+	// DefaultPublicMethods. Full method names ("/pkg.Service/Method"), or
+	// "/pkg.Service/" for a whole service.
+	PublicMethods []string
+	// HublessMethods are methods whose requests have no hub_id that hub
+	// tokens may call; nil means DefaultHublessMethods. Any other request
+	// without a hub_id needs the admin token.
+	HublessMethods []string
+}
+
+// Validate reports every problem of c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Tokens == nil {
+		errs = append(errs, errors.New("auth: Tokens is required"))
+	}
+	if c.Log == nil {
+		errs = append(errs, errors.New("auth: Log is required"))
+	}
+	if c.AdminToken != "" {
+		if len(c.AdminToken) < MinAdminTokenLen || len(c.AdminToken) > maxTokenLen {
+			errs = append(errs, fmt.Errorf("auth: HUBHOOKS_ADMIN_TOKEN must be %d to %d characters long", MinAdminTokenLen, maxTokenLen))
+		}
+		if !visibleASCII(c.AdminToken) {
+			errs = append(errs, errors.New("auth: HUBHOOKS_ADMIN_TOKEN must be visible ASCII without spaces"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Identity is who a call was authenticated as; FromContext returns it in
+// handlers.
+type Identity struct {
+	// Admin is true for the admin token and for loopback callers without a
+	// token when no admin token is configured.
+	Admin bool
+	// HubID is the hub a hub token acts on; empty for admin.
+	HubID string
+	// Loopback is true when the call was admitted as a tokenless loopback
+	// caller.
+	Loopback bool
+}
+
+type identityKey struct{}
+
+// FromContext returns the caller's identity set by the interceptors; false
+// for public methods and calls that did not go through them.
+func FromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
+
+// Authenticator holds the gRPC server interceptors. It is safe for
+// concurrent use.
+type Authenticator struct {
+	adminHash [sha256.Size]byte
+	hasAdmin  bool
+	tokens    TokenLookup
+	log       *slog.Logger
+	public    []string
+	hubless   map[string]bool
+}
+
+// New returns an Authenticator, or the problems of cfg.
+func New(cfg Config) (*Authenticator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Authenticator{
+		tokens:  cfg.Tokens,
+		log:     cfg.Log,
+		public:  append(append([]string{}, DefaultPublicMethods...), cfg.PublicMethods...),
+		hubless: map[string]bool{},
+	}
+	if cfg.AdminToken != "" {
+		a.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
+		a.hasAdmin = true
+	}
+	hubless := cfg.HublessMethods
+	if hubless == nil {
+		hubless = DefaultHublessMethods
+	}
+	for _, m := range hubless {
+		a.hubless[m] = true
+	}
+	return a, nil
+}
+
+// LoopbackOnly reports whether no admin token is configured, so only
+// loopback callers are accepted.
+func (a *Authenticator) LoopbackOnly() bool { return !a.hasAdmin }
+
+// Warn logs a loud start-up warning when no admin token is configured. Call
+// it once when the server starts.
+func (a *Authenticator) Warn() {
+	if a.hasAdmin {
+		return
+	}
+	a.log.Warn("!!! HUBHOOKS_ADMIN_TOKEN is not set: the gRPC API is UNAUTHENTICATED for loopback callers " +
+		"and refuses every other caller. Set HUBHOOKS_ADMIN_TOKEN (and use TLS) before exposing it beyond this machine.")
+}
+
+// Unary returns the unary server interceptor.
+func (a *Authenticator) Unary() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if a.isPublic(info.FullMethod) {
+			return handler(ctx, req)
+		}
+		id, err := a.authenticate(ctx, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.authorize(id, info.FullMethod, req); err != nil {
+			return nil, err
+		}
+		return handler(context.WithValue(ctx, identityKey{}, id), req)
+	}
+}
+
+// Stream returns the stream server interceptor. The token is checked when
+// the stream opens; for hub tokens, every request message received is
+// checked against the token's hub, and a refusal is what the call returns,
+// whatever the handler makes of the error.
+func (a *Authenticator) Stream() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if a.isPublic(info.FullMethod) {
+			return handler(srv, ss)
+		}
+		id, err := a.authenticate(ss.Context(), info.FullMethod)
+		if err != nil {
+			return err
+		}
+		w := &scopedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), identityKey{}, id), a: a, id: id, method: info.FullMethod}
+		herr := handler(srv, w)
+		if denied := w.deniedErr(); denied != nil {
+			return denied
+		}
+		return herr
+	}
+}
+
+type scopedStream struct {
+	grpc.ServerStream
+	ctx    context.Context
+	a      *Authenticator
+	id     Identity
+	method string
+
+	mu     sync.Mutex
+	denied error
+}
+
+func (s *scopedStream) Context() context.Context { return s.ctx }
+
+func (s *scopedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if err := s.a.authorize(s.id, s.method, m); err != nil {
+		s.mu.Lock()
+		if s.denied == nil {
+			s.denied = err
+		}
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (s *scopedStream) deniedErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.denied
+}
+
+func (a *Authenticator) isPublic(method string) bool {
+	for _, p := range a.public {
+		if method == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(method, p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate finds who is calling. Errors are gRPC status errors.
+func (a *Authenticator) authenticate(ctx context.Context, method string) (Identity, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	token, present, err := parseBearer(md.Get("authorization"))
+	if err != nil {
+		a.log.Info("grpc call refused: malformed authorization header", "method", method, "peer", peerAddr(ctx))
+		return Identity{}, status.Error(codes.Unauthenticated, msgMalformed)
+	}
+	if !a.hasAdmin {
+		if !loopbackPeer(ctx) {
+			a.log.Info("grpc call refused: not loopback and no admin token configured", "method", method, "peer", peerAddr(ctx))
+			return Identity{}, status.Error(codes.Unauthenticated,
+				"this server has no admin token and accepts loopback callers only; set HUBHOOKS_ADMIN_TOKEN on the server and send \"authorization: Bearer <token>\"")
+		}
+		if !present {
+			return Identity{Admin: true, Loopback: true}, nil
+		}
+	} else {
+		if !present {
+			return Identity{}, status.Error(codes.Unauthenticated, msgMissing)
+		}
+		got := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(got[:], a.adminHash[:]) == 1 {
+			return Identity{Admin: true}, nil
+		}
+	}
+	hub, err := a.tokens.Lookup(ctx, token)
+	switch {
+	case errors.Is(err, ErrTokenNotFound):
+		a.log.Info("grpc call refused: unknown or revoked token", "method", method, "peer", peerAddr(ctx))
+		return Identity{}, status.Error(codes.Unauthenticated, msgInvalid)
+	case err != nil:
+		a.log.Warn("cannot check hub token", "method", method, "err", err)
+		return Identity{}, status.Error(codes.Unavailable, "cannot check the token right now; retry")
+	case hub == "":
+		return Identity{}, status.Error(codes.Unauthenticated, msgInvalid)
+	}
+	return Identity{HubID: hub}, nil
+}
+
+// authorize checks that id may send req to method. Errors are gRPC status
+// errors.
+func (a *Authenticator) authorize(id Identity, method string, req any) error {
+	if id.Admin {
+		return nil
+	}
+	if all, ok := req.(interface{ GetAll() bool }); ok && all.GetAll() {
+		return status.Errorf(codes.PermissionDenied, "a hub token acts on hub %q only; requests for all hubs need the admin token", id.HubID)
+	}
+	if h, ok := req.(interface{ GetHubId() string }); ok {
+		if got := h.GetHubId(); got != id.HubID {
+			return status.Errorf(codes.PermissionDenied, "this token acts on hub %q only; the request names hub_id %q", id.HubID, got)
+		}
+		return nil
+	}
+	if a.hubless[method] {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "%s needs the admin token", method)
+}
+
+// parseBearer reads the token from the authorization metadata values.
+// present is false when there is no authorization header; a header that is
+// not exactly one "Bearer <token>" is an error.
+func parseBearer(vals []string) (token string, present bool, err error) {
+	if len(vals) == 0 {
+		return "", false, nil
+	}
+	if len(vals) > 1 {
+		return "", true, errors.New("more than one authorization header")
+	}
+	scheme, rest, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", true, errors.New("not a bearer token")
+	}
+	token = strings.TrimLeft(rest, " ")
+	if token == "" || len(token) > maxTokenLen || !visibleASCII(token) {
+		return "", true, errors.New("malformed bearer token")
+	}
+	return token, true, nil
+}
+
+func visibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// loopbackPeer reports whether the caller is on this machine: TCP from
+// 127.0.0.0/8 or ::1 (also IPv4-mapped), or a unix socket.
+func loopbackPeer(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return false
+	}
+	switch addr := p.Addr.(type) {
+	case *net.TCPAddr:
+		return addr.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
+}
+
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}

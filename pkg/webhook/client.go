@@ -1,0 +1,328 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hubhooks/hubhooks/pkg/urlguard"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// Version is the hubhooks version named in the default User-Agent. Release
+// builds set it with -ldflags "-X github.com/hubhooks/hubhooks/pkg/webhook.Version=v1.2.3".
+var Version = "dev"
+
+// Client defaults.
+const (
+	DefaultTimeout         = 15 * time.Second
+	DefaultMaxResponseBody = 64 << 10
+)
+
+// Errors reported in Result.Err (match with errors.Is).
+var (
+	// ErrNoSecret: the request has no signing secret.
+	ErrNoSecret = errors.New("no webhook signing secret")
+	// ErrTimeout: the receiver did not answer within the client timeout.
+	ErrTimeout = errors.New("webhook request timed out")
+	// errPanic: a bug inside Send, turned into a failed attempt.
+	errPanic = errors.New("webhook client panic")
+)
+
+// maxDrain bounds how much of an over-long response body is read (and
+// discarded) so the connection can be reused; beyond it the connection is closed.
+const maxDrain = 256 << 10
+
+// Client is the HTTP implementation of Sender. It is safe for concurrent use
+// and reuses connections across requests. Redirects are never followed.
+type Client struct {
+	hc        *http.Client
+	timeout   time.Duration
+	maxBody   int64
+	guard     *urlguard.Guard
+	userAgent string
+}
+
+var _ Sender = (*Client)(nil)
+
+type clientOptions struct {
+	timeout         time.Duration
+	maxBody         int64
+	guard           *urlguard.Guard
+	userAgent       string
+	maxConnsPerHost int
+	transport       http.RoundTripper
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*clientOptions) error
+
+// WithTimeout bounds each request, from dial to the last byte of the
+// response body read (default 15s).
+func WithTimeout(d time.Duration) ClientOption {
+	return func(o *clientOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("webhook client: timeout must be positive, got %s", d)
+		}
+		o.timeout = d
+		return nil
+	}
+}
+
+// WithMaxResponseBody caps how much of a response body is kept (default 64 KiB).
+func WithMaxResponseBody(n int64) ClientOption {
+	return func(o *clientOptions) error {
+		if n < 0 {
+			return fmt.Errorf("webhook client: max response body must not be negative, got %d", n)
+		}
+		o.maxBody = n
+		return nil
+	}
+}
+
+// WithGuard checks every URL with guard.CheckURL before sending and every
+// dialled address with guard.Control, so a name resolving to an internal
+// address is refused at dial time. Without it nothing is refused.
+func WithGuard(g *urlguard.Guard) ClientOption {
+	return func(o *clientOptions) error {
+		if g == nil {
+			return errors.New("webhook client: nil guard")
+		}
+		o.guard = g
+		return nil
+	}
+}
+
+// WithUserAgent replaces the default User-Agent "hubhooks/<Version>".
+func WithUserAgent(ua string) ClientOption {
+	return func(o *clientOptions) error {
+		if strings.TrimSpace(ua) == "" {
+			return errors.New("webhook client: empty user agent")
+		}
+		o.userAgent = ua
+		return nil
+	}
+}
+
+// WithMaxConnsPerHost bounds connections (idle and active) per host; 0 means
+// no limit (the default: the deliverer bounds concurrency per URL itself).
+func WithMaxConnsPerHost(n int) ClientOption {
+	return func(o *clientOptions) error {
+		if n < 0 {
+			return fmt.Errorf("webhook client: max conns per host must not be negative, got %d", n)
+		}
+		o.maxConnsPerHost = n
+		return nil
+	}
+}
+
+// WithTransport replaces the HTTP transport (for tests). The guard's
+// dial-time check only applies to the client's own transport; CheckURL still
+// runs before every request.
+func WithTransport(rt http.RoundTripper) ClientOption {
+	return func(o *clientOptions) error {
+		if rt == nil {
+			return errors.New("webhook client: nil transport")
+		}
+		o.transport = rt
+		return nil
+	}
+}
+
+// NewClient returns a Client.
+func NewClient(opts ...ClientOption) (*Client, error) {
+	o := clientOptions{timeout: DefaultTimeout, maxBody: DefaultMaxResponseBody}
+	var errs []error
+	for _, opt := range opts {
+		if opt == nil {
+			errs = append(errs, errors.New("webhook client: nil option"))
+			continue
+		}
+		if err := opt(&o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if o.userAgent == "" {
+		o.userAgent = "hubhooks/" + Version
+	}
+	rt := o.transport
+	if rt == nil {
+		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		if o.guard != nil {
+			dialer.Control = o.guard.Control
+		}
+		rt = &http.Transport{
+			// No proxy: a proxy would be dialled instead of the receiver and
+			// defeat the dial-time guard.
+			Proxy:                  nil,
+			DialContext:            dialer.DialContext,
+			ForceAttemptHTTP2:      true,
+			MaxIdleConns:           1024,
+			MaxIdleConnsPerHost:    32,
+			MaxConnsPerHost:        o.maxConnsPerHost,
+			IdleConnTimeout:        90 * time.Second,
+			TLSHandshakeTimeout:    10 * time.Second,
+			ExpectContinueTimeout:  time.Second,
+			MaxResponseHeaderBytes: 64 << 10,
+		}
+	}
+	return &Client{
+		hc: &http.Client{
+			Transport:     rt,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		timeout:   o.timeout,
+		maxBody:   o.maxBody,
+		guard:     o.guard,
+		userAgent: o.userAgent,
+	}, nil
+}
+
+// Send POSTs one webhook. It never panics and always returns a Result: a
+// failure before any answer is in Result.Err and Result.Response.Error.
+func (c *Client) Send(ctx context.Context, req Request) (res Result) {
+	start := time.Now()
+	ts := req.Timestamp
+	if ts.IsZero() {
+		ts = start
+	}
+	headers := map[string]string{
+		"Content-Type":  "application/json",
+		"User-Agent":    c.userAgent,
+		HeaderID:        req.WebhookID,
+		HeaderTimestamp: strconv.FormatInt(ts.Unix(), 10),
+	}
+	res.Request = &hubhooksv1.HttpRequest{Url: req.URL, Method: http.MethodPost, Headers: headers, Body: string(req.Body)}
+	res.Response = &hubhooksv1.HttpResponse{}
+	defer func() {
+		if p := recover(); p != nil {
+			res.Err = fmt.Errorf("%w: %v", errPanic, p)
+			res.StatusCode = 0
+		}
+		res.Duration = time.Since(start)
+		res.Response.DurationMs = res.Duration.Milliseconds()
+		if res.Err != nil {
+			res.Response.Error = res.Err.Error()
+		}
+	}()
+
+	if len(req.Secrets) == 0 {
+		res.Err = ErrNoSecret
+		return res
+	}
+	headers[HeaderSecret] = MaskSecret
+	sig, err := SignatureHeader(req.Secrets, req.WebhookID, ts, req.Body)
+	if err != nil {
+		res.Err = fmt.Errorf("sign webhook: %w", err)
+		return res
+	}
+	headers[HeaderSignature] = sig
+	if c.guard != nil {
+		if _, err := c.guard.CheckURL(req.URL); err != nil {
+			res.Err = err
+			return res
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		res.Err = fmt.Errorf("build request: %w", err)
+		return res
+	}
+	for k, v := range headers {
+		hreq.Header.Set(k, v)
+	}
+	hreq.Header.Set(HeaderSecret, req.Secrets[0])
+
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		res.Err = classify(ctx, err, c.timeout)
+		return res
+	}
+	defer func() {
+		// Drain a bounded remainder so the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		_ = resp.Body.Close()
+	}()
+	res.StatusCode = resp.StatusCode
+	res.Response.StatusCode = int32(resp.StatusCode)
+	res.Response.Headers = flattenHeaders(resp.Header)
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	if int64(len(body)) > c.maxBody {
+		body = body[:c.maxBody]
+		res.Response.BodyTruncated = true
+	}
+	res.Response.Body = string(body)
+	if err != nil && !res.Response.BodyTruncated {
+		// The status arrived; a broken body is recorded but does not turn a
+		// 2xx into a failure.
+		res.Response.Error = "read response body: " + classify(ctx, err, c.timeout).Error()
+	}
+	return res
+}
+
+func classify(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w after %s: %w", ErrTimeout, timeout, err)
+	}
+	return err
+}
+
+func flattenHeaders(h http.Header) map[string]string {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(h))
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out[k] = strings.Join(h[k], ", ")
+	}
+	return out
+}
+
+// ParseRetryAfter parses a Retry-After value: delay seconds or an HTTP date
+// (relative to now). It returns 0 for an empty, malformed or past value.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		const maxSeconds = int64(1<<63-1) / int64(time.Second)
+		if n > maxSeconds {
+			n = maxSeconds
+		}
+		return time.Duration(n) * time.Second
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	if d := t.Sub(now); d > 0 {
+		return d
+	}
+	return 0
+}

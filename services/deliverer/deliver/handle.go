@@ -1,0 +1,238 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hubhooks/hubhooks/pkg/configcache"
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/urlguard"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// Delivery statuses recorded in AttemptRecorded.status.
+const (
+	StatusSucceeded = "succeeded"
+	StatusRetrying  = "retrying"
+	StatusFailed    = "failed"
+	StatusDead      = "dead"
+	StatusCancelled = "cancelled"
+)
+
+// handle makes one attempt of job and records it. Order on every path:
+// store the retry (if any), publish the record (acked by JetStream), then
+// ack the job. An infrastructure error naks the job so it is tried again.
+func (s *Service) handle(msg jetstream.Msg, job *deliveryv1.DeliveryJob) {
+	log := s.log.With("hub", job.GetHubId(), "delivery", job.GetDeliveryId(), "attempt", job.GetAttempt())
+	if job.GetAttempt() < 1 {
+		job.Attempt = 1
+	}
+	opCtx, cancel := context.WithTimeout(s.workCtx, s.cfg.OpTimeout)
+	cfg, err := s.configs.Fetch(opCtx, job.GetHubId(), job.GetConfigVersion())
+	cancel()
+	if err != nil {
+		s.metrics.handlingErrors.WithLabelValues("config").Inc()
+		log.Warn("fetch hub config; job retried later", "err", err)
+		_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
+		return
+	}
+	if reason := cancelReason(cfg, job); reason != "" {
+		rec := cancelRecord(job, reason, time.Now())
+		if err := s.publishRecord(rec); err != nil {
+			log.Warn("publish cancelled record; job retried later", "err", err)
+			_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
+			return
+		}
+		s.metrics.cancelled.Inc()
+		s.metrics.attempts.WithLabelValues(StatusCancelled).Inc()
+		s.ack(msg, log)
+		return
+	}
+
+	started := time.Now()
+	if job.GetFirstAttemptAt() == nil {
+		job.FirstAttemptAt = timestamppb.New(started)
+	}
+	res := s.attempt(job, configcache.SigningSecrets(cfg, started))
+	if s.workCtx.Err() != nil {
+		// Hard stop during the POST: the attempt is not recorded; another
+		// replica makes it again.
+		_ = msg.Nak()
+		return
+	}
+	status, next := s.outcome(job, res, time.Now())
+	rec := &deliveryv1.AttemptRecorded{
+		Job:       job,
+		Attempt:   job.GetAttempt(),
+		Status:    status,
+		Request:   res.Request,
+		Response:  res.Response,
+		StartedAt: timestamppb.New(started),
+	}
+	if status == StatusRetrying {
+		rec.NextAttemptAt = timestamppb.New(next)
+		nextJob := proto.Clone(job).(*deliveryv1.DeliveryJob)
+		nextJob.Attempt = job.GetAttempt() + 1
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+		err := s.retries.store(ctx, nextJob, next)
+		cancel()
+		if err != nil {
+			s.metrics.handlingErrors.WithLabelValues("store_retry").Inc()
+			log.Warn("store retry; job retried later", "err", err)
+			_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
+			return
+		}
+		s.metrics.retries.Inc()
+		if time.Until(next) < s.cfg.PollInterval {
+			s.wakeScheduler()
+		}
+	}
+	if err := s.publishRecord(rec); err != nil {
+		log.Warn("publish attempt record; job retried later", "err", err)
+		_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
+		return
+	}
+	s.metrics.attempts.WithLabelValues(status).Inc()
+	if status == StatusDead {
+		s.metrics.dead.Inc()
+	}
+	log.Debug("attempt recorded", "status", status, "http_status", res.StatusCode, "duration", res.Duration)
+	s.ack(msg, log)
+}
+
+// slowAnswer is how long an error answer may take before the breaker counts
+// it as a failure of the endpoint.
+const slowAnswer = 5 * time.Second
+
+// attempt POSTs through the URL's circuit breaker.
+func (s *Service) attempt(job *deliveryv1.DeliveryJob, secrets []string) webhook.Result {
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
+	done, err := s.breaker.allow(job.GetHubId()+" "+job.GetUrl(), job.GetHubId(), job.GetUrlId())
+	if err != nil {
+		s.metrics.latency.WithLabelValues("circuit_open").Observe(0)
+		return webhook.Result{
+			Request: &hubhooksv1.HttpRequest{
+				Url: job.GetUrl(), Method: http.MethodPost, Body: string(job.GetBody()),
+				Headers: map[string]string{
+					"Content-Type":       "application/json",
+					webhook.HeaderID:     job.GetWebhookEventId(),
+					webhook.HeaderSecret: webhook.MaskSecret,
+				},
+			},
+			Response: &hubhooksv1.HttpResponse{Error: ErrCircuitOpen.Error()},
+			Err:      ErrCircuitOpen,
+		}
+	}
+	res := s.sender.Send(s.workCtx, webhook.Request{
+		URL: job.GetUrl(), WebhookID: job.GetWebhookEventId(), Body: job.GetBody(), Secrets: secrets,
+	})
+	if res.Request == nil {
+		res.Request = &hubhooksv1.HttpRequest{Url: job.GetUrl(), Method: http.MethodPost, Body: string(job.GetBody())}
+	}
+	if res.Response == nil {
+		res.Response = &hubhooksv1.HttpResponse{StatusCode: int32(res.StatusCode)}
+		if res.Err != nil {
+			res.Response.Error = res.Err.Error()
+		}
+	}
+	// The breaker protects the deliverer's capacity, so it counts what costs
+	// capacity: timeouts, connection errors, and error answers that were
+	// slow. An endpoint that answers an error promptly just follows the retry
+	// schedule: it holds no worker, and a flaky endpoint keeps its attempts.
+	var berr error
+	switch {
+	case s.workCtx.Err() != nil:
+		berr = errShutdown
+	case res.Succeeded():
+	case res.Err != nil:
+		berr = res.Err
+	case res.Duration >= slowAnswer:
+		berr = errors.New("slow " + http.StatusText(res.StatusCode))
+	}
+	done(berr)
+	result := "success"
+	if res.Err != nil {
+		result = "error"
+	} else if !res.Succeeded() {
+		result = "http_error"
+	}
+	s.metrics.latency.WithLabelValues(result).Observe(res.Duration.Seconds())
+	return res
+}
+
+// outcome decides the delivery's status after an attempt and, for
+// "retrying", when the next attempt is due.
+func (s *Service) outcome(job *deliveryv1.DeliveryJob, res webhook.Result, now time.Time) (string, time.Time) {
+	attempt := int(job.GetAttempt())
+	switch {
+	case res.Succeeded():
+		return StatusSucceeded, time.Time{}
+	case job.GetTest(), res.Gone(),
+		errors.Is(res.Err, urlguard.ErrBlocked), errors.Is(res.Err, urlguard.ErrInvalidURL):
+		return StatusFailed, time.Time{}
+	case attempt < len(s.cfg.Schedule):
+		delay := jitter(s.cfg.Schedule[attempt], s.cfg.Jitter)
+		if (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable) && res.RetryAfter > 0 {
+			delay = max(delay, min(res.RetryAfter, s.cfg.MaxRetryAfter))
+		}
+		return StatusRetrying, now.Add(delay)
+	default:
+		return StatusDead, time.Time{}
+	}
+}
+
+func cancelRecord(job *deliveryv1.DeliveryJob, reason string, now time.Time) *deliveryv1.AttemptRecorded {
+	attempt := job.GetAttempt()
+	if attempt < 1 {
+		attempt = 1
+	}
+	return &deliveryv1.AttemptRecorded{
+		Job:       job,
+		Attempt:   attempt,
+		Status:    StatusCancelled,
+		Request:   &hubhooksv1.HttpRequest{Url: job.GetUrl(), Method: http.MethodPost, Body: string(job.GetBody())},
+		Response:  &hubhooksv1.HttpResponse{Error: "cancelled: " + reason},
+		StartedAt: timestamppb.New(now),
+	}
+}
+
+// publishRecord publishes rec and waits for JetStream's ack.
+func (s *Service) publishRecord(rec *deliveryv1.AttemptRecorded) error {
+	m, err := eventbus.NewAttemptMsg(rec)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+	defer cancel()
+	if _, err := s.js.PublishMsg(ctx, m); err != nil {
+		s.metrics.handlingErrors.WithLabelValues("publish_record").Inc()
+		return err
+	}
+	return nil
+}
+
+func (s *Service) ack(msg jetstream.Msg, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil {
+		s.metrics.handlingErrors.WithLabelValues("ack").Inc()
+		log.Warn("ack delivery job (it may be delivered again)", "err", err)
+	}
+}
+
+func (s *Service) wakeScheduler() {
+	select {
+	case s.wakeCh <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,477 @@
+// Package deliver is the deliverer: it consumes delivery jobs from
+// JetStream, POSTs them to callback URLs with a webhook.Sender, records every
+// attempt on the attempts stream for the logger, stores retries durably in
+// Redis and republishes them when due, and cancels a hub's pending retries
+// when its URL is removed or its triggers are disabled.
+//
+// Isolation: jobs are queued per (hub, URL) lane with a concurrency limit
+// and a small queue per lane, a per-hub limit and a global limit, and a
+// circuit breaker per lane, so a slow or dead URL never holds up other URLs.
+// See docs/delivery.md.
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// SubjectDeadLetterJobs receives undecodable delivery jobs.
+const SubjectDeadLetterJobs = "hubhooks.dlq.jobs"
+
+// Errors.
+var (
+	// ErrNotReady: a dependency of the deliverer is not ready.
+	ErrNotReady = errors.New("deliverer not ready")
+	// ErrAlreadyRunning: Run was called twice.
+	ErrAlreadyRunning = errors.New("deliverer already running")
+)
+
+// Service is the deliverer. Build it with New and run it with Run.
+type Service struct {
+	cfg     Config
+	js      jetstream.JetStream
+	rdb     *redis.Client
+	configs ConfigSource
+	sender  webhook.Sender
+	log     *slog.Logger
+	metrics *metrics
+	retries *retryStore
+	breaker *breakers
+
+	consumer atomic.Pointer[jetstream.Consumer]
+	running  atomic.Bool
+
+	global *semaphore.Weighted
+	// stopCtx ends when shutdown starts (no new work); workCtx ends at the
+	// hard stop (in-flight POSTs are abandoned).
+	stopCtx  context.Context
+	stop     context.CancelFunc
+	workCtx  context.Context
+	hardStop context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu       sync.Mutex
+	stopping bool
+	lanes    map[string]*lane
+	hubs     map[string]*hubLimit
+	held     map[*heldJob]struct{}
+	space    chan struct{}
+
+	dirtyMu sync.Mutex
+	dirty   map[string]struct{}
+	dirtyCh chan struct{}
+	wakeCh  chan struct{}
+}
+
+type lane struct {
+	active int
+	queue  []*heldJob
+}
+
+type hubLimit struct {
+	sem  *semaphore.Weighted
+	refs int
+}
+
+type heldJob struct {
+	msg     jetstream.Msg
+	job     *deliveryv1.DeliveryJob
+	key     string
+	touched time.Time // last fetch or InProgress, under Service.mu
+}
+
+// New returns a deliverer. It validates cfg and refuses nil dependencies.
+func New(cfg Config, js jetstream.JetStream, rdb *redis.Client, configs ConfigSource, sender webhook.Sender) (*Service, error) {
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if js == nil {
+		errs = append(errs, errors.New("deliverer: nil JetStream"))
+	}
+	if rdb == nil {
+		errs = append(errs, errors.New("deliverer: nil Redis client"))
+	}
+	if configs == nil {
+		errs = append(errs, errors.New("deliverer: nil config source"))
+	}
+	if sender == nil {
+		errs = append(errs, errors.New("deliverer: nil webhook sender"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, js: js, rdb: rdb, configs: configs, sender: sender,
+		log:     cfg.Log.With("service", "deliverer"),
+		metrics: m,
+		retries: newRetryStore(rdb, cfg.RedisPrefix),
+		global:  semaphore.NewWeighted(int64(cfg.Concurrency)),
+		lanes:   map[string]*lane{},
+		hubs:    map[string]*hubLimit{},
+		held:    map[*heldJob]struct{}{},
+		space:   make(chan struct{}, 1),
+		dirty:   map[string]struct{}{},
+		dirtyCh: make(chan struct{}, 1),
+		wakeCh:  make(chan struct{}, 1),
+	}
+	s.breaker = newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown, m, s.log)
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
+	s.workCtx, s.hardStop = context.WithCancel(context.Background())
+	configs.OnChange(func(old, cur *hubhooksv1.HubConfig) {
+		if !needsCancel(old, cur) {
+			return
+		}
+		hub := old.GetHubId()
+		if cur != nil {
+			hub = cur.GetHubId()
+		}
+		s.markDirty(hub)
+	})
+	return s, nil
+}
+
+// maxHeld bounds the jobs this replica holds unacknowledged.
+func (s *Service) maxHeld() int { return 2 * s.cfg.Concurrency }
+
+// Run ensures the streams and the consumer, then delivers until ctx ends.
+// It then stops fetching, hands queued jobs back to JetStream, waits for
+// in-flight POSTs (at most Config.ShutdownTimeout), records and acks them,
+// and returns. It returns nil after a clean shutdown.
+func (s *Service) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	o := s.cfg.StreamOptions
+	if err := eventbus.Ensure(ctx, s.js, eventbus.DeliveriesStreamConfig(o), eventbus.AttemptsStreamConfig(o), eventbus.DeadLettersStreamConfig(o)); err != nil {
+		return s.abort(ctx, err)
+	}
+	cons, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamDeliveries,
+		eventbus.ConsumerConfig(eventbus.ConsumerDeliverer, s.cfg.AckWait, s.cfg.MaxAckPending))
+	if err != nil {
+		return s.abort(ctx, err)
+	}
+	s.consumer.Store(&cons)
+	s.log.Info("deliverer started", "concurrency", s.cfg.Concurrency, "per_url", s.cfg.PerURLConcurrency,
+		"per_hub", s.cfg.PerHubConcurrency, "schedule", fmt.Sprint(s.cfg.Schedule))
+
+	var loops sync.WaitGroup
+	loops.Go(func() { s.schedulerLoop(ctx) })
+	loops.Go(func() { s.cancelLoop(ctx) })
+	loops.Go(s.heartbeatLoop)
+	s.fetchLoop(ctx, cons)
+
+	// Shutdown: no new work; queued jobs go back to JetStream.
+	s.stop()
+	s.mu.Lock()
+	s.stopping = true
+	var queued []*heldJob
+	for key, l := range s.lanes {
+		queued = append(queued, l.queue...)
+		l.queue = nil
+		if l.active == 0 {
+			delete(s.lanes, key)
+		}
+	}
+	s.mu.Unlock()
+	for _, h := range queued {
+		_ = h.msg.Nak()
+		s.release(h)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn("shutdown timeout: abandoning in-flight POSTs", "timeout", s.cfg.ShutdownTimeout)
+		s.hardStop()
+		<-done
+	}
+	s.hardStop()
+	loops.Wait()
+	s.log.Info("deliverer stopped")
+	return nil
+}
+
+func (s *Service) abort(ctx context.Context, err error) error {
+	s.stop()
+	s.hardStop()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Ready reports nil when the consumer exists, Redis answers and the config
+// cache has its snapshot.
+func (s *Service) Ready(ctx context.Context) error {
+	var errs []error
+	if c := s.consumer.Load(); c == nil {
+		errs = append(errs, errors.New("consumer not created yet"))
+	} else if _, err := (*c).Info(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("consumer: %w", err))
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		errs = append(errs, fmt.Errorf("redis: %w", err))
+	}
+	if !s.configs.Ready() {
+		errs = append(errs, errors.New("config cache has no snapshot yet"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	return nil
+}
+
+func (s *Service) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		room := s.maxHeld() - len(s.held)
+		s.mu.Unlock()
+		if room <= 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.space:
+			}
+			continue
+		}
+		batch, err := cons.Fetch(min(room, s.cfg.FetchBatch), jetstream.FetchMaxWait(s.cfg.FetchWait))
+		if err == nil {
+			for msg := range batch.Messages() {
+				s.dispatch(msg)
+			}
+			err = batch.Error()
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			s.metrics.handlingErrors.WithLabelValues("fetch").Inc()
+			s.log.Warn("fetch delivery jobs", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+// dispatch queues msg on its URL's lane, or hands it back when the lane is
+// full. It never blocks.
+func (s *Service) dispatch(msg jetstream.Msg) {
+	job, err := eventbus.DecodeJob(msg.Data())
+	if err == nil {
+		err = validJob(job)
+	}
+	if err != nil {
+		s.poison(msg, err)
+		return
+	}
+	h := &heldJob{msg: msg, job: job, key: job.GetHubId() + " " + job.GetUrl(), touched: time.Now()}
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		_ = msg.Nak()
+		return
+	}
+	l := s.lanes[h.key]
+	if l == nil {
+		l = &lane{}
+		s.lanes[h.key] = l
+	}
+	switch {
+	case l.active < s.cfg.PerURLConcurrency:
+		l.active++
+		s.held[h] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.metrics.held.Inc()
+		go s.runLane(h)
+	case len(l.queue) < s.cfg.PerURLQueue:
+		l.queue = append(l.queue, h)
+		s.held[h] = struct{}{}
+		s.mu.Unlock()
+		s.metrics.held.Inc()
+	default:
+		s.mu.Unlock()
+		s.metrics.queueFull.Inc()
+		n := uint64(1)
+		if md, err := msg.Metadata(); err == nil {
+			n = md.NumDelivered
+		}
+		_ = msg.NakWithDelay(jitter(s.cfg.QueueFullDelay*time.Duration(min(n, 10)), 0.5))
+	}
+}
+
+func validJob(job *deliveryv1.DeliveryJob) error {
+	switch {
+	case job.GetDeliveryId() == "":
+		return errors.New("job without delivery_id")
+	case job.GetHubId() == "":
+		return errors.New("job without hub_id")
+	case job.GetUrl() == "":
+		return errors.New("job without url")
+	}
+	return nil
+}
+
+func (s *Service) poison(msg jetstream.Msg, reason error) {
+	s.metrics.poison.Inc()
+	s.log.Error("undecodable delivery job moved to the dead-letter stream", "subject", msg.Subject(), "err", reason)
+	orig := &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}
+	dl := eventbus.NewDeadLetter(SubjectDeadLetterJobs, orig, reason.Error())
+	dl.Header.Set(eventbus.HeaderOriginalStream, eventbus.StreamDeliveries)
+	if md, err := msg.Metadata(); err == nil {
+		dl.Header.Set(eventbus.HeaderOriginalSeq, fmt.Sprint(md.Sequence.Stream))
+		dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq.%s.%d", eventbus.StreamDeliveries, md.Sequence.Stream))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+	defer cancel()
+	if _, err := s.js.PublishMsg(ctx, dl); err != nil {
+		s.log.Warn("publish dead letter", "err", err)
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = msg.Term()
+}
+
+// runLane processes h, then the lane's queued jobs, until the lane is empty.
+func (s *Service) runLane(h *heldJob) {
+	defer s.wg.Done()
+	for h != nil {
+		s.process(h)
+		s.mu.Lock()
+		l := s.lanes[h.key]
+		if !s.stopping && len(l.queue) > 0 {
+			h = l.queue[0]
+			l.queue[0] = nil
+			l.queue = l.queue[1:]
+		} else {
+			l.active--
+			if l.active == 0 && len(l.queue) == 0 {
+				delete(s.lanes, h.key)
+			}
+			h = nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+// process takes a hub slot and a global slot, then handles the job.
+func (s *Service) process(h *heldJob) {
+	defer s.release(h)
+	hub := s.acquireHub(h.job.GetHubId())
+	defer s.releaseHub(h.job.GetHubId())
+	if err := hub.Acquire(s.stopCtx, 1); err != nil {
+		_ = h.msg.Nak()
+		return
+	}
+	defer hub.Release(1)
+	if err := s.global.Acquire(s.stopCtx, 1); err != nil {
+		_ = h.msg.Nak()
+		return
+	}
+	defer s.global.Release(1)
+	s.handle(h.msg, h.job)
+}
+
+func (s *Service) acquireHub(hub string) *semaphore.Weighted {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.hubs[hub]
+	if l == nil {
+		l = &hubLimit{sem: semaphore.NewWeighted(int64(s.cfg.PerHubConcurrency))}
+		s.hubs[hub] = l
+	}
+	l.refs++
+	return l.sem
+}
+
+func (s *Service) releaseHub(hub string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.hubs[hub]; l != nil {
+		l.refs--
+		if l.refs == 0 {
+			delete(s.hubs, hub)
+		}
+	}
+}
+
+func (s *Service) release(h *heldJob) {
+	s.mu.Lock()
+	delete(s.held, h)
+	s.mu.Unlock()
+	s.metrics.held.Dec()
+	select {
+	case s.space <- struct{}{}:
+	default:
+	}
+}
+
+// heartbeatLoop tells JetStream that jobs held longer than half the ack
+// wait (queued behind a slow URL, or in flight) are still being worked on.
+// It also forgets idle circuit breakers.
+func (s *Service) heartbeatLoop() {
+	tick := max(s.cfg.AckWait/4, 500*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	lastPrune := time.Now()
+	for {
+		select {
+		case <-s.workCtx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var touch []jetstream.Msg
+		s.mu.Lock()
+		for h := range s.held {
+			if now.Sub(h.touched) > s.cfg.AckWait/2 {
+				h.touched = now
+				touch = append(touch, h.msg)
+			}
+		}
+		s.mu.Unlock()
+		for _, m := range touch {
+			_ = m.InProgress()
+		}
+		if now.Sub(lastPrune) > time.Minute {
+			s.breaker.prune(now.Add(-10 * time.Minute))
+			lastPrune = now
+		}
+	}
+}
+
+// jitter spreads d uniformly by ±frac.
+func jitter(d time.Duration, frac float64) time.Duration {
+	if d <= 0 || frac <= 0 {
+		return max(d, 0)
+	}
+	f := 1 + frac*(2*rand.Float64()-1)
+	return time.Duration(float64(d) * f)
+}

@@ -1,0 +1,617 @@
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/urlguard"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+const ms = time.Millisecond
+
+func status(code int) func(int, http.ResponseWriter, *http.Request) {
+	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
+}
+
+func TestOutcomes(t *testing.T) {
+	t.Parallel()
+	guard, err := urlguard.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		respond   func(int, http.ResponseWriter, *http.Request)
+		schedule  []time.Duration
+		sender    []webhook.ClientOption
+		test      bool
+		want      []string
+		wantPosts int
+	}{
+		{
+			name: "2xx succeeds", respond: status(200), schedule: []time.Duration{0, 50 * ms},
+			want: []string{StatusSucceeded}, wantPosts: 1,
+		},
+		{
+			name: "flaky endpoint succeeds on attempt N+1",
+			respond: func(n int, w http.ResponseWriter, _ *http.Request) {
+				if n <= 3 {
+					w.WriteHeader(500)
+				}
+			},
+			schedule:  []time.Duration{0, 50 * ms, 100 * ms, 150 * ms},
+			want:      []string{StatusRetrying, StatusRetrying, StatusRetrying, StatusSucceeded},
+			wantPosts: 4,
+		},
+		{
+			name: "always 500 ends dead after len(schedule) attempts", respond: status(500),
+			schedule:  []time.Duration{0, 50 * ms, 100 * ms, 150 * ms},
+			want:      []string{StatusRetrying, StatusRetrying, StatusRetrying, StatusDead},
+			wantPosts: 4,
+		},
+		{
+			name: "410 Gone stops after one attempt", respond: status(410),
+			schedule: []time.Duration{0, 50 * ms, 100 * ms}, want: []string{StatusFailed}, wantPosts: 1,
+		},
+		{
+			name: "3xx is a failure and is not followed",
+			respond: func(_ int, w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "https://example.invalid/elsewhere", http.StatusMovedPermanently)
+			},
+			schedule: []time.Duration{0, 50 * ms}, want: []string{StatusRetrying, StatusDead}, wantPosts: 2,
+		},
+		{
+			name: "URL refused by the guard fails without retry", respond: status(200),
+			schedule: []time.Duration{0, 50 * ms}, sender: []webhook.ClientOption{webhook.WithGuard(guard)},
+			want: []string{StatusFailed}, wantPosts: 0,
+		},
+		{
+			name: "failed test job is not retried", respond: status(500), test: true,
+			schedule: []time.Duration{0, 50 * ms}, want: []string{StatusFailed}, wantPosts: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t)
+			h := &hook{respond: tt.respond}
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+			u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL + "/hook"}
+			cfg := e.addHub("hub1", u)
+			e.start(t, baseConfig(e.prefix, tt.schedule...), newSender(t, tt.sender...))
+			job := e.publishJob(t, cfg, u, 1, tt.test)
+
+			waitFor(t, 15*time.Second, "a terminal record", func() bool { return e.records.final(job.GetDeliveryId()) })
+			waitFor(t, 5*time.Second, "the job acked", func() bool { return e.consumerDrained(t) })
+			recs := e.records.of(job.GetDeliveryId())
+			if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, tt.want) {
+				t.Fatalf("statuses %v, want %v", got, tt.want)
+			}
+			if h.count() != tt.wantPosts {
+				t.Fatalf("POSTs %d, want %d", h.count(), tt.wantPosts)
+			}
+			for i, rec := range recs {
+				if rec.GetAttempt() != int32(i+1) {
+					t.Errorf("record %d has attempt %d", i, rec.GetAttempt())
+				}
+				if rec.GetStatus() == StatusRetrying && rec.GetNextAttemptAt() == nil {
+					t.Errorf("retrying record %d without next_attempt_at", i)
+				}
+				if rec.GetRequest().GetHeaders()[webhook.HeaderSecret] != webhook.MaskSecret {
+					t.Errorf("record %d: secret header not masked: %q", i, rec.GetRequest().GetHeaders()[webhook.HeaderSecret])
+				}
+				if strings.Contains(rec.String(), cfg.GetSecret()) {
+					t.Errorf("record %d contains the secret", i)
+				}
+			}
+			if n, err := e.newStore().pending(context.Background()); err != nil || n != 0 {
+				t.Errorf("pending retries %d (%v), want 0", n, err)
+			}
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			for i, hdr := range h.headers {
+				if err := webhook.Verify(cfg.GetSecret(), hdr, h.bodies[i], time.Minute, time.Now()); err != nil {
+					t.Errorf("POST %d: signature: %v", i, err)
+				}
+				if hdr.Get(webhook.HeaderID) != job.GetWebhookEventId() {
+					t.Errorf("POST %d: webhook-id %q", i, hdr.Get(webhook.HeaderID))
+				}
+			}
+		})
+	}
+}
+
+func (e *testEnv) newStore() *retryStore { return newRetryStore(e.rdb, e.prefix) }
+
+func TestRetryAfterHonouredWithinBounds(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	h := &hook{respond: func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "3600")
+			w.WriteHeader(429)
+		}
+	}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL}
+	cfg := e.addHub("hub1", u)
+	c := baseConfig(e.prefix, 0, 10*ms, 10*ms)
+	c.MaxRetryAfter = 700 * ms
+	e.start(t, c, newSender(t))
+	job := e.publishJob(t, cfg, u, 1, false)
+	waitFor(t, 10*time.Second, "success", func() bool { return e.records.final(job.GetDeliveryId()) })
+	recs := e.records.of(job.GetDeliveryId())
+	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusRetrying, StatusSucceeded}) {
+		t.Fatalf("statuses %v", got)
+	}
+	first := recs[0]
+	wait := first.GetNextAttemptAt().AsTime().Sub(first.GetStartedAt().AsTime())
+	// Retry-After (1h) beats the schedule (10ms) but is capped at 700ms.
+	if wait < 700*ms || wait > 700*ms+time.Duration(first.GetResponse().GetDurationMs())*ms+200*ms {
+		t.Fatalf("next attempt %s after the first, want about 700ms", wait)
+	}
+	if second := recs[1].GetStartedAt().AsTime(); second.Before(first.GetNextAttemptAt().AsTime()) {
+		t.Fatalf("second attempt at %s, before next_attempt_at %s", second, first.GetNextAttemptAt().AsTime())
+	}
+}
+
+func TestCancelPendingRetries(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		change func(*hubhooksv1.HubConfig)
+	}{
+		{"URL removed", func(c *hubhooksv1.HubConfig) { c.CallbackUrls = c.CallbackUrls[1:] }},
+		{"triggers disabled", func(c *hubhooksv1.HubConfig) { c.EventsEnabled = false }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t)
+			h := &hook{respond: status(500)}
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+			ua := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL + "/a"}
+			ub := &hubhooksv1.CallbackUrl{Id: "url_b", Url: srv.URL + "/b"}
+			cfg := e.addHub("hub1", ua, ub)
+			// Long enough that the retry is still pending when the config changes.
+			e.start(t, baseConfig(e.prefix, 0, 30*time.Second, 30*time.Second), newSender(t))
+			job := e.publishJob(t, cfg, ua, 1, false)
+			waitFor(t, 10*time.Second, "first attempt recorded", func() bool {
+				return slices.Equal(e.records.statuses(job.GetDeliveryId()), []string{StatusRetrying})
+			})
+			waitFor(t, 5*time.Second, "retry stored", func() bool {
+				n, _ := e.newStore().pending(context.Background())
+				return n == 1
+			})
+
+			e.configs.set("hub1", tc.change)
+
+			waitFor(t, 10*time.Second, "cancelled record", func() bool { return e.records.final(job.GetDeliveryId()) })
+			recs := e.records.of(job.GetDeliveryId())
+			last := recs[len(recs)-1]
+			if last.GetStatus() != StatusCancelled || last.GetAttempt() != 2 {
+				t.Fatalf("last record %s attempt %d, want cancelled attempt 2", last.GetStatus(), last.GetAttempt())
+			}
+			// Nothing left anywhere that could POST again.
+			waitFor(t, 5*time.Second, "retry and outbox empty", func() bool {
+				n1, _ := e.rdb.ZCard(context.Background(), e.prefix+"retry:due").Result()
+				n2, _ := e.rdb.ZCard(context.Background(), e.prefix+"retry:cancel:due").Result()
+				n3, _ := e.rdb.HLen(context.Background(), e.prefix+"retry:cancel:jobs").Result()
+				n4, _ := e.rdb.HLen(context.Background(), e.prefix+"retry:hub:hub1").Result()
+				return n1+n2+n3+n4 == 0
+			})
+			waitFor(t, 5*time.Second, "job acked", func() bool { return e.consumerDrained(t) })
+			if h.count() != 1 {
+				t.Fatalf("POSTs %d, want 1", h.count())
+			}
+		})
+	}
+}
+
+func TestJobForRemovedURLIsCancelled(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	h := &hook{}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	ua := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL}
+	cfg := e.addHub("hub1", ua)
+	e.configs.set("hub1", func(c *hubhooksv1.HubConfig) { c.CallbackUrls = nil })
+	e.start(t, baseConfig(e.prefix, 0, 10*ms), newSender(t))
+	job := e.publishJob(t, cfg, ua, 1, false)
+	waitFor(t, 10*time.Second, "terminal record", func() bool { return e.records.final(job.GetDeliveryId()) })
+	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusCancelled}) {
+		t.Fatalf("statuses %v", got)
+	}
+	if h.count() != 0 {
+		t.Fatalf("POSTs %d, want 0", h.count())
+	}
+}
+
+func TestRestartResumesPendingRetries(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	h := &hook{respond: func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			w.WriteHeader(503)
+		}
+	}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL}
+	cfg := e.addHub("hub1", u)
+	c := baseConfig(e.prefix, 0, 2*time.Second)
+	c.Jitter = -1
+	_, stop := e.start(t, c, newSender(t))
+	job := e.publishJob(t, cfg, u, 1, false)
+	waitFor(t, 10*time.Second, "retrying", func() bool {
+		return slices.Equal(e.records.statuses(job.GetDeliveryId()), []string{StatusRetrying})
+	})
+	stop()
+	if n, err := e.newStore().pending(context.Background()); err != nil || n != 1 {
+		t.Fatalf("after stop: pending retries %d (%v), want 1", n, err)
+	}
+	if !e.consumerDrained(t) {
+		t.Fatal("job of attempt 1 not acked before stop returned")
+	}
+
+	e.start(t, c, newSender(t))
+	waitFor(t, 10*time.Second, "success after restart", func() bool { return e.records.final(job.GetDeliveryId()) })
+	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusRetrying, StatusSucceeded}) {
+		t.Fatalf("statuses %v", got)
+	}
+	if h.count() != 2 {
+		t.Fatalf("POSTs %d, want 2", h.count())
+	}
+}
+
+func TestHangingEndpointDoesNotDelayHealthyOne(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	hang := &hook{respond: func(_ int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}}
+	healthy := &hook{respond: status(204)}
+	hangSrv := httptest.NewServer(hang)
+	okSrv := httptest.NewServer(healthy)
+	t.Cleanup(okSrv.Close)
+	t.Cleanup(hangSrv.Close)
+	t.Cleanup(unblock) // runs before the servers close
+	ua := &hubhooksv1.CallbackUrl{Id: "url_hang", Url: hangSrv.URL}
+	ub := &hubhooksv1.CallbackUrl{Id: "url_ok", Url: okSrv.URL}
+	cfg := e.addHub("hub1", ua, ub)
+	c := baseConfig(e.prefix, 0, 10*ms)
+	c.Concurrency = 8
+	c.PerURLConcurrency = 2
+	c.PerURLQueue = 2
+	c.PerHubConcurrency = 4
+	e.start(t, c, newSender(t, webhook.WithTimeout(time.Minute)))
+
+	// The hanging URL's jobs go first, more than its slots and queue hold.
+	var hung []string
+	for i := range 10 {
+		hung = append(hung, e.publishJob(t, cfg, ua, i, false).GetDeliveryId())
+	}
+	waitFor(t, 10*time.Second, "the hanging endpoint's slots taken", func() bool { return hang.count() == 2 })
+	var ok []string
+	for i := range 20 {
+		ok = append(ok, e.publishJob(t, cfg, ub, i, false).GetDeliveryId())
+	}
+	waitFor(t, 20*time.Second, "every healthy delivery succeeded", func() bool {
+		for _, id := range ok {
+			if !slices.Equal(e.records.statuses(id), []string{StatusSucceeded}) {
+				return false
+			}
+		}
+		return true
+	})
+	// The hanging endpoint still holds its first POSTs: none of its
+	// deliveries has been recorded, and no more than its slots were used.
+	for _, id := range hung {
+		if got := e.records.statuses(id); len(got) != 0 {
+			t.Fatalf("hanging delivery %s recorded %v before release", id, got)
+		}
+	}
+	if n := hang.count(); n != 2 {
+		t.Fatalf("hanging endpoint got %d concurrent POSTs, want its limit 2", n)
+	}
+
+	unblock()
+	waitFor(t, 20*time.Second, "hanging deliveries completed after release", func() bool {
+		for _, id := range hung {
+			if !e.records.final(id) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestSecretRotationSignsWithBoth(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	h := &hook{}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL}
+	e.addHub("hub1", u)
+	oldSecret, _ := e.configs.Get("hub1")
+	newSecret := webhook.NewSecret()
+	cfg := e.configs.set("hub1", func(c *hubhooksv1.HubConfig) {
+		c.PreviousSecrets = []*hubhooksv1.PreviousSecret{
+			{Secret: c.Secret, ExpiresAt: timestamppb.New(time.Now().Add(time.Hour))},
+			{Secret: webhook.NewSecret(), ExpiresAt: timestamppb.New(time.Now().Add(-time.Hour))}, // expired
+		}
+		c.Secret = newSecret
+	})
+	e.start(t, baseConfig(e.prefix, 0), newSender(t))
+	job := e.publishJob(t, cfg, u, 1, false)
+	waitFor(t, 10*time.Second, "success", func() bool { return e.records.final(job.GetDeliveryId()) })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hdr, body := h.headers[0], h.bodies[0]
+	if got := hdr.Get(webhook.HeaderSecret); got != newSecret {
+		t.Errorf("x-rapidapi-webhook-secret is not the new secret")
+	}
+	if n := len(strings.Fields(hdr.Get(webhook.HeaderSignature))); n != 2 {
+		t.Errorf("want 2 signatures (new, previous), got %d", n)
+	}
+	for _, s := range []string{newSecret, oldSecret.GetSecret()} {
+		if err := webhook.Verify(s, hdr, body, time.Minute, time.Now()); err != nil {
+			t.Errorf("Verify: %v", err)
+		}
+	}
+}
+
+func TestBreakerOpensAndFailsFast(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	// An endpoint that refuses connections: every attempt is a transport failure.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	deadURL := srv.URL
+	srv.Close()
+	u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: deadURL}
+	cfg := e.addHub("hub1", u)
+	c := baseConfig(e.prefix, 0, 10*ms, 10*ms, 10*ms)
+	c.BreakerFailures = 2
+	c.BreakerCooldown = time.Hour
+	e.start(t, c, newSender(t))
+	job := e.publishJob(t, cfg, u, 1, false)
+	waitFor(t, 10*time.Second, "dead", func() bool { return e.records.final(job.GetDeliveryId()) })
+	recs := e.records.of(job.GetDeliveryId())
+	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusRetrying, StatusRetrying, StatusRetrying, StatusDead}) {
+		t.Fatalf("statuses %v", got)
+	}
+	for _, rec := range recs[:2] {
+		if rec.GetResponse().GetError() == ErrCircuitOpen.Error() {
+			t.Errorf("attempt %d failed fast before the breaker could open", rec.GetAttempt())
+		}
+	}
+	for _, rec := range recs[2:] {
+		if rec.GetResponse().GetError() != ErrCircuitOpen.Error() {
+			t.Errorf("attempt %d error %q, want %q", rec.GetAttempt(), rec.GetResponse().GetError(), ErrCircuitOpen)
+		}
+	}
+}
+
+func TestPromptErrorAnswersDoNotOpenTheBreaker(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	h := &hook{respond: status(500)}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL}
+	cfg := e.addHub("hub1", u)
+	c := baseConfig(e.prefix, 0, 10*ms, 10*ms, 10*ms)
+	c.BreakerFailures = 2
+	c.BreakerCooldown = time.Hour
+	e.start(t, c, newSender(t))
+	job := e.publishJob(t, cfg, u, 1, false)
+	waitFor(t, 10*time.Second, "dead", func() bool { return e.records.final(job.GetDeliveryId()) })
+	if h.count() != 4 {
+		t.Fatalf("POSTs %d, want 4: a prompt 500 is retried on the schedule, not failed fast", h.count())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr []string
+	}{
+		{"zero is valid", Config{}, nil},
+		{"negative schedule", Config{Schedule: []time.Duration{0, -time.Second}}, []string{"schedule[1]"}},
+		{"everything wrong at once", Config{Concurrency: -1, AckWait: time.Second, Jitter: 0.9, ClaimLease: 10 * ms},
+			[]string{"concurrency", "ack wait", "jitter", "claim lease"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("want error")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestNewRejectsNilDeps(t *testing.T) {
+	_, err := New(Config{}, nil, nil, nil, nil)
+	if err == nil {
+		t.Fatal("want error")
+	}
+	for _, w := range []string{"JetStream", "Redis", "config source", "sender"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+}
+
+func TestOutcomeDelays(t *testing.T) {
+	s := &Service{cfg: Config{Schedule: []time.Duration{0, time.Minute, time.Hour}, Jitter: 0.2, MaxRetryAfter: 2 * time.Hour}.withDefaults()}
+	now := time.Unix(1000, 0)
+	job := func(attempt int32) *deliveryJob { return &deliveryJob{Attempt: attempt} }
+	tests := []struct {
+		name     string
+		attempt  int32
+		res      webhook.Result
+		want     string
+		min, max time.Duration
+	}{
+		{"first failure uses schedule[1] with jitter", 1, webhook.Result{StatusCode: 500}, StatusRetrying, 48 * time.Second, 72 * time.Second},
+		{"429 Retry-After longer than the schedule", 1, webhook.Result{StatusCode: 429, RetryAfter: 10 * time.Minute}, StatusRetrying, 10 * time.Minute, 10 * time.Minute},
+		{"503 Retry-After capped", 1, webhook.Result{StatusCode: 503, RetryAfter: 100 * time.Hour}, StatusRetrying, 2 * time.Hour, 2 * time.Hour},
+		{"Retry-After shorter than the schedule", 2, webhook.Result{StatusCode: 503, RetryAfter: time.Second}, StatusRetrying, 48 * time.Minute, 72 * time.Minute},
+		{"Retry-After ignored on 500", 1, webhook.Result{StatusCode: 500, RetryAfter: 10 * time.Hour}, StatusRetrying, 48 * time.Second, 72 * time.Second},
+		{"last attempt dead", 3, webhook.Result{StatusCode: 500}, StatusDead, 0, 0},
+		{"beyond the schedule dead", 9, webhook.Result{StatusCode: 500}, StatusDead, 0, 0},
+		{"2xx", 3, webhook.Result{StatusCode: 201}, StatusSucceeded, 0, 0},
+		{"410", 1, webhook.Result{StatusCode: 410}, StatusFailed, 0, 0},
+		{"guard", 1, webhook.Result{Err: fmt.Errorf("dial: %w", urlguard.ErrBlocked)}, StatusFailed, 0, 0},
+		{"circuit open retried", 1, webhook.Result{Err: ErrCircuitOpen}, StatusRetrying, 48 * time.Second, 72 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, next := s.outcome(job(tt.attempt), tt.res, now)
+			if got != tt.want {
+				t.Fatalf("status %s, want %s", got, tt.want)
+			}
+			if got != StatusRetrying {
+				return
+			}
+			if d := next.Sub(now); d < tt.min || d > tt.max {
+				t.Fatalf("delay %s, want in [%s, %s]", d, tt.min, tt.max)
+			}
+		})
+	}
+}
+
+func TestShutdownFinishesInFlightPOSTs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		release    bool // the endpoint answers during the shutdown
+		wantStatus []string
+	}{
+		{"in-flight POST finishes, is recorded and acked", true, []string{StatusSucceeded}},
+		{"shutdown timeout abandons the POST unrecorded", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t)
+			release := make(chan struct{})
+			var once sync.Once
+			unblock := func() { once.Do(func() { close(release) }) }
+			h := &hook{respond: func(_ int, w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}}
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+			t.Cleanup(unblock)
+			u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL}
+			cfg := e.addHub("hub1", u)
+			c := baseConfig(e.prefix, 0, 10*ms)
+			c.PerURLConcurrency = 1
+			c.ShutdownTimeout = 500 * ms
+			if tc.release {
+				c.ShutdownTimeout = 10 * time.Second
+			}
+			svc, stop := e.start(t, c, newSender(t, webhook.WithTimeout(time.Minute)))
+			first := e.publishJob(t, cfg, u, 1, false)
+			second := e.publishJob(t, cfg, u, 2, false) // queued behind the first
+			waitFor(t, 10*time.Second, "first POST in flight", func() bool { return h.count() == 1 })
+			waitFor(t, 10*time.Second, "second job queued", func() bool {
+				svc.mu.Lock()
+				defer svc.mu.Unlock()
+				return len(svc.held) == 2
+			})
+			stopped := make(chan struct{})
+			go func() { stop(); close(stopped) }()
+			waitFor(t, 5*time.Second, "shutdown started", func() bool { return svc.stopCtx.Err() != nil })
+			if tc.release {
+				unblock()
+			}
+			select {
+			case <-stopped:
+			case <-time.After(15 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			if tc.wantStatus != nil {
+				waitFor(t, 5*time.Second, "record of the in-flight POST", func() bool { return e.records.final(first.GetDeliveryId()) })
+			}
+			if got := e.records.statuses(first.GetDeliveryId()); !slices.Equal(got, tc.wantStatus) {
+				t.Fatalf("first delivery statuses %v, want %v", got, tc.wantStatus)
+			}
+			if got := e.records.statuses(second.GetDeliveryId()); len(got) != 0 {
+				t.Fatalf("queued delivery was attempted: %v", got)
+			}
+			if h.count() != 1 {
+				t.Fatalf("POSTs %d, want 1", h.count())
+			}
+			// What was not finished is back in JetStream for another replica.
+			ctx := context.Background()
+			cons, err := e.js.Consumer(ctx, eventbus.StreamDeliveries, eventbus.ConsumerDeliverer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{second.GetDeliveryId()}
+			if !tc.release {
+				want = []string{first.GetDeliveryId(), second.GetDeliveryId()}
+			}
+			var got []string
+			deadline := time.Now().Add(5 * time.Second)
+			for len(got) < len(want) && time.Now().Before(deadline) {
+				batch, err := cons.Fetch(10, jetstream.FetchMaxWait(500*ms))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for m := range batch.Messages() {
+					job, err := eventbus.DecodeJob(m.Data())
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, job.GetDeliveryId())
+				}
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("jobs back in JetStream %v, want %v", got, want)
+			}
+		})
+	}
+}
