@@ -50,13 +50,26 @@ func DeliverySubject(hubID string) string { return subjectDeliveries + hubID }
 // AttemptSubject is the subject of attempt records for hubID.
 func AttemptSubject(hubID string) string { return subjectAttempts + hubID }
 
+// De-duplication windows of the internal streams. A job is republished
+// (same Nats-Msg-Id) when the expander or a retry claim crashes before its
+// ack or lease ends (30 s each), so two minutes cover it. Attempt records
+// are idempotent in the logger, so their window only absorbs quick repeats.
+const (
+	DeliveriesDuplicateWindow = 2 * time.Minute
+	AttemptsDuplicateWindow   = 20 * time.Second
+)
+
 // Options tune the streams. The zero value is the production default.
 type Options struct {
 	// Replicas is the stream replica count (1 on a single server, 3 on a cluster).
 	Replicas int
 	// Storage is file by default.
 	Storage jetstream.StorageType
-	// DuplicateWindow is how long Nats-Msg-Id de-duplication lasts; default 5m.
+	// DuplicateWindow is how long Nats-Msg-Id de-duplication of domain
+	// events lasts (the publisher contract); default 5m. The internal streams
+	// use the shorter windows their redelivery paths need (see
+	// DeliveriesDuplicateWindow, AttemptsDuplicateWindow): the server keeps
+	// every id of the window in memory.
 	DuplicateWindow time.Duration
 	// EventsMaxAge is how long domain events are kept after expansion; default 72h.
 	EventsMaxAge time.Duration
@@ -107,7 +120,7 @@ func DeliveriesStreamConfig(o Options) jetstream.StreamConfig {
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     o.Storage,
 		Replicas:    o.Replicas,
-		Duplicates:  o.DuplicateWindow,
+		Duplicates:  min(o.DuplicateWindow, DeliveriesDuplicateWindow),
 	}
 }
 
@@ -121,7 +134,7 @@ func AttemptsStreamConfig(o Options) jetstream.StreamConfig {
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     o.Storage,
 		Replicas:    o.Replicas,
-		Duplicates:  o.DuplicateWindow,
+		Duplicates:  min(o.DuplicateWindow, AttemptsDuplicateWindow),
 	}
 }
 

@@ -60,10 +60,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc, err := hubconfig.New(hubconfig.Config{
-		RedisPrefix: p.S.RedisPrefix, SecretGrace: p.S.SecretGrace, Registerer: p.Registry, Log: p.Log,
-		Rules: rules, StreamOptions: p.StreamOptions(),
-	}, rdb, js, guard, sender, tokens)
+	svc, err := hubconfig.New(p.ConfigSvcConfig(rules), rdb, js, guard, sender, tokens)
 	if err != nil {
 		return err
 	}

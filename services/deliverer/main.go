@@ -58,10 +58,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc, err := deliver.New(deliver.Config{
-		RedisPrefix: p.S.RedisPrefix, Schedule: p.S.RetrySchedule, Registerer: p.Registry, Log: p.Log,
-		StreamOptions: p.StreamOptions(), ShutdownTimeout: p.S.ShutdownTimeout,
-	}, js, rdb, cache, sender)
+	svc, err := deliver.New(p.DelivererConfig(), js, rdb, cache, sender)
 	if err != nil {
 		return err
 	}

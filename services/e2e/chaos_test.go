@@ -267,6 +267,17 @@ func TestChaos(t *testing.T) {
 		{"kill deliverer", kill("deliverer")},
 		{"kill logger", kill("logger")},
 		{"kill configsvc", kill("configsvc")},
+		{"SIGTERM deliverer (graceful)", func() {
+			time.Sleep(150 * time.Millisecond)
+			began := time.Now()
+			c.procs["deliverer"].stop(syscall.SIGTERM)
+			took := time.Since(began)
+			t.Logf("deliverer stopped gracefully in %s", took.Round(time.Millisecond))
+			if took > 15*time.Second {
+				t.Errorf("deliverer took %s to stop on SIGTERM (shutdown timeout 5s)", took)
+			}
+			c.procs["deliverer"].start()
+		}},
 		{"redis outage", func() {
 			time.Sleep(150 * time.Millisecond)
 			t.Logf("redis down for %s", outage)

@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc, err := expand.New(expand.Config{Registerer: p.Registry, Log: p.Log, StreamOptions: p.StreamOptions()}, js, cache, rules)
+	svc, err := expand.New(p.ExpanderConfig(), js, cache, rules)
 	if err != nil {
 		return err
 	}

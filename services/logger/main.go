@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc, err := eventlog.New(eventlog.Config{RedisPrefix: p.S.RedisPrefix, Registerer: p.Registry, Log: p.Log, StreamOptions: p.StreamOptions()}, js, rdb)
+	svc, err := eventlog.New(p.LoggerConfig(), js, rdb)
 	if err != nil {
 		return err
 	}

@@ -35,12 +35,12 @@ type Config struct {
 	// PerURLConcurrency is the most POSTs in flight to one URL; default 16.
 	PerURLConcurrency int
 	// PerURLQueue is how many jobs may wait for a URL's slots before further
-	// jobs are handed back to JetStream with a short delay; default 32.
+	// jobs are handed back to JetStream with a short delay; default 512.
 	PerURLQueue int
 	// PerHubConcurrency is the most POSTs in flight for one hub; default 64.
 	PerHubConcurrency int
 
-	// AckWait is the consumer's ack wait; default 2m. Jobs held longer than
+	// AckWait is the consumer's ack wait; default 30s. Jobs held longer than
 	// half of it are reported in progress.
 	AckWait time.Duration
 	// MaxAckPending bounds unacknowledged jobs across all replicas; default 4096.
@@ -50,7 +50,7 @@ type Config struct {
 	// FetchWait is how long one fetch waits for jobs; default 1s.
 	FetchWait time.Duration
 	// QueueFullDelay is the base redelivery delay of a job whose URL queue is
-	// full (jittered, growing with redeliveries up to 10x); default 1s.
+	// full (jittered, growing with redeliveries up to 10x); default 250ms.
 	QueueFullDelay time.Duration
 
 	// PollInterval is how often the retry scheduler looks for due retries
@@ -109,13 +109,13 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxRetryAfter, time.Hour)
 	defInt(&c.Concurrency, 256)
 	defInt(&c.PerURLConcurrency, 16)
-	defInt(&c.PerURLQueue, 32)
+	defInt(&c.PerURLQueue, 512)
 	defInt(&c.PerHubConcurrency, 64)
-	def(&c.AckWait, 2*time.Minute)
+	def(&c.AckWait, 30*time.Second)
 	defInt(&c.MaxAckPending, 4096)
 	defInt(&c.FetchBatch, 64)
 	def(&c.FetchWait, time.Second)
-	def(&c.QueueFullDelay, time.Second)
+	def(&c.QueueFullDelay, 250*time.Millisecond)
 	def(&c.PollInterval, 200*time.Millisecond)
 	def(&c.ClaimLease, 30*time.Second)
 	defInt(&c.ClaimBatch, 100)

@@ -96,6 +96,10 @@ func (s *Service) handle(msg jetstream.Msg, job *deliveryv1.DeliveryJob) {
 			s.wakeScheduler()
 		}
 	}
+	if rec.GetRequest().GetBody() == string(job.GetBody()) {
+		// The job carries the body already; the logger keeps it once.
+		rec.Request.Body = ""
+	}
 	if err := s.publishRecord(rec); err != nil {
 		log.Warn("publish attempt record; job retried later", "err", err)
 		_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
@@ -221,10 +225,11 @@ func (s *Service) publishRecord(rec *deliveryv1.AttemptRecorded) error {
 	return nil
 }
 
+// ack acknowledges the job without waiting for the server's confirmation:
+// everything it stands for is already stored, so a lost ack only means the
+// job is attempted again (same webhook-id) after the ack wait.
 func (s *Service) ack(msg jetstream.Msg, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
-	defer cancel()
-	if err := msg.DoubleAck(ctx); err != nil {
+	if err := msg.Ack(); err != nil {
 		s.metrics.handlingErrors.WithLabelValues("ack").Inc()
 		log.Warn("ack delivery job (it may be delivered again)", "err", err)
 	}

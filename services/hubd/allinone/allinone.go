@@ -108,17 +108,12 @@ func Start(ctx context.Context, p *assembly.Parts) (*Hub, error) {
 		return fail(err)
 	}
 
-	cfgSvc, err := hubconfig.New(hubconfig.Config{
-		RedisPrefix: s.RedisPrefix, SecretGrace: s.SecretGrace, Registerer: p.Registry, Log: p.Log.With("component", "configsvc"),
-		Rules: rules, StreamOptions: p.StreamOptions(),
-	}, rdb, js, guard, sender, tokens)
+	cfgSvc, err := hubconfig.New(p.ConfigSvcConfig(rules), rdb, js, guard, sender, tokens)
 	if err != nil {
 		return fail(err)
 	}
 	cfgSvc.Register(gs.Server)
-	logSvc, err := eventlog.New(eventlog.Config{
-		RedisPrefix: s.RedisPrefix, Registerer: p.Registry, Log: p.Log.With("component", "logger"), StreamOptions: p.StreamOptions(),
-	}, js, rdb)
+	logSvc, err := eventlog.New(p.LoggerConfig(), js, rdb)
 	if err != nil {
 		return fail(err)
 	}
@@ -150,18 +145,13 @@ func Start(ctx context.Context, p *assembly.Parts) (*Hub, error) {
 		return fail(err)
 	}
 
-	expSvc, err := expand.New(expand.Config{
-		Registerer: p.Registry, Log: p.Log.With("component", "expander"), StreamOptions: p.StreamOptions(),
-	}, js, cache, rules)
+	expSvc, err := expand.New(p.ExpanderConfig(), js, cache, rules)
 	if err != nil {
 		_ = lis.Close()
 		_ = httpLis.Close()
 		return fail(err)
 	}
-	delSvc, err := deliver.New(deliver.Config{
-		RedisPrefix: s.RedisPrefix, Schedule: s.RetrySchedule, Registerer: p.Registry, Log: p.Log.With("component", "deliverer"),
-		StreamOptions: p.StreamOptions(), ShutdownTimeout: s.ShutdownTimeout,
-	}, js, rdb, cache, sender)
+	delSvc, err := deliver.New(p.DelivererConfig(), js, rdb, cache, sender)
 	if err != nil {
 		_ = lis.Close()
 		_ = httpLis.Close()

@@ -30,7 +30,11 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+	"github.com/hubhooks/hubhooks/services/configsvc/hubconfig"
+	"github.com/hubhooks/hubhooks/services/deliverer/deliver"
+	"github.com/hubhooks/hubhooks/services/expander/expand"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
+	"github.com/hubhooks/hubhooks/services/logger/eventlog"
 )
 
 // Parts holds what a binary is assembled from.
@@ -178,7 +182,7 @@ func (p *Parts) Guard() (*urlguard.Guard, error) {
 
 // Sender is the webhook client every POST goes through.
 func (p *Parts) Sender(g *urlguard.Guard) (*webhook.Client, error) {
-	return webhook.NewClient(webhook.WithGuard(g))
+	return webhook.NewClient(webhook.WithGuard(g), webhook.WithTimeout(p.S.WebhookTimeout))
 }
 
 // Rules are the cascade rules: HUBHOOKS_RULES_FILE or the built-in table.
@@ -219,4 +223,38 @@ func WithTimeout(parent context.Context, d time.Duration) (context.Context, cont
 		}
 	}()
 	return ctx, cancel
+}
+
+// ConfigSvcConfig is configsvc's config from the settings.
+func (p *Parts) ConfigSvcConfig(rules *cascade.Rules) hubconfig.Config {
+	return hubconfig.Config{
+		RedisPrefix: p.S.RedisPrefix, SecretGrace: p.S.SecretGrace, Registerer: p.Registry, Log: p.Log.With("component", "configsvc"),
+		Rules: rules, StreamOptions: p.StreamOptions(),
+	}
+}
+
+// ExpanderConfig is the expander's config from the settings.
+func (p *Parts) ExpanderConfig() expand.Config {
+	return expand.Config{
+		Registerer: p.Registry, Log: p.Log.With("component", "expander"), StreamOptions: p.StreamOptions(),
+		MaxEventBytes: p.S.MaxEventBytes,
+	}
+}
+
+// DelivererConfig is the deliverer's config from the settings.
+func (p *Parts) DelivererConfig() deliver.Config {
+	return deliver.Config{
+		RedisPrefix: p.S.RedisPrefix, Schedule: p.S.RetrySchedule, Registerer: p.Registry, Log: p.Log.With("component", "deliverer"),
+		StreamOptions: p.StreamOptions(), ShutdownTimeout: p.S.ShutdownTimeout,
+		Concurrency: p.S.DeliverConcurrency, PerURLConcurrency: p.S.PerURLConcurrency, PerHubConcurrency: p.S.PerHubConcurrency,
+		BreakerFailures: p.S.BreakerFailures, BreakerCooldown: p.S.BreakerCooldown, MaxRetryAfter: p.S.MaxRetryAfter,
+	}
+}
+
+// LoggerConfig is the logger's config from the settings.
+func (p *Parts) LoggerConfig() eventlog.Config {
+	return eventlog.Config{
+		RedisPrefix: p.S.RedisPrefix, Registerer: p.Registry, Log: p.Log.With("component", "logger"), StreamOptions: p.StreamOptions(),
+		Retention: p.S.LogRetention, MaxEntriesPerHub: p.S.LogMaxEntriesPerHub,
+	}
 }

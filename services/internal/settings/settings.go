@@ -40,6 +40,18 @@ type Settings struct {
 	TLSKey          string
 	TLSClientCA     string
 	TLSCA           string
+
+	// Tuning with service defaults (0 keeps the service's default).
+	WebhookTimeout      time.Duration
+	DeliverConcurrency  int
+	PerURLConcurrency   int
+	PerHubConcurrency   int
+	BreakerFailures     int
+	BreakerCooldown     time.Duration
+	MaxRetryAfter       time.Duration
+	LogRetention        time.Duration
+	LogMaxEntriesPerHub int
+	MaxEventBytes       int
 }
 
 // Defaults are the per-binary defaults that differ between binaries.
@@ -90,6 +102,26 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	replicas, err := daemon.EnvInt("HUBHOOKS_STREAM_REPLICAS", 1)
 	errs = append(errs, err)
 	fs.IntVar(&s.StreamReplicas, "stream-replicas", replicas, "JetStream stream replicas: 1, or 3 on a cluster (HUBHOOKS_STREAM_REPLICAS)")
+	dur := func(p *time.Duration, flagName, env string, def time.Duration, usage string) {
+		v, err := daemon.EnvDuration(env, def)
+		errs = append(errs, err)
+		fs.DurationVar(p, flagName, v, usage+" ("+env+")")
+	}
+	num := func(p *int, flagName, env string, def int, usage string) {
+		v, err := daemon.EnvInt(env, def)
+		errs = append(errs, err)
+		fs.IntVar(p, flagName, v, usage+" ("+env+")")
+	}
+	dur(&s.WebhookTimeout, "webhook-timeout", "HUBHOOKS_WEBHOOK_TIMEOUT", 15*time.Second, "timeout of one webhook POST")
+	num(&s.DeliverConcurrency, "deliver-concurrency", "HUBHOOKS_DELIVER_CONCURRENCY", 256, "POSTs in flight per deliverer")
+	num(&s.PerURLConcurrency, "per-url-concurrency", "HUBHOOKS_PER_URL_CONCURRENCY", 16, "POSTs in flight per callback URL")
+	num(&s.PerHubConcurrency, "per-hub-concurrency", "HUBHOOKS_PER_HUB_CONCURRENCY", 64, "POSTs in flight per hub")
+	num(&s.BreakerFailures, "breaker-failures", "HUBHOOKS_BREAKER_FAILURES", 5, "consecutive timeouts/connection errors that open a URL's circuit breaker")
+	dur(&s.BreakerCooldown, "breaker-cooldown", "HUBHOOKS_BREAKER_COOLDOWN", 30*time.Second, "how long an open breaker fails fast before probing")
+	dur(&s.MaxRetryAfter, "max-retry-after", "HUBHOOKS_MAX_RETRY_AFTER", time.Hour, "upper bound on a receiver's Retry-After")
+	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", 7*24*time.Hour, "how long event log entries are kept")
+	num(&s.LogMaxEntriesPerHub, "log-max-entries-per-hub", "HUBHOOKS_LOG_MAX_ENTRIES_PER_HUB", 100000, "event log entries kept per hub (oldest trimmed)")
+	num(&s.MaxEventBytes, "max-event-bytes", "HUBHOOKS_MAX_EVENT_BYTES", 1<<20, "largest domain event accepted; larger ones are dead-lettered")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -140,6 +172,12 @@ func (s *Settings) Validate() error {
 	}
 	if s.StreamReplicas < 1 || s.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("stream-replicas %d: must be 1 to 5", s.StreamReplicas))
+	}
+	for name, v := range map[string]int{"deliver-concurrency": s.DeliverConcurrency, "per-url-concurrency": s.PerURLConcurrency,
+		"per-hub-concurrency": s.PerHubConcurrency, "breaker-failures": s.BreakerFailures, "log-max-entries-per-hub": s.LogMaxEntriesPerHub, "max-event-bytes": s.MaxEventBytes} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("%s %d: must not be negative", name, v))
+		}
 	}
 	if len(s.AdminToken) > 0 && len(s.AdminToken) < 16 {
 		errs = append(errs, errors.New("admin-token must be at least 16 characters"))
