@@ -169,7 +169,17 @@ func Start(ctx context.Context, p *assembly.Parts) (*Hub, error) {
 	servers.Go(func() error { return gs.ServeListener(serveCtx, lis, s.ShutdownTimeout) })
 	servers.Go(func() error { return p.ServeHTTP(serveCtx, httpLis) })
 	servers.Go(func() error { return cfgSvc.Run(serveCtx) })
-	servers.Go(func() error { return ignoreCanceled(cache.Run(serveCtx)) })
+	servers.Go(func() error {
+		// Watch once configsvc reads its change feed, so the first watch
+		// does not bounce off a service still starting.
+		for serveCtx.Err() == nil && cfgSvc.Ready(serveCtx) != nil {
+			select {
+			case <-serveCtx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		return ignoreCanceled(cache.Run(serveCtx))
+	})
 	workers.Go(func() error { return logSvc.Run(workCtx) })
 	workers.Go(func() error { return expSvc.Run(workCtx) })
 	workers.Go(func() error { return delSvc.Run(workCtx) })
@@ -179,6 +189,11 @@ func Start(ctx context.Context, p *assembly.Parts) (*Hub, error) {
 		serr := servers.Wait()
 		cleanup()
 		h.err = errors.Join(werr, serr)
+		if h.err != nil {
+			p.Log.Error("hubd stopped", "err", h.err)
+		} else {
+			p.Log.Info("hubd stopped")
+		}
 		close(h.done)
 	}()
 	p.Log.Info("hubd started", "grpc", h.GRPCAddr, "http", h.HTTPAddr, "nats", h.NATSURL)
