@@ -2,8 +2,10 @@ package eventbus
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,6 +44,10 @@ const (
 
 	ContentTypeProtobuf = "application/protobuf"
 	ContentTypeJSON     = "application/json"
+	// ContentTypeAttemptBatch marks a message of several attempt records:
+	// each an AttemptRecorded, preceded by its length as a uvarint (the
+	// protodelim framing). See NewAttemptBatchMsg.
+	ContentTypeAttemptBatch = "application/vnd.hubhooks.attempt-batch+protobuf"
 )
 
 // DeliverySubject is the subject of delivery jobs for hubID.
@@ -227,11 +233,31 @@ func NewJobMsg(job *deliveryv1.DeliveryJob) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode delivery job: %w", err)
 	}
-	m := nats.NewMsg(DeliverySubject(job.GetHubId()))
-	m.Header.Set(HeaderContentType, ContentTypeProtobuf)
-	m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s.%d", job.GetDeliveryId(), job.GetAttempt()))
-	m.Data = b
-	return m, nil
+	id := make([]byte, 0, len(job.GetDeliveryId())+12)
+	id = append(id, job.GetDeliveryId()...)
+	id = append(id, '.')
+	id = strconv.AppendInt(id, int64(job.GetAttempt()), 10)
+	if d := job.GetDeferrals(); d > 0 {
+		// A job parked while its URL's lane was full is republished under
+		// a new id, or JetStream would drop it as a duplicate of itself.
+		id = append(id, ".d"...)
+		id = strconv.AppendInt(id, int64(d), 10)
+	}
+	return protoMsg(DeliverySubject(job.GetHubId()), string(id), b), nil
+}
+
+// protoMsg is a protobuf message with its de-duplication id. The header map
+// is built with its canonical keys directly (no per-message canonicalization).
+func protoMsg(subject, msgID string, data []byte) *nats.Msg {
+	vals := [2]string{ContentTypeProtobuf, msgID}
+	return &nats.Msg{
+		Subject: subject,
+		Header: nats.Header{
+			HeaderContentType:     vals[0:1:1],
+			jetstream.MsgIDHeader: vals[1:2:2],
+		},
+		Data: data,
+	}
 }
 
 // DecodeJob decodes a delivery job.
@@ -250,11 +276,73 @@ func NewAttemptMsg(rec *deliveryv1.AttemptRecorded) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode attempt: %w", err)
 	}
-	m := nats.NewMsg(AttemptSubject(rec.GetJob().GetHubId()))
-	m.Header.Set(HeaderContentType, ContentTypeProtobuf)
-	m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s.%d.%s", rec.GetJob().GetDeliveryId(), rec.GetAttempt(), rec.GetStatus()))
-	m.Data = b
-	return m, nil
+	job := rec.GetJob()
+	id := make([]byte, 0, len(job.GetDeliveryId())+len(rec.GetStatus())+13)
+	id = append(id, job.GetDeliveryId()...)
+	id = append(id, '.')
+	id = strconv.AppendInt(id, int64(rec.GetAttempt()), 10)
+	id = append(id, '.')
+	id = append(id, rec.GetStatus()...)
+	return protoMsg(AttemptSubject(job.GetHubId()), string(id), b), nil
+}
+
+// EncodeAttempt encodes one attempt record for NewAttemptBatchMsg.
+func EncodeAttempt(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
+	b, err := proto.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode attempt: %w", err)
+	}
+	return b, nil
+}
+
+// NewAttemptBatchMsg frames attempt records encoded with EncodeAttempt, all
+// of hubID, as one message on AttemptSubject(hubID) with Content-Type
+// ContentTypeAttemptBatch. It has no Nats-Msg-Id: a batch published again
+// is rarely made of the same records, and the logger applies records
+// idempotently. One record alone is better sent with NewAttemptMsg (it is
+// de-duplicated by id).
+func NewAttemptBatchMsg(hubID string, encoded [][]byte) *nats.Msg {
+	n := 0
+	for _, b := range encoded {
+		n += binary.MaxVarintLen32 + len(b)
+	}
+	data := make([]byte, 0, n)
+	for _, b := range encoded {
+		data = binary.AppendUvarint(data, uint64(len(b)))
+		data = append(data, b...)
+	}
+	return &nats.Msg{
+		Subject: AttemptSubject(hubID),
+		Header:  nats.Header{HeaderContentType: []string{ContentTypeAttemptBatch}},
+		Data:    data,
+	}
+}
+
+// IsAttemptBatch reports whether a message's headers say it is a batch of
+// attempt records (decode it with DecodeAttemptBatch).
+func IsAttemptBatch(h nats.Header) bool {
+	return h.Get(HeaderContentType) == ContentTypeAttemptBatch
+}
+
+// DecodeAttemptBatch decodes the records of a NewAttemptBatchMsg message.
+func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
+	var recs []*deliveryv1.AttemptRecorded
+	for len(data) > 0 {
+		n, k := binary.Uvarint(data)
+		if k <= 0 || n > uint64(len(data)-k) {
+			return nil, fmt.Errorf("decode attempt batch: bad length at record %d", len(recs))
+		}
+		rec, err := DecodeAttempt(data[k : k+int(n)])
+		if err != nil {
+			return nil, fmt.Errorf("decode attempt batch record %d: %w", len(recs), err)
+		}
+		recs = append(recs, rec)
+		data = data[k+int(n):]
+	}
+	if len(recs) == 0 {
+		return nil, errors.New("decode attempt batch: no records")
+	}
+	return recs, nil
 }
 
 // DecodeAttempt decodes an attempt record.

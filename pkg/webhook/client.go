@@ -49,6 +49,7 @@ type Client struct {
 	maxBody   int64
 	guard     *urlguard.Guard
 	userAgent string
+	signer    signer
 }
 
 var _ Sender = (*Client)(nil)
@@ -197,32 +198,25 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 	if ts.IsZero() {
 		ts = start
 	}
-	headers := map[string]string{
-		"Content-Type":  "application/json",
-		"User-Agent":    c.userAgent,
-		HeaderID:        req.WebhookID,
-		HeaderTimestamp: strconv.FormatInt(ts.Unix(), 10),
-	}
+	tsText := strconv.FormatInt(ts.Unix(), 10)
+	// The recorded request (secret masked); the wire headers are built
+	// separately below with canonical keys, so no header is canonicalized
+	// or copied per request.
+	headers := make(map[string]string, 6)
+	headers["Content-Type"] = "application/json"
+	headers["User-Agent"] = c.userAgent
+	headers[HeaderID] = req.WebhookID
+	headers[HeaderTimestamp] = tsText
 	res.Request = &hubhooksv1.HttpRequest{Url: req.URL, Method: http.MethodPost, Headers: headers, Body: string(req.Body)}
 	res.Response = &hubhooksv1.HttpResponse{}
-	defer func() {
-		if p := recover(); p != nil {
-			res.Err = fmt.Errorf("%w: %v", errPanic, p)
-			res.StatusCode = 0
-		}
-		res.Duration = time.Since(start)
-		res.Response.DurationMs = res.Duration.Milliseconds()
-		if res.Err != nil {
-			res.Response.Error = res.Err.Error()
-		}
-	}()
+	defer c.finish(&res, start)
 
 	if len(req.Secrets) == 0 {
 		res.Err = ErrNoSecret
 		return res
 	}
 	headers[HeaderSecret] = MaskSecret
-	sig, err := SignatureHeader(req.Secrets, req.WebhookID, ts, req.Body)
+	sig, err := c.signer.header(req.Secrets, req.WebhookID, ts.Unix(), req.Body)
 	if err != nil {
 		res.Err = fmt.Errorf("sign webhook: %w", err)
 		return res
@@ -242,10 +236,16 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 		res.Err = fmt.Errorf("build request: %w", err)
 		return res
 	}
-	for k, v := range headers {
-		hreq.Header.Set(k, v)
+	// One backing array for the six header values.
+	vals := [6]string{"application/json", c.userAgent, req.WebhookID, tsText, sig, req.Secrets[0]}
+	hreq.Header = http.Header{
+		"Content-Type":        vals[0:1:1],
+		"User-Agent":          vals[1:2:2],
+		canonicalID:           vals[2:3:3],
+		canonicalTimestamp:    vals[3:4:4],
+		canonicalSignature:    vals[4:5:5],
+		canonicalSecretHeader: vals[5:6:6],
 	}
-	hreq.Header.Set(HeaderSecret, req.Secrets[0])
 
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
@@ -263,7 +263,7 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	body, err := readBody(resp, c.maxBody)
 	if int64(len(body)) > c.maxBody {
 		body = body[:c.maxBody]
 		res.Response.BodyTruncated = true
@@ -275,6 +275,43 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 		res.Response.Error = "read response body: " + classify(ctx, err, c.timeout).Error()
 	}
 	return res
+}
+
+// Canonical forms of the webhook headers, as net/http sends them.
+var (
+	canonicalID           = http.CanonicalHeaderKey(HeaderID)
+	canonicalTimestamp    = http.CanonicalHeaderKey(HeaderTimestamp)
+	canonicalSignature    = http.CanonicalHeaderKey(HeaderSignature)
+	canonicalSecretHeader = http.CanonicalHeaderKey(HeaderSecret)
+)
+
+// finish completes res on every return of Send, and turns a panic into a
+// failed attempt.
+func (c *Client) finish(res *Result, start time.Time) {
+	if p := recover(); p != nil {
+		res.Err = fmt.Errorf("%w: %v", errPanic, p)
+		res.StatusCode = 0
+	}
+	res.Duration = time.Since(start)
+	res.Response.DurationMs = res.Duration.Milliseconds()
+	if res.Err != nil {
+		res.Response.Error = res.Err.Error()
+	}
+}
+
+// readBody reads at most max+1 bytes of the response body, sized from
+// Content-Length when the receiver sent one (most answers are tiny or empty).
+func readBody(resp *http.Response, max int64) ([]byte, error) {
+	limit := max + 1
+	if n := resp.ContentLength; n >= 0 && n < limit {
+		if n == 0 {
+			return nil, nil
+		}
+		buf := make([]byte, n)
+		m, err := io.ReadFull(resp.Body, buf)
+		return buf[:m], err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
 
 func classify(ctx context.Context, err error, timeout time.Duration) error {

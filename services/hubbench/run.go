@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,6 +58,7 @@ type benchConfig struct {
 	rate            float64
 	hubs            int
 	urls            int
+	hangURLs        int
 	payload         int
 	event           string
 	window          int
@@ -91,6 +93,9 @@ func (c *benchConfig) validate() error {
 	}
 	if c.urls < 1 || c.urls > 5 {
 		errs = append(errs, errors.New("-urls must be 1 to 5 (a hub has at most five callback URLs)"))
+	}
+	if c.hangURLs < 0 || c.urls+c.hangURLs > 5 {
+		errs = append(errs, errors.New("-hang-urls must be 0 to 5 minus -urls (a hub has at most five callback URLs)"))
 	}
 	if c.payload < 0 || c.payload > 512<<10 {
 		errs = append(errs, errors.New("-payload must be 0 to 512 KiB"))
@@ -137,6 +142,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&c.rate, "rate", 0, "domain events per second; 0 = as fast as the pipeline takes them (bounded by -window)")
 	fs.IntVar(&c.hubs, "hubs", 1, "hubs to configure")
 	fs.IntVar(&c.urls, "urls", 5, "callback URLs per hub (1-5), each a distinct local receiver port")
+	fs.IntVar(&c.hangURLs, "hang-urls", 0, "extra callback URLs per hub that accept connections and never answer (isolation test); latency is measured on the healthy URLs")
 	fs.IntVar(&c.payload, "payload", 512, "bytes of entity data per domain event")
 	fs.StringVar(&c.event, "event", "USER.UPDATED", "domain subject: USER.UPDATED emits one webhook per URL; API.CREATED cascades to six")
 	fs.IntVar(&c.window, "window", 256, "most domain events in flight end to end (published, deliveries not all received); also bounds unacknowledged async publishes")
@@ -368,7 +374,22 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 	if err != nil {
 		return res, err
 	}
-	logf("configured %d hub(s) x %d URL(s); warming up", c.hubs, c.urls)
+	if c.hangURLs > 0 {
+		hang, err := listenHanging(ctx)
+		if err != nil {
+			return res, err
+		}
+		for _, hub := range hubs {
+			for i := range c.hangURLs {
+				u := fmt.Sprintf("http://%s/hang-%d", hang, i)
+				if _, err := cfgClient.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: u}); err != nil {
+					return res, fmt.Errorf("add hanging URL: %w", err)
+				}
+			}
+		}
+		res.Notes = append(res.Notes, fmt.Sprintf("%d never-answering URL(s) per hub beside the %d healthy one(s); latency is of the healthy URLs", c.hangURLs, c.urls))
+	}
+	logf("configured %d hub(s) x %d URL(s) (+%d never answering); warming up", c.hubs, c.urls, c.hangURLs)
 	if err := waitStream(ctx, js, eventbus.StreamEvents, 30*time.Second); err != nil {
 		return res, err
 	}
@@ -1025,4 +1046,30 @@ func fetchProfile(ctx context.Context, url, path string, timeout time.Duration) 
 		return err
 	}
 	return f.Close()
+}
+
+// listenHanging accepts connections on a free loopback port and never
+// answers: requests read, no response, until ctx ends.
+func listenHanging(ctx context.Context) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		<-ctx.Done()
+		_ = ln.Close()
+	}()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_, _ = io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+	return ln.Addr().String(), nil
 }

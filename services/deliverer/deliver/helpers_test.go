@@ -208,13 +208,21 @@ func newRecorder(t *testing.T, js jetstream.JetStream) *recorder {
 		t.Fatal(err)
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		rec, err := eventbus.DecodeAttempt(m.Data())
+		var recs []*deliveryv1.AttemptRecorded
+		var err error
+		if eventbus.IsAttemptBatch(m.Headers()) {
+			recs, err = eventbus.DecodeAttemptBatch(m.Data())
+		} else {
+			var rec *deliveryv1.AttemptRecorded
+			rec, err = eventbus.DecodeAttempt(m.Data())
+			recs = append(recs, rec)
+		}
 		if err != nil {
 			t.Errorf("decode attempt: %v", err)
 			return
 		}
 		r.mu.Lock()
-		r.recs = append(r.recs, rec)
+		r.recs = append(r.recs, recs...)
 		r.mu.Unlock()
 		_ = m.Ack()
 	})

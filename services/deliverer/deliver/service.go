@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -53,6 +54,7 @@ type Service struct {
 	metrics *metrics
 	retries *retryStore
 	breaker *breakers
+	records *recordBatcher
 
 	consumer atomic.Pointer[jetstream.Consumer]
 	running  atomic.Bool
@@ -82,6 +84,23 @@ type Service struct {
 type lane struct {
 	active int
 	queue  []*heldJob
+	// lastDone is when the lane last finished an attempt: a lane that
+	// finishes nothing (a hanging URL) may queue only a few jobs, so it can
+	// never take the fetch loop's room from healthy URLs.
+	lastDone time.Time
+}
+
+// stuckLaneDelay is how long jobs of a lane that finishes nothing are parked.
+const stuckLaneDelay = 5 * time.Second
+
+// queueLimit is how many jobs l may queue: Config.PerURLQueue while it
+// finishes attempts, PerURLConcurrency when it has finished none in the
+// last second.
+func (s *Service) queueLimit(l *lane, now time.Time) int {
+	if now.Sub(l.lastDone) > time.Second {
+		return min(s.cfg.PerURLQueue, s.cfg.PerURLConcurrency)
+	}
+	return s.cfg.PerURLQueue
 }
 
 type hubLimit struct {
@@ -136,6 +155,7 @@ func New(cfg Config, js jetstream.JetStream, rdb *redis.Client, configs ConfigSo
 		dirtyCh: make(chan struct{}, 1),
 		wakeCh:  make(chan struct{}, 1),
 	}
+	s.records = &recordBatcher{send: s.sendRecords}
 	s.breaker = newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown, m, s.log)
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.workCtx, s.hardStop = context.WithCancel(context.Background())
@@ -311,19 +331,49 @@ func (s *Service) dispatch(msg jetstream.Msg) {
 		s.mu.Unlock()
 		s.metrics.held.Inc()
 		go s.runLane(h)
-	case len(l.queue) < s.cfg.PerURLQueue:
+	case len(l.queue) < s.queueLimit(l, h.touched):
 		l.queue = append(l.queue, h)
 		s.held[h] = struct{}{}
 		s.mu.Unlock()
 		s.metrics.held.Inc()
 	default:
+		stuck := h.touched.Sub(l.lastDone) > time.Second
+		s.wg.Add(1)
 		s.mu.Unlock()
-		s.metrics.queueFull.Inc()
-		n := uint64(1)
-		if md, err := msg.Metadata(); err == nil {
-			n = md.NumDelivered
-		}
-		_ = msg.NakWithDelay(jitter(s.cfg.QueueFullDelay*time.Duration(min(n, 10)), 0.5))
+		go s.deferJob(msg, job, stuck)
+	}
+}
+
+// deferJob parks a job whose URL lane is full in the retry store — the same
+// attempt, with job.deferrals counting the parkings — and acks it. A slow or
+// dead URL's backlog so waits in Redis, not in the consumer's ack-pending
+// window, where it would hold back every other URL once that window filled.
+//
+// A lane that is merely busy gets its jobs back soon (QueueFullDelay, growing
+// with each parking); a stuck lane — nothing finished for a second, e.g. a
+// URL that never answers — only after stuckLaneDelay, by when its POSTs have
+// timed out or its circuit breaker fails them fast.
+func (s *Service) deferJob(msg jetstream.Msg, job *deliveryv1.DeliveryJob, stuck bool) {
+	defer s.wg.Done()
+	s.metrics.queueFull.Inc()
+	next := proto.Clone(job).(*deliveryv1.DeliveryJob)
+	next.Deferrals++
+	delay := jitter(s.cfg.QueueFullDelay*time.Duration(min(next.GetDeferrals(), 10)), 0.5)
+	if stuck {
+		delay = jitter(stuckLaneDelay, 0.5)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+	defer cancel()
+	if err := s.retries.store(ctx, next, time.Now().Add(delay)); err != nil {
+		s.metrics.handlingErrors.WithLabelValues("store_deferral").Inc()
+		_ = msg.NakWithDelay(delay)
+		return
+	}
+	if delay < s.cfg.PollInterval {
+		s.wakeScheduler()
+	}
+	if err := msg.Ack(); err != nil {
+		s.log.Warn("ack deferred job (it may be attempted twice)", "delivery", job.GetDeliveryId(), "err", err)
 	}
 }
 
@@ -366,6 +416,7 @@ func (s *Service) runLane(h *heldJob) {
 		s.process(h)
 		s.mu.Lock()
 		l := s.lanes[h.key]
+		l.lastDone = time.Now()
 		if !s.stopping && len(l.queue) > 0 {
 			h = l.queue[0]
 			l.queue[0] = nil

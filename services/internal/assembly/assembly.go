@@ -182,7 +182,11 @@ func (p *Parts) Guard() (*urlguard.Guard, error) {
 
 // Sender is the webhook client every POST goes through.
 func (p *Parts) Sender(g *urlguard.Guard) (*webhook.Client, error) {
-	return webhook.NewClient(webhook.WithGuard(g), webhook.WithTimeout(p.S.WebhookTimeout))
+	opts := []webhook.ClientOption{webhook.WithGuard(g)}
+	if p.S.WebhookTimeout > 0 {
+		opts = append(opts, webhook.WithTimeout(p.S.WebhookTimeout))
+	}
+	return webhook.NewClient(opts...)
 }
 
 // Rules are the cascade rules: HUBHOOKS_RULES_FILE or the built-in table.

@@ -104,7 +104,7 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) bool {
 	recs := make([]*deliveryv1.AttemptRecorded, 0, len(msgs))
 	good := make([]jetstream.Msg, 0, len(msgs))
 	for _, msg := range msgs {
-		rec, reason, err := decode(msg)
+		got, invalid, reason, err := decode(msg)
 		if err != nil {
 			s.m.undecodable.WithLabelValues(reason).Inc()
 			meta, _ := msg.Metadata()
@@ -118,7 +118,12 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) bool {
 			}
 			continue
 		}
-		recs = append(recs, rec)
+		for _, err := range invalid {
+			// One bad record of a batch: the others are stored.
+			s.m.undecodable.WithLabelValues("invalid").Inc()
+			s.log.Error("attempt record of a batch dropped: cannot be stored", "subject", msg.Subject(), "reason", "invalid", "err", err)
+		}
+		recs = append(recs, got...)
 		good = append(good, msg)
 	}
 	if len(recs) == 0 {
@@ -129,7 +134,7 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) bool {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(s.cfg.DrainTimeout, s.cfg.AckWait/2))
 	defer cancel()
 	start := time.Now()
-	res, err := s.store.Write(wctx, recs)
+	res, err := s.write(wctx, recs)
 	if err != nil {
 		s.m.writeErrors.Inc()
 		delay := s.backoff(2)
@@ -152,23 +157,62 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) bool {
 	return true
 }
 
-// decode turns a message into a storable record, or says why it cannot be
-// one: reason "decode" (not an AttemptRecorded) or "invalid".
-func decode(msg jetstream.Msg) (*deliveryv1.AttemptRecorded, string, error) {
+// maxWrite bounds the records of one Store.Write call (one Lua script call
+// per hub): a fetched batch of batch messages is written in parts.
+const maxWrite = 512
+
+func (s *Service) write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (logstore.WriteResult, error) {
+	var total logstore.WriteResult
+	for len(recs) > 0 {
+		n := min(len(recs), maxWrite)
+		res, err := s.store.Write(ctx, recs[:n])
+		total.Changed += res.Changed
+		total.Trimmed += res.Trimmed
+		if err != nil {
+			return total, err
+		}
+		recs = recs[n:]
+	}
+	return total, nil
+}
+
+// decode turns a message into storable records, or says why it cannot be
+// stored: reason "decode" (not an AttemptRecorded or a batch of them) or
+// "invalid". A batch (eventbus.ContentTypeAttemptBatch) with some invalid
+// records yields the valid ones, and the reasons of the others in invalid.
+func decode(msg jetstream.Msg) (recs []*deliveryv1.AttemptRecorded, invalid []error, reason string, err error) {
+	if eventbus.IsAttemptBatch(msg.Headers()) {
+		all, err := eventbus.DecodeAttemptBatch(msg.Data())
+		if err != nil {
+			return nil, nil, "decode", err
+		}
+		recs = all[:0]
+		for _, rec := range all {
+			if err := logstore.ValidateRecord(rec); err != nil {
+				invalid = append(invalid, err)
+				continue
+			}
+			recs = append(recs, rec)
+		}
+		if len(recs) == 0 {
+			return nil, nil, "invalid", errors.Join(invalid...)
+		}
+		return recs, invalid, "", nil
+	}
 	var rec *deliveryv1.AttemptRecorded
 	if msg.Headers().Get(eventbus.HeaderContentType) == eventbus.ContentTypeJSON {
 		rec = &deliveryv1.AttemptRecorded{}
 		if err := protojson.Unmarshal(msg.Data(), rec); err != nil {
-			return nil, "decode", fmt.Errorf("decode attempt json: %w", err)
+			return nil, nil, "decode", fmt.Errorf("decode attempt json: %w", err)
 		}
 	} else {
 		var err error
 		if rec, err = eventbus.DecodeAttempt(msg.Data()); err != nil {
-			return nil, "decode", err
+			return nil, nil, "decode", err
 		}
 	}
 	if err := logstore.ValidateRecord(rec); err != nil {
-		return nil, "invalid", err
+		return nil, nil, "invalid", err
 	}
-	return rec, "", nil
+	return []*deliveryv1.AttemptRecorded{rec}, nil, "", nil
 }

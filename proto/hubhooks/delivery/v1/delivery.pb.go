@@ -28,7 +28,8 @@ const (
 
 // DeliveryJob asks the deliverer to POST one webhook event to one URL.
 // The expander publishes one per (webhook event, URL) on
-// hubhooks.deliveries.<hub_id> with Nats-Msg-Id = delivery_id.
+// hubhooks.deliveries.<hub_id> with Nats-Msg-Id = delivery_id.attempt
+// (plus .d<deferrals> once deferred).
 type DeliveryJob struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// delivery_id identifies this (webhook event, URL) delivery; it is the event
@@ -53,8 +54,12 @@ type DeliveryJob struct {
 	RedeliveryOf  string `protobuf:"bytes,14,opt,name=redelivery_of,json=redeliveryOf,proto3" json:"redelivery_of,omitempty"`
 	// first_attempt_at is when attempt 1 was made (for the retry schedule).
 	FirstAttemptAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=first_attempt_at,json=firstAttemptAt,proto3" json:"first_attempt_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// deferrals counts how often this attempt was parked because its URL's
+	// lane was full; it is part of the Nats-Msg-Id so a parked job is not
+	// de-duplicated against its own earlier publication.
+	Deferrals     int32 `protobuf:"varint,16,opt,name=deferrals,proto3" json:"deferrals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeliveryJob) Reset() {
@@ -192,6 +197,13 @@ func (x *DeliveryJob) GetFirstAttemptAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DeliveryJob) GetDeferrals() int32 {
+	if x != nil {
+		return x.Deferrals
+	}
+	return 0
+}
+
 // AttemptRecorded tells the logger about one attempt (or a cancellation) of
 // a delivery. Published on hubhooks.attempts.<hub_id> with
 // Nats-Msg-Id = delivery_id + "." + attempt (+ ".cancel" for cancellations).
@@ -295,7 +307,7 @@ var File_hubhooks_delivery_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\n" +
-	"#hubhooks/delivery/v1/delivery.proto\x12\x14hubhooks.delivery.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18hubhooks/v1/common.proto\"\x9a\x04\n" +
+	"#hubhooks/delivery/v1/delivery.proto\x12\x14hubhooks.delivery.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18hubhooks/v1/common.proto\"\xb8\x04\n" +
 	"\vDeliveryJob\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x15\n" +
@@ -315,7 +327,8 @@ const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\x0econfig_version\x18\f \x01(\x03R\rconfigVersion\x12\x12\n" +
 	"\x04test\x18\r \x01(\bR\x04test\x12#\n" +
 	"\rredelivery_of\x18\x0e \x01(\tR\fredeliveryOf\x12D\n" +
-	"\x10first_attempt_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstAttemptAt\"\xe2\x02\n" +
+	"\x10first_attempt_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstAttemptAt\x12\x1c\n" +
+	"\tdeferrals\x18\x10 \x01(\x05R\tdeferrals\"\xe2\x02\n" +
 	"\x0fAttemptRecorded\x123\n" +
 	"\x03job\x18\x01 \x01(\v2!.hubhooks.delivery.v1.DeliveryJobR\x03job\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +

@@ -190,12 +190,34 @@ func metadata(rec *deliveryv1.AttemptRecorded) *deliveryv1.DeliveryJob {
 	return job
 }
 
-// attemptOf is the stored form of one record, or nil for a pending record
-// (no attempt made). The request body is dropped when it is the job body
-// (it is stored once with the metadata) and the secret header is masked.
-func attemptOf(rec *deliveryv1.AttemptRecorded) *hubhooksv1.Attempt {
+// marshalMetadata encodes metadata(rec) without copying the job (and its
+// body): it clears the per-attempt fields of rec's job for the encoding and
+// restores them before it returns.
+func marshalMetadata(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
+	job := rec.GetJob()
+	if job == nil {
+		return proto.Marshal(metadata(rec))
+	}
+	attempt, version, first, created := job.Attempt, job.ConfigVersion, job.FirstAttemptAt, job.CreatedAt
+	defer func() {
+		job.Attempt, job.ConfigVersion, job.FirstAttemptAt, job.CreatedAt = attempt, version, first, created
+	}()
+	job.Attempt, job.ConfigVersion, job.FirstAttemptAt = 0, 0, nil
+	if created == nil || created.AsTime().Unix() <= 0 {
+		job.CreatedAt = timestamppb.New(createdAt(rec))
+	}
+	return proto.Marshal(job)
+}
+
+// marshalAttempt encodes the stored form of one record (nil for a pending
+// record: no attempt made). The request body is left out when it is the job
+// body (stored once with the metadata) and the secret header is masked. It
+// does not copy the request: it masks the secret header of rec's request in place
+// (the masked value is the only one ever stored) and clears the request body
+// for the encoding only, restoring it before it returns.
+func marshalAttempt(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
 	if rec.GetStatus() == StatusPending {
-		return nil
+		return nil, nil
 	}
 	a := &hubhooksv1.Attempt{
 		Number:    attemptNumber(rec),
@@ -207,14 +229,14 @@ func attemptOf(rec *deliveryv1.AttemptRecorded) *hubhooksv1.Attempt {
 		a.NextAttemptAt = rec.GetNextAttemptAt()
 	}
 	if req := rec.GetRequest(); req != nil {
-		r := proto.Clone(req).(*hubhooksv1.HttpRequest)
-		if r.Body == string(rec.GetJob().GetBody()) {
-			r.Body = ""
+		MaskHeaders(req.Headers)
+		if body := req.Body; body != "" && body == string(rec.GetJob().GetBody()) {
+			req.Body = ""
+			defer func() { req.Body = body }()
 		}
-		MaskHeaders(r.Headers)
-		a.Request = r
+		a.Request = req
 	}
-	return a
+	return proto.Marshal(a)
 }
 
 // MaskHeaders replaces the value of the secret header (any case) with

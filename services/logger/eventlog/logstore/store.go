@@ -135,7 +135,9 @@ type WriteResult struct {
 // call per hub (two more round trips when hubs exceed MaxEntriesPerHub).
 // Every record must pass ValidateRecord. When Write returns nil every record
 // is durable in Redis; on error some may be, and the whole batch may be
-// written again safely.
+// written again safely. Write masks the secret header of each record's
+// request in place and briefly changes (then restores) fields of recs while
+// encoding them, so recs must not be used concurrently with Write.
 func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (WriteResult, error) {
 	var res WriteResult
 	if len(recs) == 0 {
@@ -157,7 +159,7 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		}
 		job := rec.GetJob()
 		hub, id := job.GetHubId(), job.GetDeliveryId()
-		meta, err := proto.Marshal(metadata(rec))
+		meta, err := marshalMetadata(rec)
 		if err != nil {
 			return res, fmt.Errorf("encode entry metadata: %w", err)
 		}
@@ -165,12 +167,13 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		if err != nil {
 			return res, fmt.Errorf("encode entry summary: %w", err)
 		}
-		field, ablob := "", []byte(nil)
-		if a := attemptOf(rec); a != nil {
+		ablob, err := marshalAttempt(rec)
+		if err != nil {
+			return res, fmt.Errorf("encode attempt: %w", err)
+		}
+		field := ""
+		if rec.GetStatus() != StatusPending {
 			field = attemptField(rec)
-			if ablob, err = proto.Marshal(a); err != nil {
-				return res, fmt.Errorf("encode attempt: %w", err)
-			}
 		}
 		c := byHub[hub]
 		if c == nil {

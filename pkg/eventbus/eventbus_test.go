@@ -1,0 +1,163 @@
+package eventbus
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+func testJob() *deliveryv1.DeliveryJob {
+	return &deliveryv1.DeliveryJob{
+		DeliveryId: "dlv_abc", HubId: "hub-1", WebhookEventId: "msg_abc", EventType: "USER.UPDATED",
+		UrlId: "url_1", Url: "https://example.com/hook", Body: []byte(`{"id":"msg_abc","data":{"x":"` + strings.Repeat("y", 500) + `"}}`),
+		CreatedAt: timestamppb.New(time.Unix(1764158400, 0)), DomainEventId: "evt-1", DomainEventType: "USER.UPDATED",
+		Attempt: 3, ConfigVersion: 7,
+	}
+}
+
+func testRecord() *deliveryv1.AttemptRecorded {
+	return &deliveryv1.AttemptRecorded{
+		Job: testJob(), Attempt: 3, Status: "retrying",
+		Request: &hubhooksv1.HttpRequest{Url: "https://example.com/hook", Method: "POST", Headers: map[string]string{
+			"Content-Type": "application/json", "webhook-id": "msg_abc", "x-rapidapi-webhook-secret": "whsec_********",
+		}},
+		Response:  &hubhooksv1.HttpResponse{StatusCode: 500, DurationMs: 3},
+		StartedAt: timestamppb.New(time.Unix(1764158401, 0)),
+	}
+}
+
+func TestMessages(t *testing.T) {
+	job, rec := testJob(), testRecord()
+	jm, err := NewJobMsg(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	am, err := NewAttemptMsg(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, subject, id string
+		subj, msgID, ct   string
+	}{
+		{"job", "hubhooks.deliveries.hub-1", "dlv_abc.3", jm.Subject, jm.Header.Get(jetstream.MsgIDHeader), jm.Header.Get(HeaderContentType)},
+		{"attempt", "hubhooks.attempts.hub-1", "dlv_abc.3.retrying", am.Subject, am.Header.Get(jetstream.MsgIDHeader), am.Header.Get(HeaderContentType)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.subj != tt.subject || tt.msgID != tt.id || tt.ct != ContentTypeProtobuf {
+				t.Fatalf("subject %q id %q content type %q; want %q %q %q", tt.subj, tt.msgID, tt.ct, tt.subject, tt.id, ContentTypeProtobuf)
+			}
+		})
+	}
+	gotJob, err := DecodeJob(jm.Data)
+	if err != nil || !proto.Equal(gotJob, job) {
+		t.Fatalf("job round trip: %v", err)
+	}
+	gotRec, err := DecodeAttempt(am.Data)
+	if err != nil || !proto.Equal(gotRec, rec) {
+		t.Fatalf("attempt round trip: %v", err)
+	}
+}
+
+// BenchmarkNewJobMsg: encoding one delivery job (once per delivery).
+func BenchmarkNewJobMsg(b *testing.B) {
+	job := testJob()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NewJobMsg(job); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeJob: decoding one delivery job in the deliverer.
+func BenchmarkDecodeJob(b *testing.B) {
+	m, _ := NewJobMsg(testJob())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeJob(m.Data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNewAttemptMsg: encoding one attempt record (once per attempt).
+func BenchmarkNewAttemptMsg(b *testing.B) {
+	rec := testRecord()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NewAttemptMsg(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeAttempt: decoding one attempt record in the logger.
+func BenchmarkDecodeAttempt(b *testing.B) {
+	m, _ := NewAttemptMsg(testRecord())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeAttempt(m.Data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestAttemptBatch(t *testing.T) {
+	var encoded [][]byte
+	var want []*deliveryv1.AttemptRecorded
+	for i := range 3 {
+		rec := testRecord()
+		rec.Attempt = int32(i + 1)
+		b, err := EncodeAttempt(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encoded = append(encoded, b)
+		want = append(want, rec)
+	}
+	m := NewAttemptBatchMsg("hub-1", encoded)
+	if m.Subject != AttemptSubject("hub-1") || !IsAttemptBatch(m.Header) || m.Header.Get(jetstream.MsgIDHeader) != "" {
+		t.Fatalf("subject %q headers %v", m.Subject, m.Header)
+	}
+	got, err := DecodeAttemptBatch(m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if !proto.Equal(got[i], want[i]) {
+			t.Fatalf("record %d differs", i)
+		}
+	}
+	single, _ := NewAttemptMsg(want[0])
+	if IsAttemptBatch(single.Header) {
+		t.Fatal("a single record message taken for a batch")
+	}
+	bad := []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"length beyond the data", append([]byte{0x7f}, encoded[0][:10]...)},
+		{"truncated varint", []byte{0x80}},
+		{"not a record", append([]byte{3}, 0xff, 0xff, 0xff)},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := DecodeAttemptBatch(tt.data); err == nil {
+				t.Fatal("decoded")
+			}
+		})
+	}
+}

@@ -1,0 +1,150 @@
+package deliver
+
+import (
+	"context"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+)
+
+// Limits of one attempt-record batch message. The bytes stay well under
+// NATS's default 1 MiB max payload; a record larger than the limit is sent
+// alone.
+const (
+	recordBatchMax      = 128
+	recordBatchMaxBytes = 256 << 10
+	recordFlushers      = 4
+)
+
+// recordBatcher publishes attempt records in batches: each worker hands its
+// encoded record over and waits until the message that carries it is acked
+// by JetStream, so a job is still acked only after its record is stored.
+// Batching removes most of the per-record JetStream work (store, delivery to
+// the logger, ack): the records of workers finishing at the same time share
+// one message per hub.
+//
+// There is no goroutine of its own: a waiting worker becomes a flusher when
+// fewer than recordFlushers are active, and a flusher keeps sending until no
+// record is pending or another flusher is active (so a pending record always
+// has an active flusher).
+type recordBatcher struct {
+	send func(m *nats.Msg) error
+
+	mu       sync.Mutex
+	pending  []*recordReq
+	flushers int
+}
+
+type recordReq struct {
+	hub  string
+	rec  *deliveryv1.AttemptRecorded
+	data []byte
+	done chan error
+}
+
+// publish sends rec (in a batch) and returns when JetStream acked it, or
+// with the publish error.
+func (b *recordBatcher) publish(rec *deliveryv1.AttemptRecorded) error {
+	data, err := eventbus.EncodeAttempt(rec)
+	if err != nil {
+		return err
+	}
+	req := &recordReq{hub: rec.GetJob().GetHubId(), rec: rec, data: data, done: make(chan error, 1)}
+	b.mu.Lock()
+	b.pending = append(b.pending, req)
+	if b.flushers >= recordFlushers {
+		b.mu.Unlock()
+		return <-req.done
+	}
+	b.flushers++
+	b.mu.Unlock()
+	b.flush(req)
+	return <-req.done
+}
+
+// flush sends pending batches until own is done and another flusher is
+// active, or nothing is pending.
+func (b *recordBatcher) flush(own *recordReq) {
+	for {
+		b.mu.Lock()
+		ownDone := len(own.done) > 0
+		if len(b.pending) == 0 || (ownDone && b.flushers > 1) {
+			b.flushers--
+			b.mu.Unlock()
+			return
+		}
+		n, size := 0, 0
+		for n < len(b.pending) && n < recordBatchMax {
+			size += len(b.pending[n].data)
+			if n > 0 && size > recordBatchMaxBytes {
+				break
+			}
+			n++
+		}
+		batch := make([]*recordReq, n)
+		copy(batch, b.pending[:n])
+		clear(b.pending[:n])
+		b.pending = b.pending[n:]
+		if len(b.pending) == 0 {
+			b.pending = nil
+		}
+		b.mu.Unlock()
+		b.sendBatch(batch)
+	}
+}
+
+// sendBatch publishes the batch as one message per hub and reports each
+// record's outcome.
+func (b *recordBatcher) sendBatch(batch []*recordReq) {
+	for len(batch) > 0 {
+		hub := batch[0].hub
+		var group, rest []*recordReq
+		for _, r := range batch {
+			if r.hub == hub {
+				group = append(group, r)
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		batch = rest
+		var m *nats.Msg
+		if len(group) == 1 {
+			// Alone, the record keeps its Nats-Msg-Id de-duplication.
+			var err error
+			if m, err = eventbus.NewAttemptMsg(group[0].rec); err != nil {
+				group[0].done <- err
+				continue
+			}
+		} else {
+			encoded := make([][]byte, len(group))
+			for i, r := range group {
+				encoded[i] = r.data
+			}
+			m = eventbus.NewAttemptBatchMsg(hub, encoded)
+		}
+		err := b.send(m)
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+}
+
+// publishRecord publishes rec (batched with the records of other workers)
+// and waits for JetStream's ack of the message that carries it.
+func (s *Service) publishRecord(rec *deliveryv1.AttemptRecorded) error {
+	if err := s.records.publish(rec); err != nil {
+		s.metrics.handlingErrors.WithLabelValues("publish_record").Inc()
+		return err
+	}
+	return nil
+}
+
+func (s *Service) sendRecords(m *nats.Msg) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+	defer cancel()
+	_, err := s.js.PublishMsg(ctx, m)
+	return err
+}
