@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -30,17 +31,25 @@ import (
 // (webhook-id) so duplicates can be reported.
 type chaosReceiver struct {
 	*httptest.Server
-	kind string
-	mu   sync.Mutex
-	seen map[string]int // webhook-id -> 2xx answers
-	hits map[string]int // webhook-id -> requests
+	kind  string
+	mu    sync.Mutex
+	seen  map[string]int    // webhook-id -> 2xx answers
+	hits  map[string]int    // webhook-id -> requests
+	event map[string]string // webhook-id -> domain event id
 }
 
 func newChaosReceiver(t *testing.T, kind string) *chaosReceiver {
-	r := &chaosReceiver{kind: kind, seen: map[string]int{}, hits: map[string]int{}}
+	r := &chaosReceiver{kind: kind, seen: map[string]int{}, hits: map[string]int{}, event: map[string]string{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		id := req.Header.Get("webhook-id")
+		var body struct {
+			DomainEvent struct {
+				ID string `json:"id"`
+			} `json:"domain_event"`
+		}
+		_ = json.NewDecoder(req.Body).Decode(&body)
 		r.mu.Lock()
+		r.event[id] = body.DomainEvent.ID
 		r.hits[id]++
 		n := r.hits[id]
 		r.mu.Unlock()
@@ -392,6 +401,59 @@ func TestChaos(t *testing.T) {
 	entries := 0
 	for _, e := range checks {
 		entries += count(e.hub, e.url, e.status)
+	}
+	// Per fault: what was published during it, expected, delivered, duplicated, logged.
+	phaseOf := func(eventID string) int {
+		i := 0
+		if k := strings.LastIndexByte(eventID, '-'); k > 0 {
+			_, _ = fmt.Sscanf(eventID[k+1:], "%d", &i)
+		}
+		return min(i/perPhase, len(phases)-1)
+	}
+	type tally struct{ events, expected, unique, dups, logged int }
+	per := make([]tally, len(phases))
+	pub.perID.Range(func(id, hub any) bool {
+		ph := phaseOf(id.(string))
+		per[ph].events++
+		for _, r := range hubs[hub.(string)] {
+			if r != failing {
+				per[ph].expected++
+			}
+		}
+		return true
+	})
+	for r := range want {
+		r.mu.Lock()
+		for id, n := range r.seen {
+			ph := phaseOf(r.event[id])
+			per[ph].unique++
+			per[ph].dups += n - 1
+		}
+		r.mu.Unlock()
+	}
+	for _, e := range checks {
+		token := ""
+		for {
+			resp, err := logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: e.hub, Url: e.url, Status: e.status, PageSize: 500, PageToken: token})
+			if err != nil {
+				t.Fatalf("ListEventLogs: %v", err)
+			}
+			for _, l := range resp.GetEventLogs() {
+				if e.status == "succeeded" {
+					per[phaseOf(l.GetDomainEventId())].logged++
+				}
+			}
+			if token = resp.GetNextPageToken(); token == "" {
+				break
+			}
+		}
+	}
+	for i, ph := range phases {
+		p := per[i]
+		t.Logf("fault %-30q events %5d  deliveries expected %5d  received %5d  duplicates %3d  logged succeeded %5d", ph.name, p.events, p.expected, p.unique, p.dups, p.logged)
+		if p.unique != p.expected || p.logged != p.expected {
+			t.Errorf("fault %q: expected %d deliveries, received %d, logged %d", ph.name, p.expected, p.unique, p.logged)
+		}
 	}
 	rate := float64(totalDup) / float64(totalUnique) * 100
 	t.Logf("chaos summary: events published %d, deliveries expected %d, delivered (unique) %d, duplicates %d (%.2f%%), log entries with final status %d (+%d dead at the failing URL)",

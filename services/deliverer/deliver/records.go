@@ -16,7 +16,7 @@ import (
 const (
 	recordBatchMax      = 128
 	recordBatchMaxBytes = 256 << 10
-	recordFlushers      = 4
+	recordFlushers      = 2
 )
 
 // recordBatcher publishes attempt records in batches: each worker hands its
@@ -140,6 +140,20 @@ func (s *Service) publishRecord(rec *deliveryv1.AttemptRecorded) error {
 		return err
 	}
 	return nil
+}
+
+// publishRecordAlone publishes rec as a message of its own, de-duplicated by
+// its Nats-Msg-Id, and waits for JetStream's ack. The retry scheduler uses
+// it for cancellation records, which it may publish again after a crash.
+func (s *Service) publishRecordAlone(rec *deliveryv1.AttemptRecorded) error {
+	m, err := eventbus.NewAttemptMsg(rec)
+	if err == nil {
+		err = s.sendRecords(m)
+	}
+	if err != nil {
+		s.metrics.handlingErrors.WithLabelValues("publish_record").Inc()
+	}
+	return err
 }
 
 func (s *Service) sendRecords(m *nats.Msg) error {

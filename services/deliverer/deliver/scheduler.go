@@ -84,7 +84,7 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 	if reason != "" {
 		// Publish first, remove after: a crash in between republishes the
 		// same record (same Nats-Msg-Id), never loses it.
-		if err := s.publishRecord(cancelRecord(job, reason, time.Now())); err != nil {
+		if err := s.publishRecordAlone(cancelRecord(job, reason, time.Now())); err != nil {
 			log.Warn("publish cancelled record; retried after the lease", "err", err)
 			return
 		}

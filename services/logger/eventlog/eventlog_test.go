@@ -566,3 +566,56 @@ func TestNewRejectsNilDependencies(t *testing.T) {
 		t.Errorf("Ready before Run = %v, want ErrNotReady", err)
 	}
 }
+
+// TestConsumerStoresBatchMessages: a batch message (the deliverer's
+// eventbus.NewAttemptBatchMsg) is stored record by record; an invalid record
+// of a batch is counted and dropped without losing the others, and a batch
+// that is not decodable is terminated.
+func TestConsumerStoresBatchMessages(t *testing.T) {
+	e := start(t, eventlog.Config{})
+	ctx := context.Background()
+	var encoded [][]byte
+	for i := range 3 {
+		rec := record(newJob("hub1", fmt.Sprintf("dlv_b%d", i), time.Now()), 1, logstore.StatusSucceeded, 200)
+		if i == 1 {
+			rec.Status = "bogus"
+		}
+		b, err := eventbus.EncodeAttempt(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encoded = append(encoded, b)
+	}
+	if _, err := e.js.PublishMsg(ctx, eventbus.NewAttemptBatchMsg("hub1", encoded)); err != nil {
+		t.Fatal(err)
+	}
+	broken := eventbus.NewAttemptBatchMsg("hub1", encoded)
+	broken.Data = broken.Data[:len(broken.Data)-3]
+	if _, err := e.js.PublishMsg(ctx, broken); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
+	for _, id := range []string{"dlv_b0", "dlv_b2"} {
+		got, err := e.store.Get(ctx, "hub1", id)
+		if err != nil {
+			t.Fatalf("%s acked but not stored: %v", id, err)
+		}
+		if got.Log.GetStatus() != logstore.StatusSucceeded {
+			t.Fatalf("%s status %q", id, got.Log.GetStatus())
+		}
+		for _, a := range got.Attempts {
+			if v := a.GetRequest().GetHeaders()["x-rapidapi-webhook-secret"]; v != "whsec_********" {
+				t.Fatalf("%s: secret header stored as %q", id, v)
+			}
+		}
+	}
+	if _, err := e.store.Get(ctx, "hub1", "dlv_b1"); err == nil {
+		t.Fatal("invalid record of the batch stored")
+	}
+	if n := counter(t, e.reg, "hubhooks_logger_records_undecodable_total", "invalid"); n != 1 {
+		t.Errorf("invalid records = %v, want 1", n)
+	}
+	if n := counter(t, e.reg, "hubhooks_logger_records_undecodable_total", "decode"); n != 1 {
+		t.Errorf("undecodable messages = %v, want 1", n)
+	}
+}

@@ -1,0 +1,99 @@
+package deliver
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+)
+
+// TestRecordBatcher: records published concurrently by many workers arrive
+// exactly once, grouped per hub, and each publish returns the outcome of the
+// message that carried its record (a failed message fails exactly its
+// records).
+func TestRecordBatcher(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}     // delivery id -> times sent
+	failed := map[string]bool{} // delivery ids in a failed message
+	var msgs, batches int
+	errSend := errors.New("publish failed")
+	b := &recordBatcher{send: func(m *nats.Msg) error {
+		time.Sleep(time.Millisecond) // a round trip, so records pile up
+		var recs []*deliveryv1.AttemptRecorded
+		if eventbus.IsAttemptBatch(m.Header) {
+			var err error
+			if recs, err = eventbus.DecodeAttemptBatch(m.Data); err != nil {
+				t.Error(err)
+				return err
+			}
+		} else {
+			rec, err := eventbus.DecodeAttempt(m.Data)
+			if err != nil {
+				t.Error(err)
+				return err
+			}
+			recs = append(recs, rec)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		msgs++
+		if len(recs) > 1 {
+			batches++
+		}
+		fail := msgs%5 == 0
+		for _, r := range recs {
+			if m.Subject != eventbus.AttemptSubject(r.GetJob().GetHubId()) {
+				t.Errorf("record of %s on %s", r.GetJob().GetHubId(), m.Subject)
+			}
+			got[r.GetJob().GetDeliveryId()]++
+			failed[r.GetJob().GetDeliveryId()] = fail
+		}
+		if fail {
+			return errSend
+		}
+		return nil
+	}}
+	const workers, per = 50, 20
+	results := make(map[string]error)
+	var rmu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range per {
+				id := fmt.Sprintf("dlv_%d_%d", w, i)
+				rec := &deliveryv1.AttemptRecorded{
+					Job:     &deliveryv1.DeliveryJob{DeliveryId: id, HubId: fmt.Sprintf("hub-%d", w%3)},
+					Attempt: 1, Status: StatusSucceeded,
+				}
+				err := b.publish(rec)
+				rmu.Lock()
+				results[id] = err
+				rmu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(got) != workers*per {
+		t.Fatalf("%d records sent, want %d", len(got), workers*per)
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Errorf("%s sent %d times", id, n)
+		}
+		if (results[id] != nil) != failed[id] {
+			t.Errorf("%s: publish returned %v, its message failed: %v", id, results[id], failed[id])
+		}
+	}
+	if batches == 0 || msgs >= workers*per {
+		t.Errorf("%d messages (%d batches) for %d records: nothing was batched", msgs, batches, workers*per)
+	}
+	if b.flushers != 0 || len(b.pending) != 0 {
+		t.Errorf("left %d flushers, %d pending", b.flushers, len(b.pending))
+	}
+}
