@@ -378,14 +378,31 @@ func TestChaos(t *testing.T) {
 			checks = append(checks, expectation{hub, r.URL + "/" + hub, st})
 		}
 	}
-	eventually(t, 5*time.Minute, "every delivery logged with its final status", func() bool {
+	logDeadline := time.Now().Add(3 * time.Minute)
+	for {
+		done := true
 		for _, e := range checks {
 			if count(e.hub, e.url, e.status) != perHub[e.hub] {
-				return false
+				done = false
 			}
 		}
-		return true
-	})
+		if done {
+			break
+		}
+		if time.Now().After(logDeadline) {
+			for _, e := range checks {
+				var by []string
+				for _, st := range []string{"", "pending", "retrying", "succeeded", "failed", "dead", "cancelled"} {
+					by = append(by, fmt.Sprintf("%s=%d", map[bool]string{true: "all", false: st}[st == ""], count(e.hub, e.url, st)))
+				}
+				t.Logf("log of %s %s (want %d %s): %s", e.hub, e.url, perHub[e.hub], e.status, strings.Join(by, " "))
+			}
+			t.Logf("--- logger log tail:\n%s", c.procs["logger"].tail())
+			t.Logf("--- deliverer log tail:\n%s", c.procs["deliverer"].tail())
+			t.Fatalf("not every delivery is logged with its final status within 3m")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	t.Logf("%6.1fs every delivery logged with its final status", time.Since(began).Seconds())
 	totalUnique, totalDup := 0, 0
