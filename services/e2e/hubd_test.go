@@ -402,3 +402,58 @@ func TestEveryCascadeRow(t *testing.T) {
 		t.Errorf("received %d webhooks, want %d", len(r.all()), total)
 	}
 }
+
+// TestDeadThenRedeliver: an endpoint that keeps failing ends dead after the
+// last attempt of the schedule, every attempt is in the log, and Redeliver
+// sends the same webhook again once the endpoint is back.
+func TestDeadThenRedeliver(t *testing.T) {
+	h := startHub(t) // schedule 0s, 50ms, 100ms: three attempts
+	ctx := ctxT(t)
+	const hub = "deadhub"
+	r := newReceiver(t)
+	r.mu.Lock()
+	r.status = 500
+	r.mu.Unlock()
+	if _, err := h.config.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: r.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.config.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(t, domainEvent(t, hub, "evt-dead", "TEAM.UPDATED", map[string]any{"team": map[string]any{"id": "t1"}}), false)
+	var dead *hubhooksv1.EventLog
+	eventually(t, 15*time.Second, "the delivery dead", func() bool {
+		resp, err := h.logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub, Status: "dead"})
+		if err != nil || len(resp.GetEventLogs()) == 0 {
+			return false
+		}
+		dead = resp.GetEventLogs()[0]
+		return true
+	})
+	if dead.GetAttempts() != 3 || len(r.byDomainEvent("evt-dead")) != 3 {
+		t.Fatalf("dead after %d logged attempts and %d POSTs, want 3 and 3", dead.GetAttempts(), len(r.byDomainEvent("evt-dead")))
+	}
+	d, err := h.logs.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: hub, Id: dead.GetId()})
+	if err != nil || len(d.GetAttempts()) != 3 || d.GetAttempts()[2].GetResponse().GetStatusCode() != 500 {
+		t.Fatalf("GetEventLog of the dead delivery: %v %v", d, err)
+	}
+
+	r.mu.Lock()
+	r.status = 200
+	r.mu.Unlock()
+	red, err := h.logs.Redeliver(ctx, &hubhooksv1.RedeliverRequest{HubId: hub, Id: dead.GetId()})
+	if err != nil {
+		t.Fatalf("Redeliver: %v", err)
+	}
+	eventually(t, 15*time.Second, "the redelivery succeeded", func() bool {
+		d, err := h.logs.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: hub, Id: red.GetEventLog().GetId()})
+		return err == nil && d.GetEventLog().GetStatus() == "succeeded"
+	})
+	got := r.byDomainEvent("evt-dead")
+	if len(got) != 4 || got[3].Event.ID != dead.GetEventId() || got[3].Header.Get(webhook.HeaderID) != dead.GetEventId() {
+		t.Fatalf("redelivery: %d POSTs, last webhook-id %q, want 4 and %q", len(got), got[len(got)-1].Header.Get(webhook.HeaderID), dead.GetEventId())
+	}
+	if red.GetEventLog().GetRedeliveryOf() != dead.GetId() {
+		t.Fatalf("redelivery_of = %q, want %q", red.GetEventLog().GetRedeliveryOf(), dead.GetId())
+	}
+}

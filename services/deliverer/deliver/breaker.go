@@ -13,6 +13,11 @@ import (
 // circuit breaker is open: the endpoint kept failing.
 var ErrCircuitOpen = errors.New("circuit open: endpoint failing")
 
+// ErrEndpointStuck is the error of an attempt not made because every POST
+// to the URL is already waiting for its timeout and none finished for a
+// second: the endpoint accepts connections but does not answer.
+var ErrEndpointStuck = errors.New("endpoint not answering: every POST to it is waiting for the timeout")
+
 // errShutdown marks an attempt interrupted by the hard stop of a shutdown;
 // the breaker does not count it.
 var errShutdown = errors.New("deliverer shutting down")

@@ -31,6 +31,12 @@ const (
 // store the retry (if any), publish the record (acked by JetStream), then
 // ack the job. An infrastructure error naks the job so it is tried again.
 func (s *Service) handle(msg jetstream.Msg, job *deliveryv1.DeliveryJob) {
+	s.handleJob(msg, job, nil)
+}
+
+// handleJob is handle; a non-nil failFast makes the attempt fail with that
+// error without a POST (the URL is known not to answer).
+func (s *Service) handleJob(msg jetstream.Msg, job *deliveryv1.DeliveryJob, failFast error) {
 	if job.GetAttempt() < 1 {
 		job.Attempt = 1
 	}
@@ -60,7 +66,7 @@ func (s *Service) handle(msg jetstream.Msg, job *deliveryv1.DeliveryJob) {
 	if job.GetFirstAttemptAt() == nil {
 		job.FirstAttemptAt = timestamppb.New(started)
 	}
-	res := s.attempt(job, configcache.SigningSecrets(cfg, started))
+	res := s.attempt(job, configcache.SigningSecrets(cfg, started), failFast)
 	if s.workCtx.Err() != nil {
 		// Hard stop during the POST: the attempt is not recorded; another
 		// replica makes it again.
@@ -118,11 +124,17 @@ func (s *Service) handle(msg jetstream.Msg, job *deliveryv1.DeliveryJob) {
 const slowAnswer = 5 * time.Second
 
 // attempt POSTs through the URL's circuit breaker.
-func (s *Service) attempt(job *deliveryv1.DeliveryJob, secrets []string) webhook.Result {
+func (s *Service) attempt(job *deliveryv1.DeliveryJob, secrets []string, failFast error) webhook.Result {
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
-	done, err := s.breaker.allow(job.GetHubId()+" "+job.GetUrl(), job.GetHubId(), job.GetUrlId())
-	if err != nil {
+	var done func(error)
+	if failFast == nil {
+		var err error
+		if done, err = s.breaker.allow(job.GetHubId()+" "+job.GetUrl(), job.GetHubId(), job.GetUrlId()); err != nil {
+			failFast = err
+		}
+	}
+	if failFast != nil {
 		s.metrics.latency.WithLabelValues("circuit_open").Observe(0)
 		return webhook.Result{
 			Request: &hubhooksv1.HttpRequest{
@@ -133,8 +145,8 @@ func (s *Service) attempt(job *deliveryv1.DeliveryJob, secrets []string) webhook
 					webhook.HeaderSecret: webhook.MaskSecret,
 				},
 			},
-			Response: &hubhooksv1.HttpResponse{Error: ErrCircuitOpen.Error()},
-			Err:      ErrCircuitOpen,
+			Response: &hubhooksv1.HttpResponse{Error: failFast.Error()},
+			Err:      failFast,
 		}
 	}
 	res := s.sender.Send(s.workCtx, webhook.Request{

@@ -90,9 +90,6 @@ type lane struct {
 	lastDone time.Time
 }
 
-// stuckLaneDelay is how long jobs of a lane that finishes nothing are parked.
-const stuckLaneDelay = 5 * time.Second
-
 // queueLimit is how many jobs l may queue: Config.PerURLQueue while it
 // finishes attempts, PerURLConcurrency when it has finished none in the
 // last second.
@@ -320,7 +317,9 @@ func (s *Service) dispatch(msg jetstream.Msg) {
 	}
 	l := s.lanes[h.key]
 	if l == nil {
-		l = &lane{}
+		// A new lane counts as having just finished: it is not stuck
+		// before it has had a second to answer.
+		l = &lane{lastDone: h.touched}
 		s.lanes[h.key] = l
 	}
 	switch {
@@ -336,32 +335,36 @@ func (s *Service) dispatch(msg jetstream.Msg) {
 		s.held[h] = struct{}{}
 		s.mu.Unlock()
 		s.metrics.held.Inc()
-	default:
-		stuck := h.touched.Sub(l.lastDone) > time.Second
+	case h.touched.Sub(l.lastDone) > time.Second:
+		// The lane is full and has finished nothing for a second: its URL
+		// does not answer. Fail this attempt at once (recorded, retried on
+		// the schedule) rather than park it again and again.
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.deferJob(msg, job, stuck)
+		s.metrics.queueFull.Inc()
+		go func() {
+			defer s.wg.Done()
+			s.handleJob(msg, job, ErrEndpointStuck)
+		}()
+	default:
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.deferJob(msg, job)
 	}
 }
 
-// deferJob parks a job whose URL lane is full in the retry store — the same
-// attempt, with job.deferrals counting the parkings — and acks it. A slow or
-// dead URL's backlog so waits in Redis, not in the consumer's ack-pending
-// window, where it would hold back every other URL once that window filled.
-//
-// A lane that is merely busy gets its jobs back soon (QueueFullDelay, growing
-// with each parking); a stuck lane — nothing finished for a second, e.g. a
-// URL that never answers — only after stuckLaneDelay, by when its POSTs have
-// timed out or its circuit breaker fails them fast.
-func (s *Service) deferJob(msg jetstream.Msg, job *deliveryv1.DeliveryJob, stuck bool) {
+// deferJob parks a job whose URL lane is full (but finishing attempts) in
+// the retry store — the same attempt, with job.deferrals counting the
+// parkings — and acks it; it comes back after QueueFullDelay, growing with
+// each parking. The backlog so waits in Redis, not in the consumer's
+// ack-pending window, where it would hold back every other URL once that
+// window filled.
+func (s *Service) deferJob(msg jetstream.Msg, job *deliveryv1.DeliveryJob) {
 	defer s.wg.Done()
 	s.metrics.queueFull.Inc()
 	next := proto.Clone(job).(*deliveryv1.DeliveryJob)
 	next.Deferrals++
 	delay := jitter(s.cfg.QueueFullDelay*time.Duration(min(next.GetDeferrals(), 10)), 0.5)
-	if stuck {
-		delay = jitter(stuckLaneDelay, 0.5)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
 	defer cancel()
 	if err := s.retries.store(ctx, next, time.Now().Add(delay)); err != nil {

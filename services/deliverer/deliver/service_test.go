@@ -280,6 +280,41 @@ func TestRestartResumesPendingRetries(t *testing.T) {
 	}
 }
 
+func TestStuckEndpointFailsFast(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	hang := &hook{respond: func(_ int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}}
+	hangSrv := httptest.NewServer(hang)
+	t.Cleanup(hangSrv.Close)
+	u := &hubhooksv1.CallbackUrl{Id: "url_hang", Url: hangSrv.URL}
+	cfg := e.addHub("hub1", u)
+	c := baseConfig(e.prefix, 0, time.Hour)
+	c.PerURLConcurrency = 2
+	c.PerURLQueue = 2
+	e.start(t, c, newSender(t, webhook.WithTimeout(time.Minute)))
+	for i := range 4 { // two POSTs hang, two wait in the queue
+		e.publishJob(t, cfg, u, i, false)
+	}
+	waitFor(t, 10*time.Second, "the hanging endpoint's slots taken", func() bool { return hang.count() == 2 })
+	time.Sleep(1200 * time.Millisecond) // the lane has finished nothing for a second: stuck
+	job := e.publishJob(t, cfg, u, 99, false)
+	waitFor(t, 10*time.Second, "the stuck URL's next job recorded", func() bool { return len(e.records.of(job.GetDeliveryId())) == 1 })
+	rec := e.records.of(job.GetDeliveryId())[0]
+	if rec.GetStatus() != StatusRetrying || rec.GetResponse().GetError() != ErrEndpointStuck.Error() {
+		t.Fatalf("record: status %q error %q, want retrying with %q", rec.GetStatus(), rec.GetResponse().GetError(), ErrEndpointStuck)
+	}
+	if hang.count() != 2 {
+		t.Fatalf("POSTs %d, want 2: the stuck URL's next job must not be POSTed", hang.count())
+	}
+}
+
 func TestHangingEndpointDoesNotDelayHealthyOne(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
