@@ -144,7 +144,22 @@ func (s *Service) cancelLoop(ctx context.Context) {
 		s.dirtyMu.Unlock()
 		moved := 0
 		for hub := range hubs {
-			cfg, _ := s.configs.Get(hub)
+			cfg, ok := s.configs.Get(hub)
+			if !ok || cfg.GetVersion() == 0 {
+				// The cache lost the hub (a reconnect's snapshot without it):
+				// ask configsvc before cancelling anything, so a partial
+				// snapshot can never cancel a hub's retries.
+				fctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+				fresh, err := s.configs.Fetch(fctx, hub, 1)
+				cancel()
+				if err != nil {
+					s.metrics.handlingErrors.WithLabelValues("cancel").Inc()
+					s.log.Warn("confirm a vanished hub's config; trying again", "hub", hub, "err", err)
+					s.markDirtyLater(ctx, hub)
+					continue
+				}
+				cfg = fresh
+			}
 			opCtx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 			n, err := s.retries.cancelExcept(opCtx, hub, keptURLIDs(cfg), time.Now())
 			cancel()
