@@ -201,6 +201,12 @@ func (s *Service) outcome(job *deliveryv1.DeliveryJob, res webhook.Result, now t
 		if (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable) && res.RetryAfter > 0 {
 			delay = max(delay, min(res.RetryAfter, s.cfg.MaxRetryAfter))
 		}
+		if errors.Is(res.Err, ErrCircuitOpen) || errors.Is(res.Err, ErrEndpointStuck) {
+			// Failed fast: the URL cannot be tried before its breaker probes
+			// again, so the next attempt waits at least the cool-down and a
+			// short schedule is not burnt in seconds.
+			delay = max(delay, jitter(s.cfg.BreakerCooldown, s.cfg.Jitter))
+		}
 		return StatusRetrying, now.Add(delay)
 	default:
 		return StatusDead, time.Time{}

@@ -430,7 +430,7 @@ func TestBreakerOpensAndFailsFast(t *testing.T) {
 	cfg := e.addHub("hub1", u)
 	c := baseConfig(e.prefix, 0, 10*ms, 10*ms, 10*ms)
 	c.BreakerFailures = 2
-	c.BreakerCooldown = time.Hour
+	c.BreakerCooldown = 400 * ms
 	e.start(t, c, newSender(t))
 	job := e.publishJob(t, cfg, u, 1, false)
 	waitFor(t, 10*time.Second, "dead", func() bool { return e.records.final(job.GetDeliveryId()) })
@@ -443,10 +443,16 @@ func TestBreakerOpensAndFailsFast(t *testing.T) {
 			t.Errorf("attempt %d failed fast before the breaker could open", rec.GetAttempt())
 		}
 	}
-	for _, rec := range recs[2:] {
-		if rec.GetResponse().GetError() != ErrCircuitOpen.Error() {
-			t.Errorf("attempt %d error %q, want %q", rec.GetAttempt(), rec.GetResponse().GetError(), ErrCircuitOpen)
-		}
+	// Attempt 3 fails fast; attempt 4 waits for the cool-down (not the 10 ms
+	// of the schedule) and is the half-open probe: a real, failed POST.
+	if recs[2].GetResponse().GetError() != ErrCircuitOpen.Error() {
+		t.Errorf("attempt 3 error %q, want %q", recs[2].GetResponse().GetError(), ErrCircuitOpen)
+	}
+	if gap := recs[3].GetStartedAt().AsTime().Sub(recs[2].GetStartedAt().AsTime()); gap < 300*ms {
+		t.Errorf("attempt 4 came %s after the failed-fast attempt 3, want at least the cool-down (400 ms, jittered)", gap)
+	}
+	if recs[3].GetResponse().GetError() == ErrCircuitOpen.Error() {
+		t.Errorf("attempt 4 failed fast; want the half-open probe")
 	}
 }
 
