@@ -9,8 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/hubhooks/hubhooks/services/configsvc/hubconfig"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
@@ -30,16 +28,11 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := p.NATS(p.S.NATSURL)
+	in, err := p.Connect(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	rdb, err := p.Redis(ctx)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
+	defer in.Close()
 	guard, err := p.Guard()
 	if err != nil {
 		return err
@@ -52,25 +45,19 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tokens, err := p.TokenStore(rdb)
+	tokens, err := p.TokenStore(in.Redis)
 	if err != nil {
 		return err
 	}
-	gs, err := p.GRPCServer(rdb)
+	gs, err := p.GRPCServer(in.Redis)
 	if err != nil {
 		return err
 	}
-	svc, err := hubconfig.New(p.ConfigSvcConfig(rules), rdb, js, guard, sender, tokens)
+	svc, err := hubconfig.New(p.ConfigSvcConfig(rules), in.Redis, in.JS, guard, sender, tokens)
 	if err != nil {
 		return err
 	}
 	svc.Register(gs.Server)
 	p.Health.Add("configsvc", svc.Ready)
-	var g errgroup.Group
-	g.Go(func() error { return gs.Serve(ctx, p.S.GRPCAddr, p.S.ShutdownTimeout) })
-	g.Go(func() error { return svc.Run(ctx) })
-	g.Go(func() error { return p.ServeHTTP(ctx, nil) })
-	err = g.Wait()
-	_ = nc.Drain()
-	return err
+	return p.RunServer(ctx, gs, svc.Run)
 }

@@ -10,8 +10,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/hubhooks/hubhooks/services/deliverer/deliver"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
@@ -31,16 +29,11 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := p.NATS(p.S.NATSURL)
+	in, err := p.Connect(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	rdb, err := p.Redis(ctx)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
+	defer in.Close()
 	guard, err := p.Guard()
 	if err != nil {
 		return err
@@ -49,27 +42,15 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	conn, err := p.DialConfig(p.S.ConfigAddr)
+	cache, closeConfig, err := p.WatchedConfig()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	cache, err := p.ConfigCache(conn)
-	if err != nil {
-		return err
-	}
-	svc, err := deliver.New(p.DelivererConfig(), js, rdb, cache, sender)
+	defer closeConfig()
+	svc, err := deliver.New(p.DelivererConfig(), in.JS, in.Redis, cache, sender)
 	if err != nil {
 		return err
 	}
 	p.Health.Add("deliverer", svc.Ready)
-	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopCache()
-	var g errgroup.Group
-	g.Go(func() error { _ = cache.Run(cacheCtx); return nil })
-	g.Go(func() error { defer stopCache(); return svc.Run(ctx) })
-	g.Go(func() error { return p.ServeHTTP(ctx, nil) })
-	err = g.Wait()
-	_ = nc.Drain()
-	return err
+	return p.RunWorker(ctx, cache, svc.Run)
 }

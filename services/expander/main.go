@@ -10,8 +10,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/hubhooks/hubhooks/services/expander/expand"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
@@ -31,36 +29,24 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := p.NATS(p.S.NATSURL)
+	in, err := p.Connect(ctx, false)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer in.Close()
 	rules, err := p.Rules()
 	if err != nil {
 		return err
 	}
-	conn, err := p.DialConfig(p.S.ConfigAddr)
+	cache, closeConfig, err := p.WatchedConfig()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	cache, err := p.ConfigCache(conn)
-	if err != nil {
-		return err
-	}
-	svc, err := expand.New(p.ExpanderConfig(), js, cache, rules)
+	defer closeConfig()
+	svc, err := expand.New(p.ExpanderConfig(), in.JS, cache, rules)
 	if err != nil {
 		return err
 	}
 	p.Health.Add("expander", svc.Ready)
-	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopCache()
-	var g errgroup.Group
-	g.Go(func() error { _ = cache.Run(cacheCtx); return nil })
-	g.Go(func() error { defer stopCache(); return svc.Run(ctx) })
-	g.Go(func() error { return p.ServeHTTP(ctx, nil) })
-	err = g.Wait()
-	_ = nc.Drain()
-	return err
+	return p.RunWorker(ctx, cache, svc.Run)
 }

@@ -9,8 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 	"github.com/hubhooks/hubhooks/services/logger/eventlog"
@@ -30,31 +28,20 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := p.NATS(p.S.NATSURL)
+	in, err := p.Connect(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	rdb, err := p.Redis(ctx)
+	defer in.Close()
+	gs, err := p.GRPCServer(in.Redis)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	gs, err := p.GRPCServer(rdb)
-	if err != nil {
-		return err
-	}
-	svc, err := eventlog.New(p.LoggerConfig(), js, rdb)
+	svc, err := eventlog.New(p.LoggerConfig(), in.JS, in.Redis)
 	if err != nil {
 		return err
 	}
 	svc.Register(gs.Server)
 	p.Health.Add("logger", svc.Ready)
-	var g errgroup.Group
-	g.Go(func() error { return gs.Serve(ctx, p.S.GRPCAddr, p.S.ShutdownTimeout) })
-	g.Go(func() error { return svc.Run(ctx) })
-	g.Go(func() error { return p.ServeHTTP(ctx, nil) })
-	err = g.Wait()
-	_ = nc.Drain()
-	return err
+	return p.RunServer(ctx, gs, svc.Run)
 }

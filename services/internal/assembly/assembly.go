@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -261,4 +262,78 @@ func (p *Parts) LoggerConfig() eventlog.Config {
 		RedisPrefix: p.S.RedisPrefix, Registerer: p.Registry, Log: p.Log.With("component", "logger"), StreamOptions: p.StreamOptions(),
 		Retention: p.S.LogRetention, MaxEntriesPerHub: p.S.LogMaxEntriesPerHub,
 	}
+}
+
+// Infra is a binary's connections to NATS (and Redis, when it uses it).
+type Infra struct {
+	NC    *nats.Conn
+	JS    jetstream.JetStream
+	Redis *redis.Client
+}
+
+// Connect connects to the NATS of the settings and, with withRedis, to
+// Redis; both wait and reconnect rather than fail on an outage.
+func (p *Parts) Connect(ctx context.Context, withRedis bool) (*Infra, error) {
+	nc, js, err := p.NATS(p.S.NATSURL)
+	if err != nil {
+		return nil, err
+	}
+	in := &Infra{NC: nc, JS: js}
+	if withRedis {
+		if in.Redis, err = p.Redis(ctx); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// Close drains NATS — pending acks and publishes are flushed, for up to 5 s —
+// and closes Redis.
+func (in *Infra) Close() {
+	if err := in.NC.Drain(); err == nil {
+		for deadline := time.Now().Add(5 * time.Second); !in.NC.IsClosed() && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	in.NC.Close()
+	if in.Redis != nil {
+		_ = in.Redis.Close()
+	}
+}
+
+// WatchedConfig dials configsvc and builds the config cache the expander and
+// deliverer read hub configuration from; close releases the connection.
+func (p *Parts) WatchedConfig() (cache *configcache.Cache, closeConn func(), err error) {
+	conn, err := p.DialConfig(p.S.ConfigAddr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cache, err = p.ConfigCache(conn); err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return cache, func() { _ = conn.Close() }, nil
+}
+
+// RunWorker runs work (a consumer that drains when ctx ends) with the
+// config cache watching until work has returned, and the HTTP server.
+func (p *Parts) RunWorker(ctx context.Context, cache *configcache.Cache, work func(context.Context) error) error {
+	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCache()
+	var g errgroup.Group
+	g.Go(func() error { _ = cache.Run(cacheCtx); return nil })
+	g.Go(func() error { defer stopCache(); return work(ctx) })
+	g.Go(func() error { return p.ServeHTTP(ctx, nil) })
+	return g.Wait()
+}
+
+// RunServer serves gs on the gRPC address with work running beside it,
+// and the HTTP server, until ctx ends.
+func (p *Parts) RunServer(ctx context.Context, gs *daemon.GRPCServer, work func(context.Context) error) error {
+	var g errgroup.Group
+	g.Go(func() error { return gs.Serve(ctx, p.S.GRPCAddr, p.S.ShutdownTimeout) })
+	g.Go(func() error { return work(ctx) })
+	g.Go(func() error { return p.ServeHTTP(ctx, nil) })
+	return g.Wait()
 }
