@@ -205,7 +205,10 @@ func (s *Service) outcome(job *deliveryv1.DeliveryJob, res webhook.Result, now t
 			// Failed fast: the URL cannot be tried before its breaker probes
 			// again, so the next attempt waits at least the cool-down and a
 			// short schedule is not burnt in seconds.
-			delay = max(delay, jitter(s.cfg.BreakerCooldown, s.cfg.Jitter))
+			// Never earlier than the cool-down (jitter only adds), so the
+			// next attempt finds the breaker ready to probe.
+			cooldown := s.cfg.BreakerCooldown
+			delay = max(delay, jitter(cooldown, s.cfg.Jitter)+time.Duration(float64(cooldown)*s.cfg.Jitter))
 		}
 		return StatusRetrying, now.Add(delay)
 	default:
