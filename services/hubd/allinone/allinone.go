@@ -79,7 +79,7 @@ func Start(ctx context.Context, p *assembly.Parts) (*Hub, error) {
 	if err != nil {
 		return fail(err)
 	}
-	cleanups = append(cleanups, func() { _ = nc.Drain(); waitClosed(nc.IsClosed, 5*time.Second) })
+	cleanups = append(cleanups, func() { assembly.DrainNATS(nc) })
 
 	rdb, err := p.Redis(ctx)
 	if err != nil {
@@ -214,11 +214,4 @@ func free(addr string) bool {
 	}
 	_ = l.Close()
 	return true
-}
-
-func waitClosed(closed func() bool, d time.Duration) {
-	deadline := time.Now().Add(d)
-	for !closed() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
@@ -159,8 +158,6 @@ func (p *Parts) DialConfig(addr string) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
-var _ credentials.PerRPCCredentials = auth.BearerCredentials("x")
-
 // ConfigCache builds the config cache over conn and registers its readiness.
 func (p *Parts) ConfigCache(conn *grpc.ClientConn) (*configcache.Cache, error) {
 	c, err := configcache.New(hubhooksv1.NewConfigServiceClient(conn), p.Log)
@@ -210,24 +207,6 @@ func (p *Parts) Rules() (*cascade.Rules, error) {
 // ServeHTTP serves metrics and health on lis (nil: the HTTP address) until ctx ends.
 func (p *Parts) ServeHTTP(ctx context.Context, lis net.Listener) error {
 	return daemon.ServeHTTP(ctx, daemon.HTTPConfig{Addr: p.S.HTTPAddr, Listener: lis, Registry: p.Registry, Health: p.Health, Pprof: p.S.Pprof, Log: p.Log})
-}
-
-// WithTimeout returns a context that ends d after parent ends, for
-// shutdown work that must outlive the signal but not forever.
-func WithTimeout(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	go func() {
-		select {
-		case <-parent.Done():
-			select {
-			case <-time.After(d):
-				cancel()
-			case <-ctx.Done():
-			}
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
 }
 
 // ConfigSvcConfig is configsvc's config from the settings.
@@ -288,18 +267,23 @@ func (p *Parts) Connect(ctx context.Context, withRedis bool) (*Infra, error) {
 	return in, nil
 }
 
-// Close drains NATS — pending acks and publishes are flushed, for up to 5 s —
-// and closes Redis.
+// Close drains NATS and closes Redis.
 func (in *Infra) Close() {
-	if err := in.NC.Drain(); err == nil {
-		for deadline := time.Now().Add(5 * time.Second); !in.NC.IsClosed() && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	in.NC.Close()
+	DrainNATS(in.NC)
 	if in.Redis != nil {
 		_ = in.Redis.Close()
 	}
+}
+
+// DrainNATS drains nc — pending acks and publishes are flushed — waiting
+// at most 5 s, then closes it.
+func DrainNATS(nc *nats.Conn) {
+	if err := nc.Drain(); err == nil {
+		for deadline := time.Now().Add(5 * time.Second); !nc.IsClosed() && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	nc.Close()
 }
 
 // WatchedConfig dials configsvc and builds the config cache the expander and
