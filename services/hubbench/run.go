@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/hubhooks/hubhooks/services/deliverer/deliver"
 	"io"
 	"maps"
 	"net"
@@ -40,16 +41,6 @@ import (
 	"github.com/hubhooks/hubhooks/services/hubbench/internal/procstat"
 	"github.com/hubhooks/hubhooks/services/hubbench/internal/report"
 	"github.com/hubhooks/hubhooks/services/hubbench/internal/sink"
-)
-
-// The deliverer's default concurrency limits (services/deliverer/deliver
-// Config defaults: Concurrency 256, PerHubConcurrency 64,
-// PerURLConcurrency 16). The POST ceiling uses as many concurrent senders as
-// the deliverer could keep in flight for the same hubs and URLs.
-const (
-	delivererConcurrency       = 256
-	delivererPerHubConcurrency = 64
-	delivererPerURLConcurrency = 16
 )
 
 // benchConfig is the run subcommand's settings.
@@ -172,7 +163,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if c.postConcurrency == 0 {
-		c.postConcurrency = min(delivererConcurrency, c.hubs*delivererPerHubConcurrency, c.hubs*c.urls*delivererPerURLConcurrency)
+		// As many concurrent senders as the deliverer (its defaults) could keep
+		// in flight for the same hubs and URLs.
+		d := deliver.Config{}.WithDefaults()
+		c.postConcurrency = min(d.Concurrency, c.hubs*d.PerHubConcurrency, c.hubs*c.urls*d.PerURLConcurrency)
 	}
 	res, err := bench(ctx, c, stderr)
 	if res != nil {

@@ -86,7 +86,8 @@ type Config struct {
 	Log *slog.Logger
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if len(c.Schedule) == 0 {
 		c.Schedule = DefaultSchedule
 	}

@@ -133,7 +133,7 @@ func New(cfg Config, js jetstream.JetStream, rdb *redis.Client, configs ConfigSo
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err

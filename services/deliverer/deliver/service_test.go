@@ -520,7 +520,7 @@ func TestNewRejectsNilDeps(t *testing.T) {
 }
 
 func TestOutcomeDelays(t *testing.T) {
-	s := &Service{cfg: Config{Schedule: []time.Duration{0, time.Minute, time.Hour}, Jitter: 0.2, MaxRetryAfter: 2 * time.Hour}.withDefaults()}
+	s := &Service{cfg: Config{Schedule: []time.Duration{0, time.Minute, time.Hour}, Jitter: 0.2, MaxRetryAfter: 2 * time.Hour}.WithDefaults()}
 	now := time.Unix(1000, 0)
 	job := func(attempt int32) *deliveryJob { return &deliveryJob{Attempt: attempt} }
 	tests := []struct {
