@@ -48,6 +48,10 @@ const (
 	// each an AttemptRecorded, preceded by its length as a uvarint (the
 	// protodelim framing). See NewAttemptBatchMsg.
 	ContentTypeAttemptBatch = "application/vnd.hubhooks.attempt-batch+protobuf"
+	// ContentTypeDeliveryFanout marks a delivery message that is a
+	// DeliveryFanout (one webhook event, several URLs) rather than one
+	// DeliveryJob. See NewFanoutMsg.
+	ContentTypeDeliveryFanout = "application/vnd.hubhooks.delivery-fanout+protobuf"
 )
 
 // DeliverySubject is the subject of delivery jobs for hubID.
@@ -258,6 +262,88 @@ func protoMsg(subject, msgID string, data []byte) *nats.Msg {
 		},
 		Data: data,
 	}
+}
+
+// NewFanoutMsg encodes one webhook event for several URLs of a hub as one
+// message on DeliverySubject(hub), Content-Type ContentTypeDeliveryFanout,
+// Nats-Msg-Id = "fan." + webhook_event_id + "." + attempt. One message
+// instead of one per URL is a fraction of the stream's work (store,
+// deliver, ack) per delivery; the deliverer settles it once every target
+// is done (see services/deliverer). f.job must carry hub_id and
+// webhook_event_id; f.targets at least one target.
+func NewFanoutMsg(f *deliveryv1.DeliveryFanout) (*nats.Msg, error) {
+	job := f.GetJob()
+	if job.GetHubId() == "" || job.GetWebhookEventId() == "" || len(f.GetTargets()) == 0 {
+		return nil, errors.New("encode delivery fanout: needs hub_id, webhook_event_id and a target")
+	}
+	b, err := proto.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode delivery fanout: %w", err)
+	}
+	id := make([]byte, 0, len(job.GetWebhookEventId())+16)
+	id = append(id, "fan."...)
+	id = append(id, job.GetWebhookEventId()...)
+	id = append(id, '.')
+	id = strconv.AppendInt(id, int64(job.GetAttempt()), 10)
+	vals := [2]string{ContentTypeDeliveryFanout, string(id)}
+	return &nats.Msg{
+		Subject: DeliverySubject(job.GetHubId()),
+		Header: nats.Header{
+			HeaderContentType:     vals[0:1:1],
+			jetstream.MsgIDHeader: vals[1:2:2],
+		},
+		Data: b,
+	}, nil
+}
+
+// IsFanout reports whether a delivery message's headers say it is a
+// DeliveryFanout (decode it with DecodeJobs).
+func IsFanout(h nats.Header) bool {
+	return h.Get(HeaderContentType) == ContentTypeDeliveryFanout
+}
+
+// DecodeJobs decodes a delivery message, one DeliveryJob or a
+// DeliveryFanout, into its jobs: one per target of a fan-out, each the
+// shared job with the target's delivery_id, url_id and url (the body is
+// shared, not copied: treat it as read-only).
+func DecodeJobs(h nats.Header, data []byte) ([]*deliveryv1.DeliveryJob, error) {
+	if !IsFanout(h) {
+		job, err := DecodeJob(data)
+		if err != nil {
+			return nil, err
+		}
+		return []*deliveryv1.DeliveryJob{job}, nil
+	}
+	f := &deliveryv1.DeliveryFanout{}
+	if err := proto.Unmarshal(data, f); err != nil {
+		return nil, fmt.Errorf("decode delivery fanout: %w", err)
+	}
+	if f.GetJob() == nil || len(f.GetTargets()) == 0 {
+		return nil, errors.New("decode delivery fanout: no job or no targets")
+	}
+	base := f.GetJob()
+	jobs := make([]*deliveryv1.DeliveryJob, len(f.GetTargets()))
+	for i, t := range f.GetTargets() {
+		jobs[i] = &deliveryv1.DeliveryJob{
+			DeliveryId:      t.GetDeliveryId(),
+			HubId:           base.GetHubId(),
+			WebhookEventId:  base.GetWebhookEventId(),
+			EventType:       base.GetEventType(),
+			UrlId:           t.GetUrlId(),
+			Url:             t.GetUrl(),
+			Body:            base.GetBody(),
+			CreatedAt:       base.GetCreatedAt(),
+			DomainEventId:   base.GetDomainEventId(),
+			DomainEventType: base.GetDomainEventType(),
+			Attempt:         base.GetAttempt(),
+			ConfigVersion:   base.GetConfigVersion(),
+			Test:            base.GetTest(),
+			RedeliveryOf:    base.GetRedeliveryOf(),
+			FirstAttemptAt:  base.GetFirstAttemptAt(),
+			Deferrals:       base.GetDeferrals(),
+		}
+	}
+	return jobs, nil
 }
 
 // DecodeJob decodes a delivery job.

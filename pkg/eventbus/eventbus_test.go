@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,87 @@ func TestAttemptBatch(t *testing.T) {
 				t.Fatal("decoded")
 			}
 		})
+	}
+}
+
+func TestFanoutRoundTrip(t *testing.T) {
+	base := testJob()
+	base.DeliveryId, base.UrlId, base.Url = "", "", ""
+	base.Test, base.RedeliveryOf, base.Deferrals = true, "dlv_old", 2
+	base.FirstAttemptAt = timestamppb.New(time.Unix(1764158402, 0))
+	// Every field of DeliveryJob must be set on base or on a target, so a
+	// field added later and not copied by DecodeJobs fails this test.
+	targetFields := map[string]bool{"delivery_id": true, "url_id": true, "url": true}
+	fields := base.ProtoReflect().Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		f := fields.Get(i)
+		if !targetFields[string(f.Name())] && !base.ProtoReflect().Has(f) {
+			t.Fatalf("test base job leaves field %s unset: set it so DecodeJobs is checked to copy it", f.Name())
+		}
+	}
+	f := &deliveryv1.DeliveryFanout{Job: base, Targets: []*deliveryv1.FanoutTarget{
+		{DeliveryId: "dlv_1", UrlId: "url_1", Url: "https://a.example/hook"},
+		{DeliveryId: "dlv_2", UrlId: "url_2", Url: "https://b.example/hook"},
+	}}
+	m, err := NewFanoutMsg(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != DeliverySubject("hub-1") || !IsFanout(m.Header) || m.Header.Get(jetstream.MsgIDHeader) != "fan.msg_abc.3" {
+		t.Fatalf("fanout msg: subject %q, headers %v", m.Subject, m.Header)
+	}
+	jobs, err := DecodeJobs(m.Header, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 2 {
+		t.Fatalf("got %d jobs, want 2", len(jobs))
+	}
+	for i, tg := range f.Targets {
+		want := proto.Clone(base).(*deliveryv1.DeliveryJob)
+		want.DeliveryId, want.UrlId, want.Url = tg.DeliveryId, tg.UrlId, tg.Url
+		if !proto.Equal(jobs[i], want) {
+			t.Errorf("job %d:\n got %v\nwant %v", i, jobs[i], want)
+		}
+	}
+
+	// A plain job message decodes to itself.
+	jm, _ := NewJobMsg(testJob())
+	one, err := DecodeJobs(jm.Header, jm.Data)
+	if err != nil || len(one) != 1 || !proto.Equal(one[0], testJob()) {
+		t.Fatalf("plain job: %v, %v", one, err)
+	}
+
+	// Refused: no targets, undecodable data.
+	if _, err := NewFanoutMsg(&deliveryv1.DeliveryFanout{Job: base}); err == nil {
+		t.Error("fanout without targets encoded")
+	}
+	if _, err := DecodeJobs(m.Header, []byte{0xff, 0xff}); err == nil {
+		t.Error("garbage fanout decoded")
+	}
+	empty, _ := proto.Marshal(&deliveryv1.DeliveryFanout{Job: base})
+	if _, err := DecodeJobs(m.Header, empty); err == nil {
+		t.Error("fanout without targets decoded")
+	}
+}
+
+// BenchmarkDecodeFanout: decoding one webhook event for 5 URLs (once per 5
+// deliveries).
+func BenchmarkDecodeFanout(b *testing.B) {
+	base := testJob()
+	base.DeliveryId, base.UrlId, base.Url = "", "", ""
+	f := &deliveryv1.DeliveryFanout{Job: base}
+	for i := range 5 {
+		f.Targets = append(f.Targets, &deliveryv1.FanoutTarget{DeliveryId: fmt.Sprint("dlv_", i), UrlId: fmt.Sprint("url_", i), Url: "https://example.com/hook"})
+	}
+	m, err := NewFanoutMsg(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeJobs(m.Header, m.Data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

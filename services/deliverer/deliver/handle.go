@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -30,13 +29,13 @@ const (
 // handle makes one attempt of job and records it. Order on every path:
 // store the retry (if any), publish the record (acked by JetStream), then
 // ack the job. An infrastructure error naks the job so it is tried again.
-func (s *Service) handle(msg jetstream.Msg, job *deliveryv1.DeliveryJob) {
+func (s *Service) handle(msg settler, job *deliveryv1.DeliveryJob) {
 	s.handleJob(msg, job, nil)
 }
 
 // handleJob is handle; a non-nil failFast makes the attempt fail with that
 // error without a POST (the URL is known not to answer).
-func (s *Service) handleJob(msg jetstream.Msg, job *deliveryv1.DeliveryJob, failFast error) {
+func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast error) {
 	if job.GetAttempt() < 1 {
 		job.Attempt = 1
 	}
@@ -234,7 +233,7 @@ func cancelRecord(job *deliveryv1.DeliveryJob, reason string, now time.Time) *de
 // ack acknowledges the job without waiting for the server's confirmation:
 // everything it stands for is already stored, so a lost ack only means the
 // job is attempted again (same webhook-id) after the ack wait.
-func (s *Service) ack(msg jetstream.Msg, job *deliveryv1.DeliveryJob) {
+func (s *Service) ack(msg settler, job *deliveryv1.DeliveryJob) {
 	if err := msg.Ack(); err != nil {
 		s.metrics.handlingErrors.WithLabelValues("ack").Inc()
 		s.jobLog(job).Warn("ack delivery job (it may be delivered again)", "err", err)

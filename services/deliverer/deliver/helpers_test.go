@@ -29,6 +29,8 @@ type testConfigs struct {
 	mu        sync.Mutex
 	hubs      map[string]*hubhooksv1.HubConfig
 	listeners []func(old, new *hubhooksv1.HubConfig)
+	// failFetches makes the next Fetch calls fail (an unreachable configsvc).
+	failFetches int
 }
 
 func newTestConfigs() *testConfigs {
@@ -45,6 +47,10 @@ func (c *testConfigs) Get(hub string) (*hubhooksv1.HubConfig, bool) {
 func (c *testConfigs) Fetch(_ context.Context, hub string, minVersion int64) (*hubhooksv1.HubConfig, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failFetches > 0 {
+		c.failFetches--
+		return nil, errors.New("configsvc unavailable (test)")
+	}
 	cfg, ok := c.hubs[hub]
 	if !ok {
 		return &hubhooksv1.HubConfig{HubId: hub}, nil
@@ -188,6 +194,39 @@ func (e *testEnv) publishJob(t *testing.T, cfg *hubhooksv1.HubConfig, u *hubhook
 		t.Fatal(err)
 	}
 	return job
+}
+
+// publishFanout publishes attempt 1 of a new webhook event to each of urls
+// as one fan-out message, as the expander does, and returns its jobs.
+func (e *testEnv) publishFanout(t *testing.T, cfg *hubhooksv1.HubConfig, n int, urls ...*hubhooksv1.CallbackUrl) []*deliveryv1.DeliveryJob {
+	t.Helper()
+	evID := webhook.EventID(cfg.GetHubId(), fmt.Sprintf("dom-fan-%d", n), 0)
+	ev := webhook.Event{ID: evID, Type: "API.CREATED", HubID: cfg.GetHubId(), CreatedAt: time.Now().UTC()}
+	body, err := ev.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &deliveryv1.DeliveryFanout{Job: &deliveryv1.DeliveryJob{
+		HubId: cfg.GetHubId(), WebhookEventId: evID, EventType: "API.CREATED", Body: body,
+		CreatedAt: timestamppb.Now(), Attempt: 1, ConfigVersion: cfg.GetVersion(),
+	}}
+	for _, u := range urls {
+		f.Targets = append(f.Targets, &deliveryv1.FanoutTarget{DeliveryId: webhook.DeliveryID(evID, u.GetId()), UrlId: u.GetId(), Url: u.GetUrl()})
+	}
+	m, err := eventbus.NewFanoutMsg(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
 }
 
 // recorder collects every AttemptRecorded from the attempts stream.

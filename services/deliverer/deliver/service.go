@@ -106,7 +106,7 @@ type hubLimit struct {
 }
 
 type heldJob struct {
-	msg     jetstream.Msg
+	msg     settler
 	job     *deliveryv1.DeliveryJob
 	key     string
 	touched time.Time // last fetch or InProgress, under Service.mu
@@ -297,17 +297,34 @@ func (s *Service) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
-// dispatch queues msg on its URL's lane, or hands it back when the lane is
-// full. It never blocks.
+// dispatch queues the jobs of msg (one, or the targets of a fan-out) on
+// their URLs' lanes. It never blocks.
 func (s *Service) dispatch(msg jetstream.Msg) {
-	job, err := eventbus.DecodeJob(msg.Data())
-	if err == nil {
+	jobs, err := eventbus.DecodeJobs(msg.Headers(), msg.Data())
+	for _, job := range jobs {
+		if err != nil {
+			break
+		}
 		err = validJob(job)
 	}
 	if err != nil {
 		s.poison(msg, err)
 		return
 	}
+	if len(jobs) == 1 {
+		s.enqueue(msg, jobs[0])
+		return
+	}
+	f := &fanout{s: s, msg: msg, left: len(jobs)}
+	for _, job := range jobs {
+		s.enqueue(&fanoutShare{f: f, job: job}, job)
+	}
+}
+
+// enqueue queues job on its URL's lane, starts it when the lane has a free
+// slot, parks it when the lane is full, or fails it fast when the lane's URL
+// does not answer.
+func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 	h := &heldJob{msg: msg, job: job, key: job.GetHubId() + " " + job.GetUrl(), touched: time.Now()}
 	s.mu.Lock()
 	if s.stopping {
@@ -359,7 +376,7 @@ func (s *Service) dispatch(msg jetstream.Msg) {
 // each parking. The backlog so waits in Redis, not in the consumer's
 // ack-pending window, where it would hold back every other URL once that
 // window filled.
-func (s *Service) deferJob(msg jetstream.Msg, job *deliveryv1.DeliveryJob) {
+func (s *Service) deferJob(msg settler, job *deliveryv1.DeliveryJob) {
 	defer s.wg.Done()
 	s.metrics.queueFull.Inc()
 	next := proto.Clone(job).(*deliveryv1.DeliveryJob)
@@ -502,7 +519,7 @@ func (s *Service) heartbeatLoop() {
 		case <-t.C:
 		}
 		now := time.Now()
-		var touch []jetstream.Msg
+		var touch []settler
 		s.mu.Lock()
 		for h := range s.held {
 			if now.Sub(h.touched) > s.cfg.AckWait/2 {

@@ -656,3 +656,77 @@ func TestShutdownFinishesInFlightPOSTs(t *testing.T) {
 		})
 	}
 }
+
+// A fan-out message (one webhook event, several URLs) is delivered to each
+// URL once, each target with its own outcome, and acknowledged when all are
+// settled. A target that hits an infrastructure error is retried alone: the
+// targets already delivered are not delivered again.
+func TestFanoutDeliversEachTargetOnce(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	var hooks []*hook
+	var urls []*hubhooksv1.CallbackUrl
+	for i, respond := range []func(int, http.ResponseWriter, *http.Request){
+		status(200), status(204),
+		func(n int, w http.ResponseWriter, _ *http.Request) { // flaky: 500 once
+			if n == 1 {
+				w.WriteHeader(500)
+			}
+		},
+	} {
+		h := &hook{respond: respond}
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		hooks = append(hooks, h)
+		urls = append(urls, &hubhooksv1.CallbackUrl{Id: fmt.Sprint("url_", i), Url: srv.URL})
+	}
+	cfg := e.addHub("hub1", urls...)
+	// The first config lookup fails: one target of the first event must be
+	// retried on its own.
+	e.configs.mu.Lock()
+	e.configs.failFetches = 1
+	e.configs.mu.Unlock()
+	e.start(t, baseConfig(e.prefix, 0, 20*ms), newSender(t))
+
+	var jobs []*deliveryJob
+	for n := range 5 {
+		jobs = append(jobs, e.publishFanout(t, cfg, n, urls...)...)
+	}
+	waitFor(t, 20*time.Second, "every target final", func() bool {
+		for _, j := range jobs {
+			if !e.records.final(j.GetDeliveryId()) {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, 10*time.Second, "consumer drained", func() bool { return e.consumerDrained(t) })
+	for _, j := range jobs {
+		got := e.records.statuses(j.GetDeliveryId())
+		if got[len(got)-1] != StatusSucceeded {
+			t.Errorf("%s (%s): statuses %v", j.GetDeliveryId(), j.GetUrlId(), got)
+		}
+	}
+	if got := e.records.statuses(jobs[2].GetDeliveryId()); !slices.Equal(got, []string{StatusRetrying, StatusSucceeded}) &&
+		!slices.Equal(got, []string{StatusSucceeded}) {
+		t.Errorf("flaky target statuses %v", got)
+	}
+	// 5 events to each URL, plus one retry at the flaky URL: no target
+	// delivered twice.
+	for i, want := range []int{5, 5, 6} {
+		if n := hooks[i].count(); n != want {
+			t.Errorf("url_%d got %d POSTs, want %d", i, n, want)
+		}
+	}
+	for i, h := range hooks {
+		seen := map[string]int{}
+		h.mu.Lock()
+		for _, hd := range h.headers {
+			seen[hd.Get(webhook.HeaderID)]++
+		}
+		h.mu.Unlock()
+		if len(seen) != 5 {
+			t.Errorf("url_%d got %d distinct webhook-ids, want 5", i, len(seen))
+		}
+	}
+}

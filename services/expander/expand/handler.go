@@ -236,11 +236,13 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		ref.OccurredAt = ev.GetOccurredAt().AsTime().UTC()
 	}
 
-	pending := make([]jetstream.PubAckFuture, 0, min(s.cfg.MaxPendingAcks, len(emitted)*len(urls)))
+	pending := make([]jetstream.PubAckFuture, 0, min(s.cfg.MaxPendingAcks, len(emitted)))
+	pendingJobs := make([]int, 0, cap(pending)) // jobs (URLs) of each pending message
 	wait := func(f jetstream.PubAckFuture) error {
 		select {
 		case <-f.Ok():
-			s.m.jobs.Inc()
+			s.m.jobs.Add(float64(pendingJobs[0]))
+			pendingJobs = pendingJobs[1:]
 			return nil
 		case err := <-f.Err():
 			return fmt.Errorf("publish job: %w", err)
@@ -257,37 +259,43 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 			return permanent(ReasonPayload, "%v", err)
 		}
 		s.m.webhooks.Inc()
-		for _, u := range urls {
-			job := &deliveryv1.DeliveryJob{
-				DeliveryId:      webhook.DeliveryID(eventID, u.GetId()),
+		// One message per webhook event, whatever the number of URLs: the
+		// deliverer splits it (eventbus.DecodeJobs).
+		f := &deliveryv1.DeliveryFanout{
+			Job: &deliveryv1.DeliveryJob{
 				HubId:           hub,
 				WebhookEventId:  eventID,
 				EventType:       e.Type,
-				UrlId:           u.GetId(),
-				Url:             u.GetUrl(),
 				Body:            body,
 				CreatedAt:       timestamppb.New(createdAt),
 				DomainEventId:   ev.GetId(),
 				DomainEventType: subject,
 				Attempt:         1,
 				ConfigVersion:   cfg.GetVersion(),
+			},
+			Targets: make([]*deliveryv1.FanoutTarget, len(urls)),
+		}
+		for j, u := range urls {
+			f.Targets[j] = &deliveryv1.FanoutTarget{
+				DeliveryId: webhook.DeliveryID(eventID, u.GetId()), UrlId: u.GetId(), Url: u.GetUrl(),
 			}
-			m, err := eventbus.NewJobMsg(job)
-			if err != nil {
+		}
+		m, err := eventbus.NewFanoutMsg(f)
+		if err != nil {
+			return err
+		}
+		if len(pending) >= s.cfg.MaxPendingAcks {
+			if err := wait(pending[0]); err != nil {
 				return err
 			}
-			if len(pending) >= s.cfg.MaxPendingAcks {
-				if err := wait(pending[0]); err != nil {
-					return err
-				}
-				pending = pending[1:]
-			}
-			f, err := s.js.PublishMsgAsync(m, jetstream.WithExpectStream(eventbus.StreamDeliveries))
-			if err != nil {
-				return fmt.Errorf("publish job: %w", err)
-			}
-			pending = append(pending, f)
+			pending = pending[1:]
 		}
+		fut, err := s.js.PublishMsgAsync(m, jetstream.WithExpectStream(eventbus.StreamDeliveries))
+		if err != nil {
+			return fmt.Errorf("publish job: %w", err)
+		}
+		pending = append(pending, fut)
+		pendingJobs = append(pendingJobs, len(urls))
 	}
 	for _, f := range pending {
 		if err := wait(f); err != nil {

@@ -240,11 +240,11 @@ func jobs(t *testing.T, js jetstream.JetStream, hub string) []*deliveryv1.Delive
 		if m.Subject != eventbus.DeliverySubject(hub) {
 			continue
 		}
-		job, err := eventbus.DecodeJob(m.Data)
+		batch, err := eventbus.DecodeJobs(nats.Header(m.Header), m.Data)
 		if err != nil {
 			t.Fatalf("decode job: %v", err)
 		}
-		out = append(out, job)
+		out = append(out, batch...)
 	}
 	return out
 }

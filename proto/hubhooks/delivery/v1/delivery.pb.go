@@ -303,6 +303,126 @@ func (x *AttemptRecorded) GetNextAttemptAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// DeliveryFanout is one webhook event for several callback URLs of a hub:
+// what the expander publishes on the deliveries stream, one message per
+// webhook event instead of one per (event, URL). The deliverer turns it
+// into one DeliveryJob per target: job with the target's delivery_id,
+// url_id and url set.
+type DeliveryFanout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job holds the fields every target shares (delivery_id, url_id and url
+	// are empty).
+	Job           *DeliveryJob    `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Targets       []*FanoutTarget `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryFanout) Reset() {
+	*x = DeliveryFanout{}
+	mi := &file_hubhooks_delivery_v1_delivery_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryFanout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryFanout) ProtoMessage() {}
+
+func (x *DeliveryFanout) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_delivery_v1_delivery_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryFanout.ProtoReflect.Descriptor instead.
+func (*DeliveryFanout) Descriptor() ([]byte, []int) {
+	return file_hubhooks_delivery_v1_delivery_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeliveryFanout) GetJob() *DeliveryJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *DeliveryFanout) GetTargets() []*FanoutTarget {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+// FanoutTarget is one callback URL of a DeliveryFanout.
+type FanoutTarget struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeliveryId    string                 `protobuf:"bytes,1,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	UrlId         string                 `protobuf:"bytes,2,opt,name=url_id,json=urlId,proto3" json:"url_id,omitempty"`
+	Url           string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FanoutTarget) Reset() {
+	*x = FanoutTarget{}
+	mi := &file_hubhooks_delivery_v1_delivery_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FanoutTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FanoutTarget) ProtoMessage() {}
+
+func (x *FanoutTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_delivery_v1_delivery_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FanoutTarget.ProtoReflect.Descriptor instead.
+func (*FanoutTarget) Descriptor() ([]byte, []int) {
+	return file_hubhooks_delivery_v1_delivery_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FanoutTarget) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+func (x *FanoutTarget) GetUrlId() string {
+	if x != nil {
+		return x.UrlId
+	}
+	return ""
+}
+
+func (x *FanoutTarget) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
 var File_hubhooks_delivery_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
@@ -337,7 +457,15 @@ const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\bresponse\x18\x05 \x01(\v2\x19.hubhooks.v1.HttpResponseR\bresponse\x129\n" +
 	"\n" +
 	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12B\n" +
-	"\x0fnext_attempt_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAtBDZBgithub.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1;deliveryv1b\x06proto3"
+	"\x0fnext_attempt_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"\x83\x01\n" +
+	"\x0eDeliveryFanout\x123\n" +
+	"\x03job\x18\x01 \x01(\v2!.hubhooks.delivery.v1.DeliveryJobR\x03job\x12<\n" +
+	"\atargets\x18\x02 \x03(\v2\".hubhooks.delivery.v1.FanoutTargetR\atargets\"X\n" +
+	"\fFanoutTarget\x12\x1f\n" +
+	"\vdelivery_id\x18\x01 \x01(\tR\n" +
+	"deliveryId\x12\x15\n" +
+	"\x06url_id\x18\x02 \x01(\tR\x05urlId\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03urlBDZBgithub.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1;deliveryv1b\x06proto3"
 
 var (
 	file_hubhooks_delivery_v1_delivery_proto_rawDescOnce sync.Once
@@ -351,27 +479,31 @@ func file_hubhooks_delivery_v1_delivery_proto_rawDescGZIP() []byte {
 	return file_hubhooks_delivery_v1_delivery_proto_rawDescData
 }
 
-var file_hubhooks_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_hubhooks_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_hubhooks_delivery_v1_delivery_proto_goTypes = []any{
 	(*DeliveryJob)(nil),           // 0: hubhooks.delivery.v1.DeliveryJob
 	(*AttemptRecorded)(nil),       // 1: hubhooks.delivery.v1.AttemptRecorded
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
-	(*v1.HttpRequest)(nil),        // 3: hubhooks.v1.HttpRequest
-	(*v1.HttpResponse)(nil),       // 4: hubhooks.v1.HttpResponse
+	(*DeliveryFanout)(nil),        // 2: hubhooks.delivery.v1.DeliveryFanout
+	(*FanoutTarget)(nil),          // 3: hubhooks.delivery.v1.FanoutTarget
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*v1.HttpRequest)(nil),        // 5: hubhooks.v1.HttpRequest
+	(*v1.HttpResponse)(nil),       // 6: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_delivery_v1_delivery_proto_depIdxs = []int32{
-	2, // 0: hubhooks.delivery.v1.DeliveryJob.created_at:type_name -> google.protobuf.Timestamp
-	2, // 1: hubhooks.delivery.v1.DeliveryJob.first_attempt_at:type_name -> google.protobuf.Timestamp
+	4, // 0: hubhooks.delivery.v1.DeliveryJob.created_at:type_name -> google.protobuf.Timestamp
+	4, // 1: hubhooks.delivery.v1.DeliveryJob.first_attempt_at:type_name -> google.protobuf.Timestamp
 	0, // 2: hubhooks.delivery.v1.AttemptRecorded.job:type_name -> hubhooks.delivery.v1.DeliveryJob
-	3, // 3: hubhooks.delivery.v1.AttemptRecorded.request:type_name -> hubhooks.v1.HttpRequest
-	4, // 4: hubhooks.delivery.v1.AttemptRecorded.response:type_name -> hubhooks.v1.HttpResponse
-	2, // 5: hubhooks.delivery.v1.AttemptRecorded.started_at:type_name -> google.protobuf.Timestamp
-	2, // 6: hubhooks.delivery.v1.AttemptRecorded.next_attempt_at:type_name -> google.protobuf.Timestamp
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5, // 3: hubhooks.delivery.v1.AttemptRecorded.request:type_name -> hubhooks.v1.HttpRequest
+	6, // 4: hubhooks.delivery.v1.AttemptRecorded.response:type_name -> hubhooks.v1.HttpResponse
+	4, // 5: hubhooks.delivery.v1.AttemptRecorded.started_at:type_name -> google.protobuf.Timestamp
+	4, // 6: hubhooks.delivery.v1.AttemptRecorded.next_attempt_at:type_name -> google.protobuf.Timestamp
+	0, // 7: hubhooks.delivery.v1.DeliveryFanout.job:type_name -> hubhooks.delivery.v1.DeliveryJob
+	3, // 8: hubhooks.delivery.v1.DeliveryFanout.targets:type_name -> hubhooks.delivery.v1.FanoutTarget
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_delivery_v1_delivery_proto_init() }
@@ -385,7 +517,7 @@ func file_hubhooks_delivery_v1_delivery_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_delivery_v1_delivery_proto_rawDesc), len(file_hubhooks_delivery_v1_delivery_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
