@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
@@ -233,7 +232,7 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 // Nats-Msg-Id = delivery_id + "." + attempt, so republishing the same job
 // (a crash between publish and ack) is de-duplicated by the server.
 func NewJobMsg(job *deliveryv1.DeliveryJob) (*nats.Msg, error) {
-	b, err := proto.Marshal(job)
+	b, err := job.MarshalVT()
 	if err != nil {
 		return nil, fmt.Errorf("encode delivery job: %w", err)
 	}
@@ -276,7 +275,7 @@ func NewFanoutMsg(f *deliveryv1.DeliveryFanout) (*nats.Msg, error) {
 	if job.GetHubId() == "" || job.GetWebhookEventId() == "" || len(f.GetTargets()) == 0 {
 		return nil, errors.New("encode delivery fanout: needs hub_id, webhook_event_id and a target")
 	}
-	b, err := proto.Marshal(f)
+	b, err := f.MarshalVT()
 	if err != nil {
 		return nil, fmt.Errorf("encode delivery fanout: %w", err)
 	}
@@ -315,7 +314,7 @@ func DecodeJobs(h nats.Header, data []byte) ([]*deliveryv1.DeliveryJob, error) {
 		return []*deliveryv1.DeliveryJob{job}, nil
 	}
 	f := &deliveryv1.DeliveryFanout{}
-	if err := proto.Unmarshal(data, f); err != nil {
+	if err := f.UnmarshalVT(data); err != nil {
 		return nil, fmt.Errorf("decode delivery fanout: %w", err)
 	}
 	if f.GetJob() == nil || len(f.GetTargets()) == 0 {
@@ -349,7 +348,7 @@ func DecodeJobs(h nats.Header, data []byte) ([]*deliveryv1.DeliveryJob, error) {
 // DecodeJob decodes a delivery job.
 func DecodeJob(data []byte) (*deliveryv1.DeliveryJob, error) {
 	job := &deliveryv1.DeliveryJob{}
-	if err := proto.Unmarshal(data, job); err != nil {
+	if err := job.UnmarshalVT(data); err != nil {
 		return nil, fmt.Errorf("decode delivery job: %w", err)
 	}
 	return job, nil
@@ -358,7 +357,7 @@ func DecodeJob(data []byte) (*deliveryv1.DeliveryJob, error) {
 // NewAttemptMsg encodes an attempt record with
 // Nats-Msg-Id = delivery_id + "." + attempt + "." + status.
 func NewAttemptMsg(rec *deliveryv1.AttemptRecorded) (*nats.Msg, error) {
-	b, err := proto.Marshal(rec)
+	b, err := rec.MarshalVT()
 	if err != nil {
 		return nil, fmt.Errorf("encode attempt: %w", err)
 	}
@@ -374,7 +373,7 @@ func NewAttemptMsg(rec *deliveryv1.AttemptRecorded) (*nats.Msg, error) {
 
 // EncodeAttempt encodes one attempt record for NewAttemptBatchMsg.
 func EncodeAttempt(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
-	b, err := proto.Marshal(rec)
+	b, err := rec.MarshalVT()
 	if err != nil {
 		return nil, fmt.Errorf("encode attempt: %w", err)
 	}
@@ -434,7 +433,7 @@ func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
 // DecodeAttempt decodes an attempt record.
 func DecodeAttempt(data []byte) (*deliveryv1.AttemptRecorded, error) {
 	rec := &deliveryv1.AttemptRecorded{}
-	if err := proto.Unmarshal(data, rec); err != nil {
+	if err := rec.UnmarshalVT(data); err != nil {
 		return nil, fmt.Errorf("decode attempt: %w", err)
 	}
 	return rec, nil

@@ -8,10 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -268,7 +268,9 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 		body = body[:c.maxBody]
 		res.Response.BodyTruncated = true
 	}
-	res.Response.Body = string(body)
+	// Kept as text: invalid UTF-8 (a binary answer, or a character cut by
+	// the cap) becomes U+FFFD, so the record can always be encoded.
+	res.Response.Body = validUTF8(string(body))
 	if err != nil && !res.Response.BodyTruncated {
 		// The status arrived; a broken body is recorded but does not turn a
 		// 2xx into a failure.
@@ -326,15 +328,20 @@ func flattenHeaders(h http.Header) map[string]string {
 		return nil
 	}
 	out := make(map[string]string, len(h))
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		out[k] = strings.Join(h[k], ", ")
+	for k, v := range h {
+		// A receiver may send any bytes; the record keeps valid UTF-8
+		// (protobuf strings must be), with U+FFFD for the rest.
+		out[validUTF8(k)] = validUTF8(strings.Join(v, ", "))
 	}
 	return out
+}
+
+// validUTF8 returns s with each invalid byte sequence replaced by U+FFFD.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // ParseRetryAfter parses a Retry-After value: delay seconds or an HTTP date

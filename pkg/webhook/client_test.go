@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"errors"
+	"google.golang.org/protobuf/proto"
 	"io"
 	"net"
 	"net/http"
@@ -80,6 +81,22 @@ func TestClientSend(t *testing.T) {
 				}
 				if res.Request.Method != http.MethodPost {
 					t.Errorf("method %q", res.Request.Method)
+				}
+			},
+		},
+		{
+			name: "binary answer and header bytes are recorded as valid UTF-8",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Bin", "caf\xe9")
+				_, _ = w.Write([]byte("ok \xff\xfe caf\xc3"))
+			},
+			secrets: []string{secret},
+			check: func(t *testing.T, res webhook.Result, got *received) {
+				if res.Response.Body != "ok \uFFFD caf\uFFFD" || res.Response.Headers["X-Bin"] != "caf\uFFFD" {
+					t.Errorf("body %q headers %v", res.Response.Body, res.Response.Headers)
+				}
+				if _, err := proto.Marshal(res.Response); err != nil {
+					t.Errorf("response does not encode: %v", err)
 				}
 			},
 		},

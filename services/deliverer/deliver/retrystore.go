@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"google.golang.org/protobuf/proto"
 
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
@@ -45,7 +44,7 @@ func splitMember(m string) (hub, deliveryID string, ok bool) {
 }
 
 func encodeEntry(job *deliveryv1.DeliveryJob) (string, error) {
-	b, err := proto.Marshal(job)
+	b, err := job.MarshalVT()
 	if err != nil {
 		return "", fmt.Errorf("encode retry job: %w", err)
 	}
@@ -58,7 +57,7 @@ func decodeEntry(v string) (*deliveryv1.DeliveryJob, error) {
 		return nil, errors.New("decode retry job: no url id separator")
 	}
 	job := &deliveryv1.DeliveryJob{}
-	if err := proto.Unmarshal([]byte(raw), job); err != nil {
+	if err := job.UnmarshalVT([]byte(raw)); err != nil {
 		return nil, fmt.Errorf("decode retry job: %w", err)
 	}
 	return job, nil

@@ -196,7 +196,7 @@ func metadata(rec *deliveryv1.AttemptRecorded) *deliveryv1.DeliveryJob {
 func marshalMetadata(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
 	job := rec.GetJob()
 	if job == nil {
-		return proto.Marshal(metadata(rec))
+		return metadata(rec).MarshalVT()
 	}
 	attempt, version, first, created := job.Attempt, job.ConfigVersion, job.FirstAttemptAt, job.CreatedAt
 	defer func() {
@@ -206,7 +206,7 @@ func marshalMetadata(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
 	if created == nil || created.AsTime().Unix() <= 0 {
 		job.CreatedAt = timestamppb.New(createdAt(rec))
 	}
-	return proto.Marshal(job)
+	return job.MarshalVT()
 }
 
 // marshalAttempt encodes the stored form of one record (nil for a pending
@@ -236,7 +236,7 @@ func marshalAttempt(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
 		}
 		a.Request = req
 	}
-	return proto.Marshal(a)
+	return a.MarshalVT()
 }
 
 // MaskHeaders replaces the value of the secret header (any case) with

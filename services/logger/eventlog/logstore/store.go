@@ -163,7 +163,7 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		if err != nil {
 			return res, fmt.Errorf("encode entry metadata: %w", err)
 		}
-		sum, err := proto.Marshal(summarize(rec, now))
+		sum, err := summarize(rec, now).MarshalVT()
 		if err != nil {
 			return res, fmt.Errorf("encode entry summary: %w", err)
 		}
