@@ -890,7 +890,8 @@ func sampleTimeline(ctx context.Context, ps []proc, c *sink.Class) []report.Poin
 			return out
 		case <-tick.C:
 		}
-		p := report.Point{Seconds: time.Since(start).Seconds(), Delivered: c.Counts().Unique, RSSBytes: map[string]int64{}}
+		p := report.Point{Seconds: time.Since(start).Seconds(), Delivered: c.Counts().Unique, RSSBytes: map[string]int64{},
+			MaxLatencyMs: float64(c.TakeWindowMax().Microseconds()) / 1000}
 		for _, pr := range ps {
 			if s, err := procstat.Read(pr.pid); err == nil {
 				p.RSSBytes[pr.name] = s.RSSBytes

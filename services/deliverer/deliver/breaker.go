@@ -73,6 +73,15 @@ func (b *breakers) allow(key, hub, urlID string) (done func(error), err error) {
 	return done, nil
 }
 
+// open reports whether the breaker of key is open (failing fast, not yet
+// ready to probe).
+func (b *breakers) open(key string) bool {
+	b.mu.Lock()
+	e, ok := b.m[key]
+	b.mu.Unlock()
+	return ok && e.cb.State() == gobreaker.StateOpen
+}
+
 // prune forgets closed breakers unused since before cutoff.
 func (b *breakers) prune(cutoff time.Time) {
 	b.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
 )
 
 // DefaultSchedule is the delay before attempt 1, 2, ...: len(DefaultSchedule)
@@ -70,6 +71,21 @@ type Config struct {
 	// one probe through; default 30s.
 	BreakerCooldown time.Duration
 
+	// HoldLimit is how long a job may keep its JetStream message
+	// unacknowledged, queued behind its URL's lane or in flight, before it is
+	// moved to the retry store (Redis) and its message acknowledged; default
+	// 1s. A queued job is parked there and comes back after QueueFullDelay; an
+	// attempt in flight goes on, and its entry (due after SendTimeout and a
+	// margin) brings it back only if this replica dies before it is
+	// recorded. Long-held messages of a work-queue stream make JetStream keep
+	// every message block written since (see docs/delivery.md), so a hanging
+	// URL would cost memory and CPU that every other URL shares.
+	HoldLimit time.Duration
+	// SendTimeout is the webhook sender's timeout for one POST (the
+	// deliverer does not set it; it sizes the entry of a parked attempt);
+	// default webhook.DefaultTimeout.
+	SendTimeout time.Duration
+
 	// ShutdownTimeout bounds how long Run waits for in-flight POSTs after its
 	// context ends; default 20s.
 	ShutdownTimeout time.Duration
@@ -122,6 +138,8 @@ func (c Config) WithDefaults() Config {
 	defInt(&c.ClaimBatch, 100)
 	defInt(&c.BreakerFailures, 5)
 	def(&c.BreakerCooldown, 30*time.Second)
+	def(&c.HoldLimit, time.Second)
+	def(&c.SendTimeout, webhook.DefaultTimeout)
 	def(&c.ShutdownTimeout, 20*time.Second)
 	def(&c.OpTimeout, 10*time.Second)
 	if c.RedisPrefix == "" {
@@ -152,6 +170,7 @@ func (c Config) Validate() error {
 		{"max retry after", c.MaxRetryAfter}, {"ack wait", c.AckWait}, {"fetch wait", c.FetchWait},
 		{"queue full delay", c.QueueFullDelay}, {"poll interval", c.PollInterval}, {"claim lease", c.ClaimLease},
 		{"breaker cooldown", c.BreakerCooldown}, {"shutdown timeout", c.ShutdownTimeout}, {"op timeout", c.OpTimeout},
+		{"hold limit", c.HoldLimit}, {"send timeout", c.SendTimeout},
 	}
 	for _, d := range durations {
 		if d.v < 0 {
@@ -179,6 +198,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval > 0 && c.PollInterval < time.Millisecond {
 		errs = append(errs, fmt.Errorf("poll interval %s: must be at least 1ms", c.PollInterval))
+	}
+	if c.HoldLimit > 0 && c.HoldLimit < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("hold limit %s: must be at least 100ms", c.HoldLimit))
 	}
 	if c.ClaimLease > 0 && c.ClaimLease < time.Second {
 		errs = append(errs, fmt.Errorf("claim lease %s: must be at least 1s", c.ClaimLease))

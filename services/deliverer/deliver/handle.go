@@ -26,16 +26,13 @@ const (
 	StatusCancelled = "cancelled"
 )
 
-// handle makes one attempt of job and records it. Order on every path:
+// handleJob makes one attempt of job and records it. Order on every path:
 // store the retry (if any), publish the record (acked by JetStream), then
 // ack the job. An infrastructure error naks the job so it is tried again.
-func (s *Service) handle(msg settler, job *deliveryv1.DeliveryJob) {
-	s.handleJob(msg, job, nil)
-}
-
-// handleJob is handle; a non-nil failFast makes the attempt fail with that
-// error without a POST (the URL is known not to answer).
-func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast error) {
+// A non-nil failFast makes the attempt fail with that error without a POST
+// (the URL is known not to answer). park, when not nil, lets holdLoop take
+// a long POST out of the stream (see parkAttempt).
+func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast error, park *parkState) {
 	if job.GetAttempt() < 1 {
 		job.Attempt = 1
 	}
@@ -65,7 +62,13 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast e
 	if job.GetFirstAttemptAt() == nil {
 		job.FirstAttemptAt = timestamppb.New(started)
 	}
+	park.begin()
 	res := s.attempt(job, configcache.SigningSecrets(cfg, started), failFast)
+	parked := park.end()
+	if parked != "" {
+		// The message is acknowledged; the retry-store entry stands for it.
+		msg = settled{}
+	}
 	if s.workCtx.Err() != nil {
 		// Hard stop during the POST: the attempt is not recorded; another
 		// replica makes it again.
@@ -107,6 +110,17 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast e
 		s.jobLog(job).Warn("publish attempt record; job retried later", "err", err)
 		_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
 		return
+	}
+	if parked != "" && status != StatusRetrying {
+		// Final: the parked entry must not bring the attempt back. (A
+		// retry replaced it already.) Should this fail, the attempt is made
+		// again later: a duplicate, never a loss.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+		if _, err := s.retries.removeValue(ctx, job.GetHubId(), job.GetDeliveryId(), parked); err != nil {
+			s.metrics.handlingErrors.WithLabelValues("unpark").Inc()
+			s.jobLog(job).Warn("remove the parked entry of a finished attempt (it will be attempted again)", "err", err)
+		}
+		cancel()
 	}
 	s.metrics.attempts.WithLabelValues(status).Inc()
 	if status == StatusDead {

@@ -17,6 +17,7 @@ type metrics struct {
 	cancelled      prometheus.Counter
 	breakerChanges *prometheus.CounterVec
 	queueFull      prometheus.Counter
+	parked         *prometheus.CounterVec
 	poison         prometheus.Counter
 	handlingErrors *prometheus.CounterVec
 }
@@ -63,6 +64,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_deliverer_breaker_state_changes_total",
 			Help: "Per-URL circuit breaker state changes, by new state.",
 		}, []string{"to"}),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_held_jobs_parked_total",
+			Help: "Jobs held past the hold limit and moved to the retry store, by state (queued, in_flight).",
+		}, []string{"state"}),
 		queueFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubhooks_deliverer_queue_full_total",
 			Help: "Jobs handed back to JetStream with a delay because their URL's queue was full.",
@@ -78,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesRepub, m.dead, m.cancelled,
-		m.breakerChanges, m.queueFull, m.poison, m.handlingErrors,
+		m.breakerChanges, m.queueFull, m.parked, m.poison, m.handlingErrors,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register deliverer metrics: %w", err)

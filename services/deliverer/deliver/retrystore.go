@@ -65,9 +65,15 @@ func decodeEntry(v string) (*deliveryv1.DeliveryJob, error) {
 
 // store saves next (the job of the next attempt) due at due.
 func (r *retryStore) store(ctx context.Context, next *deliveryv1.DeliveryJob, due time.Time) error {
+	_, err := r.storeValue(ctx, next, due)
+	return err
+}
+
+// storeValue is store, returning the stored value (for removeValue).
+func (r *retryStore) storeValue(ctx context.Context, next *deliveryv1.DeliveryJob, due time.Time) (string, error) {
 	v, err := encodeEntry(next)
 	if err != nil {
-		return err
+		return "", err
 	}
 	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, r.hubKey(next.GetHubId()), next.GetDeliveryId(), v)
@@ -75,9 +81,15 @@ func (r *retryStore) store(ctx context.Context, next *deliveryv1.DeliveryJob, du
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store retry %s: %w", next.GetDeliveryId(), err)
+		return "", fmt.Errorf("store retry %s: %w", next.GetDeliveryId(), err)
 	}
-	return nil
+	return v, nil
+}
+
+// removeValue deletes the entry of hub's delivery if it still holds v (a
+// later store replaced it otherwise, and it is left alone).
+func (r *retryStore) removeValue(ctx context.Context, hub, deliveryID, v string) (bool, error) {
+	return r.remove(ctx, false, claimed{member: member(hub, deliveryID), hub: hub, field: deliveryID, value: v})
 }
 
 // claimScript hides up to ARGV[3] members due by ARGV[1] until ARGV[2] (the

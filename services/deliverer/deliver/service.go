@@ -90,14 +90,15 @@ type lane struct {
 	lastDone time.Time
 }
 
-// queueLimit is how many jobs l may queue: Config.PerURLQueue while it
-// finishes attempts, PerURLConcurrency when it has finished none in the
-// last second.
+// queueLimit is how many jobs l may queue: Config.PerURLQueue (at most
+// half of what the replica holds, so one URL never takes all the fetch
+// loop's room) while it finishes attempts, PerURLConcurrency when it has
+// finished none in the last second.
 func (s *Service) queueLimit(l *lane, now time.Time) int {
 	if now.Sub(l.lastDone) > time.Second {
 		return min(s.cfg.PerURLQueue, s.cfg.PerURLConcurrency)
 	}
-	return s.cfg.PerURLQueue
+	return min(s.cfg.PerURLQueue, s.maxHeld()/2)
 }
 
 type hubLimit struct {
@@ -110,6 +111,8 @@ type heldJob struct {
 	job     *deliveryv1.DeliveryJob
 	key     string
 	touched time.Time // last fetch or InProgress, under Service.mu
+	fetched time.Time
+	park    *parkState
 }
 
 // New returns a deliverer. It validates cfg and refuses nil dependencies.
@@ -197,6 +200,7 @@ func (s *Service) Run(ctx context.Context) error {
 	loops.Go(func() { s.schedulerLoop(ctx) })
 	loops.Go(func() { s.cancelLoop(ctx) })
 	loops.Go(s.heartbeatLoop)
+	loops.Go(s.holdLoop)
 	s.fetchLoop(ctx, cons)
 
 	// Shutdown: no new work; queued jobs go back to JetStream.
@@ -325,7 +329,20 @@ func (s *Service) dispatch(msg jetstream.Msg) {
 // slot, parks it when the lane is full, or fails it fast when the lane's URL
 // does not answer.
 func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
-	h := &heldJob{msg: msg, job: job, key: job.GetHubId() + " " + job.GetUrl(), touched: time.Now()}
+	now := time.Now()
+	h := &heldJob{msg: msg, job: job, key: job.GetHubId() + " " + job.GetUrl(), touched: now, fetched: now, park: &parkState{}}
+	if s.breaker.open(h.key) {
+		// The URL's breaker is open: fail the attempt now (recorded, retried
+		// after the cool-down) without queueing it behind the lane, where
+		// jobs that are going to fail fast anyway would take the room of
+		// every other URL's jobs.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handleJob(msg, job, ErrCircuitOpen, nil)
+		}()
+		return
+	}
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
@@ -361,7 +378,7 @@ func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 		s.metrics.queueFull.Inc()
 		go func() {
 			defer s.wg.Done()
-			s.handleJob(msg, job, ErrEndpointStuck)
+			s.handleJob(msg, job, ErrEndpointStuck, nil)
 		}()
 	default:
 		s.wg.Add(1)
@@ -467,7 +484,7 @@ func (s *Service) process(h *heldJob) {
 		return
 	}
 	defer s.global.Release(1)
-	s.handle(h.msg, h.job)
+	s.handleJob(h.msg, h.job, nil, h.park)
 }
 
 func (s *Service) acquireHub(hub string) *semaphore.Weighted {

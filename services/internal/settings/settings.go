@@ -48,6 +48,7 @@ type Settings struct {
 	PerHubConcurrency   int
 	BreakerFailures     int
 	BreakerCooldown     time.Duration
+	HoldLimit           time.Duration
 	MaxRetryAfter       time.Duration
 	LogRetention        time.Duration
 	LogMaxEntriesPerHub int
@@ -118,6 +119,7 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	num(&s.PerHubConcurrency, "per-hub-concurrency", "HUBHOOKS_PER_HUB_CONCURRENCY", 64, "POSTs in flight per hub")
 	num(&s.BreakerFailures, "breaker-failures", "HUBHOOKS_BREAKER_FAILURES", 5, "consecutive timeouts/connection errors that open a URL's circuit breaker")
 	dur(&s.BreakerCooldown, "breaker-cooldown", "HUBHOOKS_BREAKER_COOLDOWN", 30*time.Second, "how long an open breaker fails fast before probing")
+	dur(&s.HoldLimit, "hold-limit", "HUBHOOKS_HOLD_LIMIT", time.Second, "longest a delivery job keeps its JetStream message while queued or in flight before it moves to Redis")
 	dur(&s.MaxRetryAfter, "max-retry-after", "HUBHOOKS_MAX_RETRY_AFTER", time.Hour, "upper bound on a receiver's Retry-After")
 	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", 7*24*time.Hour, "how long event log entries are kept")
 	num(&s.LogMaxEntriesPerHub, "log-max-entries-per-hub", "HUBHOOKS_LOG_MAX_ENTRIES_PER_HUB", 100000, "event log entries kept per hub (oldest trimmed)")

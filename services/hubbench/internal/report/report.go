@@ -64,6 +64,9 @@ type Point struct {
 	Delivered int64 `json:"delivered"`
 	// RSSBytes is each sampled process's VmRSS, by process name.
 	RSSBytes map[string]int64 `json:"rss_bytes"`
+	// MaxLatencyMs is the highest publish->receive latency of the
+	// deliveries received in this second (where a tail comes from).
+	MaxLatencyMs float64 `json:"max_latency_ms"`
 }
 
 // Milestone is the first timeline point at or past a delivery count.

@@ -57,6 +57,7 @@ type Class struct {
 	received   atomic.Int64
 	duplicates atomic.Int64
 	first      atomic.Int64 // unix nanos of the first webhook
+	windowMax  atomic.Int64 // highest latency (ns) since the last TakeWindowMax
 	last       atomic.Int64 // unix nanos of the latest webhook
 	lat        latency.Recorder
 
@@ -92,6 +93,10 @@ func (c *Class) Counts() Counts {
 // Latency summarises the publish→receive latency of the first arrival of
 // every unique webhook of the class.
 func (c *Class) Latency() latency.Summary { return c.lat.Summary() }
+
+// TakeWindowMax returns the highest latency seen since its last call and
+// starts a new window.
+func (c *Class) TakeWindowMax() time.Duration { return time.Duration(c.windowMax.Swap(0)) }
 
 // Sink receives webhooks on one or more loopback listeners.
 type Sink struct {
@@ -189,7 +194,10 @@ func (s *Sink) count(c *Class, webhookID, host, path string, sent, now time.Time
 		return
 	}
 	if sent.UnixNano() > 0 {
-		c.lat.Record(now.Sub(sent))
+		d := now.Sub(sent)
+		c.lat.Record(d)
+		for cur := c.windowMax.Load(); int64(d) > cur && !c.windowMax.CompareAndSwap(cur, int64(d)); cur = c.windowMax.Load() {
+		}
 	}
 }
 
