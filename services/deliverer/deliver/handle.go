@@ -62,8 +62,17 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast e
 	if job.GetFirstAttemptAt() == nil {
 		job.FirstAttemptAt = timestamppb.New(started)
 	}
+	release := func() {}
+	if failFast == nil {
+		var ok bool
+		if release, ok = s.acquireSlots(job.GetHubId()); !ok {
+			_ = msg.Nak() // stopping: another replica (or the restart) makes it
+			return
+		}
+	}
 	park.begin()
 	res := s.attempt(job, configcache.SigningSecrets(cfg, started), failFast)
+	release()
 	parked := park.end()
 	if parked != "" {
 		// The message is acknowledged; the retry-store entry stands for it.

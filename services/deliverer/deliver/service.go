@@ -173,7 +173,7 @@ func New(cfg Config, js jetstream.JetStream, rdb *redis.Client, configs ConfigSo
 }
 
 // maxHeld bounds the jobs this replica holds unacknowledged.
-func (s *Service) maxHeld() int { return 2 * s.cfg.Concurrency }
+func (s *Service) maxHeld() int { return 4 * s.cfg.Concurrency }
 
 // Run ensures the streams and the consumer, then delivers until ctx ends.
 // It then stops fetching, hands queued jobs back to JetStream, waits for
@@ -469,22 +469,32 @@ func (s *Service) runLane(h *heldJob) {
 	}
 }
 
-// process takes a hub slot and a global slot, then handles the job.
+// process handles the job of h (on its lane).
 func (s *Service) process(h *heldJob) {
 	defer s.release(h)
-	hub := s.acquireHub(h.job.GetHubId())
-	defer s.releaseHub(h.job.GetHubId())
-	if err := hub.Acquire(s.stopCtx, 1); err != nil {
-		_ = h.msg.Nak()
-		return
-	}
-	defer hub.Release(1)
-	if err := s.global.Acquire(s.stopCtx, 1); err != nil {
-		_ = h.msg.Nak()
-		return
-	}
-	defer s.global.Release(1)
 	s.handleJob(h.msg, h.job, nil, h.park)
+}
+
+// acquireSlots takes a slot of hub's and one of the replica's POST limits
+// (Config.PerHubConcurrency, Config.Concurrency) for one POST; only the
+// POST holds them, not the bookkeeping around it. It reports false when the
+// deliverer is stopping.
+func (s *Service) acquireSlots(hubID string) (release func(), ok bool) {
+	hub := s.acquireHub(hubID)
+	if err := hub.Acquire(s.stopCtx, 1); err != nil {
+		s.releaseHub(hubID)
+		return nil, false
+	}
+	if err := s.global.Acquire(s.stopCtx, 1); err != nil {
+		hub.Release(1)
+		s.releaseHub(hubID)
+		return nil, false
+	}
+	return func() {
+		s.global.Release(1)
+		hub.Release(1)
+		s.releaseHub(hubID)
+	}, true
 }
 
 func (s *Service) acquireHub(hub string) *semaphore.Weighted {
