@@ -424,7 +424,12 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 	go func() { timelineDone <- sampleTimeline(sampleCtx, tg.procs, run) }()
 	logf("publishing %s for %s (rate %s)", c.event, c.duration, rateStr(c.rate))
 	start := time.Now()
-	pub := publish(ctx, js, factory, hubs, c.duration, c.rate, c.window, func() int64 { return run.Counts().Unique }, perEvent)
+	// Deliveries done, as far as the window is concerned: the slowest
+	// destination's count for every destination, so one URL that lags (its
+	// lane queues, the others race ahead) cannot let the window grow.
+	dests := len(hubs) * c.urls
+	done := func() int64 { return run.MinPerDestination(dests) * int64(dests) }
+	pub := publish(ctx, js, factory, hubs, c.duration, c.rate, c.window, done, perEvent)
 	res.DeliveredWhilePublishing = run.Counts().Unique
 	res.EventsPublished, res.PublishErrors = pub.acked, pub.errors
 	res.PublishSeconds = pub.elapsed.Seconds()
@@ -783,8 +788,9 @@ type pubResult struct {
 // publish publishes domain events for d at rate per second (0: as fast as
 // the pipeline delivers them), round-robin over hubs. The window bounds
 // events in flight end to end: an event is published only while fewer than
-// window events' worth of deliveries are still to arrive (delivered reports
-// deliveries so far, perEvent is deliveries per event), so a fast JetStream
+// window events' worth of deliveries are still to arrive at the slowest
+// destination (delivered reports the slowest destination's deliveries times
+// the destinations, perEvent is deliveries per event), so a fast JetStream
 // never builds a backlog that only measures queueing. Async publishes
 // awaiting their ack are bounded by the same window.
 func publish(ctx context.Context, js jetstream.JetStream, f *eventFactory, hubs []string, d time.Duration, rate float64, window int, delivered func() int64, perEvent int64) pubResult {

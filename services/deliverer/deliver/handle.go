@@ -73,6 +73,9 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast e
 	park.begin()
 	res := s.attempt(job, configcache.SigningSecrets(cfg, started), failFast)
 	release()
+	if failFast == nil {
+		s.postReturned(job.GetHubId() + " " + job.GetUrl())
+	}
 	parked := park.end()
 	if parked != "" {
 		// The message is acknowledged; the retry-store entry stands for it.

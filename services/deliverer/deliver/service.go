@@ -84,7 +84,8 @@ type Service struct {
 type lane struct {
 	active int
 	queue  []*heldJob
-	// lastDone is when the lane last finished an attempt: a lane that
+	// lastDone is when a POST of the lane last returned (or the lane last
+	// finished a job): a lane that
 	// finishes nothing (a hanging URL) may queue only a few jobs, so it can
 	// never take the fetch loop's room from healthy URLs.
 	lastDone time.Time
@@ -473,6 +474,17 @@ func (s *Service) runLane(h *heldJob) {
 func (s *Service) process(h *heldJob) {
 	defer s.release(h)
 	s.handleJob(h.msg, h.job, nil, h.park)
+}
+
+// postReturned notes that a POST to key's URL returned: the lane is not
+// stuck, however long its bookkeeping takes on a busy machine.
+func (s *Service) postReturned(key string) {
+	now := time.Now()
+	s.mu.Lock()
+	if l := s.lanes[key]; l != nil {
+		l.lastDone = now
+	}
+	s.mu.Unlock()
 }
 
 // acquireSlots takes a slot of hub's and one of the replica's POST limits

@@ -63,6 +63,8 @@ type Class struct {
 
 	mu   sync.Mutex
 	seen map[[2]uint64]struct{}
+	// perDest counts unique webhooks by destination (host + path).
+	perDest map[string]int64
 }
 
 // Counts is a snapshot of a Class.
@@ -93,6 +95,23 @@ func (c *Class) Counts() Counts {
 // Latency summarises the publish→receive latency of the first arrival of
 // every unique webhook of the class.
 func (c *Class) Latency() latency.Summary { return c.lat.Summary() }
+
+// MinPerDestination is the fewest unique webhooks any one destination (host
+// and path) received, 0 until n destinations received one.
+func (c *Class) MinPerDestination(n int) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.perDest) < n {
+		return 0
+	}
+	m := int64(-1)
+	for _, v := range c.perDest {
+		if m < 0 || v < m {
+			m = v
+		}
+	}
+	return max(m, 0)
+}
 
 // TakeWindowMax returns the highest latency seen since its last call and
 // starts a new window.
@@ -178,6 +197,10 @@ func (s *Sink) count(c *Class, webhookID, host, path string, sent, now time.Time
 	_, dup := c.seen[key]
 	if !dup {
 		c.seen[key] = struct{}{}
+		if c.perDest == nil {
+			c.perDest = map[string]int64{}
+		}
+		c.perDest[host+path]++
 	}
 	c.mu.Unlock()
 	c.received.Add(1)
