@@ -68,7 +68,7 @@ func FromSettings(name string, s *settings.Settings) *Parts {
 
 // StreamOptions are the JetStream stream options from the settings.
 func (p *Parts) StreamOptions() eventbus.Options {
-	return eventbus.Options{Replicas: p.S.StreamReplicas}
+	return eventbus.Options{Replicas: p.S.StreamReplicas, DuplicateWindow: p.S.DedupeWindow}
 }
 
 // NATS connects to url with endless reconnects and registers a readiness check.

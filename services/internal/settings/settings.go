@@ -36,6 +36,7 @@ type Settings struct {
 	Pprof           bool
 	ShutdownTimeout time.Duration
 	StreamReplicas  int
+	DedupeWindow    time.Duration
 	TLSCert         string
 	TLSKey          string
 	TLSClientCA     string
@@ -119,6 +120,7 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	num(&s.PerHubConcurrency, "per-hub-concurrency", "HUBHOOKS_PER_HUB_CONCURRENCY", 64, "POSTs in flight per hub")
 	num(&s.BreakerFailures, "breaker-failures", "HUBHOOKS_BREAKER_FAILURES", 5, "consecutive timeouts/connection errors that open a URL's circuit breaker")
 	dur(&s.BreakerCooldown, "breaker-cooldown", "HUBHOOKS_BREAKER_COOLDOWN", 30*time.Second, "how long an open breaker fails fast before probing")
+	dur(&s.DedupeWindow, "dedupe-window", "HUBHOOKS_DEDUPE_WINDOW", 5*time.Minute, "how long JetStream drops a domain event published again with the same Nats-Msg-Id (memory grows with rate x window)")
 	dur(&s.HoldLimit, "hold-limit", "HUBHOOKS_HOLD_LIMIT", time.Second, "longest a delivery job keeps its JetStream message while queued or in flight before it moves to Redis")
 	dur(&s.MaxRetryAfter, "max-retry-after", "HUBHOOKS_MAX_RETRY_AFTER", time.Hour, "upper bound on a receiver's Retry-After")
 	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", 7*24*time.Hour, "how long event log entries are kept")
@@ -171,6 +173,9 @@ func (s *Settings) Validate() error {
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if s.DedupeWindow < time.Second && s.DedupeWindow != 0 {
+		errs = append(errs, fmt.Errorf("dedupe-window %s: must be at least 1s", s.DedupeWindow))
 	}
 	if s.StreamReplicas < 1 || s.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("stream-replicas %d: must be 1 to 5", s.StreamReplicas))
