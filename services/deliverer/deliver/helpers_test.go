@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
@@ -185,6 +186,13 @@ func (e *testEnv) publishJob(t *testing.T, cfg *hubhooksv1.HubConfig, u *hubhook
 		Attempt: 1, ConfigVersion: cfg.GetVersion(), Test: test,
 	}
 	m, err := eventbus.NewJobMsg(job)
+	e.publish(t, m, err)
+	return job
+}
+
+// publish publishes m (made with error err) and waits for JetStream's ack.
+func (e *testEnv) publish(t *testing.T, m *nats.Msg, err error) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +201,6 @@ func (e *testEnv) publishJob(t *testing.T, cfg *hubhooksv1.HubConfig, u *hubhook
 	if _, err := e.js.PublishMsg(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	return job
 }
 
 // publishFanout publishes attempt 1 of a new webhook event to each of urls
@@ -214,14 +221,7 @@ func (e *testEnv) publishFanout(t *testing.T, cfg *hubhooksv1.HubConfig, n int, 
 		f.Targets = append(f.Targets, &deliveryv1.FanoutTarget{DeliveryId: webhook.DeliveryID(evID, u.GetId()), UrlId: u.GetId(), Url: u.GetUrl()})
 	}
 	m, err := eventbus.NewFanoutMsg(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := e.js.PublishMsg(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	e.publish(t, m, err)
 	jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
 	if err != nil {
 		t.Fatal(err)

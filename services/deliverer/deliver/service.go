@@ -85,16 +85,16 @@ type lane struct {
 	active int
 	queue  []*heldJob
 	// lastDone is when a POST of the lane last returned (or the lane last
-	// finished a job): a lane that
-	// finishes nothing (a hanging URL) may queue only a few jobs, so it can
-	// never take the fetch loop's room from healthy URLs.
+	// finished a job): a lane whose POSTs do not return (a hanging URL) may
+	// queue only a few jobs, so it can never take the fetch loop's room from
+	// healthy URLs.
 	lastDone time.Time
 }
 
 // queueLimit is how many jobs l may queue: Config.PerURLQueue (at most
 // half of what the replica holds, so one URL never takes all the fetch
-// loop's room) while it finishes attempts, PerURLConcurrency when it has
-// finished none in the last second.
+// loop's room) while its POSTs return, PerURLConcurrency when none returned
+// in the last second.
 func (s *Service) queueLimit(l *lane, now time.Time) int {
 	if now.Sub(l.lastDone) > time.Second {
 		return min(s.cfg.PerURLQueue, s.cfg.PerURLConcurrency)
