@@ -36,9 +36,7 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast e
 	if job.GetAttempt() < 1 {
 		job.Attempt = 1
 	}
-	opCtx, cancel := context.WithTimeout(s.workCtx, s.cfg.OpTimeout)
-	cfg, err := s.configs.Fetch(opCtx, job.GetHubId(), job.GetConfigVersion())
-	cancel()
+	cfg, err := s.hubConfig(job)
 	if err != nil {
 		s.metrics.handlingErrors.WithLabelValues("config").Inc()
 		s.jobLog(job).Warn("fetch hub config; job retried later", "err", err)
@@ -142,6 +140,18 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast e
 		s.jobLog(job).Debug("attempt recorded", "status", status, "http_status", res.StatusCode, "duration", res.Duration)
 	}
 	s.ack(msg, job)
+}
+
+// hubConfig is the config of job's hub, at least the version the job was
+// made under: from the cache, or from configsvc when the cache lags (the
+// timeout context is only made then: it was 2 % of the deliverer's CPU).
+func (s *Service) hubConfig(job *deliveryv1.DeliveryJob) (*hubhooksv1.HubConfig, error) {
+	if cfg, ok := s.configs.Get(job.GetHubId()); ok && cfg.GetVersion() >= job.GetConfigVersion() {
+		return cfg, nil
+	}
+	ctx, cancel := context.WithTimeout(s.workCtx, s.cfg.OpTimeout)
+	defer cancel()
+	return s.configs.Fetch(ctx, job.GetHubId(), job.GetConfigVersion())
 }
 
 // slowAnswer is how long an error answer may take before the breaker counts

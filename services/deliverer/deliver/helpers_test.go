@@ -41,6 +41,9 @@ func newTestConfigs() *testConfigs {
 func (c *testConfigs) Get(hub string) (*hubhooksv1.HubConfig, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failFetches > 0 {
+		return nil, false // a cache that lost the hub; Fetch then fails
+	}
 	cfg, ok := c.hubs[hub]
 	return cfg, ok
 }
