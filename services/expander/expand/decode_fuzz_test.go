@@ -2,6 +2,7 @@ package expand
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +82,23 @@ func FuzzDecode(f *testing.F) {
 		// Expanding what was accepted never panics (an error dead-letters it).
 		_, _ = rules.Expand(subject, ev.GetData())
 	})
+}
+
+// BenchmarkDecode: decoding and validating one protobuf domain event with a
+// typical payload (once per domain event).
+func BenchmarkDecode(b *testing.B) {
+	data, _ := structpb.NewStruct(map[string]any{"user": map[string]any{
+		"id": "u-1", "email": "a@example.com", "name": "Ada", "teams": []any{"t1", "t2"},
+		"profile": map[string]any{"bio": strings.Repeat("x", 400), "age": 36.0, "active": true},
+	}})
+	ev := &eventsv1.DomainEvent{Id: "evt-1", HubId: "acme", Type: "USER.UPDATED", Data: data}
+	pb, _ := proto.Marshal(ev)
+	s := &Service{cfg: Config{}.withDefaults(), rules: cascade.Default()}
+	m := &fuzzMsg{subject: "USER.UPDATED", data: pb, hdr: nats.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.decode(m); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
