@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeConfig()
-	svc, err := deliver.New(p.DelivererConfig(), in.JS, in.Redis, cache, sender)
+	svc, err := deliver.New(p.DelivererConfig(in.Redis), in.JS, in.Redis, cache, sender)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ type metrics struct {
 	breakerChanges *prometheus.CounterVec
 	queueFull      prometheus.Counter
 	parked         *prometheus.CounterVec
+	alreadyDone    prometheus.Counter
 	poison         prometheus.Counter
 	handlingErrors *prometheus.CounterVec
 }
@@ -64,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_deliverer_breaker_state_changes_total",
 			Help: "Per-URL circuit breaker state changes, by new state.",
 		}, []string{"to"}),
+		alreadyDone: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_redelivered_jobs_skipped_total",
+			Help: "Jobs of messages delivered again whose attempt the event log already holds: settled without a second POST.",
+		}),
 		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hubhooks_deliverer_held_jobs_parked_total",
 			Help: "Jobs held past the hold limit and moved to the retry store, by state (queued, in_flight).",
@@ -83,7 +88,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesRepub, m.dead, m.cancelled,
-		m.breakerChanges, m.queueFull, m.parked, m.poison, m.handlingErrors,
+		m.breakerChanges, m.queueFull, m.parked, m.alreadyDone, m.poison, m.handlingErrors,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register deliverer metrics: %w", err)

@@ -96,6 +96,19 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 		s.metrics.attempts.WithLabelValues(StatusCancelled).Inc()
 		return
 	}
+	if job.GetDeferrals() > 0 && s.cfg.Recorded != nil {
+		// A parked job (its lane was full, or its POST outlived the hold
+		// limit and this or another replica died before recording it): if
+		// the log holds this attempt after all, it was made; drop the entry.
+		if done, err := s.cfg.Recorded(ctx, job.GetHubId(), job.GetDeliveryId(), max(job.GetAttempt(), 1)); err == nil && done {
+			if _, err := s.retries.remove(ctx, false, e); err != nil {
+				log.Warn("remove a parked retry already recorded", "err", err)
+				return
+			}
+			s.metrics.alreadyDone.Inc()
+			return
+		}
+	}
 	m, err := eventbus.NewJobMsg(job)
 	if err != nil {
 		log.Error("dropping unencodable retry", "err", err)

@@ -316,14 +316,57 @@ func (s *Service) dispatch(msg jetstream.Msg) {
 		s.poison(msg, err)
 		return
 	}
-	if len(jobs) == 1 {
+	if s.cfg.Recorded != nil {
+		if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+			// Delivered again: some jobs may be done already. Asking the
+			// log takes a Redis round trip each, so not on the fetch loop.
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.enqueueAll(msg, s.notRecorded(jobs))
+			}()
+			return
+		}
+	}
+	s.enqueueAll(msg, jobs)
+}
+
+// enqueueAll queues jobs, all or some of the jobs of msg, and acks msg
+// when none is left.
+func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob) {
+	switch len(jobs) {
+	case 0:
+		if err := msg.Ack(); err != nil {
+			s.metrics.handlingErrors.WithLabelValues("ack").Inc()
+		}
+	case 1:
 		s.enqueue(msg, jobs[0])
-		return
+	default:
+		f := &fanout{s: s, msg: msg, left: len(jobs)}
+		for _, job := range jobs {
+			s.enqueue(&fanoutShare{f: f, job: job}, job)
+		}
 	}
-	f := &fanout{s: s, msg: msg, left: len(jobs)}
+}
+
+// notRecorded returns the jobs whose attempt the event log does not hold
+// yet (all of them when the log cannot be asked).
+func (s *Service) notRecorded(jobs []*deliveryv1.DeliveryJob) []*deliveryv1.DeliveryJob {
+	ctx, cancel := context.WithTimeout(s.workCtx, s.cfg.OpTimeout)
+	defer cancel()
+	out := jobs[:0:0]
 	for _, job := range jobs {
-		s.enqueue(&fanoutShare{f: f, job: job}, job)
+		done, err := s.cfg.Recorded(ctx, job.GetHubId(), job.GetDeliveryId(), max(job.GetAttempt(), 1))
+		if err != nil {
+			s.metrics.handlingErrors.WithLabelValues("recorded").Inc()
+		}
+		if done && err == nil {
+			s.metrics.alreadyDone.Inc()
+			continue
+		}
+		out = append(out, job)
 	}
+	return out
 }
 
 // enqueue queues job on its URL's lane, starts it when the lane has a free

@@ -151,7 +151,7 @@ func Start(ctx context.Context, p *assembly.Parts) (*Hub, error) {
 		_ = httpLis.Close()
 		return fail(err)
 	}
-	delSvc, err := deliver.New(p.DelivererConfig(), js, rdb, cache, sender)
+	delSvc, err := deliver.New(p.DelivererConfig(rdb), js, rdb, cache, sender)
 	if err != nil {
 		_ = lis.Close()
 		_ = httpLis.Close()

@@ -35,6 +35,7 @@ import (
 	"github.com/hubhooks/hubhooks/services/expander/expand"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 	"github.com/hubhooks/hubhooks/services/logger/eventlog"
+	"github.com/hubhooks/hubhooks/services/logger/eventlog/logstore"
 )
 
 // Parts holds what a binary is assembled from.
@@ -225,9 +226,16 @@ func (p *Parts) ExpanderConfig() expand.Config {
 	}
 }
 
-// DelivererConfig is the deliverer's config from the settings.
-func (p *Parts) DelivererConfig() deliver.Config {
+// DelivererConfig is the deliverer's config from the settings; rdb (the
+// deliverer's Redis, which holds the event log too) lets it ask the log
+// whether a job delivered again was already attempted.
+func (p *Parts) DelivererConfig(rdb *redis.Client) deliver.Config {
+	var recorded func(ctx context.Context, hub, id string, attempt int32) (bool, error)
+	if log, err := logstore.New(rdb, logstore.Options{Prefix: p.S.RedisPrefix}); err == nil {
+		recorded = log.Recorded
+	}
 	return deliver.Config{
+		Recorded:    recorded,
 		RedisPrefix: p.S.RedisPrefix, Schedule: p.S.RetrySchedule, Registerer: p.Registry, Log: p.Log.With("component", "deliverer"),
 		StreamOptions: p.StreamOptions(), ShutdownTimeout: p.S.ShutdownTimeout,
 		Concurrency: p.S.DeliverConcurrency, PerURLConcurrency: p.S.PerURLConcurrency, PerHubConcurrency: p.S.PerHubConcurrency,

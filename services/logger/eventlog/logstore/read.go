@@ -26,6 +26,32 @@ type Entry struct {
 	Job *deliveryv1.DeliveryJob
 }
 
+// Recorded reports whether the log holds attempt number attempt of delivery
+// id of hub, or a later one, or a final status (succeeded, failed, dead,
+// cancelled). The deliverer asks before it makes again an attempt whose job
+// JetStream delivered again, so that a job acked too late is not POSTed twice.
+func (s *Store) Recorded(ctx context.Context, hub, id string, attempt int32) (bool, error) {
+	if !ValidID(id) {
+		return false, nil
+	}
+	b, err := s.rdb.HGet(ctx, s.k.entry(hub, id), "s").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read entry summary: %w", err)
+	}
+	l := &hubhooksv1.EventLog{}
+	if err := l.UnmarshalVT(b); err != nil {
+		return false, fmt.Errorf("decode entry summary: %w", err)
+	}
+	switch l.GetStatus() {
+	case StatusSucceeded, StatusFailed, StatusDead, StatusCancelled:
+		return true, nil
+	}
+	return l.GetAttempts() >= attempt, nil
+}
+
 // Get returns the entry id of hub, or ErrNotFound. An id of another hub is
 // not found: keys are per hub.
 func (s *Store) Get(ctx context.Context, hub, id string) (*Entry, error) {

@@ -545,3 +545,34 @@ func TestGetMasksSecretOnRead(t *testing.T) {
 		}
 	}
 }
+
+func TestRecorded(t *testing.T) {
+	s, _, _ := newStore(t, logstore.Options{})
+	ctx := context.Background()
+	retrying := newJob("hub1", "dlv_retrying", t0)
+	done := newJob("hub1", "dlv_done", t0)
+	if _, err := s.Write(ctx, []*deliveryv1.AttemptRecorded{
+		record(retrying, 2, logstore.StatusRetrying, 500),
+		record(done, 1, logstore.StatusSucceeded, 200),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		hub, id string
+		attempt int32
+		want    bool
+	}{
+		{"hub1", "dlv_retrying", 1, true},  // an earlier attempt
+		{"hub1", "dlv_retrying", 2, true},  // this attempt
+		{"hub1", "dlv_retrying", 3, false}, // the next one is still to make
+		{"hub1", "dlv_done", 2, true},      // final status
+		{"hub1", "dlv_missing", 1, false},
+		{"hub2", "dlv_done", 1, false}, // keys are per hub
+		{"hub1", "not an id!", 1, false},
+	} {
+		got, err := s.Recorded(ctx, tc.hub, tc.id, tc.attempt)
+		if err != nil || got != tc.want {
+			t.Errorf("Recorded(%s, %s, %d) = %v, %v; want %v", tc.hub, tc.id, tc.attempt, got, err, tc.want)
+		}
+	}
+}
