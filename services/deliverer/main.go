@@ -5,24 +5,13 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/hubhooks/hubhooks/services/deliverer/deliver"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "deliverer:", err)
-		os.Exit(1)
-	}
-}
+func main() { assembly.Main("deliverer", run) }
 
 func run(ctx context.Context, args []string) error {
 	p, err := assembly.New("deliverer", args, settings.Defaults{NATSURL: "nats://127.0.0.1:4222", HTTPAddr: "127.0.0.1:7083"})

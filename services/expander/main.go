@@ -1,28 +1,17 @@
 // Command expander consumes domain events from JetStream, applies the
-// cascade rules and the hub's configuration, and publishes one delivery job
-// per (webhook event, callback URL).
+// cascade rules and the hub's configuration, and publishes one delivery
+// fan-out message per webhook event (one target per callback URL).
 package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/hubhooks/hubhooks/services/expander/expand"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "expander:", err)
-		os.Exit(1)
-	}
-}
+func main() { assembly.Main("expander", run) }
 
 func run(ctx context.Context, args []string) error {
 	p, err := assembly.New("expander", args, settings.Defaults{NATSURL: "nats://127.0.0.1:4222", HTTPAddr: "127.0.0.1:7082"})

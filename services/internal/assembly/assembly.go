@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -281,6 +283,19 @@ func (in *Infra) Close() {
 	DrainNATS(in.NC)
 	if in.Redis != nil {
 		_ = in.Redis.Close()
+	}
+}
+
+// Main runs a binary: run gets a context that ends on SIGINT or SIGTERM and
+// the command-line arguments; an error is printed as "<name>: <err>" and
+// exits 1.
+func Main(name string, run func(ctx context.Context, args []string) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		stop()
+		os.Exit(1)
 	}
 }
 
