@@ -91,7 +91,7 @@ func (s *Service) holdLoop() {
 			}
 		}
 		for h := range s.held {
-			if h.park != nil && now.Sub(h.fetched) > limit {
+			if now.Sub(h.fetched) > limit {
 				flying = append(flying, h)
 			}
 		}
@@ -118,7 +118,7 @@ func (s *Service) holdLoop() {
 // the next attempt's retry replaces it, a final outcome removes it, and if
 // nothing does (this replica died) the scheduler brings the attempt back.
 func (s *Service) parkAttempt(h *heldJob) {
-	p := h.park
+	p := &h.park
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.started || p.done || p.value != "" {

@@ -75,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"state"}),
 		queueFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubhooks_deliverer_queue_full_total",
-			Help: "Jobs handed back to JetStream with a delay because their URL's queue was full.",
+			Help: "Jobs that found their URL's lane full: parked in the retry store, or failed fast when the URL does not answer.",
 		}),
 		poison: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubhooks_deliverer_poison_jobs_total",

@@ -113,7 +113,7 @@ type heldJob struct {
 	key     string
 	touched time.Time // last fetch or InProgress, under Service.mu
 	fetched time.Time
-	park    *parkState
+	park    parkState // how holdLoop takes its attempt out of the stream
 }
 
 // New returns a deliverer. It validates cfg and refuses nil dependencies.
@@ -374,7 +374,7 @@ func (s *Service) notRecorded(jobs []*deliveryv1.DeliveryJob) []*deliveryv1.Deli
 // does not answer.
 func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 	now := time.Now()
-	h := &heldJob{msg: msg, job: job, key: job.GetHubId() + " " + job.GetUrl(), touched: now, fetched: now, park: &parkState{}}
+	h := &heldJob{msg: msg, job: job, key: job.GetHubId() + " " + job.GetUrl(), touched: now, fetched: now}
 	if s.breaker.open(h.key) {
 		// The URL's breaker is open: fail the attempt now (recorded, retried
 		// after the cool-down) without queueing it behind the lane, where
@@ -427,6 +427,7 @@ func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 	default:
 		s.wg.Add(1)
 		s.mu.Unlock()
+		s.metrics.queueFull.Inc()
 		go s.deferJob(msg, job)
 	}
 }
@@ -439,7 +440,6 @@ func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 // window filled.
 func (s *Service) deferJob(msg settler, job *deliveryv1.DeliveryJob) {
 	defer s.wg.Done()
-	s.metrics.queueFull.Inc()
 	next := proto.Clone(job).(*deliveryv1.DeliveryJob)
 	next.Deferrals++
 	delay := jitter(s.cfg.QueueFullDelay*time.Duration(min(next.GetDeferrals(), 10)), 0.5)
@@ -516,7 +516,7 @@ func (s *Service) runLane(h *heldJob) {
 // process handles the job of h (on its lane).
 func (s *Service) process(h *heldJob) {
 	defer s.release(h)
-	s.handleJob(h.msg, h.job, nil, h.park)
+	s.handleJob(h.msg, h.job, nil, &h.park)
 }
 
 // postReturned notes that a POST to key's URL returned: the lane is not
