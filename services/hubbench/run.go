@@ -398,7 +398,7 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 	if tg.httpAddr != "" {
 		metricsURLs = append(metricsURLs, "http://"+tg.httpAddr+"/metrics")
 	}
-	trimmedBefore, trimmedKnown := trimmed(ctx, metricsURLs)
+	trimmedBefore, trimmedKnown := trimmed(fetchAll(ctx, metricsURLs, nil))
 	before := sampleAll(tg.procs)
 	var rs *report.Redis
 	if rdbErr != nil {
@@ -463,12 +463,12 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 			}
 		}
 	}
-	for _, u := range metricsURLs {
-		m, err := scrapeCounters(ctx, u)
-		if err != nil {
-			res.Notes = append(res.Notes, "metrics: "+err.Error())
+	texts := fetchAll(ctx, metricsURLs, func(err error) { res.Notes = append(res.Notes, "metrics: "+err.Error()) })
+	for i, u := range metricsURLs {
+		if texts[i] == "" {
 			continue
 		}
+		m := parseCounters(texts[i])
 		if res.Counters == nil {
 			res.Counters = map[string]float64{}
 		}
@@ -486,7 +486,7 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 			rs.UsedMemoryAfter, rs.Entries, rs.LoggerCaughtUp = used, res.DeliveriesReceived, caught
 			// The logger trims each hub's oldest entries beyond its
 			// retention: count only the entries still held.
-			if trimmedAfter, ok := trimmed(ctx, metricsURLs); ok && trimmedKnown {
+			if trimmedAfter, ok := trimmed(texts); ok && trimmedKnown {
 				rs.Trimmed = int64(trimmedAfter - trimmedBefore)
 				rs.Entries -= rs.Trimmed
 			} else {
@@ -505,14 +505,21 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 	return res, nil
 }
 
-// scrapeCounters reads the hubhooks_* counters (names ending in _total,
-// labels kept) with a non-zero value from a Prometheus text endpoint.
-func scrapeCounters(ctx context.Context, url string) (map[string]float64, error) {
-	text, err := fetchText(ctx, url)
-	if err != nil {
-		return nil, err
+// fetchAll reads each Prometheus text endpoint once; a URL that fails
+// leaves "" (and is reported to onErr, when set).
+func fetchAll(ctx context.Context, urls []string, onErr func(error)) []string {
+	texts := make([]string, len(urls))
+	for i, u := range urls {
+		text, err := fetchText(ctx, u)
+		if err != nil {
+			if onErr != nil {
+				onErr(err)
+			}
+			continue
+		}
+		texts[i] = text
 	}
-	return parseCounters(text), nil
+	return texts
 }
 
 func fetchText(ctx context.Context, url string) (string, error) {
@@ -537,6 +544,8 @@ func fetchText(ctx context.Context, url string) (string, error) {
 	return string(b), nil
 }
 
+// parseCounters reads the hubhooks_* counters (names ending in _total,
+// labels kept) with a non-zero value from Prometheus text.
 func parseCounters(text string) map[string]float64 {
 	out := map[string]float64{}
 	for _, line := range strings.Split(text, "\n") {
@@ -561,16 +570,12 @@ func parseCounters(text string) map[string]float64 {
 	return out
 }
 
-// trimmed sums hubhooks_logger_entries_trimmed_total over the metrics URLs;
-// ok is false when no URL answered with it.
-func trimmed(ctx context.Context, urls []string) (float64, bool) {
+// trimmed sums hubhooks_logger_entries_trimmed_total over the metrics
+// texts; ok is false when none has it.
+func trimmed(texts []string) (float64, bool) {
 	var sum float64
 	ok := false
-	for _, u := range urls {
-		text, err := fetchText(ctx, u)
-		if err != nil {
-			continue
-		}
+	for _, text := range texts {
 		for _, line := range strings.Split(text, "\n") {
 			if v, found := strings.CutPrefix(line, "hubhooks_logger_entries_trimmed_total "); found {
 				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hubhooks/hubhooks/services/hubbench/internal/procstat"
 )
 
 // proc is a process whose CPU and memory the run samples.
@@ -39,7 +41,6 @@ type hubdOptions struct {
 	runID    string
 	pprof    bool
 	keep     bool
-	extraEnv []string
 	log      io.Writer
 }
 
@@ -86,7 +87,7 @@ func startHubd(ctx context.Context, o hubdOptions) (*target, error) {
 		"HUBHOOKS_REDIS_URL="+o.redisURL,
 		"HUBHOOKS_PPROF="+strconv.FormatBool(o.pprof),
 	)
-	cmd.Env = append(env, o.extraEnv...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// hubd gets SIGTERM if this tool dies without stopping it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -185,8 +186,8 @@ func parsePids(s string) ([]proc, error) {
 		}
 		if !named {
 			name = "pid"
-			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
-				name = strings.TrimSpace(string(b))
+			if st, err := procstat.Read(pid); err == nil {
+				name = st.Comm
 			}
 		}
 		out = append(out, proc{name: name, pid: pid})
