@@ -357,10 +357,16 @@ func DecodeJob(data []byte) (*deliveryv1.DeliveryJob, error) {
 // NewAttemptMsg encodes an attempt record with
 // Nats-Msg-Id = delivery_id + "." + attempt + "." + status.
 func NewAttemptMsg(rec *deliveryv1.AttemptRecorded) (*nats.Msg, error) {
-	b, err := rec.MarshalVT()
+	b, err := EncodeAttempt(rec)
 	if err != nil {
-		return nil, fmt.Errorf("encode attempt: %w", err)
+		return nil, err
 	}
+	return NewEncodedAttemptMsg(rec, b), nil
+}
+
+// NewEncodedAttemptMsg is NewAttemptMsg for a record already encoded with
+// EncodeAttempt (data).
+func NewEncodedAttemptMsg(rec *deliveryv1.AttemptRecorded, data []byte) *nats.Msg {
 	job := rec.GetJob()
 	id := make([]byte, 0, len(job.GetDeliveryId())+len(rec.GetStatus())+13)
 	id = append(id, job.GetDeliveryId()...)
@@ -368,7 +374,7 @@ func NewAttemptMsg(rec *deliveryv1.AttemptRecorded) (*nats.Msg, error) {
 	id = strconv.AppendInt(id, int64(rec.GetAttempt()), 10)
 	id = append(id, '.')
 	id = append(id, rec.GetStatus()...)
-	return protoMsg(AttemptSubject(job.GetHubId()), string(id), b), nil
+	return protoMsg(AttemptSubject(job.GetHubId()), string(id), data)
 }
 
 // EncodeAttempt encodes one attempt record for NewAttemptBatchMsg.

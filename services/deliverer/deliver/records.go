@@ -113,11 +113,7 @@ func (b *recordBatcher) sendBatch(batch []*recordReq) {
 		var m *nats.Msg
 		if len(group) == 1 {
 			// Alone, the record keeps its Nats-Msg-Id de-duplication.
-			var err error
-			if m, err = eventbus.NewAttemptMsg(group[0].rec); err != nil {
-				group[0].done <- err
-				continue
-			}
+			m = eventbus.NewEncodedAttemptMsg(group[0].rec, group[0].data)
 		} else {
 			encoded := make([][]byte, len(group))
 			for i, r := range group {
