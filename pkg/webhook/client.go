@@ -207,7 +207,10 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 	headers["User-Agent"] = c.userAgent
 	headers[HeaderID] = req.WebhookID
 	headers[HeaderTimestamp] = tsText
-	res.Request = &hubhooksv1.HttpRequest{Url: req.URL, Method: http.MethodPost, Headers: headers, Body: string(req.Body)}
+	res.Request = &hubhooksv1.HttpRequest{Url: req.URL, Method: http.MethodPost, Headers: headers}
+	if !req.OmitRecordedBody {
+		res.Request.Body = string(req.Body)
+	}
 	res.Response = &hubhooksv1.HttpResponse{}
 	defer c.finish(&res, start)
 

@@ -349,3 +349,15 @@ func TestClientUserAgentAndReuse(t *testing.T) {
 		t.Fatalf("want 1 connection reused, got %d", n)
 	}
 }
+
+func TestClientOmitRecordedBody(t *testing.T) {
+	var got []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got, _ = io.ReadAll(r.Body) }))
+	t.Cleanup(srv.Close)
+	res := newClient(t).Send(context.Background(), webhook.Request{
+		URL: srv.URL, WebhookID: "msg_1", Body: []byte(`{"a":1}`), Secrets: []string{webhook.NewSecret()}, OmitRecordedBody: true,
+	})
+	if !res.Succeeded() || string(got) != `{"a":1}` || res.Request.GetBody() != "" {
+		t.Fatalf("status %d, sent %q, recorded body %q", res.StatusCode, got, res.Request.GetBody())
+	}
+}

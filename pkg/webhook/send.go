@@ -21,6 +21,9 @@ type Request struct {
 	Secrets []string
 	// Timestamp is the webhook-timestamp; zero means now.
 	Timestamp time.Time
+	// OmitRecordedBody leaves Result.Request.Body empty (the caller keeps
+	// the body already) instead of copying Body into it.
+	OmitRecordedBody bool
 }
 
 // Result is the outcome of one attempt.

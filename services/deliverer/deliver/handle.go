@@ -113,7 +113,8 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast e
 		}
 	}
 	if rec.GetRequest().GetBody() == string(job.GetBody()) {
-		// The job carries the body already; the logger keeps it once.
+		// The job carries the body already; the logger keeps it once (a
+		// Sender that copied it anyway).
 		rec.Request.Body = ""
 	}
 	if err := s.publishRecord(rec); err != nil {
@@ -173,7 +174,7 @@ func (s *Service) attempt(job *deliveryv1.DeliveryJob, secrets []string, failFas
 		s.metrics.latency.WithLabelValues("circuit_open").Observe(0)
 		return webhook.Result{
 			Request: &hubhooksv1.HttpRequest{
-				Url: job.GetUrl(), Method: http.MethodPost, Body: string(job.GetBody()),
+				Url: job.GetUrl(), Method: http.MethodPost,
 				Headers: map[string]string{
 					"Content-Type":       "application/json",
 					webhook.HeaderID:     job.GetWebhookEventId(),
@@ -186,9 +187,10 @@ func (s *Service) attempt(job *deliveryv1.DeliveryJob, secrets []string, failFas
 	}
 	res := s.sender.Send(s.workCtx, webhook.Request{
 		URL: job.GetUrl(), WebhookID: job.GetWebhookEventId(), Body: job.GetBody(), Secrets: secrets,
+		OmitRecordedBody: true, // the record carries the job, body included
 	})
 	if res.Request == nil {
-		res.Request = &hubhooksv1.HttpRequest{Url: job.GetUrl(), Method: http.MethodPost, Body: string(job.GetBody())}
+		res.Request = &hubhooksv1.HttpRequest{Url: job.GetUrl(), Method: http.MethodPost}
 	}
 	if res.Response == nil {
 		res.Response = &hubhooksv1.HttpResponse{StatusCode: int32(res.StatusCode)}
@@ -260,7 +262,7 @@ func cancelRecord(job *deliveryv1.DeliveryJob, reason string, now time.Time) *de
 		Job:       job,
 		Attempt:   attempt,
 		Status:    StatusCancelled,
-		Request:   &hubhooksv1.HttpRequest{Url: job.GetUrl(), Method: http.MethodPost, Body: string(job.GetBody())},
+		Request:   &hubhooksv1.HttpRequest{Url: job.GetUrl(), Method: http.MethodPost},
 		Response:  &hubhooksv1.HttpResponse{Error: "cancelled: " + reason},
 		StartedAt: timestamppb.New(now),
 	}
