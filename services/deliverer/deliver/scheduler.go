@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
@@ -59,16 +60,17 @@ func (s *Service) scheduleOnce(ctx context.Context, cancelled bool) bool {
 }
 
 func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) {
-	log := s.log.With("hub", e.hub, "entry", e.member)
+	// Built only when something is logged (most entries are not).
+	log := func() *slog.Logger { return s.log.With("hub", e.hub, "entry", e.member) }
 	if e.value == "" { // removed meanwhile
 		if _, err := s.retries.remove(ctx, cancelled, e); err != nil {
-			log.Warn("remove vanished retry", "err", err)
+			log().Warn("remove vanished retry", "err", err)
 		}
 		return
 	}
 	job, err := decodeEntry(e.value)
 	if err != nil {
-		log.Error("dropping undecodable retry", "err", err)
+		log().Error("dropping undecodable retry", "err", err)
 		_, _ = s.retries.remove(ctx, cancelled, e)
 		return
 	}
@@ -85,11 +87,11 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 		// Publish first, remove after: a crash in between republishes the
 		// same record (same Nats-Msg-Id), never loses it.
 		if err := s.publishRecordAlone(cancelRecord(job, reason, time.Now())); err != nil {
-			log.Warn("publish cancelled record; retried after the lease", "err", err)
+			log().Warn("publish cancelled record; retried after the lease", "err", err)
 			return
 		}
 		if _, err := s.retries.remove(ctx, cancelled, e); err != nil {
-			log.Warn("remove cancelled retry", "err", err)
+			log().Warn("remove cancelled retry", "err", err)
 			return
 		}
 		s.metrics.cancelled.Inc()
@@ -102,7 +104,7 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 		// the log holds this attempt after all, it was made; drop the entry.
 		if done, err := s.cfg.Recorded(ctx, job.GetHubId(), job.GetDeliveryId(), max(job.GetAttempt(), 1)); err == nil && done {
 			if _, err := s.retries.remove(ctx, false, e); err != nil {
-				log.Warn("remove a parked retry already recorded", "err", err)
+				log().Warn("remove a parked retry already recorded", "err", err)
 				return
 			}
 			s.metrics.alreadyDone.Inc()
@@ -111,17 +113,17 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 	}
 	m, err := eventbus.NewJobMsg(job)
 	if err != nil {
-		log.Error("dropping unencodable retry", "err", err)
+		log().Error("dropping unencodable retry", "err", err)
 		_, _ = s.retries.remove(ctx, cancelled, e)
 		return
 	}
 	if _, err := s.js.PublishMsg(ctx, m); err != nil {
 		s.metrics.handlingErrors.WithLabelValues("publish_retry").Inc()
-		log.Warn("republish due retry; retried after the lease", "err", err)
+		log().Warn("republish due retry; retried after the lease", "err", err)
 		return
 	}
 	if _, err := s.retries.remove(ctx, false, e); err != nil {
-		log.Warn("remove republished retry (it will be republished and de-duplicated)", "err", err)
+		log().Warn("remove republished retry (it will be republished and de-duplicated)", "err", err)
 		return
 	}
 	s.metrics.retriesRepub.Inc()

@@ -237,12 +237,10 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 
 	pending := make([]jetstream.PubAckFuture, 0, min(s.cfg.MaxPendingAcks, len(emitted)))
-	pendingJobs := make([]int, 0, cap(pending)) // jobs (URLs) of each pending message
 	wait := func(f jetstream.PubAckFuture) error {
 		select {
 		case <-f.Ok():
-			s.m.jobs.Add(float64(pendingJobs[0]))
-			pendingJobs = pendingJobs[1:]
+			s.m.jobs.Add(float64(len(urls))) // one job per URL in each fan-out
 			return nil
 		case err := <-f.Err():
 			return fmt.Errorf("publish job: %w", err)
@@ -295,7 +293,6 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 			return fmt.Errorf("publish job: %w", err)
 		}
 		pending = append(pending, fut)
-		pendingJobs = append(pendingJobs, len(urls))
 	}
 	for _, f := range pending {
 		if err := wait(f); err != nil {
