@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
+	"github.com/hubhooks/hubhooks/pkg/configcache"
 	"github.com/hubhooks/hubhooks/pkg/hubid"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -22,7 +23,7 @@ import (
 
 // SnapshotCountHeader is the WatchHubConfig response header that says how
 // many messages form the initial snapshot.
-const SnapshotCountHeader = "x-hubhooks-snapshot-count"
+const SnapshotCountHeader = configcache.SnapshotCountHeader
 
 // Request limits.
 const (

@@ -107,7 +107,7 @@ func (p *Parts) Redis(ctx context.Context) (*redis.Client, error) {
 // GRPCServer builds the gRPC server with health, reflection, authentication
 // (admin token, hub tokens from Redis, or loopback-only) and optional TLS.
 func (p *Parts) GRPCServer(rdb *redis.Client) (*daemon.GRPCServer, error) {
-	tokens, err := auth.NewTokenStore(rdb, p.S.RedisPrefix)
+	tokens, err := p.TokenStore(rdb)
 	if err != nil {
 		return nil, err
 	}
@@ -115,9 +115,7 @@ func (p *Parts) GRPCServer(rdb *redis.Client) (*daemon.GRPCServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.S.AdminToken == "" {
-		p.Log.Warn("HUBHOOKS_ADMIN_TOKEN is not set: the gRPC server accepts loopback callers only. Set it to serve other machines.")
-	}
+	authn.Warn()
 	cfg := daemon.GRPCConfig{
 		Log:    p.Log,
 		Unary:  []grpc.UnaryServerInterceptor{authn.Unary()},

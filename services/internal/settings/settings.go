@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hubhooks/hubhooks/pkg/auth"
 	"github.com/hubhooks/hubhooks/pkg/daemon"
 )
 
@@ -186,8 +187,8 @@ func (s *Settings) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %d: must not be negative", name, v))
 		}
 	}
-	if len(s.AdminToken) > 0 && len(s.AdminToken) < 16 {
-		errs = append(errs, errors.New("admin-token must be at least 16 characters"))
+	if len(s.AdminToken) > 0 && len(s.AdminToken) < auth.MinAdminTokenLen {
+		errs = append(errs, fmt.Errorf("admin-token must be at least %d characters", auth.MinAdminTokenLen))
 	}
 	return errors.Join(errs...)
 }

@@ -26,7 +26,7 @@ const (
 )
 
 // SecretHeader is the request header whose value is always masked.
-const SecretHeader = "x-rapidapi-webhook-secret"
+const SecretHeader = webhook.HeaderSecret
 
 // MaxIDLen bounds entry ids (delivery ids) accepted by the store.
 const MaxIDLen = 128
