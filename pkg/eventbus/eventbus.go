@@ -445,6 +445,21 @@ func DecodeAttempt(data []byte) (*deliveryv1.AttemptRecorded, error) {
 	return rec, nil
 }
 
+// DeadLetterOf is NewDeadLetter for a message consumed from stream: it also
+// names the stream and the message's sequence there, and when the sequence is
+// known takes Nats-Msg-Id = idPrefix + sequence, so a message dead-lettered
+// again (redelivered before its ack) is stored once.
+func DeadLetterOf(subject string, msg jetstream.Msg, stream, reason, idPrefix string) *nats.Msg {
+	dl := NewDeadLetter(subject, &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}, reason)
+	dl.Header.Set(HeaderOriginalStream, stream)
+	if md, err := msg.Metadata(); err == nil {
+		seq := strconv.FormatUint(md.Sequence.Stream, 10)
+		dl.Header.Set(HeaderOriginalSeq, seq)
+		dl.Header.Set(jetstream.MsgIDHeader, idPrefix+seq)
+	}
+	return dl
+}
+
 // NewDeadLetter wraps a message that cannot be processed, with the reason, for
 // the dead-letter stream. The original body and headers are kept.
 func NewDeadLetter(subject string, orig *nats.Msg, reason string) *nats.Msg {

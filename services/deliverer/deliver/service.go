@@ -473,13 +473,7 @@ func validJob(job *deliveryv1.DeliveryJob) error {
 func (s *Service) poison(msg jetstream.Msg, reason error) {
 	s.metrics.poison.Inc()
 	s.log.Error("undecodable delivery job moved to the dead-letter stream", "subject", msg.Subject(), "err", reason)
-	orig := &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}
-	dl := eventbus.NewDeadLetter(SubjectDeadLetterJobs, orig, reason.Error())
-	dl.Header.Set(eventbus.HeaderOriginalStream, eventbus.StreamDeliveries)
-	if md, err := msg.Metadata(); err == nil {
-		dl.Header.Set(eventbus.HeaderOriginalSeq, fmt.Sprint(md.Sequence.Stream))
-		dl.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq.%s.%d", eventbus.StreamDeliveries, md.Sequence.Stream))
-	}
+	dl := eventbus.DeadLetterOf(SubjectDeadLetterJobs, msg, eventbus.StreamDeliveries, reason.Error(), "dlq."+eventbus.StreamDeliveries+".")
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
 	defer cancel()
 	if _, err := s.js.PublishMsg(ctx, dl); err != nil {

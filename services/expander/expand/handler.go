@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"mime"
 	"runtime/debug"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -107,15 +105,8 @@ func (s *Service) handleSafely(ctx context.Context, msg jetstream.Msg) (err erro
 // deadLetter copies msg to the dead-letter stream with the reason and acks it
 // once the copy is stored; if storing fails the message is retried later.
 func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, perm *permanentError) {
-	orig := &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}
-	dl := eventbus.NewDeadLetter(eventbus.SubjectDeadLetterEvents, orig, perm.Error())
-	dl.Header.Set(eventbus.HeaderOriginalStream, eventbus.StreamEvents)
-	if md, err := msg.Metadata(); err == nil {
-		seq := strconv.FormatUint(md.Sequence.Stream, 10)
-		dl.Header.Set(eventbus.HeaderOriginalSeq, seq)
-		// A redelivered bad event is dead-lettered once.
-		dl.Header.Set(jetstream.MsgIDHeader, "events."+seq)
-	}
+	// A redelivered bad event is dead-lettered once (id "events.<seq>").
+	dl := eventbus.DeadLetterOf(eventbus.SubjectDeadLetterEvents, msg, eventbus.StreamEvents, perm.Error(), "events.")
 	if _, err := s.js.PublishMsg(ctx, dl); err != nil {
 		s.m.retried.Inc()
 		s.cfg.Log.Warn("expander: dead letter not stored; will retry", "subject", msg.Subject(), "reason", perm.kind, "err", err)
