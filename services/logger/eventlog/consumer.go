@@ -40,20 +40,17 @@ func (s *Service) Run(ctx context.Context) error {
 
 	failures := 0
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(s.cfg.FetchWait))
-		if err != nil {
-			failures++
-			if failures == 1 || failures%20 == 0 {
-				s.log.Warn("fetch attempts failed; retrying", "err", err, "failures", failures)
-			}
-			s.sleep(ctx, s.backoff(failures))
-			continue
-		}
 		var msgs []jetstream.Msg
-		for msg := range batch.Messages() {
-			msgs = append(msgs, msg)
+		batch, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(s.cfg.FetchWait))
+		if err == nil {
+			for msg := range batch.Messages() {
+				msgs = append(msgs, msg)
+			}
+			if berr := batch.Error(); berr != nil && !errors.Is(berr, jetstream.ErrNoMessages) && len(msgs) == 0 {
+				err = berr
+			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && len(msgs) == 0 {
+		if err != nil {
 			failures++
 			if failures == 1 || failures%20 == 0 {
 				s.log.Warn("fetch attempts failed; retrying", "err", err, "failures", failures)

@@ -42,15 +42,12 @@ func New(cfg Config, js jetstream.JetStream, rdb *redis.Client) (*Service, error
 	if rdb == nil {
 		errs = append(errs, errors.New("nil Redis client"))
 	}
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("eventlog: %w", errors.Join(errs...))
-	}
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("eventlog: %w", err)
 	}
 	store, err := logstore.New(rdb, logstore.Options{
 		Prefix:           cfg.RedisPrefix,
@@ -74,10 +71,6 @@ func New(cfg Config, js jetstream.JetStream, rdb *redis.Client) (*Service, error
 func (s *Service) Register(gs *grpc.Server) {
 	hubhooksv1.RegisterEventLogServiceServer(gs, s.grpc)
 }
-
-// Server returns the EventLogService implementation (to register on a
-// server other than *grpc.Server).
-func (s *Service) Server() hubhooksv1.EventLogServiceServer { return s.grpc }
 
 // Ready reports nil once the attempts consumer is set up and Redis answers.
 func (s *Service) Ready(ctx context.Context) error {
