@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	gs, err := p.GRPCServer(in.Redis)
+	gs, err := p.GRPCServer(tokens)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,11 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer in.Close()
-	gs, err := p.GRPCServer(in.Redis)
+	tokens, err := p.TokenStore(in.Redis)
+	if err != nil {
+		return err
+	}
+	gs, err := p.GRPCServer(tokens)
 	if err != nil {
 		return err
 	}

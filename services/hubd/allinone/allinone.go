@@ -103,7 +103,7 @@ func Start(ctx context.Context, p *assembly.Parts) (*Hub, error) {
 	if err != nil {
 		return fail(err)
 	}
-	gs, err := p.GRPCServer(rdb)
+	gs, err := p.GRPCServer(tokens)
 	if err != nil {
 		return fail(err)
 	}
@@ -123,38 +123,31 @@ func Start(ctx context.Context, p *assembly.Parts) (*Hub, error) {
 	if err != nil {
 		return fail(fmt.Errorf("grpc listen %s: %w", s.GRPCAddr, err))
 	}
+	cleanups = append(cleanups, func() { _ = lis.Close() }) // closed already after serving
 	h.GRPCAddr = lis.Addr().String()
 	httpLis, err := net.Listen("tcp", s.HTTPAddr)
 	if err != nil {
-		_ = lis.Close()
 		return fail(fmt.Errorf("http listen %s: %w", s.HTTPAddr, err))
 	}
+	cleanups = append(cleanups, func() { _ = httpLis.Close() })
 	h.HTTPAddr = httpLis.Addr().String()
 
 	conn, err := p.DialConfig(h.GRPCAddr)
 	if err != nil {
-		_ = lis.Close()
-		_ = httpLis.Close()
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { _ = conn.Close() })
 	cache, err := p.ConfigCache(conn)
 	if err != nil {
-		_ = lis.Close()
-		_ = httpLis.Close()
 		return fail(err)
 	}
 
 	expSvc, err := expand.New(p.ExpanderConfig(), js, cache, rules)
 	if err != nil {
-		_ = lis.Close()
-		_ = httpLis.Close()
 		return fail(err)
 	}
 	delSvc, err := deliver.New(p.DelivererConfig(rdb), js, rdb, cache, sender)
 	if err != nil {
-		_ = lis.Close()
-		_ = httpLis.Close()
 		return fail(err)
 	}
 	for name, r := range map[string]interface{ Ready(context.Context) error }{"configsvc": cfgSvc, "logger": logSvc, "expander": expSvc, "deliverer": delSvc} {

@@ -105,12 +105,8 @@ func (p *Parts) Redis(ctx context.Context) (*redis.Client, error) {
 }
 
 // GRPCServer builds the gRPC server with health, reflection, authentication
-// (admin token, hub tokens from Redis, or loopback-only) and optional TLS.
-func (p *Parts) GRPCServer(rdb *redis.Client) (*daemon.GRPCServer, error) {
-	tokens, err := p.TokenStore(rdb)
-	if err != nil {
-		return nil, err
-	}
+// (admin token, hub tokens from tokens, or loopback-only) and optional TLS.
+func (p *Parts) GRPCServer(tokens *auth.TokenStore) (*daemon.GRPCServer, error) {
 	authn, err := auth.New(auth.Config{AdminToken: p.S.AdminToken, Tokens: tokens, Log: p.Log})
 	if err != nil {
 		return nil, err
