@@ -436,6 +436,19 @@ func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
 	return recs, nil
 }
 
+// DecodeAttempts decodes a message of the attempts stream, a batch
+// (IsAttemptBatch) or one record.
+func DecodeAttempts(h nats.Header, data []byte) ([]*deliveryv1.AttemptRecorded, error) {
+	if IsAttemptBatch(h) {
+		return DecodeAttemptBatch(data)
+	}
+	rec, err := DecodeAttempt(data)
+	if err != nil {
+		return nil, err
+	}
+	return []*deliveryv1.AttemptRecorded{rec}, nil
+}
+
 // DecodeAttempt decodes an attempt record.
 func DecodeAttempt(data []byte) (*deliveryv1.AttemptRecorded, error) {
 	rec := &deliveryv1.AttemptRecorded{}

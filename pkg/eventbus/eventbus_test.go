@@ -244,3 +244,22 @@ func BenchmarkDecodeFanout(b *testing.B) {
 		}
 	}
 }
+
+func TestDecodeAttempts(t *testing.T) {
+	one, err := NewAttemptMsg(testRecord())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := EncodeAttempt(testRecord())
+	batch := NewAttemptBatchMsg("hub-1", [][]byte{b, b})
+	for _, tc := range []struct {
+		m    []byte
+		h    map[string][]string
+		want int
+	}{{one.Data, one.Header, 1}, {batch.Data, batch.Header, 2}} {
+		recs, err := DecodeAttempts(tc.h, tc.m)
+		if err != nil || len(recs) != tc.want || !proto.Equal(recs[0], testRecord()) {
+			t.Errorf("DecodeAttempts: %d records, %v; want %d", len(recs), err, tc.want)
+		}
+	}
+}

@@ -119,12 +119,7 @@ func (c *chaosCluster) waitReady(names ...string) {
 			if p.exited() {
 				c.t.Fatalf("%s exited:\n%s", name, p.tail())
 			}
-			resp, err := http.Get("http://" + addr + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
+			return readyz(addr)
 		})
 	}
 }
@@ -165,7 +160,6 @@ func startChaosCluster(t *testing.T) *chaosCluster {
 // chaosPublisher publishes USER.UPDATED events, retrying each until
 // JetStream acks it (NATS may be down for a while).
 type chaosPublisher struct {
-	nc    *nats.Conn
 	js    jetstream.JetStream
 	sent  atomic.Int64
 	perID sync.Map // event id -> hub
@@ -239,7 +233,7 @@ func TestChaos(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	pub := &chaosPublisher{nc: nc, js: js}
+	pub := &chaosPublisher{js: js}
 	hubNames := []string{"c-ok", "c-flaky", "c-dead"}
 	n := 0
 	publishPhase := func(count int, during func()) {
@@ -353,19 +347,28 @@ func TestChaos(t *testing.T) {
 	}
 	defer lconn.Close()
 	logs := hubhooksv1.NewEventLogServiceClient(lconn)
-	count := func(hub, url, status string) int {
-		total, token := 0, ""
+	// listAll returns every log entry of hub at url with status, page by page.
+	listAll := func(hub, url, status string) ([]*hubhooksv1.EventLog, error) {
+		var all []*hubhooksv1.EventLog
+		token := ""
 		for {
 			resp, err := logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub, Url: url, Status: status, PageSize: 500, PageToken: token})
 			if err != nil {
-				t.Logf("ListEventLogs: %v", err)
-				return -1
+				return nil, err
 			}
-			total += len(resp.GetEventLogs())
+			all = append(all, resp.GetEventLogs()...)
 			if token = resp.GetNextPageToken(); token == "" {
-				return total
+				return all, nil
 			}
 		}
+	}
+	count := func(hub, url, status string) int {
+		all, err := listAll(hub, url, status)
+		if err != nil {
+			t.Logf("ListEventLogs: %v", err)
+			return -1
+		}
+		return len(all)
 	}
 	type expectation struct{ hub, url, status string }
 	var checks []expectation
@@ -449,19 +452,13 @@ func TestChaos(t *testing.T) {
 		r.mu.Unlock()
 	}
 	for _, e := range checks {
-		token := ""
-		for {
-			resp, err := logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: e.hub, Url: e.url, Status: e.status, PageSize: 500, PageToken: token})
-			if err != nil {
-				t.Fatalf("ListEventLogs: %v", err)
-			}
-			for _, l := range resp.GetEventLogs() {
-				if e.status == "succeeded" {
-					per[phaseOf(l.GetDomainEventId())].logged++
-				}
-			}
-			if token = resp.GetNextPageToken(); token == "" {
-				break
+		all, err := listAll(e.hub, e.url, e.status)
+		if err != nil {
+			t.Fatalf("ListEventLogs: %v", err)
+		}
+		for _, l := range all {
+			if e.status == "succeeded" {
+				per[phaseOf(l.GetDomainEventId())].logged++
 			}
 		}
 	}

@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -83,14 +82,7 @@ func startHub(t *testing.T, schedule ...time.Duration) *testHub {
 		t.Fatal(err)
 	}
 	th := &testHub{hub: hub, config: hubhooksv1.NewConfigServiceClient(conn), logs: hubhooksv1.NewEventLogServiceClient(conn), health: healthpb.NewHealthClient(conn), js: js}
-	eventually(t, 20*time.Second, "hubd ready", func() bool {
-		resp, err := http.Get("http://" + hub.HTTPAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	eventually(t, 20*time.Second, "hubd ready", func() bool { return readyz(hub.HTTPAddr) })
 	return th
 }
 

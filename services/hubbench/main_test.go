@@ -90,7 +90,7 @@ func TestRunReceiveFlags(t *testing.T) {
 }
 
 func TestParsePids(t *testing.T) {
-	got, err := parsePids("expander=12, 34 ," + "self=" + itoa(os.Getpid()))
+	got, err := parsePids("expander=12, 34 ," + "self=" + strconv.Itoa(os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +103,6 @@ func TestParsePids(t *testing.T) {
 		}
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestEventFactory(t *testing.T) {
 	rules := cascade.Default()

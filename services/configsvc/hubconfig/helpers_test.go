@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -233,10 +232,6 @@ func (e *env) feedLen(t *testing.T) int64 {
 	}
 	return n
 }
-
-func statusCode(err error) codes.Code { return status.Code(err) }
-
-func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
 
 // counter returns the value of a labelled counter registered by s.
 func counter(t *testing.T, s *server, name, label string) float64 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"google.golang.org/grpc/status"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -274,7 +276,7 @@ func TestConcurrentAddsNeverExceedLimit(t *testing.T) {
 		}
 		wg.Go(func() {
 			_, err := c.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: "busy", Url: fmt.Sprintf("https://r%d.example.com/hook", i)})
-			codesSeen[i] = statusCode(err)
+			codesSeen[i] = status.Code(err)
 		})
 	}
 	wg.Wait()
@@ -424,7 +426,7 @@ func TestNormalizeURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			u, err := parseURL(tt.in)
+			u, err := url.Parse(tt.in)
 			if err != nil {
 				t.Fatal(err)
 			}

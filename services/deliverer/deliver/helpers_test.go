@@ -250,15 +250,7 @@ func newRecorder(t *testing.T, js jetstream.JetStream) *recorder {
 		t.Fatal(err)
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var recs []*deliveryv1.AttemptRecorded
-		var err error
-		if eventbus.IsAttemptBatch(m.Headers()) {
-			recs, err = eventbus.DecodeAttemptBatch(m.Data())
-		} else {
-			var rec *deliveryv1.AttemptRecorded
-			rec, err = eventbus.DecodeAttempt(m.Data())
-			recs = append(recs, rec)
-		}
+		recs, err := eventbus.DecodeAttempts(m.Headers(), m.Data())
 		if err != nil {
 			t.Errorf("decode attempt: %v", err)
 			return

@@ -25,20 +25,10 @@ func TestRecordBatcher(t *testing.T) {
 	errSend := errors.New("publish failed")
 	b := &recordBatcher{send: func(m *nats.Msg) error {
 		time.Sleep(time.Millisecond) // a round trip, so records pile up
-		var recs []*deliveryv1.AttemptRecorded
-		if eventbus.IsAttemptBatch(m.Header) {
-			var err error
-			if recs, err = eventbus.DecodeAttemptBatch(m.Data); err != nil {
-				t.Error(err)
-				return err
-			}
-		} else {
-			rec, err := eventbus.DecodeAttempt(m.Data)
-			if err != nil {
-				t.Error(err)
-				return err
-			}
-			recs = append(recs, rec)
+		recs, err := eventbus.DecodeAttempts(m.Header, m.Data)
+		if err != nil {
+			t.Error(err)
+			return err
 		}
 		mu.Lock()
 		defer mu.Unlock()

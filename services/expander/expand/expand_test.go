@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hubhooks/hubhooks/pkg/cascade"
+	"github.com/hubhooks/hubhooks/pkg/natstest"
 	"slices"
 	"strings"
 	"testing"
@@ -459,9 +461,9 @@ func TestRedeliveryYieldsIdenticalJobs(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	_, _, js := startJS(t)
+	_, _, js := natstest.Start(t)
 	cfgs := newConfigs()
-	rules := cascadeDefault()
+	rules := cascade.Default()
 	if _, err := expand.New(expand.Config{}, nil, nil, nil); !errors.Is(err, expand.ErrNilDependency) {
 		t.Errorf("nil deps: %v", err)
 	}

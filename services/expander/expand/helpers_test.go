@@ -283,11 +283,3 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 	}
 	return 0
 }
-
-func startJS(t *testing.T) (any, *nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	s, nc, js := natstest.Start(t)
-	return s, nc, js
-}
-
-func cascadeDefault() *cascade.Rules { return cascade.Default() }
