@@ -2,6 +2,7 @@ package configcache_test
 
 import (
 	"context"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"net"
 	"strconv"
 	"sync"
@@ -133,17 +134,6 @@ func hc(hub string, v int64) *hubhooksv1.HubConfig {
 
 func intp(n int) *int { return &n }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func version(c *configcache.Cache, hub string) int64 {
 	cfg, ok := c.Get(hub)
 	if !ok {
@@ -212,7 +202,7 @@ func TestCacheAppliesByVersionAndReplacesOnReconnect(t *testing.T) {
 	live1 <- hc("a", 3)
 	live1 <- hc("a", 4)
 	live1 <- hc("c", 1)
-	waitFor(t, "c v1", func() bool { return version(cache, "c") == 1 })
+	testkit.Eventually(t, 10*time.Second, "c v1", func() bool { return version(cache, "c") == 1 })
 	if version(cache, "a") != 4 || has("a:3->2") || !has("a:3->4") || !has("c:nil->1") {
 		t.Fatalf("a v%d, changes %v", version(cache, "a"), changes)
 	}
@@ -222,9 +212,9 @@ func TestCacheAppliesByVersionAndReplacesOnReconnect(t *testing.T) {
 	defer close(live2)
 	srv.sessions <- &session{header: intp(2), snap: []*hubhooksv1.HubConfig{hc("a", 4), hc("b", 2)}, live: live2}
 	close(live1)
-	waitFor(t, "b v2", func() bool { return version(cache, "b") == 2 })
-	waitFor(t, "c gone", func() bool { return version(cache, "c") == -1 })
-	waitFor(t, "OnChange", func() bool { return has("b:1->2") && has("c:1->0") })
+	testkit.Eventually(t, 10*time.Second, "b v2", func() bool { return version(cache, "b") == 2 })
+	testkit.Eventually(t, 10*time.Second, "c gone", func() bool { return version(cache, "c") == -1 })
+	testkit.Eventually(t, 10*time.Second, "OnChange", func() bool { return has("b:1->2") && has("c:1->0") })
 	if has("a:4->4") {
 		t.Fatal("unchanged hub reported")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -115,7 +116,7 @@ func (c *chaosCluster) waitReady(names ...string) {
 	for _, name := range names {
 		addr := c.httpAddr[name]
 		p := c.procs[name]
-		eventually(c.t, 60*time.Second, name+" ready", func() bool {
+		testkit.Eventually(c.t, 60*time.Second, name+" ready", func() bool {
 			if p.exited() {
 				c.t.Fatalf("%s exited:\n%s", name, p.tail())
 			}

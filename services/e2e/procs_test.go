@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"net"
 	"os"
 	"os/exec"
@@ -163,7 +164,7 @@ func (r *redisProc) waitUp(t *testing.T) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: r.addr})
 	defer c.Close()
-	eventually(t, 10*time.Second, "redis-server up", func() bool {
+	testkit.Eventually(t, 10*time.Second, "redis-server up", func() bool {
 		return c.Ping(context.Background()).Err() == nil
 	})
 }

@@ -64,18 +64,6 @@ func (r *receiver) byDomainEvent(id string) []received {
 	return out
 }
 
-// eventually polls cond every 20 ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // readyz reports whether the /readyz of the HTTP address answers 200.
 func readyz(addr string) bool {
 	resp, err := http.Get("http://" + addr + "/readyz")

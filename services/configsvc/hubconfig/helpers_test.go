@@ -3,6 +3,7 @@ package hubconfig_test
 import (
 	"context"
 	"errors"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"log/slog"
 	"net"
 	"sync"
@@ -153,7 +154,7 @@ func (e *env) startServer(t *testing.T, addr string, opts ...option) *server {
 		addr = "127.0.0.1:0"
 	}
 	var lis net.Listener
-	waitFor(t, 5*time.Second, "listen on "+addr, func() bool {
+	testkit.Eventually(t, 5*time.Second, "listen on "+addr, func() bool {
 		lis, err = net.Listen("tcp", addr)
 		return err == nil
 	})
@@ -174,7 +175,7 @@ func (e *env) startServer(t *testing.T, addr string, opts ...option) *server {
 		})
 	}
 	t.Cleanup(stop)
-	waitFor(t, 10*time.Second, "service ready", func() bool { return svc.Ready(context.Background()) == nil })
+	testkit.Eventually(t, 10*time.Second, "service ready", func() bool { return svc.Ready(context.Background()) == nil })
 	return &server{svc: svc, reg: reg, addr: lis.Addr().String(), stop: stop, client: dial(t, lis.Addr().String())}
 }
 
@@ -189,18 +190,6 @@ func dial(t *testing.T, addr string) hubhooksv1.ConfigServiceClient {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return hubhooksv1.NewConfigServiceClient(conn)
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func ctxT(t *testing.T) context.Context {

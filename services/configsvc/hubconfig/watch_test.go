@@ -2,6 +2,7 @@ package hubconfig_test
 
 import (
 	"context"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"strconv"
 	"strings"
 	"testing"
@@ -187,7 +188,7 @@ func TestWatchResendsSnapshotWhenFeedReaderLosesItsPlace(t *testing.T) {
 		}
 		seen[cfg.GetHubId()] = true
 	}
-	waitFor(t, 5*time.Second, "ready again", func() bool { return s.svc.Ready(ctx) == nil })
+	testkit.Eventually(t, 5*time.Second, "ready again", func() bool { return s.svc.Ready(ctx) == nil })
 	// And live changes still flow afterwards.
 	if _, err := s.client.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: "r1", Enabled: false}); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"io"
 	"net/http"
 	"sort"
@@ -162,7 +163,7 @@ func (e *testEnv) start(t *testing.T, cfg Config, sender webhook.Sender) (*Servi
 		})
 	}
 	t.Cleanup(stop)
-	waitFor(t, 10*time.Second, "service ready", func() bool { return svc.Ready(context.Background()) == nil })
+	testkit.Eventually(t, 10*time.Second, "service ready", func() bool { return svc.Ready(context.Background()) == nil })
 	return svc, stop
 }
 
@@ -298,17 +299,6 @@ func (r *recorder) final(deliveryID string) bool {
 		}
 	}
 	return false
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // consumerDrained reports whether the deliverer consumer has nothing pending

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/hubhooks/hubhooks/pkg/cascade"
 	"github.com/hubhooks/hubhooks/pkg/natstest"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"slices"
 	"strings"
 	"testing"
@@ -493,7 +494,7 @@ func TestPublishFailureIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishEvent(t, e.js, domainEvent(t, "evt_retry", hub, "APP.DELETED", nil))
-	eventually(t, 10*time.Second, "a retry", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a retry", func() bool {
 		return metric(t, e.reg, "hubhooks_expander_events_retried_total") >= 1
 	})
 	if n := metric(t, e.reg, "hubhooks_expander_events_expanded_total"); n != 0 {

@@ -3,6 +3,7 @@ package expand_test
 import (
 	"context"
 	"errors"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -164,25 +165,13 @@ func (e *env) run(t *testing.T) {
 		}
 	}
 	t.Cleanup(e.stop)
-	eventually(t, 10*time.Second, "expander ready", func() bool { return svc.Ready(context.Background()) == nil })
-}
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "expander ready", func() bool { return svc.Ready(context.Background()) == nil })
 }
 
 // idle waits until the expander consumer has acknowledged every event.
 func (e *env) idle(t *testing.T) {
 	t.Helper()
-	eventually(t, 15*time.Second, "expander idle", func() bool {
+	testkit.Eventually(t, 15*time.Second, "expander idle", func() bool {
 		c, err := e.js.Consumer(context.Background(), eventbus.StreamEvents, eventbus.ConsumerExpander)
 		if err != nil {
 			return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"log/slog"
 	"net"
 	"slices"
@@ -87,25 +88,13 @@ func start(t *testing.T, cfg eventlog.Config) *env {
 			t.Error("Run did not return within 10s of its context ending")
 		}
 	})
-	waitFor(t, "logger ready", func() bool { return svc.Ready(context.Background()) == nil })
+	testkit.Eventually(t, 10*time.Second, "logger ready", func() bool { return svc.Ready(context.Background()) == nil })
 
 	store, err := logstore.New(rdb, logstore.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &env{svc: svc, js: js, rdb: rdb, store: store, client: hubhooksv1.NewEventLogServiceClient(conn), reg: reg}
-}
-
-// waitFor polls cond every 20ms for up to 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func newJob(hub, id string, created time.Time) *deliveryv1.DeliveryJob {
@@ -196,7 +185,7 @@ func TestConsumerStoresShuffledDuplicatedRecordsBeforeAck(t *testing.T) {
 		// Distinct msg ids so JetStream keeps the duplicates.
 		publish(t, e.js, r, fmt.Sprintf("dup-%d", i))
 	}
-	waitFor(t, "every record acked", func() bool {
+	testkit.Eventually(t, 10*time.Second, "every record acked", func() bool {
 		if streamMsgs(t, e.js, eventbus.StreamAttempts) != 0 {
 			return false
 		}
@@ -223,7 +212,7 @@ func TestConsumerAcksOnlyWhatIsStored(t *testing.T) {
 		id := fmt.Sprintf("dlv_w%02d", i)
 		publish(t, e.js, record(newJob("hub1", id, time.Now()), 1, logstore.StatusSucceeded, 200), "")
 	}
-	waitFor(t, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
+	testkit.Eventually(t, 10*time.Second, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
 	for i := range 20 {
 		if _, err := e.store.Get(context.Background(), "hub1", fmt.Sprintf("dlv_w%02d", i)); err != nil {
 			t.Fatalf("record %d acked but not stored: %v", i, err)
@@ -246,11 +235,11 @@ func TestConsumerTerminatesUndecodableAndGoesOn(t *testing.T) {
 	}
 	publish(t, e.js, record(newJob("hub1", "dlv_ok", time.Now()), 1, logstore.StatusSucceeded, 200), "")
 
-	waitFor(t, "valid record stored", func() bool {
+	testkit.Eventually(t, 10*time.Second, "valid record stored", func() bool {
 		_, err := e.store.Get(ctx, "hub1", "dlv_ok")
 		return err == nil
 	})
-	waitFor(t, "bad records terminated", func() bool {
+	testkit.Eventually(t, 10*time.Second, "bad records terminated", func() bool {
 		return counter(t, e.reg, "hubhooks_logger_records_undecodable_total", "decode") == 1 &&
 			counter(t, e.reg, "hubhooks_logger_records_undecodable_total", "invalid") == 1
 	})
@@ -259,7 +248,7 @@ func TestConsumerTerminatesUndecodableAndGoesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "nothing pending", func() bool {
+	testkit.Eventually(t, 10*time.Second, "nothing pending", func() bool {
 		info, err := cons.Info(ctx)
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
@@ -273,7 +262,7 @@ func TestGetEventLogMasksSecretAndScopesByHub(t *testing.T) {
 	ctx := context.Background()
 	publish(t, e.js, record(newJob("hub1", "dlv_m", time.Now()), 1, logstore.StatusRetrying, 500), "")
 	var got *hubhooksv1.GetEventLogResponse
-	waitFor(t, "entry stored", func() bool {
+	testkit.Eventually(t, 10*time.Second, "entry stored", func() bool {
 		var err error
 		got, err = e.client.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "hub1", Id: "dlv_m"})
 		return err == nil
@@ -424,7 +413,7 @@ func TestRedeliver(t *testing.T) {
 	}
 	// The deliverer's first attempt record takes over from pending.
 	publish(t, e.js, record(job, 1, logstore.StatusSucceeded, 200), "")
-	waitFor(t, "redelivery succeeded", func() bool {
+	testkit.Eventually(t, 10*time.Second, "redelivery succeeded", func() bool {
 		g, err := e.client.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "hub1", Id: nl.Id})
 		return err == nil && g.EventLog.Status == logstore.StatusSucceeded && g.EventLog.Attempts == 1
 	})
@@ -506,7 +495,7 @@ func TestTrimmingThroughConsumer(t *testing.T) {
 	for i := range 12 {
 		publish(t, e.js, record(newJob("hub1", fmt.Sprintf("dlv_t%02d", i), base.Add(time.Duration(i)*time.Second)), 1, logstore.StatusSucceeded, 200), "")
 	}
-	waitFor(t, "records written", func() bool { return counter(t, e.reg, "hubhooks_logger_records_written_total", "") == 12 })
+	testkit.Eventually(t, 10*time.Second, "records written", func() bool { return counter(t, e.reg, "hubhooks_logger_records_written_total", "") == 12 })
 	resp, err := e.client.ListEventLogs(context.Background(), &hubhooksv1.ListEventLogsRequest{HubId: "hub1"})
 	if err != nil {
 		t.Fatal(err)
@@ -594,7 +583,7 @@ func TestConsumerStoresBatchMessages(t *testing.T) {
 	if _, err := e.js.PublishMsg(ctx, broken); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
+	testkit.Eventually(t, 10*time.Second, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
 	for _, id := range []string{"dlv_b0", "dlv_b2"} {
 		got, err := e.store.Get(ctx, "hub1", id)
 		if err != nil {

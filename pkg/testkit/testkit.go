@@ -1,0 +1,20 @@
+// Package testkit holds helpers that tests of several packages share.
+package testkit
+
+import (
+	"testing"
+	"time"
+)
+
+// Eventually polls cond every 10ms until it holds, and fails the test when
+// it still does not after timeout. what names the awaited condition.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
