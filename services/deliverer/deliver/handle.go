@@ -30,9 +30,10 @@ const (
 // store the retry (if any), publish the record (acked by JetStream), then
 // ack the job. An infrastructure error naks the job so it is tried again.
 // A non-nil failFast makes the attempt fail with that error without a POST
-// (the URL is known not to answer). park, when not nil, lets holdLoop take
+// (the URL is known not to answer). key is the job's laneKey. park, when
+// not nil, lets holdLoop take
 // a long POST out of the stream (see parkAttempt).
-func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast error, park *parkState) {
+func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, key string, failFast error, park *parkState) {
 	if job.GetAttempt() < 1 {
 		job.Attempt = 1
 	}
@@ -69,10 +70,10 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, failFast e
 		}
 	}
 	park.begin()
-	res := s.attempt(job, configcache.SigningSecrets(cfg, started), failFast)
+	res := s.attempt(job, key, configcache.SigningSecrets(cfg, started), failFast)
 	release()
 	if failFast == nil {
-		s.postReturned(job.GetHubId() + " " + job.GetUrl())
+		s.postReturned(key)
 	}
 	parked := park.end()
 	if parked != "" {
@@ -159,14 +160,14 @@ func (s *Service) hubConfig(job *deliveryv1.DeliveryJob) (*hubhooksv1.HubConfig,
 // it as a failure of the endpoint.
 const slowAnswer = 5 * time.Second
 
-// attempt POSTs through the URL's circuit breaker.
-func (s *Service) attempt(job *deliveryv1.DeliveryJob, secrets []string, failFast error) webhook.Result {
+// attempt POSTs through the circuit breaker of the URL (lane key).
+func (s *Service) attempt(job *deliveryv1.DeliveryJob, key string, secrets []string, failFast error) webhook.Result {
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 	var done func(error)
 	if failFast == nil {
 		var err error
-		if done, err = s.breaker.allow(job.GetHubId()+" "+job.GetUrl(), job.GetHubId(), job.GetUrlId()); err != nil {
+		if done, err = s.breaker.allow(key, job.GetHubId(), job.GetUrlId()); err != nil {
 			failFast = err
 		}
 	}

@@ -91,12 +91,19 @@ type lane struct {
 	lastDone time.Time
 }
 
+// stuck reports whether none of the lane's POSTs returned in the second
+// before now: its URL accepts connections but does not answer.
+func (l *lane) stuck(now time.Time) bool { return now.Sub(l.lastDone) > time.Second }
+
+// laneKey identifies the lane (and the circuit breaker) of job's URL.
+func laneKey(job *deliveryv1.DeliveryJob) string { return job.GetHubId() + " " + job.GetUrl() }
+
 // queueLimit is how many jobs l may queue: Config.PerURLQueue (at most
 // half of what the replica holds, so one URL never takes all the fetch
 // loop's room) while its POSTs return, PerURLConcurrency when none returned
 // in the last second.
 func (s *Service) queueLimit(l *lane, now time.Time) int {
-	if now.Sub(l.lastDone) > time.Second {
+	if l.stuck(now) {
 		return min(s.cfg.PerURLQueue, s.cfg.PerURLConcurrency)
 	}
 	return min(s.cfg.PerURLQueue, s.maxHeld()/2)
@@ -374,7 +381,7 @@ func (s *Service) notRecorded(jobs []*deliveryv1.DeliveryJob) []*deliveryv1.Deli
 // does not answer.
 func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 	now := time.Now()
-	h := &heldJob{msg: msg, job: job, key: job.GetHubId() + " " + job.GetUrl(), touched: now, fetched: now}
+	h := &heldJob{msg: msg, job: job, key: laneKey(job), touched: now, fetched: now}
 	if s.breaker.open(h.key) {
 		// The URL's breaker is open: fail the attempt now (recorded, retried
 		// after the cool-down) without queueing it behind the lane, where
@@ -383,7 +390,7 @@ func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handleJob(msg, job, ErrCircuitOpen, nil)
+			s.handleJob(msg, job, h.key, ErrCircuitOpen, nil)
 		}()
 		return
 	}
@@ -413,7 +420,7 @@ func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 		s.held[h] = struct{}{}
 		s.mu.Unlock()
 		s.metrics.held.Inc()
-	case h.touched.Sub(l.lastDone) > time.Second:
+	case l.stuck(h.touched):
 		// The lane is full and has finished nothing for a second: its URL
 		// does not answer. Fail this attempt at once (recorded, retried on
 		// the schedule) rather than park it again and again.
@@ -422,7 +429,7 @@ func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 		s.metrics.queueFull.Inc()
 		go func() {
 			defer s.wg.Done()
-			s.handleJob(msg, job, ErrEndpointStuck, nil)
+			s.handleJob(msg, job, h.key, ErrEndpointStuck, nil)
 		}()
 	default:
 		s.wg.Add(1)
@@ -510,7 +517,7 @@ func (s *Service) runLane(h *heldJob) {
 // process handles the job of h (on its lane).
 func (s *Service) process(h *heldJob) {
 	defer s.release(h)
-	s.handleJob(h.msg, h.job, nil, &h.park)
+	s.handleJob(h.msg, h.job, h.key, nil, &h.park)
 }
 
 // postReturned notes that a POST to key's URL returned: the lane is not
