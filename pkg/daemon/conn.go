@@ -72,3 +72,25 @@ func ConnectRedis(ctx context.Context, url string, log *slog.Logger) (*redis.Cli
 		}
 	}
 }
+
+// UnlinkPrefix deletes (UNLINK, in batches) every key that starts with
+// prefix. It returns the scan's error; keys deleted before it stay deleted.
+func UnlinkPrefix(ctx context.Context, rdb *redis.Client, prefix string) error {
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	batch := make([]string, 0, 500)
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == cap(batch) {
+			if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
+			return err
+		}
+	}
+	return iter.Err()
+}

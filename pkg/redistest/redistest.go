@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/hubhooks/hubhooks/pkg/daemon"
 	"os"
 	"testing"
 	"time"
@@ -51,16 +52,5 @@ func New(t testing.TB) (*redis.Client, string) {
 func Cleanup(rdb *redis.Client, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 500 {
-			rdb.Unlink(ctx, batch...)
-			batch = batch[:0]
-		}
-	}
-	if len(batch) > 0 {
-		rdb.Unlink(ctx, batch...)
-	}
+	_ = daemon.UnlinkPrefix(ctx, rdb, prefix)
 }

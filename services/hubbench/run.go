@@ -1014,18 +1014,7 @@ func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string, timeout t
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	batch := make([]string, 0, 1000)
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == cap(batch) {
-			_ = rdb.Unlink(ctx, batch...).Err()
-			batch = batch[:0]
-		}
-	}
-	if len(batch) > 0 {
-		_ = rdb.Unlink(ctx, batch...).Err()
-	}
+	_ = daemon.UnlinkPrefix(ctx, rdb, prefix)
 }
 
 func fetchProfile(ctx context.Context, url, path string, timeout time.Duration) error {
