@@ -340,6 +340,7 @@ func DecodeJobs(h nats.Header, data []byte) ([]*deliveryv1.DeliveryJob, error) {
 			RedeliveryOf:    base.GetRedeliveryOf(),
 			FirstAttemptAt:  base.GetFirstAttemptAt(),
 			Deferrals:       base.GetDeferrals(),
+			EventArrivedAt:  base.GetEventArrivedAt(),
 		}
 	}
 	return jobs, nil

@@ -168,6 +168,7 @@ func TestFanoutRoundTrip(t *testing.T) {
 	base.DeliveryId, base.UrlId, base.Url = "", "", ""
 	base.Test, base.RedeliveryOf, base.Deferrals = true, "dlv_old", 2
 	base.FirstAttemptAt = timestamppb.New(time.Unix(1764158402, 0))
+	base.EventArrivedAt = timestamppb.New(time.Unix(1764158399, 0))
 	// Every field of DeliveryJob must be set on base or on a target, so a
 	// field added later and not copied by DecodeJobs fails this test.
 	targetFields := map[string]bool{"delivery_id": true, "url_id": true, "url": true}

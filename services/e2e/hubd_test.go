@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"io"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +114,31 @@ func (h *testHub) publish(t *testing.T, ev *eventsv1.DomainEvent, asJSON bool) *
 		t.Fatalf("publish %s: %v", ev.GetType(), err)
 	}
 	return ack
+}
+
+// counter returns the value of a metric line (name with labels) on hubd's
+// /metrics, 0 when absent.
+func (h *testHub) counter(t *testing.T, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + h.hub.HTTPAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
 
 func domainEvent(t *testing.T, hub, id, typ string, data map[string]any) *eventsv1.DomainEvent {
@@ -249,6 +277,18 @@ func TestPipelineEndToEnd(t *testing.T) {
 	// Triggers off: an event is neither delivered nor logged.
 	if _, err := h.config.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: false}); err != nil {
 		t.Fatal(err)
+	}
+	// The services' config caches learn of a change within milliseconds
+	// (docs/architecture.md); an event published inside that window may still
+	// go out. Wait until the expander skips an event as disabled, then
+	// publish the one that must not be delivered.
+	skippedBefore := h.counter(t, `hubhooks_expander_events_skipped_total{reason="disabled"}`)
+	for i := 0; h.counter(t, `hubhooks_expander_events_skipped_total{reason="disabled"}`) == skippedBefore; i++ {
+		if i == 200 {
+			t.Fatal("the expander never saw the triggers off")
+		}
+		h.publish(t, domainEvent(t, hub, fmt.Sprintf("evt-probe-%d", i), "USER.DELETED", map[string]any{"user": map[string]any{"id": "u1"}}), false)
+		time.Sleep(20 * time.Millisecond)
 	}
 	h.publish(t, domainEvent(t, hub, "evt-while-off", "USER.UPDATED", map[string]any{"user": map[string]any{"id": "u1"}}), false)
 	if _, err := h.config.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true}); err != nil {

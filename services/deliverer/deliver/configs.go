@@ -33,6 +33,13 @@ func cancelReason(cfg *hubhooksv1.HubConfig, job *deliveryv1.DeliveryJob) string
 	if !cfg.GetEventsEnabled() && !job.GetTest() {
 		return "event triggers disabled"
 	}
+	if on, arrived := cfg.GetEventsEnabledAt(), job.GetEventArrivedAt(); on != nil && arrived != nil &&
+		!job.GetTest() && job.GetRedeliveryOf() == "" && arrived.AsTime().Before(on.AsTime()) {
+		// Expanded under a config that had not yet seen the triggers go off
+		// (the caches lag by milliseconds): they were off at some point after
+		// the event arrived, which cancels it like any pending delivery.
+		return "event triggers were switched off after the event arrived"
+	}
 	for _, u := range cfg.GetCallbackUrls() {
 		if job.GetUrlId() != "" && u.GetId() == job.GetUrlId() {
 			return ""

@@ -3,6 +3,8 @@ package deliver
 import (
 	"errors"
 	"fmt"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"sync"
 	"testing"
 	"time"
@@ -85,5 +87,39 @@ func TestRecordBatcher(t *testing.T) {
 	}
 	if b.flushers != 0 || len(b.pending) != 0 {
 		t.Errorf("left %d flushers, %d pending", b.flushers, len(b.pending))
+	}
+}
+
+// A job whose domain event arrived before the triggers were last switched
+// on is cancelled (they were off after it arrived), unless it is a test
+// event or a redelivery; jobs without an arrival time are not judged by it.
+func TestCancelReasonTriggersOffAfterArrival(t *testing.T) {
+	on := time.Unix(1764158400, 0)
+	cfg := &hubhooksv1.HubConfig{EventsEnabled: true, EventsEnabledAt: timestamppb.New(on),
+		CallbackUrls: []*hubhooksv1.CallbackUrl{{Id: "url_1", Url: "https://a.example/hook"}}}
+	job := func(arrived time.Time, mutate func(*deliveryv1.DeliveryJob)) *deliveryv1.DeliveryJob {
+		j := &deliveryv1.DeliveryJob{UrlId: "url_1", Url: "https://a.example/hook"}
+		if !arrived.IsZero() {
+			j.EventArrivedAt = timestamppb.New(arrived)
+		}
+		if mutate != nil {
+			mutate(j)
+		}
+		return j
+	}
+	for _, tc := range []struct {
+		name string
+		job  *deliveryv1.DeliveryJob
+		want bool
+	}{
+		{"arrived before the triggers went on", job(on.Add(-time.Second), nil), true},
+		{"arrived after", job(on.Add(time.Second), nil), false},
+		{"no arrival time", job(time.Time{}, nil), false},
+		{"redelivery", job(on.Add(-time.Hour), func(j *deliveryv1.DeliveryJob) { j.RedeliveryOf = "dlv_x" }), false},
+		{"test event", job(on.Add(-time.Hour), func(j *deliveryv1.DeliveryJob) { j.Test = true }), false},
+	} {
+		if got := cancelReason(cfg, tc.job) != ""; got != tc.want {
+			t.Errorf("%s: cancelled %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -214,6 +214,10 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		return nil
 	}
 
+	var arrivedAt *timestamppb.Timestamp
+	if !arrived.IsZero() {
+		arrivedAt = timestamppb.New(arrived)
+	}
 	createdAt := time.Now()
 	if ev.OccurredAt != nil {
 		createdAt = ev.GetOccurredAt().AsTime()
@@ -261,6 +265,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 				DomainEventType: subject,
 				Attempt:         1,
 				ConfigVersion:   cfg.GetVersion(),
+				EventArrivedAt:  arrivedAt,
 			},
 			Targets: make([]*deliveryv1.FanoutTarget, len(urls)),
 		}

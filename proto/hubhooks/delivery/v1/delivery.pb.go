@@ -57,9 +57,14 @@ type DeliveryJob struct {
 	// deferrals counts how often this attempt was parked because its URL's
 	// lane was full; it is part of the Nats-Msg-Id so a parked job is not
 	// de-duplicated against its own earlier publication.
-	Deferrals     int32 `protobuf:"varint,16,opt,name=deferrals,proto3" json:"deferrals,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Deferrals int32 `protobuf:"varint,16,opt,name=deferrals,proto3" json:"deferrals,omitempty"`
+	// event_arrived_at is when the domain event reached JetStream (unset for
+	// redeliveries and test events). A job whose event arrived before the
+	// hub's triggers were last switched on is cancelled: the triggers were off
+	// at some point after it arrived.
+	EventArrivedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=event_arrived_at,json=eventArrivedAt,proto3" json:"event_arrived_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DeliveryJob) Reset() {
@@ -202,6 +207,13 @@ func (x *DeliveryJob) GetDeferrals() int32 {
 		return x.Deferrals
 	}
 	return 0
+}
+
+func (x *DeliveryJob) GetEventArrivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EventArrivedAt
+	}
+	return nil
 }
 
 // AttemptRecorded tells the logger about one attempt (or a cancellation) of
@@ -427,7 +439,7 @@ var File_hubhooks_delivery_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\n" +
-	"#hubhooks/delivery/v1/delivery.proto\x12\x14hubhooks.delivery.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18hubhooks/v1/common.proto\"\xb8\x04\n" +
+	"#hubhooks/delivery/v1/delivery.proto\x12\x14hubhooks.delivery.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18hubhooks/v1/common.proto\"\xfe\x04\n" +
 	"\vDeliveryJob\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x15\n" +
@@ -448,7 +460,8 @@ const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\x04test\x18\r \x01(\bR\x04test\x12#\n" +
 	"\rredelivery_of\x18\x0e \x01(\tR\fredeliveryOf\x12D\n" +
 	"\x10first_attempt_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstAttemptAt\x12\x1c\n" +
-	"\tdeferrals\x18\x10 \x01(\x05R\tdeferrals\"\xe2\x02\n" +
+	"\tdeferrals\x18\x10 \x01(\x05R\tdeferrals\x12D\n" +
+	"\x10event_arrived_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x0eeventArrivedAt\"\xe2\x02\n" +
 	"\x0fAttemptRecorded\x123\n" +
 	"\x03job\x18\x01 \x01(\v2!.hubhooks.delivery.v1.DeliveryJobR\x03job\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -490,20 +503,21 @@ var file_hubhooks_delivery_v1_delivery_proto_goTypes = []any{
 	(*v1.HttpResponse)(nil),       // 6: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_delivery_v1_delivery_proto_depIdxs = []int32{
-	4, // 0: hubhooks.delivery.v1.DeliveryJob.created_at:type_name -> google.protobuf.Timestamp
-	4, // 1: hubhooks.delivery.v1.DeliveryJob.first_attempt_at:type_name -> google.protobuf.Timestamp
-	0, // 2: hubhooks.delivery.v1.AttemptRecorded.job:type_name -> hubhooks.delivery.v1.DeliveryJob
-	5, // 3: hubhooks.delivery.v1.AttemptRecorded.request:type_name -> hubhooks.v1.HttpRequest
-	6, // 4: hubhooks.delivery.v1.AttemptRecorded.response:type_name -> hubhooks.v1.HttpResponse
-	4, // 5: hubhooks.delivery.v1.AttemptRecorded.started_at:type_name -> google.protobuf.Timestamp
-	4, // 6: hubhooks.delivery.v1.AttemptRecorded.next_attempt_at:type_name -> google.protobuf.Timestamp
-	0, // 7: hubhooks.delivery.v1.DeliveryFanout.job:type_name -> hubhooks.delivery.v1.DeliveryJob
-	3, // 8: hubhooks.delivery.v1.DeliveryFanout.targets:type_name -> hubhooks.delivery.v1.FanoutTarget
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	4,  // 0: hubhooks.delivery.v1.DeliveryJob.created_at:type_name -> google.protobuf.Timestamp
+	4,  // 1: hubhooks.delivery.v1.DeliveryJob.first_attempt_at:type_name -> google.protobuf.Timestamp
+	4,  // 2: hubhooks.delivery.v1.DeliveryJob.event_arrived_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: hubhooks.delivery.v1.AttemptRecorded.job:type_name -> hubhooks.delivery.v1.DeliveryJob
+	5,  // 4: hubhooks.delivery.v1.AttemptRecorded.request:type_name -> hubhooks.v1.HttpRequest
+	6,  // 5: hubhooks.delivery.v1.AttemptRecorded.response:type_name -> hubhooks.v1.HttpResponse
+	4,  // 6: hubhooks.delivery.v1.AttemptRecorded.started_at:type_name -> google.protobuf.Timestamp
+	4,  // 7: hubhooks.delivery.v1.AttemptRecorded.next_attempt_at:type_name -> google.protobuf.Timestamp
+	0,  // 8: hubhooks.delivery.v1.DeliveryFanout.job:type_name -> hubhooks.delivery.v1.DeliveryJob
+	3,  // 9: hubhooks.delivery.v1.DeliveryFanout.targets:type_name -> hubhooks.delivery.v1.FanoutTarget
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_delivery_v1_delivery_proto_init() }
