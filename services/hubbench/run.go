@@ -297,8 +297,9 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 		_ = rx.Close(sctx)
 	}()
 
+	var post func() (ceiling.Result, error)
 	if !c.skipCeilings {
-		if err := runCeilings(ctx, c, res, factory, urls, runID, logf); err != nil {
+		if post, err = runCeilings(ctx, c, res, factory, urls, runID, logf); err != nil {
 			return res, err
 		}
 	}
@@ -501,6 +502,16 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 	if err := stopTarget(); err != nil {
 		res.Notes = append(res.Notes, err.Error())
 	}
+	if post != nil {
+		// The POST ceiling again, with the system under test stopped (as
+		// it was for the first): the ratio uses the mean of both.
+		logf("ceiling: raw HTTP POSTs again for %s", c.ceilingDuration)
+		if h, err := post(); err != nil {
+			res.Notes = append(res.Notes, "POST ceiling after the run: "+err.Error())
+		} else {
+			res.HTTPCeilingAfter = &h
+		}
+	}
 	res.Finish()
 	return res, nil
 }
@@ -605,20 +616,22 @@ func rateStr(r float64) string {
 	return fmt.Sprintf("%.0f/s", r)
 }
 
-func runCeilings(ctx context.Context, c *benchConfig, res *report.Result, f *eventFactory, urls []string, runID string, logf func(string, ...any)) error {
+// runCeilings measures both ceilings into res and returns the POST ceiling
+// as a function, to measure it again after the run.
+func runCeilings(ctx context.Context, c *benchConfig, res *report.Result, f *eventFactory, urls []string, runID string, logf func(string, ...any)) (func() (ceiling.Result, error), error) {
 	// The same client the deliverer builds (assembly.Sender): webhook.NewClient
 	// with the URL guard, loopback allowed as for the run.
 	guard, err := urlguard.New(urlguard.WithAllowedCIDRs("127.0.0.0/8"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	client, err := webhook.NewClient(webhook.WithGuard(guard))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	data, err := f.event("x", "x", 0, time.Now()).GetData().GetFields()[f.entity].MarshalJSON()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ev := webhook.Event{
 		ID: "msg_ceiling", Type: f.subject, HubID: "bench-" + runID, CreatedAt: time.Now().UTC(), Data: data,
@@ -626,34 +639,39 @@ func runCeilings(ctx context.Context, c *benchConfig, res *report.Result, f *eve
 	}
 	body, err := ev.Marshal()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n := min(len(urls), c.urls*c.hubs)
 	logf("ceiling: raw HTTP POSTs for %s (%d senders, %d URLs, %d B body)", c.ceilingDuration, c.postConcurrency, n, len(body))
-	h, err := ceiling.HTTP(ctx, ceiling.HTTPConfig{
-		Sender: client, URLs: urls[:n], Body: body, Secret: webhook.NewSecret(), Concurrency: c.postConcurrency,
-		Duration: c.ceilingDuration, IDPrefix: "msg_c" + runID + "_",
-	})
+	rounds := 0
+	post := func() (ceiling.Result, error) {
+		rounds++
+		return ceiling.HTTP(ctx, ceiling.HTTPConfig{
+			Sender: client, URLs: urls[:n], Body: body, Secret: webhook.NewSecret(), Concurrency: c.postConcurrency,
+			Duration: c.ceilingDuration, IDPrefix: fmt.Sprintf("msg_c%s_%d_", runID, rounds),
+		})
+	}
+	h, err := post()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res.HTTPCeiling = &h
 	probe, err := f.msg(classCeiling, 0, "bench")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "hubbench-js-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	logf("ceiling: raw JetStream publish+consume for %s (file store, window %d, %d B messages)", c.ceilingDuration, c.window, len(probe.Data))
 	j, err := ceiling.JetStream(ctx, ceiling.JetStreamConfig{StoreDir: dir, MsgBytes: len(probe.Data), Window: c.window, Batch: 256, Duration: c.ceilingDuration})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res.JetStreamCeiling = &j
-	return nil
+	return post, nil
 }
 
 func dialGRPC(addr, token string) (*grpc.ClientConn, error) {

@@ -140,19 +140,24 @@ func (s *Service) Run(ctx context.Context) error {
 		"subjects", s.rules.StreamSubjects())
 
 	// In-flight events finish after ctx ends; each is bounded by PublishTimeout.
+	// A fixed pool of workers, not a goroutine per event: decoding an event
+	// grows a goroutine's stack, and a new goroutine would grow it again for
+	// every event.
 	hctx := context.WithoutCancel(ctx)
-	sem := make(chan struct{}, s.cfg.Concurrency)
+	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
-	handler := func(msg jetstream.Msg) {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			s.process(hctx, msg)
-		}()
+	for range s.cfg.Concurrency {
+		wg.Go(func() {
+			for msg := range work {
+				s.process(hctx, msg)
+			}
+		})
 	}
-	defer wg.Wait()
+	handler := func(msg jetstream.Msg) { work <- msg }
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
 	for {
 		cc, err := cons.Consume(handler,
 			jetstream.PullMaxMessages(s.cfg.BatchSize),

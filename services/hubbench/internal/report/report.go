@@ -144,9 +144,14 @@ type Result struct {
 	Timeline []Point `json:"timeline,omitempty"`
 	Redis    *Redis  `json:"redis,omitempty"`
 
-	HTTPCeiling      *ceiling.Result `json:"http_ceiling,omitempty"`
+	HTTPCeiling *ceiling.Result `json:"http_ceiling,omitempty"`
+	// HTTPCeilingAfter is the same POST ceiling measured again once the
+	// system under test has stopped: the machine's speed drifts, and the
+	// ratio uses the mean of both.
+	HTTPCeilingAfter *ceiling.Result `json:"http_ceiling_after,omitempty"`
 	JetStreamCeiling *ceiling.Result `json:"jetstream_ceiling,omitempty"`
-	// RatioToHTTPCeiling is SteadyDeliveriesPerSec / HTTPCeiling.PerSecond.
+	// RatioToHTTPCeiling is SteadyDeliveriesPerSec / the POST ceiling (the
+	// mean of HTTPCeiling and HTTPCeilingAfter when both were measured).
 	RatioToHTTPCeiling float64 `json:"ratio_to_http_ceiling,omitempty"`
 	// Counters are the system's non-zero hubhooks_*_total counters at the
 	// end of the run (hubd target), for explaining the numbers.
@@ -164,12 +169,29 @@ func (r *Result) Finish() {
 		r.DeliveriesPerSec = float64(r.DeliveriesReceived) / r.DeliverySeconds
 	}
 	r.Missing = max(0, r.DeliveriesExpected-r.DeliveriesReceived)
-	if r.HTTPCeiling != nil && r.HTTPCeiling.PerSecond > 0 {
-		r.RatioToHTTPCeiling = r.SteadyDeliveriesPerSec / r.HTTPCeiling.PerSecond
+	if c := r.POSTCeiling(); c > 0 {
+		r.RatioToHTTPCeiling = r.SteadyDeliveriesPerSec / c
 	}
 	if r.Redis != nil && r.Redis.Entries > 0 {
 		r.Redis.BytesPerEntry = float64(r.Redis.UsedMemoryAfter-r.Redis.UsedMemoryBefore) / float64(r.Redis.Entries)
 	}
+}
+
+// POSTCeiling is the POST ceiling the ratio uses: the mean of the
+// measurements before and after the system under test ran (0 when none).
+func (r *Result) POSTCeiling() float64 {
+	var sum float64
+	var n int
+	for _, c := range []*ceiling.Result{r.HTTPCeiling, r.HTTPCeilingAfter} {
+		if c != nil && c.PerSecond > 0 {
+			sum += c.PerSecond
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
 }
 
 // WriteJSONFile writes r as indented JSON to path.
@@ -247,6 +269,9 @@ func (r *Result) PrintTable(w io.Writer) error {
 	}
 	if c := r.HTTPCeiling; c != nil {
 		fmt.Fprintf(tw, "ceiling: raw HTTP POST\t%.0f/s (%d in %.1fs, %d senders, %d B body, errors %d)\n", c.PerSecond, c.Ops, c.Seconds, c.Concurrency, c.BodyBytes, c.Errors)
+		if a := r.HTTPCeilingAfter; a != nil {
+			fmt.Fprintf(tw, "  again after the run\t%.0f/s (%d in %.1fs, errors %d); mean %.0f/s\n", a.PerSecond, a.Ops, a.Seconds, a.Errors, r.POSTCeiling())
+		}
 	} else {
 		fmt.Fprintf(tw, "ceiling: raw HTTP POST\tskipped\n")
 	}

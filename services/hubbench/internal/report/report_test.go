@@ -47,6 +47,12 @@ func TestFinish(t *testing.T) {
 			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
 		}
 	}
+	// Measured before and after the run, the ratio uses the mean ceiling.
+	r.HTTPCeilingAfter = &ceiling.Result{Ops: 30000, Seconds: 2, PerSecond: 15000}
+	r.Finish()
+	if want := 1800.0 / 17500; r.RatioToHTTPCeiling != want {
+		t.Errorf("ratio with two ceilings = %v, want %v", r.RatioToHTTPCeiling, want)
+	}
 	over := &Result{DeliveriesExpected: 5, DeliveriesReceived: 7}
 	over.Finish()
 	if over.Missing != 0 {

@@ -16,7 +16,9 @@ import (
 //
 //	P{hub}:e:<id>        hash   entry: m = DeliveryJob (metadata + body, once),
 //	                            s = EventLog summary, k = order key of the
-//	                            record that decided s, a:<nnnnnn>:<r> = Attempt
+//	                            record that decided s, a:<nnnnnn>:<r> = Attempt,
+//	                            x = h(type) h(url) h(event), naming its filter
+//	                            index keys (the write script trims with it)
 //	P{hub}:i             zset   every entry of the hub
 //	P{hub}:t:<h(type)>   zset   entries by event type
 //	P{hub}:u:<h(url)>    zset   entries by URL
@@ -30,9 +32,13 @@ type keys struct{ base string }
 func (k keys) hub(hub string) string            { return k.base + "{" + hub + "}:" }
 func (k keys) entry(hub, id string) string      { return k.hub(hub) + "e:" + id }
 func (k keys) all(hub string) string            { return k.hub(hub) + "i" }
-func (k keys) byType(hub, typ string) string    { return k.hub(hub) + "t:" + digest(typ) }
-func (k keys) byURL(hub, url string) string     { return k.hub(hub) + "u:" + digest(url) }
-func (k keys) byEvent(hub, event string) string { return k.hub(hub) + "v:" + digest(event) }
+func (k keys) byType(hub, typ string) string    { return k.index(hub, "t:", digest(typ)) }
+func (k keys) byURL(hub, url string) string     { return k.index(hub, "u:", digest(url)) }
+func (k keys) byEvent(hub, event string) string { return k.index(hub, "v:", digest(event)) }
+
+// index is the filter-index key of one kind ("t:", "u:" or "v:") and digest;
+// the write script builds the same names from an entry's "x" field.
+func (k keys) index(hub, kind, dig string) string { return k.hub(hub) + kind + dig }
 
 // digest keeps filter values of any length and alphabet out of key names.
 // Collisions only widen the candidate set: every filter is checked again on

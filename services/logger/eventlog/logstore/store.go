@@ -72,52 +72,97 @@ func New(rdb *redis.Client, o Options) (*Store, error) {
 }
 
 // writeScript applies a batch of records of one hub to their entries and
-// the hub's indexes atomically (every key carries the hub's hash tag).
+// the hub's indexes atomically (every key carries the hub's hash tag), and
+// trims the hub to its maximum number of entries.
 //
 // KEYS: 1 hub index, then per record: entry, type index, url index, event
 // index.
 // ARGV: 1 TTL seconds, 2 max entries per hub, 3 lexicographic lower bound of
 // expired index members, then per record: index member, order key, metadata
-// blob, attempt field ("" for none), attempt blob, summary blob.
-// Returns {records that changed a summary, trimmed members...}.
+// blob, attempt field ("" for none), attempt blob, summary blob, index
+// digests (the entry's "x": the type, url and event digests of its filter
+// index keys, 3 x 16 hex digits).
+// Returns {records that changed a summary, entries trimmed, trimmed members
+// left to the caller...}.
+//
+// The script costs a few Redis calls per record: a new entry is one HSET,
+// and every index gets one ZADD per batch. Trimming happens here too: a
+// trimmed entry's filter-index keys are named from its "x" field under the
+// hub's key prefix (so they carry the same hash tag, in the slot of KEYS[1]).
+// Members of entries without "x" (written by older versions, or already
+// expired) are returned for the caller to clean up.
 var writeScript = redis.NewScript(`
 local ttl, max, cutoff = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local n = (#KEYS - 1) / 4
 local changed = 0
-local seen, idx = {}, {}
+local members, idx = {}, {}
+local function add(key, m)
+  local l = members[key]
+  if not l then
+    l = {}
+    members[key] = l
+    idx[#idx + 1] = key
+  end
+  l[#l + 1] = m
+end
 for r = 0, n - 1 do
-  local k, a = 1 + r * 4, 3 + r * 6
-  local entry, m = KEYS[k + 1], ARGV[a + 1]
-  redis.call('HSETNX', entry, 'm', ARGV[a + 3])
-  if ARGV[a + 4] ~= '' then
-    redis.call('HSET', entry, ARGV[a + 4], ARGV[a + 5])
-  end
-  local cur = tonumber(redis.call('HGET', entry, 'k') or '-1')
-  if tonumber(ARGV[a + 2]) > cur then
-    redis.call('HSET', entry, 'k', ARGV[a + 2], 's', ARGV[a + 6])
+  local k, a = 1 + r * 4, 3 + r * 7
+  local entry, m, ord = KEYS[k + 1], ARGV[a + 1], ARGV[a + 2]
+  local field, sum = ARGV[a + 4], ARGV[a + 6]
+  local cur = redis.call('HGET', entry, 'k')
+  if not cur then
+    if field ~= '' then
+      redis.call('HSET', entry, 'm', ARGV[a + 3], 'k', ord, 's', sum, 'x', ARGV[a + 7], field, ARGV[a + 5])
+    else
+      redis.call('HSET', entry, 'm', ARGV[a + 3], 'k', ord, 's', sum, 'x', ARGV[a + 7])
+    end
     changed = changed + 1
-  end
-  redis.call('EXPIRE', entry, ttl)
-  redis.call('ZADD', KEYS[1], 0, m)
-  for i = k + 2, k + 4 do
-    redis.call('ZADD', KEYS[i], 0, m)
-    if not seen[KEYS[i]] then
-      seen[KEYS[i]] = true
-      idx[#idx + 1] = KEYS[i]
+  else
+    if field ~= '' then
+      redis.call('HSET', entry, field, ARGV[a + 5])
+    end
+    if tonumber(ord) > tonumber(cur) then
+      redis.call('HSET', entry, 'k', ord, 's', sum)
+      changed = changed + 1
     end
   end
+  redis.call('EXPIRE', entry, ttl)
+  add(KEYS[1], m)
+  for i = k + 2, k + 4 do
+    add(KEYS[i], m)
+  end
 end
-idx[#idx + 1] = KEYS[1]
 for _, key in ipairs(idx) do
+  local l = members[key]
+  for from = 1, #l, 512 do
+    local args = {}
+    for j = from, math.min(from + 511, #l) do
+      args[#args + 1] = 0
+      args[#args + 1] = l[j]
+    end
+    redis.call('ZADD', key, unpack(args))
+  end
   redis.call('ZREMRANGEBYLEX', key, cutoff, '+')
   redis.call('EXPIRE', key, ttl)
 end
-local out = {changed}
+local out = {changed, 0}
 local total = redis.call('ZCARD', KEYS[1])
 if total > max then
+  local base = string.sub(KEYS[1], 1, -2)
   local popped = redis.call('ZPOPMAX', KEYS[1], total - max)
   for i = 1, #popped, 2 do
-    out[#out + 1] = popped[i]
+    local m = popped[i]
+    local entry = base .. 'e:' .. string.sub(m, 17)
+    local x = redis.call('HGET', entry, 'x')
+    if x and #x == 48 then
+      redis.call('ZREM', base .. 't:' .. string.sub(x, 1, 16), m)
+      redis.call('ZREM', base .. 'u:' .. string.sub(x, 17, 32), m)
+      redis.call('ZREM', base .. 'v:' .. string.sub(x, 33, 48), m)
+      redis.call('UNLINK', entry)
+      out[2] = out[2] + 1
+    else
+      out[#out + 1] = m
+    end
   end
 end
 return out
@@ -181,9 +226,9 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 			byHub[hub] = c
 			calls = append(calls, c)
 		}
-		c.keys = append(c.keys, s.k.entry(hub, id), s.k.byType(hub, job.GetEventType()),
-			s.k.byURL(hub, job.GetUrl()), s.k.byEvent(hub, job.GetWebhookEventId()))
-		c.args = append(c.args, member(createdAt(rec), id), orderKey(rec), meta, field, ablob, sum)
+		dt, du, de := digest(job.GetEventType()), digest(job.GetUrl()), digest(job.GetWebhookEventId())
+		c.keys = append(c.keys, s.k.entry(hub, id), s.k.index(hub, "t:", dt), s.k.index(hub, "u:", du), s.k.index(hub, "v:", de))
+		c.args = append(c.args, member(createdAt(rec), id), orderKey(rec), meta, field, ablob, sum, dt+du+de)
 	}
 
 	run := func() ([]*redis.Cmd, error) {
@@ -213,10 +258,16 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		if err != nil || len(vals) == 0 {
 			return res, fmt.Errorf("write record: unexpected script reply %v: %w", vals, err)
 		}
+		if len(vals) < 2 {
+			return res, fmt.Errorf("write record: unexpected script reply %v", vals)
+		}
 		if c, ok := vals[0].(int64); ok {
 			res.Changed += int(c)
 		}
-		for _, v := range vals[1:] {
+		if c, ok := vals[1].(int64); ok {
+			res.Trimmed += int(c)
+		}
+		for _, v := range vals[2:] {
 			if m, ok := v.(string); ok && validMember(m) {
 				trim = append(trim, popped{hub: calls[i].hub, id: memberID(m)})
 			}
@@ -226,10 +277,11 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		return res, nil
 	}
 
-	// Trimmed members left the hub index atomically in the script (so two
-	// replicas never both trim for one excess entry); now delete the entries
-	// and their filter-index members. A crash here leaves only keys that
-	// expire and members that lists skip and remove.
+	// Members of entries without index digests (written before they were
+	// stored, or expired) left the hub index atomically in the script (so
+	// two replicas never both trim for one excess entry); now delete the
+	// entries and their filter-index members. A crash here leaves only keys
+	// that expire and members that lists skip and remove.
 	pipe := s.rdb.Pipeline()
 	gets := make([]*redis.StringCmd, len(trim))
 	for i, p := range trim {
@@ -257,6 +309,6 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 	if _, err := pipe.Exec(ctx); err != nil {
 		return res, fmt.Errorf("delete trimmed entries: %w", err)
 	}
-	res.Trimmed = len(trim)
+	res.Trimmed += len(trim)
 	return res, nil
 }

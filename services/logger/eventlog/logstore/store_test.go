@@ -404,38 +404,62 @@ func TestListBadPageToken(t *testing.T) {
 	}
 }
 
+// TestTrimMaxEntriesPerHub trims in the write script (entries name their
+// filter indexes in "x") and, for entries without "x" (written by older
+// versions), in the Go fallback; either way nothing of a trimmed entry stays.
 func TestTrimMaxEntriesPerHub(t *testing.T) {
-	s, rdb, prefix := newStore(t, logstore.Options{MaxEntriesPerHub: 10})
-	var trimmed int
-	for i := range 25 {
-		job := newJob("hub1", fmt.Sprintf("dlv_%04d", i), t0.Add(time.Duration(i)*time.Second))
-		trimmed += write(t, s, record(job, 1, logstore.StatusSucceeded, 200)).Trimmed
-	}
-	if trimmed != 15 {
-		t.Errorf("trimmed = %d, want 15", trimmed)
-	}
-	got, _ := listAll(t, s, logstore.Query{HubID: "hub1", PageSize: 100})
-	want := []string{}
-	for i := 24; i >= 15; i-- {
-		want = append(want, fmt.Sprintf("dlv_%04d", i))
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("after trimming: %v, want %v", got, want)
-	}
-	byType, _ := listAll(t, s, logstore.Query{HubID: "hub1", EventType: "API.CREATED", PageSize: 100})
-	if !slices.Equal(byType, want) {
-		t.Fatalf("type index after trimming: %v, want %v", byType, want)
-	}
-	if _, err := s.Get(context.Background(), "hub1", "dlv_0000"); !errors.Is(err, logstore.ErrNotFound) {
-		t.Fatalf("trimmed entry: %v, want ErrNotFound", err)
-	}
-	// The filter indexes hold no trimmed members either (no leak).
-	keys, err := rdb.Keys(context.Background(), prefix+"log:{hub1}:t:*").Result()
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("type index keys %v, %v", keys, err)
-	}
-	if n := rdb.ZCard(context.Background(), keys[0]).Val(); n != 10 {
-		t.Fatalf("type index has %d members, want 10", n)
+	for _, legacy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("legacy=%v", legacy), func(t *testing.T) {
+			ctx := context.Background()
+			s, rdb, prefix := newStore(t, logstore.Options{MaxEntriesPerHub: 10})
+			var trimmed int
+			for i := range 25 {
+				id := fmt.Sprintf("dlv_%04d", i)
+				job := newJob("hub1", id, t0.Add(time.Duration(i)*time.Second))
+				trimmed += write(t, s, record(job, 1, logstore.StatusSucceeded, 200)).Trimmed
+				if legacy {
+					if err := rdb.HDel(ctx, prefix+"log:{hub1}:e:"+id, "x").Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if trimmed != 15 {
+				t.Errorf("trimmed = %d, want 15", trimmed)
+			}
+			got, _ := listAll(t, s, logstore.Query{HubID: "hub1", PageSize: 100})
+			want := []string{}
+			for i := 24; i >= 15; i-- {
+				want = append(want, fmt.Sprintf("dlv_%04d", i))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("after trimming: %v, want %v", got, want)
+			}
+			byType, _ := listAll(t, s, logstore.Query{HubID: "hub1", EventType: "API.CREATED", PageSize: 100})
+			if !slices.Equal(byType, want) {
+				t.Fatalf("type index after trimming: %v, want %v", byType, want)
+			}
+			if _, err := s.Get(ctx, "hub1", "dlv_0000"); !errors.Is(err, logstore.ErrNotFound) {
+				t.Fatalf("trimmed entry: %v, want ErrNotFound", err)
+			}
+			// No key or filter-index member of a trimmed entry is left (no leak).
+			entries, err := rdb.Keys(ctx, prefix+"log:{hub1}:e:*").Result()
+			if err != nil || len(entries) != 10 {
+				t.Fatalf("entry keys %d, %v; want 10", len(entries), err)
+			}
+			for _, kind := range []string{"t", "u", "v"} {
+				keys, err := rdb.Keys(ctx, prefix+"log:{hub1}:"+kind+":*").Result()
+				if err != nil || len(keys) == 0 {
+					t.Fatalf("%s index keys %v, %v", kind, keys, err)
+				}
+				var n int64
+				for _, k := range keys {
+					n += rdb.ZCard(ctx, k).Val()
+				}
+				if n != 10 {
+					t.Fatalf("%s indexes hold %d members, want 10", kind, n)
+				}
+			}
+		})
 	}
 }
 
