@@ -13,14 +13,15 @@ import (
 // ConnectNATS connects to url and keeps reconnecting forever: a NATS outage
 // makes the service wait, never exit. The first connection is retried in the
 // background too (nats.RetryOnFailedConnect), so ConnectNATS returns at once.
-func ConnectNATS(url, name string, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// opts come after the defaults (e.g. nats.InProcessServer).
+func ConnectNATS(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond),
-		nats.ReconnectBufSize(64*1024*1024),
-		nats.PingInterval(10*time.Second),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectBufSize(64 * 1024 * 1024),
+		nats.PingInterval(10 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected; reconnecting", "err", err)
@@ -35,7 +36,7 @@ func ConnectNATS(url, name string, log *slog.Logger) (*nats.Conn, error) {
 			}
 			log.Error("nats async error", "subject", subj, "err", err)
 		}),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect nats %s: %w", url, err)
 	}

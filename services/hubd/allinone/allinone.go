@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hubhooks/hubhooks/pkg/natsembed"
@@ -59,6 +60,7 @@ func Start(ctx context.Context, p *assembly.Parts) (*Hub, error) {
 	fail := func(err error) (*Hub, error) { cleanup(); return nil, err }
 
 	natsURL := s.NATSURL
+	var natsOpts []nats.Option
 	if natsURL == "" {
 		listen := s.NATSListen
 		if !s.NATSListenSet && !free(listen) {
@@ -71,11 +73,14 @@ func Start(ctx context.Context, p *assembly.Parts) (*Hub, error) {
 		}
 		cleanups = append(cleanups, func() { srv.Shutdown(); srv.WaitForShutdown() })
 		natsURL = srv.ClientURL()
+		// The services reach the embedded server in memory, not over a
+		// loopback socket; outside publishers use natsURL.
+		natsOpts = append(natsOpts, nats.InProcessServer(srv))
 		p.Log.Info("embedded NATS with JetStream started", "url", natsURL, "store", filepath.Join(s.DataDir, "nats"))
 	}
 	h.NATSURL = natsURL
 
-	nc, js, err := p.NATS(natsURL)
+	nc, js, err := p.NATS(natsURL, natsOpts...)
 	if err != nil {
 		return fail(err)
 	}

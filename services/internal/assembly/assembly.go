@@ -75,8 +75,8 @@ func (p *Parts) StreamOptions() eventbus.Options {
 }
 
 // NATS connects to url with endless reconnects and registers a readiness check.
-func (p *Parts) NATS(url string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := daemon.ConnectNATS(url, "hubhooks-"+p.Name, p.Log)
+func (p *Parts) NATS(url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := daemon.ConnectNATS(url, "hubhooks-"+p.Name, p.Log, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
