@@ -10,60 +10,10 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/hubhooks/hubhooks/pkg/cascade"
+	"github.com/hubhooks/hubhooks/pkg/cascade/cascadetest"
 )
 
-// specRows is PRODUCT.md section 3, written out by hand (not derived from
-// rules.json) so that a wrong rules file fails the test.
-var specRows = []struct {
-	name    string
-	subject string
-	emits   []string
-}{
-	{"API Created", "API.CREATED", []string{"API.CREATED", "API.UPDATED", "API_VERSION.CREATED", "BILLINGPLAN.CREATED", "SUBSCRIPTION.CREATED"}},
-	{"API Updated", "API.UPDATED", []string{"API.UPDATED", "API_VERSION.UPDATED"}},
-	{"API Deleted", "API.DELETED", []string{"API.DELETED", "BILLINGPLAN.DELETED"}},
-	{"Subscription Created", "SUBSCRIPTION.CREATED", []string{"SUBSCRIPTION.CREATED", "SUBSCRIPTION.UPDATED"}},
-	{"Subscription Updated", "SUBSCRIPTION.UPDATED", []string{"SUBSCRIPTION.CREATED", "SUBSCRIPTION.UPDATED"}},
-	{"Subscription Deleted", "SUBSCRIPTION.DELETED", []string{"SUBSCRIPTION.UPDATED"}},
-	{"Billing Plan Created", "BILLINGPLAN.CREATED", []string{"API.UPDATED", "API_VERSION.UPDATED", "BILLINGPLAN.CREATED"}},
-	{"Billing Plan Updated", "BILLINGPLAN.UPDATED", []string{"API.UPDATED", "API_VERSION.UPDATED", "BILLINGPLAN.UPDATED"}},
-	{"Billing Plan Deleted", "BILLINGPLAN.DELETED", []string{"BILLINGPLAN.UPDATED", "BILLINGPLAN.DELETED"}},
-	{"API Version Created", "API_VERSION.CREATED", []string{"API_VERSION.CREATED", "BILLINGPLAN.UPDATED"}},
-	{"API Version Updated", "API_VERSION.UPDATED", []string{"API.UPDATED", "API_VERSION.UPDATED"}},
-	{"API Version Deleted", "API_VERSION.DELETED", nil},
-	{"User Created", "USER.CREATED", []string{"APP.CREATED", "APP_KEY.CREATED", "USER.CREATED"}},
-	{"User Updated", "USER.UPDATED", []string{"USER.UPDATED"}},
-	{"User Deleted", "USER.DELETED", []string{"USER.DELETED"}},
-	{"Team Created", "TEAM.CREATED", []string{"APP.CREATED", "APP_KEY.CREATED", "TEAM.CREATED"}},
-	{"Team Updated", "TEAM.UPDATED", []string{"TEAM.UPDATED"}},
-	{"Team Deleted", "TEAM.DELETED", []string{"APP.DELETED", "APP_KEY.DELETED", "TEAM.DELETED"}},
-	{"App Created", "APP.CREATED", []string{"APP.CREATED", "APP_KEY.CREATED"}},
-	{"App Updated", "APP.UPDATED", []string{"APP.UPDATED"}},
-	{"App Deleted", "APP.DELETED", []string{"APP.DELETED"}},
-	{"App Key Created", "APP_KEY.CREATED", []string{"APP_KEY.CREATED"}},
-	{"App Key Updated", "APP_KEY.UPDATED", []string{"APP_KEY.UPDATED"}},
-	{"App Key Deleted", "APP_KEY.DELETED", []string{"APP_KEY.DELETED"}},
-	{"Organization Created", "ORGANIZATION.CREATED", []string{"APP.CREATED", "APP_KEY.CREATED", "ORGANIZATION.CREATED", "TEAM.CREATED", "SUBSCRIPTION.CREATED"}},
-	{"Organization Updated", "ORGANIZATION.UPDATED", []string{"ORGANIZATION.UPDATED", "TEAM.UPDATED"}},
-	{"Organization Deleted", "ORGANIZATION.DELETED", []string{"ORGANIZATION.DELETED", "SUBSCRIPTION.DELETED", "APP.DELETED", "TEAM.DELETED"}},
-	{"API Endpoint Created", "API_ENDPOINT.CREATED", []string{"API_ENDPOINT.CREATED"}},
-	{"API Endpoint Updated", "API_ENDPOINT.UPDATED", []string{"API_ENDPOINT.UPDATED"}},
-	{"API Endpoint Deleted", "API_ENDPOINT.DELETED", []string{"API_ENDPOINT.DELETED"}},
-	{"Base URL Created", "BASE_URL.CREATED", []string{"TARGET_GROUP.CREATED"}},
-	{"Base URL Updated", "BASE_URL.UPDATED", []string{"TARGET_GROUP.UPDATED"}},
-	{"Base URL Deleted", "BASE_URL.DELETED", []string{"TARGET_GROUP.DELETED"}},
-	{"Documentation Created", "DOCUMENTATION.CREATED", []string{"DOCUMENTATION.CREATED"}},
-	{"Documentation Updated", "DOCUMENTATION.UPDATED", []string{"DOCUMENTATION.UPDATED"}},
-	{"Documentation Deleted", "DOCUMENTATION.DELETED", []string{"DOCUMENTATION.DELETED"}},
-	{"Approval Created", "WORKFLOW.CREATED", []string{"WORKFLOW.CREATED"}},
-	{"Approval Updated", "WORKFLOW.UPDATED", []string{"WORKFLOW.UPDATED"}},
-	{"Announcement Created", "ANNOUNCEMENT.CREATED", []string{"ANNOUNCEMENT.CREATED"}},
-	{"Discussion Created", "DISCUSSION.CREATED", []string{"DISCUSSION.CREATED"}},
-	{"Message Created", "MESSAGE.CREATED", []string{"MESSAGE.CREATED"}},
-	{"Discussion Comment Created", "DISCUSSION_COMMENT.CREATED", []string{"DISCUSSION_COMMENT.CREATED"}},
-	{"Job Created", "JOBS_REQUEST.CREATED", []string{"JOBS_REQUEST.CREATED"}},
-	{"Job Updated", "JOBS_REQUEST.UPDATED", []string{"JOBS_REQUEST.UPDATED"}},
-}
+var specRows = cascadetest.SpecRows
 
 // entityField is the payload field table of PRODUCT.md section 3.
 var entityField = map[string]string{
@@ -99,8 +49,8 @@ func TestDefaultHasEveryRowInOrder(t *testing.T) {
 		t.Fatalf("got %d rules, spec has %d (want 44)", len(all), len(specRows))
 	}
 	for i, row := range specRows {
-		if all[i].Subject != row.subject || all[i].Name != row.name {
-			t.Errorf("row %d: got %s %q, want %s %q", i+1, all[i].Subject, all[i].Name, row.subject, row.name)
+		if all[i].Subject != row.Subject || all[i].Name != row.Name {
+			t.Errorf("row %d: got %s %q, want %s %q", i+1, all[i].Subject, all[i].Name, row.Subject, row.Name)
 		}
 	}
 }
@@ -108,22 +58,22 @@ func TestDefaultHasEveryRowInOrder(t *testing.T) {
 func TestExpandEveryRow(t *testing.T) {
 	rules := cascade.Default()
 	for i, row := range specRows {
-		t.Run(row.subject, func(t *testing.T) {
+		t.Run(row.Subject, func(t *testing.T) {
 			// Without baseUrls: exactly the listed events.
-			got, err := rules.Expand(row.subject, mustStruct(t, map[string]any{"x": 1}))
+			got, err := rules.Expand(row.Subject, mustStruct(t, map[string]any{"x": 1}))
 			if err != nil {
 				t.Fatalf("row %d: Expand: %v", i+1, err)
 			}
-			if !slices.Equal(types(got), row.emits) {
-				t.Errorf("row %d: got %v, want %v", i+1, types(got), row.emits)
+			if !slices.Equal(types(got), row.Emits) {
+				t.Errorf("row %d: got %v, want %v", i+1, types(got), row.Emits)
 			}
 			// With two baseUrls: only row 1 gains TARGET_GROUP.CREATED events.
-			got, err = rules.Expand(row.subject, mustStruct(t, map[string]any{"baseUrls": []any{"a", "b"}}))
+			got, err = rules.Expand(row.Subject, mustStruct(t, map[string]any{"baseUrls": []any{"a", "b"}}))
 			if err != nil {
 				t.Fatalf("row %d: Expand: %v", i+1, err)
 			}
-			want := row.emits
-			if row.subject == "API.CREATED" {
+			want := row.Emits
+			if row.Subject == "API.CREATED" {
 				want = append(slices.Clone(want), "TARGET_GROUP.CREATED", "TARGET_GROUP.CREATED")
 			}
 			if !slices.Equal(types(got), want) {
@@ -291,7 +241,7 @@ func TestStreamSubjectsAndTypes(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, row := range specRows {
-		for _, e := range row.emits {
+		for _, e := range row.Emits {
 			seen[e] = true
 		}
 	}

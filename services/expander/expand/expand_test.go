@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hubhooks/hubhooks/pkg/cascade/cascadetest"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/publisher"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
@@ -27,57 +28,7 @@ import (
 	"github.com/hubhooks/hubhooks/services/expander/expand"
 )
 
-// specRows is PRODUCT.md section 3, by hand (without row 1's forEach events).
-var specRows = []struct {
-	name    string
-	subject string
-	emits   []string
-}{
-	{"API Created", "API.CREATED", []string{"API.CREATED", "API.UPDATED", "API_VERSION.CREATED", "BILLINGPLAN.CREATED", "SUBSCRIPTION.CREATED"}},
-	{"API Updated", "API.UPDATED", []string{"API.UPDATED", "API_VERSION.UPDATED"}},
-	{"API Deleted", "API.DELETED", []string{"API.DELETED", "BILLINGPLAN.DELETED"}},
-	{"Subscription Created", "SUBSCRIPTION.CREATED", []string{"SUBSCRIPTION.CREATED", "SUBSCRIPTION.UPDATED"}},
-	{"Subscription Updated", "SUBSCRIPTION.UPDATED", []string{"SUBSCRIPTION.CREATED", "SUBSCRIPTION.UPDATED"}},
-	{"Subscription Deleted", "SUBSCRIPTION.DELETED", []string{"SUBSCRIPTION.UPDATED"}},
-	{"Billing Plan Created", "BILLINGPLAN.CREATED", []string{"API.UPDATED", "API_VERSION.UPDATED", "BILLINGPLAN.CREATED"}},
-	{"Billing Plan Updated", "BILLINGPLAN.UPDATED", []string{"API.UPDATED", "API_VERSION.UPDATED", "BILLINGPLAN.UPDATED"}},
-	{"Billing Plan Deleted", "BILLINGPLAN.DELETED", []string{"BILLINGPLAN.UPDATED", "BILLINGPLAN.DELETED"}},
-	{"API Version Created", "API_VERSION.CREATED", []string{"API_VERSION.CREATED", "BILLINGPLAN.UPDATED"}},
-	{"API Version Updated", "API_VERSION.UPDATED", []string{"API.UPDATED", "API_VERSION.UPDATED"}},
-	{"API Version Deleted", "API_VERSION.DELETED", nil},
-	{"User Created", "USER.CREATED", []string{"APP.CREATED", "APP_KEY.CREATED", "USER.CREATED"}},
-	{"User Updated", "USER.UPDATED", []string{"USER.UPDATED"}},
-	{"User Deleted", "USER.DELETED", []string{"USER.DELETED"}},
-	{"Team Created", "TEAM.CREATED", []string{"APP.CREATED", "APP_KEY.CREATED", "TEAM.CREATED"}},
-	{"Team Updated", "TEAM.UPDATED", []string{"TEAM.UPDATED"}},
-	{"Team Deleted", "TEAM.DELETED", []string{"APP.DELETED", "APP_KEY.DELETED", "TEAM.DELETED"}},
-	{"App Created", "APP.CREATED", []string{"APP.CREATED", "APP_KEY.CREATED"}},
-	{"App Updated", "APP.UPDATED", []string{"APP.UPDATED"}},
-	{"App Deleted", "APP.DELETED", []string{"APP.DELETED"}},
-	{"App Key Created", "APP_KEY.CREATED", []string{"APP_KEY.CREATED"}},
-	{"App Key Updated", "APP_KEY.UPDATED", []string{"APP_KEY.UPDATED"}},
-	{"App Key Deleted", "APP_KEY.DELETED", []string{"APP_KEY.DELETED"}},
-	{"Organization Created", "ORGANIZATION.CREATED", []string{"APP.CREATED", "APP_KEY.CREATED", "ORGANIZATION.CREATED", "TEAM.CREATED", "SUBSCRIPTION.CREATED"}},
-	{"Organization Updated", "ORGANIZATION.UPDATED", []string{"ORGANIZATION.UPDATED", "TEAM.UPDATED"}},
-	{"Organization Deleted", "ORGANIZATION.DELETED", []string{"ORGANIZATION.DELETED", "SUBSCRIPTION.DELETED", "APP.DELETED", "TEAM.DELETED"}},
-	{"API Endpoint Created", "API_ENDPOINT.CREATED", []string{"API_ENDPOINT.CREATED"}},
-	{"API Endpoint Updated", "API_ENDPOINT.UPDATED", []string{"API_ENDPOINT.UPDATED"}},
-	{"API Endpoint Deleted", "API_ENDPOINT.DELETED", []string{"API_ENDPOINT.DELETED"}},
-	{"Base URL Created", "BASE_URL.CREATED", []string{"TARGET_GROUP.CREATED"}},
-	{"Base URL Updated", "BASE_URL.UPDATED", []string{"TARGET_GROUP.UPDATED"}},
-	{"Base URL Deleted", "BASE_URL.DELETED", []string{"TARGET_GROUP.DELETED"}},
-	{"Documentation Created", "DOCUMENTATION.CREATED", []string{"DOCUMENTATION.CREATED"}},
-	{"Documentation Updated", "DOCUMENTATION.UPDATED", []string{"DOCUMENTATION.UPDATED"}},
-	{"Documentation Deleted", "DOCUMENTATION.DELETED", []string{"DOCUMENTATION.DELETED"}},
-	{"Approval Created", "WORKFLOW.CREATED", []string{"WORKFLOW.CREATED"}},
-	{"Approval Updated", "WORKFLOW.UPDATED", []string{"WORKFLOW.UPDATED"}},
-	{"Announcement Created", "ANNOUNCEMENT.CREATED", []string{"ANNOUNCEMENT.CREATED"}},
-	{"Discussion Created", "DISCUSSION.CREATED", []string{"DISCUSSION.CREATED"}},
-	{"Message Created", "MESSAGE.CREATED", []string{"MESSAGE.CREATED"}},
-	{"Discussion Comment Created", "DISCUSSION_COMMENT.CREATED", []string{"DISCUSSION_COMMENT.CREATED"}},
-	{"Job Created", "JOBS_REQUEST.CREATED", []string{"JOBS_REQUEST.CREATED"}},
-	{"Job Updated", "JOBS_REQUEST.UPDATED", []string{"JOBS_REQUEST.UPDATED"}},
-}
+var specRows = cascadetest.SpecRows
 
 func publishRaw(t *testing.T, js jetstream.JetStream, subject string, data []byte, headers map[string]string) *jetstream.PubAck {
 	t.Helper()
@@ -163,14 +114,14 @@ func TestEveryRowProducesItsJobs(t *testing.T) {
 	urls := []string{"url_a", "url_b"}
 	e.cfgs.set(hubConfig(hub, 7, true, urls...))
 	for i, row := range specRows {
-		publishEvent(t, e.js, domainEvent(t, fmt.Sprintf("evt_row_%d", i+1), hub, row.subject, map[string]any{"x": float64(i)}))
+		publishEvent(t, e.js, domainEvent(t, fmt.Sprintf("evt_row_%d", i+1), hub, row.Subject, map[string]any{"x": float64(i)}))
 	}
 	e.idle(t)
 	got := jobs(t, e.js, hub)
 	total := 0
 	for i, row := range specRows {
-		checkJobs(t, got, hub, fmt.Sprintf("evt_row_%d", i+1), row.subject, row.emits, urls, 7)
-		total += len(row.emits) * len(urls)
+		checkJobs(t, got, hub, fmt.Sprintf("evt_row_%d", i+1), row.Subject, row.Emits, urls, 7)
+		total += len(row.Emits) * len(urls)
 	}
 	if len(got) != total {
 		t.Errorf("%d jobs in all, want %d", len(got), total)
