@@ -154,15 +154,17 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 }
 
 // Ready reports nil when the service can serve every method: the attempts
-// stream is ensured, the change-feed reader is running and Redis answers.
-func (s *Service) Ready(ctx context.Context) error {
+// stream is ensured and the change-feed reader is running (it reads Redis,
+// so it stops being healthy when Redis does not answer). Redis itself is
+// checked once per process (assembly's "redis" check).
+func (s *Service) Ready(context.Context) error {
 	if !s.streamsReady.Load() {
 		return errors.New("configsvc: jetstream streams not ensured yet")
 	}
 	if !s.broker.isRunning() || !s.feedHealthy.Load() {
 		return errors.New("configsvc: change feed reader not running")
 	}
-	return s.store.Ping(ctx)
+	return nil
 }
 
 // Run ensures the JetStream streams, then reads the change feed and fans it

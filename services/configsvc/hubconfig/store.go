@@ -287,14 +287,6 @@ func (s *Store) Epoch(ctx context.Context) (string, error) {
 	return e, nil
 }
 
-// Ping checks that Redis answers.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return unavailable("ping", err)
-	}
-	return nil
-}
-
 // compareStreamIDs compares Redis stream ids "ms-seq" numerically.
 func compareStreamIDs(a, b string) int {
 	am, as := parseStreamID(a)

@@ -252,17 +252,15 @@ func (s *Service) abort(ctx context.Context, err error) error {
 	return err
 }
 
-// Ready reports nil when the consumer exists, Redis answers and the config
-// cache has its snapshot.
+// Ready reports nil when the consumer exists and the config cache has its
+// snapshot. Redis is not pinged here: the process checks its connections
+// once per probe (assembly's "redis" check), however many services share it.
 func (s *Service) Ready(ctx context.Context) error {
 	var errs []error
 	if c := s.consumer.Load(); c == nil {
 		errs = append(errs, errors.New("consumer not created yet"))
 	} else if _, err := (*c).Info(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("consumer: %w", err))
-	}
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		errs = append(errs, fmt.Errorf("redis: %w", err))
 	}
 	if !s.configs.Ready() {
 		errs = append(errs, errors.New("config cache has no snapshot yet"))

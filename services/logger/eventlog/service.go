@@ -72,13 +72,11 @@ func (s *Service) Register(gs *grpc.Server) {
 	hubhooksv1.RegisterEventLogServiceServer(gs, s.grpc)
 }
 
-// Ready reports nil once the attempts consumer is set up and Redis answers.
-func (s *Service) Ready(ctx context.Context) error {
+// Ready reports nil once the attempts consumer is set up. Redis is checked
+// once per process (assembly's "redis" check), not by every service.
+func (s *Service) Ready(context.Context) error {
 	if !s.consumerReady.Load() {
 		return ErrNotReady
-	}
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("logger: redis: %w", err)
 	}
 	return nil
 }
