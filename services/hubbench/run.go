@@ -503,8 +503,9 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 		res.Notes = append(res.Notes, err.Error())
 	}
 	if post != nil {
-		// The POST ceiling again, with the system under test stopped (as
-		// it was for the first): the ratio uses the mean of both.
+		// The POST ceiling again, with hubd stopped (an external
+		// deployment idle), as for the first: the machine's speed drifts,
+		// and the ratio uses the mean of both.
 		logf("ceiling: raw HTTP POSTs again for %s", c.ceilingDuration)
 		if h, err := post(); err != nil {
 			res.Notes = append(res.Notes, "POST ceiling after the run: "+err.Error())
