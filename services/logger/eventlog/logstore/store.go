@@ -90,9 +90,12 @@ func New(rdb *redis.Client, o Options) (*Store, error) {
 // trimmed entry's filter-index keys are named from its "x" field under the
 // hub's key prefix (so they carry the same hash tag, in the slot of KEYS[1]).
 // Members of entries without "x" (written by older versions, or already
-// expired) are returned for the caller to clean up.
+// expired) are returned for the caller to clean up. One call trims at most
+// 1,000 entries, so lowering the cap does not block Redis on one huge trim:
+// the next writes trim the rest (a batch adds far fewer than it trims).
 var writeScript = redis.NewScript(`
 local ttl, max, cutoff = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local trimMax = 1000
 local n = (#KEYS - 1) / 4
 local changed = 0
 local members, idx = {}, {}
@@ -149,7 +152,7 @@ local out = {changed, 0}
 local total = redis.call('ZCARD', KEYS[1])
 if total > max then
   local base = string.sub(KEYS[1], 1, -2)
-  local popped = redis.call('ZPOPMAX', KEYS[1], total - max)
+  local popped = redis.call('ZPOPMAX', KEYS[1], math.min(total - max, trimMax))
   for i = 1, #popped, 2 do
     local m = popped[i]
     local entry = base .. 'e:' .. string.sub(m, 17)

@@ -463,6 +463,34 @@ func TestTrimMaxEntriesPerHub(t *testing.T) {
 	}
 }
 
+// TestTrimIsBoundedPerWrite lowers the cap under 1,500 entries: one write
+// trims at most 1,000 (Redis is not blocked by one huge trim), the next the
+// rest.
+func TestTrimIsBoundedPerWrite(t *testing.T) {
+	ctx := context.Background()
+	s, rdb, prefix := newStore(t, logstore.Options{})
+	recs := make([]*deliveryv1.AttemptRecorded, 1500)
+	for i := range recs {
+		recs[i] = record(newJob("hub1", fmt.Sprintf("dlv_%04d", i), t0.Add(time.Duration(i)*time.Second)), 1, logstore.StatusSucceeded, 200)
+	}
+	write(t, s, recs...)
+	small, err := logstore.New(rdb, logstore.Options{Prefix: prefix, MaxEntriesPerHub: 10, Now: func() time.Time { return t0.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for i := range 2 {
+		job := newJob("hub1", fmt.Sprintf("dlv_new%d", i), t0.Add(time.Duration(2000+i)*time.Second))
+		got = append(got, write(t, small, record(job, 1, logstore.StatusSucceeded, 200)).Trimmed)
+	}
+	if !slices.Equal(got, []int{1000, 492}) {
+		t.Fatalf("trimmed %v, want [1000 492]", got)
+	}
+	if n := rdb.ZCard(ctx, prefix+"log:{hub1}:i").Val(); n != 10 {
+		t.Fatalf("hub index has %d members, want 10", n)
+	}
+}
+
 func TestRetention(t *testing.T) {
 	now := t0.Add(30 * 24 * time.Hour)
 	s, rdb, prefix := newStore(t, logstore.Options{Retention: time.Hour, Now: func() time.Time { return now }})
