@@ -246,13 +246,14 @@ func NewJobMsg(job *deliveryv1.DeliveryJob) (*nats.Msg, error) {
 		id = append(id, ".d"...)
 		id = strconv.AppendInt(id, int64(d), 10)
 	}
-	return protoMsg(DeliverySubject(job.GetHubId()), string(id), b), nil
+	return protoMsg(DeliverySubject(job.GetHubId()), ContentTypeProtobuf, string(id), b), nil
 }
 
-// protoMsg is a protobuf message with its de-duplication id. The header map
-// is built with its canonical keys directly (no per-message canonicalization).
-func protoMsg(subject, msgID string, data []byte) *nats.Msg {
-	vals := [2]string{ContentTypeProtobuf, msgID}
+// protoMsg is a protobuf message of contentType with its de-duplication id.
+// The header map is built with its canonical keys directly (no per-message
+// canonicalization).
+func protoMsg(subject, contentType, msgID string, data []byte) *nats.Msg {
+	vals := [2]string{contentType, msgID}
 	return &nats.Msg{
 		Subject: subject,
 		Header: nats.Header{
@@ -284,15 +285,7 @@ func NewFanoutMsg(f *deliveryv1.DeliveryFanout) (*nats.Msg, error) {
 	id = append(id, job.GetWebhookEventId()...)
 	id = append(id, '.')
 	id = strconv.AppendInt(id, int64(job.GetAttempt()), 10)
-	vals := [2]string{ContentTypeDeliveryFanout, string(id)}
-	return &nats.Msg{
-		Subject: DeliverySubject(job.GetHubId()),
-		Header: nats.Header{
-			HeaderContentType:     vals[0:1:1],
-			jetstream.MsgIDHeader: vals[1:2:2],
-		},
-		Data: b,
-	}, nil
+	return protoMsg(DeliverySubject(job.GetHubId()), ContentTypeDeliveryFanout, string(id), b), nil
 }
 
 // IsFanout reports whether a delivery message's headers say it is a
@@ -375,7 +368,7 @@ func NewEncodedAttemptMsg(rec *deliveryv1.AttemptRecorded, data []byte) *nats.Ms
 	id = strconv.AppendInt(id, int64(rec.GetAttempt()), 10)
 	id = append(id, '.')
 	id = append(id, rec.GetStatus()...)
-	return protoMsg(AttemptSubject(job.GetHubId()), string(id), data)
+	return protoMsg(AttemptSubject(job.GetHubId()), ContentTypeProtobuf, string(id), data)
 }
 
 // EncodeAttempt encodes one attempt record for NewAttemptBatchMsg.

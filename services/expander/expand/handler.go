@@ -226,6 +226,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		createdAt = arrived
 	}
 	createdAt = createdAt.UTC()
+	createdPB := timestamppb.New(createdAt) // shared by the fan-outs, only read
 	ref := webhook.DomainEventRef{ID: ev.GetId(), Type: subject, Actor: ev.GetActor()}
 	if ev.OccurredAt != nil {
 		ref.OccurredAt = ev.GetOccurredAt().AsTime().UTC()
@@ -260,7 +261,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 				WebhookEventId:  eventID,
 				EventType:       e.Type,
 				Body:            body,
-				CreatedAt:       timestamppb.New(createdAt),
+				CreatedAt:       createdPB,
 				DomainEventId:   ev.GetId(),
 				DomainEventType: subject,
 				Attempt:         1,

@@ -206,12 +206,7 @@ func (s *Sink) count(c *Class, webhookID, host, path string, sent, now time.Time
 	c.received.Add(1)
 	nanos := now.UnixNano()
 	c.first.CompareAndSwap(0, nanos)
-	for {
-		l := c.last.Load()
-		if nanos <= l || c.last.CompareAndSwap(l, nanos) {
-			break
-		}
-	}
+	storeMax(&c.last, nanos)
 	if dup {
 		c.duplicates.Add(1)
 		return
@@ -219,8 +214,7 @@ func (s *Sink) count(c *Class, webhookID, host, path string, sent, now time.Time
 	if sent.UnixNano() > 0 {
 		d := now.Sub(sent)
 		c.lat.Record(d)
-		for cur := c.windowMax.Load(); int64(d) > cur && !c.windowMax.CompareAndSwap(cur, int64(d)); cur = c.windowMax.Load() {
-		}
+		storeMax(&c.windowMax, int64(d))
 	}
 }
 
@@ -264,4 +258,10 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	return errors.Join(errs...)
+}
+
+// storeMax raises a to v unless it already holds more.
+func storeMax(a *atomic.Int64, v int64) {
+	for cur := a.Load(); v > cur && !a.CompareAndSwap(cur, v); cur = a.Load() {
+	}
 }

@@ -30,15 +30,20 @@ import (
 type keys struct{ base string }
 
 func (k keys) hub(hub string) string            { return k.base + "{" + hub + "}:" }
-func (k keys) entry(hub, id string) string      { return k.hub(hub) + "e:" + id }
+func (k keys) entry(hub, id string) string      { return entryKey(k.hub(hub), id) }
 func (k keys) all(hub string) string            { return k.hub(hub) + "i" }
 func (k keys) byType(hub, typ string) string    { return k.index(hub, "t:", digest(typ)) }
 func (k keys) byURL(hub, url string) string     { return k.index(hub, "u:", digest(url)) }
 func (k keys) byEvent(hub, event string) string { return k.index(hub, "v:", digest(event)) }
 
-// index is the filter-index key of one kind ("t:", "u:" or "v:") and digest;
-// the write script builds the same names from an entry's "x" field.
-func (k keys) index(hub, kind, dig string) string { return k.hub(hub) + kind + dig }
+func (k keys) index(hub, kind, dig string) string { return indexKey(k.hub(hub), kind, dig) }
+
+// entryKey and indexKey name keys under a hub's prefix (keys.hub), for
+// callers that build several keys of one hub; indexKey is the filter index
+// of one kind ("t:", "u:" or "v:") and digest, the names the write script
+// also builds from an entry's "x" field.
+func entryKey(hubPrefix, id string) string        { return hubPrefix + "e:" + id }
+func indexKey(hubPrefix, kind, dig string) string { return hubPrefix + kind + dig }
 
 // digest keeps filter values of any length and alphabet out of key names.
 // Collisions only widen the candidate set: every filter is checked again on

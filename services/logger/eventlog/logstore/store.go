@@ -195,9 +195,9 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 	ttl := int64(s.opts.Retention / time.Second)
 	cutoff := "(" + inverted(now.Add(-s.opts.Retention)) + "\xff"
 	type call struct {
-		hub  string
-		keys []string
-		args []any
+		hub, prefix string // prefix: keys.hub(hub)
+		keys        []string
+		args        []any
 	}
 	var calls []*call
 	byHub := map[string]*call{}
@@ -225,12 +225,12 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		}
 		c := byHub[hub]
 		if c == nil {
-			c = &call{hub: hub, keys: []string{s.k.all(hub)}, args: []any{ttl, s.opts.MaxEntriesPerHub, cutoff}}
+			c = &call{hub: hub, prefix: s.k.hub(hub), keys: []string{s.k.all(hub)}, args: []any{ttl, s.opts.MaxEntriesPerHub, cutoff}}
 			byHub[hub] = c
 			calls = append(calls, c)
 		}
 		dt, du, de := digest(job.GetEventType()), digest(job.GetUrl()), digest(job.GetWebhookEventId())
-		c.keys = append(c.keys, s.k.entry(hub, id), s.k.index(hub, "t:", dt), s.k.index(hub, "u:", du), s.k.index(hub, "v:", de))
+		c.keys = append(c.keys, entryKey(c.prefix, id), indexKey(c.prefix, "t:", dt), indexKey(c.prefix, "u:", du), indexKey(c.prefix, "v:", de))
 		c.args = append(c.args, member(createdAt(rec), id), orderKey(rec), meta, field, ablob, sum, dt+du+de)
 	}
 
@@ -258,8 +258,8 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 	var trim []popped
 	for i, cmd := range cmds {
 		vals, err := cmd.Slice()
-		if err != nil || len(vals) == 0 {
-			return res, fmt.Errorf("write record: unexpected script reply %v: %w", vals, err)
+		if err != nil {
+			return res, fmt.Errorf("write record: %w", err)
 		}
 		if len(vals) < 2 {
 			return res, fmt.Errorf("write record: unexpected script reply %v", vals)
