@@ -32,10 +32,11 @@ type fanout struct {
 	s   *Service
 	msg jetstream.Msg
 
-	mu    sync.Mutex
-	left  int
-	again []*deliveryv1.DeliveryJob
-	delay time.Duration
+	mu       sync.Mutex
+	left     int
+	again    []*deliveryv1.DeliveryJob
+	delay    time.Duration
+	progress time.Time // last InProgress sent for msg
 }
 
 // fanoutShare is one target's handle on its fanout.
@@ -48,7 +49,22 @@ type fanoutShare struct {
 func (p *fanoutShare) Ack() error                         { p.settle(false, 0); return nil }
 func (p *fanoutShare) Nak() error                         { p.settle(true, 0); return nil }
 func (p *fanoutShare) NakWithDelay(d time.Duration) error { p.settle(true, d); return nil }
-func (p *fanoutShare) InProgress() error                  { return p.f.msg.InProgress() }
+func (p *fanoutShare) InProgress() error                  { return p.f.inProgress() }
+
+// inProgress tells JetStream the message is being worked on, once for all
+// its targets: shares held together are touched in the same heartbeat tick,
+// and one call per message is enough.
+func (f *fanout) inProgress() error {
+	now := time.Now()
+	f.mu.Lock()
+	if now.Sub(f.progress) < f.s.cfg.AckWait/4 {
+		f.mu.Unlock()
+		return nil
+	}
+	f.progress = now
+	f.mu.Unlock()
+	return f.msg.InProgress()
+}
 
 func (p *fanoutShare) settle(again bool, delay time.Duration) {
 	if !p.settled.CompareAndSwap(false, true) {
@@ -77,11 +93,7 @@ func (f *fanout) finish() {
 			s.metrics.handlingErrors.WithLabelValues("republish_target").Inc()
 			s.log.Warn("republish fan-out targets to retry; the whole event is retried (done targets delivered again)",
 				"hub", f.again[0].GetHubId(), "event", f.again[0].GetWebhookEventId(), "targets", len(f.again), "err", err)
-			if f.delay > 0 {
-				_ = f.msg.NakWithDelay(f.delay)
-			} else {
-				_ = f.msg.Nak()
-			}
+			_ = f.msg.NakWithDelay(f.delay) // a zero delay is a plain nak
 			return
 		}
 	}

@@ -64,7 +64,7 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, key string
 	release := func() {}
 	if failFast == nil {
 		var ok bool
-		if release, ok = s.acquireSlots(job.GetHubId()); !ok {
+		if release, ok = s.acquireSlots(job.GetHubId(), key); !ok {
 			_ = msg.Nak() // stopping: another replica (or the restart) makes it
 			return
 		}
@@ -72,9 +72,6 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, key string
 	park.begin()
 	res := s.attempt(job, key, configcache.SigningSecrets(cfg, started), failFast)
 	release()
-	if failFast == nil {
-		s.postReturned(key)
-	}
 	parked := park.end()
 	if parked != "" {
 		// The message is acknowledged; the retry-store entry stands for it.

@@ -87,7 +87,8 @@ func (s *Service) holdLoop() {
 			}
 			if n > 0 {
 				queued = append(queued, l.queue[:n]...)
-				l.queue = append([]*heldJob(nil), l.queue[n:]...)
+				clear(l.queue[:n])
+				l.queue = l.queue[n:]
 			}
 		}
 		for h := range s.held {

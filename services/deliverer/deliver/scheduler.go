@@ -102,7 +102,7 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 		// A parked job (its lane was full, or its POST outlived the hold
 		// limit and this or another replica died before recording it): if
 		// the log holds this attempt after all, it was made; drop the entry.
-		if done, err := s.cfg.Recorded(ctx, job.GetHubId(), job.GetDeliveryId(), max(job.GetAttempt(), 1)); err == nil && done {
+		if done, err := s.attemptRecorded(ctx, job); err == nil && done {
 			if _, err := s.retries.remove(ctx, false, e); err != nil {
 				log().Warn("remove a parked retry already recorded", "err", err)
 				return

@@ -311,11 +311,8 @@ func (s *Service) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 // their URLs' lanes. It never blocks.
 func (s *Service) dispatch(msg jetstream.Msg) {
 	jobs, err := eventbus.DecodeJobs(msg.Headers(), msg.Data())
-	for _, job := range jobs {
-		if err != nil {
-			break
-		}
-		err = validJob(job)
+	for i := 0; err == nil && i < len(jobs); i++ {
+		err = validJob(jobs[i])
 	}
 	if err != nil {
 		s.poison(msg, err)
@@ -354,6 +351,12 @@ func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob) 
 	}
 }
 
+// attemptRecorded asks the event log (Config.Recorded) whether it holds
+// job's attempt.
+func (s *Service) attemptRecorded(ctx context.Context, job *deliveryv1.DeliveryJob) (bool, error) {
+	return s.cfg.Recorded(ctx, job.GetHubId(), job.GetDeliveryId(), max(job.GetAttempt(), 1))
+}
+
 // notRecorded returns the jobs whose attempt the event log does not hold
 // yet (all of them when the log cannot be asked).
 func (s *Service) notRecorded(jobs []*deliveryv1.DeliveryJob) []*deliveryv1.DeliveryJob {
@@ -361,7 +364,7 @@ func (s *Service) notRecorded(jobs []*deliveryv1.DeliveryJob) []*deliveryv1.Deli
 	defer cancel()
 	out := jobs[:0:0]
 	for _, job := range jobs {
-		done, err := s.cfg.Recorded(ctx, job.GetHubId(), job.GetDeliveryId(), max(job.GetAttempt(), 1))
+		done, err := s.attemptRecorded(ctx, job)
 		if err != nil {
 			s.metrics.handlingErrors.WithLabelValues("recorded").Inc()
 		}
@@ -518,22 +521,13 @@ func (s *Service) process(h *heldJob) {
 	s.handleJob(h.msg, h.job, h.key, nil, &h.park)
 }
 
-// postReturned notes that a POST to key's URL returned: the lane is not
-// stuck, however long its bookkeeping takes on a busy machine.
-func (s *Service) postReturned(key string) {
-	now := time.Now()
-	s.mu.Lock()
-	if l := s.lanes[key]; l != nil {
-		l.lastDone = now
-	}
-	s.mu.Unlock()
-}
-
 // acquireSlots takes a slot of hub's and one of the replica's POST limits
-// (Config.PerHubConcurrency, Config.Concurrency) for one POST; only the
-// POST holds them, not the bookkeeping around it. It reports false when the
-// deliverer is stopping.
-func (s *Service) acquireSlots(hubID string) (release func(), ok bool) {
+// (Config.PerHubConcurrency, Config.Concurrency) for one POST to laneKey's
+// URL; only the POST holds them, not the bookkeeping around it. release,
+// called when the POST returns, also notes that the lane is not stuck
+// (however long its bookkeeping takes on a busy machine). It reports false
+// when the deliverer is stopping.
+func (s *Service) acquireSlots(hubID, laneKey string) (release func(), ok bool) {
 	hub := s.acquireHub(hubID)
 	if err := hub.Acquire(s.stopCtx, 1); err != nil {
 		s.releaseHub(hubID)
@@ -547,7 +541,13 @@ func (s *Service) acquireSlots(hubID string) (release func(), ok bool) {
 	return func() {
 		s.global.Release(1)
 		hub.Release(1)
-		s.releaseHub(hubID)
+		now := time.Now()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.releaseHubLocked(hubID)
+		if l := s.lanes[laneKey]; l != nil {
+			l.lastDone = now
+		}
 	}, true
 }
 
@@ -566,6 +566,10 @@ func (s *Service) acquireHub(hub string) *semaphore.Weighted {
 func (s *Service) releaseHub(hub string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.releaseHubLocked(hub)
+}
+
+func (s *Service) releaseHubLocked(hub string) {
 	if l := s.hubs[hub]; l != nil {
 		l.refs--
 		if l.refs == 0 {
