@@ -2,7 +2,6 @@ package configcache_test
 
 import (
 	"context"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"net"
 	"strconv"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/configcache"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 

@@ -8,12 +8,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"github.com/hubhooks/hubhooks/pkg/daemon"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hubhooks/hubhooks/pkg/daemon"
 )
 
 // URL is the Redis the tests use.

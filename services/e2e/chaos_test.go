@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hubhooks/hubhooks/pkg/natsembed"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )

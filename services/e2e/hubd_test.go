@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"io"
 	"net/http"
 	"slices"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/cascade"
 	"github.com/hubhooks/hubhooks/pkg/redistest"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"

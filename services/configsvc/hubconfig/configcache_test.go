@@ -2,7 +2,6 @@ package hubconfig_test
 
 import (
 	"context"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hubhooks/hubhooks/pkg/configcache"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 

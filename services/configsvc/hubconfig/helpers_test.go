@@ -3,7 +3,6 @@ package hubconfig_test
 import (
 	"context"
 	"errors"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"log/slog"
 	"net"
 	"sync"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/natstest"
 	"github.com/hubhooks/hubhooks/pkg/redistest"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"google.golang.org/grpc/status"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
 	"github.com/hubhooks/hubhooks/pkg/configcache"

@@ -2,7 +2,6 @@ package hubconfig_test
 
 import (
 	"context"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/configsvc/hubconfig"
 )

@@ -3,16 +3,16 @@ package deliver
 import (
 	"errors"
 	"fmt"
-	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
-	"google.golang.org/protobuf/types/known/timestamppb"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
 // TestRecordBatcher: records published concurrently by many workers arrive

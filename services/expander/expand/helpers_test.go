@@ -3,7 +3,6 @@ package expand_test
 import (
 	"context"
 	"errors"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/configcache"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/natstest"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/expander/expand"
