@@ -59,14 +59,22 @@ func DeliverySubject(hubID string) string { return subjectDeliveries + hubID }
 // AttemptSubject is the subject of attempt records for hubID.
 func AttemptSubject(hubID string) string { return subjectAttempts + hubID }
 
-// De-duplication windows of the internal streams. A job is republished
-// (same Nats-Msg-Id) when the expander or a retry claim crashes before its
-// ack or lease ends (30 s each), so two minutes cover it. Attempt records
-// are idempotent in the logger, so their window only absorbs quick repeats.
+// De-duplication windows of the internal streams. A job or fan-out is
+// republished (same Nats-Msg-Id) when the expander, the deliverer or a retry
+// claim dies before its ack wait or lease ends (30 s each by default, and
+// each service refuses more than half this window), so one minute covers
+// it. The server keeps every id of a window in memory (~150 B each), so the
+// window is no longer than the redelivery paths need. Attempt records are
+// idempotent in the logger, so their window only absorbs quick repeats.
 const (
-	DeliveriesDuplicateWindow = 2 * time.Minute
+	DeliveriesDuplicateWindow = time.Minute
 	AttemptsDuplicateWindow   = 20 * time.Second
 )
+
+// DefaultDuplicateWindow is the domain events' de-duplication window when
+// Options leave it unset: JetStream's own default, well beyond the publisher
+// SDK's retries of one publish.
+const DefaultDuplicateWindow = 2 * time.Minute
 
 // Options tune the streams. The zero value is the production default.
 type Options struct {
@@ -75,7 +83,7 @@ type Options struct {
 	// Storage is file by default.
 	Storage jetstream.StorageType
 	// DuplicateWindow is how long Nats-Msg-Id de-duplication of domain
-	// events lasts (the publisher contract); default 5m. The internal streams
+	// events lasts (the publisher contract); default DefaultDuplicateWindow. The internal streams
 	// use the shorter windows their redelivery paths need (see
 	// DeliveriesDuplicateWindow, AttemptsDuplicateWindow): the server keeps
 	// every id of the window in memory.
@@ -91,7 +99,7 @@ func (o Options) withDefaults() Options {
 		o.Replicas = 1
 	}
 	if o.DuplicateWindow <= 0 {
-		o.DuplicateWindow = 5 * time.Minute
+		o.DuplicateWindow = DefaultDuplicateWindow
 	}
 	if o.EventsMaxAge <= 0 {
 		o.EventsMaxAge = 72 * time.Hour

@@ -42,8 +42,9 @@ type Config struct {
 	// PerHubConcurrency is the most POSTs in flight for one hub; default 64.
 	PerHubConcurrency int
 
-	// AckWait is the consumer's ack wait; default 30s. Jobs held longer than
-	// half of it are reported in progress.
+	// AckWait is the consumer's ack wait; default 30s, at most half of
+	// eventbus.DeliveriesDuplicateWindow. Jobs held longer than half of it
+	// are reported in progress.
 	AckWait time.Duration
 	// MaxAckPending bounds unacknowledged jobs across all replicas; default 4096.
 	MaxAckPending int
@@ -59,8 +60,8 @@ type Config struct {
 	// (it is also woken when this replica stores a retry due sooner); default 200ms.
 	PollInterval time.Duration
 	// ClaimLease is how long a claimed due retry stays hidden from other
-	// replicas before it is claimed again; default 30s (must be well below
-	// the stream's duplicate window, 5m by default).
+	// replicas before it is claimed again; default 30s (at most half the
+	// stream's duplicate window, eventbus.DeliveriesDuplicateWindow).
 	ClaimLease time.Duration
 	// ClaimBatch is the most due retries claimed at once; default 100.
 	ClaimBatch int
@@ -213,6 +214,16 @@ func (c Config) Validate() error {
 	}
 	if c.ClaimLease > 0 && c.ClaimLease < time.Second {
 		errs = append(errs, fmt.Errorf("claim lease %s: must be at least 1s", c.ClaimLease))
+	}
+	// A redelivered fan-out or a claim whose lease ran out republishes jobs
+	// under the same ids: the deliveries' duplicate window must still hold them.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"ack wait", c.AckWait}, {"claim lease", c.ClaimLease}} {
+		if d.v > eventbus.DeliveriesDuplicateWindow/2 {
+			errs = append(errs, fmt.Errorf("%s %s: must be at most half the deliveries' duplicate window (%s)", d.name, d.v, eventbus.DeliveriesDuplicateWindow))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -486,6 +486,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative schedule", Config{Schedule: []time.Duration{0, -time.Second}}, []string{"schedule[1]"}},
 		{"everything wrong at once", Config{Concurrency: -1, AckWait: time.Second, Jitter: 0.9, ClaimLease: 10 * ms},
 			[]string{"concurrency", "ack wait", "jitter", "claim lease"}},
+		{"lease and ack wait beyond half the duplicate window", Config{AckWait: 31 * time.Second, ClaimLease: time.Minute},
+			[]string{"ack wait 31s: must be at most half", "claim lease 1m0s: must be at most half"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

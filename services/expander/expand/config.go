@@ -19,7 +19,8 @@ type Config struct {
 	// BatchSize is how many messages the consumer buffers ahead (default 64).
 	BatchSize int
 	// AckWait is the consumer's ack wait: an event not acknowledged in time is
-	// redelivered (default 30s). It must exceed PublishTimeout.
+	// redelivered (default 30s). It must exceed PublishTimeout and be at most
+	// half of eventbus.DeliveriesDuplicateWindow.
 	AckWait time.Duration
 	// MaxAckPending bounds unacknowledged events across all replicas
 	// (default 1024).
@@ -70,6 +71,11 @@ func (c Config) Validate() error {
 	d := c.withDefaults()
 	if d.AckWait <= d.PublishTimeout {
 		errs = append(errs, fmt.Errorf("expander: AckWait (%v) must exceed PublishTimeout (%v)", d.AckWait, d.PublishTimeout))
+	}
+	if d.AckWait > eventbus.DeliveriesDuplicateWindow/2 {
+		// A redelivered event republishes its fan-outs: the duplicate
+		// window of the deliveries stream must still hold their ids.
+		errs = append(errs, fmt.Errorf("expander: AckWait (%v) must be at most half the deliveries' duplicate window (%v)", d.AckWait, eventbus.DeliveriesDuplicateWindow))
 	}
 	return errors.Join(errs...)
 }

@@ -423,6 +423,10 @@ func TestNewValidates(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Concurrency") || !strings.Contains(err.Error(), "AckWait") {
 		t.Errorf("Validate: %v, want both problems", err)
 	}
+	err = expand.Config{AckWait: eventbus.DeliveriesDuplicateWindow/2 + time.Second}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "duplicate window") {
+		t.Errorf("Validate: %v, want AckWait beyond half the deliveries' duplicate window refused", err)
+	}
 	if _, err := expand.New(expand.Config{MaxEventBytes: -5}, js, cfgs, rules); err == nil {
 		t.Error("New accepted a negative MaxEventBytes")
 	}

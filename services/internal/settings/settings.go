@@ -13,6 +13,7 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
 	"github.com/hubhooks/hubhooks/pkg/daemon"
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
 )
 
 // Settings are the process settings of PRODUCT.md §8 plus operational knobs.
@@ -121,7 +122,7 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	num(&s.PerHubConcurrency, "per-hub-concurrency", "HUBHOOKS_PER_HUB_CONCURRENCY", 64, "POSTs in flight per hub")
 	num(&s.BreakerFailures, "breaker-failures", "HUBHOOKS_BREAKER_FAILURES", 5, "consecutive timeouts/connection errors that open a URL's circuit breaker")
 	dur(&s.BreakerCooldown, "breaker-cooldown", "HUBHOOKS_BREAKER_COOLDOWN", 30*time.Second, "how long an open breaker fails fast before probing")
-	dur(&s.DedupeWindow, "dedupe-window", "HUBHOOKS_DEDUPE_WINDOW", 5*time.Minute, "how long JetStream drops a domain event published again with the same Nats-Msg-Id (memory grows with rate x window)")
+	dur(&s.DedupeWindow, "dedupe-window", "HUBHOOKS_DEDUPE_WINDOW", eventbus.DefaultDuplicateWindow, "how long JetStream drops a domain event published again with the same Nats-Msg-Id (memory grows with rate x window)")
 	dur(&s.HoldLimit, "hold-limit", "HUBHOOKS_HOLD_LIMIT", time.Second, "longest a delivery job keeps its JetStream message while queued or in flight before it moves to Redis")
 	dur(&s.MaxRetryAfter, "max-retry-after", "HUBHOOKS_MAX_RETRY_AFTER", time.Hour, "upper bound on a receiver's Retry-After")
 	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", 7*24*time.Hour, "how long event log entries are kept")
