@@ -153,20 +153,28 @@ local total = redis.call('ZCARD', KEYS[1])
 if total > max then
   local base = string.sub(KEYS[1], 1, -2)
   local popped = redis.call('ZPOPMAX', KEYS[1], math.min(total - max, trimMax))
+  members, idx = {}, {}
+  local entries = {}
   for i = 1, #popped, 2 do
     local m = popped[i]
     local entry = base .. 'e:' .. string.sub(m, 17)
     local x = redis.call('HGET', entry, 'x')
     if x and #x == 48 then
-      redis.call('ZREM', base .. 't:' .. string.sub(x, 1, 16), m)
-      redis.call('ZREM', base .. 'u:' .. string.sub(x, 17, 32), m)
-      redis.call('ZREM', base .. 'v:' .. string.sub(x, 33, 48), m)
-      redis.call('UNLINK', entry)
-      out[2] = out[2] + 1
+      add(base .. 't:' .. string.sub(x, 1, 16), m)
+      add(base .. 'u:' .. string.sub(x, 17, 32), m)
+      add(base .. 'v:' .. string.sub(x, 33, 48), m)
+      entries[#entries + 1] = entry
     else
       out[#out + 1] = m
     end
   end
+  for _, key in ipairs(idx) do
+    redis.call('ZREM', key, unpack(members[key]))
+  end
+  if #entries > 0 then
+    redis.call('UNLINK', unpack(entries))
+  end
+  out[2] = #entries
 end
 return out
 `)

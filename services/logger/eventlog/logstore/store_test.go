@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -627,4 +628,76 @@ func TestRecorded(t *testing.T) {
 			t.Errorf("Recorded(%s, %s, %d) = %v, %v; want %v", tc.hub, tc.id, tc.attempt, got, err, tc.want)
 		}
 	}
+}
+
+// BenchmarkWriteAtCap writes batches the way the pipeline does at full rate
+// (one hub, five URLs per webhook event, a 750 B body, the deliverer's
+// request headers) into a hub held at its entry cap, so every write also
+// trims. redis-µs/entry is Redis's own time per entry (INFO commandstats,
+// the write script and the commands it calls), the cost the Go-side ns/op leaves out.
+func BenchmarkWriteAtCap(b *testing.B) {
+	const batch, maxEntries = 256, 5000
+	s, rdb, _ := newStore(b, logstore.Options{MaxEntriesPerHub: maxEntries})
+	ctx := context.Background()
+	body := []byte(`{"id":"` + strings.Repeat("x", 700) + `"}`)
+	recs := make([]*deliveryv1.AttemptRecorded, batch)
+	seq := 0
+	writeBatch := func() {
+		for i := range recs {
+			ev, url := seq/5, seq%5
+			job := newJob("hub1", fmt.Sprintf("dlv_%012d", seq), t0.Add(time.Duration(seq)*time.Millisecond), func(j *deliveryv1.DeliveryJob) {
+				j.WebhookEventId = fmt.Sprintf("msg_%012d", ev)
+				j.Url = fmt.Sprintf("http://127.0.0.1:4000%d/hook/%d", url, url)
+				j.UrlId = fmt.Sprintf("url_%d", url)
+				j.Body = body
+			})
+			r := record(job, 1, logstore.StatusSucceeded, 200)
+			r.Request.Headers = map[string]string{
+				"Content-Type": "application/json", "User-Agent": "hubhooks/dev", "X-RapidAPI-Webhook-Secret": "whsec_realsecret",
+				"webhook-id": job.GetWebhookEventId(), "webhook-timestamp": "1795750000",
+				"webhook-signature": "v1," + strings.Repeat("s", 44),
+			}
+			r.Response.Headers = map[string]string{"Date": "Fri, 27 Nov 2026 04:24:27 GMT", "Content-Length": "0"}
+			recs[i] = r
+			seq++
+		}
+		if _, err := s.Write(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for seq < maxEntries+batch {
+		writeBatch()
+	}
+	before := commandUsec(b, rdb)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		writeBatch()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(commandUsec(b, rdb)-before)/float64(b.N*batch), "redis-µs/entry")
+}
+
+// commandUsec is Redis's time in scripts (INFO commandstats, eval and
+// evalsha; a script's time includes the commands it calls).
+func commandUsec(t testing.TB, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_eval:") && !strings.HasPrefix(line, "cmdstat_evalsha:") {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, ",usec=")
+		if !ok {
+			continue
+		}
+		usec, _, _ := strings.Cut(rest, ",")
+		n, _ := strconv.ParseInt(usec, 10, 64)
+		total += n
+	}
+	return total
 }
