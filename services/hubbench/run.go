@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,6 +68,7 @@ type benchConfig struct {
 	postConcurrency int
 	drainTimeout    time.Duration
 	cpuProfile      string
+	selfProfile     string
 	keep            bool
 }
 
@@ -151,6 +153,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.postConcurrency, "post-concurrency", 0, "concurrent senders of the POST ceiling; 0 = what the deliverer's defaults allow for these hubs and URLs")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 120*time.Second, "after publishing, wait at most this long for the expected deliveries")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "hubd: run it with HUBHOOKS_PPROF=true and save a CPU profile of the publishing window here (heap profile at <file>.heap)")
+	fs.StringVar(&c.selfProfile, "self-cpuprofile", "", "save a CPU profile of this tool (publisher and receivers) during the publishing window here")
 	fs.BoolVar(&c.keep, "keep", false, "keep hubd's temp data dir and log, and the run's Redis keys")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -419,6 +422,10 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 		}()
 	}
 
+	stopSelfProfile, err := startSelfProfile(c.selfProfile)
+	if err != nil {
+		return nil, err
+	}
 	// Measured run, sampled every second.
 	run := rx.Class(classRun)
 	sampleCtx, stopSampling := context.WithCancel(ctx)
@@ -432,6 +439,9 @@ func bench(ctx context.Context, c *benchConfig, log io.Writer) (*report.Result, 
 	dests := len(hubs) * c.urls
 	done := func() int64 { return run.MinPerDestination(dests) * int64(dests) }
 	pub := publish(ctx, js, factory, hubs, c.duration, c.rate, c.window, done, perEvent)
+	if err := stopSelfProfile(); err != nil {
+		res.Notes = append(res.Notes, "self cpu profile: "+err.Error())
+	}
 	res.DeliveredWhilePublishing = run.Counts().Unique
 	res.EventsPublished, res.PublishErrors = pub.acked, pub.errors
 	res.PublishSeconds = pub.elapsed.Seconds()
@@ -1087,4 +1097,24 @@ func listenHanging(ctx context.Context) (string, error) {
 		}
 	}()
 	return ln.Addr().String(), nil
+}
+
+// startSelfProfile starts a CPU profile of this process into path (nothing
+// when path is empty); the returned func stops it and closes the file.
+func startSelfProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-self-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-self-cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
