@@ -33,7 +33,20 @@ const (
 // (the URL is known not to answer). key is the job's laneKey. park, when
 // not nil, lets holdLoop take
 // a long POST out of the stream (see parkAttempt).
-func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, key string, failFast error, park *parkState) {
+//
+// With a non-nil done, handleJob returns once the POST's outcome is decided
+// (and its retry stored): publishing the record and acking the job go on in
+// a goroutine of their own, so the caller's lane takes its next job while
+// the record waits for its batch; done is called once the job is acked or
+// nak'ed, on every path. With nil, handleJob returns when the job is
+// settled.
+func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, key string, failFast error, park *parkState, done func()) {
+	async := false
+	defer func() {
+		if !async && done != nil {
+			done()
+		}
+	}()
 	if job.GetAttempt() < 1 {
 		job.Attempt = 1
 	}
@@ -115,6 +128,24 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, key string
 		// Sender that copied it anyway).
 		rec.Request.Body = ""
 	}
+	if done == nil {
+		s.recordAttempt(msg, job, rec, parked, res)
+		return
+	}
+	async = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer done()
+		s.recordAttempt(msg, job, rec, parked, res)
+	}()
+}
+
+// recordAttempt publishes the record of an attempt (batched), removes the
+// retry-store entry of a parked attempt that ended, and acks the job; a
+// failed publish naks it.
+func (s *Service) recordAttempt(msg settler, job *deliveryv1.DeliveryJob, rec *deliveryv1.AttemptRecorded, parked string, res webhook.Result) {
+	status := rec.GetStatus()
 	if err := s.publishRecord(rec); err != nil {
 		s.jobLog(job).Warn("publish attempt record; job retried later", "err", err)
 		_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))

@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -12,26 +13,33 @@ import (
 
 // Limits of one attempt-record batch message. The bytes stay well under
 // NATS's default 1 MiB max payload; a record larger than the limit is sent
-// alone.
+// alone. A flusher that finds fewer than recordBatchMax records pending
+// waits recordLinger for more first: lanes do not wait for their records
+// (handleJob settles in the background), so the wait costs no delivery
+// capacity, only the job's ack comes that much later, and bigger batches
+// are less work per record for JetStream, the logger and Redis.
 const (
 	recordBatchMax      = 128
 	recordBatchMaxBytes = 256 << 10
 	recordFlushers      = 2
+	recordLinger        = 2 * time.Millisecond
 )
 
-// recordBatcher publishes attempt records in batches: each worker hands its
-// encoded record over and waits until the message that carries it is acked
-// by JetStream, so a job is still acked only after its record is stored.
+// recordBatcher publishes attempt records in batches: each job's settling
+// goroutine (not its lane: see handleJob) hands its encoded record over and
+// waits until the message that carries it is acked by JetStream, so a job
+// is still acked only after its record is stored.
 // Batching removes most of the per-record JetStream work (store, delivery to
 // the logger, ack): the records of workers finishing at the same time share
 // one message per hub.
 //
-// There is no goroutine of its own: a waiting worker becomes a flusher when
+// There is no goroutine of its own: a waiting goroutine becomes a flusher when
 // fewer than recordFlushers are active, and a flusher keeps sending until no
 // record is pending or another flusher is active (so a pending record always
 // has an active flusher).
 type recordBatcher struct {
-	send func(m *nats.Msg) error
+	send   func(m *nats.Msg) error
+	linger time.Duration
 
 	mu       sync.Mutex
 	pending  []*recordReq
@@ -75,6 +83,11 @@ func (b *recordBatcher) flush(own *recordReq) {
 			b.flushers--
 			b.mu.Unlock()
 			return
+		}
+		if len(b.pending) < recordBatchMax && b.linger > 0 {
+			b.mu.Unlock()
+			time.Sleep(b.linger)
+			b.mu.Lock()
 		}
 		n, size := 0, 0
 		for n < len(b.pending) && n < recordBatchMax {

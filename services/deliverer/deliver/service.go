@@ -163,7 +163,7 @@ func New(cfg Config, js jetstream.JetStream, rdb *redis.Client, configs ConfigSo
 		dirtyCh: make(chan struct{}, 1),
 		wakeCh:  make(chan struct{}, 1),
 	}
-	s.records = &recordBatcher{send: s.sendRecords}
+	s.records = &recordBatcher{send: s.sendRecords, linger: recordLinger}
 	s.breaker = newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown, m, s.log)
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.workCtx, s.hardStop = context.WithCancel(context.Background())
@@ -391,7 +391,7 @@ func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handleJob(msg, job, h.key, ErrCircuitOpen, nil)
+			s.handleJob(msg, job, h.key, ErrCircuitOpen, nil, nil)
 		}()
 		return
 	}
@@ -430,7 +430,7 @@ func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 		s.metrics.queueFull.Inc()
 		go func() {
 			defer s.wg.Done()
-			s.handleJob(msg, job, h.key, ErrEndpointStuck, nil)
+			s.handleJob(msg, job, h.key, ErrEndpointStuck, nil, nil)
 		}()
 	default:
 		s.wg.Add(1)
@@ -515,10 +515,10 @@ func (s *Service) runLane(h *heldJob) {
 	}
 }
 
-// process handles the job of h (on its lane).
+// process handles the job of h (on its lane): it returns when the POST is
+// over; h stays held until its record is published and it is acked.
 func (s *Service) process(h *heldJob) {
-	defer s.release(h)
-	s.handleJob(h.msg, h.job, h.key, nil, &h.park)
+	s.handleJob(h.msg, h.job, h.key, nil, &h.park, func() { s.release(h) })
 }
 
 // acquireSlots takes a slot of hub's and one of the replica's POST limits
