@@ -34,9 +34,13 @@ type Config struct {
 	// filtering by status or by more than one field; at least MaxPageSize.
 	// Default 5000.
 	ListScanLimit int
-	// BatchSize is how many attempt records are fetched and written at once.
-	// Default 256.
+	// BatchSize is how many attempt messages are fetched and written at
+	// once (a message holds one record or a batch of up to 128). Default 256.
 	BatchSize int
+	// BatchBytes bounds the bytes of one fetch, so a fetch of batch messages
+	// holds a bounded number of records in memory (a message larger than
+	// this is fetched alone). Default 1 MiB.
+	BatchBytes int
 	// FetchWait is the longest a fetch waits for a full batch. Default 1s.
 	FetchWait time.Duration
 	// AckWait is the consumer's ack wait. Default 30s.
@@ -69,6 +73,7 @@ func (c Config) Validate() error {
 	neg("MaxEntriesPerHub", c.MaxEntriesPerHub < 0)
 	neg("ListScanLimit", c.ListScanLimit < 0)
 	neg("BatchSize", c.BatchSize < 0)
+	neg("BatchBytes", c.BatchBytes < 0)
 	neg("FetchWait", c.FetchWait < 0)
 	neg("AckWait", c.AckWait < 0)
 	neg("MaxAckPending", c.MaxAckPending < 0)
@@ -104,6 +109,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 256
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = 1 << 20
 	}
 	if c.FetchWait == 0 {
 		c.FetchWait = time.Second

@@ -39,17 +39,17 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("logger consuming attempts", "stream", eventbus.StreamAttempts, "consumer", eventbus.ConsumerLogger, "batch", s.cfg.BatchSize)
 
 	failures := 0
+	limitBytes := true
 	for ctx.Err() == nil {
-		var msgs []jetstream.Msg
-		batch, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(s.cfg.FetchWait))
-		if err == nil {
-			for msg := range batch.Messages() {
-				msgs = append(msgs, msg)
-			}
-			if berr := batch.Error(); berr != nil && !errors.Is(berr, jetstream.ErrNoMessages) && len(msgs) == 0 {
-				err = berr
-			}
+		msgs, err := s.fetch(cons, limitBytes)
+		if err == nil && len(msgs) == 0 && limitBytes {
+			// Nothing came, or the next message alone is larger than
+			// BatchBytes (the client reports both alike): fetch one
+			// message without the byte bound, then go back to it.
+			limitBytes = false
+			continue
 		}
+		limitBytes = true
 		if err != nil {
 			failures++
 			if failures == 1 || failures%20 == 0 {
@@ -69,6 +69,29 @@ func (s *Service) Run(ctx context.Context) error {
 		s.sleep(ctx, s.backoff(failures))
 	}
 	return nil
+}
+
+// fetch is one fetch of up to BatchSize messages, and with limitBytes of at
+// most BatchBytes.
+func (s *Service) fetch(cons jetstream.Consumer, limitBytes bool) ([]jetstream.Msg, error) {
+	opts := []jetstream.FetchOpt{jetstream.FetchMaxWait(s.cfg.FetchWait)}
+	n := 1
+	if limitBytes {
+		opts = append(opts, jetstream.FetchMaxBytes(s.cfg.BatchBytes))
+		n = s.cfg.BatchSize
+	}
+	batch, err := cons.Fetch(n, opts...)
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for msg := range batch.Messages() {
+		msgs = append(msgs, msg)
+	}
+	if berr := batch.Error(); berr != nil && !errors.Is(berr, jetstream.ErrNoMessages) && len(msgs) == 0 {
+		return nil, berr
+	}
+	return msgs, nil
 }
 
 func (s *Service) ensureStreams(ctx context.Context) error {

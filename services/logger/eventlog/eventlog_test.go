@@ -608,3 +608,25 @@ func TestConsumerStoresBatchMessages(t *testing.T) {
 		t.Errorf("undecodable messages = %v, want 1", n)
 	}
 }
+
+func TestConsumerFetchesMessagesLargerThanBatchBytes(t *testing.T) {
+	e := start(t, eventlog.Config{BatchBytes: 600})
+	ctx := context.Background()
+	for i, size := range []int{10, 4000, 10, 10} {
+		job := newJob("hub1", fmt.Sprintf("dlv_s%d", i), time.Now())
+		job.Body = []byte(`{"pad":"` + strings.Repeat("x", size) + `"}`)
+		msg, err := eventbus.NewAttemptMsg(record(job, 1, logstore.StatusSucceeded, 200))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
+	for i := range 4 {
+		if _, err := e.store.Get(ctx, "hub1", fmt.Sprintf("dlv_s%d", i)); err != nil {
+			t.Fatalf("dlv_s%d acked but not stored: %v", i, err)
+		}
+	}
+}
