@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -49,16 +48,23 @@ func (e *Event) Marshal() ([]byte, error) {
 	return b, nil
 }
 
-var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+// idEncoding is base32 in lower case without padding: ids are the prefix
+// and 26 characters of [a-z2-7].
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
+// hashID is prefix + base32(sha256(part 0 NUL part 1 NUL ...)[:16]).
 func hashID(prefix string, parts ...string) string {
-	h := sha256.New()
+	var buf [256]byte
+	in := buf[:0]
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		in = append(in, p...)
+		in = append(in, 0)
 	}
-	sum := h.Sum(nil)
-	return prefix + strings.ToLower(idEncoding.EncodeToString(sum[:16]))
+	sum := sha256.Sum256(in)
+	out := make([]byte, len(prefix)+idEncoding.EncodedLen(16))
+	copy(out, prefix)
+	idEncoding.Encode(out[len(prefix):], sum[:16])
+	return string(out)
 }
 
 // EventID derives the webhook event id of the index-th webhook event expanded
@@ -80,5 +86,5 @@ func RandomID(prefix string) string {
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("crypto/rand failed: " + err.Error())
 	}
-	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))
+	return prefix + idEncoding.EncodeToString(b[:])
 }
