@@ -411,6 +411,31 @@ func NewAttemptBatchMsg(hubID string, encoded [][]byte) *nats.Msg {
 	}
 }
 
+// NewAttemptBatchMsgOf is NewAttemptBatchMsg for records not yet encoded:
+// it encodes each one straight into the message, without a buffer of its
+// own per record.
+func NewAttemptBatchMsgOf(hubID string, recs []*deliveryv1.AttemptRecorded) (*nats.Msg, error) {
+	n := 0
+	for _, r := range recs {
+		n += binary.MaxVarintLen32 + r.SizeVT()
+	}
+	data := make([]byte, 0, n)
+	for _, r := range recs {
+		size := r.SizeVT()
+		data = binary.AppendUvarint(data, uint64(size))
+		start := len(data)
+		data = data[:start+size]
+		if _, err := r.MarshalToSizedBufferVT(data[start:]); err != nil {
+			return nil, fmt.Errorf("encode attempt: %w", err)
+		}
+	}
+	return &nats.Msg{
+		Subject: AttemptSubject(hubID),
+		Header:  nats.Header{HeaderContentType: []string{ContentTypeAttemptBatch}},
+		Data:    data,
+	}, nil
+}
+
 // IsAttemptBatch reports whether a message's headers say it is a batch of
 // attempt records (decode it with DecodeAttemptBatch).
 func IsAttemptBatch(h nats.Header) bool {

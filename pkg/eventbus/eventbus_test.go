@@ -141,6 +141,22 @@ func TestAttemptBatch(t *testing.T) {
 			t.Fatalf("record %d differs", i)
 		}
 	}
+	of, err := NewAttemptBatchMsgOf("hub-1", want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if of.Subject != m.Subject || !IsAttemptBatch(of.Header) || len(of.Data) != len(m.Data) {
+		t.Fatalf("NewAttemptBatchMsgOf: subject %q headers %v, %d bytes, want those of NewAttemptBatchMsg (%d bytes)", of.Subject, of.Header, len(of.Data), len(m.Data))
+	}
+	gotOf, err := DecodeAttemptBatch(of.Data) // map fields encode in any order: compare decoded
+	if err != nil || len(gotOf) != len(want) {
+		t.Fatalf("decode NewAttemptBatchMsgOf: %d records, %v", len(gotOf), err)
+	}
+	for i := range gotOf {
+		if !proto.Equal(gotOf[i], want[i]) {
+			t.Fatalf("NewAttemptBatchMsgOf record %d differs", i)
+		}
+	}
 	single, _ := NewAttemptMsg(want[0])
 	if IsAttemptBatch(single.Header) {
 		t.Fatal("a single record message taken for a batch")

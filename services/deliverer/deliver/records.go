@@ -49,18 +49,14 @@ type recordBatcher struct {
 type recordReq struct {
 	hub  string
 	rec  *deliveryv1.AttemptRecorded
-	data []byte
+	size int // encoded
 	done chan error
 }
 
 // publish sends rec (in a batch) and returns when JetStream acked it, or
 // with the publish error.
 func (b *recordBatcher) publish(rec *deliveryv1.AttemptRecorded) error {
-	data, err := eventbus.EncodeAttempt(rec)
-	if err != nil {
-		return err
-	}
-	req := &recordReq{hub: rec.GetJob().GetHubId(), rec: rec, data: data, done: make(chan error, 1)}
+	req := &recordReq{hub: rec.GetJob().GetHubId(), rec: rec, size: rec.SizeVT(), done: make(chan error, 1)}
 	b.mu.Lock()
 	b.pending = append(b.pending, req)
 	if b.flushers >= recordFlushers {
@@ -91,7 +87,7 @@ func (b *recordBatcher) flush(own *recordReq) {
 		}
 		n, size := 0, 0
 		for n < len(b.pending) && n < recordBatchMax {
-			size += len(b.pending[n].data)
+			size += b.pending[n].size
 			if n > 0 && size > recordBatchMaxBytes {
 				break
 			}
@@ -124,17 +120,22 @@ func (b *recordBatcher) sendBatch(batch []*recordReq) {
 		}
 		batch = rest
 		var m *nats.Msg
+		var err error
 		if len(group) == 1 {
 			// Alone, the record keeps its Nats-Msg-Id de-duplication.
-			m = eventbus.NewEncodedAttemptMsg(group[0].rec, group[0].data)
+			m, err = eventbus.NewAttemptMsg(group[0].rec)
 		} else {
-			encoded := make([][]byte, len(group))
+			recs := make([]*deliveryv1.AttemptRecorded, len(group))
 			for i, r := range group {
-				encoded[i] = r.data
+				recs[i] = r.rec
 			}
-			m = eventbus.NewAttemptBatchMsg(hub, encoded)
+			// Encoded here, straight into the message: the records'
+			// goroutines wait (and leave them alone) until done.
+			m, err = eventbus.NewAttemptBatchMsgOf(hub, recs)
 		}
-		err := b.send(m)
+		if err == nil {
+			err = b.send(m)
+		}
 		for _, r := range group {
 			r.done <- err
 		}
