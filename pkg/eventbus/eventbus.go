@@ -416,12 +416,14 @@ func NewAttemptBatchMsg(hubID string, encoded [][]byte) *nats.Msg {
 // own per record.
 func NewAttemptBatchMsgOf(hubID string, recs []*deliveryv1.AttemptRecorded) (*nats.Msg, error) {
 	n := 0
-	for _, r := range recs {
-		n += binary.MaxVarintLen32 + r.SizeVT()
+	sizes := make([]int, len(recs))
+	for i, r := range recs {
+		sizes[i] = r.SizeVT()
+		n += binary.MaxVarintLen32 + sizes[i]
 	}
 	data := make([]byte, 0, n)
-	for _, r := range recs {
-		size := r.SizeVT()
+	for i, r := range recs {
+		size := sizes[i]
 		data = binary.AppendUvarint(data, uint64(size))
 		start := len(data)
 		data = data[:start+size]
