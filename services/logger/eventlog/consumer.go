@@ -71,8 +71,8 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// fetch is one fetch of up to BatchSize messages, and with limitBytes of at
-// most BatchBytes.
+// fetch fetches up to BatchSize messages of at most BatchBytes in all or,
+// without limitBytes, one message of any size. It waits at most FetchWait.
 func (s *Service) fetch(cons jetstream.Consumer, limitBytes bool) ([]jetstream.Msg, error) {
 	opts := []jetstream.FetchOpt{jetstream.FetchMaxWait(s.cfg.FetchWait)}
 	n := 1
