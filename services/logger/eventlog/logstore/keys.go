@@ -53,6 +53,18 @@ func digest(s string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// digestCache remembers the digests of one batch's values.
+type digestCache map[string]string
+
+func (c digestCache) of(s string) string {
+	d, ok := c[s]
+	if !ok {
+		d = digest(s)
+		c[s] = d
+	}
+	return d
+}
+
 // maxMicros bounds timestamps in index members (year ~38000).
 const maxMicros = int64(1) << 60
 

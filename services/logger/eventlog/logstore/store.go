@@ -209,6 +209,9 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 	}
 	var calls []*call
 	byHub := map[string]*call{}
+	// A batch repeats its event types and URLs, and each webhook event
+	// once per URL: each distinct value is hashed once.
+	digests := digestCache{}
 	for _, rec := range recs {
 		if err := ValidateRecord(rec); err != nil {
 			return res, err
@@ -237,7 +240,7 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 			byHub[hub] = c
 			calls = append(calls, c)
 		}
-		dt, du, de := digest(job.GetEventType()), digest(job.GetUrl()), digest(job.GetWebhookEventId())
+		dt, du, de := digests.of(job.GetEventType()), digests.of(job.GetUrl()), digests.of(job.GetWebhookEventId())
 		c.keys = append(c.keys, entryKey(c.prefix, id), indexKey(c.prefix, "t:", dt), indexKey(c.prefix, "u:", du), indexKey(c.prefix, "v:", de))
 		c.args = append(c.args, member(createdAt(rec), id), orderKey(rec), meta, field, ablob, sum, dt+du+de)
 	}
