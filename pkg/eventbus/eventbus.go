@@ -359,16 +359,10 @@ func DecodeJob(data []byte) (*deliveryv1.DeliveryJob, error) {
 // NewAttemptMsg encodes an attempt record with
 // Nats-Msg-Id = delivery_id + "." + attempt + "." + status.
 func NewAttemptMsg(rec *deliveryv1.AttemptRecorded) (*nats.Msg, error) {
-	b, err := EncodeAttempt(rec)
+	data, err := EncodeAttempt(rec)
 	if err != nil {
 		return nil, err
 	}
-	return NewEncodedAttemptMsg(rec, b), nil
-}
-
-// NewEncodedAttemptMsg is NewAttemptMsg for a record already encoded with
-// EncodeAttempt (data).
-func NewEncodedAttemptMsg(rec *deliveryv1.AttemptRecorded, data []byte) *nats.Msg {
 	job := rec.GetJob()
 	id := make([]byte, 0, len(job.GetDeliveryId())+len(rec.GetStatus())+13)
 	id = append(id, job.GetDeliveryId()...)
@@ -376,7 +370,7 @@ func NewEncodedAttemptMsg(rec *deliveryv1.AttemptRecorded, data []byte) *nats.Ms
 	id = strconv.AppendInt(id, int64(rec.GetAttempt()), 10)
 	id = append(id, '.')
 	id = append(id, rec.GetStatus()...)
-	return protoMsg(AttemptSubject(job.GetHubId()), ContentTypeProtobuf, string(id), data)
+	return protoMsg(AttemptSubject(job.GetHubId()), ContentTypeProtobuf, string(id), data), nil
 }
 
 // EncodeAttempt encodes one attempt record for NewAttemptBatchMsg.
@@ -404,38 +398,38 @@ func NewAttemptBatchMsg(hubID string, encoded [][]byte) *nats.Msg {
 		data = binary.AppendUvarint(data, uint64(len(b)))
 		data = append(data, b...)
 	}
-	return &nats.Msg{
-		Subject: AttemptSubject(hubID),
-		Header:  nats.Header{HeaderContentType: []string{ContentTypeAttemptBatch}},
-		Data:    data,
-	}
+	return attemptBatchMsg(hubID, data)
 }
 
 // NewAttemptBatchMsgOf is NewAttemptBatchMsg for records not yet encoded:
 // it encodes each one straight into the message, without a buffer of its
-// own per record.
-func NewAttemptBatchMsgOf(hubID string, recs []*deliveryv1.AttemptRecorded) (*nats.Msg, error) {
+// own per record. sizes[i] is recs[i].SizeVT(), as the caller measured it.
+func NewAttemptBatchMsgOf(hubID string, recs []*deliveryv1.AttemptRecorded, sizes []int) (*nats.Msg, error) {
+	if len(sizes) != len(recs) {
+		return nil, fmt.Errorf("encode attempt batch: %d sizes for %d records", len(sizes), len(recs))
+	}
 	n := 0
-	sizes := make([]int, len(recs))
-	for i, r := range recs {
-		sizes[i] = r.SizeVT()
-		n += binary.MaxVarintLen32 + sizes[i]
+	for _, size := range sizes {
+		n += binary.MaxVarintLen32 + size
 	}
 	data := make([]byte, 0, n)
 	for i, r := range recs {
-		size := sizes[i]
-		data = binary.AppendUvarint(data, uint64(size))
+		data = binary.AppendUvarint(data, uint64(sizes[i]))
 		start := len(data)
-		data = data[:start+size]
+		data = data[:start+sizes[i]]
 		if _, err := r.MarshalToSizedBufferVT(data[start:]); err != nil {
 			return nil, fmt.Errorf("encode attempt: %w", err)
 		}
 	}
+	return attemptBatchMsg(hubID, data), nil
+}
+
+func attemptBatchMsg(hubID string, data []byte) *nats.Msg {
 	return &nats.Msg{
 		Subject: AttemptSubject(hubID),
 		Header:  nats.Header{HeaderContentType: []string{ContentTypeAttemptBatch}},
 		Data:    data,
-	}, nil
+	}
 }
 
 // IsAttemptBatch reports whether a message's headers say it is a batch of

@@ -141,7 +141,11 @@ func TestAttemptBatch(t *testing.T) {
 			t.Fatalf("record %d differs", i)
 		}
 	}
-	of, err := NewAttemptBatchMsgOf("hub-1", want)
+	sizes := make([]int, len(want))
+	for i, r := range want {
+		sizes[i] = r.SizeVT()
+	}
+	of, err := NewAttemptBatchMsgOf("hub-1", want, sizes)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,9 +26,10 @@ const (
 )
 
 // recordBatcher publishes attempt records in batches: each job's settling
-// goroutine (not its lane: see handleJob) hands its encoded record over and
-// waits until the message that carries it is acked by JetStream, so a job
-// is still acked only after its record is stored.
+// goroutine (not its lane: see handleJob) hands its record over (encoded
+// only into the batch message) and waits until the message that carries it
+// is acked by JetStream, so a job is still acked only after its record is
+// stored.
 // Batching removes most of the per-record JetStream work (store, delivery to
 // the logger, ack): the records of workers finishing at the same time share
 // one message per hub.
@@ -49,7 +50,7 @@ type recordBatcher struct {
 type recordReq struct {
 	hub  string
 	rec  *deliveryv1.AttemptRecorded
-	size int // encoded
+	size int // rec.SizeVT(), measured once
 	done chan error
 }
 
@@ -126,12 +127,13 @@ func (b *recordBatcher) sendBatch(batch []*recordReq) {
 			m, err = eventbus.NewAttemptMsg(group[0].rec)
 		} else {
 			recs := make([]*deliveryv1.AttemptRecorded, len(group))
+			sizes := make([]int, len(group))
 			for i, r := range group {
-				recs[i] = r.rec
+				recs[i], sizes[i] = r.rec, r.size
 			}
 			// Encoded here, straight into the message: the records'
 			// goroutines wait (and leave them alone) until done.
-			m, err = eventbus.NewAttemptBatchMsgOf(hub, recs)
+			m, err = eventbus.NewAttemptBatchMsgOf(hub, recs, sizes)
 		}
 		if err == nil {
 			err = b.send(m)
