@@ -29,6 +29,19 @@ func EnvInt(key string, def int) (int, error) {
 	return n, nil
 }
 
+// EnvInt64 is Env for 64-bit integers; a malformed value is reported, not ignored.
+func EnvInt64(key string, def int64) (int64, error) {
+	v := Env(key, "")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return def, fmt.Errorf("%s=%q: not an integer", key, v)
+	}
+	return n, nil
+}
+
 // EnvBool is Env for booleans (1, true, yes, on / 0, false, no, off).
 func EnvBool(key string, def bool) (bool, error) {
 	v := strings.ToLower(Env(key, ""))

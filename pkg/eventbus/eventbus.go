@@ -88,8 +88,16 @@ type Options struct {
 	// DeliveriesDuplicateWindow, AttemptsDuplicateWindow): the server keeps
 	// every id of the window in memory.
 	DuplicateWindow time.Duration
-	// EventsMaxAge is how long domain events are kept after expansion; default 72h.
+	// EventsMaxAge is how long domain events are kept, expanded or not
+	// (they stay for inspection and replay); default 72h.
 	EventsMaxAge time.Duration
+	// EventsMaxBytes caps the domain events stream's size; the oldest
+	// events go first. 0 (the default) is no cap: the stream then holds
+	// rate x EventsMaxAge of events. JetStream drops the oldest events
+	// whether or not the expander has taken them, so a cap smaller than a
+	// backlog (the expander down, or behind) loses events: size it for the
+	// longest outage to ride out.
+	EventsMaxBytes int64
 	// DeadLetterMaxAge is how long dead letters are kept; default 14 days.
 	DeadLetterMaxAge time.Duration
 }
@@ -120,6 +128,7 @@ func EventsStreamConfig(subjects []string, o Options) jetstream.StreamConfig {
 		Subjects:    subjects,
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      o.EventsMaxAge,
+		MaxBytes:    max(o.EventsMaxBytes, 0),
 		Storage:     o.Storage,
 		Replicas:    o.Replicas,
 		Duplicates:  o.DuplicateWindow,

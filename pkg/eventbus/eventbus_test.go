@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hubhooks/hubhooks/pkg/natstest"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -282,5 +284,37 @@ func TestDecodeAttempts(t *testing.T) {
 		if err != nil || len(recs) != tc.want || !proto.Equal(recs[0], testRecord()) {
 			t.Errorf("DecodeAttempts: %d records, %v; want %d", len(recs), err, tc.want)
 		}
+	}
+}
+
+// TestEventsStreamLimits: the domain events stream takes its age and size
+// caps from Options on creation and on update, and keeps no size cap by
+// default.
+func TestEventsStreamLimits(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := context.Background()
+	subjects := []string{"USER.*"}
+	info := func() jetstream.StreamConfig {
+		t.Helper()
+		st, err := js.Stream(ctx, StreamEvents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().Config
+	}
+	if err := Ensure(ctx, js, EventsStreamConfig(subjects, Options{})); err != nil {
+		t.Fatal(err)
+	}
+	if c := info(); c.MaxBytes != -1 || c.MaxAge != 72*time.Hour || c.Discard != jetstream.DiscardOld {
+		t.Fatalf("default: max bytes %d, max age %s, discard %v; want no cap, 72h, old", c.MaxBytes, c.MaxAge, c.Discard)
+	}
+	if err := Ensure(ctx, js, EventsStreamConfig(subjects, Options{EventsMaxAge: time.Hour, EventsMaxBytes: 64 << 20})); err != nil {
+		t.Fatal(err)
+	}
+	if c := info(); c.MaxBytes != 64<<20 || c.MaxAge != time.Hour {
+		t.Fatalf("after update: max bytes %d, max age %s; want %d, 1h", c.MaxBytes, c.MaxAge, 64<<20)
+	}
+	if c := EventsStreamConfig(subjects, Options{EventsMaxBytes: -5}); c.MaxBytes != 0 {
+		t.Fatalf("negative cap kept as %d", c.MaxBytes)
 	}
 }

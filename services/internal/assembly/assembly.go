@@ -71,7 +71,7 @@ func FromSettings(name string, s *settings.Settings) *Parts {
 
 // StreamOptions are the JetStream stream options from the settings.
 func (p *Parts) StreamOptions() eventbus.Options {
-	return eventbus.Options{Replicas: p.S.StreamReplicas, DuplicateWindow: p.S.DedupeWindow}
+	return eventbus.Options{Replicas: p.S.StreamReplicas, DuplicateWindow: p.S.DedupeWindow, EventsMaxAge: p.S.EventsMaxAge, EventsMaxBytes: p.S.EventsMaxBytes}
 }
 
 // NATS connects to url with endless reconnects and registers a readiness check.

@@ -39,6 +39,8 @@ type Settings struct {
 	ShutdownTimeout time.Duration
 	StreamReplicas  int
 	DedupeWindow    time.Duration
+	EventsMaxAge    time.Duration
+	EventsMaxBytes  int64
 	TLSCert         string
 	TLSKey          string
 	TLSClientCA     string
@@ -123,6 +125,10 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	num(&s.BreakerFailures, "breaker-failures", "HUBHOOKS_BREAKER_FAILURES", 5, "consecutive timeouts/connection errors that open a URL's circuit breaker")
 	dur(&s.BreakerCooldown, "breaker-cooldown", "HUBHOOKS_BREAKER_COOLDOWN", 30*time.Second, "how long an open breaker fails fast before probing")
 	dur(&s.DedupeWindow, "dedupe-window", "HUBHOOKS_DEDUPE_WINDOW", eventbus.DefaultDuplicateWindow, "how long JetStream drops a domain event published again with the same Nats-Msg-Id (memory grows with rate x window)")
+	dur(&s.EventsMaxAge, "events-max-age", "HUBHOOKS_EVENTS_MAX_AGE", 72*time.Hour, "how long domain events stay in their stream, expanded or not")
+	eventsMaxBytes, err := daemon.EnvInt64("HUBHOOKS_EVENTS_MAX_BYTES", 0)
+	errs = append(errs, err)
+	fs.Int64Var(&s.EventsMaxBytes, "events-max-bytes", eventsMaxBytes, "cap on the domain events stream's size, oldest dropped first, expanded or not; 0 = no cap (HUBHOOKS_EVENTS_MAX_BYTES)")
 	dur(&s.HoldLimit, "hold-limit", "HUBHOOKS_HOLD_LIMIT", time.Second, "longest a delivery job keeps its JetStream message while queued or in flight before it moves to Redis")
 	dur(&s.MaxRetryAfter, "max-retry-after", "HUBHOOKS_MAX_RETRY_AFTER", time.Hour, "upper bound on a receiver's Retry-After")
 	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", 7*24*time.Hour, "how long event log entries are kept")
@@ -156,6 +162,10 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	return s, errors.Join(errs...)
 }
 
+// minEventsMaxBytes is the smallest cap on the domain events stream: a
+// few domain events of the largest size (HUBHOOKS_MAX_EVENT_BYTES' default).
+const minEventsMaxBytes = 16 << 20
+
 // Validate reports every problem at once.
 func (s *Settings) Validate() error {
 	var errs []error
@@ -178,6 +188,12 @@ func (s *Settings) Validate() error {
 	}
 	if s.DedupeWindow < time.Second && s.DedupeWindow != 0 {
 		errs = append(errs, fmt.Errorf("dedupe-window %s: must be at least 1s", s.DedupeWindow))
+	}
+	if s.EventsMaxAge != 0 && s.EventsMaxAge < time.Minute {
+		errs = append(errs, fmt.Errorf("events-max-age %s: must be at least 1m", s.EventsMaxAge))
+	}
+	if s.EventsMaxBytes < 0 || (s.EventsMaxBytes > 0 && s.EventsMaxBytes < minEventsMaxBytes) {
+		errs = append(errs, fmt.Errorf("events-max-bytes %d: must be 0 (no cap) or at least %d", s.EventsMaxBytes, minEventsMaxBytes))
 	}
 	if s.StreamReplicas < 1 || s.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("stream-replicas %d: must be 1 to 5", s.StreamReplicas))
