@@ -41,11 +41,14 @@ func (s *Service) Run(ctx context.Context) error {
 	failures := 0
 	limitBytes := true
 	for ctx.Err() == nil {
+		start := time.Now()
 		msgs, err := s.fetch(cons, limitBytes)
-		if err == nil && len(msgs) == 0 && limitBytes {
-			// Nothing came, or the next message alone is larger than
-			// BatchBytes (the client reports both alike): fetch one
-			// message without the byte bound, then go back to it.
+		if err == nil && len(msgs) == 0 && limitBytes && time.Since(start) < s.cfg.FetchWait {
+			// The fetch ended empty before its wait was over: the server
+			// refused the next message at once as larger than BatchBytes
+			// (the client reports that as no messages; when nothing comes,
+			// the fetch waits FetchWait). Fetch that one message alone,
+			// without the byte bound, then go back to it.
 			limitBytes = false
 			continue
 		}
