@@ -354,25 +354,54 @@ func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob) 
 // attemptRecorded asks the event log (Config.Recorded) whether it holds
 // job's attempt.
 func (s *Service) attemptRecorded(ctx context.Context, job *deliveryv1.DeliveryJob) (bool, error) {
-	return s.cfg.Recorded(ctx, job.GetHubId(), job.GetDeliveryId(), max(job.GetAttempt(), 1))
+	got, err := s.cfg.Recorded(ctx, job.GetHubId(), []string{job.GetDeliveryId()}, []int32{max(job.GetAttempt(), 1)})
+	if err != nil {
+		return false, err
+	}
+	if len(got) != 1 {
+		return false, fmt.Errorf("recorded: %d answers for 1 job", len(got))
+	}
+	return got[0], nil
 }
 
 // notRecorded returns the jobs whose attempt the event log does not hold
-// yet (all of them when the log cannot be asked).
+// yet (all of them when the log cannot be asked), asking once per hub (the
+// jobs of a message are one hub's).
 func (s *Service) notRecorded(jobs []*deliveryv1.DeliveryJob) []*deliveryv1.DeliveryJob {
 	ctx, cancel := context.WithTimeout(s.workCtx, s.cfg.OpTimeout)
 	defer cancel()
 	out := jobs[:0:0]
-	for _, job := range jobs {
-		done, err := s.attemptRecorded(ctx, job)
+	for len(jobs) > 0 {
+		hub := jobs[0].GetHubId()
+		var group, rest []*deliveryv1.DeliveryJob
+		for _, job := range jobs {
+			if job.GetHubId() == hub {
+				group = append(group, job)
+			} else {
+				rest = append(rest, job)
+			}
+		}
+		jobs = rest
+		ids, attempts := make([]string, len(group)), make([]int32, len(group))
+		for i, job := range group {
+			ids[i], attempts[i] = job.GetDeliveryId(), max(job.GetAttempt(), 1)
+		}
+		done, err := s.cfg.Recorded(ctx, hub, ids, attempts)
+		if err == nil && len(done) != len(group) {
+			err = fmt.Errorf("recorded: %d answers for %d jobs", len(done), len(group))
+		}
 		if err != nil {
 			s.metrics.handlingErrors.WithLabelValues("recorded").Inc()
-		}
-		if done && err == nil {
-			s.metrics.alreadyDone.Inc()
+			out = append(out, group...)
 			continue
 		}
-		out = append(out, job)
+		for i, job := range group {
+			if done[i] {
+				s.metrics.alreadyDone.Inc()
+				continue
+			}
+			out = append(out, job)
+		}
 	}
 	return out
 }

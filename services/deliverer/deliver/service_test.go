@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -858,9 +859,15 @@ func TestRedeliveredJobsAlreadyRecordedAreSkipped(t *testing.T) {
 	// made by a deliverer that died before acking the message).
 	recorded := map[string]bool{jobs[0].GetDeliveryId(): true, jobs[1].GetDeliveryId(): true}
 	var asked sync.Map
-	c.Recorded = func(_ context.Context, hub, id string, attempt int32) (bool, error) {
-		asked.Store(id, attempt)
-		return recorded[id], nil
+	var calls atomic.Int32
+	c.Recorded = func(_ context.Context, hub string, ids []string, attempts []int32) ([]bool, error) {
+		calls.Add(1)
+		got := make([]bool, len(ids))
+		for i, id := range ids {
+			asked.Store(id, attempts[i])
+			got[i] = recorded[id]
+		}
+		return got, nil
 	}
 
 	// That deliverer: it fetched the message and never acked it.
@@ -888,5 +895,8 @@ func TestRedeliveredJobsAlreadyRecordedAreSkipped(t *testing.T) {
 	}
 	if v, ok := asked.Load(jobs[2].GetDeliveryId()); !ok || v.(int32) != 1 {
 		t.Errorf("the log was not asked about attempt 1 of the third target (%v, %v)", v, ok)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the log was asked %d times about one fan-out, want once", n)
 	}
 }

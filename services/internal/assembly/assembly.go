@@ -226,9 +226,9 @@ func (p *Parts) ExpanderConfig() expand.Config {
 // deliverer's Redis, which holds the event log too) lets it ask the log
 // whether a job delivered again was already attempted.
 func (p *Parts) DelivererConfig(rdb *redis.Client) deliver.Config {
-	var recorded func(ctx context.Context, hub, id string, attempt int32) (bool, error)
+	var recorded func(ctx context.Context, hub string, ids []string, attempts []int32) ([]bool, error)
 	if log, err := logstore.New(rdb, logstore.Options{Prefix: p.S.RedisPrefix}); err == nil {
-		recorded = log.Recorded
+		recorded = log.RecordedAll
 	}
 	return deliver.Config{
 		Recorded:    recorded,

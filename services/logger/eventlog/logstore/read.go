@@ -31,25 +31,56 @@ type Entry struct {
 // cancelled). The deliverer asks before it makes again an attempt whose job
 // JetStream delivered again, so that a job acked too late is not POSTed twice.
 func (s *Store) Recorded(ctx context.Context, hub, id string, attempt int32) (bool, error) {
-	if !ValidID(id) {
-		return false, nil
-	}
-	b, err := s.rdb.HGet(ctx, s.k.entry(hub, id), "s").Bytes()
-	if errors.Is(err, redis.Nil) {
-		return false, nil
-	}
+	got, err := s.RecordedAll(ctx, hub, []string{id}, []int32{attempt})
 	if err != nil {
-		return false, fmt.Errorf("read entry summary: %w", err)
+		return false, err
 	}
-	l := &hubhooksv1.EventLog{}
-	if err := l.UnmarshalVT(b); err != nil {
-		return false, fmt.Errorf("decode entry summary: %w", err)
+	return got[0], nil
+}
+
+// RecordedAll is Recorded for several deliveries of hub (the targets of one
+// fan-out) in one round trip: got[i] answers for ids[i] and attempts[i].
+func (s *Store) RecordedAll(ctx context.Context, hub string, ids []string, attempts []int32) (got []bool, err error) {
+	if len(ids) != len(attempts) {
+		return nil, fmt.Errorf("recorded: %d ids for %d attempt numbers", len(ids), len(attempts))
 	}
-	switch l.GetStatus() {
-	case StatusSucceeded, StatusFailed, StatusDead, StatusCancelled:
-		return true, nil
+	got = make([]bool, len(ids))
+	cmds := make([]*redis.StringCmd, len(ids))
+	pipe := s.rdb.Pipeline()
+	for i, id := range ids {
+		if ValidID(id) {
+			cmds[i] = pipe.HGet(ctx, s.k.entry(hub, id), "s")
+		}
 	}
-	return l.GetAttempts() >= attempt, nil
+	if pipe.Len() == 0 {
+		return got, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read entry summaries: %w", err)
+	}
+	for i, cmd := range cmds {
+		if cmd == nil {
+			continue
+		}
+		b, err := cmd.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read entry summary: %w", err)
+		}
+		l := &hubhooksv1.EventLog{}
+		if err := l.UnmarshalVT(b); err != nil {
+			return nil, fmt.Errorf("decode entry summary: %w", err)
+		}
+		switch l.GetStatus() {
+		case StatusSucceeded, StatusFailed, StatusDead, StatusCancelled:
+			got[i] = true
+		default:
+			got[i] = l.GetAttempts() >= attempts[i]
+		}
+	}
+	return got, nil
 }
 
 // Get returns the entry id of hub, or ErrNotFound. An id of another hub is

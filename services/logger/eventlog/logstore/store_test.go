@@ -628,6 +628,17 @@ func TestRecorded(t *testing.T) {
 			t.Errorf("Recorded(%s, %s, %d) = %v, %v; want %v", tc.hub, tc.id, tc.attempt, got, err, tc.want)
 		}
 	}
+	// All of a hub's answers in one call, in the order asked.
+	got, err := s.RecordedAll(ctx, "hub1", []string{"dlv_missing", "dlv_retrying", "not an id!", "dlv_done", "dlv_retrying"}, []int32{1, 2, 1, 5, 3})
+	if want := []bool{false, true, false, true, false}; err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("RecordedAll = %v, %v; want %v", got, err, want)
+	}
+	if _, err := s.RecordedAll(ctx, "hub1", []string{"dlv_done"}, nil); err == nil {
+		t.Error("RecordedAll took 1 id with 0 attempt numbers")
+	}
+	if got, err := s.RecordedAll(ctx, "hub1", []string{"bad id"}, []int32{1}); err != nil || len(got) != 1 || got[0] {
+		t.Errorf("RecordedAll of an invalid id only = %v, %v", got, err)
+	}
 }
 
 // BenchmarkWriteAtCap writes batches the way the pipeline does at full rate
