@@ -40,11 +40,11 @@ func (s *Store) Recorded(ctx context.Context, hub, id string, attempt int32) (bo
 
 // RecordedAll is Recorded for several deliveries of hub (the targets of one
 // fan-out) in one round trip: got[i] answers for ids[i] and attempts[i].
-func (s *Store) RecordedAll(ctx context.Context, hub string, ids []string, attempts []int32) (got []bool, err error) {
+func (s *Store) RecordedAll(ctx context.Context, hub string, ids []string, attempts []int32) ([]bool, error) {
 	if len(ids) != len(attempts) {
 		return nil, fmt.Errorf("recorded: %d ids for %d attempt numbers", len(ids), len(attempts))
 	}
-	got = make([]bool, len(ids))
+	got := make([]bool, len(ids))
 	cmds := make([]*redis.StringCmd, len(ids))
 	pipe := s.rdb.Pipeline()
 	for i, id := range ids {
