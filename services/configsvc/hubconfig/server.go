@@ -17,6 +17,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/auth"
 	"github.com/hubhooks/hubhooks/pkg/configcache"
 	"github.com/hubhooks/hubhooks/pkg/hubid"
+	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -355,15 +356,9 @@ func NormalizeURL(u *url.URL) string {
 	return c.String()
 }
 
-// urlKey is the comparison form of a URL: normalised, with an empty path
-// read as "/".
-func urlKey(u *url.URL) string {
-	c := *u
-	if c.Path == "" && c.RawPath == "" {
-		c.Path = "/"
-	}
-	return NormalizeURL(&c)
-}
+// urlKey is the comparison form of a URL (urlguard.Normalize): URLs with the
+// same key reach the same endpoint, so a hub may not have both.
+func urlKey(u *url.URL) string { return urlguard.Normalize(u) }
 
 func sameURL(stored, key string) bool {
 	u, err := url.Parse(stored)

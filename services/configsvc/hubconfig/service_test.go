@@ -178,7 +178,9 @@ func TestCallbackURLs(t *testing.T) {
 		t.Fatalf("stored url = %v", u0)
 	}
 
-	dups := []string{"https://hooks.example.com/a?x=1", "https://HOOKS.example.com:443/a?x=1"}
+	// The same endpoint however it is written: host case, default port,
+	// the host's trailing dot.
+	dups := []string{"https://hooks.example.com/a?x=1", "https://HOOKS.example.com:443/a?x=1", "https://hooks.example.com./a?x=1"}
 	for _, d := range dups {
 		_, err := add(d)
 		wantCode(t, err, codes.AlreadyExists)
