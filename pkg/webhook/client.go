@@ -190,6 +190,9 @@ func NewClient(opts ...ClientOption) (*Client, error) {
 	}, nil
 }
 
+// Timeout is the longest one Send waits for the receiver (WithTimeout).
+func (c *Client) Timeout() time.Duration { return c.timeout }
+
 // Send POSTs one webhook. It never panics and always returns a Result: a
 // failure before any answer is in Result.Err and Result.Response.Error.
 func (c *Client) Send(ctx context.Context, req Request) (res Result) {

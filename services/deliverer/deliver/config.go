@@ -83,9 +83,10 @@ type Config struct {
 	// every message block written since (see docs/delivery.md), so a hanging
 	// URL would cost memory and CPU that every other URL shares.
 	HoldLimit time.Duration
-	// SendTimeout is the webhook sender's timeout for one POST (the
-	// deliverer does not set it; it sizes the entry of a parked attempt);
-	// default webhook.DefaultTimeout.
+	// SendTimeout is the longest one POST of the sender takes (the
+	// deliverer does not impose it; it sizes the entry of a parked attempt);
+	// default the sender's own Timeout() when it has one (webhook.Client
+	// does), else webhook.DefaultTimeout.
 	SendTimeout time.Duration
 
 	// Recorded, when set, tells whether the event log already holds attempt

@@ -144,6 +144,9 @@ func New(cfg Config, js jetstream.JetStream, rdb *redis.Client, configs ConfigSo
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if t, ok := sender.(interface{ Timeout() time.Duration }); ok && cfg.SendTimeout == 0 {
+		cfg.SendTimeout = t.Timeout()
+	}
 	cfg = cfg.WithDefaults()
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {

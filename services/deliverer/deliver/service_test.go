@@ -900,3 +900,33 @@ func TestRedeliveredJobsAlreadyRecordedAreSkipped(t *testing.T) {
 		t.Errorf("the log was asked %d times about one fan-out, want once", n)
 	}
 }
+
+// TestSendTimeoutFollowsTheSender: a parked attempt's entry is sized by the
+// sender's own timeout unless Config.SendTimeout says otherwise.
+func TestSendTimeoutFollowsTheSender(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	for _, tc := range []struct {
+		set, want time.Duration
+		sender    webhook.Sender
+	}{
+		{0, 42 * time.Second, newSender(t, webhook.WithTimeout(42*time.Second))},
+		{3 * time.Second, 3 * time.Second, newSender(t, webhook.WithTimeout(42*time.Second))},
+		{0, webhook.DefaultTimeout, timelessSender{}},
+	} {
+		c := baseConfig(e.prefix, 0, 20*ms)
+		c.SendTimeout = tc.set
+		svc, err := New(c, e.js, e.rdb, e.configs, tc.sender)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svc.cfg.SendTimeout != tc.want {
+			t.Errorf("SendTimeout %s with Config.SendTimeout %s: want %s", svc.cfg.SendTimeout, tc.set, tc.want)
+		}
+	}
+}
+
+// timelessSender is a webhook.Sender that does not report a timeout.
+type timelessSender struct{}
+
+func (timelessSender) Send(context.Context, webhook.Request) webhook.Result { return webhook.Result{} }

@@ -236,7 +236,7 @@ func (p *Parts) DelivererConfig(rdb *redis.Client) deliver.Config {
 		StreamOptions: p.StreamOptions(), ShutdownTimeout: p.S.ShutdownTimeout,
 		Concurrency: p.S.DeliverConcurrency, PerURLConcurrency: p.S.PerURLConcurrency, PerHubConcurrency: p.S.PerHubConcurrency,
 		BreakerFailures: p.S.BreakerFailures, BreakerCooldown: p.S.BreakerCooldown, MaxRetryAfter: p.S.MaxRetryAfter,
-		HoldLimit: p.S.HoldLimit, SendTimeout: p.S.WebhookTimeout,
+		HoldLimit: p.S.HoldLimit,
 	}
 }
 
