@@ -76,7 +76,7 @@ func (s *Service) holdLoop() {
 		now := time.Now()
 		var queued, flying []*heldJob
 		s.mu.Lock()
-		if s.stopping {
+		if s.stopping() {
 			s.mu.Unlock()
 			return
 		}

@@ -60,20 +60,21 @@ type Service struct {
 	running  atomic.Bool
 
 	global *semaphore.Weighted
-	// stopCtx ends when shutdown starts (no new work); workCtx ends at the
-	// hard stop (in-flight POSTs are abandoned).
+	// stopCtx ends when shutdown starts (no new work): Run cancels it
+	// before it takes mu to send the queued jobs back, so whoever takes mu
+	// after that sees it ended (stopping) and queues nothing more. workCtx
+	// ends at the hard stop (in-flight POSTs are abandoned).
 	stopCtx  context.Context
 	stop     context.CancelFunc
 	workCtx  context.Context
 	hardStop context.CancelFunc
 	wg       sync.WaitGroup
 
-	mu       sync.Mutex
-	stopping bool
-	lanes    map[string]*lane
-	hubs     map[string]*hubLimit
-	held     map[*heldJob]struct{}
-	space    chan struct{}
+	mu    sync.Mutex
+	lanes map[string]*lane
+	hubs  map[string]*hubLimit
+	held  map[*heldJob]struct{}
+	space chan struct{}
 
 	dirtyMu sync.Mutex
 	dirty   map[string]struct{}
@@ -217,7 +218,6 @@ func (s *Service) Run(ctx context.Context) error {
 	// Shutdown: no new work; queued jobs go back to JetStream.
 	s.stop()
 	s.mu.Lock()
-	s.stopping = true
 	var queued []*heldJob
 	for key, l := range s.lanes {
 		queued = append(queued, l.queue...)
@@ -245,6 +245,9 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("deliverer stopped")
 	return nil
 }
+
+// stopping reports whether shutdown has started (see stopCtx).
+func (s *Service) stopping() bool { return s.stopCtx.Err() != nil }
 
 func (s *Service) abort(ctx context.Context, err error) error {
 	s.stop()
@@ -428,7 +431,7 @@ func (s *Service) enqueue(msg settler, job *deliveryv1.DeliveryJob) {
 		return
 	}
 	s.mu.Lock()
-	if s.stopping {
+	if s.stopping() {
 		s.mu.Unlock()
 		_ = msg.Nak()
 		return
@@ -532,7 +535,7 @@ func (s *Service) runLane(h *heldJob) {
 		s.mu.Lock()
 		l := s.lanes[h.key]
 		l.lastDone = time.Now()
-		if !s.stopping && len(l.queue) > 0 {
+		if !s.stopping() && len(l.queue) > 0 {
 			h = l.queue[0]
 			l.queue[0] = nil
 			l.queue = l.queue[1:]
