@@ -360,54 +360,45 @@ func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob) 
 // attemptRecorded asks the event log (Config.Recorded) whether it holds
 // job's attempt.
 func (s *Service) attemptRecorded(ctx context.Context, job *deliveryv1.DeliveryJob) (bool, error) {
-	got, err := s.cfg.Recorded(ctx, job.GetHubId(), []string{job.GetDeliveryId()}, []int32{max(job.GetAttempt(), 1)})
+	done, err := s.recorded(ctx, []*deliveryv1.DeliveryJob{job})
 	if err != nil {
 		return false, err
 	}
-	if len(got) != 1 {
-		return false, fmt.Errorf("recorded: %d answers for 1 job", len(got))
-	}
-	return got[0], nil
+	return done[0], nil
 }
 
-// notRecorded returns the jobs whose attempt the event log does not hold
-// yet (all of them when the log cannot be asked), asking once per hub (the
-// jobs of a message are one hub's).
+// recorded asks the event log (Config.Recorded), in one round trip, which
+// of jobs it holds the attempt of: jobs of one message, so of one hub (a
+// fan-out's targets share its hub, see eventbus.DecodeJobs).
+func (s *Service) recorded(ctx context.Context, jobs []*deliveryv1.DeliveryJob) ([]bool, error) {
+	ids, attempts := make([]string, len(jobs)), make([]int32, len(jobs))
+	for i, job := range jobs {
+		ids[i], attempts[i] = job.GetDeliveryId(), max(job.GetAttempt(), 1)
+	}
+	done, err := s.cfg.Recorded(ctx, jobs[0].GetHubId(), ids, attempts)
+	if err == nil && len(done) != len(jobs) {
+		err = fmt.Errorf("recorded: %d answers for %d jobs", len(done), len(jobs))
+	}
+	return done, err
+}
+
+// notRecorded returns the jobs of one message whose attempt the event log
+// does not hold yet (all of them when the log cannot be asked).
 func (s *Service) notRecorded(jobs []*deliveryv1.DeliveryJob) []*deliveryv1.DeliveryJob {
 	ctx, cancel := context.WithTimeout(s.workCtx, s.cfg.OpTimeout)
 	defer cancel()
+	done, err := s.recorded(ctx, jobs)
+	if err != nil {
+		s.metrics.handlingErrors.WithLabelValues("recorded").Inc()
+		return jobs
+	}
 	out := jobs[:0:0]
-	for len(jobs) > 0 {
-		hub := jobs[0].GetHubId()
-		var group, rest []*deliveryv1.DeliveryJob
-		for _, job := range jobs {
-			if job.GetHubId() == hub {
-				group = append(group, job)
-			} else {
-				rest = append(rest, job)
-			}
-		}
-		jobs = rest
-		ids, attempts := make([]string, len(group)), make([]int32, len(group))
-		for i, job := range group {
-			ids[i], attempts[i] = job.GetDeliveryId(), max(job.GetAttempt(), 1)
-		}
-		done, err := s.cfg.Recorded(ctx, hub, ids, attempts)
-		if err == nil && len(done) != len(group) {
-			err = fmt.Errorf("recorded: %d answers for %d jobs", len(done), len(group))
-		}
-		if err != nil {
-			s.metrics.handlingErrors.WithLabelValues("recorded").Inc()
-			out = append(out, group...)
+	for i, job := range jobs {
+		if done[i] {
+			s.metrics.alreadyDone.Inc()
 			continue
 		}
-		for i, job := range group {
-			if done[i] {
-				s.metrics.alreadyDone.Inc()
-				continue
-			}
-			out = append(out, job)
-		}
+		out = append(out, job)
 	}
 	return out
 }
