@@ -39,20 +39,8 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("logger consuming attempts", "stream", eventbus.StreamAttempts, "consumer", eventbus.ConsumerLogger, "batch", s.cfg.BatchSize)
 
 	failures := 0
-	limitBytes := true
 	for ctx.Err() == nil {
-		start := time.Now()
-		msgs, err := s.fetch(cons, limitBytes)
-		if err == nil && len(msgs) == 0 && limitBytes && time.Since(start) < s.cfg.FetchWait {
-			// The fetch ended empty before its wait was over: the server
-			// refused the next message at once as larger than BatchBytes
-			// (the client reports that as no messages; when nothing comes,
-			// the fetch waits FetchWait). Fetch that one message alone,
-			// without the byte bound, then go back to it.
-			limitBytes = false
-			continue
-		}
-		limitBytes = true
+		msgs, err := s.fetch(cons)
 		if err != nil {
 			failures++
 			if failures == 1 || failures%20 == 0 {
@@ -74,15 +62,24 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// fetch fetches up to BatchSize messages of at most BatchBytes in all or,
-// without limitBytes, one message of any size. It waits at most FetchWait.
-func (s *Service) fetch(cons jetstream.Consumer, limitBytes bool) ([]jetstream.Msg, error) {
-	opts := []jetstream.FetchOpt{jetstream.FetchMaxWait(s.cfg.FetchWait)}
-	n := 1
-	if limitBytes {
-		opts = append(opts, jetstream.FetchMaxBytes(s.cfg.BatchBytes))
-		n = s.cfg.BatchSize
+// fetch fetches up to BatchSize messages of at most BatchBytes in all,
+// waiting at most FetchWait. When the next message alone is larger than
+// BatchBytes, it fetches that one message by itself.
+func (s *Service) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	start := time.Now()
+	msgs, err := fetchBatch(cons, s.cfg.BatchSize, jetstream.FetchMaxWait(s.cfg.FetchWait), jetstream.FetchMaxBytes(s.cfg.BatchBytes))
+	if err == nil && len(msgs) == 0 && time.Since(start) < s.cfg.FetchWait {
+		// Empty before its wait was over: the server refused the next
+		// message at once as larger than BatchBytes (the client reports
+		// that as no messages; when nothing comes, a fetch waits FetchWait).
+		return fetchBatch(cons, 1, jetstream.FetchMaxWait(s.cfg.FetchWait))
 	}
+	return msgs, err
+}
+
+// fetchBatch is one Fetch, its messages collected; "no messages" is not an
+// error.
+func fetchBatch(cons jetstream.Consumer, n int, opts ...jetstream.FetchOpt) ([]jetstream.Msg, error) {
 	batch, err := cons.Fetch(n, opts...)
 	if err != nil {
 		return nil, err
