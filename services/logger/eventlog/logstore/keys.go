@@ -12,13 +12,13 @@ import (
 
 // Key layout, under P = prefix + "log:" and with the hub id as a Redis
 // Cluster hash tag so that every key of one hub lives in one slot (the Lua
-// script touches an entry and its indexes together):
+// scripts touch an entry and its indexes together):
 //
 //	P{hub}:e:<id>        hash   entry: m = DeliveryJob (metadata + body, once),
 //	                            s = EventLog summary, k = order key of the
 //	                            record that decided s, a:<nnnnnn>:<r> = Attempt,
 //	                            x = h(type) h(url) h(event), naming its filter
-//	                            index keys (the write script trims with it)
+//	                            index keys (the trim script uses it)
 //	P{hub}:i             zset   every entry of the hub
 //	P{hub}:t:<h(type)>   zset   entries by event type
 //	P{hub}:u:<h(url)>    zset   entries by URL
@@ -40,7 +40,7 @@ func (k keys) index(hub, kind, dig string) string { return indexKey(k.hub(hub), 
 
 // entryKey and indexKey name keys under a hub's prefix (keys.hub), for
 // callers that build several keys of one hub; indexKey is the filter index
-// of one kind ("t:", "u:" or "v:") and digest, the names the write script
+// of one kind ("t:", "u:" or "v:") and digest, the names the trim script
 // also builds from an entry's "x" field.
 func entryKey(hubPrefix, id string) string        { return hubPrefix + "e:" + id }
 func indexKey(hubPrefix, kind, dig string) string { return hubPrefix + kind + dig }

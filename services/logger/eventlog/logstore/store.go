@@ -71,34 +71,66 @@ func New(rdb *redis.Client, o Options) (*Store, error) {
 	return &Store{rdb: rdb, k: keys{base: o.Prefix + "log:"}, opts: o}, nil
 }
 
-// writeScript applies a batch of records of one hub to their entries and
-// the hub's indexes atomically (every key carries the hub's hash tag), and
-// trims the hub to its maximum number of entries.
+// A batch of records is written in one pipeline, per hub in this order:
 //
-// KEYS: 1 hub index, then per record: entry, type index, url index, event
-// index.
-// ARGV: 1 TTL seconds, 2 max entries per hub, 3 lexicographic lower bound of
-// expired index members, then per record: index member, order key, metadata
-// blob, attempt field ("" for none), attempt blob, summary blob, index
-// digests (the entry's "x": the type, url and event digests of its filter
-// index keys, 3 x 16 hex digits).
-// Returns {records that changed a summary, entries trimmed, trimmed members
-// left to the caller...}.
+//  1. each entry's fields that are the same whatever order records arrive
+//     in (metadata, index digests "x", the attempt's field) and its TTL, by
+//     plain commands;
+//  2. summaryScript: each entry's summary follows its record with the
+//     highest order key;
+//  3. each index gets its members (ZADD of score 0, idempotent), loses the
+//     members older than the retention and has its TTL renewed, by plain
+//     commands;
+//  4. trimScript trims the hub to its maximum number of entries.
 //
-// The script costs a few Redis calls per record: a new entry is one HSET,
-// and every index gets one ZADD per batch. Trimming happens here too: a
-// trimmed entry's filter-index keys are named from its "x" field under the
-// hub's key prefix (so they carry the same hash tag, in the slot of KEYS[1]).
-// Members of entries without "x" (written by older versions, or already
-// expired) are returned for the caller to clean up. One call trims at most
-// 1,000 entries, so lowering the cap does not block Redis on one huge trim:
-// the next writes trim the rest (a batch adds far fewer than it trims).
-var writeScript = redis.NewScript(`
-local ttl, max, cutoff = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local trimMax = 1000
-local n = (#KEYS - 1) / 4
+// Only what needs a condition or atomicity runs in a script: in Redis's Lua
+// every argument and reply is copied twice and every call has its own cost,
+// which made the script most of Redis's time per record when it did all of
+// the above. The order keeps what readers see consistent: an entry has its
+// summary before it is in an index (a list removes members of entries
+// without one), and is trimmed only once indexed.
+
+// summaryScript writes each entry's summary unless the entry holds one of a
+// record with a higher order key.
+//
+// KEYS: the entries. ARGV: per entry: order key, summary blob.
+// Returns the number of summaries written.
+var summaryScript = redis.NewScript(`
 local changed = 0
-local members, idx = {}, {}
+for i, entry in ipairs(KEYS) do
+  local ord = ARGV[2 * i - 1]
+  local cur = redis.call('HGET', entry, 'k')
+  if not cur or tonumber(ord) > tonumber(cur) then
+    redis.call('HSET', entry, 'k', ord, 's', ARGV[2 * i])
+    changed = changed + 1
+  end
+end
+return changed
+`)
+
+// trimScript removes a hub's oldest entries beyond its maximum, with their
+// members in every index. A trimmed entry's filter-index keys are named from
+// its "x" field under the hub's key prefix (so they carry the same hash tag,
+// in the slot of KEYS[1]). Members of entries without "x" (written by older
+// versions, or already expired) are returned for the caller to clean up.
+// One call trims at most 1,000 entries, so lowering the cap does not block
+// Redis on one huge trim: the next writes trim the rest (a batch adds far
+// fewer than it trims). Two replicas never both trim for one excess entry:
+// the members leave the hub index in this atomic call.
+//
+// KEYS: 1 hub index. ARGV: 1 max entries per hub.
+// Returns {entries trimmed, trimmed members left to the caller...}.
+var trimScript = redis.NewScript(`
+local total = redis.call('ZCARD', KEYS[1])
+local over = math.min(total - tonumber(ARGV[1]), 1000)
+if over <= 0 then
+  return {0}
+end
+local base = string.sub(KEYS[1], 1, -2)
+local from = tostring(-over)
+local oldest = redis.call('ZRANGE', KEYS[1], from, '-1')
+redis.call('ZREMRANGEBYRANK', KEYS[1], from, '-1')
+local members, idx, entries, out = {}, {}, {}, {0}
 local function add(key, m)
   local l = members[key]
   if not l then
@@ -108,74 +140,25 @@ local function add(key, m)
   end
   l[#l + 1] = m
 end
-for r = 0, n - 1 do
-  local k, a = 1 + r * 4, 3 + r * 7
-  local entry, m, ord = KEYS[k + 1], ARGV[a + 1], ARGV[a + 2]
-  local field, sum = ARGV[a + 4], ARGV[a + 6]
-  local cur = redis.call('HGET', entry, 'k')
-  if not cur then
-    if field ~= '' then
-      redis.call('HSET', entry, 'm', ARGV[a + 3], 'k', ord, 's', sum, 'x', ARGV[a + 7], field, ARGV[a + 5])
-    else
-      redis.call('HSET', entry, 'm', ARGV[a + 3], 'k', ord, 's', sum, 'x', ARGV[a + 7])
-    end
-    changed = changed + 1
+for _, m in ipairs(oldest) do
+  local entry = base .. 'e:' .. string.sub(m, 17)
+  local x = redis.call('HGET', entry, 'x')
+  if x and #x == 48 then
+    add(base .. 't:' .. string.sub(x, 1, 16), m)
+    add(base .. 'u:' .. string.sub(x, 17, 32), m)
+    add(base .. 'v:' .. string.sub(x, 33, 48), m)
+    entries[#entries + 1] = entry
   else
-    if field ~= '' then
-      redis.call('HSET', entry, field, ARGV[a + 5])
-    end
-    if tonumber(ord) > tonumber(cur) then
-      redis.call('HSET', entry, 'k', ord, 's', sum)
-      changed = changed + 1
-    end
-  end
-  redis.call('EXPIRE', entry, ttl)
-  add(KEYS[1], m)
-  for i = k + 2, k + 4 do
-    add(KEYS[i], m)
+    out[#out + 1] = m
   end
 end
 for _, key in ipairs(idx) do
-  local l = members[key]
-  for from = 1, #l, 512 do
-    local args = {}
-    for j = from, math.min(from + 511, #l) do
-      args[#args + 1] = 0
-      args[#args + 1] = l[j]
-    end
-    redis.call('ZADD', key, unpack(args))
-  end
-  redis.call('ZREMRANGEBYLEX', key, cutoff, '+')
-  redis.call('EXPIRE', key, ttl)
+  redis.call('ZREM', key, unpack(members[key]))
 end
-local out = {changed, 0}
-local total = redis.call('ZCARD', KEYS[1])
-if total > max then
-  local base = string.sub(KEYS[1], 1, -2)
-  local popped = redis.call('ZPOPMAX', KEYS[1], math.min(total - max, trimMax))
-  members, idx = {}, {}
-  local entries = {}
-  for i = 1, #popped, 2 do
-    local m = popped[i]
-    local entry = base .. 'e:' .. string.sub(m, 17)
-    local x = redis.call('HGET', entry, 'x')
-    if x and #x == 48 then
-      add(base .. 't:' .. string.sub(x, 1, 16), m)
-      add(base .. 'u:' .. string.sub(x, 17, 32), m)
-      add(base .. 'v:' .. string.sub(x, 33, 48), m)
-      entries[#entries + 1] = entry
-    else
-      out[#out + 1] = m
-    end
-  end
-  for _, key in ipairs(idx) do
-    redis.call('ZREM', key, unpack(members[key]))
-  end
-  if #entries > 0 then
-    redis.call('UNLINK', unpack(entries))
-  end
-  out[2] = #entries
+if #entries > 0 then
+  redis.call('UNLINK', unpack(entries))
 end
+out[1] = #entries
 return out
 `)
 
@@ -187,8 +170,9 @@ type WriteResult struct {
 	Trimmed int
 }
 
-// Write stores a batch of records in one pipelined round trip, one script
-// call per hub (two more round trips when hubs exceed MaxEntriesPerHub).
+// Write stores a batch of records in one pipelined round trip, two script
+// calls per hub (two more round trips when the trim meets entries written
+// without index digests).
 // Every record must pass ValidateRecord. When Write returns nil every record
 // is durable in Redis; on error some may be, and the whole batch may be
 // written again safely. Write masks the secret header of each record's
@@ -200,15 +184,21 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		return res, nil
 	}
 	now := s.opts.Now()
-	ttl := int64(s.opts.Retention / time.Second)
 	cutoff := "(" + inverted(now.Add(-s.opts.Retention)) + "\xff"
-	type call struct {
-		hub, prefix string // prefix: keys.hub(hub)
-		keys        []string
-		args        []any
+	ttl := any(int64(s.opts.Retention / time.Second))
+	// hubWrite is what one hub's records write; hubs are written in the
+	// order they first appear.
+	type hubWrite struct {
+		hub     string
+		entries []string             // KEYS of summaryScript
+		sums    []any                // ARGV of summaryScript
+		fields  [][]any              // per entry: HSET's field-value pairs
+		index   map[[2]string]string // kind and digest -> index key
+		order   []string             // index keys in first-use order
+		members map[string][]any     // index key -> ZADD's score-member pairs
 	}
-	var calls []*call
-	byHub := map[string]*call{}
+	var hubs []*hubWrite
+	byHub := map[string]*hubWrite{}
 	// A batch repeats its event types and URLs, and each webhook event
 	// once per URL: each distinct value is hashed once.
 	digests := digestCache{}
@@ -230,34 +220,59 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		if err != nil {
 			return res, fmt.Errorf("encode attempt: %w", err)
 		}
-		field := ""
-		if rec.GetStatus() != StatusPending {
-			field = attemptField(rec)
+		h := byHub[hub]
+		if h == nil {
+			h = &hubWrite{hub: hub, index: map[[2]string]string{}, members: map[string][]any{}}
+			byHub[hub] = h
+			hubs = append(hubs, h)
 		}
-		c := byHub[hub]
-		if c == nil {
-			c = &call{hub: hub, prefix: s.k.hub(hub), keys: []string{s.k.all(hub)}, args: []any{ttl, s.opts.MaxEntriesPerHub, cutoff}}
-			byHub[hub] = c
-			calls = append(calls, c)
-		}
+		prefix := s.k.hub(hub)
 		dt, du, de := digests.of(job.GetEventType()), digests.of(job.GetUrl()), digests.of(job.GetWebhookEventId())
-		c.keys = append(c.keys, entryKey(c.prefix, id), indexKey(c.prefix, "t:", dt), indexKey(c.prefix, "u:", du), indexKey(c.prefix, "v:", de))
-		c.args = append(c.args, member(createdAt(rec), id), orderKey(rec), meta, field, ablob, sum, dt+du+de)
+		f := []any{"m", meta, "x", dt + du + de}
+		if rec.GetStatus() != StatusPending {
+			f = append(f, attemptField(rec), ablob)
+		}
+		h.entries = append(h.entries, entryKey(prefix, id))
+		h.sums = append(h.sums, orderKey(rec), sum)
+		h.fields = append(h.fields, f)
+		m := any(member(createdAt(rec), id))
+		for _, key := range [...][2]string{{"i", ""}, {"t:", dt}, {"u:", du}, {"v:", de}} {
+			name, ok := h.index[key]
+			if !ok {
+				name = indexKey(prefix, key[0], key[1])
+				h.index[key] = name
+				h.order = append(h.order, name)
+			}
+			h.members[name] = append(h.members[name], 0, m)
+		}
 	}
 
-	run := func() ([]*redis.Cmd, error) {
+	type replies struct{ changed, trim *redis.Cmd }
+	run := func() ([]replies, error) {
 		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(calls))
-		for i, c := range calls {
-			cmds[i] = writeScript.EvalSha(ctx, pipe, c.keys, c.args...)
+		out := make([]replies, len(hubs))
+		for i, h := range hubs {
+			for j, entry := range h.entries {
+				pipe.HSet(ctx, entry, h.fields[j]...)
+				pipe.Do(ctx, "expire", entry, ttl)
+			}
+			out[i].changed = summaryScript.EvalSha(ctx, pipe, h.entries, h.sums...)
+			for _, key := range h.order {
+				pipe.Do(ctx, append([]any{"zadd", key}, h.members[key]...)...)
+				pipe.ZRemRangeByLex(ctx, key, cutoff, "+")
+				pipe.Do(ctx, "expire", key, ttl)
+			}
+			out[i].trim = trimScript.EvalSha(ctx, pipe, []string{s.k.all(h.hub)}, s.opts.MaxEntriesPerHub)
 		}
 		_, err := pipe.Exec(ctx)
-		return cmds, err
+		return out, err
 	}
 	cmds, err := run()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err := writeScript.Load(ctx, s.rdb).Err(); err != nil {
-			return res, fmt.Errorf("load write script: %w", err)
+		for _, sc := range []*redis.Script{summaryScript, trimScript} {
+			if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+				return res, fmt.Errorf("load log script: %w", err)
+			}
 		}
 		cmds, err = run()
 	}
@@ -267,23 +282,25 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 
 	type popped struct{ hub, id string }
 	var trim []popped
-	for i, cmd := range cmds {
-		vals, err := cmd.Slice()
+	for i, r := range cmds {
+		changed, err := r.changed.Int()
 		if err != nil {
-			return res, fmt.Errorf("write record: %w", err)
+			return res, fmt.Errorf("write summaries: %w", err)
 		}
-		if len(vals) < 2 {
-			return res, fmt.Errorf("write record: unexpected script reply %v", vals)
+		res.Changed += changed
+		vals, err := r.trim.Slice()
+		if err != nil {
+			return res, fmt.Errorf("trim: %w", err)
+		}
+		if len(vals) < 1 {
+			return res, fmt.Errorf("trim: unexpected script reply %v", vals)
 		}
 		if c, ok := vals[0].(int64); ok {
-			res.Changed += int(c)
-		}
-		if c, ok := vals[1].(int64); ok {
 			res.Trimmed += int(c)
 		}
-		for _, v := range vals[2:] {
+		for _, v := range vals[1:] {
 			if m, ok := v.(string); ok && validMember(m) {
-				trim = append(trim, popped{hub: calls[i].hub, id: memberID(m)})
+				trim = append(trim, popped{hub: hubs[i].hub, id: memberID(m)})
 			}
 		}
 	}
