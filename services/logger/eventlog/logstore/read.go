@@ -26,20 +26,12 @@ type Entry struct {
 	Job *deliveryv1.DeliveryJob
 }
 
-// Recorded reports whether the log holds attempt number attempt of delivery
-// id of hub, or a later one, or a final status (succeeded, failed, dead,
-// cancelled). The deliverer asks before it makes again an attempt whose job
-// JetStream delivered again, so that a job acked too late is not POSTed twice.
-func (s *Store) Recorded(ctx context.Context, hub, id string, attempt int32) (bool, error) {
-	got, err := s.RecordedAll(ctx, hub, []string{id}, []int32{attempt})
-	if err != nil {
-		return false, err
-	}
-	return got[0], nil
-}
-
-// RecordedAll is Recorded for several deliveries of hub (the targets of one
-// fan-out) in one round trip: got[i] answers for ids[i] and attempts[i].
+// RecordedAll reports, for several deliveries of hub (the targets of one
+// fan-out) in one round trip, whether the log holds attempt number
+// attempts[i] of delivery ids[i], or a later one, or a final status
+// (succeeded, failed, dead, cancelled): got[i] answers for ids[i]. The
+// deliverer asks before it makes again attempts whose job JetStream delivered
+// again, so that a job acked too late is not POSTed twice.
 func (s *Store) RecordedAll(ctx context.Context, hub string, ids []string, attempts []int32) ([]bool, error) {
 	if len(ids) != len(attempts) {
 		return nil, fmt.Errorf("recorded: %d ids for %d attempt numbers", len(ids), len(attempts))

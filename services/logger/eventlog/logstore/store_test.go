@@ -649,9 +649,9 @@ func TestRecorded(t *testing.T) {
 		{"hub2", "dlv_done", 1, false}, // keys are per hub
 		{"hub1", "not an id!", 1, false},
 	} {
-		got, err := s.Recorded(ctx, tc.hub, tc.id, tc.attempt)
-		if err != nil || got != tc.want {
-			t.Errorf("Recorded(%s, %s, %d) = %v, %v; want %v", tc.hub, tc.id, tc.attempt, got, err, tc.want)
+		got, err := s.RecordedAll(ctx, tc.hub, []string{tc.id}, []int32{tc.attempt})
+		if err != nil || len(got) != 1 || got[0] != tc.want {
+			t.Errorf("RecordedAll(%s, [%s], [%d]) = %v, %v; want [%v]", tc.hub, tc.id, tc.attempt, got, err, tc.want)
 		}
 	}
 	// All of a hub's answers in one call, in the order asked.
