@@ -18,24 +18,19 @@ func Env(key, def string) string {
 
 // EnvInt is Env for integers; a malformed value is reported, not ignored.
 func EnvInt(key string, def int) (int, error) {
-	v := Env(key, "")
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return def, fmt.Errorf("%s=%q: not an integer", key, v)
-	}
-	return n, nil
+	n, err := envInteger(key, int64(def), strconv.IntSize)
+	return int(n), err
 }
 
-// EnvInt64 is Env for 64-bit integers; a malformed value is reported, not ignored.
-func EnvInt64(key string, def int64) (int64, error) {
+// EnvInt64 is EnvInt for 64-bit integers.
+func EnvInt64(key string, def int64) (int64, error) { return envInteger(key, def, 64) }
+
+func envInteger(key string, def int64, bits int) (int64, error) {
 	v := Env(key, "")
 	if v == "" {
 		return def, nil
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
+	n, err := strconv.ParseInt(v, 10, bits)
 	if err != nil {
 		return def, fmt.Errorf("%s=%q: not an integer", key, v)
 	}

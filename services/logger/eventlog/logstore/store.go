@@ -188,14 +188,17 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 	ttl := any(int64(s.opts.Retention / time.Second))
 	// hubWrite is what one hub's records write; hubs are written in the
 	// order they first appear.
+	type indexWrite struct {
+		key     string
+		members []any // ZADD's score-member pairs
+	}
 	type hubWrite struct {
-		hub     string
-		entries []string             // KEYS of summaryScript
-		sums    []any                // ARGV of summaryScript
-		fields  [][]any              // per entry: HSET's field-value pairs
-		index   map[[2]string]string // kind and digest -> index key
-		order   []string             // index keys in first-use order
-		members map[string][]any     // index key -> ZADD's score-member pairs
+		hub, prefix string            // prefix: keys.hub(hub)
+		entries     []string          // KEYS of summaryScript
+		sums        []any             // ARGV of summaryScript
+		fields      [][]any           // per entry: HSET's field-value pairs
+		indexes     []indexWrite      // in first-use order
+		index       map[[2]string]int // kind and digest -> position in indexes
 	}
 	var hubs []*hubWrite
 	byHub := map[string]*hubWrite{}
@@ -222,28 +225,27 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		}
 		h := byHub[hub]
 		if h == nil {
-			h = &hubWrite{hub: hub, index: map[[2]string]string{}, members: map[string][]any{}}
+			h = &hubWrite{hub: hub, prefix: s.k.hub(hub), index: map[[2]string]int{}}
 			byHub[hub] = h
 			hubs = append(hubs, h)
 		}
-		prefix := s.k.hub(hub)
 		dt, du, de := digests.of(job.GetEventType()), digests.of(job.GetUrl()), digests.of(job.GetWebhookEventId())
 		f := []any{"m", meta, "x", dt + du + de}
 		if rec.GetStatus() != StatusPending {
 			f = append(f, attemptField(rec), ablob)
 		}
-		h.entries = append(h.entries, entryKey(prefix, id))
+		h.entries = append(h.entries, entryKey(h.prefix, id))
 		h.sums = append(h.sums, orderKey(rec), sum)
 		h.fields = append(h.fields, f)
 		m := any(member(createdAt(rec), id))
 		for _, key := range [...][2]string{{"i", ""}, {"t:", dt}, {"u:", du}, {"v:", de}} {
-			name, ok := h.index[key]
+			i, ok := h.index[key]
 			if !ok {
-				name = indexKey(prefix, key[0], key[1])
-				h.index[key] = name
-				h.order = append(h.order, name)
+				i = len(h.indexes)
+				h.index[key] = i
+				h.indexes = append(h.indexes, indexWrite{key: indexKey(h.prefix, key[0], key[1])})
 			}
-			h.members[name] = append(h.members[name], 0, m)
+			h.indexes[i].members = append(h.indexes[i].members, 0, m)
 		}
 	}
 
@@ -257,10 +259,10 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 				pipe.Do(ctx, "expire", entry, ttl)
 			}
 			out[i].changed = summaryScript.EvalSha(ctx, pipe, h.entries, h.sums...)
-			for _, key := range h.order {
-				pipe.Do(ctx, append([]any{"zadd", key}, h.members[key]...)...)
-				pipe.ZRemRangeByLex(ctx, key, cutoff, "+")
-				pipe.Do(ctx, "expire", key, ttl)
+			for _, ix := range h.indexes {
+				pipe.Do(ctx, append([]any{"zadd", ix.key}, ix.members...)...)
+				pipe.ZRemRangeByLex(ctx, ix.key, cutoff, "+")
+				pipe.Do(ctx, "expire", ix.key, ttl)
 			}
 			out[i].trim = trimScript.EvalSha(ctx, pipe, []string{s.k.all(h.hub)}, s.opts.MaxEntriesPerHub)
 		}
