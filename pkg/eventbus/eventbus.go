@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -45,8 +46,16 @@ const (
 	ContentTypeJSON     = "application/json"
 	// ContentTypeAttemptBatch marks a message of several attempt records:
 	// each an AttemptRecorded, preceded by its length as a uvarint (the
-	// protodelim framing). See NewAttemptBatchMsg.
-	ContentTypeAttemptBatch = "application/vnd.hubhooks.attempt-batch+protobuf"
+	// protodelim framing). A record may leave its job's body out
+	// (body_shared): it is then the body of the nearest earlier record of
+	// the batch with the same webhook event id. See NewAttemptBatchMsgOf.
+	ContentTypeAttemptBatch = "application/vnd.hubhooks.attempt-batch.v2+protobuf"
+	// ContentTypeAttemptBatchV1 is the batch of versions before shared
+	// bodies (no record sets body_shared); it is still read. A logger of
+	// such a version refuses a v2 batch (it drops it as undecodable, counted
+	// and logged) rather than log empty bodies: upgrade loggers before
+	// deliverers.
+	ContentTypeAttemptBatchV1 = "application/vnd.hubhooks.attempt-batch+protobuf"
 	// ContentTypeDeliveryFanout marks a delivery message that is a
 	// DeliveryFanout (one webhook event, several URLs) rather than one
 	// DeliveryJob. See NewFanoutMsg.
@@ -413,24 +422,90 @@ func NewAttemptBatchMsg(hubID string, encoded [][]byte) *nats.Msg {
 // NewAttemptBatchMsgOf is NewAttemptBatchMsg for records not yet encoded:
 // it encodes each one straight into the message, without a buffer of its
 // own per record. sizes[i] is recs[i].SizeVT(), as the caller measured it.
+//
+// A record whose job body equals that of an earlier record of the same
+// webhook event in recs is encoded without it (body_shared): the records of
+// one event's URLs usually finish together, and the body is most of a
+// record. The records are not changed.
 func NewAttemptBatchMsgOf(hubID string, recs []*deliveryv1.AttemptRecorded, sizes []int) (*nats.Msg, error) {
 	if len(sizes) != len(recs) {
 		return nil, fmt.Errorf("encode attempt batch: %d sizes for %d records", len(sizes), len(recs))
 	}
+	// What is encoded: the record itself, or a copy without the body.
+	out := make([]*deliveryv1.AttemptRecorded, len(recs))
+	outSizes := make([]int, len(recs))
+	var bodies map[string][]byte // webhook event id -> body of the latest record
 	n := 0
-	for _, size := range sizes {
-		n += binary.MaxVarintLen32 + size
+	for i, r := range recs {
+		out[i], outSizes[i] = r, sizes[i]
+		job := r.GetJob()
+		if body := job.GetBody(); len(body) > 0 {
+			if bodies == nil {
+				bodies = make(map[string][]byte, len(recs))
+			}
+			ev := job.GetWebhookEventId()
+			if prev, ok := bodies[ev]; ok && sameBytes(prev, body) {
+				out[i] = withoutBody(r)
+				outSizes[i] = out[i].SizeVT()
+			} else {
+				bodies[ev] = body
+			}
+		}
+		n += binary.MaxVarintLen32 + outSizes[i]
 	}
 	data := make([]byte, 0, n)
-	for i, r := range recs {
-		data = binary.AppendUvarint(data, uint64(sizes[i]))
+	for i, r := range out {
+		data = binary.AppendUvarint(data, uint64(outSizes[i]))
 		start := len(data)
-		data = data[:start+sizes[i]]
+		data = data[:start+outSizes[i]]
 		if _, err := r.MarshalToSizedBufferVT(data[start:]); err != nil {
 			return nil, fmt.Errorf("encode attempt: %w", err)
 		}
 	}
 	return attemptBatchMsg(hubID, data), nil
+}
+
+// sameBytes is bytes.Equal, at once when both are the same slice (the
+// jobs of one fan-out share their body).
+func sameBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	return len(a) == 0 || &a[0] == &b[0] || bytes.Equal(a, b)
+}
+
+// withoutBody is rec with body_shared set and its job without the body: new
+// messages sharing every other field with rec and its job (nothing is
+// copied deeply, and rec is not changed).
+func withoutBody(rec *deliveryv1.AttemptRecorded) *deliveryv1.AttemptRecorded {
+	j := rec.GetJob()
+	return &deliveryv1.AttemptRecorded{
+		Job: &deliveryv1.DeliveryJob{
+			DeliveryId:      j.GetDeliveryId(),
+			HubId:           j.GetHubId(),
+			WebhookEventId:  j.GetWebhookEventId(),
+			EventType:       j.GetEventType(),
+			UrlId:           j.GetUrlId(),
+			Url:             j.GetUrl(),
+			CreatedAt:       j.GetCreatedAt(),
+			DomainEventId:   j.GetDomainEventId(),
+			DomainEventType: j.GetDomainEventType(),
+			Attempt:         j.GetAttempt(),
+			ConfigVersion:   j.GetConfigVersion(),
+			Test:            j.GetTest(),
+			RedeliveryOf:    j.GetRedeliveryOf(),
+			FirstAttemptAt:  j.GetFirstAttemptAt(),
+			Deferrals:       j.GetDeferrals(),
+			EventArrivedAt:  j.GetEventArrivedAt(),
+		},
+		Attempt:       rec.GetAttempt(),
+		Status:        rec.GetStatus(),
+		Request:       rec.GetRequest(),
+		Response:      rec.GetResponse(),
+		StartedAt:     rec.GetStartedAt(),
+		NextAttemptAt: rec.GetNextAttemptAt(),
+		BodyShared:    true,
+	}
 }
 
 func attemptBatchMsg(hubID string, data []byte) *nats.Msg {
@@ -442,14 +517,19 @@ func attemptBatchMsg(hubID string, data []byte) *nats.Msg {
 }
 
 // IsAttemptBatch reports whether a message's headers say it is a batch of
-// attempt records (decode it with DecodeAttemptBatch).
+// attempt records, of this version or the one before (decode it with
+// DecodeAttemptBatch).
 func IsAttemptBatch(h nats.Header) bool {
-	return h.Get(HeaderContentType) == ContentTypeAttemptBatch
+	ct := h.Get(HeaderContentType)
+	return ct == ContentTypeAttemptBatch || ct == ContentTypeAttemptBatchV1
 }
 
-// DecodeAttemptBatch decodes the records of a NewAttemptBatchMsg message.
+// DecodeAttemptBatch decodes the records of a NewAttemptBatchMsg message,
+// putting back the bodies of records that share them (body_shared is clear
+// on every record it returns).
 func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
 	var recs []*deliveryv1.AttemptRecorded
+	var bodies map[string][]byte // webhook event id -> body of the latest record
 	for len(data) > 0 {
 		n, k := binary.Uvarint(data)
 		if k <= 0 || n > uint64(len(data)-k) {
@@ -458,6 +538,19 @@ func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
 		rec, err := DecodeAttempt(data[k : k+int(n)])
 		if err != nil {
 			return nil, fmt.Errorf("decode attempt batch record %d: %w", len(recs), err)
+		}
+		if job := rec.GetJob(); rec.GetBodyShared() {
+			body, ok := bodies[job.GetWebhookEventId()]
+			if !ok || job == nil || len(job.GetBody()) > 0 {
+				return nil, fmt.Errorf("decode attempt batch record %d: body_shared with a body of its own or no earlier record of webhook event %q", len(recs), job.GetWebhookEventId())
+			}
+			job.Body = body
+			rec.BodyShared = false
+		} else if body := job.GetBody(); len(body) > 0 {
+			if bodies == nil {
+				bodies = make(map[string][]byte)
+			}
+			bodies[job.GetWebhookEventId()] = body
 		}
 		recs = append(recs, rec)
 		data = data[k+int(n):]

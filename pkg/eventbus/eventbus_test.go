@@ -2,7 +2,9 @@ package eventbus
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +116,40 @@ func BenchmarkDecodeAttempt(b *testing.B) {
 	}
 }
 
+// BenchmarkAttemptBatch: one batch of the records of 8 webhook events x 5
+// URLs (the jobs of each event share one body, as a fan-out's do), encoded
+// by the deliverer and decoded by the logger; bytes/record is what each
+// record costs the attempts stream.
+func BenchmarkAttemptBatch(b *testing.B) {
+	const events, urls = 8, 5
+	var recs []*deliveryv1.AttemptRecorded
+	var sizes []int
+	for e := range events {
+		body := []byte(`{"event":"` + strconv.Itoa(e) + `","data":"` + strings.Repeat("y", 700) + `"}`)
+		for u := range urls {
+			r := testRecord()
+			r.Job.WebhookEventId = "msg_" + strconv.Itoa(e)
+			r.Job.DeliveryId = r.Job.WebhookEventId + "_" + strconv.Itoa(u)
+			r.Job.Body = body
+			recs = append(recs, r)
+			sizes = append(sizes, r.SizeVT())
+		}
+	}
+	var size int
+	b.ReportAllocs()
+	for b.Loop() {
+		m, err := NewAttemptBatchMsgOf("hub-1", recs, sizes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := DecodeAttemptBatch(m.Data); err != nil {
+			b.Fatal(err)
+		}
+		size = len(m.Data)
+	}
+	b.ReportMetric(float64(size)/float64(len(recs)), "bytes/record")
+}
+
 func TestAttemptBatch(t *testing.T) {
 	var encoded [][]byte
 	var want []*deliveryv1.AttemptRecorded
@@ -151,8 +187,10 @@ func TestAttemptBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if of.Subject != m.Subject || !IsAttemptBatch(of.Header) || len(of.Data) != len(m.Data) {
-		t.Fatalf("NewAttemptBatchMsgOf: subject %q headers %v, %d bytes, want those of NewAttemptBatchMsg (%d bytes)", of.Subject, of.Header, len(of.Data), len(m.Data))
+	// The three records are of one webhook event with one body: the last
+	// two leave it out.
+	if shared := 2 * len(want[0].GetJob().GetBody()); of.Subject != m.Subject || !IsAttemptBatch(of.Header) || len(of.Data) > len(m.Data)-shared {
+		t.Fatalf("NewAttemptBatchMsgOf: subject %q headers %v, %d bytes, want those of NewAttemptBatchMsg (%d bytes) less two bodies (%d)", of.Subject, of.Header, len(of.Data), len(m.Data), shared)
 	}
 	gotOf, err := DecodeAttemptBatch(of.Data) // map fields encode in any order: compare decoded
 	if err != nil || len(gotOf) != len(want) {
@@ -180,6 +218,113 @@ func TestAttemptBatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := DecodeAttemptBatch(tt.data); err == nil {
 				t.Fatal("decoded")
+			}
+		})
+	}
+}
+
+func TestAttemptBatchSharesBodies(t *testing.T) {
+	body1 := []byte(`{"event":"one","data":"` + strings.Repeat("a", 400) + `"}`)
+	body2 := []byte(`{"event":"two","data":"` + strings.Repeat("b", 400) + `"}`)
+	rec := func(id, event string, body []byte) *deliveryv1.AttemptRecorded {
+		r := testRecord()
+		r.Job.DeliveryId, r.Job.WebhookEventId, r.Job.Body = id, event, body
+		return r
+	}
+	full := rec("dlv_9", "msg_1", body1) // shared, every field set: withoutBody must copy each one
+	full.Job.Test, full.Job.RedeliveryOf, full.Job.Deferrals = true, "dlv_old", 2
+	full.Job.FirstAttemptAt = timestamppb.New(time.Unix(1764158402, 0))
+	full.Job.EventArrivedAt = timestamppb.New(time.Unix(1764158399, 0))
+	full.NextAttemptAt = timestamppb.New(time.Unix(1764158500, 0))
+	for _, m := range []proto.Message{full, full.Job} {
+		fields := m.ProtoReflect().Descriptor().Fields()
+		for i := 0; i < fields.Len(); i++ {
+			if f := fields.Get(i); f.Name() != "body_shared" && !m.ProtoReflect().Has(f) {
+				t.Fatalf("test record leaves %s unset: set it so withoutBody is checked to copy it", f.FullName())
+			}
+		}
+	}
+	recs := []*deliveryv1.AttemptRecorded{
+		rec("dlv_1", "msg_1", body1),
+		rec("dlv_2", "msg_2", body2),
+		rec("dlv_3", "msg_1", body1),                                    // shared: the same slice
+		rec("dlv_4", "msg_1", append([]byte(nil), body1...)),            // shared: equal bytes
+		rec("dlv_5", "msg_1", []byte(`{"event":"one","changed":true}`)), // its own: another body
+		rec("dlv_6", "msg_1", body1),                                    // its own: the body changed for msg_1 just before
+		rec("dlv_7", "msg_1", nil),                                      // no body: nothing to share
+		rec("dlv_8", "msg_2", body2),                                    // shared
+		full,                                                            // shared, with dlv_6
+	}
+	wantShared := map[string]bool{"dlv_3": true, "dlv_4": true, "dlv_8": true, "dlv_9": true}
+	before := make([]*deliveryv1.AttemptRecorded, len(recs))
+	sizes := make([]int, len(recs))
+	for i, r := range recs {
+		before[i] = proto.Clone(r).(*deliveryv1.AttemptRecorded)
+		sizes[i] = r.SizeVT()
+	}
+	m, err := NewAttemptBatchMsgOf("hub-1", recs, sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get(HeaderContentType) != ContentTypeAttemptBatch {
+		t.Fatalf("content type %q", m.Header.Get(HeaderContentType))
+	}
+	for i := range recs {
+		if !proto.Equal(recs[i], before[i]) {
+			t.Fatalf("encoding changed record %d", i)
+		}
+	}
+	// The frames as sent: which records left their body out.
+	for data, i := m.Data, 0; len(data) > 0; i++ {
+		n, k := binary.Uvarint(data)
+		r, err := DecodeAttempt(data[k : k+int(n)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := r.GetJob().GetDeliveryId()
+		if r.GetBodyShared() != wantShared[id] || (r.GetBodyShared() && len(r.GetJob().GetBody()) > 0) {
+			t.Errorf("record %s sent with body_shared %v and %d body bytes", id, r.GetBodyShared(), len(r.GetJob().GetBody()))
+		}
+		data = data[k+int(n):]
+	}
+	got, err := DecodeAttemptBatch(m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(recs) {
+		t.Fatalf("%d records, want %d", len(got), len(recs))
+	}
+	for i := range got {
+		if !proto.Equal(got[i], recs[i]) {
+			t.Errorf("record %d:\n got %v\nwant %v", i, got[i], recs[i])
+		}
+	}
+
+	frame := func(r *deliveryv1.AttemptRecorded) []byte {
+		b, err := EncodeAttempt(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	sharedRec := func(id, event string) *deliveryv1.AttemptRecorded {
+		r := rec(id, event, nil)
+		r.BodyShared = true
+		return r
+	}
+	withOwnBody := sharedRec("dlv_2", "msg_1")
+	withOwnBody.Job.Body = body1
+	noJob := sharedRec("dlv_2", "msg_1")
+	noJob.Job = nil
+	for name, frames := range map[string][][]byte{
+		"shared first":            {frame(sharedRec("dlv_1", "msg_1"))},
+		"shared of another event": {frame(rec("dlv_1", "msg_1", body1)), frame(sharedRec("dlv_2", "msg_2"))},
+		"shared with a body":      {frame(rec("dlv_1", "msg_1", body1)), frame(withOwnBody)},
+		"shared without a job":    {frame(rec("dlv_1", "", body1)), frame(noJob)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if recs, err := DecodeAttemptBatch(NewAttemptBatchMsg("hub-1", frames).Data); err == nil {
+				t.Fatalf("decoded %d records", len(recs))
 			}
 		})
 	}

@@ -232,6 +232,13 @@ type AttemptRecorded struct {
 	Response      *v1.HttpResponse       `protobuf:"bytes,5,opt,name=response,proto3" json:"response,omitempty"`
 	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
+	// body_shared is set only on a record inside an attempt batch
+	// (application/vnd.hubhooks.attempt-batch.v2+protobuf): its job.body was
+	// left out because it is the body of the nearest earlier record of the
+	// same batch with the same job.webhook_event_id (the records of one
+	// webhook event's URLs usually finish together). The batch decoder puts
+	// the body back and clears the flag; anywhere else it is invalid.
+	BodyShared    bool `protobuf:"varint,8,opt,name=body_shared,json=bodyShared,proto3" json:"body_shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -313,6 +320,13 @@ func (x *AttemptRecorded) GetNextAttemptAt() *timestamppb.Timestamp {
 		return x.NextAttemptAt
 	}
 	return nil
+}
+
+func (x *AttemptRecorded) GetBodyShared() bool {
+	if x != nil {
+		return x.BodyShared
+	}
+	return false
 }
 
 // DeliveryFanout is one webhook event for several callback URLs of a hub:
@@ -461,7 +475,7 @@ const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\rredelivery_of\x18\x0e \x01(\tR\fredeliveryOf\x12D\n" +
 	"\x10first_attempt_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstAttemptAt\x12\x1c\n" +
 	"\tdeferrals\x18\x10 \x01(\x05R\tdeferrals\x12D\n" +
-	"\x10event_arrived_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x0eeventArrivedAt\"\xe2\x02\n" +
+	"\x10event_arrived_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x0eeventArrivedAt\"\x83\x03\n" +
 	"\x0fAttemptRecorded\x123\n" +
 	"\x03job\x18\x01 \x01(\v2!.hubhooks.delivery.v1.DeliveryJobR\x03job\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -470,7 +484,9 @@ const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\bresponse\x18\x05 \x01(\v2\x19.hubhooks.v1.HttpResponseR\bresponse\x129\n" +
 	"\n" +
 	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12B\n" +
-	"\x0fnext_attempt_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"\x83\x01\n" +
+	"\x0fnext_attempt_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\x12\x1f\n" +
+	"\vbody_shared\x18\b \x01(\bR\n" +
+	"bodyShared\"\x83\x01\n" +
 	"\x0eDeliveryFanout\x123\n" +
 	"\x03job\x18\x01 \x01(\v2!.hubhooks.delivery.v1.DeliveryJobR\x03job\x12<\n" +
 	"\atargets\x18\x02 \x03(\v2\".hubhooks.delivery.v1.FanoutTargetR\atargets\"X\n" +

@@ -214,6 +214,16 @@ func (m *AttemptRecorded) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.BodyShared {
+		i--
+		if m.BodyShared {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x40
+	}
 	if m.NextAttemptAt != nil {
 		size, err := (*timestamppb.Timestamp)(m.NextAttemptAt).MarshalToSizedBufferVT(dAtA[:i])
 		if err != nil {
@@ -530,6 +540,9 @@ func (m *AttemptRecorded) SizeVT() (n int) {
 	if m.NextAttemptAt != nil {
 		l = (*timestamppb.Timestamp)(m.NextAttemptAt).SizeVT()
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.BodyShared {
+		n += 2
 	}
 	n += len(m.unknownFields)
 	return n
@@ -1411,6 +1424,26 @@ func (m *AttemptRecorded) UnmarshalVT(dAtA []byte) error {
 				return err
 			}
 			iNdEx = postIndex
+		case 8:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field BodyShared", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.BodyShared = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])

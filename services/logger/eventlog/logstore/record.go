@@ -122,6 +122,10 @@ func ValidateRecord(rec *deliveryv1.AttemptRecorded) error {
 	if createdAt(rec).IsZero() {
 		errs = append(errs, errors.New("neither job.created_at nor started_at is set"))
 	}
+	if rec.GetBodyShared() {
+		// Only a batch's decoder may see it, and it puts the body back.
+		errs = append(errs, errors.New("body_shared outside an attempt batch"))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidRecord, errors.Join(errs...))
 	}

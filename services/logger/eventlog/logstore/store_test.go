@@ -213,6 +213,7 @@ func TestValidateRecord(t *testing.T) {
 		{"succeeded without number", func(r *deliveryv1.AttemptRecorded) { r.Attempt = 0; r.Job.Attempt = 0 }, false},
 		{"no times", func(r *deliveryv1.AttemptRecorded) { r.Job.CreatedAt = nil; r.StartedAt = nil }, false},
 		{"created from started_at", func(r *deliveryv1.AttemptRecorded) { r.Job.CreatedAt = nil }, true},
+		{"body_shared outside a batch", func(r *deliveryv1.AttemptRecorded) { r.BodyShared = true }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
