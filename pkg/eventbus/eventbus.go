@@ -342,27 +342,35 @@ func DecodeJobs(h nats.Header, data []byte) ([]*deliveryv1.DeliveryJob, error) {
 	base := f.GetJob()
 	jobs := make([]*deliveryv1.DeliveryJob, len(f.GetTargets()))
 	for i, t := range f.GetTargets() {
-		jobs[i] = &deliveryv1.DeliveryJob{
-			DeliveryId:      t.GetDeliveryId(),
-			HubId:           base.GetHubId(),
-			WebhookEventId:  base.GetWebhookEventId(),
-			EventType:       base.GetEventType(),
-			UrlId:           t.GetUrlId(),
-			Url:             t.GetUrl(),
-			Body:            base.GetBody(),
-			CreatedAt:       base.GetCreatedAt(),
-			DomainEventId:   base.GetDomainEventId(),
-			DomainEventType: base.GetDomainEventType(),
-			Attempt:         base.GetAttempt(),
-			ConfigVersion:   base.GetConfigVersion(),
-			Test:            base.GetTest(),
-			RedeliveryOf:    base.GetRedeliveryOf(),
-			FirstAttemptAt:  base.GetFirstAttemptAt(),
-			Deferrals:       base.GetDeferrals(),
-			EventArrivedAt:  base.GetEventArrivedAt(),
-		}
+		jobs[i] = jobWith(base, t.GetDeliveryId(), t.GetUrlId(), t.GetUrl(), base.GetBody())
 	}
 	return jobs, nil
+}
+
+// jobWith is a new job with base's fields but for the delivery id, URL id,
+// URL and body given (nothing is copied deeply). DecodeJobs and withoutBody
+// use it; their tests set every field, so a field added later and not
+// copied here fails them.
+func jobWith(base *deliveryv1.DeliveryJob, deliveryID, urlID, url string, body []byte) *deliveryv1.DeliveryJob {
+	return &deliveryv1.DeliveryJob{
+		DeliveryId:      deliveryID,
+		HubId:           base.GetHubId(),
+		WebhookEventId:  base.GetWebhookEventId(),
+		EventType:       base.GetEventType(),
+		UrlId:           urlID,
+		Url:             url,
+		Body:            body,
+		CreatedAt:       base.GetCreatedAt(),
+		DomainEventId:   base.GetDomainEventId(),
+		DomainEventType: base.GetDomainEventType(),
+		Attempt:         base.GetAttempt(),
+		ConfigVersion:   base.GetConfigVersion(),
+		Test:            base.GetTest(),
+		RedeliveryOf:    base.GetRedeliveryOf(),
+		FirstAttemptAt:  base.GetFirstAttemptAt(),
+		Deferrals:       base.GetDeferrals(),
+		EventArrivedAt:  base.GetEventArrivedAt(),
+	}
 }
 
 // DecodeJob decodes a delivery job.
@@ -480,24 +488,7 @@ func sameBytes(a, b []byte) bool {
 func withoutBody(rec *deliveryv1.AttemptRecorded) *deliveryv1.AttemptRecorded {
 	j := rec.GetJob()
 	return &deliveryv1.AttemptRecorded{
-		Job: &deliveryv1.DeliveryJob{
-			DeliveryId:      j.GetDeliveryId(),
-			HubId:           j.GetHubId(),
-			WebhookEventId:  j.GetWebhookEventId(),
-			EventType:       j.GetEventType(),
-			UrlId:           j.GetUrlId(),
-			Url:             j.GetUrl(),
-			CreatedAt:       j.GetCreatedAt(),
-			DomainEventId:   j.GetDomainEventId(),
-			DomainEventType: j.GetDomainEventType(),
-			Attempt:         j.GetAttempt(),
-			ConfigVersion:   j.GetConfigVersion(),
-			Test:            j.GetTest(),
-			RedeliveryOf:    j.GetRedeliveryOf(),
-			FirstAttemptAt:  j.GetFirstAttemptAt(),
-			Deferrals:       j.GetDeferrals(),
-			EventArrivedAt:  j.GetEventArrivedAt(),
-		},
+		Job:           jobWith(j, j.GetDeliveryId(), j.GetUrlId(), j.GetUrl(), nil),
 		Attempt:       rec.GetAttempt(),
 		Status:        rec.GetStatus(),
 		Request:       rec.GetRequest(),
@@ -525,8 +516,11 @@ func IsAttemptBatch(h nats.Header) bool {
 }
 
 // DecodeAttemptBatch decodes the records of a NewAttemptBatchMsg message,
-// putting back the bodies of records that share them (body_shared is clear
-// on every record it returns).
+// putting back the bodies of records that share them and clearing their
+// body_shared. A record whose body cannot be put back (no earlier record of
+// its webhook event with a body, or a body of its own) keeps body_shared,
+// which logstore.ValidateRecord refuses: that record is dropped, not the
+// batch.
 func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
 	var recs []*deliveryv1.AttemptRecorded
 	var bodies map[string][]byte // webhook event id -> body of the latest record
@@ -540,12 +534,10 @@ func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
 			return nil, fmt.Errorf("decode attempt batch record %d: %w", len(recs), err)
 		}
 		if job := rec.GetJob(); rec.GetBodyShared() {
-			body, ok := bodies[job.GetWebhookEventId()]
-			if !ok || job == nil || len(job.GetBody()) > 0 {
-				return nil, fmt.Errorf("decode attempt batch record %d: body_shared with a body of its own or no earlier record of webhook event %q", len(recs), job.GetWebhookEventId())
+			if body, ok := bodies[job.GetWebhookEventId()]; ok && job != nil && len(job.GetBody()) == 0 {
+				job.Body = body
+				rec.BodyShared = false
 			}
-			job.Body = body
-			rec.BodyShared = false
 		} else if body := job.GetBody(); len(body) > 0 {
 			if bodies == nil {
 				bodies = make(map[string][]byte)

@@ -316,15 +316,23 @@ func TestAttemptBatchSharesBodies(t *testing.T) {
 	withOwnBody.Job.Body = body1
 	noJob := sharedRec("dlv_2", "msg_1")
 	noJob.Job = nil
+	// A record whose body cannot be put back keeps body_shared (the logger
+	// refuses that record alone); the others decode as sent.
 	for name, frames := range map[string][][]byte{
-		"shared first":            {frame(sharedRec("dlv_1", "msg_1"))},
+		"shared first":            {frame(sharedRec("dlv_2", "msg_1")), frame(rec("dlv_1", "msg_1", body1))},
 		"shared of another event": {frame(rec("dlv_1", "msg_1", body1)), frame(sharedRec("dlv_2", "msg_2"))},
 		"shared with a body":      {frame(rec("dlv_1", "msg_1", body1)), frame(withOwnBody)},
 		"shared without a job":    {frame(rec("dlv_1", "", body1)), frame(noJob)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if recs, err := DecodeAttemptBatch(NewAttemptBatchMsg("hub-1", frames).Data); err == nil {
-				t.Fatalf("decoded %d records", len(recs))
+			got, err := DecodeAttemptBatch(NewAttemptBatchMsg("hub-1", frames).Data)
+			if err != nil || len(got) != 2 {
+				t.Fatalf("decoded %d records, %v", len(got), err)
+			}
+			for _, r := range got {
+				if bad := r.GetJob().GetDeliveryId() != "dlv_1"; r.GetBodyShared() != bad {
+					t.Errorf("record %s: body_shared %v", r.GetJob().GetDeliveryId(), r.GetBodyShared())
+				}
 			}
 		})
 	}

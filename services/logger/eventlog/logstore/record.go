@@ -123,8 +123,8 @@ func ValidateRecord(rec *deliveryv1.AttemptRecorded) error {
 		errs = append(errs, errors.New("neither job.created_at nor started_at is set"))
 	}
 	if rec.GetBodyShared() {
-		// Only a batch's decoder may see it, and it puts the body back.
-		errs = append(errs, errors.New("body_shared outside an attempt batch"))
+		// A batch's decoder clears it when it puts the body back.
+		errs = append(errs, errors.New("body_shared, and no body to share: not in a batch, or no earlier record of its webhook event there"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidRecord, errors.Join(errs...))
