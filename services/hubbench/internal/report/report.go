@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -153,6 +154,10 @@ type Result struct {
 	// RatioToHTTPCeiling is SteadyDeliveriesPerSec / the POST ceiling (the
 	// mean of HTTPCeiling and HTTPCeilingAfter when both were measured).
 	RatioToHTTPCeiling float64 `json:"ratio_to_http_ceiling,omitempty"`
+	// HTTPCeilingDrift is how far apart the two POST ceilings are, as a
+	// fraction of their mean: the machine's change of speed during the
+	// run, and so a bound on how much the ratio can be trusted.
+	HTTPCeilingDrift float64 `json:"http_ceiling_drift,omitempty"`
 	// Counters are the system's non-zero hubhooks_*_total counters at the
 	// end of the run (hubd target), for explaining the numbers.
 	Counters map[string]float64 `json:"counters,omitempty"`
@@ -171,11 +176,18 @@ func (r *Result) Finish() {
 	r.Missing = max(0, r.DeliveriesExpected-r.DeliveriesReceived)
 	if c := r.POSTCeiling(); c > 0 {
 		r.RatioToHTTPCeiling = r.SteadyDeliveriesPerSec / c
+		if b, a := r.HTTPCeiling, r.HTTPCeilingAfter; b != nil && a != nil && b.PerSecond > 0 && a.PerSecond > 0 {
+			r.HTTPCeilingDrift = math.Abs(b.PerSecond-a.PerSecond) / c
+		}
 	}
 	if r.Redis != nil && r.Redis.Entries > 0 {
 		r.Redis.BytesPerEntry = float64(r.Redis.UsedMemoryAfter-r.Redis.UsedMemoryBefore) / float64(r.Redis.Entries)
 	}
 }
+
+// maxCeilingDrift is the HTTPCeilingDrift above which the report warns
+// that the ratio is unreliable.
+const maxCeilingDrift = 0.15
 
 // POSTCeiling is the POST ceiling the ratio uses: the mean of the
 // measurements before and after the system under test ran (0 when none).
@@ -285,6 +297,9 @@ func (r *Result) PrintTable(w io.Writer) error {
 		fmt.Fprintf(tw, "deliveries/s / POST ceiling\t%.2f (at a fixed rate: not a throughput ratio; use -rate 0)\n", r.RatioToHTTPCeiling)
 	case r.RatioToHTTPCeiling > 0:
 		fmt.Fprintf(tw, "steady deliveries/s / POST ceiling\t%.2f (%.0f%%)\n", r.RatioToHTTPCeiling, 100*r.RatioToHTTPCeiling)
+	}
+	if r.HTTPCeilingDrift > maxCeilingDrift {
+		fmt.Fprintf(tw, "warning\tthe POST ceiling moved %.0f%% between before and after the run: the machine's speed changed while it ran; compare ratios over several runs\n", 100*r.HTTPCeilingDrift)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(tw, "note\t%s\n", n)

@@ -53,6 +53,26 @@ func TestFinish(t *testing.T) {
 	if want := 1800.0 / 17500; r.RatioToHTTPCeiling != want {
 		t.Errorf("ratio with two ceilings = %v, want %v", r.RatioToHTTPCeiling, want)
 	}
+	// 20000 and 15000 are 29 % of their mean apart: the report says so.
+	if want := 5000.0 / 17500; r.HTTPCeilingDrift != want {
+		t.Errorf("ceiling drift = %v, want %v", r.HTTPCeilingDrift, want)
+	}
+	var text strings.Builder
+	if err := r.PrintTable(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "the POST ceiling moved 29% between before and after the run") {
+		t.Errorf("no drift warning in:\n%s", text.String())
+	}
+	r.HTTPCeilingAfter.PerSecond = 19000
+	r.Finish()
+	text.Reset()
+	if err := r.PrintTable(&text); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text.String(), "ceiling moved") {
+		t.Errorf("drift warning at %.0f%%:\n%s", 100*r.HTTPCeilingDrift, text.String())
+	}
 	over := &Result{DeliveriesExpected: 5, DeliveriesReceived: 7}
 	over.Finish()
 	if over.Missing != 0 {
