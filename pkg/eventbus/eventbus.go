@@ -521,6 +521,12 @@ func IsAttemptBatch(h nats.Header) bool {
 // its webhook event with a body, or a body of its own) keeps body_shared,
 // which logstore.ValidateRecord refuses: that record is dropped, not the
 // batch.
+//
+// The records' strings and bytes are not copied: they point into data,
+// which must not change while the records are in use (the logger's are
+// written and dropped with their message). A batch is most of the logger's
+// decoding, and copying every record's body, headers and ids was most of
+// that.
 func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
 	var recs []*deliveryv1.AttemptRecorded
 	var bodies map[string][]byte // webhook event id -> body of the latest record
@@ -529,8 +535,8 @@ func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
 		if k <= 0 || n > uint64(len(data)-k) {
 			return nil, fmt.Errorf("decode attempt batch: bad length at record %d", len(recs))
 		}
-		rec, err := DecodeAttempt(data[k : k+int(n)])
-		if err != nil {
+		rec := &deliveryv1.AttemptRecorded{}
+		if err := rec.UnmarshalVTUnsafe(data[k : k+int(n)]); err != nil {
 			return nil, fmt.Errorf("decode attempt batch record %d: %w", len(recs), err)
 		}
 		if job := rec.GetJob(); rec.GetBodyShared() {
