@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,10 @@ type testConfigs struct {
 	listeners []func(old, new *hubhooksv1.HubConfig)
 	// failFetches makes the next Fetch calls fail (an unreachable configsvc).
 	failFetches int
+	// notReady: the snapshot has not arrived yet (Ready is false).
+	notReady atomic.Bool
+	// fetches counts Fetch calls.
+	fetches atomic.Int64
 }
 
 func newTestConfigs() *testConfigs {
@@ -50,6 +55,7 @@ func (c *testConfigs) Get(hub string) (*hubhooksv1.HubConfig, bool) {
 }
 
 func (c *testConfigs) Fetch(_ context.Context, hub string, minVersion int64) (*hubhooksv1.HubConfig, error) {
+	c.fetches.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.failFetches > 0 {
@@ -72,7 +78,7 @@ func (c *testConfigs) OnChange(fn func(old, new *hubhooksv1.HubConfig)) {
 	c.listeners = append(c.listeners, fn)
 }
 
-func (c *testConfigs) Ready() bool { return true }
+func (c *testConfigs) Ready() bool { return !c.notReady.Load() }
 
 // set stores a change of hub's config (made by mutate on a copy), bumping
 // its version, and tells the listeners.

@@ -213,6 +213,7 @@ func (s *Service) Run(ctx context.Context) error {
 	loops.Go(func() { s.cancelLoop(ctx) })
 	loops.Go(s.heartbeatLoop)
 	loops.Go(s.holdLoop)
+	s.waitConfigs(ctx)
 	s.fetchLoop(ctx, cons)
 
 	// Shutdown: no new work; queued jobs go back to JetStream.
@@ -275,6 +276,36 @@ func (s *Service) Ready(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	return nil
+}
+
+// configWait bounds how long Run waits for the config cache's snapshot
+// before it takes jobs anyway.
+const configWait = 10 * time.Second
+
+// waitConfigs returns once the config cache has its first snapshot, or after
+// configWait. A job taken before would ask configsvc for its hub's config on
+// its own (or, while configsvc is still starting, fail and be retried
+// later); a configsvc that stays away must not stop delivery, so the wait
+// is bounded.
+func (s *Service) waitConfigs(ctx context.Context) {
+	if s.configs.Ready() {
+		return
+	}
+	s.log.Info("waiting for the hub configs snapshot before taking jobs", "at_most", configWait)
+	deadline := time.Now().Add(configWait)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !s.configs.Ready() {
+		if time.Now().After(deadline) {
+			s.log.Warn("no hub configs snapshot yet; taking jobs anyway (their configs are fetched one by one)", "waited", configWait)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (s *Service) fetchLoop(ctx context.Context, cons jetstream.Consumer) {

@@ -245,6 +245,46 @@ func TestJobForRemovedURLIsCancelled(t *testing.T) {
 	}
 }
 
+// A deliverer started before its config cache has the snapshot takes no job
+// until the snapshot is there (each job would otherwise ask configsvc, or
+// fail while configsvc starts), and then delivers.
+func TestFetchWaitsForConfigSnapshot(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	h := &hook{}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL}
+	cfg := e.addHub("hub1", u)
+	job := e.publishJob(t, cfg, u, 1, false)
+	e.configs.notReady.Store(true)
+	svc, err := New(baseConfig(e.prefix, 0), e.js, e.rdb, e.configs, newSender(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	time.Sleep(500 * time.Millisecond) // five fetch waits: time enough to take the job
+	if n := h.count(); n != 0 {
+		t.Fatalf("%d POSTs before the config snapshot", n)
+	}
+	e.configs.notReady.Store(false)
+	testkit.Eventually(t, 10*time.Second, "delivered once the snapshot is there", func() bool { return e.records.final(job.GetDeliveryId()) })
+	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusSucceeded}) || h.count() != 1 {
+		t.Fatalf("statuses %v, POSTs %d", got, h.count())
+	}
+	if n := e.configs.fetches.Load(); n != 0 {
+		t.Fatalf("%d config fetches: the job should have found its hub in the cache", n)
+	}
+}
+
 func TestRestartResumesPendingRetries(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
