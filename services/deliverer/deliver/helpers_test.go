@@ -144,8 +144,17 @@ func newSender(t *testing.T, opts ...webhook.ClientOption) webhook.Sender {
 	return c
 }
 
-// start runs a Service until the returned stop is called (or the test ends).
+// start runs a Service until the returned stop is called (or the test ends),
+// and returns once it is ready.
 func (e *testEnv) start(t *testing.T, cfg Config, sender webhook.Sender) (*Service, func()) {
+	t.Helper()
+	svc, stop := e.run(t, cfg, sender)
+	testkit.Eventually(t, 10*time.Second, "service ready", func() bool { return svc.Ready(context.Background()) == nil })
+	return svc, stop
+}
+
+// run is start without waiting for the service to be ready.
+func (e *testEnv) run(t *testing.T, cfg Config, sender webhook.Sender) (*Service, func()) {
 	t.Helper()
 	svc, err := New(cfg, e.js, e.rdb, e.configs, sender)
 	if err != nil {
@@ -169,7 +178,6 @@ func (e *testEnv) start(t *testing.T, cfg Config, sender webhook.Sender) (*Servi
 		})
 	}
 	t.Cleanup(stop)
-	testkit.Eventually(t, 10*time.Second, "service ready", func() bool { return svc.Ready(context.Background()) == nil })
 	return svc, stop
 }
 

@@ -258,19 +258,7 @@ func TestFetchWaitsForConfigSnapshot(t *testing.T) {
 	cfg := e.addHub("hub1", u)
 	job := e.publishJob(t, cfg, u, 1, false)
 	e.configs.notReady.Store(true)
-	svc, err := New(baseConfig(e.prefix, 0), e.js, e.rdb, e.configs, newSender(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	e.run(t, baseConfig(e.prefix, 0), newSender(t))
 	time.Sleep(500 * time.Millisecond) // five fetch waits: time enough to take the job
 	if n := h.count(); n != 0 {
 		t.Fatalf("%d POSTs before the config snapshot", n)
