@@ -22,6 +22,8 @@ type ConfigSource interface {
 	OnChange(fn func(old, new *hubhooksv1.HubConfig))
 	// Ready reports whether the initial snapshot has arrived.
 	Ready() bool
+	// WaitReady blocks until the initial snapshot has arrived or ctx ends.
+	WaitReady(ctx context.Context) error
 }
 
 // cancelReason says why cfg no longer allows job, or "" when it does. Test

@@ -34,14 +34,18 @@ type testConfigs struct {
 	listeners []func(old, new *hubhooksv1.HubConfig)
 	// failFetches makes the next Fetch calls fail (an unreachable configsvc).
 	failFetches int
-	// notReady: the snapshot has not arrived yet (Ready is false).
-	notReady atomic.Bool
+	// ready is closed once the snapshot has arrived (newTestConfigs closes
+	// it; a test that starts without one replaces it before the service
+	// starts and closes it later).
+	ready chan struct{}
 	// fetches counts Fetch calls.
 	fetches atomic.Int64
 }
 
 func newTestConfigs() *testConfigs {
-	return &testConfigs{hubs: map[string]*hubhooksv1.HubConfig{}}
+	ready := make(chan struct{})
+	close(ready)
+	return &testConfigs{hubs: map[string]*hubhooksv1.HubConfig{}, ready: ready}
 }
 
 func (c *testConfigs) Get(hub string) (*hubhooksv1.HubConfig, bool) {
@@ -78,7 +82,23 @@ func (c *testConfigs) OnChange(fn func(old, new *hubhooksv1.HubConfig)) {
 	c.listeners = append(c.listeners, fn)
 }
 
-func (c *testConfigs) Ready() bool { return !c.notReady.Load() }
+func (c *testConfigs) Ready() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *testConfigs) WaitReady(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // set stores a change of hub's config (made by mutate on a copy), bumping
 // its version, and tells the listeners.

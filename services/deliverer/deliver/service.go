@@ -292,19 +292,10 @@ func (s *Service) waitConfigs(ctx context.Context) {
 		return
 	}
 	s.log.Info("waiting for the hub configs snapshot before taking jobs", "at_most", configWait)
-	deadline := time.Now().Add(configWait)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !s.configs.Ready() {
-		if time.Now().After(deadline) {
-			s.log.Warn("no hub configs snapshot yet; taking jobs anyway (their configs are fetched one by one)", "waited", configWait)
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	wctx, cancel := context.WithTimeout(ctx, configWait)
+	defer cancel()
+	if err := s.configs.WaitReady(wctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("no hub configs snapshot yet; taking jobs anyway (their configs are fetched one by one)", "waited", configWait)
 	}
 }
 

@@ -257,13 +257,13 @@ func TestFetchWaitsForConfigSnapshot(t *testing.T) {
 	u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL}
 	cfg := e.addHub("hub1", u)
 	job := e.publishJob(t, cfg, u, 1, false)
-	e.configs.notReady.Store(true)
+	e.configs.ready = make(chan struct{})
 	e.run(t, baseConfig(e.prefix, 0), newSender(t))
 	time.Sleep(500 * time.Millisecond) // five fetch waits: time enough to take the job
 	if n := h.count(); n != 0 {
 		t.Fatalf("%d POSTs before the config snapshot", n)
 	}
-	e.configs.notReady.Store(false)
+	close(e.configs.ready)
 	testkit.Eventually(t, 10*time.Second, "delivered once the snapshot is there", func() bool { return e.records.final(job.GetDeliveryId()) })
 	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusSucceeded}) || h.count() != 1 {
 		t.Fatalf("statuses %v, POSTs %d", got, h.count())
