@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hubhooks/hubhooks/pkg/batch"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
@@ -54,7 +55,7 @@ type Service struct {
 	metrics *metrics
 	retries *retryStore
 	breaker *breakers
-	records *recordBatcher
+	records *batch.Batcher[sizedRecord]
 
 	consumer atomic.Pointer[jetstream.Consumer]
 	running  atomic.Bool
@@ -167,7 +168,7 @@ func New(cfg Config, js jetstream.JetStream, rdb *redis.Client, configs ConfigSo
 		dirtyCh: make(chan struct{}, 1),
 		wakeCh:  make(chan struct{}, 1),
 	}
-	s.records = &recordBatcher{send: s.sendRecords, linger: recordLinger}
+	s.records = newRecordBatcher(s.sendRecords, recordLinger)
 	s.breaker = newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown, m, s.log)
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.workCtx, s.hardStop = context.WithCancel(context.Background())

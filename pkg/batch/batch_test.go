@@ -1,0 +1,111 @@
+package batch
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+type item struct {
+	id     string
+	weight int
+}
+
+// Items added concurrently by many goroutines are sent exactly once, grouped
+// by key, within the limits (but for an item heavier than them, alone), and
+// each Add returns the outcome of the send that carried its item.
+func TestBatcher(t *testing.T) {
+	const maxWeight, maxBytes = 10, 64
+	var mu sync.Mutex
+	sent := map[string]int{}     // id -> times sent
+	failed := map[string]bool{} // ids in a failed send
+	var sends, batches int
+	errSend := errors.New("send failed")
+	b := New(Limits{MaxWeight: maxWeight, MaxBytes: maxBytes, Flushers: 2}, func(key string, items []item) error {
+		time.Sleep(time.Millisecond) // a round trip, so items pile up
+		mu.Lock()
+		defer mu.Unlock()
+		sends++
+		if len(items) > 1 {
+			batches++
+		}
+		weight := 0
+		for _, it := range items {
+			weight += it.weight
+			if want := "key-" + it.id[len(it.id)-1:]; key != want {
+				t.Errorf("item %s sent under %s, want %s", it.id, key, want)
+			}
+		}
+		if len(items) > 1 && (weight > maxWeight || len(items)*8 > maxBytes) {
+			t.Errorf("batch of %d items, weight %d, %d bytes: over the limits", len(items), weight, len(items)*8)
+		}
+		fail := sends%5 == 0
+		for _, it := range items {
+			sent[it.id]++
+			failed[it.id] = fail
+		}
+		if fail {
+			return errSend
+		}
+		return nil
+	})
+	const workers, per = 50, 20
+	results := map[string]error{}
+	var rmu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range per {
+				// Every 7th item is heavier than a batch may be.
+				weight := 1 + (i % 3)
+				if i%7 == 0 {
+					weight = maxWeight + 1
+				}
+				it := item{id: fmt.Sprintf("w%d_i%d_%d", w, i, w%3), weight: weight}
+				err := b.Add("key-"+it.id[len(it.id)-1:], it, it.weight, 8)
+				rmu.Lock()
+				results[it.id] = err
+				rmu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(sent) != workers*per {
+		t.Fatalf("%d items sent, want %d", len(sent), workers*per)
+	}
+	for id, n := range sent {
+		if n != 1 {
+			t.Errorf("%s sent %d times", id, n)
+		}
+		if (results[id] != nil) != failed[id] {
+			t.Errorf("%s: Add returned %v, its send failed: %v", id, results[id], failed[id])
+		}
+	}
+	if batches == 0 || sends >= workers*per {
+		t.Errorf("%d sends (%d batches) for %d items: nothing was batched", sends, batches, workers*per)
+	}
+	if !b.Idle() {
+		t.Error("batcher not idle after every Add returned")
+	}
+}
+
+// A lone item waits Linger before it is sent (and, without Linger, does not
+// wait: the bound is loose, for loaded machines).
+func TestBatcherLinger(t *testing.T) {
+	for _, linger := range []time.Duration{0, 30 * time.Millisecond} {
+		b := New(Limits{MaxWeight: 10, Flushers: 1, Linger: linger}, func(string, []int) error { return nil })
+		start := time.Now()
+		if err := b.Add("k", 1, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		if linger == 0 && took > 5*time.Second {
+			t.Errorf("no linger: Add took %v", took)
+		}
+		if linger > 0 && took < linger {
+			t.Errorf("linger %v: Add took only %v", linger, took)
+		}
+	}
+}
