@@ -58,3 +58,39 @@ func FuzzDecodeAttemptBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeFanoutBatch: whatever arrives on the deliveries stream as a
+// fan-out batch, the deliverer's decoder returns jobs or an error, never a
+// panic; the jobs it returns are all of one hub, each with the URL of a
+// target.
+func FuzzDecodeFanoutBatch(f *testing.F) {
+	base := testJob()
+	base.DeliveryId, base.UrlId, base.Url = "", "", ""
+	fan := func(event string) *deliveryv1.DeliveryFanout {
+		j := proto.Clone(base).(*deliveryv1.DeliveryJob)
+		j.WebhookEventId = event
+		return &deliveryv1.DeliveryFanout{Job: j, Targets: []*deliveryv1.FanoutTarget{
+			{DeliveryId: "dlv_" + event, UrlId: "url_1", Url: "https://a.example/hook"}}}
+	}
+	m, err := NewFanoutBatchMsg("hub-1", []*deliveryv1.DeliveryFanout{fan("msg_1"), fan("msg_2")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(m.Data)
+	f.Add(m.Data[:len(m.Data)/2])
+	f.Add([]byte{0x03, 0x0a, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		jobs, err := DecodeJobs(m.Header, data)
+		if err != nil {
+			return
+		}
+		if len(jobs) == 0 {
+			t.Fatal("no jobs and no error")
+		}
+		for i, j := range jobs {
+			if j.GetHubId() != jobs[0].GetHubId() {
+				t.Fatalf("job %d of hub %q in a batch of %q", i, j.GetHubId(), jobs[0].GetHubId())
+			}
+		}
+	})
+}

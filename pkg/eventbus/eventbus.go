@@ -60,6 +60,17 @@ const (
 	// DeliveryFanout (one webhook event, several URLs) rather than one
 	// DeliveryJob. See NewFanoutMsg.
 	ContentTypeDeliveryFanout = "application/vnd.hubhooks.delivery-fanout+protobuf"
+	// ContentTypeFanoutBatch marks a delivery message of several
+	// DeliveryFanouts of one hub (the webhook events of domain events
+	// expanded at the same time), each preceded by its length as a uvarint.
+	// See NewFanoutBatchMsg.
+	ContentTypeFanoutBatch = "application/vnd.hubhooks.delivery-fanout-batch+protobuf"
+	// HeaderRecheck on a delivery message says its jobs may have been
+	// published before in a fan-out batch, which has no Nats-Msg-Id to
+	// de-duplicate them: the expander sets it when it expands a domain
+	// event again, and the deliverer then asks the event log which jobs are
+	// done, as for a message delivered again.
+	HeaderRecheck = "Hubhooks-Recheck"
 )
 
 // DeliverySubject is the subject of delivery jobs for hubID.
@@ -314,24 +325,89 @@ func NewFanoutMsg(f *deliveryv1.DeliveryFanout) (*nats.Msg, error) {
 	return protoMsg(DeliverySubject(job.GetHubId()), ContentTypeDeliveryFanout, string(id), b), nil
 }
 
-// IsFanout reports whether a delivery message's headers say it is a
-// DeliveryFanout (decode it with DecodeJobs).
-func IsFanout(h nats.Header) bool {
-	return h.Get(HeaderContentType) == ContentTypeDeliveryFanout
+// NewFanoutBatchMsg encodes several DeliveryFanouts, all of hubID, as one
+// message on DeliverySubject(hubID) with Content-Type ContentTypeFanoutBatch.
+// It has no Nats-Msg-Id: a batch published again is rarely made of the same
+// fan-outs; the expander marks the fan-outs of an event it expands again
+// with HeaderRecheck instead. One fan-out alone is better sent with
+// NewFanoutMsg (it is de-duplicated by id).
+func NewFanoutBatchMsg(hubID string, fs []*deliveryv1.DeliveryFanout) (*nats.Msg, error) {
+	sizes := make([]int, len(fs))
+	n := 0
+	for i, f := range fs {
+		job := f.GetJob()
+		if job.GetHubId() != hubID || job.GetWebhookEventId() == "" || len(f.GetTargets()) == 0 {
+			return nil, fmt.Errorf("encode delivery fanout batch: fan-out %d needs hub_id %q, webhook_event_id and a target", i, hubID)
+		}
+		sizes[i] = f.SizeVT()
+		n += binary.MaxVarintLen32 + sizes[i]
+	}
+	if len(fs) == 0 {
+		return nil, errors.New("encode delivery fanout batch: no fan-outs")
+	}
+	data := make([]byte, 0, n)
+	for i, f := range fs {
+		data = binary.AppendUvarint(data, uint64(sizes[i]))
+		start := len(data)
+		data = data[:start+sizes[i]]
+		if _, err := f.MarshalToSizedBufferVT(data[start:]); err != nil {
+			return nil, fmt.Errorf("encode delivery fanout: %w", err)
+		}
+	}
+	return &nats.Msg{
+		Subject: DeliverySubject(hubID),
+		Header:  nats.Header{HeaderContentType: []string{ContentTypeFanoutBatch}},
+		Data:    data,
+	}, nil
 }
 
-// DecodeJobs decodes a delivery message, one DeliveryJob or a
-// DeliveryFanout, into its jobs: one per target of a fan-out, each the
-// shared job with the target's delivery_id, url_id and url (the body is
-// shared, not copied: treat it as read-only).
+// IsFanout reports whether a delivery message's headers say it is a
+// DeliveryFanout or a batch of them (decode it with DecodeJobs).
+func IsFanout(h nats.Header) bool {
+	ct := h.Get(HeaderContentType)
+	return ct == ContentTypeDeliveryFanout || ct == ContentTypeFanoutBatch
+}
+
+// DecodeJobs decodes a delivery message, one DeliveryJob, a DeliveryFanout
+// or a batch of them, into its jobs: one per target of a fan-out, each the
+// fan-out's shared job with the target's delivery_id, url_id and url (the
+// body is shared, not copied: treat it as read-only). The jobs of one
+// message are all of one hub.
 func DecodeJobs(h nats.Header, data []byte) ([]*deliveryv1.DeliveryJob, error) {
-	if !IsFanout(h) {
-		job, err := DecodeJob(data)
-		if err != nil {
-			return nil, err
+	switch h.Get(HeaderContentType) {
+	case ContentTypeDeliveryFanout:
+		return decodeFanout(data, nil)
+	case ContentTypeFanoutBatch:
+		var jobs []*deliveryv1.DeliveryJob
+		for i := 0; len(data) > 0; i++ {
+			n, k := binary.Uvarint(data)
+			if k <= 0 || n > uint64(len(data)-k) {
+				return nil, fmt.Errorf("decode delivery fanout batch: bad length at fan-out %d", i)
+			}
+			before := len(jobs)
+			var err error
+			if jobs, err = decodeFanout(data[k:k+int(n)], jobs); err != nil {
+				return nil, fmt.Errorf("decode delivery fanout batch: fan-out %d: %w", i, err)
+			}
+			if hub := jobs[before].GetHubId(); hub != jobs[0].GetHubId() {
+				return nil, fmt.Errorf("decode delivery fanout batch: fan-out %d is of hub %q, the batch of %q", i, hub, jobs[0].GetHubId())
+			}
+			data = data[k+int(n):]
 		}
-		return []*deliveryv1.DeliveryJob{job}, nil
+		if len(jobs) == 0 {
+			return nil, errors.New("decode delivery fanout batch: no fan-outs")
+		}
+		return jobs, nil
 	}
+	job, err := DecodeJob(data)
+	if err != nil {
+		return nil, err
+	}
+	return []*deliveryv1.DeliveryJob{job}, nil
+}
+
+// decodeFanout appends the jobs of one encoded DeliveryFanout to jobs.
+func decodeFanout(data []byte, jobs []*deliveryv1.DeliveryJob) ([]*deliveryv1.DeliveryJob, error) {
 	f := &deliveryv1.DeliveryFanout{}
 	if err := f.UnmarshalVT(data); err != nil {
 		return nil, fmt.Errorf("decode delivery fanout: %w", err)
@@ -340,9 +416,11 @@ func DecodeJobs(h nats.Header, data []byte) ([]*deliveryv1.DeliveryJob, error) {
 		return nil, errors.New("decode delivery fanout: no job or no targets")
 	}
 	base := f.GetJob()
-	jobs := make([]*deliveryv1.DeliveryJob, len(f.GetTargets()))
-	for i, t := range f.GetTargets() {
-		jobs[i] = jobWith(base, t.GetDeliveryId(), t.GetUrlId(), t.GetUrl(), base.GetBody())
+	if jobs == nil {
+		jobs = make([]*deliveryv1.DeliveryJob, 0, len(f.GetTargets()))
+	}
+	for _, t := range f.GetTargets() {
+		jobs = append(jobs, jobWith(base, t.GetDeliveryId(), t.GetUrlId(), t.GetUrl(), base.GetBody()))
 	}
 	return jobs, nil
 }

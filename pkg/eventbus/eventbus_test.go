@@ -400,6 +400,77 @@ func TestFanoutRoundTrip(t *testing.T) {
 	}
 }
 
+// A fan-out batch decodes to the jobs of each fan-out in order, carries no
+// Nats-Msg-Id, and refuses fan-outs of another hub and broken frames.
+func TestFanoutBatch(t *testing.T) {
+	fanout := func(hub, event string, urls ...string) *deliveryv1.DeliveryFanout {
+		base := testJob()
+		base.HubId, base.WebhookEventId, base.DeliveryId, base.UrlId, base.Url = hub, event, "", "", ""
+		base.Body = []byte(`{"id":"` + event + `"}`)
+		f := &deliveryv1.DeliveryFanout{Job: base}
+		for _, u := range urls {
+			f.Targets = append(f.Targets, &deliveryv1.FanoutTarget{DeliveryId: "dlv_" + event + "_" + u, UrlId: u, Url: "https://" + u + ".example/hook"})
+		}
+		return f
+	}
+	fs := []*deliveryv1.DeliveryFanout{fanout("hub-1", "msg_1", "a", "b"), fanout("hub-1", "msg_2", "a"), fanout("hub-1", "msg_3", "a", "b", "c")}
+	m, err := NewFanoutBatchMsg("hub-1", fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != DeliverySubject("hub-1") || !IsFanout(m.Header) || m.Header.Get(jetstream.MsgIDHeader) != "" {
+		t.Fatalf("batch msg: subject %q, headers %v", m.Subject, m.Header)
+	}
+	jobs, err := DecodeJobs(m.Header, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []*deliveryv1.DeliveryJob
+	for _, f := range fs {
+		one, err := NewFanoutMsg(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone, err := DecodeJobs(one.Header, one.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, alone...)
+	}
+	if len(jobs) != len(want) {
+		t.Fatalf("got %d jobs, want %d", len(jobs), len(want))
+	}
+	for i := range want {
+		if !proto.Equal(jobs[i], want[i]) {
+			t.Errorf("job %d:\n got %v\nwant %v", i, jobs[i], want[i])
+		}
+	}
+
+	if _, err := NewFanoutBatchMsg("hub-1", append(fs, fanout("hub-2", "msg_4", "a"))); err == nil {
+		t.Error("batch with a fan-out of another hub encoded")
+	}
+	if _, err := NewFanoutBatchMsg("hub-1", nil); err == nil {
+		t.Error("empty batch encoded")
+	}
+	frame := func(f *deliveryv1.DeliveryFanout) []byte {
+		b, _ := f.MarshalVT()
+		return append(binary.AppendUvarint(nil, uint64(len(b))), b...)
+	}
+	for name, data := range map[string][]byte{
+		"empty":             nil,
+		"length past end":   append(binary.AppendUvarint(nil, 1000), 1, 2, 3),
+		"bad length":        {0xff},
+		"garbage fan-out":   {2, 0xff, 0xff},
+		"no targets":        frame(fanout("hub-1", "msg_5")),
+		"two hubs":          append(frame(fs[0]), frame(fanout("hub-2", "msg_6", "a"))...),
+		"one good then bad": append(frame(fs[0]), 5, 1),
+	} {
+		if got, err := DecodeJobs(m.Header, data); err == nil {
+			t.Errorf("%s: decoded %d jobs", name, len(got))
+		}
+	}
+}
+
 // BenchmarkDecodeFanout: decoding one webhook event for 5 URLs (once per 5
 // deliveries).
 func BenchmarkDecodeFanout(b *testing.B) {
