@@ -21,8 +21,9 @@ type settler interface {
 	InProgress() error
 }
 
-// fanout is one DeliveryFanout message (one webhook event for several URLs)
-// being delivered. The message is acknowledged once every target has
+// fanout is one message of several jobs being delivered: a DeliveryFanout
+// (one webhook event for several URLs) or a batch of them (the webhook
+// events of several domain events of one hub). The message is acknowledged once every target has
 // settled. A target that asks to be tried again (a nak: an infrastructure
 // error, a full shutdown queue) is first republished as a job of its own,
 // so the targets already done are not delivered again; only when that

@@ -245,6 +245,18 @@ func (e *testEnv) publish(t *testing.T, m *nats.Msg, err error) {
 // as one fan-out message, as the expander does, and returns its jobs.
 func (e *testEnv) publishFanout(t *testing.T, cfg *hubhooksv1.HubConfig, n int, urls ...*hubhooksv1.CallbackUrl) []*deliveryv1.DeliveryJob {
 	t.Helper()
+	m, err := eventbus.NewFanoutMsg(fanoutOf(t, cfg, n, urls...))
+	e.publish(t, m, err)
+	jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+// fanoutOf is the fan-out of webhook event n of cfg's hub to urls.
+func fanoutOf(t *testing.T, cfg *hubhooksv1.HubConfig, n int, urls ...*hubhooksv1.CallbackUrl) *deliveryv1.DeliveryFanout {
+	t.Helper()
 	evID := webhook.EventID(cfg.GetHubId(), fmt.Sprintf("dom-fan-%d", n), 0)
 	ev := webhook.Event{ID: evID, Type: "API.CREATED", HubID: cfg.GetHubId(), CreatedAt: time.Now().UTC()}
 	body, err := ev.Marshal()
@@ -258,13 +270,7 @@ func (e *testEnv) publishFanout(t *testing.T, cfg *hubhooksv1.HubConfig, n int, 
 	for _, u := range urls {
 		f.Targets = append(f.Targets, &deliveryv1.FanoutTarget{DeliveryId: webhook.DeliveryID(evID, u.GetId()), UrlId: u.GetId(), Url: u.GetUrl()})
 	}
-	m, err := eventbus.NewFanoutMsg(f)
-	e.publish(t, m, err)
-	jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return jobs
+	return f
 }
 
 // recorder collects every AttemptRecorded from the attempts stream.

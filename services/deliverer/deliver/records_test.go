@@ -126,3 +126,27 @@ func TestCancelReasonTriggersOffAfterArrival(t *testing.T) {
 		}
 	}
 }
+
+// fetchCount divides the room for held jobs by the recent jobs per message,
+// so fetching fan-out batches does not take many times the room.
+func TestFetchCountFollowsJobsPerMessage(t *testing.T) {
+	s := &Service{cfg: Config{FetchBatch: 64}}
+	if n := s.fetchCount(1024); n != 64 {
+		t.Errorf("no message seen yet: fetch %d, want 64 (FetchBatch)", n)
+	}
+	for range 100 {
+		s.countJobsPerMsg(60)
+	}
+	if n := s.fetchCount(1024); n < 16 || n > 18 {
+		t.Errorf("60 jobs per message: fetch %d messages for room 1024, want about 17", n)
+	}
+	if n := s.fetchCount(10); n != 1 {
+		t.Errorf("room for less than a message: fetch %d, want 1", n)
+	}
+	for range 100 {
+		s.countJobsPerMsg(1)
+	}
+	if n := s.fetchCount(40); n < 38 || n > 40 {
+		t.Errorf("1 job per message: fetch %d for room 40, want about 40", n)
+	}
+}

@@ -59,6 +59,9 @@ type Service struct {
 
 	consumer atomic.Pointer[jetstream.Consumer]
 	running  atomic.Bool
+	// jobsPerMsg is the moving average of jobs per fetched message, times
+	// jobsPerMsgScale (see fetchCount).
+	jobsPerMsg atomic.Int64
 
 	global *semaphore.Weighted
 	// stopCtx ends when shutdown starts (no new work): Run cancels it
@@ -314,7 +317,7 @@ func (s *Service) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 			}
 			continue
 		}
-		batch, err := cons.Fetch(min(room, s.cfg.FetchBatch), jetstream.FetchMaxWait(s.cfg.FetchWait))
+		batch, err := cons.Fetch(s.fetchCount(room), jetstream.FetchMaxWait(s.cfg.FetchWait))
 		if err == nil {
 			for msg := range batch.Messages() {
 				s.dispatch(msg)
@@ -336,6 +339,30 @@ func (s *Service) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
+// fetchCount is how many messages to fetch for room more held jobs: a
+// message holds one job, the targets of a fan-out or the jobs of a fan-out
+// batch, so room is divided by the recent jobs per message (at least one
+// message, at most FetchBatch).
+func (s *Service) fetchCount(room int) int {
+	per := max(s.jobsPerMsg.Load(), jobsPerMsgScale)
+	return max(1, min(int(int64(room)*jobsPerMsgScale/per), s.cfg.FetchBatch))
+}
+
+// jobsPerMsgScale is the fixed-point scale of Service.jobsPerMsg.
+const jobsPerMsgScale = 1024
+
+// countJobsPerMsg updates the moving average of jobs per message (weight
+// 1/8 for the newest).
+func (s *Service) countJobsPerMsg(n int) {
+	for {
+		old := s.jobsPerMsg.Load()
+		next := old + (int64(n)*jobsPerMsgScale-old)/8
+		if s.jobsPerMsg.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
 // dispatch queues the jobs of msg (one, or the targets of a fan-out) on
 // their URLs' lanes. It never blocks.
 func (s *Service) dispatch(msg jetstream.Msg) {
@@ -347,10 +374,17 @@ func (s *Service) dispatch(msg jetstream.Msg) {
 		s.poison(msg, err)
 		return
 	}
+	s.countJobsPerMsg(len(jobs))
 	if s.cfg.Recorded != nil {
+		again := msg.Headers().Get(eventbus.HeaderRecheck) != ""
 		if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
-			// Delivered again: some jobs may be done already. Asking the
-			// log takes a Redis round trip each, so not on the fetch loop.
+			again = true
+		}
+		if again {
+			// Delivered again, or expanded again (its jobs may have gone
+			// out in a fan-out batch before): some jobs may be done
+			// already. Asking the log takes a Redis round trip each, so
+			// not on the fetch loop.
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()

@@ -19,6 +19,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
@@ -926,6 +927,60 @@ func TestRedeliveredJobsAlreadyRecordedAreSkipped(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("the log was asked %d times about one fan-out, want once", n)
+	}
+}
+
+// TestRecheckedFanoutBatch: a fan-out batch (webhook events of several
+// domain events) is delivered target by target and acked once all are done;
+// marked with HeaderRecheck (the expander expanded its events again) it is
+// checked against the log first, though delivered for the first time, and
+// the jobs the log holds are not POSTed again.
+func TestRecheckedFanoutBatch(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	var hooks []*hook
+	var urls []*hubhooksv1.CallbackUrl
+	for i := range 2 {
+		h := &hook{respond: status(200)}
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		hooks = append(hooks, h)
+		urls = append(urls, &hubhooksv1.CallbackUrl{Id: fmt.Sprint("url_", i), Url: srv.URL})
+	}
+	cfg := e.addHub("hub1", urls...)
+	c := baseConfig(e.prefix, 0, 20*ms)
+	for _, recheck := range []bool{false, true} {
+		base := 10
+		if recheck {
+			base = 20
+		}
+		m, err := eventbus.NewFanoutBatchMsg("hub1", []*deliveryv1.DeliveryFanout{
+			fanoutOf(t, cfg, base, urls...), fanoutOf(t, cfg, base+1, urls...), fanoutOf(t, cfg, base+2, urls...)})
+		if recheck && err == nil {
+			m.Header.Set(eventbus.HeaderRecheck, "1")
+		}
+		e.publish(t, m, err)
+	}
+	// The log holds the first target of each webhook event of the rechecked
+	// batch, and of the other (which must not be asked about).
+	var calls atomic.Int32
+	c.Recorded = func(_ context.Context, hub string, ids []string, attempts []int32) ([]bool, error) {
+		calls.Add(1)
+		got := make([]bool, len(ids))
+		for i := range ids {
+			got[i] = i%2 == 0
+		}
+		return got, nil
+	}
+	e.start(t, c, newSender(t))
+	testkit.Eventually(t, 15*time.Second, "both messages acked", func() bool {
+		return e.consumerDrained(t) && hooks[0].count()+hooks[1].count() == 9
+	})
+	if n0, n1 := hooks[0].count(), hooks[1].count(); n0 != 3 || n1 != 6 {
+		t.Errorf("url_0 got %d POSTs, url_1 %d: want 3 (the plain batch) and 6 (both)", n0, n1)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the log was asked %d times, want once (about the rechecked batch)", n)
 	}
 }
 

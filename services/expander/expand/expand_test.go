@@ -412,6 +412,77 @@ func TestRedeliveryYieldsIdenticalJobs(t *testing.T) {
 	}
 }
 
+// Events expanded at the same time share delivery messages, one hub per
+// message: a batch has no Nats-Msg-Id, a lone fan-out keeps its own; every
+// job is published exactly once, and the metrics count messages and jobs.
+func TestConcurrentEventsShareMessages(t *testing.T) {
+	e := start(t, expand.Config{})
+	hubs := map[string][]string{"hub-batch-a": {"u1", "u2", "u3"}, "hub-batch-b": {"u1"}}
+	for hub, urls := range hubs {
+		e.cfgs.set(hubConfig(hub, 1, true, urls...))
+	}
+	// Publish while the expander is stopped, so that its workers take the
+	// events all at once.
+	e.stop()
+	const perHub = 150
+	for i := range perHub {
+		for hub := range hubs {
+			publishEvent(t, e.js, domainEvent(t, fmt.Sprintf("evt_%s_%d", hub, i), hub, "USER.UPDATED",
+				map[string]any{"user": map[string]any{"id": "u"}}))
+		}
+	}
+	e.run(t)
+	e.idle(t)
+
+	msgs := streamMsgs(t, e.js, eventbus.StreamDeliveries)
+	seen := map[string]int{}
+	batches := 0
+	for _, m := range msgs {
+		js, err := eventbus.DecodeJobs(nats.Header(m.Header), m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := map[string]bool{}
+		for _, j := range js {
+			seen[j.GetDeliveryId()]++
+			events[j.GetWebhookEventId()] = true
+			if m.Subject != eventbus.DeliverySubject(j.GetHubId()) {
+				t.Errorf("job of %s in a message on %s", j.GetHubId(), m.Subject)
+			}
+		}
+		id := nats.Header(m.Header).Get(jetstream.MsgIDHeader)
+		if len(events) > 1 {
+			batches++
+			if id != "" {
+				t.Errorf("batch of %d events has Nats-Msg-Id %q", len(events), id)
+			}
+		} else if !strings.HasPrefix(id, "fan.") {
+			t.Errorf("lone fan-out has Nats-Msg-Id %q", id)
+		}
+	}
+	wantJobs := 0
+	for _, urls := range hubs {
+		wantJobs += perHub * len(urls)
+	}
+	if len(seen) != wantJobs {
+		t.Fatalf("%d distinct jobs, want %d", len(seen), wantJobs)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("job %s published %d times", id, n)
+		}
+	}
+	if batches == 0 || len(msgs) >= 2*perHub {
+		t.Errorf("%d messages (%d batches) for %d events: nothing was batched", len(msgs), batches, 2*perHub)
+	}
+	if n := metric(t, e.reg, "hubhooks_expander_messages_published_total"); int(n) != len(msgs) {
+		t.Errorf("messages metric %v, stored %d", n, len(msgs))
+	}
+	if n := metric(t, e.reg, "hubhooks_expander_jobs_published_total"); int(n) != wantJobs {
+		t.Errorf("jobs metric %v, want %d", n, wantJobs)
+	}
+}
+
 func TestNewValidates(t *testing.T) {
 	_, _, js := natstest.Start(t)
 	cfgs := newConfigs()
@@ -460,6 +531,14 @@ func TestPublishFailureIsRetried(t *testing.T) {
 	}
 	e.idle(t)
 	checkJobs(t, jobs(t, e.js, hub), hub, "evt_retry", "APP.DELETED", []string{"APP.DELETED"}, []string{"u1"}, 1)
+	// Expanded again: alone, with its id, and marked for the deliverer to
+	// check the log (the first try may have been stored in a batch).
+	for _, m := range streamMsgs(t, e.js, eventbus.StreamDeliveries) {
+		h := nats.Header(m.Header)
+		if h.Get(eventbus.HeaderRecheck) == "" || !strings.HasPrefix(h.Get(jetstream.MsgIDHeader), "fan.") {
+			t.Errorf("re-expanded fan-out headers %v", h)
+		}
+	}
 	if n := metric(t, e.reg, "hubhooks_expander_events_dead_lettered_total"); n != 0 {
 		t.Errorf("a publish failure was dead-lettered")
 	}

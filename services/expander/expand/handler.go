@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -194,8 +195,10 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	// an event that arrived while triggers were off, or before a URL was
 	// added, stays undelivered there however late it is expanded.
 	var arrived time.Time
+	redelivered := false
 	if md, err := msg.Metadata(); err == nil {
 		arrived = md.Timestamp
+		redelivered = md.NumDelivered > 1
 	}
 	urls := activeURLs(cfg, arrived)
 	if len(urls) == 0 {
@@ -232,18 +235,8 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		ref.OccurredAt = ev.GetOccurredAt().AsTime().UTC()
 	}
 
-	pending := make([]jetstream.PubAckFuture, 0, min(s.cfg.MaxPendingAcks, len(emitted)))
-	wait := func(f jetstream.PubAckFuture) error {
-		select {
-		case <-f.Ok():
-			s.m.jobs.Add(float64(len(urls))) // one job per URL in each fan-out
-			return nil
-		case err := <-f.Err():
-			return fmt.Errorf("publish job: %w", err)
-		case <-ctx.Done():
-			return fmt.Errorf("publish job: waiting for ack: %w", ctx.Err())
-		}
-	}
+	fanouts := make([]*deliveryv1.DeliveryFanout, len(emitted))
+	jobs, size := 0, 0
 	for i, e := range emitted {
 		eventID := webhook.EventID(hub, ev.GetId(), i)
 		body, err := (&webhook.Event{
@@ -253,7 +246,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 			return permanent(ReasonPayload, "%v", err)
 		}
 		s.m.webhooks.Inc()
-		// One message per webhook event, whatever the number of URLs: the
+		// One fan-out per webhook event, whatever the number of URLs: the
 		// deliverer splits it (eventbus.DecodeJobs).
 		f := &deliveryv1.DeliveryFanout{
 			Job: &deliveryv1.DeliveryJob{
@@ -275,10 +268,85 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 				DeliveryId: webhook.DeliveryID(eventID, u.GetId()), UrlId: u.GetId(), Url: u.GetUrl(),
 			}
 		}
+		fanouts[i] = f
+		jobs += len(urls)
+		size += f.SizeVT()
+	}
+	if redelivered {
+		return s.publishAlone(ctx, fanouts)
+	}
+	// The fan-outs of events expanded at the same time go out together, one
+	// message per hub (see sendFanouts); the event is acked once that
+	// message is stored.
+	if err := s.fanouts.Add(hub, fanouts, jobs, size); err != nil {
+		return fmt.Errorf("publish jobs: %w", err)
+	}
+	s.m.expanded.Inc()
+	return nil
+}
+
+// sendFanouts publishes the fan-outs of one hub's events as one message
+// and waits for JetStream's ack: a batch (no Nats-Msg-Id), or the fan-out
+// alone with its id when there is only one. A batch spares JetStream, the
+// expander and the deliverer the work of one message per webhook event.
+// Its fan-outs are not de-duplicated by id if their event is expanded
+// again after a crash; publishAlone marks those for the deliverer to
+// check against the event log instead.
+func (s *Service) sendFanouts(hub string, events [][]*deliveryv1.DeliveryFanout) error {
+	var fs []*deliveryv1.DeliveryFanout
+	jobs := 0
+	for _, e := range events {
+		fs = append(fs, e...)
+		for _, f := range e {
+			jobs += len(f.GetTargets())
+		}
+	}
+	var m *nats.Msg
+	var err error
+	if len(fs) == 1 {
+		m, err = eventbus.NewFanoutMsg(fs[0])
+	} else {
+		m, err = eventbus.NewFanoutBatchMsg(hub, fs)
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
+	defer cancel()
+	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(eventbus.StreamDeliveries)); err != nil {
+		return err
+	}
+	s.m.messages.Inc()
+	s.m.jobs.Add(float64(jobs))
+	return nil
+}
+
+// publishAlone publishes the fan-outs of an event delivered again, each as
+// a message of its own with its Nats-Msg-Id (a copy of an earlier lone
+// fan-out is dropped by JetStream) and HeaderRecheck (a copy of one that
+// went out in a batch is not: the deliverer asks the event log which of its
+// jobs are done before it attempts them).
+func (s *Service) publishAlone(ctx context.Context, fanouts []*deliveryv1.DeliveryFanout) error {
+	pending := make([]jetstream.PubAckFuture, 0, min(s.cfg.MaxPendingAcks, len(fanouts)))
+	per := len(fanouts[0].GetTargets()) // the event's URLs, the same in each
+	wait := func(f jetstream.PubAckFuture) error {
+		select {
+		case <-f.Ok():
+			s.m.messages.Inc()
+			s.m.jobs.Add(float64(per))
+			return nil
+		case err := <-f.Err():
+			return fmt.Errorf("publish job: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("publish job: waiting for ack: %w", ctx.Err())
+		}
+	}
+	for _, f := range fanouts {
 		m, err := eventbus.NewFanoutMsg(f)
 		if err != nil {
 			return err
 		}
+		m.Header.Set(eventbus.HeaderRecheck, "1")
 		if len(pending) >= s.cfg.MaxPendingAcks {
 			if err := wait(pending[0]); err != nil {
 				return err

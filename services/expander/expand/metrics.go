@@ -14,6 +14,7 @@ type metrics struct {
 	retried      prometheus.Counter
 	jobs         prometheus.Counter
 	webhooks     prometheus.Counter
+	messages     prometheus.Counter
 	fetchErrors  prometheus.Counter
 	latency      prometheus.Histogram
 }
@@ -44,6 +45,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_expander_jobs_published_total",
 			Help: "Delivery jobs published and acknowledged by JetStream (duplicates included).",
 		}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_messages_published_total",
+			Help: "Delivery messages published and acknowledged by JetStream: a fan-out, or a batch of the fan-outs of events expanded together (jobs_published / messages_published is the jobs per message).",
+		}),
 		webhooks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubhooks_expander_webhook_events_total",
 			Help: "Webhook events created from domain events.",
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.webhooks, m.fetchErrors, m.latency} {
+	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.latency} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

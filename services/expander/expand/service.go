@@ -11,8 +11,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/hubhooks/hubhooks/pkg/batch"
 	"github.com/hubhooks/hubhooks/pkg/cascade"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
@@ -49,6 +51,7 @@ type Service struct {
 	m       *metrics
 
 	consumer atomic.Pointer[jetstream.Consumer]
+	fanouts  *batch.Batcher[[]*deliveryv1.DeliveryFanout] // per event; see sendFanouts
 
 	recheckMu   sync.Mutex
 	lastRecheck map[string]time.Time
@@ -77,15 +80,29 @@ func New(cfg Config, js jetstream.JetStream, configs ConfigLookup, rules *cascad
 	if err != nil {
 		return nil, fmt.Errorf("expander: register metrics: %w", err)
 	}
-	return &Service{
+	s := &Service{
 		cfg:         cfg,
 		js:          js,
 		configs:     configs,
 		rules:       rules,
 		m:           m,
 		lastRecheck: make(map[string]time.Time),
-	}, nil
+	}
+	s.fanouts = batch.New(batch.Limits{MaxWeight: fanoutBatchJobs, MaxBytes: fanoutBatchBytes, Flushers: fanoutFlushers}, s.sendFanouts)
+	return s, nil
 }
+
+// Limits of one fan-out batch message. Jobs, not fan-outs, are counted: the
+// deliverer holds the jobs of the messages it fetches, and sizes its fetches
+// by jobs per message. Flushers publish synchronously, without lingering:
+// the fan-outs of events that arrive while a batch is being stored make the
+// next batch, so batches grow with the load and an event alone is not
+// delayed.
+const (
+	fanoutBatchJobs  = 64
+	fanoutBatchBytes = 256 << 10
+	fanoutFlushers   = 2
+)
 
 // Ready returns nil once the consumer exists and the config cache has its
 // initial snapshot.
