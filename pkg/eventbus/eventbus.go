@@ -333,26 +333,19 @@ func NewFanoutMsg(f *deliveryv1.DeliveryFanout) (*nats.Msg, error) {
 // NewFanoutMsg (it is de-duplicated by id).
 func NewFanoutBatchMsg(hubID string, fs []*deliveryv1.DeliveryFanout) (*nats.Msg, error) {
 	sizes := make([]int, len(fs))
-	n := 0
 	for i, f := range fs {
 		job := f.GetJob()
 		if job.GetHubId() != hubID || job.GetWebhookEventId() == "" || len(f.GetTargets()) == 0 {
 			return nil, fmt.Errorf("encode delivery fanout batch: fan-out %d needs hub_id %q, webhook_event_id and a target", i, hubID)
 		}
 		sizes[i] = f.SizeVT()
-		n += binary.MaxVarintLen32 + sizes[i]
 	}
 	if len(fs) == 0 {
 		return nil, errors.New("encode delivery fanout batch: no fan-outs")
 	}
-	data := make([]byte, 0, n)
-	for i, f := range fs {
-		data = binary.AppendUvarint(data, uint64(sizes[i]))
-		start := len(data)
-		data = data[:start+sizes[i]]
-		if _, err := f.MarshalToSizedBufferVT(data[start:]); err != nil {
-			return nil, fmt.Errorf("encode delivery fanout: %w", err)
-		}
+	data, err := appendFrames(fs, sizes)
+	if err != nil {
+		return nil, fmt.Errorf("encode delivery fanout: %w", err)
 	}
 	return &nats.Msg{
 		Subject: DeliverySubject(hubID),
@@ -379,20 +372,19 @@ func DecodeJobs(h nats.Header, data []byte) ([]*deliveryv1.DeliveryJob, error) {
 		return decodeFanout(data, nil)
 	case ContentTypeFanoutBatch:
 		var jobs []*deliveryv1.DeliveryJob
-		for i := 0; len(data) > 0; i++ {
-			n, k := binary.Uvarint(data)
-			if k <= 0 || n > uint64(len(data)-k) {
-				return nil, fmt.Errorf("decode delivery fanout batch: bad length at fan-out %d", i)
-			}
+		err := eachFrame(data, "fan-out", func(i int, frame []byte) error {
 			before := len(jobs)
 			var err error
-			if jobs, err = decodeFanout(data[k:k+int(n)], jobs); err != nil {
-				return nil, fmt.Errorf("decode delivery fanout batch: fan-out %d: %w", i, err)
+			if jobs, err = decodeFanout(frame, jobs); err != nil {
+				return fmt.Errorf("fan-out %d: %w", i, err)
 			}
 			if hub := jobs[before].GetHubId(); hub != jobs[0].GetHubId() {
-				return nil, fmt.Errorf("decode delivery fanout batch: fan-out %d is of hub %q, the batch of %q", i, hub, jobs[0].GetHubId())
+				return fmt.Errorf("fan-out %d is of hub %q, the batch of %q", i, hub, jobs[0].GetHubId())
 			}
-			data = data[k+int(n):]
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("decode delivery fanout batch: %w", err)
 		}
 		if len(jobs) == 0 {
 			return nil, errors.New("decode delivery fanout batch: no fan-outs")
@@ -521,7 +513,6 @@ func NewAttemptBatchMsgOf(hubID string, recs []*deliveryv1.AttemptRecorded, size
 	out := make([]*deliveryv1.AttemptRecorded, len(recs))
 	outSizes := make([]int, len(recs))
 	var bodies map[string][]byte // webhook event id -> body of the latest record
-	n := 0
 	for i, r := range recs {
 		out[i], outSizes[i] = r, sizes[i]
 		job := r.GetJob()
@@ -537,18 +528,51 @@ func NewAttemptBatchMsgOf(hubID string, recs []*deliveryv1.AttemptRecorded, size
 				bodies[ev] = body
 			}
 		}
-		n += binary.MaxVarintLen32 + outSizes[i]
 	}
-	data := make([]byte, 0, n)
-	for i, r := range out {
-		data = binary.AppendUvarint(data, uint64(outSizes[i]))
-		start := len(data)
-		data = data[:start+outSizes[i]]
-		if _, err := r.MarshalToSizedBufferVT(data[start:]); err != nil {
-			return nil, fmt.Errorf("encode attempt: %w", err)
-		}
+	data, err := appendFrames(out, outSizes)
+	if err != nil {
+		return nil, fmt.Errorf("encode attempt: %w", err)
 	}
 	return attemptBatchMsg(hubID, data), nil
+}
+
+// appendFrames encodes msgs, of the sizes given (their SizeVT), into one
+// buffer, each preceded by its length as a uvarint (the protodelim framing
+// of attempt and fan-out batches), without a buffer of its own per message.
+func appendFrames[M interface {
+	MarshalToSizedBufferVT([]byte) (int, error)
+}](msgs []M, sizes []int) ([]byte, error) {
+	n := 0
+	for _, size := range sizes {
+		n += binary.MaxVarintLen32 + size
+	}
+	data := make([]byte, 0, n)
+	for i, m := range msgs {
+		data = binary.AppendUvarint(data, uint64(sizes[i]))
+		start := len(data)
+		data = data[:start+sizes[i]]
+		if _, err := m.MarshalToSizedBufferVT(data[start:]); err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
+}
+
+// eachFrame calls fn with each frame of data (framed as appendFrames does),
+// in order, and stops at the first error; what names a frame in the error
+// of a bad length.
+func eachFrame(data []byte, what string, fn func(i int, frame []byte) error) error {
+	for i := 0; len(data) > 0; i++ {
+		n, k := binary.Uvarint(data)
+		if k <= 0 || n > uint64(len(data)-k) {
+			return fmt.Errorf("bad length at %s %d", what, i)
+		}
+		if err := fn(i, data[k:k+int(n)]); err != nil {
+			return err
+		}
+		data = data[k+int(n):]
+	}
+	return nil
 }
 
 // sameBytes is bytes.Equal, at once when both are the same slice (the
@@ -608,14 +632,10 @@ func IsAttemptBatch(h nats.Header) bool {
 func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
 	var recs []*deliveryv1.AttemptRecorded
 	var bodies map[string][]byte // webhook event id -> body of the latest record
-	for len(data) > 0 {
-		n, k := binary.Uvarint(data)
-		if k <= 0 || n > uint64(len(data)-k) {
-			return nil, fmt.Errorf("decode attempt batch: bad length at record %d", len(recs))
-		}
+	err := eachFrame(data, "record", func(i int, frame []byte) error {
 		rec := &deliveryv1.AttemptRecorded{}
-		if err := rec.UnmarshalVTUnsafe(data[k : k+int(n)]); err != nil {
-			return nil, fmt.Errorf("decode attempt batch record %d: %w", len(recs), err)
+		if err := rec.UnmarshalVTUnsafe(frame); err != nil {
+			return fmt.Errorf("record %d: %w", i, err)
 		}
 		if job := rec.GetJob(); rec.GetBodyShared() {
 			if body, ok := bodies[job.GetWebhookEventId()]; ok && job != nil && len(job.GetBody()) == 0 {
@@ -629,7 +649,10 @@ func DecodeAttemptBatch(data []byte) ([]*deliveryv1.AttemptRecorded, error) {
 			bodies[job.GetWebhookEventId()] = body
 		}
 		recs = append(recs, rec)
-		data = data[k+int(n):]
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decode attempt batch: %w", err)
 	}
 	if len(recs) == 0 {
 		return nil, errors.New("decode attempt batch: no records")

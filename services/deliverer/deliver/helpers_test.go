@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -252,6 +253,22 @@ func (e *testEnv) publishFanout(t *testing.T, cfg *hubhooksv1.HubConfig, n int, 
 		t.Fatal(err)
 	}
 	return jobs
+}
+
+// hookServers starts one receiver per responder, each a callback URL
+// "url_<i>" of its own.
+func hookServers(t *testing.T, responders ...func(int, http.ResponseWriter, *http.Request)) ([]*hook, []*hubhooksv1.CallbackUrl) {
+	t.Helper()
+	var hooks []*hook
+	var urls []*hubhooksv1.CallbackUrl
+	for i, respond := range responders {
+		h := &hook{respond: respond}
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		hooks = append(hooks, h)
+		urls = append(urls, &hubhooksv1.CallbackUrl{Id: fmt.Sprint("url_", i), Url: srv.URL})
+	}
+	return hooks, urls
 }
 
 // fanoutOf is the fan-out of webhook event n of cfg's hub to urls.

@@ -697,22 +697,12 @@ func TestShutdownFinishesInFlightPOSTs(t *testing.T) {
 func TestFanoutDeliversEachTargetOnce(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	var hooks []*hook
-	var urls []*hubhooksv1.CallbackUrl
-	for i, respond := range []func(int, http.ResponseWriter, *http.Request){
-		status(200), status(204),
+	hooks, urls := hookServers(t, status(200), status(204),
 		func(n int, w http.ResponseWriter, _ *http.Request) { // flaky: 500 once
 			if n == 1 {
 				w.WriteHeader(500)
 			}
-		},
-	} {
-		h := &hook{respond: respond}
-		srv := httptest.NewServer(h)
-		t.Cleanup(srv.Close)
-		hooks = append(hooks, h)
-		urls = append(urls, &hubhooksv1.CallbackUrl{Id: fmt.Sprint("url_", i), Url: srv.URL})
-	}
+		})
 	cfg := e.addHub("hub1", urls...)
 	// The first config lookup fails: one target of the first event must be
 	// retried on its own.
@@ -871,15 +861,7 @@ func TestParkedAttemptSurvivesItsDeliverer(t *testing.T) {
 func TestRedeliveredJobsAlreadyRecordedAreSkipped(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	var hooks []*hook
-	var urls []*hubhooksv1.CallbackUrl
-	for i := range 3 {
-		h := &hook{respond: status(200)}
-		srv := httptest.NewServer(h)
-		t.Cleanup(srv.Close)
-		hooks = append(hooks, h)
-		urls = append(urls, &hubhooksv1.CallbackUrl{Id: fmt.Sprint("url_", i), Url: srv.URL})
-	}
+	hooks, urls := hookServers(t, status(200), status(200), status(200))
 	cfg := e.addHub("hub1", urls...)
 	c := baseConfig(e.prefix, 0, 20*ms)
 	c.AckWait = 2 * time.Second
@@ -938,15 +920,7 @@ func TestRedeliveredJobsAlreadyRecordedAreSkipped(t *testing.T) {
 func TestRecheckedFanoutBatch(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	var hooks []*hook
-	var urls []*hubhooksv1.CallbackUrl
-	for i := range 2 {
-		h := &hook{respond: status(200)}
-		srv := httptest.NewServer(h)
-		t.Cleanup(srv.Close)
-		hooks = append(hooks, h)
-		urls = append(urls, &hubhooksv1.CallbackUrl{Id: fmt.Sprint("url_", i), Url: srv.URL})
-	}
+	hooks, urls := hookServers(t, status(200), status(200))
 	cfg := e.addHub("hub1", urls...)
 	c := baseConfig(e.prefix, 0, 20*ms)
 	for _, recheck := range []bool{false, true} {

@@ -1,8 +1,10 @@
 // Package expand is the hubhooks expander service: it consumes domain events
 // from the HUBHOOKS_EVENTS stream (durable pull consumer "expander", shared by
 // every replica), applies the cascade rules and the hub's configuration, and
-// publishes one DeliveryJob per (webhook event, callback URL) to
-// hubhooks.deliveries.<hub>.
+// publishes the delivery jobs, one per (webhook event, callback URL), to
+// hubhooks.deliveries.<hub>: one DeliveryFanout per webhook event (its URLs
+// as targets), and under load one batch of the fan-outs of the events of a
+// hub expanded at the same time (eventbus.NewFanoutBatchMsg).
 //
 // Message handling:
 //
@@ -16,10 +18,15 @@
 //     and nothing is published ("skipped"). The config cache may lag a change
 //     by milliseconds, so a "not deliverable" answer is re-checked against
 //     configsvc at most once per hub per RecheckInterval.
-//   - Otherwise every job is published (with de-duplicating Nats-Msg-Ids) and
-//     the domain event is acknowledged only once JetStream acknowledged every
-//     job; any failure naks the event with a delay, and the redelivery yields
-//     the same ids, so republishing is harmless.
+//   - Otherwise every job is published and the domain event is acknowledged
+//     only once JetStream acknowledged the message(s) carrying its jobs; any
+//     failure naks the event with a delay. A lone fan-out carries a
+//     de-duplicating Nats-Msg-Id, a batch none: an event delivered again is
+//     therefore published alone, with the same ids and the Hubhooks-Recheck
+//     header, and the deliverer asks the event log which of those jobs are
+//     done before it attempts them, so republishing is harmless (a job still
+//     in flight from the first expansion may be POSTed twice, with the same
+//     webhook-id).
 //
 // Run drains on shutdown: it stops pulling, finishes the events in flight and
 // returns.
