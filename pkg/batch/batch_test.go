@@ -19,7 +19,7 @@ type item struct {
 func TestBatcher(t *testing.T) {
 	const maxWeight, maxBytes = 10, 64
 	var mu sync.Mutex
-	sent := map[string]int{}     // id -> times sent
+	sent := map[string]int{}    // id -> times sent
 	failed := map[string]bool{} // ids in a failed send
 	var sends, batches int
 	errSend := errors.New("send failed")
