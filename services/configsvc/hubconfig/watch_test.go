@@ -176,8 +176,25 @@ func TestWatchResendsSnapshotWhenFeedReaderLosesItsPlace(t *testing.T) {
 	if len(snap) != 2 {
 		t.Fatalf("snapshot = %v", snap)
 	}
-	if killClients(t, e.rdb, name) == 0 {
-		t.Fatal("no service connection to kill")
+	// Kill the service's connections until the feed reader notices: a
+	// connection killed while it sits idle in the pool (between two XREADs)
+	// is replaced by go-redis's health check without an error, and then
+	// nothing is lost; on a busy machine that happens.
+	before := counter(t, s, "hubhooks_configsvc_feed_resyncs_total", "")
+	for attempt := 0; ; attempt++ {
+		if killClients(t, e.rdb, name) == 0 {
+			t.Fatal("no service connection to kill")
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) && counter(t, s, "hubhooks_configsvc_feed_resyncs_total", "") == before {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if counter(t, s, "hubhooks_configsvc_feed_resyncs_total", "") > before {
+			break
+		}
+		if attempt == 10 {
+			t.Fatal("the feed reader never noticed its connection was killed")
+		}
 	}
 	// With no config change at all, the watcher gets both hubs again.
 	seen := map[string]bool{}
