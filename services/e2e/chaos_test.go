@@ -413,6 +413,18 @@ func TestChaos(t *testing.T) {
 					by = append(by, fmt.Sprintf("%s=%d", map[bool]string{true: "all", false: st}[st == ""], count(e.hub, e.url, st)))
 				}
 				t.Logf("log of %s %s (want %d %s): %s", e.hub, e.url, perHub[e.hub], e.status, strings.Join(by, " "))
+				for _, st := range []string{"pending", "retrying"} {
+					stuck, _ := listAll(e.hub, e.url, st)
+					for i, l := range stuck {
+						if i == 10 {
+							t.Logf("  ... %d more %s", len(stuck)-i, st)
+							break
+						}
+						t.Logf("  %s %s attempts=%d created=%s updated=%s next=%s", st, l.GetId(), l.GetAttempts(),
+							l.GetCreatedAt().AsTime().Format(time.RFC3339Nano), l.GetUpdatedAt().AsTime().Format(time.RFC3339Nano),
+							l.GetNextAttemptAt().AsTime().Format(time.RFC3339Nano))
+					}
+				}
 			}
 			t.Logf("--- logger log tail:\n%s", c.procs["logger"].tail())
 			t.Logf("--- deliverer log tail:\n%s", c.procs["deliverer"].tail())
