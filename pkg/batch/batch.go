@@ -81,13 +81,6 @@ func (b *Batcher[T]) Add(key string, item T, weight, bytes int) error {
 	return <-r.done
 }
 
-// Idle reports whether nothing is pending and no flusher is active.
-func (b *Batcher[T]) Idle() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.pending) == 0 && b.flushers == 0
-}
-
 // flush sends pending batches until own is done and another flusher is
 // active, or nothing is pending.
 func (b *Batcher[T]) flush(own *request[T]) {

@@ -354,13 +354,6 @@ func NewFanoutBatchMsg(hubID string, fs []*deliveryv1.DeliveryFanout) (*nats.Msg
 	}, nil
 }
 
-// IsFanout reports whether a delivery message's headers say it is a
-// DeliveryFanout or a batch of them (decode it with DecodeJobs).
-func IsFanout(h nats.Header) bool {
-	ct := h.Get(HeaderContentType)
-	return ct == ContentTypeDeliveryFanout || ct == ContentTypeFanoutBatch
-}
-
 // DecodeJobs decodes a delivery message, one DeliveryJob, a DeliveryFanout
 // or a batch of them, into its jobs: one per target of a fan-out, each the
 // fan-out's shared job with the target's delivery_id, url_id and url (the

@@ -362,7 +362,7 @@ func TestFanoutRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Subject != DeliverySubject("hub-1") || !IsFanout(m.Header) || m.Header.Get(jetstream.MsgIDHeader) != "fan.msg_abc.3" {
+	if m.Subject != DeliverySubject("hub-1") || m.Header.Get(HeaderContentType) != ContentTypeDeliveryFanout || m.Header.Get(jetstream.MsgIDHeader) != "fan.msg_abc.3" {
 		t.Fatalf("fanout msg: subject %q, headers %v", m.Subject, m.Header)
 	}
 	jobs, err := DecodeJobs(m.Header, m.Data)
@@ -418,7 +418,7 @@ func TestFanoutBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Subject != DeliverySubject("hub-1") || !IsFanout(m.Header) || m.Header.Get(jetstream.MsgIDHeader) != "" {
+	if m.Subject != DeliverySubject("hub-1") || m.Header.Get(HeaderContentType) != ContentTypeFanoutBatch || m.Header.Get(jetstream.MsgIDHeader) != "" {
 		t.Fatalf("batch msg: subject %q, headers %v", m.Subject, m.Header)
 	}
 	jobs, err := DecodeJobs(m.Header, m.Data)

@@ -59,9 +59,9 @@ type Service struct {
 
 	consumer atomic.Pointer[jetstream.Consumer]
 	running  atomic.Bool
-	// jobsPerMsg is the moving average of jobs per fetched message, times
-	// jobsPerMsgScale (see fetchCount).
-	jobsPerMsg atomic.Int64
+	// jobsPerMsg is the moving average of jobs per fetched message (see
+	// fetchCount); the fetch loop's own, as dispatch runs on it.
+	jobsPerMsg float64
 
 	global *semaphore.Weighted
 	// stopCtx ends when shutdown starts (no new work): Run cancels it
@@ -344,27 +344,16 @@ func (s *Service) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 // batch, so room is divided by the recent jobs per message (at least one
 // message, at most FetchBatch).
 func (s *Service) fetchCount(room int) int {
-	per := max(s.jobsPerMsg.Load(), jobsPerMsgScale)
-	return max(1, min(int(int64(room)*jobsPerMsgScale/per), s.cfg.FetchBatch))
+	return max(1, min(int(float64(room)/max(s.jobsPerMsg, 1)), s.cfg.FetchBatch))
 }
-
-// jobsPerMsgScale is the fixed-point scale of Service.jobsPerMsg.
-const jobsPerMsgScale = 1024
 
 // countJobsPerMsg updates the moving average of jobs per message (weight
 // 1/8 for the newest).
-func (s *Service) countJobsPerMsg(n int) {
-	for {
-		old := s.jobsPerMsg.Load()
-		next := old + (int64(n)*jobsPerMsgScale-old)/8
-		if s.jobsPerMsg.CompareAndSwap(old, next) {
-			return
-		}
-	}
-}
+func (s *Service) countJobsPerMsg(n int) { s.jobsPerMsg += (float64(n) - s.jobsPerMsg) / 8 }
 
-// dispatch queues the jobs of msg (one, or the targets of a fan-out) on
-// their URLs' lanes. It never blocks.
+// dispatch queues the jobs of msg (one, the targets of a fan-out or the
+// jobs of a fan-out batch) on their URLs' lanes. It never blocks, and runs
+// on the fetch loop only.
 func (s *Service) dispatch(msg jetstream.Msg) {
 	jobs, err := eventbus.DecodeJobs(msg.Headers(), msg.Data())
 	for i := 0; err == nil && i < len(jobs); i++ {

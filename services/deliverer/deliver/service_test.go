@@ -252,10 +252,8 @@ func TestJobForRemovedURLIsCancelled(t *testing.T) {
 func TestFetchWaitsForConfigSnapshot(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	h := &hook{}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL}
+	hooks, urls := hookServers(t, nil)
+	h, u := hooks[0], urls[0]
 	cfg := e.addHub("hub1", u)
 	job := e.publishJob(t, cfg, u, 1, false)
 	e.configs.ready = make(chan struct{})
