@@ -14,7 +14,10 @@ import (
 // Cluster hash tag so that every key of one hub lives in one slot (the Lua
 // scripts touch an entry and its indexes together):
 //
-//	P{hub}:e:<id>        hash   entry: m = DeliveryJob (metadata + body, once),
+//	P{hub}:e:<id>        string entry with one record (entry.go: the fields
+//	                     or     below, framed, in one value), turned into
+//	                     hash   a hash of the same fields by a second record:
+//	                            m = DeliveryJob (metadata + body, once),
 //	                            s = EventLog summary, k = order key of the
 //	                            record that decided s, a:<nnnnnn>:<r> = Attempt,
 //	                            x = h(type) h(url) h(event), naming its filter

@@ -37,29 +37,19 @@ func (s *Store) RecordedAll(ctx context.Context, hub string, ids []string, attem
 		return nil, fmt.Errorf("recorded: %d ids for %d attempt numbers", len(ids), len(attempts))
 	}
 	got := make([]bool, len(ids))
-	cmds := make([]*redis.StringCmd, len(ids))
-	pipe := s.rdb.Pipeline()
+	keys := make([]string, len(ids))
 	for i, id := range ids {
 		if ValidID(id) {
-			cmds[i] = pipe.HGet(ctx, s.k.entry(hub, id), "s")
+			keys[i] = s.k.entry(hub, id)
 		}
 	}
-	if pipe.Len() == 0 {
-		return got, nil
+	sums, err := s.summaries(ctx, keys)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read entry summaries: %w", err)
-	}
-	for i, cmd := range cmds {
-		if cmd == nil {
+	for i, b := range sums {
+		if b == nil {
 			continue
-		}
-		b, err := cmd.Bytes()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read entry summary: %w", err)
 		}
 		l := &hubhooksv1.EventLog{}
 		if err := l.UnmarshalVT(b); err != nil {
@@ -81,9 +71,23 @@ func (s *Store) Get(ctx context.Context, hub, id string) (*Entry, error) {
 	if !ValidID(id) {
 		return nil, ErrNotFound
 	}
-	h, err := s.rdb.HGetAll(ctx, s.k.entry(hub, id)).Result()
-	if err != nil {
+	key := s.k.entry(hub, id)
+	var h map[string]string
+	v, err := s.rdb.Get(ctx, key).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, ErrNotFound
+	case redis.HasErrorPrefix(err, "WRONGTYPE"):
+		// More than one record: a hash.
+		if h, err = s.rdb.HGetAll(ctx, key).Result(); err != nil {
+			return nil, fmt.Errorf("read entry: %w", err)
+		}
+	case err != nil:
 		return nil, fmt.Errorf("read entry: %w", err)
+	default:
+		if h, err = entryFields(v); err != nil {
+			return nil, fmt.Errorf("decode entry %s: %w", id, err)
+		}
 	}
 	if h["s"] == "" || h["m"] == "" {
 		return nil, ErrNotFound
@@ -213,13 +217,13 @@ func (s *Store) List(ctx context.Context, q Query) (*Page, error) {
 		if len(members) == 0 {
 			return page, nil
 		}
-		pipe := s.rdb.Pipeline()
-		gets := make([]*redis.StringCmd, len(members))
+		keys := make([]string, len(members))
 		for i, m := range members {
-			gets[i] = pipe.HGet(ctx, s.k.entry(q.HubID, memberID(m)), "s")
+			keys[i] = s.k.entry(q.HubID, memberID(m))
 		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("list: read entries: %w", err)
+		sums, err := s.summaries(ctx, keys)
+		if err != nil {
+			return nil, fmt.Errorf("list: %w", err)
 		}
 		for i, m := range members {
 			if len(page.Logs) == q.PageSize {
@@ -229,13 +233,10 @@ func (s *Store) List(ctx context.Context, q Query) (*Page, error) {
 			}
 			scanned++
 			last = m
-			b, err := gets[i].Bytes()
-			if errors.Is(err, redis.Nil) {
+			b := sums[i]
+			if b == nil {
 				stale = append(stale, m)
 				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("list: read entry: %w", err)
 			}
 			l := &hubhooksv1.EventLog{}
 			if err := proto.Unmarshal(b, l); err != nil {
@@ -254,6 +255,84 @@ func (s *Store) List(ctx context.Context, q Query) (*Page, error) {
 		}
 		minLex = "(" + members[len(members)-1]
 	}
+}
+
+// summaries reads the summaries of the entries keys (an empty key is
+// skipped) in one round trip, or two when some entry is a hash or has a
+// summary longer than summaryReadAhead. A missing entry's summary is nil.
+func (s *Store) summaries(ctx context.Context, keys []string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	heads := make([]*redis.StringCmd, len(keys))
+	pipe := s.rdb.Pipeline()
+	for i, k := range keys {
+		if k != "" {
+			heads[i] = pipe.GetRange(ctx, k, 0, summaryReadAhead-1)
+		}
+	}
+	if pipe.Len() == 0 {
+		return out, nil
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command
+	type more struct {
+		i    int
+		hash *redis.StringCmd // HGET s of an entry hash
+		full *redis.StringCmd // GET of a long entry string
+	}
+	var again []more
+	pipe = s.rdb.Pipeline()
+	for i, c := range heads {
+		if c == nil {
+			continue
+		}
+		v, err := c.Bytes()
+		switch {
+		case redis.HasErrorPrefix(err, "WRONGTYPE"):
+			again = append(again, more{i: i, hash: pipe.HGet(ctx, keys[i], "s")})
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("read entry summaries: %w", err)
+		case len(v) == 0:
+			continue // GETRANGE of a missing key
+		}
+		sum, found, err := entrySummary(v)
+		if err != nil {
+			return nil, fmt.Errorf("read entry summary %s: %w", keys[i], err)
+		}
+		if !found {
+			again = append(again, more{i: i, full: pipe.Get(ctx, keys[i])})
+			continue
+		}
+		out[i] = sum
+	}
+	if len(again) == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read entry summaries: %w", err)
+	}
+	for _, m := range again {
+		if m.hash != nil {
+			b, err := m.hash.Bytes()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return nil, fmt.Errorf("read entry summary: %w", err)
+			}
+			out[m.i] = b
+			continue
+		}
+		v, err := m.full.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue // gone since
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read entry summary: %w", err)
+		}
+		sum, found, err := entrySummary(v)
+		if err != nil || !found {
+			return nil, fmt.Errorf("read entry summary %s: no summary (%v)", keys[m.i], err)
+		}
+		out[m.i] = sum
+	}
+	return out, nil
 }
 
 func matches(l *hubhooksv1.EventLog, q Query) bool {

@@ -73,15 +73,22 @@ func New(rdb *redis.Client, o Options) (*Store, error) {
 
 // A batch of records is written in one pipeline, per hub in this order:
 //
-//  1. each entry's fields that are the same whatever order records arrive
-//     in (metadata, index digests "x", the attempt's field) and its TTL, by
-//     plain commands;
-//  2. summaryScript: each entry's summary follows its record with the
-//     highest order key;
-//  3. each index gets its members (ZADD of score 0, idempotent), loses the
+//  1. each entry that does not exist yet is created whole by one
+//     SET NX EX: a string holding its fields (entryString), summary
+//     included, with its TTL;
+//  2. each index gets its members (ZADD of score 0, idempotent), loses the
 //     members older than the retention and has its TTL renewed, by plain
 //     commands;
-//  4. trimScript trims the hub to its maximum number of entries.
+//  3. trimScript trims the hub to its maximum number of entries.
+//
+// Most entries only ever get one record (a first attempt that succeeded),
+// and step 1 is all they cost. A record whose entry exists (a retry, a
+// duplicate, a second record of the entry in the batch) is written by a
+// second pipeline: toHashScript turns the entry into a hash of the same
+// fields if it is still a string, then plain commands write the fields that
+// are the same whatever order records arrive in (metadata, index digests
+// "x", the attempt's field) and the TTL, and summaryScript replaces the
+// summary when the record has the highest order key.
 //
 // Only what needs a condition or atomicity runs in a script: in Redis's Lua
 // every argument and reply is copied twice and every call has its own cost,
@@ -89,6 +96,37 @@ func New(rdb *redis.Client, o Options) (*Store, error) {
 // the above. The order keeps what readers see consistent: an entry has its
 // summary before it is in an index (a list removes members of entries
 // without one), and is trimmed only once indexed.
+
+// toHashScript turns each entry stored as a string (entryString) into a hash
+// of the same fields with the same TTL; hashes and missing entries are left
+// as they are.
+//
+// KEYS: the entries. Returns the number of entries turned.
+var toHashScript = redis.NewScript(`
+local turned = 0
+for _, entry in ipairs(KEYS) do
+  local v = redis.pcall('GET', entry)
+  if type(v) == 'string' and string.sub(v, 1, 2) == 'L1' then
+    local args, p, n = {}, 3, #v
+    while p <= n do
+      local nl = string.byte(v, p)
+      local b1, b2, b3, b4 = string.byte(v, p + nl + 1, p + nl + 4)
+      local dl = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+      args[#args + 1] = string.sub(v, p + 1, p + nl)
+      args[#args + 1] = string.sub(v, p + nl + 5, p + nl + 4 + dl)
+      p = p + nl + 5 + dl
+    end
+    local ttl = redis.call('PTTL', entry)
+    redis.call('DEL', entry)
+    redis.call('HSET', entry, unpack(args))
+    if ttl > 0 then
+      redis.call('PEXPIRE', entry, ttl)
+    end
+    turned = turned + 1
+  end
+end
+return turned
+`)
 
 // summaryScript writes each entry's summary unless the entry holds one of a
 // record with a higher order key.
@@ -110,7 +148,7 @@ return changed
 
 // trimScript removes a hub's oldest entries beyond its maximum, with their
 // members in every index. A trimmed entry's filter-index keys are named from
-// its "x" field under the hub's key prefix (so they carry the same hash tag,
+// its "x" field (bytes 8 to 55 of an entry string, see entryString) under the hub's key prefix (so they carry the same hash tag,
 // in the slot of KEYS[1]). Members of entries without "x" (written by older
 // versions, or already expired) are returned for the caller to clean up.
 // One call trims at most 1,000 entries, so lowering the cap does not block
@@ -142,7 +180,10 @@ local function add(key, m)
 end
 for _, m in ipairs(oldest) do
   local entry = base .. 'e:' .. string.sub(m, 17)
-  local x = redis.call('HGET', entry, 'x')
+  local x = redis.pcall('GETRANGE', entry, 8, 55)
+  if type(x) == 'table' then
+    x = redis.call('HGET', entry, 'x')
+  end
   if x and #x == 48 then
     add(base .. 't:' .. string.sub(x, 1, 16), m)
     add(base .. 'u:' .. string.sub(x, 17, 32), m)
@@ -170,9 +211,10 @@ type WriteResult struct {
 	Trimmed int
 }
 
-// Write stores a batch of records in one pipelined round trip, two script
-// calls per hub (two more round trips when the trim meets entries written
-// without index digests).
+// Write stores a batch of records in one pipelined round trip with one
+// script call per hub, plus one round trip for the records whose entry
+// already exists (two script calls per hub) and two more when the trim meets
+// entries written without index digests.
 // Every record must pass ValidateRecord. When Write returns nil every record
 // is durable in Redis; on error some may be, and the whole batch may be
 // written again safely. Write masks the secret header of each record's
@@ -192,11 +234,16 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		key     string
 		members []any // ZADD's score-member pairs
 	}
+	type entryWrite struct {
+		key    string
+		whole  []byte // entryString: the entry when it does not exist yet
+		fields []any  // HSET's field-value pairs when it does
+		ord    int64
+		sum    []byte
+	}
 	type hubWrite struct {
-		hub, prefix string            // prefix: keys.hub(hub)
-		entries     []string          // KEYS of summaryScript
-		sums        []any             // ARGV of summaryScript
-		fields      [][]any           // per entry: HSET's field-value pairs
+		hub, prefix string
+		entries     []entryWrite
 		indexes     []indexWrite      // in first-use order
 		index       map[[2]string]int // kind and digest -> position in indexes
 	}
@@ -230,13 +277,21 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 			hubs = append(hubs, h)
 		}
 		dt, du, de := digests.of(job.GetEventType()), digests.of(job.GetUrl()), digests.of(job.GetWebhookEventId())
-		f := []any{"m", meta, "x", dt + du + de}
+		x := dt + du + de
+		f := []any{"m", meta, "x", x}
+		var afield string
 		if rec.GetStatus() != StatusPending {
-			f = append(f, attemptField(rec), ablob)
+			afield = attemptField(rec)
+			f = append(f, afield, ablob)
 		}
-		h.entries = append(h.entries, entryKey(h.prefix, id))
-		h.sums = append(h.sums, orderKey(rec), sum)
-		h.fields = append(h.fields, f)
+		ord := orderKey(rec)
+		h.entries = append(h.entries, entryWrite{
+			key:    entryKey(h.prefix, id),
+			whole:  entryString(x, ord, sum, meta, afield, ablob),
+			fields: f,
+			ord:    ord,
+			sum:    sum,
+		})
 		m := any(member(createdAt(rec), id))
 		for _, key := range [...][2]string{{"i", ""}, {"t:", dt}, {"u:", du}, {"v:", de}} {
 			i, ok := h.index[key]
@@ -249,48 +304,100 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		}
 	}
 
-	type replies struct{ changed, trim *redis.Cmd }
-	run := func() ([]replies, error) {
+	// exec runs one pipeline, loading the scripts when Redis lost them.
+	exec := func(build func(redis.Pipeliner)) error {
 		pipe := s.rdb.Pipeline()
-		out := make([]replies, len(hubs))
-		for i, h := range hubs {
-			for j, entry := range h.entries {
-				pipe.HSet(ctx, entry, h.fields[j]...)
-				pipe.Do(ctx, "expire", entry, ttl)
+		build(pipe)
+		_, err := pipe.Exec(ctx)
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			for _, sc := range []*redis.Script{toHashScript, summaryScript, trimScript} {
+				if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+					return fmt.Errorf("load log script: %w", err)
+				}
 			}
-			out[i].changed = summaryScript.EvalSha(ctx, pipe, h.entries, h.sums...)
+			pipe = s.rdb.Pipeline()
+			build(pipe)
+			_, err = pipe.Exec(ctx)
+		}
+		return err
+	}
+
+	created := make([][]*redis.BoolCmd, len(hubs))
+	trims := make([]*redis.Cmd, len(hubs))
+	err := exec(func(pipe redis.Pipeliner) {
+		for i, h := range hubs {
+			created[i] = make([]*redis.BoolCmd, len(h.entries))
+			for j, e := range h.entries {
+				created[i][j] = pipe.SetNX(ctx, e.key, e.whole, s.opts.Retention)
+			}
 			for _, ix := range h.indexes {
 				pipe.Do(ctx, append([]any{"zadd", ix.key}, ix.members...)...)
 				pipe.ZRemRangeByLex(ctx, ix.key, cutoff, "+")
 				pipe.Do(ctx, "expire", ix.key, ttl)
 			}
-			out[i].trim = trimScript.EvalSha(ctx, pipe, []string{s.k.all(h.hub)}, s.opts.MaxEntriesPerHub)
+			trims[i] = trimScript.EvalSha(ctx, pipe, []string{s.k.all(h.hub)}, s.opts.MaxEntriesPerHub)
 		}
-		_, err := pipe.Exec(ctx)
-		return out, err
-	}
-	cmds, err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		for _, sc := range []*redis.Script{summaryScript, trimScript} {
-			if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-				return res, fmt.Errorf("load log script: %w", err)
-			}
-		}
-		cmds, err = run()
-	}
+	})
 	if err != nil {
 		return res, fmt.Errorf("write %d records: %w", len(recs), err)
 	}
 
+	// Records whose entry exists: their fields into its hash, their summary
+	// if it ranks highest.
+	type existing struct {
+		keys []string
+		sums []any // ARGV of summaryScript: order key, summary
+	}
+	again := make([]existing, len(hubs))
+	slow := 0
+	for i, h := range hubs {
+		for j, e := range h.entries {
+			if created[i][j].Val() {
+				res.Changed++
+				continue
+			}
+			again[i].keys = append(again[i].keys, e.key)
+			again[i].sums = append(again[i].sums, e.ord, e.sum)
+			slow++
+		}
+	}
+	if slow > 0 {
+		changed := make([]*redis.Cmd, len(hubs))
+		err := exec(func(pipe redis.Pipeliner) {
+			for i, h := range hubs {
+				if len(again[i].keys) == 0 {
+					continue
+				}
+				toHashScript.EvalSha(ctx, pipe, again[i].keys)
+				for j, e := range h.entries {
+					if created[i][j].Val() {
+						continue
+					}
+					pipe.HSet(ctx, e.key, e.fields...)
+					pipe.Do(ctx, "expire", e.key, ttl)
+				}
+				changed[i] = summaryScript.EvalSha(ctx, pipe, again[i].keys, again[i].sums...)
+			}
+		})
+		if err != nil {
+			return res, fmt.Errorf("write %d records to existing entries: %w", slow, err)
+		}
+		for _, c := range changed {
+			if c == nil {
+				continue
+			}
+			n, err := c.Int()
+			if err != nil {
+				return res, fmt.Errorf("write summaries: %w", err)
+			}
+			res.Changed += n
+		}
+	}
+
 	type popped struct{ hub, id string }
 	var trim []popped
-	for i, r := range cmds {
-		changed, err := r.changed.Int()
-		if err != nil {
-			return res, fmt.Errorf("write summaries: %w", err)
-		}
-		res.Changed += changed
-		vals, err := r.trim.Slice()
+	for i, t := range trims {
+		vals, err := t.Slice()
 		if err != nil {
 			return res, fmt.Errorf("trim: %w", err)
 		}

@@ -407,20 +407,30 @@ func TestListBadPageToken(t *testing.T) {
 }
 
 // TestTrimMaxEntriesPerHub trims in the trim script (entries name their
-// filter indexes in "x") and, for entries without "x" (written by older
-// versions), in the Go fallback; either way nothing of a trimmed entry stays.
+// filter indexes in "x", in an entry string or an entry hash) and, for
+// entries without "x" (hashes written by older versions), in the Go
+// fallback; either way nothing of a trimmed entry stays.
 func TestTrimMaxEntriesPerHub(t *testing.T) {
-	for _, legacy := range []bool{false, true} {
-		t.Run(fmt.Sprintf("legacy=%v", legacy), func(t *testing.T) {
+	for _, form := range []string{"string", "hash", "legacy"} {
+		t.Run(form, func(t *testing.T) {
 			ctx := context.Background()
 			s, rdb, prefix := newStore(t, logstore.Options{MaxEntriesPerHub: 10})
 			var trimmed int
 			for i := range 25 {
 				id := fmt.Sprintf("dlv_%04d", i)
 				job := newJob("hub1", id, t0.Add(time.Duration(i)*time.Second))
-				trimmed += write(t, s, record(job, 1, logstore.StatusSucceeded, 200)).Trimmed
-				if legacy {
-					if err := rdb.HDel(ctx, prefix+"log:{hub1}:e:"+id, "x").Err(); err != nil {
+				rec := record(job, 1, logstore.StatusSucceeded, 200)
+				trimmed += write(t, s, rec).Trimmed
+				key := prefix + "log:{hub1}:e:" + id
+				if form != "string" {
+					// A second record of an entry turns it into a hash.
+					trimmed += write(t, s, rec).Trimmed
+					if typ := rdb.Type(ctx, key).Val(); typ != "hash" {
+						t.Fatalf("entry after two records is a %s, want a hash", typ)
+					}
+				}
+				if form == "legacy" {
+					if err := rdb.HDel(ctx, key, "x").Err(); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -600,7 +610,9 @@ func BenchmarkListEventLogs(b *testing.B) {
 func TestGetMasksSecretOnRead(t *testing.T) {
 	s, rdb, prefix := newStore(t, logstore.Options{})
 	job := newJob("hub1", "dlv_r", t0)
-	write(t, s, record(job, 1, logstore.StatusRetrying, 500))
+	rec := record(job, 1, logstore.StatusRetrying, 500)
+	write(t, s, rec)
+	write(t, s, rec) // a second record: the entry is a hash
 	// An attempt stored unmasked by some other writer is still masked on read.
 	raw, err := proto.Marshal(&hubhooksv1.Attempt{Number: 2, Status: logstore.StatusSucceeded,
 		Request: &hubhooksv1.HttpRequest{Headers: map[string]string{"X-RAPIDAPI-WEBHOOK-SECRET": "whsec_leak"}}})
@@ -740,4 +752,93 @@ func redisCPUMicros(t testing.TB, rdb *redis.Client) float64 {
 		}
 	}
 	return total
+}
+
+// TestEntryForms: an entry with one record is a string; a second record
+// turns it into a hash of the same fields with the same TTL; every read
+// (Get, List by each filter, RecordedAll) answers the same for both forms,
+// also when the summary is longer than what a list reads ahead.
+func TestEntryForms(t *testing.T) {
+	for _, longURL := range []bool{false, true} {
+		t.Run(fmt.Sprintf("longURL=%v", longURL), func(t *testing.T) {
+			ctx := context.Background()
+			s, rdb, prefix := newStore(t, logstore.Options{})
+			url := "https://example.com/hook"
+			if longURL {
+				url += "/" + strings.Repeat("p", 1500)
+			}
+			job := newJob("hub1", "dlv_f", t0, func(j *deliveryv1.DeliveryJob) { j.Url = url })
+			r1 := record(job, 1, logstore.StatusRetrying, 500)
+			key := prefix + "log:{hub1}:e:dlv_f"
+
+			read := func(wantStatus string, wantAttempts int) {
+				t.Helper()
+				e, err := s.Get(ctx, "hub1", "dlv_f")
+				if err != nil || e.Log.GetStatus() != wantStatus || len(e.Attempts) != wantAttempts || e.Log.GetUrl() != url {
+					t.Fatalf("Get = %v, %v; want %s with %d attempts", e, err, wantStatus, wantAttempts)
+				}
+				for _, q := range []logstore.Query{
+					{HubID: "hub1"}, {HubID: "hub1", URL: url}, {HubID: "hub1", EventType: job.EventType},
+					{HubID: "hub1", EventID: job.WebhookEventId}, {HubID: "hub1", Status: wantStatus},
+				} {
+					q.PageSize = 10
+					p, err := s.List(ctx, q)
+					if err != nil || len(p.Logs) != 1 || p.Logs[0].GetStatus() != wantStatus || p.Logs[0].GetUrl() != url {
+						t.Fatalf("List(%+v) = %v, %v", q, p, err)
+					}
+				}
+				got, err := s.RecordedAll(ctx, "hub1", []string{"dlv_f", "dlv_f"}, []int32{int32(wantAttempts), int32(wantAttempts + 1)})
+				if err != nil || !got[0] || got[1] != (wantStatus == logstore.StatusSucceeded) {
+					t.Fatalf("RecordedAll = %v, %v", got, err)
+				}
+			}
+
+			write(t, s, r1)
+			if typ := rdb.Type(ctx, key).Val(); typ != "string" {
+				t.Fatalf("entry with one record is a %s, want a string", typ)
+			}
+			read(logstore.StatusRetrying, 1)
+			raw, err := rdb.Get(ctx, key).Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fields, err := logstore.EntryFields(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.Expire(ctx, key, time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+
+			// The same record again: the entry becomes a hash, fields and TTL unchanged.
+			write(t, s, r1)
+			if typ := rdb.Type(ctx, key).Val(); typ != "hash" {
+				t.Fatalf("entry after a second record is a %s, want a hash", typ)
+			}
+			h := rdb.HGetAll(ctx, key).Val()
+			if len(h) != len(fields) {
+				t.Fatalf("hash fields %q, want the string's %q", h, fields)
+			}
+			for name, v := range fields {
+				if !strings.HasPrefix(name, "a:") {
+					if h[name] != v {
+						t.Errorf("hash field %s = %q, want the string's %q", name, h[name], v)
+					}
+					continue
+				}
+				// Written again: the same attempt, its header map maybe in another order.
+				var got, want hubhooksv1.Attempt
+				if proto.Unmarshal([]byte(h[name]), &got) != nil || proto.Unmarshal([]byte(v), &want) != nil || !proto.Equal(&got, &want) {
+					t.Errorf("hash field %s holds another attempt than the string's", name)
+				}
+			}
+			if ttl := rdb.TTL(ctx, key).Val(); ttl < 7*24*time.Hour-time.Minute {
+				t.Errorf("TTL %v after a write, want the retention renewed", ttl)
+			}
+			read(logstore.StatusRetrying, 1)
+
+			write(t, s, record(job, 2, logstore.StatusSucceeded, 200))
+			read(logstore.StatusSucceeded, 2)
+		})
+	}
 }
