@@ -8,8 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -50,6 +53,7 @@ type Client struct {
 	guard     *urlguard.Guard
 	userAgent string
 	signer    signer
+	urls      urlCache
 }
 
 var _ Sender = (*Client)(nil)
@@ -228,20 +232,24 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 		return res
 	}
 	headers[HeaderSignature] = sig
-	if c.guard != nil {
-		if _, err := c.guard.CheckURL(req.URL); err != nil {
-			res.Err = err
-			return res
-		}
+	target, err := c.target(req.URL)
+	if err != nil {
+		res.Err = err
+		return res
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	// The URL is parsed once per distinct URL (c.target): the request is
+	// made for an empty one, then given a copy of the parsed target.
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(req.Body))
 	if err != nil {
 		res.Err = fmt.Errorf("build request: %w", err)
 		return res
 	}
+	u := *target
+	u.Host = strings.TrimSuffix(u.Host, ":") // as NewRequest does
+	hreq.URL, hreq.Host = &u, u.Host
 	// One backing array for the six header values.
 	vals := [6]string{"application/json", c.userAgent, req.WebhookID, tsText, sig, req.Secrets[0]}
 	hreq.Header = http.Header{
@@ -283,6 +291,53 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 		res.Response.Error = "read response body: " + classify(ctx, err, c.timeout).Error()
 	}
 	return res
+}
+
+// target is raw parsed and, with a guard, checked by guard.CheckURL; each
+// distinct URL is parsed and checked once (c.urls), as a hub's URLs are sent
+// to again and again. The guard's check depends on the URL alone: the
+// addresses a name resolves to are checked when dialled.
+func (c *Client) target(raw string) (*url.URL, error) {
+	if u := c.urls.get(raw); u != nil {
+		return u, nil
+	}
+	var u *url.URL
+	var err error
+	if c.guard != nil {
+		u, err = c.guard.CheckURL(raw)
+	} else if u, err = url.Parse(raw); err != nil {
+		err = fmt.Errorf("build request: %w", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.urls.put(raw, u)
+	return u, nil
+}
+
+// maxCachedURLs bounds urlCache: past it the cache starts again empty.
+const maxCachedURLs = 10000
+
+// urlCache remembers parsed URLs that passed their check. The zero value is
+// empty and ready; it is safe for concurrent use.
+type urlCache struct {
+	m sync.Map // string -> *url.URL, never modified once stored
+	n atomic.Int64
+}
+
+func (c *urlCache) get(raw string) *url.URL {
+	if v, ok := c.m.Load(raw); ok {
+		return v.(*url.URL)
+	}
+	return nil
+}
+
+func (c *urlCache) put(raw string, u *url.URL) {
+	if c.n.Add(1) > maxCachedURLs {
+		c.m.Clear()
+		c.n.Store(1)
+	}
+	c.m.Store(raw, u)
 }
 
 // Canonical forms of the webhook headers, as net/http sends them.

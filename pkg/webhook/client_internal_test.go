@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -33,5 +35,23 @@ func TestClientGuardAtDialTime(t *testing.T) {
 	}
 	if hits.Load() != 0 || res.StatusCode != 0 {
 		t.Fatal("the receiver was called")
+	}
+}
+
+// TestURLCacheIsBounded: the cache of checked URLs starts again empty past
+// maxCachedURLs, so a stream of distinct URLs cannot grow it without bound.
+func TestURLCacheIsBounded(t *testing.T) {
+	var c urlCache
+	for i := range maxCachedURLs + 10 {
+		raw := "https://example.com/" + strconv.Itoa(i)
+		c.put(raw, &url.URL{Scheme: "https", Host: "example.com", Path: "/" + strconv.Itoa(i)})
+		if u := c.get(raw); u == nil || u.Path != "/"+strconv.Itoa(i) {
+			t.Fatalf("get(%s) = %v right after put", raw, u)
+		}
+	}
+	n := 0
+	c.m.Range(func(any, any) bool { n++; return true })
+	if n > maxCachedURLs || n == 0 {
+		t.Fatalf("%d URLs cached, want 1..%d", n, maxCachedURLs)
 	}
 }

@@ -3,11 +3,13 @@ package webhook_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -255,17 +257,30 @@ func TestClientConnectionRefused(t *testing.T) {
 	}
 }
 
+// TestClientGuardRefusesURL: a URL the guard refuses is refused on every
+// send (refusals are not remembered); an accepted one is parsed and checked
+// once, and every request to it still carries its host, path and query.
 func TestClientGuardRefusesURL(t *testing.T) {
 	var hits atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		mu.Lock()
+		got = append(got, r.Host+" "+r.URL.RequestURI())
+		mu.Unlock()
+	}))
 	t.Cleanup(srv.Close)
 	g, err := urlguard.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := newClient(t, webhook.WithGuard(g)).Send(context.Background(), webhook.Request{URL: srv.URL, WebhookID: "msg_1", Body: []byte("{}"), Secrets: []string{webhook.NewSecret()}})
-	if !errors.Is(res.Err, urlguard.ErrBlocked) {
-		t.Fatalf("want ErrBlocked, got %v", res.Err)
+	blocked := newClient(t, webhook.WithGuard(g))
+	for range 2 {
+		res := blocked.Send(context.Background(), webhook.Request{URL: srv.URL, WebhookID: "msg_1", Body: []byte("{}"), Secrets: []string{webhook.NewSecret()}})
+		if !errors.Is(res.Err, urlguard.ErrBlocked) {
+			t.Fatalf("want ErrBlocked, got %v", res.Err)
+		}
 	}
 	if hits.Load() != 0 {
 		t.Fatal("the receiver was called")
@@ -275,9 +290,18 @@ func TestClientGuardRefusesURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res = newClient(t, webhook.WithGuard(allow)).Send(context.Background(), webhook.Request{URL: srv.URL, WebhookID: "msg_1", Body: []byte("{}"), Secrets: []string{webhook.NewSecret()}})
-	if !res.Succeeded() || hits.Load() != 1 {
-		t.Fatalf("exempt range: want success, got %d %v", res.StatusCode, res.Err)
+	c := newClient(t, webhook.WithGuard(allow))
+	urls := []string{srv.URL, srv.URL + "/hook/a?x=1&y=%2F", srv.URL, srv.URL + "/hook/a?x=1&y=%2F"}
+	for _, u := range urls {
+		res := c.Send(context.Background(), webhook.Request{URL: u, WebhookID: "msg_1", Body: []byte("{}"), Secrets: []string{webhook.NewSecret()}})
+		if !res.Succeeded() {
+			t.Fatalf("exempt range: want success, got %d %v", res.StatusCode, res.Err)
+		}
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	want := []string{host + " /", host + " /hook/a?x=1&y=%2F", host + " /", host + " /hook/a?x=1&y=%2F"}
+	if hits.Load() != 4 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("received %v, want %v", got, want)
 	}
 }
 
