@@ -148,9 +148,11 @@ return changed
 
 // trimScript removes a hub's oldest entries beyond its maximum, with their
 // members in every index. A trimmed entry's filter-index keys are named from
-// its "x" field (bytes 8 to 55 of an entry string, see entryString) under the hub's key prefix (so they carry the same hash tag,
-// in the slot of KEYS[1]). Members of entries without "x" (written by older
-// versions, or already expired) are returned for the caller to clean up.
+// its "x" field (bytes 8 to 55 of an entry string, see entryString) under
+// the hub's key prefix (so they carry the same hash tag, in the slot of
+// KEYS[1]). Members of entries without "x" (hashes written by older
+// versions, or entries already expired) are returned for the caller to
+// clean up.
 // One call trims at most 1,000 entries, so lowering the cap does not block
 // Redis on one huge trim: the next writes trim the rest (a batch adds far
 // fewer than it trims). Two replicas never both trim for one excess entry:
@@ -235,11 +237,12 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		members []any // ZADD's score-member pairs
 	}
 	type entryWrite struct {
-		key    string
-		whole  []byte // entryString: the entry when it does not exist yet
-		fields []any  // HSET's field-value pairs when it does
-		ord    int64
-		sum    []byte
+		key           string
+		whole         []byte // entryString: the entry when it does not exist yet
+		x, afield     string // what else an existing entry needs (afield "" when pending)
+		meta, attempt []byte
+		ord           int64
+		sum           []byte
 	}
 	type hubWrite struct {
 		hub, prefix string
@@ -278,19 +281,20 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		}
 		dt, du, de := digests.of(job.GetEventType()), digests.of(job.GetUrl()), digests.of(job.GetWebhookEventId())
 		x := dt + du + de
-		f := []any{"m", meta, "x", x}
 		var afield string
 		if rec.GetStatus() != StatusPending {
 			afield = attemptField(rec)
-			f = append(f, afield, ablob)
 		}
 		ord := orderKey(rec)
 		h.entries = append(h.entries, entryWrite{
-			key:    entryKey(h.prefix, id),
-			whole:  entryString(x, ord, sum, meta, afield, ablob),
-			fields: f,
-			ord:    ord,
-			sum:    sum,
+			key:     entryKey(h.prefix, id),
+			whole:   entryString(x, ord, sum, meta, afield, ablob),
+			x:       x,
+			afield:  afield,
+			meta:    meta,
+			attempt: ablob,
+			ord:     ord,
+			sum:     sum,
 		})
 		m := any(member(createdAt(rec), id))
 		for _, key := range [...][2]string{{"i", ""}, {"t:", dt}, {"u:", du}, {"v:", de}} {
@@ -373,7 +377,11 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 					if created[i][j].Val() {
 						continue
 					}
-					pipe.HSet(ctx, e.key, e.fields...)
+					f := []any{"m", e.meta, "x", e.x}
+					if e.afield != "" {
+						f = append(f, e.afield, e.attempt)
+					}
+					pipe.HSet(ctx, e.key, f...)
 					pipe.Do(ctx, "expire", e.key, ttl)
 				}
 				changed[i] = summaryScript.EvalSha(ctx, pipe, again[i].keys, again[i].sums...)
