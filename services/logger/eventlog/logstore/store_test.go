@@ -810,7 +810,8 @@ func TestEntryForms(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			// The same record again: the entry becomes a hash, fields and TTL unchanged.
+			// The same record again: the entry becomes a hash of the same
+			// fields, its TTL renewed (shortened above to see it renewed).
 			write(t, s, r1)
 			if typ := rdb.Type(ctx, key).Val(); typ != "hash" {
 				t.Fatalf("entry after a second record is a %s, want a hash", typ)
