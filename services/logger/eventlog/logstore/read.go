@@ -323,6 +323,15 @@ func (s *Store) summaries(ctx context.Context, keys []string) ([][]byte, error) 
 		if errors.Is(err, redis.Nil) {
 			continue // gone since
 		}
+		if redis.HasErrorPrefix(err, "WRONGTYPE") {
+			// Turned into a hash since (a second record): read it there.
+			b, err := s.rdb.HGet(ctx, keys[m.i], "s").Bytes()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return nil, fmt.Errorf("read entry summary: %w", err)
+			}
+			out[m.i] = b
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read entry summary: %w", err)
 		}
