@@ -293,10 +293,11 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 	return res
 }
 
-// target is raw parsed and, with a guard, checked by guard.CheckURL; each
-// distinct URL is parsed and checked once (c.urls), as a hub's URLs are sent
-// to again and again. The guard's check depends on the URL alone: the
-// addresses a name resolves to are checked when dialled.
+// target returns raw parsed and, with a guard, checked by guard.CheckURL.
+// Each distinct URL is parsed and checked once (c.urls), as a hub's URLs are
+// sent to again and again: the guard's check depends on the URL alone (the
+// addresses a name resolves to are checked when dialled), and refusals are
+// not remembered.
 func (c *Client) target(raw string) (*url.URL, error) {
 	if u := c.urls.get(raw); u != nil {
 		return u, nil
