@@ -348,11 +348,7 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 
 	// Records whose entry exists: their fields into its hash, their summary
 	// if it ranks highest.
-	type existing struct {
-		keys []string
-		sums []any // ARGV of summaryScript: order key, summary
-	}
-	again := make([]existing, len(hubs))
+	existing := make([][]entryWrite, len(hubs))
 	slow := 0
 	for i, h := range hubs {
 		for j, e := range h.entries {
@@ -360,23 +356,25 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 				res.Changed++
 				continue
 			}
-			again[i].keys = append(again[i].keys, e.key)
-			again[i].sums = append(again[i].sums, e.ord, e.sum)
+			existing[i] = append(existing[i], e)
 			slow++
 		}
 	}
 	if slow > 0 {
 		changed := make([]*redis.Cmd, len(hubs))
 		err := exec(func(pipe redis.Pipeliner) {
-			for i, h := range hubs {
-				if len(again[i].keys) == 0 {
+			for i, es := range existing {
+				if len(es) == 0 {
 					continue
 				}
-				toHashScript.EvalSha(ctx, pipe, again[i].keys)
-				for j, e := range h.entries {
-					if created[i][j].Val() {
-						continue
-					}
+				keys := make([]string, len(es))
+				sums := make([]any, 0, 2*len(es)) // ARGV of summaryScript
+				for j, e := range es {
+					keys[j] = e.key
+					sums = append(sums, e.ord, e.sum)
+				}
+				toHashScript.EvalSha(ctx, pipe, keys)
+				for _, e := range es {
 					f := []any{"m", e.meta, "x", e.x}
 					if e.afield != "" {
 						f = append(f, e.afield, e.attempt)
@@ -384,7 +382,7 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 					pipe.HSet(ctx, e.key, f...)
 					pipe.Do(ctx, "expire", e.key, ttl)
 				}
-				changed[i] = summaryScript.EvalSha(ctx, pipe, again[i].keys, again[i].sums...)
+				changed[i] = summaryScript.EvalSha(ctx, pipe, keys, sums...)
 			}
 		})
 		if err != nil {
