@@ -21,7 +21,7 @@ all: build
 build: ## build every binary into bin/
 	@mkdir -p $(BIN)
 	@for b in $(BINARIES); do \
-		if [ -d services/$$b ]; then $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$b ./services/$$b || exit 1; fi; \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$b ./services/cmd/$$b || exit 1; \
 	done
 	@ls $(BIN) | grep -v tools | sed 's/^/bin\//'
 

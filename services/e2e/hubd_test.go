@@ -29,14 +29,14 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
-	"github.com/hubhooks/hubhooks/services/hubd/allinone"
+	"github.com/hubhooks/hubhooks/services/hubd"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 )
 
 // testHub is an all-in-one hubd running in the test process.
 type testHub struct {
-	hub    *allinone.Hub
+	hub    *hubd.Process
 	config hubhooksv1.ConfigServiceClient
 	logs   hubhooksv1.EventLogServiceClient
 	health healthpb.HealthClient
@@ -58,7 +58,7 @@ func startHub(t *testing.T, schedule ...time.Duration) *testHub {
 		LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 10 * time.Second, StreamReplicas: 1,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	hub, err := allinone.Start(ctx, assembly.FromSettings("hubd", s))
+	hub, err := hubd.Start(ctx, assembly.FromSettings("hubd", s))
 	if err != nil {
 		cancel()
 		t.Fatalf("start hubd: %v", err)

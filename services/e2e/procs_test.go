@@ -36,7 +36,7 @@ func binaries(t *testing.T) string {
 		_, file, _, _ := runtime.Caller(0)
 		servicesDir := filepath.Dir(filepath.Dir(file))
 		for _, b := range []string{"configsvc", "expander", "deliverer", "logger"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./"+b)
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b)
 			cmd.Dir = servicesDir
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", b, err, out)

@@ -32,18 +32,18 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
-	"github.com/hubhooks/hubhooks/services/configsvc/hubconfig"
-	"github.com/hubhooks/hubhooks/services/deliverer/deliver"
-	"github.com/hubhooks/hubhooks/services/expander/expand"
+	"github.com/hubhooks/hubhooks/services/configsvc"
+	"github.com/hubhooks/hubhooks/services/deliverer"
+	"github.com/hubhooks/hubhooks/services/expander"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
-	"github.com/hubhooks/hubhooks/services/logger/eventlog"
-	"github.com/hubhooks/hubhooks/services/logger/eventlog/logstore"
+	"github.com/hubhooks/hubhooks/services/logger"
+	"github.com/hubhooks/hubhooks/services/logger/logstore"
 )
 
 // Parts holds what a binary is assembled from.
 type Parts struct {
 	Name     string
-	S        *settings.Settings
+	Settings *settings.Settings
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 	Health   *daemon.Health
@@ -62,7 +62,7 @@ func New(name string, args []string, d settings.Defaults) (*Parts, error) {
 func FromSettings(name string, s *settings.Settings) *Parts {
 	return &Parts{
 		Name:     name,
-		S:        s,
+		Settings: s,
 		Log:      daemon.NewLogger(name, s.LogLevel, s.LogFormat),
 		Registry: daemon.NewRegistry(),
 		Health:   daemon.NewHealth(),
@@ -71,7 +71,7 @@ func FromSettings(name string, s *settings.Settings) *Parts {
 
 // StreamOptions are the JetStream stream options from the settings.
 func (p *Parts) StreamOptions() eventbus.Options {
-	return eventbus.Options{Replicas: p.S.StreamReplicas, DuplicateWindow: p.S.DedupeWindow, EventsMaxAge: p.S.EventsMaxAge, EventsMaxBytes: p.S.EventsMaxBytes}
+	return eventbus.Options{Replicas: p.Settings.StreamReplicas, DuplicateWindow: p.Settings.DedupeWindow, EventsMaxAge: p.Settings.EventsMaxAge, EventsMaxBytes: p.Settings.EventsMaxBytes}
 }
 
 // NATS connects to url with endless reconnects and registers a readiness check.
@@ -96,7 +96,7 @@ func (p *Parts) NATS(url string, opts ...nats.Option) (*nats.Conn, jetstream.Jet
 
 // Redis connects (waiting while Redis does not answer) and registers a readiness check.
 func (p *Parts) Redis(ctx context.Context) (*redis.Client, error) {
-	rdb, err := daemon.ConnectRedis(ctx, p.S.RedisURL, p.Log)
+	rdb, err := daemon.ConnectRedis(ctx, p.Settings.RedisURL, p.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (p *Parts) Redis(ctx context.Context) (*redis.Client, error) {
 // GRPCServer builds the gRPC server with health, reflection, authentication
 // (admin token, hub tokens from tokens, or loopback-only) and optional TLS.
 func (p *Parts) GRPCServer(tokens *auth.TokenStore) (*daemon.GRPCServer, error) {
-	authn, err := auth.New(auth.Config{AdminToken: p.S.AdminToken, Tokens: tokens, Log: p.Log})
+	authn, err := auth.New(auth.Config{AdminToken: p.Settings.AdminToken, Tokens: tokens, Log: p.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +117,8 @@ func (p *Parts) GRPCServer(tokens *auth.TokenStore) (*daemon.GRPCServer, error) 
 		Unary:  []grpc.UnaryServerInterceptor{authn.Unary()},
 		Stream: []grpc.StreamServerInterceptor{authn.Stream()},
 	}
-	if p.S.TLSCert != "" {
-		creds, err := auth.ServerTLS(p.S.TLSCert, p.S.TLSKey, p.S.TLSClientCA)
+	if p.Settings.TLSCert != "" {
+		creds, err := auth.ServerTLS(p.Settings.TLSCert, p.Settings.TLSKey, p.Settings.TLSClientCA)
 		if err != nil {
 			return nil, err
 		}
@@ -129,15 +129,15 @@ func (p *Parts) GRPCServer(tokens *auth.TokenStore) (*daemon.GRPCServer, error) 
 
 // TokenStore is the hub-token store on Redis.
 func (p *Parts) TokenStore(rdb *redis.Client) (*auth.TokenStore, error) {
-	return auth.NewTokenStore(rdb, p.S.RedisPrefix)
+	return auth.NewTokenStore(rdb, p.Settings.RedisPrefix)
 }
 
 // DialConfig opens a client connection to configsvc at addr, authenticated
 // with the admin token when one is set, over TLS when a CA is given.
 func (p *Parts) DialConfig(addr string) (*grpc.ClientConn, error) {
 	var opts []grpc.DialOption
-	if p.S.TLSCA != "" {
-		creds, err := auth.ClientTLS(p.S.TLSCA, p.S.TLSCert, p.S.TLSKey, "")
+	if p.Settings.TLSCA != "" {
+		creds, err := auth.ClientTLS(p.Settings.TLSCA, p.Settings.TLSCert, p.Settings.TLSKey, "")
 		if err != nil {
 			return nil, err
 		}
@@ -145,8 +145,8 @@ func (p *Parts) DialConfig(addr string) (*grpc.ClientConn, error) {
 	} else {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
-	if p.S.AdminToken != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(auth.BearerCredentials(p.S.AdminToken)))
+	if p.Settings.AdminToken != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(auth.BearerCredentials(p.Settings.AdminToken)))
 	}
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
@@ -172,79 +172,79 @@ func (p *Parts) ConfigCache(conn *grpc.ClientConn) (*configcache.Cache, error) {
 
 // Guard is the URL guard from HUBHOOKS_ALLOWED_CIDRS and HUBHOOKS_HTTPS_ONLY.
 func (p *Parts) Guard() (*urlguard.Guard, error) {
-	return urlguard.New(urlguard.WithAllowedCIDRs(p.S.AllowedCIDRs...), urlguard.WithHTTPSOnly(p.S.HTTPSOnly))
+	return urlguard.New(urlguard.WithAllowedCIDRs(p.Settings.AllowedCIDRs...), urlguard.WithHTTPSOnly(p.Settings.HTTPSOnly))
 }
 
 // Sender is the webhook client every POST goes through.
 func (p *Parts) Sender(g *urlguard.Guard) (*webhook.Client, error) {
 	opts := []webhook.ClientOption{webhook.WithGuard(g)}
-	if p.S.WebhookTimeout > 0 {
-		opts = append(opts, webhook.WithTimeout(p.S.WebhookTimeout))
+	if p.Settings.WebhookTimeout > 0 {
+		opts = append(opts, webhook.WithTimeout(p.Settings.WebhookTimeout))
 	}
 	return webhook.NewClient(opts...)
 }
 
 // Rules are the cascade rules: HUBHOOKS_RULES_FILE or the built-in table.
 func (p *Parts) Rules() (*cascade.Rules, error) {
-	if p.S.RulesFile == "" {
+	if p.Settings.RulesFile == "" {
 		return cascade.Default(), nil
 	}
-	f, err := os.Open(p.S.RulesFile)
+	f, err := os.Open(p.Settings.RulesFile)
 	if err != nil {
 		return nil, fmt.Errorf("rules file: %w", err)
 	}
 	defer f.Close()
 	r, err := cascade.Load(f)
 	if err != nil {
-		return nil, fmt.Errorf("rules file %s: %w", p.S.RulesFile, err)
+		return nil, fmt.Errorf("rules file %s: %w", p.Settings.RulesFile, err)
 	}
 	return r, nil
 }
 
 // ServeHTTP serves metrics and health on lis (nil: the HTTP address) until ctx ends.
 func (p *Parts) ServeHTTP(ctx context.Context, lis net.Listener) error {
-	return daemon.ServeHTTP(ctx, daemon.HTTPConfig{Addr: p.S.HTTPAddr, Listener: lis, Registry: p.Registry, Health: p.Health, Pprof: p.S.Pprof, Log: p.Log})
+	return daemon.ServeHTTP(ctx, daemon.HTTPConfig{Addr: p.Settings.HTTPAddr, Listener: lis, Registry: p.Registry, Health: p.Health, Pprof: p.Settings.Pprof, Log: p.Log})
 }
 
 // ConfigSvcConfig is configsvc's config from the settings.
-func (p *Parts) ConfigSvcConfig(rules *cascade.Rules) hubconfig.Config {
-	return hubconfig.Config{
-		RedisPrefix: p.S.RedisPrefix, SecretGrace: p.S.SecretGrace, Registerer: p.Registry, Log: p.Log.With("component", "configsvc"),
+func (p *Parts) ConfigSvcConfig(rules *cascade.Rules) configsvc.Config {
+	return configsvc.Config{
+		RedisPrefix: p.Settings.RedisPrefix, SecretGrace: p.Settings.SecretGrace, Registerer: p.Registry, Log: p.Log.With("component", "configsvc"),
 		Rules: rules, StreamOptions: p.StreamOptions(),
 	}
 }
 
 // ExpanderConfig is the expander's config from the settings.
-func (p *Parts) ExpanderConfig() expand.Config {
-	return expand.Config{
+func (p *Parts) ExpanderConfig() expander.Config {
+	return expander.Config{
 		Registerer: p.Registry, Log: p.Log.With("component", "expander"), StreamOptions: p.StreamOptions(),
-		MaxEventBytes: p.S.MaxEventBytes,
+		MaxEventBytes: p.Settings.MaxEventBytes,
 	}
 }
 
 // DelivererConfig is the deliverer's config from the settings; rdb (the
 // deliverer's Redis, which holds the event log too) lets it ask the log
 // whether a job delivered again was already attempted.
-func (p *Parts) DelivererConfig(rdb *redis.Client) deliver.Config {
+func (p *Parts) DelivererConfig(rdb *redis.Client) deliverer.Config {
 	var recorded func(ctx context.Context, hub string, ids []string, attempts []int32) ([]bool, error)
-	if log, err := logstore.New(rdb, logstore.Options{Prefix: p.S.RedisPrefix}); err == nil {
+	if log, err := logstore.New(rdb, logstore.Options{Prefix: p.Settings.RedisPrefix}); err == nil {
 		recorded = log.RecordedAll
 	}
-	return deliver.Config{
+	return deliverer.Config{
 		Recorded:    recorded,
-		RedisPrefix: p.S.RedisPrefix, Schedule: p.S.RetrySchedule, Registerer: p.Registry, Log: p.Log.With("component", "deliverer"),
-		StreamOptions: p.StreamOptions(), ShutdownTimeout: p.S.ShutdownTimeout,
-		Concurrency: p.S.DeliverConcurrency, PerURLConcurrency: p.S.PerURLConcurrency, PerHubConcurrency: p.S.PerHubConcurrency,
-		BreakerFailures: p.S.BreakerFailures, BreakerCooldown: p.S.BreakerCooldown, MaxRetryAfter: p.S.MaxRetryAfter,
-		HoldLimit: p.S.HoldLimit,
+		RedisPrefix: p.Settings.RedisPrefix, Schedule: p.Settings.RetrySchedule, Registerer: p.Registry, Log: p.Log.With("component", "deliverer"),
+		StreamOptions: p.StreamOptions(), ShutdownTimeout: p.Settings.ShutdownTimeout,
+		Concurrency: p.Settings.DeliverConcurrency, PerURLConcurrency: p.Settings.PerURLConcurrency, PerHubConcurrency: p.Settings.PerHubConcurrency,
+		BreakerFailures: p.Settings.BreakerFailures, BreakerCooldown: p.Settings.BreakerCooldown, MaxRetryAfter: p.Settings.MaxRetryAfter,
+		HoldLimit: p.Settings.HoldLimit,
 	}
 }
 
 // LoggerConfig is the logger's config from the settings.
-func (p *Parts) LoggerConfig() eventlog.Config {
-	return eventlog.Config{
-		RedisPrefix: p.S.RedisPrefix, Registerer: p.Registry, Log: p.Log.With("component", "logger"), StreamOptions: p.StreamOptions(),
-		Retention: p.S.LogRetention, MaxEntriesPerHub: p.S.LogMaxEntriesPerHub,
+func (p *Parts) LoggerConfig() logger.Config {
+	return logger.Config{
+		RedisPrefix: p.Settings.RedisPrefix, Registerer: p.Registry, Log: p.Log.With("component", "logger"), StreamOptions: p.StreamOptions(),
+		Retention: p.Settings.LogRetention, MaxEntriesPerHub: p.Settings.LogMaxEntriesPerHub,
 	}
 }
 
@@ -258,7 +258,7 @@ type Infra struct {
 // Connect connects to the NATS of the settings and, with withRedis, to
 // Redis; both wait and reconnect rather than fail on an outage.
 func (p *Parts) Connect(ctx context.Context, withRedis bool) (*Infra, error) {
-	nc, js, err := p.NATS(p.S.NATSURL)
+	nc, js, err := p.NATS(p.Settings.NATSURL)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +307,7 @@ func DrainNATS(nc *nats.Conn) {
 // WatchedConfig dials configsvc and builds the config cache the expander and
 // deliverer read hub configuration from; close releases the connection.
 func (p *Parts) WatchedConfig() (cache *configcache.Cache, closeConn func(), err error) {
-	conn, err := p.DialConfig(p.S.ConfigAddr)
+	conn, err := p.DialConfig(p.Settings.ConfigAddr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -334,7 +334,7 @@ func (p *Parts) RunWorker(ctx context.Context, cache *configcache.Cache, work fu
 // and the HTTP server, until ctx ends.
 func (p *Parts) RunServer(ctx context.Context, gs *daemon.GRPCServer, work func(context.Context) error) error {
 	var g errgroup.Group
-	g.Go(func() error { return gs.Serve(ctx, p.S.GRPCAddr, p.S.ShutdownTimeout) })
+	g.Go(func() error { return gs.Serve(ctx, p.Settings.GRPCAddr, p.Settings.ShutdownTimeout) })
 	g.Go(func() error { return work(ctx) })
 	g.Go(func() error { return p.ServeHTTP(ctx, nil) })
 	return g.Wait()

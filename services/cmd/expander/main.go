@@ -1,0 +1,41 @@
+// Command expander consumes domain events from JetStream, applies the
+// cascade rules and the hub's configuration, and publishes one delivery
+// fan-out message per webhook event (one target per callback URL).
+package main
+
+import (
+	"context"
+
+	"github.com/hubhooks/hubhooks/services/expander"
+	"github.com/hubhooks/hubhooks/services/internal/assembly"
+	"github.com/hubhooks/hubhooks/services/internal/settings"
+)
+
+func main() { assembly.Main("expander", run) }
+
+func run(ctx context.Context, args []string) error {
+	p, err := assembly.New("expander", args, settings.Defaults{NATSURL: "nats://127.0.0.1:4222", HTTPAddr: "127.0.0.1:7082"})
+	if err != nil {
+		return err
+	}
+	in, err := p.Connect(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	rules, err := p.Rules()
+	if err != nil {
+		return err
+	}
+	cache, closeConfig, err := p.WatchedConfig()
+	if err != nil {
+		return err
+	}
+	defer closeConfig()
+	svc, err := expander.New(p.ExpanderConfig(), in.JS, cache, rules)
+	if err != nil {
+		return err
+	}
+	p.Health.Add("expander", svc.Ready)
+	return p.RunWorker(ctx, cache, svc.Run)
+}

@@ -1,0 +1,162 @@
+package configsvc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hubhooks/hubhooks/pkg/configcache"
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// Delivery statuses a test event can end in.
+const (
+	statusSucceeded = "succeeded"
+	statusFailed    = "failed"
+)
+
+// sendTestEvent is SendTestEvent: validate, POST a signed sample event
+// through the webhook sender, record the attempt for the event log.
+func (s *Service) sendTestEvent(ctx context.Context, req *hubhooksv1.SendTestEventRequest) (*hubhooksv1.SendTestEventResponse, error) {
+	hub, typ, rawURL := req.GetHubId(), strings.TrimSpace(req.GetEventType()), strings.TrimSpace(req.GetUrl())
+	if err := validateHub(hub); err != nil {
+		return nil, err
+	}
+	switch {
+	case typ == "":
+		return nil, invalidf("event_type is required, e.g. BILLINGPLAN.CREATED; ListEventTypes lists them")
+	case len(typ) > maxEventTypeLen || !s.types[typ]:
+		return nil, invalidf("event_type %q is not a webhook event type; ListEventTypes lists them (webhook_event_types)", truncate(typ, maxEventTypeLen))
+	case rawURL == "":
+		return nil, invalidf("url is required: one of the hub's callback URLs")
+	case len(rawURL) > 4096:
+		return nil, invalidf("url is %d bytes long; at most 4096 allowed", len(rawURL))
+	case len(req.GetBody()) > MaxTestBodyLen:
+		return nil, invalidf("body is %d bytes long; at most %d allowed", len(req.GetBody()), MaxTestBodyLen)
+	}
+	if !s.streamsReady.Load() {
+		return nil, fmt.Errorf("%w: configsvc is starting (ensuring JetStream streams); try again shortly", ErrUnavailable)
+	}
+	now := s.cfg.Now()
+	var data json.RawMessage
+	if b := strings.TrimSpace(req.GetBody()); b != "" {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(b), &obj); err != nil || obj == nil {
+			return nil, invalidf("body must be a JSON object (it replaces the sample data), e.g. {\"id\": \"api_123\"}")
+		}
+		data = json.RawMessage(b)
+	} else {
+		b, err := json.Marshal(SamplePayload(typ, hub, now))
+		if err != nil {
+			return nil, fmt.Errorf("encode sample payload: %w", err)
+		}
+		data = b
+	}
+
+	cfg, err := s.store.Get(ctx, hub)
+	if err != nil {
+		return nil, err
+	}
+	i := findURL(cfg, rawURL, "")
+	if i < 0 {
+		return nil, fmt.Errorf("%w: %q is not a callback URL of hub %s; add it with AddCallbackUrl first", ErrURLNotFound, rawURL, hub)
+	}
+	target := cfg.GetCallbackUrls()[i]
+
+	evt := &webhook.Event{
+		ID:        webhook.RandomID("msg_"),
+		Type:      typ,
+		HubID:     hub,
+		CreatedAt: now.UTC(),
+		Data:      data,
+		DomainEvent: webhook.DomainEventRef{
+			ID:         webhook.RandomID("evt_test_"),
+			Type:       typ,
+			OccurredAt: now.UTC(),
+			Actor:      "hubhooks test event",
+		},
+		Test: true,
+	}
+	body, err := evt.Marshal()
+	if err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.TestEventTimeout)
+	defer cancel()
+	started := s.cfg.Now()
+	res := s.sender.Send(ctx, webhook.Request{
+		URL:       target.GetUrl(),
+		WebhookID: evt.ID,
+		Body:      body,
+		Secrets:   configcache.SigningSecrets(cfg, now),
+	})
+	httpReq, httpResp := res.Request, res.Response
+	if httpReq == nil {
+		httpReq = &hubhooksv1.HttpRequest{Url: target.GetUrl(), Method: "POST", Body: string(body)}
+	}
+	if httpResp == nil {
+		httpResp = &hubhooksv1.HttpResponse{StatusCode: int32(res.StatusCode), DurationMs: res.Duration.Milliseconds()}
+	}
+	if res.Err != nil && httpResp.Error == "" {
+		httpResp.Error = res.Err.Error()
+	}
+	st := statusFailed
+	if res.Succeeded() {
+		st = statusSucceeded
+	}
+	s.testEvents.WithLabelValues(st).Inc()
+
+	job := &deliveryv1.DeliveryJob{
+		DeliveryId:      webhook.RandomID("dlv_"),
+		HubId:           hub,
+		WebhookEventId:  evt.ID,
+		EventType:       typ,
+		UrlId:           target.GetId(),
+		Url:             target.GetUrl(),
+		Body:            body,
+		CreatedAt:       timestamppb.New(now),
+		DomainEventId:   evt.DomainEvent.ID,
+		DomainEventType: typ,
+		Attempt:         1,
+		ConfigVersion:   cfg.GetVersion(),
+		Test:            true,
+		FirstAttemptAt:  timestamppb.New(started),
+	}
+	msg, err := eventbus.NewAttemptMsg(&deliveryv1.AttemptRecorded{
+		Job:       job,
+		Attempt:   1,
+		Status:    st,
+		Request:   httpReq,
+		Response:  httpResp,
+		StartedAt: timestamppb.New(started),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return nil, fmt.Errorf("%w: the test event was sent (%s) but could not be recorded in the event log: %v", ErrUnavailable, describeResult(res), err)
+	}
+	s.log.Info("test event sent", "hub_id", hub, "event_type", typ, "url_id", target.GetId(), "status", st, "delivery_id", job.DeliveryId)
+	return &hubhooksv1.SendTestEventResponse{Request: httpReq, Response: httpResp, EventLogId: job.DeliveryId}, nil
+}
+
+func describeResult(r webhook.Result) string {
+	if r.Err != nil {
+		return "error: " + r.Err.Error()
+	}
+	return fmt.Sprintf("HTTP %d", r.StatusCode)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

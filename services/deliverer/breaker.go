@@ -1,0 +1,94 @@
+package deliverer
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// ErrCircuitOpen is the error of an attempt not made because the URL's
+// circuit breaker is open: the endpoint kept failing.
+var ErrCircuitOpen = errors.New("circuit open: endpoint failing")
+
+// ErrEndpointStuck is the error of an attempt not made because every POST
+// to the URL is already waiting for its timeout and none finished for a
+// second: the endpoint accepts connections but does not answer.
+var ErrEndpointStuck = errors.New("endpoint not answering: every POST to it is waiting for the timeout")
+
+// errShutdown marks an attempt interrupted by the hard stop of a shutdown;
+// the breaker does not count it.
+var errShutdown = errors.New("deliverer shutting down")
+
+type breakerEntry struct {
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	lastUsed time.Time
+}
+
+// breakers holds one circuit breaker per (hub, URL). A breaker opens after
+// cfg.BreakerFailures consecutive failed attempts (timeouts, connection
+// errors, slow error answers — see attempt), fails fast for
+// cfg.BreakerCooldown, then lets one probe through (half-open): success
+// closes it, failure opens it again.
+type breakers struct {
+	mu       sync.Mutex
+	m        map[string]*breakerEntry
+	failures uint32
+	cooldown time.Duration
+	metrics  *metrics
+	log      *slog.Logger
+}
+
+func newBreakers(failures int, cooldown time.Duration, m *metrics, log *slog.Logger) *breakers {
+	return &breakers{m: map[string]*breakerEntry{}, failures: uint32(failures), cooldown: cooldown, metrics: m, log: log}
+}
+
+// allow asks the breaker of key for permission; done must be called with
+// the attempt's error (nil for success) when allowed.
+func (b *breakers) allow(key, hub, urlID string) (done func(error), err error) {
+	b.mu.Lock()
+	e, ok := b.m[key]
+	if !ok {
+		e = &breakerEntry{cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:        hub + "/" + urlID,
+			MaxRequests: 1,
+			Timeout:     b.cooldown,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= b.failures },
+			IsExcluded:  func(err error) bool { return errors.Is(err, errShutdown) },
+			OnStateChange: func(name string, from, to gobreaker.State) {
+				b.metrics.breakerChanges.WithLabelValues(to.String()).Inc()
+				b.log.Info("circuit breaker state changed", "breaker", name, "from", from.String(), "to", to.String())
+			},
+		})}
+		b.m[key] = e
+	}
+	e.lastUsed = time.Now()
+	b.mu.Unlock()
+	done, err = e.cb.Allow()
+	if err != nil {
+		return nil, ErrCircuitOpen
+	}
+	return done, nil
+}
+
+// open reports whether the breaker of key is open (failing fast, not yet
+// ready to probe).
+func (b *breakers) open(key string) bool {
+	b.mu.Lock()
+	e, ok := b.m[key]
+	b.mu.Unlock()
+	return ok && e.cb.State() == gobreaker.StateOpen
+}
+
+// prune forgets closed breakers unused since before cutoff.
+func (b *breakers) prune(cutoff time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, e := range b.m {
+		if e.lastUsed.Before(cutoff) && e.cb.State() == gobreaker.StateClosed {
+			delete(b.m, k)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package deliverer
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	attempts       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	inFlight       prometheus.Gauge
+	held           prometheus.Gauge
+	retries        prometheus.Counter
+	retriesRepub   prometheus.Counter
+	dead           prometheus.Counter
+	cancelled      prometheus.Counter
+	breakerChanges *prometheus.CounterVec
+	queueFull      prometheus.Counter
+	parked         *prometheus.CounterVec
+	alreadyDone    prometheus.Counter
+	poison         prometheus.Counter
+	handlingErrors *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &metrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_attempts_total",
+			Help: "Delivery attempts and cancellations recorded, by the delivery's status after them.",
+		}, []string{"outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hubhooks_deliverer_attempt_duration_seconds",
+			Help:    "Duration of webhook POSTs, by result (success, http_error, error, circuit_open).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30},
+		}, []string{"result"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hubhooks_deliverer_in_flight",
+			Help: "Webhook POSTs in flight in this replica.",
+		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hubhooks_deliverer_jobs_held",
+			Help: "Delivery jobs fetched and not yet acknowledged (queued or in flight) in this replica.",
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_retries_scheduled_total",
+			Help: "Retries stored in Redis for a later attempt.",
+		}),
+		retriesRepub: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_retries_published_total",
+			Help: "Due retries republished as delivery jobs.",
+		}),
+		dead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_dead_total",
+			Help: "Deliveries whose last scheduled attempt failed.",
+		}),
+		cancelled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_cancelled_total",
+			Help: "Deliveries cancelled because their URL was removed or the hub's triggers were disabled.",
+		}),
+		breakerChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_breaker_state_changes_total",
+			Help: "Per-URL circuit breaker state changes, by new state.",
+		}, []string{"to"}),
+		alreadyDone: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_redelivered_jobs_skipped_total",
+			Help: "Jobs of messages delivered again whose attempt the event log already holds: settled without a second POST.",
+		}),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_held_jobs_parked_total",
+			Help: "Jobs held past the hold limit and moved to the retry store, by state (queued, in_flight).",
+		}, []string{"state"}),
+		queueFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_queue_full_total",
+			Help: "Jobs that found their URL's lane full: parked in the retry store, or failed fast when the URL does not answer.",
+		}),
+		poison: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_poison_jobs_total",
+			Help: "Undecodable or invalid jobs moved to the dead-letter stream.",
+		}),
+		handlingErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_errors_total",
+			Help: "Infrastructure errors while handling jobs (the job is retried), by stage.",
+		}, []string{"stage"}),
+	}
+	for _, c := range []prometheus.Collector{
+		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesRepub, m.dead, m.cancelled,
+		m.breakerChanges, m.queueFull, m.parked, m.alreadyDone, m.poison, m.handlingErrors,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register deliverer metrics: %w", err)
+		}
+	}
+	return m, nil
+}

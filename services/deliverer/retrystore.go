@@ -1,0 +1,232 @@
+package deliverer
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+)
+
+// retryStore keeps pending retries in Redis:
+//
+//	<prefix>retry:due          ZSET  member "<hub>/<delivery_id>", score = due time (unix ms)
+//	<prefix>retry:hub:<hub>    HASH  field delivery_id -> "<hex url_id>:<DeliveryJob protobuf>"
+//	<prefix>retry:cancel:due   ZSET  cancelled retries waiting for their "cancelled" record
+//	<prefix>retry:cancel:jobs  HASH  member -> value, as above
+//
+// A value holds the next job (attempt already incremented). Storing the same
+// delivery again replaces its entry, so repeating a store is harmless.
+type retryStore struct {
+	rdb        *redis.Client
+	prefix     string
+	due        string
+	cancelDue  string
+	cancelJobs string
+}
+
+func newRetryStore(rdb *redis.Client, prefix string) *retryStore {
+	p := prefix + "retry:"
+	return &retryStore{rdb: rdb, prefix: p, due: p + "due", cancelDue: p + "cancel:due", cancelJobs: p + "cancel:jobs"}
+}
+
+func (r *retryStore) hubKey(hub string) string { return r.prefix + "hub:" + hub }
+
+func member(hub, deliveryID string) string { return hub + "/" + deliveryID }
+
+func splitMember(m string) (hub, deliveryID string, ok bool) {
+	return strings.Cut(m, "/")
+}
+
+func encodeEntry(job *deliveryv1.DeliveryJob) (string, error) {
+	b, err := job.MarshalVT()
+	if err != nil {
+		return "", fmt.Errorf("encode retry job: %w", err)
+	}
+	return hex.EncodeToString([]byte(job.GetUrlId())) + ":" + string(b), nil
+}
+
+func decodeEntry(v string) (*deliveryv1.DeliveryJob, error) {
+	_, raw, ok := strings.Cut(v, ":")
+	if !ok {
+		return nil, errors.New("decode retry job: no url id separator")
+	}
+	job := &deliveryv1.DeliveryJob{}
+	if err := job.UnmarshalVT([]byte(raw)); err != nil {
+		return nil, fmt.Errorf("decode retry job: %w", err)
+	}
+	return job, nil
+}
+
+// store saves next (the job of the next attempt) due at due.
+func (r *retryStore) store(ctx context.Context, next *deliveryv1.DeliveryJob, due time.Time) error {
+	_, err := r.storeValue(ctx, next, due)
+	return err
+}
+
+// storeValue is store, returning the stored value (for removeValue).
+func (r *retryStore) storeValue(ctx context.Context, next *deliveryv1.DeliveryJob, due time.Time) (string, error) {
+	v, err := encodeEntry(next)
+	if err != nil {
+		return "", err
+	}
+	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, r.hubKey(next.GetHubId()), next.GetDeliveryId(), v)
+		p.ZAdd(ctx, r.due, redis.Z{Score: float64(due.UnixMilli()), Member: member(next.GetHubId(), next.GetDeliveryId())})
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("store retry %s: %w", next.GetDeliveryId(), err)
+	}
+	return v, nil
+}
+
+// removeValue deletes the entry of hub's delivery if it still holds v (a
+// later store replaced it otherwise, and it is left alone).
+func (r *retryStore) removeValue(ctx context.Context, hub, deliveryID, v string) (bool, error) {
+	return r.remove(ctx, false, claimed{member: member(hub, deliveryID), hub: hub, field: deliveryID, value: v})
+}
+
+// claimScript hides up to ARGV[3] members due by ARGV[1] until ARGV[2] (the
+// lease) and returns them. Only one caller gets each member per lease.
+var claimScript = redis.NewScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, m in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], m)
+end
+return ids
+`)
+
+// removeScript removes member ARGV[1] (field ARGV[2] of hash KEYS[2]) from
+// ZSET KEYS[1] only if the hash still holds ARGV[3] (or, when ARGV[3] is
+// empty, holds nothing): an entry replaced meanwhile (the next attempt's
+// retry) is left alone.
+var removeScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[2], ARGV[2])
+if ARGV[3] == '' then
+  if cur then return 0 end
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+if cur ~= ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+`)
+
+// cancelScript moves a hub's retries whose URL id (hex) is not among
+// ARGV[3..] to the cancel outbox, due at ARGV[2], and returns how many moved.
+var cancelScript = redis.NewScript(`
+local keep = {}
+for i = 3, #ARGV do keep[ARGV[i]] = true end
+local all = redis.call('HGETALL', KEYS[2])
+local n = 0
+for i = 1, #all, 2 do
+  local f, v = all[i], all[i + 1]
+  local sep = string.find(v, ':', 1, true)
+  local uid = ''
+  if sep then uid = string.sub(v, 1, sep - 1) end
+  if not keep[uid] then
+    local m = ARGV[1] .. '/' .. f
+    redis.call('HDEL', KEYS[2], f)
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('HSET', KEYS[4], m, v)
+    redis.call('ZADD', KEYS[3], ARGV[2], m)
+    n = n + 1
+  end
+end
+return n
+`)
+
+// claimed is one due entry with its stored value ("" when it vanished).
+type claimed struct {
+	member string
+	hub    string
+	field  string
+	value  string
+}
+
+// claim leases due entries of the retry queue (cancel=false) or of the
+// cancel outbox (cancel=true).
+func (r *retryStore) claim(ctx context.Context, cancel bool, now time.Time, lease time.Duration, limit int) ([]claimed, error) {
+	zset := r.due
+	if cancel {
+		zset = r.cancelDue
+	}
+	res, err := claimScript.Run(ctx, r.rdb, []string{zset},
+		now.UnixMilli(), now.Add(lease).UnixMilli(), limit).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("claim due retries: %w", err)
+	}
+	if len(res) == 0 {
+		return nil, nil
+	}
+	out := make([]claimed, 0, len(res))
+	cmds := make([]*redis.StringCmd, 0, len(res))
+	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range res {
+			hub, did, _ := splitMember(m)
+			c := claimed{member: m, hub: hub, field: did}
+			if cancel {
+				c.field = m
+				cmds = append(cmds, p.HGet(ctx, r.cancelJobs, m))
+			} else {
+				cmds = append(cmds, p.HGet(ctx, r.hubKey(hub), did))
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read claimed retries: %w", err)
+	}
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return nil, fmt.Errorf("read claimed retry: %w", err)
+		default:
+			out[i].value = v
+		}
+	}
+	return out, nil
+}
+
+// remove deletes a claimed entry if it still holds the claimed value.
+func (r *retryStore) remove(ctx context.Context, cancel bool, c claimed) (bool, error) {
+	keys := []string{r.due, r.hubKey(c.hub)}
+	if cancel {
+		keys = []string{r.cancelDue, r.cancelJobs}
+	}
+	n, err := removeScript.Run(ctx, r.rdb, keys, c.member, c.field, c.value).Int()
+	if err != nil {
+		return false, fmt.Errorf("remove retry %s: %w", c.member, err)
+	}
+	return n == 1, nil
+}
+
+// cancelExcept moves the hub's retries for URLs not in keepURLIDs to the
+// cancel outbox. It returns how many moved.
+func (r *retryStore) cancelExcept(ctx context.Context, hub string, keepURLIDs []string, now time.Time) (int, error) {
+	args := make([]any, 0, 2+len(keepURLIDs))
+	args = append(args, hub, now.UnixMilli())
+	for _, id := range keepURLIDs {
+		args = append(args, hex.EncodeToString([]byte(id)))
+	}
+	n, err := cancelScript.Run(ctx, r.rdb, []string{r.due, r.hubKey(hub), r.cancelDue, r.cancelJobs}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("cancel retries of hub %s: %w", hub, err)
+	}
+	return n, nil
+}
+
+// pending counts stored retries (for tests and diagnostics).
+func (r *retryStore) pending(ctx context.Context) (int64, error) {
+	return r.rdb.ZCard(ctx, r.due).Result()
+}

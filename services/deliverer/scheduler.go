@@ -1,0 +1,206 @@
+package deliverer
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+)
+
+// schedulerLoop republishes due retries as jobs and publishes the
+// "cancelled" records of cancelled retries. Every replica runs it; the claim
+// lease in Redis hands each entry to one replica at a time, and a replica
+// that dies mid-way leaves the entry to be claimed again when the lease ends
+// (the republished job is de-duplicated by its Nats-Msg-Id).
+func (s *Service) schedulerLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		full := s.scheduleOnce(ctx, true)
+		if s.scheduleOnce(ctx, false) {
+			full = true
+		}
+		if full {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wakeCh:
+		case <-time.After(s.cfg.PollInterval):
+		}
+	}
+}
+
+// scheduleOnce handles one batch of due entries and reports whether the
+// batch was full (more may be due).
+func (s *Service) scheduleOnce(ctx context.Context, cancelled bool) bool {
+	opCtx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	entries, err := s.retries.claim(opCtx, cancelled, time.Now(), s.cfg.ClaimLease, s.cfg.ClaimBatch)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.metrics.handlingErrors.WithLabelValues("claim").Inc()
+			s.log.Warn("claim due retries", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+		return false
+	}
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			return false // leases expire; another replica or the next run takes over
+		}
+		entryCtx, cancelEntry := context.WithTimeout(ctx, s.cfg.OpTimeout)
+		s.scheduleEntry(entryCtx, cancelled, e)
+		cancelEntry()
+	}
+	return len(entries) == s.cfg.ClaimBatch
+}
+
+func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) {
+	// Built only when something is logged (most entries are not).
+	log := func() *slog.Logger { return s.log.With("hub", e.hub, "entry", e.member) }
+	if e.value == "" { // removed meanwhile
+		if _, err := s.retries.remove(ctx, cancelled, e); err != nil {
+			log().Warn("remove vanished retry", "err", err)
+		}
+		return
+	}
+	job, err := decodeEntry(e.value)
+	if err != nil {
+		log().Error("dropping undecodable retry", "err", err)
+		_, _ = s.retries.remove(ctx, cancelled, e)
+		return
+	}
+	reason := ""
+	if cancelled {
+		cfg, _ := s.configs.Get(job.GetHubId())
+		if reason = cancelReason(cfg, job); reason == "" {
+			reason = "callback URL removed or triggers disabled"
+		}
+	} else if cfg, ok := s.configs.Get(job.GetHubId()); ok {
+		reason = cancelReason(cfg, job)
+	}
+	if reason != "" {
+		// Publish first, remove after: a crash in between republishes the
+		// same record (same Nats-Msg-Id), never loses it.
+		if err := s.publishRecordAlone(cancelRecord(job, reason, time.Now())); err != nil {
+			log().Warn("publish cancelled record; retried after the lease", "err", err)
+			return
+		}
+		if _, err := s.retries.remove(ctx, cancelled, e); err != nil {
+			log().Warn("remove cancelled retry", "err", err)
+			return
+		}
+		s.metrics.cancelled.Inc()
+		s.metrics.attempts.WithLabelValues(StatusCancelled).Inc()
+		return
+	}
+	if job.GetDeferrals() > 0 && s.cfg.Recorded != nil {
+		// A parked job (its lane was full, or its POST outlived the hold
+		// limit and this or another replica died before recording it): if
+		// the log holds this attempt after all, it was made; drop the entry.
+		if done, err := s.attemptRecorded(ctx, job); err == nil && done {
+			if _, err := s.retries.remove(ctx, false, e); err != nil {
+				log().Warn("remove a parked retry already recorded", "err", err)
+				return
+			}
+			s.metrics.alreadyDone.Inc()
+			return
+		}
+	}
+	m, err := eventbus.NewJobMsg(job)
+	if err != nil {
+		log().Error("dropping unencodable retry", "err", err)
+		_, _ = s.retries.remove(ctx, cancelled, e)
+		return
+	}
+	if _, err := s.js.PublishMsg(ctx, m); err != nil {
+		s.metrics.handlingErrors.WithLabelValues("publish_retry").Inc()
+		log().Warn("republish due retry; retried after the lease", "err", err)
+		return
+	}
+	if _, err := s.retries.remove(ctx, false, e); err != nil {
+		log().Warn("remove republished retry (it will be republished and de-duplicated)", "err", err)
+		return
+	}
+	s.metrics.retriesRepub.Inc()
+}
+
+func (s *Service) markDirty(hub string) {
+	if hub == "" {
+		return
+	}
+	s.dirtyMu.Lock()
+	s.dirty[hub] = struct{}{}
+	s.dirtyMu.Unlock()
+	select {
+	case s.dirtyCh <- struct{}{}:
+	default:
+	}
+}
+
+// cancelLoop moves the pending retries that a config change disallows to
+// the cancel outbox, atomically in Redis; the scheduler then publishes their
+// "cancelled" records. Several replicas may do this for the same change:
+// the move is idempotent and each entry is moved once.
+func (s *Service) cancelLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.dirtyCh:
+		}
+		s.dirtyMu.Lock()
+		hubs := s.dirty
+		s.dirty = map[string]struct{}{}
+		s.dirtyMu.Unlock()
+		moved := 0
+		for hub := range hubs {
+			cfg, ok := s.configs.Get(hub)
+			if !ok || cfg.GetVersion() == 0 {
+				// The cache lost the hub (a reconnect's snapshot without it):
+				// ask configsvc before cancelling anything, so a partial
+				// snapshot can never cancel a hub's retries.
+				fctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+				fresh, err := s.configs.Fetch(fctx, hub, 1)
+				cancel()
+				if err != nil {
+					s.metrics.handlingErrors.WithLabelValues("cancel").Inc()
+					s.log.Warn("confirm a vanished hub's config; trying again", "hub", hub, "err", err)
+					s.markDirtyLater(ctx, hub)
+					continue
+				}
+				cfg = fresh
+			}
+			opCtx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+			n, err := s.retries.cancelExcept(opCtx, hub, keptURLIDs(cfg), time.Now())
+			cancel()
+			if err != nil {
+				s.metrics.handlingErrors.WithLabelValues("cancel").Inc()
+				s.log.Warn("cancel pending retries; trying again", "hub", hub, "err", err)
+				s.markDirtyLater(ctx, hub)
+				continue
+			}
+			if n > 0 {
+				s.log.Info("pending retries cancelled", "hub", hub, "count", n)
+			}
+			moved += n
+		}
+		if moved > 0 {
+			s.wakeScheduler()
+		}
+	}
+}
+
+func (s *Service) markDirtyLater(ctx context.Context, hub string) {
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+			s.markDirty(hub)
+		}
+	}()
+}

@@ -1,0 +1,111 @@
+package expander
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/publisher"
+)
+
+// Config configures the expander. Zero values take the defaults listed.
+type Config struct {
+	// Concurrency bounds the domain events processed at once (default 32).
+	Concurrency int
+	// BatchSize is how many messages the consumer buffers ahead (default 64).
+	BatchSize int
+	// AckWait is the consumer's ack wait: an event not acknowledged in time is
+	// redelivered (default 30s). It must exceed PublishTimeout and be at most
+	// half of eventbus.DeliveriesDuplicateWindow.
+	AckWait time.Duration
+	// MaxAckPending bounds unacknowledged events across all replicas
+	// (default 1024).
+	MaxAckPending int
+	// MaxPendingAcks bounds the job publishes of one event awaiting their
+	// JetStream ack (default 256).
+	MaxPendingAcks int
+	// MaxEventBytes is the largest domain event accepted (default 1 MiB);
+	// larger ones are dead-lettered.
+	MaxEventBytes int
+	// PublishTimeout bounds the handling of one event: publishing its jobs and
+	// dead letters and waiting for their acks (default 10s).
+	PublishTimeout time.Duration
+	// RetryDelay is the nak delay after a failed publish (default 1s).
+	RetryDelay time.Duration
+	// RecheckInterval is how often, per hub, a "not deliverable" cached config
+	// is re-checked against configsvc (default 250ms).
+	RecheckInterval time.Duration
+	// FetchTimeout bounds one configsvc re-check (default 2s).
+	FetchTimeout time.Duration
+	// StreamOptions tunes the streams the expander ensures (replicas, storage...).
+	StreamOptions eventbus.Options
+	// Registerer receives the metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	// Log is the logger; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Validate reports every invalid setting at once. Zero means default, so
+// only negative values and inconsistent pairs are errors.
+func (c Config) Validate() error {
+	var errs []error
+	neg := func(name string, v int64) {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("expander: %s must not be negative (got %d)", name, v))
+		}
+	}
+	neg("Concurrency", int64(c.Concurrency))
+	neg("BatchSize", int64(c.BatchSize))
+	neg("AckWait", int64(c.AckWait))
+	neg("MaxAckPending", int64(c.MaxAckPending))
+	neg("MaxPendingAcks", int64(c.MaxPendingAcks))
+	neg("MaxEventBytes", int64(c.MaxEventBytes))
+	neg("PublishTimeout", int64(c.PublishTimeout))
+	neg("RetryDelay", int64(c.RetryDelay))
+	neg("RecheckInterval", int64(c.RecheckInterval))
+	neg("FetchTimeout", int64(c.FetchTimeout))
+	d := c.withDefaults()
+	if d.AckWait <= d.PublishTimeout {
+		errs = append(errs, fmt.Errorf("expander: AckWait (%v) must exceed PublishTimeout (%v)", d.AckWait, d.PublishTimeout))
+	}
+	if d.AckWait > eventbus.DeliveriesDuplicateWindow/2 {
+		// A redelivered event republishes its fan-outs: the duplicate
+		// window of the deliveries stream must still hold their ids.
+		errs = append(errs, fmt.Errorf("expander: AckWait (%v) must be at most half the deliveries' duplicate window (%v)", d.AckWait, eventbus.DeliveriesDuplicateWindow))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setInt(&c.Concurrency, 32)
+	setInt(&c.BatchSize, 64)
+	setInt(&c.MaxAckPending, 1024)
+	setInt(&c.MaxPendingAcks, 256)
+	setInt(&c.MaxEventBytes, publisher.MaxEventBytes)
+	setDur(&c.AckWait, 30*time.Second)
+	setDur(&c.PublishTimeout, 10*time.Second)
+	setDur(&c.RetryDelay, time.Second)
+	setDur(&c.RecheckInterval, 250*time.Millisecond)
+	setDur(&c.FetchTimeout, 2*time.Second)
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	return c
+}

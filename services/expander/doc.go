@@ -1,0 +1,33 @@
+// Package expander is the hubhooks expander service: it consumes domain events
+// from the HUBHOOKS_EVENTS stream (durable pull consumer "expander", shared by
+// every replica), applies the cascade rules and the hub's configuration, and
+// publishes the delivery jobs, one per (webhook event, callback URL), to
+// hubhooks.deliveries.<hub>: one DeliveryFanout per webhook event (its URLs
+// as targets), and under load one batch of the fan-outs of the events of a
+// hub expanded at the same time (eventbus.NewFanoutBatchMsg).
+//
+// Message handling:
+//
+//   - A malformed domain event (undecodable body, oversize, missing or bad id
+//     or hub_id, unknown subject, type contradicting the subject, invalid
+//     occurred_at, payload that cannot be encoded) is copied to the dead-letter
+//     stream (hubhooks.dlq.events) with a Hubhooks-Reason header
+//     "<kind>: <detail>", counted, and acknowledged. A panic in the handler is
+//     dead-lettered the same way with kind "panic".
+//   - A hub with triggers off or no callback URL: the event is acknowledged
+//     and nothing is published ("skipped"). The config cache may lag a change
+//     by milliseconds, so a "not deliverable" answer is re-checked against
+//     configsvc at most once per hub per RecheckInterval.
+//   - Otherwise every job is published and the domain event is acknowledged
+//     only once JetStream acknowledged the message(s) carrying its jobs; any
+//     failure naks the event with a delay. A lone fan-out carries a
+//     de-duplicating Nats-Msg-Id, a batch none: an event delivered again is
+//     therefore published alone, with the same ids and the Hubhooks-Recheck
+//     header, and the deliverer asks the event log which of those jobs are
+//     done before it attempts them, so republishing is harmless (a job still
+//     in flight from the first expansion may be POSTed twice, with the same
+//     webhook-id).
+//
+// Run drains on shutdown: it stops pulling, finishes the events in flight and
+// returns.
+package expander

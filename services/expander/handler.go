@@ -1,0 +1,457 @@
+package expander
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"runtime/debug"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/hubhooks/hubhooks/pkg/cascade"
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/hubid"
+	"github.com/hubhooks/hubhooks/pkg/publisher"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// Reason kinds of dead letters: the Hubhooks-Reason header is
+// "<kind>: <detail>" and the dead-letter metric is labelled with the kind.
+const (
+	// ReasonContentType: a Content-Type other than protobuf or JSON.
+	ReasonContentType = "content_type"
+	// ReasonOversize: a body larger than Config.MaxEventBytes.
+	ReasonOversize = "oversize"
+	// ReasonDecode: a body that is not a DomainEvent (protojson: unknown fields too).
+	ReasonDecode = "decode"
+	// ReasonMissingID: no id.
+	ReasonMissingID = "missing_id"
+	// ReasonBadID: an id longer than publisher.MaxIDLen or not UTF-8.
+	ReasonBadID = "bad_id"
+	// ReasonMissingHubID: no hub_id.
+	ReasonMissingHubID = "missing_hub_id"
+	// ReasonBadHubID: a hub_id hubid.Validate refuses.
+	ReasonBadHubID = "bad_hub_id"
+	// ReasonUnknownSubject: a subject no cascade rule handles.
+	ReasonUnknownSubject = "unknown_subject"
+	// ReasonTypeMismatch: a type that is set and differs from the subject.
+	ReasonTypeMismatch = "type_mismatch"
+	// ReasonBadOccurredAt: an occurred_at out of the valid Timestamp range.
+	ReasonBadOccurredAt = "bad_occurred_at"
+	// ReasonPayload: data the cascade rules cannot turn into payloads.
+	ReasonPayload = "payload"
+	// ReasonPanic: the handler panicked.
+	ReasonPanic = "panic"
+)
+
+// permanentError is a message that can never be processed: it is
+// dead-lettered and acknowledged.
+type permanentError struct {
+	kind   string
+	detail string
+}
+
+func (e *permanentError) Error() string { return e.kind + ": " + e.detail }
+
+func permanent(kind, format string, args ...any) error {
+	return &permanentError{kind: kind, detail: fmt.Sprintf(format, args...)}
+}
+
+// process handles one message and settles it: ack on success, skip or dead
+// letter; nak with delay on a retryable failure. It never panics.
+func (s *Service) process(ctx context.Context, msg jetstream.Msg) {
+	start := time.Now()
+	s.m.received.Inc()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+	err := s.handleSafely(ctx, msg)
+	var perm *permanentError
+	switch {
+	case err == nil:
+		if aerr := msg.Ack(); aerr != nil {
+			s.cfg.Log.Warn("expander ack", "subject", msg.Subject(), "err", aerr)
+		}
+	case errors.As(err, &perm):
+		s.deadLetter(ctx, msg, perm)
+	default:
+		s.m.retried.Inc()
+		s.cfg.Log.Warn("expander: event will be retried", "subject", msg.Subject(), "err", err)
+		if nerr := msg.NakWithDelay(s.cfg.RetryDelay); nerr != nil {
+			s.cfg.Log.Warn("expander nak", "subject", msg.Subject(), "err", nerr)
+		}
+	}
+	s.m.latency.Observe(time.Since(start).Seconds())
+}
+
+func (s *Service) handleSafely(ctx context.Context, msg jetstream.Msg) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Log.Error("expander: panic while handling an event", "subject", msg.Subject(), "panic", r, "stack", string(debug.Stack()))
+			err = permanent(ReasonPanic, "%v", r)
+		}
+	}()
+	return s.handle(ctx, msg)
+}
+
+// deadLetter copies msg to the dead-letter stream with the reason and acks it
+// once the copy is stored; if storing fails the message is retried later.
+func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, perm *permanentError) {
+	// A redelivered bad event is dead-lettered once (id "events.<seq>").
+	dl := eventbus.DeadLetterOf(eventbus.SubjectDeadLetterEvents, msg, eventbus.StreamEvents, perm.Error(), "events.")
+	if _, err := s.js.PublishMsg(ctx, dl); err != nil {
+		s.m.retried.Inc()
+		s.cfg.Log.Warn("expander: dead letter not stored; will retry", "subject", msg.Subject(), "reason", perm.kind, "err", err)
+		if nerr := msg.NakWithDelay(s.cfg.RetryDelay); nerr != nil {
+			s.cfg.Log.Warn("expander nak", "subject", msg.Subject(), "err", nerr)
+		}
+		return
+	}
+	s.m.deadLettered.WithLabelValues(perm.kind).Inc()
+	s.cfg.Log.Warn("expander: malformed event dead-lettered", "subject", msg.Subject(), "reason", perm.Error())
+	if err := msg.Ack(); err != nil {
+		s.cfg.Log.Warn("expander ack", "subject", msg.Subject(), "err", err)
+	}
+}
+
+// decode validates and decodes a domain event.
+func (s *Service) decode(msg jetstream.Msg) (*eventsv1.DomainEvent, error) {
+	data := msg.Data()
+	if len(data) > s.cfg.MaxEventBytes {
+		return nil, permanent(ReasonOversize, "%d bytes, at most %d", len(data), s.cfg.MaxEventBytes)
+	}
+	ct := eventbus.ContentTypeProtobuf
+	if h := msg.Headers().Get(eventbus.HeaderContentType); h != "" {
+		mt, _, err := mime.ParseMediaType(h)
+		if err != nil {
+			return nil, permanent(ReasonContentType, "unparsable Content-Type %q", h)
+		}
+		ct = mt
+	}
+	ev := &eventsv1.DomainEvent{}
+	switch ct {
+	case eventbus.ContentTypeProtobuf, "application/x-protobuf":
+		if err := proto.Unmarshal(data, ev); err != nil {
+			return nil, permanent(ReasonDecode, "protobuf DomainEvent: %v", err)
+		}
+	case eventbus.ContentTypeJSON:
+		if err := protojson.Unmarshal(data, ev); err != nil {
+			return nil, permanent(ReasonDecode, "protojson DomainEvent: %v", err)
+		}
+	default:
+		return nil, permanent(ReasonContentType, "Content-Type %q; use %s or %s", ct, eventbus.ContentTypeProtobuf, eventbus.ContentTypeJSON)
+	}
+	subject := msg.Subject()
+	switch id := ev.GetId(); {
+	case id == "":
+		return nil, permanent(ReasonMissingID, "id is required")
+	case len(id) > publisher.MaxIDLen || !utf8.ValidString(id):
+		return nil, permanent(ReasonBadID, "id must be 1 to %d characters of UTF-8 (got %d bytes)", publisher.MaxIDLen, len(id))
+	}
+	if ev.GetHubId() == "" {
+		return nil, permanent(ReasonMissingHubID, "hub_id is required")
+	}
+	if err := hubid.Validate(ev.GetHubId()); err != nil {
+		return nil, permanent(ReasonBadHubID, "%v", err)
+	}
+	if !s.rules.Has(subject) {
+		return nil, permanent(ReasonUnknownSubject, "no cascade rule for subject %q", subject)
+	}
+	if t := ev.GetType(); t != "" && t != subject {
+		return nil, permanent(ReasonTypeMismatch, "type %q contradicts subject %q", t, subject)
+	}
+	if ev.OccurredAt != nil {
+		if err := ev.GetOccurredAt().CheckValid(); err != nil {
+			return nil, permanent(ReasonBadOccurredAt, "%v", err)
+		}
+	}
+	return ev, nil
+}
+
+// handle returns nil (ack), a *permanentError (dead letter) or another error
+// (retry).
+func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
+	ev, err := s.decode(msg)
+	if err != nil {
+		return err
+	}
+	subject := msg.Subject()
+	hub := ev.GetHubId()
+	cfg, skip := s.hubConfig(ctx, hub)
+	if skip != "" {
+		s.m.skipped.WithLabelValues(skip).Inc()
+		return nil
+	}
+	// Deliver only to what was configured when the event reached JetStream:
+	// an event that arrived while triggers were off, or before a URL was
+	// added, stays undelivered there however late it is expanded.
+	var arrived time.Time
+	redelivered := false
+	if md, err := msg.Metadata(); err == nil {
+		arrived = md.Timestamp
+		redelivered = md.NumDelivered > 1
+	}
+	urls := activeURLs(cfg, arrived)
+	if len(urls) == 0 {
+		s.m.skipped.WithLabelValues("before_enabled").Inc()
+		return nil
+	}
+	emitted, err := s.rules.Expand(subject, ev.GetData())
+	if err != nil {
+		if errors.Is(err, cascade.ErrPayload) {
+			return permanent(ReasonPayload, "%v", err)
+		}
+		return permanent(ReasonUnknownSubject, "%v", err)
+	}
+	if len(emitted) == 0 {
+		s.m.skipped.WithLabelValues("no_events").Inc()
+		return nil
+	}
+
+	var arrivedAt *timestamppb.Timestamp
+	if !arrived.IsZero() {
+		arrivedAt = timestamppb.New(arrived)
+	}
+	createdAt := time.Now()
+	if ev.OccurredAt != nil {
+		createdAt = ev.GetOccurredAt().AsTime()
+	} else if !arrived.IsZero() {
+		// Deterministic across redeliveries: the time JetStream stored the event.
+		createdAt = arrived
+	}
+	createdAt = createdAt.UTC()
+	createdPB := timestamppb.New(createdAt) // shared by the fan-outs, only read
+	ref := webhook.DomainEventRef{ID: ev.GetId(), Type: subject, Actor: ev.GetActor()}
+	if ev.OccurredAt != nil {
+		ref.OccurredAt = ev.GetOccurredAt().AsTime().UTC()
+	}
+
+	fanouts := make([]*deliveryv1.DeliveryFanout, len(emitted))
+	jobs, size := 0, 0
+	for i, e := range emitted {
+		eventID := webhook.EventID(hub, ev.GetId(), i)
+		body, err := (&webhook.Event{
+			ID: eventID, Type: e.Type, HubID: hub, CreatedAt: createdAt, Data: e.Data, DomainEvent: ref,
+		}).Marshal()
+		if err != nil {
+			return permanent(ReasonPayload, "%v", err)
+		}
+		s.m.webhooks.Inc()
+		// One fan-out per webhook event, whatever the number of URLs: the
+		// deliverer splits it (eventbus.DecodeJobs).
+		f := &deliveryv1.DeliveryFanout{
+			Job: &deliveryv1.DeliveryJob{
+				HubId:           hub,
+				WebhookEventId:  eventID,
+				EventType:       e.Type,
+				Body:            body,
+				CreatedAt:       createdPB,
+				DomainEventId:   ev.GetId(),
+				DomainEventType: subject,
+				Attempt:         1,
+				ConfigVersion:   cfg.GetVersion(),
+				EventArrivedAt:  arrivedAt,
+			},
+			Targets: make([]*deliveryv1.FanoutTarget, len(urls)),
+		}
+		for j, u := range urls {
+			f.Targets[j] = &deliveryv1.FanoutTarget{
+				DeliveryId: webhook.DeliveryID(eventID, u.GetId()), UrlId: u.GetId(), Url: u.GetUrl(),
+			}
+		}
+		fanouts[i] = f
+		jobs += len(urls)
+		size += f.SizeVT()
+	}
+	if redelivered {
+		return s.publishAlone(ctx, fanouts)
+	}
+	// The fan-outs of events expanded at the same time go out together, one
+	// message per hub (see sendFanouts); the event is acked once that
+	// message is stored.
+	if err := s.fanouts.Add(hub, fanouts, jobs, size); err != nil {
+		return fmt.Errorf("publish jobs: %w", err)
+	}
+	s.m.expanded.Inc()
+	return nil
+}
+
+// sendFanouts publishes the fan-outs of one hub's events as one message
+// and waits for JetStream's ack: a batch (no Nats-Msg-Id), or the fan-out
+// alone with its id when there is only one. A batch spares JetStream, the
+// expander and the deliverer the work of one message per webhook event.
+// Its fan-outs are not de-duplicated by id if their event is expanded
+// again after a crash; publishAlone marks those for the deliverer to
+// check against the event log instead.
+func (s *Service) sendFanouts(hub string, events [][]*deliveryv1.DeliveryFanout) error {
+	var fs []*deliveryv1.DeliveryFanout
+	jobs := 0
+	for _, e := range events {
+		fs = append(fs, e...)
+		for _, f := range e {
+			jobs += len(f.GetTargets())
+		}
+	}
+	var m *nats.Msg
+	var err error
+	if len(fs) == 1 {
+		m, err = eventbus.NewFanoutMsg(fs[0])
+	} else {
+		m, err = eventbus.NewFanoutBatchMsg(hub, fs)
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
+	defer cancel()
+	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(eventbus.StreamDeliveries)); err != nil {
+		return err
+	}
+	s.m.messages.Inc()
+	s.m.jobs.Add(float64(jobs))
+	return nil
+}
+
+// publishAlone publishes the fan-outs of an event delivered again, each as
+// a message of its own with its Nats-Msg-Id (a copy of an earlier lone
+// fan-out is dropped by JetStream) and HeaderRecheck (a copy of one that
+// went out in a batch is not: the deliverer asks the event log which of its
+// jobs are done before it attempts them).
+func (s *Service) publishAlone(ctx context.Context, fanouts []*deliveryv1.DeliveryFanout) error {
+	pending := make([]jetstream.PubAckFuture, 0, min(s.cfg.MaxPendingAcks, len(fanouts)))
+	per := len(fanouts[0].GetTargets()) // the event's URLs, the same in each
+	wait := func(f jetstream.PubAckFuture) error {
+		select {
+		case <-f.Ok():
+			s.m.messages.Inc()
+			s.m.jobs.Add(float64(per))
+			return nil
+		case err := <-f.Err():
+			return fmt.Errorf("publish job: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("publish job: waiting for ack: %w", ctx.Err())
+		}
+	}
+	for _, f := range fanouts {
+		m, err := eventbus.NewFanoutMsg(f)
+		if err != nil {
+			return err
+		}
+		m.Header.Set(eventbus.HeaderRecheck, "1")
+		if len(pending) >= s.cfg.MaxPendingAcks {
+			if err := wait(pending[0]); err != nil {
+				return err
+			}
+			pending = pending[1:]
+		}
+		fut, err := s.js.PublishMsgAsync(m, jetstream.WithExpectStream(eventbus.StreamDeliveries))
+		if err != nil {
+			return fmt.Errorf("publish job: %w", err)
+		}
+		pending = append(pending, fut)
+	}
+	for _, f := range pending {
+		if err := wait(f); err != nil {
+			return err
+		}
+	}
+	s.m.expanded.Inc()
+	return nil
+}
+
+// activeURLs returns the callback URLs that were configured, with triggers
+// on, when the event arrived (all of them when the arrival time is unknown).
+func activeURLs(cfg *hubhooksv1.HubConfig, arrived time.Time) []*hubhooksv1.CallbackUrl {
+	if arrived.IsZero() {
+		return cfg.GetCallbackUrls()
+	}
+	if at := cfg.GetEventsEnabledAt(); at != nil && arrived.Before(at.AsTime()) {
+		return nil
+	}
+	urls := make([]*hubhooksv1.CallbackUrl, 0, len(cfg.GetCallbackUrls()))
+	for _, u := range cfg.GetCallbackUrls() {
+		if c := u.GetCreatedAt(); c != nil && arrived.Before(c.AsTime()) {
+			continue
+		}
+		urls = append(urls, u)
+	}
+	return urls
+}
+
+// deliverable reports why a hub config gets no webhooks ("" when it does).
+func deliverable(cfg *hubhooksv1.HubConfig, known bool) string {
+	switch {
+	case !known || cfg == nil:
+		return "no_config"
+	case !cfg.GetEventsEnabled():
+		return "disabled"
+	case len(cfg.GetCallbackUrls()) == 0:
+		return "no_urls"
+	}
+	return ""
+}
+
+// hubConfig returns the config to expand under, or the reason to skip. A
+// cached "not deliverable" answer is re-checked against configsvc at most once
+// per hub per RecheckInterval (concurrent events of the hub share the check),
+// because the cache may lag a change that was just made.
+func (s *Service) hubConfig(ctx context.Context, hub string) (*hubhooksv1.HubConfig, string) {
+	cached, known := s.configs.Get(hub)
+	why := deliverable(cached, known)
+	if why == "" {
+		return cached, ""
+	}
+	v, err, _ := s.recheck.Do(hub, func() (any, error) {
+		if !s.dueRecheck(hub) {
+			return nil, nil
+		}
+		fctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
+		defer cancel()
+		return s.configs.Fetch(fctx, hub, cached.GetVersion()+1)
+	})
+	if err != nil {
+		s.m.fetchErrors.Inc()
+		s.cfg.Log.Warn("expander: config re-check failed; using the cached config", "hub_id", hub, "err", err)
+		return nil, why
+	}
+	if fresh, _ := v.(*hubhooksv1.HubConfig); fresh != nil {
+		// Version 0 is configsvc's answer for a hub never configured.
+		if why := deliverable(fresh, fresh.GetVersion() > 0); why != "" {
+			return nil, why
+		}
+		return fresh, ""
+	}
+	// Not due for a re-check: trust the cache (updated by the last re-check).
+	if c2, ok2 := s.configs.Get(hub); deliverable(c2, ok2) == "" {
+		return c2, ""
+	}
+	return nil, why
+}
+
+// dueRecheck records and reports whether hub may be re-checked now.
+func (s *Service) dueRecheck(hub string) bool {
+	now := time.Now()
+	s.recheckMu.Lock()
+	defer s.recheckMu.Unlock()
+	if last, ok := s.lastRecheck[hub]; ok && now.Sub(last) < s.cfg.RecheckInterval {
+		return false
+	}
+	if len(s.lastRecheck) >= 4096 {
+		for h, t := range s.lastRecheck {
+			if now.Sub(t) >= s.cfg.RecheckInterval {
+				delete(s.lastRecheck, h)
+			}
+		}
+	}
+	s.lastRecheck[hub] = now
+	return true
+}

@@ -1,0 +1,76 @@
+package expander
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	received     prometheus.Counter
+	expanded     prometheus.Counter
+	skipped      *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+	retried      prometheus.Counter
+	jobs         prometheus.Counter
+	webhooks     prometheus.Counter
+	messages     prometheus.Counter
+	fetchErrors  prometheus.Counter
+	latency      prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_events_received_total",
+			Help: "Domain events received (redeliveries included).",
+		}),
+		expanded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_events_expanded_total",
+			Help: "Domain events expanded into delivery jobs and acknowledged.",
+		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubhooks_expander_events_skipped_total",
+			Help: "Domain events acknowledged without jobs, by reason (disabled, no_urls, no_config, no_events).",
+		}, []string{"reason"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubhooks_expander_events_dead_lettered_total",
+			Help: "Malformed domain events moved to the dead-letter stream, by reason kind.",
+		}, []string{"reason"}),
+		retried: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_events_retried_total",
+			Help: "Domain events negatively acknowledged for a later retry (publish failures).",
+		}),
+		jobs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_jobs_published_total",
+			Help: "Delivery jobs published and acknowledged by JetStream (duplicates included).",
+		}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_messages_published_total",
+			Help: "Delivery messages published and acknowledged by JetStream: a fan-out, or a batch of the fan-outs of events expanded together (jobs_published / messages_published is the jobs per message).",
+		}),
+		webhooks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_webhook_events_total",
+			Help: "Webhook events created from domain events.",
+		}),
+		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_config_recheck_errors_total",
+			Help: "Failed re-checks of a hub config against configsvc.",
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hubhooks_expander_expansion_seconds",
+			Help:    "Time from receiving a domain event to acknowledging it.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.latency} {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,208 @@
+package expander
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/hubhooks/hubhooks/pkg/batch"
+	"github.com/hubhooks/hubhooks/pkg/cascade"
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// ConfigLookup is what the expander needs from the hub config cache
+// (*configcache.Cache implements it). Get must be cheap and safe for
+// concurrent use; returned configs are shared and never modified.
+type ConfigLookup interface {
+	// Get returns the cached config of a hub.
+	Get(hubID string) (*hubhooksv1.HubConfig, bool)
+	// Fetch returns the config of a hub with version >= minVersion, asking
+	// configsvc when the cache is older.
+	Fetch(ctx context.Context, hubID string, minVersion int64) (*hubhooksv1.HubConfig, error)
+	// Ready reports whether the initial snapshot was received.
+	Ready() bool
+	// WaitReady blocks until Ready or ctx ends.
+	WaitReady(ctx context.Context) error
+}
+
+// Errors of New and Ready.
+var (
+	// ErrNilDependency is returned by New for a nil argument.
+	ErrNilDependency = errors.New("expander: nil dependency")
+	// ErrNotReady is returned by Ready before the consumer exists or while
+	// the config cache has no snapshot.
+	ErrNotReady = errors.New("expander: not ready")
+)
+
+// Service is the expander. Create it with New, then call Run.
+type Service struct {
+	cfg     Config
+	js      jetstream.JetStream
+	configs ConfigLookup
+	rules   *cascade.Rules
+	m       *metrics
+
+	consumer atomic.Pointer[jetstream.Consumer]
+	fanouts  *batch.Batcher[[]*deliveryv1.DeliveryFanout] // per event; see sendFanouts
+
+	recheckMu   sync.Mutex
+	lastRecheck map[string]time.Time
+	recheck     singleflight.Group
+}
+
+// New returns an expander. It does no I/O; Run creates the streams and the
+// consumer.
+func New(cfg Config, js jetstream.JetStream, configs ConfigLookup, rules *cascade.Rules) (*Service, error) {
+	var errs []error
+	if js == nil {
+		errs = append(errs, fmt.Errorf("%w: jetstream", ErrNilDependency))
+	}
+	if configs == nil {
+		errs = append(errs, fmt.Errorf("%w: config lookup", ErrNilDependency))
+	}
+	if rules == nil {
+		errs = append(errs, fmt.Errorf("%w: cascade rules", ErrNilDependency))
+	}
+	errs = append(errs, cfg.Validate())
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("expander: register metrics: %w", err)
+	}
+	s := &Service{
+		cfg:         cfg,
+		js:          js,
+		configs:     configs,
+		rules:       rules,
+		m:           m,
+		lastRecheck: make(map[string]time.Time),
+	}
+	s.fanouts = batch.New(batch.Limits{MaxWeight: fanoutBatchJobs, MaxBytes: fanoutBatchBytes, Flushers: fanoutFlushers}, s.sendFanouts)
+	return s, nil
+}
+
+// Limits of one fan-out batch message. Jobs, not fan-outs, are counted: the
+// deliverer holds the jobs of the messages it fetches, and sizes its fetches
+// by jobs per message. Flushers publish synchronously, without lingering:
+// the fan-outs of events that arrive while a batch is being stored make the
+// next batch, so batches grow with the load and an event alone is not
+// delayed.
+const (
+	fanoutBatchJobs  = 64
+	fanoutBatchBytes = 256 << 10
+	fanoutFlushers   = 2
+)
+
+// Ready returns nil once the consumer exists and the config cache has its
+// initial snapshot.
+func (s *Service) Ready(ctx context.Context) error {
+	if s.consumer.Load() == nil {
+		return fmt.Errorf("%w: consumer not created", ErrNotReady)
+	}
+	if !s.configs.Ready() {
+		return fmt.Errorf("%w: config cache has no snapshot yet", ErrNotReady)
+	}
+	return nil
+}
+
+func (s *Service) setup(ctx context.Context) (jetstream.Consumer, error) {
+	o := s.cfg.StreamOptions
+	if err := eventbus.Ensure(ctx, s.js,
+		eventbus.EventsStreamConfig(s.rules.StreamSubjects(), o),
+		eventbus.DeliveriesStreamConfig(o),
+		eventbus.DeadLettersStreamConfig(o),
+	); err != nil {
+		return nil, err
+	}
+	c, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamEvents,
+		eventbus.ConsumerConfig(eventbus.ConsumerExpander, s.cfg.AckWait, s.cfg.MaxAckPending))
+	if err != nil {
+		return nil, err
+	}
+	s.consumer.Store(&c)
+	return c, nil
+}
+
+// Run ensures the streams and the consumer, waits for the config cache, and
+// expands domain events until ctx ends. Then it stops pulling, finishes the
+// events in flight (each bounded by PublishTimeout) and returns nil. It
+// returns an error only when the set-up fails for a reason other than ctx.
+func (s *Service) Run(ctx context.Context) error {
+	log := s.cfg.Log.With("service", "expander")
+	cons, err := s.setup(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("expander: %w", err)
+	}
+	if err := s.configs.WaitReady(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("expander: wait for config cache: %w", err)
+	}
+	log.Info("expander consuming", "stream", eventbus.StreamEvents, "consumer", eventbus.ConsumerExpander,
+		"subjects", s.rules.StreamSubjects())
+
+	// In-flight events finish after ctx ends; each is bounded by PublishTimeout.
+	// A fixed pool of workers, not a goroutine per event: decoding an event
+	// grows a goroutine's stack, and a new goroutine would grow it again for
+	// every event.
+	hctx := context.WithoutCancel(ctx)
+	work := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range s.cfg.Concurrency {
+		wg.Go(func() {
+			for msg := range work {
+				s.process(hctx, msg)
+			}
+		})
+	}
+	handler := func(msg jetstream.Msg) { work <- msg }
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
+	for {
+		cc, err := cons.Consume(handler,
+			jetstream.PullMaxMessages(s.cfg.BatchSize),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				log.Warn("expander consume", "err", err)
+			}))
+		if err == nil {
+			select {
+			case <-ctx.Done():
+				cc.Drain()
+				<-cc.Closed()
+				return nil
+			case <-cc.Closed():
+				log.Warn("expander consumer stopped; restarting")
+			}
+		} else {
+			log.Warn("expander consume", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+		// The consumer may have been deleted: ensure it again.
+		if c, err := s.setup(ctx); err == nil {
+			cons = c
+		} else if ctx.Err() == nil {
+			log.Warn("expander re-create consumer", "err", err)
+		}
+	}
+}

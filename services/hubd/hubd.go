@@ -1,0 +1,215 @@
+// Package hubd runs the four hubhooks services — configsvc, expander,
+// deliverer and logger — in one process, by default on an embedded NATS
+// server with JetStream. It is what hubd runs and what the end-to-end tests
+// start in-process.
+package hubd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hubhooks/hubhooks/pkg/natsembed"
+	"github.com/hubhooks/hubhooks/services/configsvc"
+	"github.com/hubhooks/hubhooks/services/deliverer"
+	"github.com/hubhooks/hubhooks/services/expander"
+	"github.com/hubhooks/hubhooks/services/internal/assembly"
+	"github.com/hubhooks/hubhooks/services/logger"
+)
+
+// Process is a running all-in-one process.
+type Process struct {
+	// GRPCAddr serves ConfigService and EventLogService.
+	GRPCAddr string
+	// HTTPAddr serves /metrics, /healthz and /readyz.
+	HTTPAddr string
+	// NATSURL is the NATS the services use (the embedded one by default).
+	NATSURL string
+
+	done chan struct{}
+	err  error
+}
+
+// Wait blocks until the process has stopped and returns why.
+func (h *Process) Wait() error {
+	<-h.done
+	return h.err
+}
+
+// Done is closed when the process has stopped.
+func (h *Process) Done() <-chan struct{} { return h.done }
+
+// Start starts everything and returns once the gRPC and HTTP servers listen.
+// The process runs until ctx ends, then drains consumers, finishes in-flight
+// POSTs and stops within the shutdown timeout.
+func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
+	s := p.Settings
+	h := &Process{done: make(chan struct{})}
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	fail := func(err error) (*Process, error) { cleanup(); return nil, err }
+
+	natsURL := s.NATSURL
+	var natsOpts []nats.Option
+	if natsURL == "" {
+		listen := s.NATSListen
+		if !s.NATSListenSet && !free(listen) {
+			p.Log.Warn("default NATS port is in use; the embedded NATS takes a free port instead (set HUBHOOKS_NATS_LISTEN to choose)", "busy", listen)
+			listen = "127.0.0.1:0"
+		}
+		srv, err := natsembed.Start(natsembed.Config{Listen: listen, StoreDir: filepath.Join(s.DataDir, "nats")})
+		if err != nil {
+			return fail(err)
+		}
+		cleanups = append(cleanups, func() { srv.Shutdown(); srv.WaitForShutdown() })
+		natsURL = srv.ClientURL()
+		// The services reach the embedded server in memory, not over a
+		// loopback socket; outside publishers use natsURL.
+		natsOpts = append(natsOpts, nats.InProcessServer(srv))
+		p.Log.Info("embedded NATS with JetStream started", "url", natsURL, "store", filepath.Join(s.DataDir, "nats"))
+	}
+	h.NATSURL = natsURL
+
+	nc, js, err := p.NATS(natsURL, natsOpts...)
+	if err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, func() { assembly.DrainNATS(nc) })
+
+	rdb, err := p.Redis(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, func() { _ = rdb.Close() })
+
+	guard, err := p.Guard()
+	if err != nil {
+		return fail(err)
+	}
+	sender, err := p.Sender(guard)
+	if err != nil {
+		return fail(err)
+	}
+	rules, err := p.Rules()
+	if err != nil {
+		return fail(err)
+	}
+	tokens, err := p.TokenStore(rdb)
+	if err != nil {
+		return fail(err)
+	}
+	gs, err := p.GRPCServer(tokens)
+	if err != nil {
+		return fail(err)
+	}
+
+	cfgSvc, err := configsvc.New(p.ConfigSvcConfig(rules), rdb, js, guard, sender, tokens)
+	if err != nil {
+		return fail(err)
+	}
+	cfgSvc.Register(gs.Server)
+	logSvc, err := logger.New(p.LoggerConfig(), js, rdb)
+	if err != nil {
+		return fail(err)
+	}
+	logSvc.Register(gs.Server)
+
+	lis, err := net.Listen("tcp", s.GRPCAddr)
+	if err != nil {
+		return fail(fmt.Errorf("grpc listen %s: %w", s.GRPCAddr, err))
+	}
+	cleanups = append(cleanups, func() { _ = lis.Close() }) // closed already after serving
+	h.GRPCAddr = lis.Addr().String()
+	httpLis, err := net.Listen("tcp", s.HTTPAddr)
+	if err != nil {
+		return fail(fmt.Errorf("http listen %s: %w", s.HTTPAddr, err))
+	}
+	cleanups = append(cleanups, func() { _ = httpLis.Close() })
+	h.HTTPAddr = httpLis.Addr().String()
+
+	conn, err := p.DialConfig(h.GRPCAddr)
+	if err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, func() { _ = conn.Close() })
+	cache, err := p.ConfigCache(conn)
+	if err != nil {
+		return fail(err)
+	}
+
+	expSvc, err := expander.New(p.ExpanderConfig(), js, cache, rules)
+	if err != nil {
+		return fail(err)
+	}
+	delSvc, err := deliverer.New(p.DelivererConfig(rdb), js, rdb, cache, sender)
+	if err != nil {
+		return fail(err)
+	}
+	for name, r := range map[string]interface{ Ready(context.Context) error }{"configsvc": cfgSvc, "logger": logSvc, "expander": expSvc, "deliverer": delSvc} {
+		p.Health.Add(name, r.Ready)
+	}
+
+	// Workers stop with ctx and drain; the gRPC server and the cache stop
+	// after them (the deliverer needs config to the end), NATS last.
+	workCtx := ctx
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	var workers, servers errgroup.Group
+	servers.Go(func() error { return gs.ServeListener(serveCtx, lis, s.ShutdownTimeout) })
+	servers.Go(func() error { return p.ServeHTTP(serveCtx, httpLis) })
+	servers.Go(func() error { return cfgSvc.Run(serveCtx) })
+	servers.Go(func() error {
+		// Watch once configsvc reads its change feed, so the first watch
+		// does not bounce off a service still starting.
+		for serveCtx.Err() == nil && cfgSvc.Ready(serveCtx) != nil {
+			select {
+			case <-serveCtx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		return ignoreCanceled(cache.Run(serveCtx))
+	})
+	workers.Go(func() error { return logSvc.Run(workCtx) })
+	workers.Go(func() error { return expSvc.Run(workCtx) })
+	workers.Go(func() error { return delSvc.Run(workCtx) })
+	go func() {
+		werr := workers.Wait()
+		stopServing()
+		serr := servers.Wait()
+		cleanup()
+		h.err = errors.Join(werr, serr)
+		if h.err != nil {
+			p.Log.Error("hubd stopped", "err", h.err)
+		} else {
+			p.Log.Info("hubd stopped")
+		}
+		close(h.done)
+	}()
+	p.Log.Info("hubd started", "grpc", h.GRPCAddr, "http", h.HTTPAddr, "nats", h.NATSURL)
+	return h, nil
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func free(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
+}
