@@ -14,7 +14,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 PROTOC_GEN_GO_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
 
-.PHONY: all build run test test-unit test-race vet fmt fmt-check proto proto-check tools fuzz chaos chaos-long bench bench-long clean redis
+.PHONY: all build run test test-unit test-race vet fmt fmt-check proto proto-check tools fuzz chaos chaos-long cluster bench bench-long clean redis
 
 all: build
 
@@ -85,6 +85,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (a duration, or Nx executions; 
 
 chaos: build redis ## the crash/outage test against the real binaries (short version also runs in make test)
 	HUBHOOKS_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'TestChaos' -v ./services/e2e/...
+
+cluster: redis ## the NATS cluster faults (leader kills, R1 -> R3, rolling restarts) at length; short version in make test
+	HUBHOOKS_CLUSTER=long $(GO) test -count=1 -timeout 60m -run 'TestNATSCluster' -v ./services/e2e/...
 
 bench: build redis ## load test: hubd and its ceilings; see docs/performance.md
 	$(BIN)/hubbench $(BENCH_FLAGS)
