@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/hubhooks/hubhooks/pkg/webhook.Version=$(VERSION)
 BIN := $(CURDIR)/bin
 TOOLS := $(BIN)/tools
-BINARIES := hubd configsvc expander deliverer logger hubbench
+BINARIES := hubd configsvc expander deliverer logger hubbench hubctl
 MODULES := ./proto/... ./pkg/... ./services/...
 
 # Pinned code generators (installed into bin/tools by `make tools`).

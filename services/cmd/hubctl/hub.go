@@ -1,0 +1,146 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+func (a *app) hubCmd() *cobra.Command {
+	c := group(&cobra.Command{
+		Use:   "hub",
+		Short: "Show a hub's webhook configuration, switch its triggers on or off, watch it",
+		Long: `A hub's webhook configuration: the "Enable event triggers" toggle, up to five
+callback URLs and the signing secret. Nothing is delivered (or logged) while
+the triggers are off or the hub has no URL.`,
+	})
+	show := &cobra.Command{
+		Use:     "show",
+		Short:   "Show the hub's configuration",
+		Example: "  hubctl --hub acme hub show\n  hubctl --hub acme hub show -o json",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hub, err := a.hub()
+			if err != nil {
+				return err
+			}
+			cc, err := a.configClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			cfg, err := cc.GetHubConfig(ctx, &hubhooksv1.GetHubConfigRequest{HubId: hub})
+			if err != nil {
+				return err
+			}
+			return a.printHubConfig(cfg)
+		},
+	}
+	toggle := func(use, short string, on bool) *cobra.Command {
+		return &cobra.Command{
+			Use:   use,
+			Short: short,
+			Long: short + `. Switching them off cancels the hub's pending retries (logged as
+cancelled); events that arrive while they are off are never delivered, unless
+replayed ('hubctl replay').`,
+			Example: "  hubctl --hub acme hub " + use,
+			Args:    noArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				hub, err := a.hub()
+				if err != nil {
+					return err
+				}
+				cc, err := a.configClient()
+				if err != nil {
+					return err
+				}
+				ctx, cancel := a.call(cmd.Context())
+				defer cancel()
+				cfg, err := cc.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: on})
+				if err != nil {
+					return err
+				}
+				if !a.jsonOut() && on && len(cfg.GetCallbackUrls()) == 0 {
+					fmt.Fprintln(a.stderr, "note: the hub has no callback URL yet; add one with 'hubctl urls add <url>'")
+				}
+				return a.printHubConfig(cfg)
+			},
+		}
+	}
+	var all bool
+	watch := &cobra.Command{
+		Use:   "watch",
+		Short: "Print the hub's configuration and then every change, until interrupted",
+		Long: `Print the hub's configuration (or, with --all and the admin token, every hub's)
+and then each change as it is made, until Ctrl-C. With -o json, one JSON object
+per line.`,
+		Example: "  hubctl --hub acme hub watch\n  hubctl hub watch --all -o json",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := &hubhooksv1.WatchHubConfigRequest{All: all}
+			if !all {
+				hub, err := a.hub()
+				if err != nil {
+					return err
+				}
+				req.HubId = hub
+			}
+			cc, err := a.configClient()
+			if err != nil {
+				return err
+			}
+			stream, err := cc.WatchHubConfig(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			for {
+				cfg, err := stream.Recv()
+				if err != nil {
+					if errors.Is(err, io.EOF) || cmd.Context().Err() != nil {
+						return nil
+					}
+					return err
+				}
+				if a.jsonOut() {
+					if err := printJSONLine(a.stdout, cfg); err != nil {
+						return err
+					}
+					continue
+				}
+				fmt.Fprintf(a.stdout, "%s  hub %s  version %d  triggers %s  urls %d\n",
+					when(cfg.GetUpdatedAt()), cfg.GetHubId(), cfg.GetVersion(), onOff(cfg.GetEventsEnabled()), len(cfg.GetCallbackUrls()))
+			}
+		},
+	}
+	watch.Flags().BoolVar(&all, "all", false, "watch every hub (admin token)")
+	c.AddCommand(show, toggle("enable", "Switch the hub's event triggers on", true), toggle("disable", "Switch the hub's event triggers off", false), watch)
+	return c
+}
+
+// printHubConfig prints a hub's configuration (the secret masked in tables).
+func (a *app) printHubConfig(cfg *hubhooksv1.HubConfig) error {
+	if a.jsonOut() {
+		return printJSON(a.stdout, cfg)
+	}
+	t := newTable(a.stdout)
+	t.row("hub", cfg.GetHubId())
+	t.row("triggers", onOff(cfg.GetEventsEnabled()))
+	t.row("version", strconv.FormatInt(cfg.GetVersion(), 10))
+	t.row("updated", when(cfg.GetUpdatedAt()))
+	t.row("secret", orDash(maskSecret(cfg.GetSecret()))+"  ('hubctl secret show' prints it)")
+	t.row("urls", strconv.Itoa(len(cfg.GetCallbackUrls())))
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if len(cfg.GetCallbackUrls()) > 0 {
+		fmt.Fprintln(a.stdout)
+		return a.printURLs(cfg)
+	}
+	return nil
+}

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// logFilters are the filters of 'logs list' and 'logs tail'.
+type logFilters struct {
+	status, eventType, url, eventID, since, until string
+}
+
+func (f *logFilters) register(a *app, c *cobra.Command, withUntil bool) {
+	c.Flags().StringVar(&f.status, "status", "", "pending, retrying, succeeded, failed, dead or cancelled")
+	c.Flags().StringVar(&f.eventType, "type", "", "webhook event type, e.g. BILLINGPLAN.CREATED")
+	c.Flags().StringVar(&f.url, "url", "", "callback URL")
+	c.Flags().StringVar(&f.eventID, "event-id", "", "webhook event id (the webhook-id header)")
+	c.Flags().StringVar(&f.since, "since", "", "oldest: a time (2026-12-06T09:00:00Z) or how long ago (90m, 2h, 3d)")
+	if withUntil {
+		c.Flags().StringVar(&f.until, "until", "", "newest: a time or how long ago")
+	}
+	_ = c.RegisterFlagCompletionFunc("type", a.completeFrom(a.webhookTypes))
+	_ = c.RegisterFlagCompletionFunc("url", a.completeFrom(a.urls))
+	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(
+		[]string{"pending", "retrying", "succeeded", "failed", "dead", "cancelled"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// request builds the ListEventLogs request of the filters.
+func (f *logFilters) request(hub string, now time.Time) (*hubhooksv1.ListEventLogsRequest, error) {
+	since, err := parseWhen("since", f.since, now)
+	if err != nil {
+		return nil, err
+	}
+	until, err := parseWhen("until", f.until, now)
+	if err != nil {
+		return nil, err
+	}
+	req := &hubhooksv1.ListEventLogsRequest{HubId: hub, Status: f.status, EventType: f.eventType, Url: f.url, EventId: f.eventID}
+	if !since.IsZero() {
+		req.Since = timestamppb.New(since)
+	}
+	if !until.IsZero() {
+		req.Until = timestamppb.New(until)
+	}
+	return req, nil
+}
+
+func (a *app) logsCmd() *cobra.Command {
+	c := group(&cobra.Command{
+		Use:     "logs",
+		Aliases: []string{"log"},
+		Short:   "Search the event log, see a delivery's attempts, follow new ones, redeliver",
+		Long: `The event log holds one entry per delivery (one webhook event to one URL), newest
+first, with the request and response of every attempt. A delivery's status is
+pending, retrying, succeeded, failed (not retried: 410 Gone, an address the
+guard refuses), dead (every retry failed) or cancelled (URL removed, triggers
+off). The log is kept for HUBHOOKS_LOG_RETENTION (7 days by default).`,
+	})
+	var f logFilters
+	var limit int
+	var pageToken string
+	list := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List deliveries, newest first, with filters",
+		Example: `  hubctl --hub acme logs list
+  hubctl --hub acme logs list --status dead --since 2h
+  hubctl --hub acme logs list --type API.CREATED --url https://example.com/hooks --limit 500
+  hubctl --hub acme logs list --limit 0 -o json > all.json   # every entry`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hub, err := a.hub()
+			if err != nil {
+				return err
+			}
+			if limit < 0 {
+				return usagef("--limit %d: 0 (every entry) or more", limit)
+			}
+			req, err := f.request(hub, time.Now())
+			if err != nil {
+				return err
+			}
+			lc, err := a.logsClient()
+			if err != nil {
+				return err
+			}
+			req.PageToken = pageToken
+			out := &hubhooksv1.ListEventLogsResponse{}
+			for {
+				req.PageSize = 500
+				if limit > 0 {
+					req.PageSize = int32(min(500, limit-len(out.EventLogs)))
+				}
+				ctx, cancel := a.call(cmd.Context())
+				resp, err := lc.ListEventLogs(ctx, req)
+				cancel()
+				if err != nil {
+					return err
+				}
+				out.EventLogs = append(out.EventLogs, resp.GetEventLogs()...)
+				out.NextPageToken = resp.GetNextPageToken()
+				// A page may be short (even empty) with a token when the
+				// server stopped scanning: follow it until full or done.
+				if out.NextPageToken == "" || (limit > 0 && len(out.EventLogs) >= limit) {
+					break
+				}
+				req.PageToken = out.NextPageToken
+			}
+			if a.jsonOut() {
+				return printJSON(a.stdout, out)
+			}
+			if err := a.printLogs(out.GetEventLogs(), true); err != nil {
+				return err
+			}
+			if out.NextPageToken != "" {
+				fmt.Fprintf(a.stderr, "more entries: --limit %d, or --page-token %s\n", limit*2, out.NextPageToken)
+			}
+			return nil
+		},
+	}
+	f.register(a, list, true)
+	list.Flags().IntVar(&limit, "limit", 50, "most entries to list; 0 lists every one")
+	list.Flags().StringVar(&pageToken, "page-token", "", "continue a previous list (its next_page_token)")
+
+	var full bool
+	get := &cobra.Command{
+		Use:   "get <delivery id>",
+		Short: "Show one delivery with the request and response of every attempt",
+		Long: `Show one delivery (its id is the event log entry id, dlv_...) with every
+attempt: the request sent (headers, secret masked, body) and the response
+(status, headers, body, time taken, error). Bodies are clipped unless --full.`,
+		Example: "  hubctl --hub acme logs get dlv_3f2a...\n  hubctl --hub acme logs get dlv_3f2a... --full\n  hubctl --hub acme logs get dlv_3f2a... -o json",
+		Args:    exactArgs(1, "a delivery id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hub, err := a.hub()
+			if err != nil {
+				return err
+			}
+			lc, err := a.logsClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			resp, err := lc.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: hub, Id: args[0]})
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return printJSON(a.stdout, resp)
+			}
+			a.printLogDetail(resp, full)
+			return nil
+		},
+	}
+	get.Flags().BoolVar(&full, "full", false, "print bodies whole")
+
+	var tf logFilters
+	var interval time.Duration
+	tail := &cobra.Command{
+		Use:   "tail",
+		Short: "Follow the log: print deliveries as they are made and change, until interrupted",
+		Long: `Print the deliveries of the last --since (1m by default) and then every new
+delivery and every status change as it happens, until Ctrl-C. Changes are
+followed for deliveries created in the last hour. With -o json, one JSON
+object per line.`,
+		Example: "  hubctl --hub acme logs tail\n  hubctl --hub acme logs tail --status dead -o json",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hub, err := a.hub()
+			if err != nil {
+				return err
+			}
+			if tf.since == "" {
+				tf.since = "1m"
+			}
+			if interval <= 0 {
+				return usagef("--interval %s: must be positive", interval)
+			}
+			return a.tailLogs(cmd, hub, &tf, interval)
+		},
+	}
+	tf.register(a, tail, false)
+	tail.Flags().DurationVar(&interval, "interval", time.Second, "how often to look for changes")
+
+	redeliver := &cobra.Command{
+		Use:   "redeliver <delivery id>...",
+		Short: "Deliver the same webhook event to the same URL again (a new delivery)",
+		Long: `Make a new delivery of each entry's webhook event to its URL: same webhook-id
+and body, a new delivery id whose entry names the old one (redelivery_of).
+To send everything that failed since a time, use 'hubctl recover'.`,
+		Example: "  hubctl --hub acme logs redeliver dlv_3f2a... dlv_77c1...",
+		Args:    minArgs(1, "at least one delivery id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hub, err := a.hub()
+			if err != nil {
+				return err
+			}
+			lc, err := a.logsClient()
+			if err != nil {
+				return err
+			}
+			var firstErr error
+			var made []*hubhooksv1.EventLog
+			for _, id := range args {
+				ctx, cancel := a.call(cmd.Context())
+				resp, err := lc.Redeliver(ctx, &hubhooksv1.RedeliverRequest{HubId: hub, Id: id})
+				cancel()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+					}
+					_, msg := exitCode(err, false, a.set.LogsAddr)
+					fmt.Fprintf(a.stderr, "%s: %s\n", id, msg)
+					continue
+				}
+				made = append(made, resp.GetEventLog())
+			}
+			if a.jsonOut() {
+				if err := printJSON(a.stdout, &hubhooksv1.ListEventLogsResponse{EventLogs: made}); err != nil {
+					return err
+				}
+			} else if len(made) > 0 {
+				t := newTable(a.stdout, "NEW DELIVERY", "REDELIVERS", "TYPE", "URL")
+				for _, l := range made {
+					t.row(l.GetId(), l.GetRedeliveryOf(), l.GetEventType(), l.GetUrl())
+				}
+				if err := t.flush(); err != nil {
+					return err
+				}
+			}
+			return firstErr
+		},
+	}
+	c.AddCommand(list, get, tail, redeliver)
+	return c
+}
+
+// printLogs prints entries as a table.
+func (a *app) printLogs(logs []*hubhooksv1.EventLog, header bool) error {
+	var t *table
+	if header {
+		t = newTable(a.stdout, "CREATED", "ID", "TYPE", "STATUS", "CODE", "ATTEMPTS", "URL")
+	} else {
+		t = newTable(a.stdout)
+	}
+	for _, l := range logs {
+		t.row(logRow(l)...)
+	}
+	return t.flush()
+}
+
+func logRow(l *hubhooksv1.EventLog) []string {
+	code := "-"
+	if c := l.GetResponseStatusCode(); c != 0 {
+		code = strconv.Itoa(int(c))
+	}
+	st := l.GetStatus()
+	if l.GetTest() {
+		st += " (test)"
+	}
+	return []string{when(l.GetCreatedAt()), l.GetId(), l.GetEventType(), st, code, strconv.Itoa(int(l.GetAttempts())), l.GetUrl()}
+}
+
+// printLogDetail prints one entry and its attempts for people.
+func (a *app) printLogDetail(resp *hubhooksv1.GetEventLogResponse, full bool) {
+	l := resp.GetEventLog()
+	t := newTable(a.stdout)
+	t.row("delivery", l.GetId())
+	t.row("status", l.GetStatus())
+	t.row("webhook event", l.GetEventId()+"  "+l.GetEventType())
+	t.row("domain event", orDash(l.GetDomainEventId())+"  "+l.GetDomainEventType())
+	t.row("url", l.GetUrl()+"  ("+orDash(l.GetUrlId())+")")
+	t.row("created", when(l.GetCreatedAt()))
+	t.row("updated", when(l.GetUpdatedAt()))
+	t.row("attempts", strconv.Itoa(int(l.GetAttempts())))
+	if l.GetNextAttemptAt() != nil {
+		t.row("next attempt", when(l.GetNextAttemptAt()))
+	}
+	if l.GetRedeliveryOf() != "" {
+		t.row("redelivers", l.GetRedeliveryOf())
+	}
+	if l.GetTest() {
+		t.row("test", "yes")
+	}
+	_ = t.flush()
+	for _, at := range resp.GetAttempts() {
+		fmt.Fprintf(a.stdout, "\n--- attempt %d  %s  %s\n", at.GetNumber(), at.GetStatus(), when(at.GetStartedAt()))
+		printExchange(a.stdout, at.GetRequest(), at.GetResponse(), full)
+	}
+}
+
+// tailWindow bounds how far back tail follows status changes: every poll
+// lists the deliveries created in it.
+const tailWindow = time.Hour
+
+// tailLogs polls the log and prints what is new or changed.
+func (a *app) tailLogs(cmd *cobra.Command, hub string, f *logFilters, interval time.Duration) error {
+	lc, err := a.logsClient()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	since, err := parseWhen("since", f.since, time.Now())
+	if err != nil {
+		return err
+	}
+	type printed struct {
+		state   string // status and attempts last printed
+		created time.Time
+	}
+	seen := map[string]printed{}
+	first := true
+	for {
+		now := time.Now()
+		from := now.Add(-tailWindow)
+		if since.After(from) {
+			from = since
+		}
+		for id, p := range seen {
+			if p.created.Before(from) {
+				delete(seen, id)
+			}
+		}
+		req, err := f.request(hub, now)
+		if err != nil {
+			return err
+		}
+		req.Since = timestamppb.New(from)
+		var fresh []*hubhooksv1.EventLog
+		for {
+			req.PageSize = 500
+			cctx, cancel := a.call(ctx)
+			resp, err := lc.ListEventLogs(cctx, req)
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			for _, l := range resp.GetEventLogs() {
+				key := l.GetStatus() + "/" + strconv.Itoa(int(l.GetAttempts()))
+				if seen[l.GetId()].state != key {
+					seen[l.GetId()] = printed{state: key, created: l.GetCreatedAt().AsTime()}
+					fresh = append(fresh, l)
+				}
+			}
+			if resp.GetNextPageToken() == "" {
+				break
+			}
+			req.PageToken = resp.GetNextPageToken()
+		}
+		// Oldest first, as a log reads.
+		for i, j := 0, len(fresh)-1; i < j; i, j = i+1, j-1 {
+			fresh[i], fresh[j] = fresh[j], fresh[i]
+		}
+		if a.jsonOut() {
+			for _, l := range fresh {
+				if err := printJSONLine(a.stdout, l); err != nil {
+					return err
+				}
+			}
+		} else if len(fresh) > 0 || first {
+			if err := a.printLogs(fresh, first); err != nil {
+				return err
+			}
+		}
+		first = false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
