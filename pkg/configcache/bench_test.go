@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -61,19 +58,4 @@ func BenchmarkCacheGetParallel(b *testing.B) {
 			}
 		}
 	})
-}
-
-// BenchmarkSigningSecrets: the secrets of one delivery (current and one
-// previous in its grace period).
-func BenchmarkSigningSecrets(b *testing.B) {
-	now := time.Now()
-	cfg := &hubhooksv1.HubConfig{Secret: "whsec_current", PreviousSecrets: []*hubhooksv1.PreviousSecret{
-		{Secret: "whsec_previous", ExpiresAt: timestamppb.New(now.Add(time.Hour))},
-	}}
-	b.ReportAllocs()
-	for b.Loop() {
-		if len(SigningSecrets(cfg, now)) != 2 {
-			b.Fatal("want two secrets")
-		}
-	}
 }

@@ -292,19 +292,3 @@ func (c *Cache) dispatch() {
 	c.dispatching = false
 	c.cbMu.Unlock()
 }
-
-// SigningSecrets returns the secrets a webhook of cfg is signed with at now:
-// the current secret first, then the previous secrets that have not expired.
-// It returns nil when the hub has no secret.
-func SigningSecrets(cfg *hubhooksv1.HubConfig, now time.Time) []string {
-	if cfg.GetSecret() == "" {
-		return nil
-	}
-	out := []string{cfg.GetSecret()}
-	for _, p := range cfg.GetPreviousSecrets() {
-		if p.GetSecret() != "" && p.GetExpiresAt().AsTime().After(now) {
-			out = append(out, p.GetSecret())
-		}
-	}
-	return out
-}

@@ -11,43 +11,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/configcache"
 	"github.com/hubhooks/hubhooks/pkg/testkit"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
-
-func TestSigningSecrets(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	prev := func(s string, d time.Duration) *hubhooksv1.PreviousSecret {
-		return &hubhooksv1.PreviousSecret{Secret: s, ExpiresAt: timestamppb.New(now.Add(d))}
-	}
-	tests := []struct {
-		name string
-		cfg  *hubhooksv1.HubConfig
-		want []string
-	}{
-		{"nil config", nil, nil},
-		{"no secret", &hubhooksv1.HubConfig{HubId: "h"}, nil},
-		{"current only", &hubhooksv1.HubConfig{Secret: "whsec_a"}, []string{"whsec_a"}},
-		{"valid previous", &hubhooksv1.HubConfig{Secret: "whsec_a", PreviousSecrets: []*hubhooksv1.PreviousSecret{prev("whsec_b", time.Hour), prev("whsec_c", time.Minute)}}, []string{"whsec_a", "whsec_b", "whsec_c"}},
-		{"expired previous", &hubhooksv1.HubConfig{Secret: "whsec_a", PreviousSecrets: []*hubhooksv1.PreviousSecret{prev("whsec_b", -time.Second), prev("whsec_c", 0), prev("whsec_d", time.Second)}}, []string{"whsec_a", "whsec_d"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := configcache.SigningSecrets(tt.cfg, now)
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %v, want %v", got, tt.want)
-			}
-			for i := range got {
-				if got[i] != tt.want[i] {
-					t.Fatalf("got %v, want %v", got, tt.want)
-				}
-			}
-		})
-	}
-}
 
 func TestNewRejectsNilClient(t *testing.T) {
 	if _, err := configcache.New(nil, nil); err == nil {

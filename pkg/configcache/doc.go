@@ -15,8 +15,6 @@
 // enough, and asks GetHubConfig otherwise, e.g. for a delivery job created
 // under a newer config than the stream has brought yet.
 //
-// SigningSecrets lists the secrets a webhook is signed with.
-//
 //	cache, _ := configcache.New(hubhooksv1.NewConfigServiceClient(conn), log)
 //	go cache.Run(ctx)
 //	cache.OnChange(func(old, new *hubhooksv1.HubConfig) { ... })

@@ -27,11 +27,14 @@ const (
 	ConsumerDeliverer = "deliverer"
 	ConsumerLogger    = "logger"
 
-	subjectDeliveries = "hubhooks.deliveries."
-	subjectAttempts   = "hubhooks.attempts."
+	subjectDeliveries  = "hubhooks.deliveries."
+	subjectAttempts    = "hubhooks.attempts."
+	subjectDeadLetters = "hubhooks.dlq."
 
 	// SubjectDeadLetterEvents receives malformed domain events.
-	SubjectDeadLetterEvents = "hubhooks.dlq.events"
+	SubjectDeadLetterEvents = subjectDeadLetters + "events"
+	// SubjectDeadLetterJobs receives undecodable or invalid delivery jobs.
+	SubjectDeadLetterJobs = subjectDeadLetters + "jobs"
 )
 
 // Header names used on internal messages and dead letters.
@@ -189,8 +192,8 @@ func DeadLettersStreamConfig(o Options) jetstream.StreamConfig {
 	o = o.withDefaults()
 	return jetstream.StreamConfig{
 		Name:        StreamDeadLetters,
-		Description: "hubhooks dead letters: malformed domain events with the reason",
-		Subjects:    []string{"hubhooks.dlq.>"},
+		Description: "hubhooks dead letters: malformed domain events and delivery jobs, with the reason",
+		Subjects:    []string{subjectDeadLetters + ">"},
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      o.DeadLetterMaxAge,
 		Storage:     o.Storage,
@@ -446,19 +449,20 @@ func DecodeJob(data []byte) (*deliveryv1.DeliveryJob, error) {
 }
 
 // NewAttemptMsg encodes an attempt record with
-// Nats-Msg-Id = delivery_id + "." + attempt + "." + status.
+// Nats-Msg-Id = delivery_id + "." + attempt + "." + the status's API name.
 func NewAttemptMsg(rec *deliveryv1.AttemptRecorded) (*nats.Msg, error) {
 	data, err := EncodeAttempt(rec)
 	if err != nil {
 		return nil, err
 	}
 	job := rec.GetJob()
-	id := make([]byte, 0, len(job.GetDeliveryId())+len(rec.GetStatus())+13)
+	status := rec.GetStatus().APIName()
+	id := make([]byte, 0, len(job.GetDeliveryId())+len(status)+13)
 	id = append(id, job.GetDeliveryId()...)
 	id = append(id, '.')
 	id = strconv.AppendInt(id, int64(rec.GetAttempt()), 10)
 	id = append(id, '.')
-	id = append(id, rec.GetStatus()...)
+	id = append(id, status...)
 	return protoMsg(AttemptSubject(job.GetHubId()), ContentTypeProtobuf, string(id), data), nil
 }
 
@@ -675,24 +679,26 @@ func DecodeAttempt(data []byte) (*deliveryv1.AttemptRecorded, error) {
 	return rec, nil
 }
 
-// DeadLetterOf is NewDeadLetter for a message consumed from stream: it also
-// names the stream and the message's sequence there, and when the sequence is
-// known takes Nats-Msg-Id = idPrefix + sequence, so a message dead-lettered
-// again (redelivered before its ack) is stored once.
-func DeadLetterOf(subject string, msg jetstream.Msg, stream, reason, idPrefix string) *nats.Msg {
-	dl := NewDeadLetter(subject, &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}, reason)
+// DeadLetterOf wraps msg, consumed from stream and impossible to process,
+// for the dead-letter stream on subject (SubjectDeadLetterEvents or
+// SubjectDeadLetterJobs), with the reason. The original body and headers are
+// kept; the stream and, when known, the message's sequence there are added,
+// and the sequence makes Nats-Msg-Id = stream + "." + sequence, so a message
+// dead-lettered again (redelivered before its ack) is stored once.
+func DeadLetterOf(subject string, msg jetstream.Msg, stream, reason string) *nats.Msg {
+	dl := newDeadLetter(subject, &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}, reason)
 	dl.Header.Set(HeaderOriginalStream, stream)
 	if md, err := msg.Metadata(); err == nil {
 		seq := strconv.FormatUint(md.Sequence.Stream, 10)
 		dl.Header.Set(HeaderOriginalSeq, seq)
-		dl.Header.Set(jetstream.MsgIDHeader, idPrefix+seq)
+		dl.Header.Set(jetstream.MsgIDHeader, stream+"."+seq)
 	}
 	return dl
 }
 
-// NewDeadLetter wraps a message that cannot be processed, with the reason, for
-// the dead-letter stream. The original body and headers are kept.
-func NewDeadLetter(subject string, orig *nats.Msg, reason string) *nats.Msg {
+// newDeadLetter is orig on subject, without its Nats-Msg-Id, with the reason
+// and its original subject in headers.
+func newDeadLetter(subject string, orig *nats.Msg, reason string) *nats.Msg {
 	m := nats.NewMsg(subject)
 	for k, vs := range orig.Header {
 		if k == jetstream.MsgIDHeader {

@@ -29,7 +29,7 @@ func testJob() *deliveryv1.DeliveryJob {
 
 func testRecord() *deliveryv1.AttemptRecorded {
 	return &deliveryv1.AttemptRecorded{
-		Job: testJob(), Attempt: 3, Status: "retrying",
+		Job: testJob(), Attempt: 3, Status: hubhooksv1.StatusRetrying,
 		Request: &hubhooksv1.HttpRequest{Url: "https://example.com/hook", Method: "POST", Headers: map[string]string{
 			"Content-Type": "application/json", "webhook-id": "msg_abc", "x-rapidapi-webhook-secret": "whsec_********",
 		}},

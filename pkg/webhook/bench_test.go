@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
 func benchEvent() *Event {
@@ -119,6 +123,21 @@ func BenchmarkClientSend(b *testing.B) {
 	for b.Loop() {
 		if res := c.Send(context.Background(), req); !res.Succeeded() {
 			b.Fatalf("send: %v %d", res.Err, res.StatusCode)
+		}
+	}
+}
+
+// BenchmarkSigningSecrets: the secrets of one delivery (current and one
+// previous in its grace period).
+func BenchmarkSigningSecrets(b *testing.B) {
+	now := time.Now()
+	cfg := &hubhooksv1.HubConfig{Secret: "whsec_current", PreviousSecrets: []*hubhooksv1.PreviousSecret{
+		{Secret: "whsec_previous", ExpiresAt: timestamppb.New(now.Add(time.Hour))},
+	}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(SigningSecrets(cfg, now)) != 2 {
+			b.Fatal("want two secrets")
 		}
 	}
 }

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
 type received struct {
@@ -384,5 +386,36 @@ func TestClientOmitRecordedBody(t *testing.T) {
 	})
 	if !res.Succeeded() || string(got) != `{"a":1}` || res.Request.GetBody() != "" {
 		t.Fatalf("status %d, sent %q, recorded body %q", res.StatusCode, got, res.Request.GetBody())
+	}
+}
+
+func TestSigningSecrets(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	prev := func(s string, d time.Duration) *hubhooksv1.PreviousSecret {
+		return &hubhooksv1.PreviousSecret{Secret: s, ExpiresAt: timestamppb.New(now.Add(d))}
+	}
+	tests := []struct {
+		name string
+		cfg  *hubhooksv1.HubConfig
+		want []string
+	}{
+		{"nil config", nil, nil},
+		{"no secret", &hubhooksv1.HubConfig{HubId: "h"}, nil},
+		{"current only", &hubhooksv1.HubConfig{Secret: "whsec_a"}, []string{"whsec_a"}},
+		{"valid previous", &hubhooksv1.HubConfig{Secret: "whsec_a", PreviousSecrets: []*hubhooksv1.PreviousSecret{prev("whsec_b", time.Hour), prev("whsec_c", time.Minute)}}, []string{"whsec_a", "whsec_b", "whsec_c"}},
+		{"expired previous", &hubhooksv1.HubConfig{Secret: "whsec_a", PreviousSecrets: []*hubhooksv1.PreviousSecret{prev("whsec_b", -time.Second), prev("whsec_c", 0), prev("whsec_d", time.Second)}}, []string{"whsec_a", "whsec_d"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := webhook.SigningSecrets(tt.cfg, now)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("got %v, want %v", got, tt.want)
+				}
+			}
+		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
 // Header names of the webhook HTTP contract.
@@ -53,6 +55,23 @@ func ParseSecret(secret string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: key shorter than 16 bytes", ErrInvalidSecret)
 	}
 	return key, nil
+}
+
+// SigningSecrets returns the secrets a webhook of cfg is signed with at now
+// (Request.Secrets): the current secret first, then the previous secrets
+// whose grace period has not ended. It returns nil when the hub has no
+// secret.
+func SigningSecrets(cfg *hubhooksv1.HubConfig, now time.Time) []string {
+	if cfg.GetSecret() == "" {
+		return nil
+	}
+	out := []string{cfg.GetSecret()}
+	for _, p := range cfg.GetPreviousSecrets() {
+		if p.GetSecret() != "" && p.GetExpiresAt().AsTime().After(now) {
+			out = append(out, p.GetSecret())
+		}
+	}
+	return out
 }
 
 // Sign returns "v1,<base64 HMAC-SHA256 of id.timestamp.body>" keyed with secret.

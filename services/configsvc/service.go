@@ -138,8 +138,9 @@ func New(cfg Config, rdb *redis.Client, js jetstream.JetStream, guard URLChecker
 	for _, k := range []string{KindEventsEnabled, KindURLAdded, KindURLRemoved, KindSecretGenerated} {
 		s.changes.WithLabelValues(k)
 	}
-	s.testEvents.WithLabelValues("succeeded")
-	s.testEvents.WithLabelValues("failed")
+	for _, st := range []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded, hubhooksv1.StatusFailed} {
+		s.testEvents.WithLabelValues(st.APIName())
+	}
 	s.broker = newBroker(gauge, dropped)
 	for _, t := range s.rules.EventTypes().GetWebhookEventTypes() {
 		s.types[t] = true

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
-	"github.com/hubhooks/hubhooks/pkg/configcache"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/configsvc"
 )
@@ -332,13 +332,13 @@ func TestGenerateSecretRotation(t *testing.T) {
 		!r1.GetPreviousSecretExpiresAt().AsTime().Equal(wantExp) {
 		t.Fatalf("rotation: %v", r1)
 	}
-	if got := configcache.SigningSecrets(r1.GetHubConfig(), e.clock.Now()); len(got) != 2 || got[0] != r1.GetSecret() || got[1] != first {
+	if got := webhook.SigningSecrets(r1.GetHubConfig(), e.clock.Now()); len(got) != 2 || got[0] != r1.GetSecret() || got[1] != first {
 		t.Fatalf("SigningSecrets = %v", got)
 	}
 
 	// Past the grace period, the next write drops the expired secret.
 	e.clock.Advance(time.Hour + time.Second)
-	if got := configcache.SigningSecrets(r1.GetHubConfig(), e.clock.Now()); len(got) != 1 {
+	if got := webhook.SigningSecrets(r1.GetHubConfig(), e.clock.Now()); len(got) != 1 {
 		t.Fatalf("SigningSecrets after expiry = %v", got)
 	}
 	cfg, err := s.client.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: "rot", Enabled: true})

@@ -8,17 +8,10 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/hubhooks/hubhooks/pkg/configcache"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
-)
-
-// Delivery statuses a test event can end in.
-const (
-	statusSucceeded = "succeeded"
-	statusFailed    = "failed"
 )
 
 // sendTestEvent is SendTestEvent: validate, POST a signed sample event
@@ -95,7 +88,7 @@ func (s *Service) sendTestEvent(ctx context.Context, req *hubhooksv1.SendTestEve
 		URL:       target.GetUrl(),
 		WebhookID: evt.ID,
 		Body:      body,
-		Secrets:   configcache.SigningSecrets(cfg, now),
+		Secrets:   webhook.SigningSecrets(cfg, now),
 	})
 	httpReq, httpResp := res.Request, res.Response
 	if httpReq == nil {
@@ -107,11 +100,11 @@ func (s *Service) sendTestEvent(ctx context.Context, req *hubhooksv1.SendTestEve
 	if res.Err != nil && httpResp.Error == "" {
 		httpResp.Error = res.Err.Error()
 	}
-	st := statusFailed
+	st := hubhooksv1.StatusFailed // a test event is never retried
 	if res.Succeeded() {
-		st = statusSucceeded
+		st = hubhooksv1.StatusSucceeded
 	}
-	s.testEvents.WithLabelValues(st).Inc()
+	s.testEvents.WithLabelValues(st.APIName()).Inc()
 
 	job := &deliveryv1.DeliveryJob{
 		DeliveryId:      webhook.RandomID("dlv_"),
@@ -143,7 +136,7 @@ func (s *Service) sendTestEvent(ctx context.Context, req *hubhooksv1.SendTestEve
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 		return nil, fmt.Errorf("%w: the test event was sent (%s) but could not be recorded in the event log: %v", ErrUnavailable, describeResult(res), err)
 	}
-	s.log.Info("test event sent", "hub_id", hub, "event_type", typ, "url_id", target.GetId(), "status", st, "delivery_id", job.DeliveryId)
+	s.log.Info("test event sent", "hub_id", hub, "event_type", typ, "url_id", target.GetId(), "status", st.APIName(), "delivery_id", job.DeliveryId)
 	return &hubhooksv1.SendTestEventResponse{Request: httpReq, Response: httpResp, EventLogId: job.DeliveryId}, nil
 }
 

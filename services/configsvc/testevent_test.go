@@ -145,7 +145,7 @@ func TestSendTestEvent(t *testing.T) {
 
 	rec := nextAttempt(t, ctx, cons)
 	job := rec.GetJob()
-	if !job.GetTest() || rec.GetStatus() != "succeeded" || rec.GetAttempt() != 1 || job.GetAttempt() != 1 ||
+	if !job.GetTest() || rec.GetStatus() != hubhooksv1.StatusSucceeded || rec.GetAttempt() != 1 || job.GetAttempt() != 1 ||
 		job.GetDeliveryId() != resp.GetEventLogId() || job.GetWebhookEventId() != evt.ID || job.GetHubId() != "th" ||
 		job.GetUrlId() != urlID || job.GetUrl() != hookURL || job.GetEventType() != "BILLINGPLAN.CREATED" ||
 		string(job.GetBody()) != string(got.body) || rec.GetResponse().GetStatusCode() != 200 || rec.GetStartedAt() == nil {
@@ -165,7 +165,7 @@ func TestSendTestEvent(t *testing.T) {
 		t.Fatalf("custom body: data %s, %v", evt.Data, err)
 	}
 	rec = nextAttempt(t, ctx, cons)
-	if rec.GetStatus() != "failed" || !rec.GetJob().GetTest() || rec.GetJob().GetDeliveryId() != resp.GetEventLogId() {
+	if rec.GetStatus() != hubhooksv1.StatusFailed || !rec.GetJob().GetTest() || rec.GetJob().GetDeliveryId() != resp.GetEventLogId() {
 		t.Fatalf("attempt record = %v", rec)
 	}
 	if v := counter(t, s, "hubhooks_configsvc_test_events_total", "failed"); v != 1 {

@@ -10,20 +10,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/hubhooks/hubhooks/pkg/configcache"
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
-)
-
-// Delivery statuses recorded in AttemptRecorded.status.
-const (
-	StatusSucceeded = "succeeded"
-	StatusRetrying  = "retrying"
-	StatusFailed    = "failed"
-	StatusDead      = "dead"
-	StatusCancelled = "cancelled"
 )
 
 // handleJob makes one attempt of job and records it. Order on every path:
@@ -65,7 +55,7 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, key string
 			return
 		}
 		s.metrics.cancelled.Inc()
-		s.metrics.attempts.WithLabelValues(StatusCancelled).Inc()
+		s.metrics.attempts.WithLabelValues(hubhooksv1.StatusCancelled.APIName()).Inc()
 		s.ack(msg, job)
 		return
 	}
@@ -83,7 +73,7 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, key string
 		}
 	}
 	park.begin()
-	res := s.attempt(job, key, configcache.SigningSecrets(cfg, started), failFast)
+	res := s.attempt(job, key, webhook.SigningSecrets(cfg, started), failFast)
 	release()
 	parked := park.end()
 	if parked != "" {
@@ -105,7 +95,7 @@ func (s *Service) handleJob(msg settler, job *deliveryv1.DeliveryJob, key string
 		Response:  res.Response,
 		StartedAt: timestamppb.New(started),
 	}
-	if status == StatusRetrying {
+	if status == hubhooksv1.StatusRetrying {
 		rec.NextAttemptAt = timestamppb.New(next)
 		nextJob := proto.Clone(job).(*deliveryv1.DeliveryJob)
 		nextJob.Attempt = job.GetAttempt() + 1
@@ -151,7 +141,7 @@ func (s *Service) recordAttempt(msg settler, job *deliveryv1.DeliveryJob, rec *d
 		_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
 		return
 	}
-	if parked != "" && status != StatusRetrying {
+	if parked != "" && status != hubhooksv1.StatusRetrying {
 		// Final: the parked entry must not bring the attempt back. (A
 		// retry replaced it already.) Should this fail, the attempt is made
 		// again later: a duplicate, never a loss.
@@ -162,12 +152,12 @@ func (s *Service) recordAttempt(msg settler, job *deliveryv1.DeliveryJob, rec *d
 		}
 		cancel()
 	}
-	s.metrics.attempts.WithLabelValues(status).Inc()
-	if status == StatusDead {
+	s.metrics.attempts.WithLabelValues(status.APIName()).Inc()
+	if status == hubhooksv1.StatusDead {
 		s.metrics.dead.Inc()
 	}
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.jobLog(job).Debug("attempt recorded", "status", status, "http_status", res.StatusCode, "duration", res.Duration)
+		s.jobLog(job).Debug("attempt recorded", "status", status.APIName(), "http_status", res.StatusCode, "duration", res.Duration)
 	}
 	s.ack(msg, job)
 }
@@ -254,14 +244,14 @@ func (s *Service) attempt(job *deliveryv1.DeliveryJob, key string, secrets []str
 
 // outcome decides the delivery's status after an attempt and, for
 // "retrying", when the next attempt is due.
-func (s *Service) outcome(job *deliveryv1.DeliveryJob, res webhook.Result, now time.Time) (string, time.Time) {
+func (s *Service) outcome(job *deliveryv1.DeliveryJob, res webhook.Result, now time.Time) (hubhooksv1.DeliveryStatus, time.Time) {
 	attempt := int(job.GetAttempt())
 	switch {
 	case res.Succeeded():
-		return StatusSucceeded, time.Time{}
+		return hubhooksv1.StatusSucceeded, time.Time{}
 	case job.GetTest(), res.Gone(),
 		errors.Is(res.Err, urlguard.ErrBlocked), errors.Is(res.Err, urlguard.ErrInvalidURL):
-		return StatusFailed, time.Time{}
+		return hubhooksv1.StatusFailed, time.Time{}
 	case attempt < len(s.cfg.Schedule):
 		delay := jitter(s.cfg.Schedule[attempt], s.cfg.Jitter)
 		if (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable) && res.RetryAfter > 0 {
@@ -276,9 +266,9 @@ func (s *Service) outcome(job *deliveryv1.DeliveryJob, res webhook.Result, now t
 			cooldown := s.cfg.BreakerCooldown
 			delay = max(delay, jitter(cooldown, s.cfg.Jitter)+time.Duration(float64(cooldown)*s.cfg.Jitter))
 		}
-		return StatusRetrying, now.Add(delay)
+		return hubhooksv1.StatusRetrying, now.Add(delay)
 	default:
-		return StatusDead, time.Time{}
+		return hubhooksv1.StatusDead, time.Time{}
 	}
 }
 
@@ -290,7 +280,7 @@ func cancelRecord(job *deliveryv1.DeliveryJob, reason string, now time.Time) *de
 	return &deliveryv1.AttemptRecorded{
 		Job:       job,
 		Attempt:   attempt,
-		Status:    StatusCancelled,
+		Status:    hubhooksv1.StatusCancelled,
 		Request:   &hubhooksv1.HttpRequest{Url: job.GetUrl(), Method: http.MethodPost},
 		Response:  &hubhooksv1.HttpResponse{Error: "cancelled: " + reason},
 		StartedAt: timestamppb.New(now),

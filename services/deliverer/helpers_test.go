@@ -339,8 +339,8 @@ func (r *recorder) of(deliveryID string) []*deliveryv1.AttemptRecorded {
 	return out
 }
 
-func (r *recorder) statuses(deliveryID string) []string {
-	var out []string
+func (r *recorder) statuses(deliveryID string) []hubhooksv1.DeliveryStatus {
+	var out []hubhooksv1.DeliveryStatus
 	for _, rec := range r.of(deliveryID) {
 		out = append(out, rec.GetStatus())
 	}
@@ -351,7 +351,7 @@ func (r *recorder) statuses(deliveryID string) []string {
 func (r *recorder) final(deliveryID string) bool {
 	for _, rec := range r.of(deliveryID) {
 		switch rec.GetStatus() {
-		case StatusSucceeded, StatusFailed, StatusDead, StatusCancelled:
+		case hubhooksv1.StatusSucceeded, hubhooksv1.StatusFailed, hubhooksv1.StatusDead, hubhooksv1.StatusCancelled:
 			return true
 		}
 	}

@@ -51,7 +51,7 @@ func TestRecordBatcher(t *testing.T) {
 			for i := range per {
 				rec := &deliveryv1.AttemptRecorded{
 					Job:     &deliveryv1.DeliveryJob{DeliveryId: fmt.Sprintf("dlv_%d_%d", w, i), HubId: fmt.Sprintf("hub-%d", w%3)},
-					Attempt: 1, Status: StatusSucceeded,
+					Attempt: 1, Status: hubhooksv1.StatusSucceeded,
 				}
 				if err := s.publishRecord(rec); err != nil {
 					t.Error(err)

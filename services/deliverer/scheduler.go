@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
 // schedulerLoop republishes due retries as jobs and publishes the
@@ -95,7 +96,7 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 			return
 		}
 		s.metrics.cancelled.Inc()
-		s.metrics.attempts.WithLabelValues(StatusCancelled).Inc()
+		s.metrics.attempts.WithLabelValues(hubhooksv1.StatusCancelled.APIName()).Inc()
 		return
 	}
 	if job.GetDeferrals() > 0 && s.cfg.Recorded != nil {

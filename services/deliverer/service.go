@@ -33,9 +33,6 @@ import (
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
-// SubjectDeadLetterJobs receives undecodable delivery jobs.
-const SubjectDeadLetterJobs = "hubhooks.dlq.jobs"
-
 // Errors.
 var (
 	// ErrNotReady: a dependency of the deliverer is not ready.
@@ -553,7 +550,7 @@ func validJob(job *deliveryv1.DeliveryJob) error {
 func (s *Service) poison(msg jetstream.Msg, reason error) {
 	s.metrics.poison.Inc()
 	s.log.Error("undecodable delivery job moved to the dead-letter stream", "subject", msg.Subject(), "err", reason)
-	dl := eventbus.DeadLetterOf(SubjectDeadLetterJobs, msg, eventbus.StreamDeliveries, reason.Error(), "dlq."+eventbus.StreamDeliveries+".")
+	dl := eventbus.DeadLetterOf(eventbus.SubjectDeadLetterJobs, msg, eventbus.StreamDeliveries, reason.Error())
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
 	defer cancel()
 	if _, err := s.js.PublishMsg(ctx, dl); err != nil {

@@ -41,12 +41,12 @@ func TestOutcomes(t *testing.T) {
 		schedule  []time.Duration
 		sender    []webhook.ClientOption
 		test      bool
-		want      []string
+		want      []hubhooksv1.DeliveryStatus
 		wantPosts int
 	}{
 		{
 			name: "2xx succeeds", respond: status(200), schedule: []time.Duration{0, 50 * ms},
-			want: []string{StatusSucceeded}, wantPosts: 1,
+			want: []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded}, wantPosts: 1,
 		},
 		{
 			name: "flaky endpoint succeeds on attempt N+1",
@@ -56,34 +56,34 @@ func TestOutcomes(t *testing.T) {
 				}
 			},
 			schedule:  []time.Duration{0, 50 * ms, 100 * ms, 150 * ms},
-			want:      []string{StatusRetrying, StatusRetrying, StatusRetrying, StatusSucceeded},
+			want:      []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusRetrying, hubhooksv1.StatusRetrying, hubhooksv1.StatusSucceeded},
 			wantPosts: 4,
 		},
 		{
 			name: "always 500 ends dead after len(schedule) attempts", respond: status(500),
 			schedule:  []time.Duration{0, 50 * ms, 100 * ms, 150 * ms},
-			want:      []string{StatusRetrying, StatusRetrying, StatusRetrying, StatusDead},
+			want:      []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusRetrying, hubhooksv1.StatusRetrying, hubhooksv1.StatusDead},
 			wantPosts: 4,
 		},
 		{
 			name: "410 Gone stops after one attempt", respond: status(410),
-			schedule: []time.Duration{0, 50 * ms, 100 * ms}, want: []string{StatusFailed}, wantPosts: 1,
+			schedule: []time.Duration{0, 50 * ms, 100 * ms}, want: []hubhooksv1.DeliveryStatus{hubhooksv1.StatusFailed}, wantPosts: 1,
 		},
 		{
 			name: "3xx is a failure and is not followed",
 			respond: func(_ int, w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, "https://example.invalid/elsewhere", http.StatusMovedPermanently)
 			},
-			schedule: []time.Duration{0, 50 * ms}, want: []string{StatusRetrying, StatusDead}, wantPosts: 2,
+			schedule: []time.Duration{0, 50 * ms}, want: []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusDead}, wantPosts: 2,
 		},
 		{
 			name: "URL refused by the guard fails without retry", respond: status(200),
 			schedule: []time.Duration{0, 50 * ms}, sender: []webhook.ClientOption{webhook.WithGuard(guard)},
-			want: []string{StatusFailed}, wantPosts: 0,
+			want: []hubhooksv1.DeliveryStatus{hubhooksv1.StatusFailed}, wantPosts: 0,
 		},
 		{
 			name: "failed test job is not retried", respond: status(500), test: true,
-			schedule: []time.Duration{0, 50 * ms}, want: []string{StatusFailed}, wantPosts: 1,
+			schedule: []time.Duration{0, 50 * ms}, want: []hubhooksv1.DeliveryStatus{hubhooksv1.StatusFailed}, wantPosts: 1,
 		},
 	}
 	for _, tt := range tests {
@@ -111,7 +111,7 @@ func TestOutcomes(t *testing.T) {
 				if rec.GetAttempt() != int32(i+1) {
 					t.Errorf("record %d has attempt %d", i, rec.GetAttempt())
 				}
-				if rec.GetStatus() == StatusRetrying && rec.GetNextAttemptAt() == nil {
+				if rec.GetStatus() == hubhooksv1.StatusRetrying && rec.GetNextAttemptAt() == nil {
 					t.Errorf("retrying record %d without next_attempt_at", i)
 				}
 				if rec.GetRequest().GetHeaders()[webhook.HeaderSecret] != webhook.MaskSecret {
@@ -159,7 +159,7 @@ func TestRetryAfterHonouredWithinBounds(t *testing.T) {
 	job := e.publishJob(t, cfg, u, 1, false)
 	testkit.Eventually(t, 10*time.Second, "success", func() bool { return e.records.final(job.GetDeliveryId()) })
 	recs := e.records.of(job.GetDeliveryId())
-	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusRetrying, StatusSucceeded}) {
+	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusSucceeded}) {
 		t.Fatalf("statuses %v", got)
 	}
 	first := recs[0]
@@ -195,7 +195,7 @@ func TestCancelPendingRetries(t *testing.T) {
 			e.start(t, baseConfig(e.prefix, 0, 30*time.Second, 30*time.Second), newSender(t))
 			job := e.publishJob(t, cfg, ua, 1, false)
 			testkit.Eventually(t, 10*time.Second, "first attempt recorded", func() bool {
-				return slices.Equal(e.records.statuses(job.GetDeliveryId()), []string{StatusRetrying})
+				return slices.Equal(e.records.statuses(job.GetDeliveryId()), []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying})
 			})
 			testkit.Eventually(t, 5*time.Second, "retry stored", func() bool {
 				n, _ := e.newStore().pending(context.Background())
@@ -207,7 +207,7 @@ func TestCancelPendingRetries(t *testing.T) {
 			testkit.Eventually(t, 10*time.Second, "cancelled record", func() bool { return e.records.final(job.GetDeliveryId()) })
 			recs := e.records.of(job.GetDeliveryId())
 			last := recs[len(recs)-1]
-			if last.GetStatus() != StatusCancelled || last.GetAttempt() != 2 {
+			if last.GetStatus() != hubhooksv1.StatusCancelled || last.GetAttempt() != 2 {
 				t.Fatalf("last record %s attempt %d, want cancelled attempt 2", last.GetStatus(), last.GetAttempt())
 			}
 			// Nothing left anywhere that could POST again.
@@ -238,7 +238,7 @@ func TestJobForRemovedURLIsCancelled(t *testing.T) {
 	e.start(t, baseConfig(e.prefix, 0, 10*ms), newSender(t))
 	job := e.publishJob(t, cfg, ua, 1, false)
 	testkit.Eventually(t, 10*time.Second, "terminal record", func() bool { return e.records.final(job.GetDeliveryId()) })
-	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusCancelled}) {
+	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusCancelled}) {
 		t.Fatalf("statuses %v", got)
 	}
 	if h.count() != 0 {
@@ -264,7 +264,7 @@ func TestFetchWaitsForConfigSnapshot(t *testing.T) {
 	}
 	close(e.configs.ready)
 	testkit.Eventually(t, 10*time.Second, "delivered once the snapshot is there", func() bool { return e.records.final(job.GetDeliveryId()) })
-	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusSucceeded}) || h.count() != 1 {
+	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded}) || h.count() != 1 {
 		t.Fatalf("statuses %v, POSTs %d", got, h.count())
 	}
 	if n := e.configs.fetches.Load(); n != 0 {
@@ -289,7 +289,7 @@ func TestRestartResumesPendingRetries(t *testing.T) {
 	_, stop := e.start(t, c, newSender(t))
 	job := e.publishJob(t, cfg, u, 1, false)
 	testkit.Eventually(t, 10*time.Second, "retrying", func() bool {
-		return slices.Equal(e.records.statuses(job.GetDeliveryId()), []string{StatusRetrying})
+		return slices.Equal(e.records.statuses(job.GetDeliveryId()), []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying})
 	})
 	stop()
 	if n, err := e.newStore().pending(context.Background()); err != nil || n != 1 {
@@ -301,7 +301,7 @@ func TestRestartResumesPendingRetries(t *testing.T) {
 
 	e.start(t, c, newSender(t))
 	testkit.Eventually(t, 10*time.Second, "success after restart", func() bool { return e.records.final(job.GetDeliveryId()) })
-	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusRetrying, StatusSucceeded}) {
+	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusSucceeded}) {
 		t.Fatalf("statuses %v", got)
 	}
 	if h.count() != 2 {
@@ -336,7 +336,7 @@ func TestStuckEndpointFailsFast(t *testing.T) {
 	job := e.publishJob(t, cfg, u, 99, false)
 	testkit.Eventually(t, 10*time.Second, "the stuck URL's next job recorded", func() bool { return len(e.records.of(job.GetDeliveryId())) == 1 })
 	rec := e.records.of(job.GetDeliveryId())[0]
-	if rec.GetStatus() != StatusRetrying || rec.GetResponse().GetError() != ErrEndpointStuck.Error() {
+	if rec.GetStatus() != hubhooksv1.StatusRetrying || rec.GetResponse().GetError() != ErrEndpointStuck.Error() {
 		t.Fatalf("record: status %q error %q, want retrying with %q", rec.GetStatus(), rec.GetResponse().GetError(), ErrEndpointStuck)
 	}
 	if hang.count() != 2 {
@@ -384,7 +384,7 @@ func TestHangingEndpointDoesNotDelayHealthyOne(t *testing.T) {
 	}
 	testkit.Eventually(t, 20*time.Second, "every healthy delivery succeeded", func() bool {
 		for _, id := range ok {
-			if !slices.Equal(e.records.statuses(id), []string{StatusSucceeded}) {
+			if !slices.Equal(e.records.statuses(id), []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded}) {
 				return false
 			}
 		}
@@ -464,7 +464,7 @@ func TestBreakerOpensAndFailsFast(t *testing.T) {
 	job := e.publishJob(t, cfg, u, 1, false)
 	testkit.Eventually(t, 10*time.Second, "dead", func() bool { return e.records.final(job.GetDeliveryId()) })
 	recs := e.records.of(job.GetDeliveryId())
-	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []string{StatusRetrying, StatusRetrying, StatusRetrying, StatusDead}) {
+	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusRetrying, hubhooksv1.StatusRetrying, hubhooksv1.StatusDead}) {
 		t.Fatalf("statuses %v", got)
 	}
 	for _, rec := range recs[:2] {
@@ -558,20 +558,20 @@ func TestOutcomeDelays(t *testing.T) {
 		name     string
 		attempt  int32
 		res      webhook.Result
-		want     string
+		want     hubhooksv1.DeliveryStatus
 		min, max time.Duration
 	}{
-		{"first failure uses schedule[1] with jitter", 1, webhook.Result{StatusCode: 500}, StatusRetrying, 48 * time.Second, 72 * time.Second},
-		{"429 Retry-After longer than the schedule", 1, webhook.Result{StatusCode: 429, RetryAfter: 10 * time.Minute}, StatusRetrying, 10 * time.Minute, 10 * time.Minute},
-		{"503 Retry-After capped", 1, webhook.Result{StatusCode: 503, RetryAfter: 100 * time.Hour}, StatusRetrying, 2 * time.Hour, 2 * time.Hour},
-		{"Retry-After shorter than the schedule", 2, webhook.Result{StatusCode: 503, RetryAfter: time.Second}, StatusRetrying, 48 * time.Minute, 72 * time.Minute},
-		{"Retry-After ignored on 500", 1, webhook.Result{StatusCode: 500, RetryAfter: 10 * time.Hour}, StatusRetrying, 48 * time.Second, 72 * time.Second},
-		{"last attempt dead", 3, webhook.Result{StatusCode: 500}, StatusDead, 0, 0},
-		{"beyond the schedule dead", 9, webhook.Result{StatusCode: 500}, StatusDead, 0, 0},
-		{"2xx", 3, webhook.Result{StatusCode: 201}, StatusSucceeded, 0, 0},
-		{"410", 1, webhook.Result{StatusCode: 410}, StatusFailed, 0, 0},
-		{"guard", 1, webhook.Result{Err: fmt.Errorf("dial: %w", urlguard.ErrBlocked)}, StatusFailed, 0, 0},
-		{"circuit open retried", 1, webhook.Result{Err: ErrCircuitOpen}, StatusRetrying, 48 * time.Second, 72 * time.Second},
+		{"first failure uses schedule[1] with jitter", 1, webhook.Result{StatusCode: 500}, hubhooksv1.StatusRetrying, 48 * time.Second, 72 * time.Second},
+		{"429 Retry-After longer than the schedule", 1, webhook.Result{StatusCode: 429, RetryAfter: 10 * time.Minute}, hubhooksv1.StatusRetrying, 10 * time.Minute, 10 * time.Minute},
+		{"503 Retry-After capped", 1, webhook.Result{StatusCode: 503, RetryAfter: 100 * time.Hour}, hubhooksv1.StatusRetrying, 2 * time.Hour, 2 * time.Hour},
+		{"Retry-After shorter than the schedule", 2, webhook.Result{StatusCode: 503, RetryAfter: time.Second}, hubhooksv1.StatusRetrying, 48 * time.Minute, 72 * time.Minute},
+		{"Retry-After ignored on 500", 1, webhook.Result{StatusCode: 500, RetryAfter: 10 * time.Hour}, hubhooksv1.StatusRetrying, 48 * time.Second, 72 * time.Second},
+		{"last attempt dead", 3, webhook.Result{StatusCode: 500}, hubhooksv1.StatusDead, 0, 0},
+		{"beyond the schedule dead", 9, webhook.Result{StatusCode: 500}, hubhooksv1.StatusDead, 0, 0},
+		{"2xx", 3, webhook.Result{StatusCode: 201}, hubhooksv1.StatusSucceeded, 0, 0},
+		{"410", 1, webhook.Result{StatusCode: 410}, hubhooksv1.StatusFailed, 0, 0},
+		{"guard", 1, webhook.Result{Err: fmt.Errorf("dial: %w", urlguard.ErrBlocked)}, hubhooksv1.StatusFailed, 0, 0},
+		{"circuit open retried", 1, webhook.Result{Err: ErrCircuitOpen}, hubhooksv1.StatusRetrying, 48 * time.Second, 72 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -579,7 +579,7 @@ func TestOutcomeDelays(t *testing.T) {
 			if got != tt.want {
 				t.Fatalf("status %s, want %s", got, tt.want)
 			}
-			if got != StatusRetrying {
+			if got != hubhooksv1.StatusRetrying {
 				return
 			}
 			if d := next.Sub(now); d < tt.min || d > tt.max {
@@ -594,9 +594,9 @@ func TestShutdownFinishesInFlightPOSTs(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		release    bool // the endpoint answers during the shutdown
-		wantStatus []string
+		wantStatus []hubhooksv1.DeliveryStatus
 	}{
-		{"in-flight POST finishes, is recorded and acked", true, []string{StatusSucceeded}},
+		{"in-flight POST finishes, is recorded and acked", true, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded}},
 		{"shutdown timeout abandons the POST unrecorded", false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -724,12 +724,12 @@ func TestFanoutDeliversEachTargetOnce(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "consumer drained", func() bool { return e.consumerDrained(t) })
 	for _, j := range jobs {
 		got := e.records.statuses(j.GetDeliveryId())
-		if got[len(got)-1] != StatusSucceeded {
+		if got[len(got)-1] != hubhooksv1.StatusSucceeded {
 			t.Errorf("%s (%s): statuses %v", j.GetDeliveryId(), j.GetUrlId(), got)
 		}
 	}
-	if got := e.records.statuses(jobs[2].GetDeliveryId()); !slices.Equal(got, []string{StatusRetrying, StatusSucceeded}) &&
-		!slices.Equal(got, []string{StatusSucceeded}) {
+	if got := e.records.statuses(jobs[2].GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusSucceeded}) &&
+		!slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded}) {
 		t.Errorf("flaky target statuses %v", got)
 	}
 	// 5 events to each URL, plus one retry at the flaky URL: no target
@@ -797,7 +797,7 @@ func TestLongAttemptsLeaveTheStream(t *testing.T) {
 	unblock()
 	testkit.Eventually(t, 20*time.Second, "every delivery succeeded", func() bool {
 		for _, id := range ids {
-			if !slices.Equal(e.records.statuses(id), []string{StatusSucceeded}) {
+			if !slices.Equal(e.records.statuses(id), []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded}) {
 				return false
 			}
 		}
@@ -846,7 +846,7 @@ func TestParkedAttemptSurvivesItsDeliverer(t *testing.T) {
 	hang.Delete("on")
 	e.start(t, c, newSender(t))
 	testkit.Eventually(t, 15*time.Second, "the attempt made again and recorded", func() bool {
-		return slices.Equal(e.records.statuses(id), []string{StatusSucceeded})
+		return slices.Equal(e.records.statuses(id), []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded})
 	})
 	if n := h.count(); n != 2 {
 		t.Fatalf("%d POSTs, want 2 (the abandoned one and the new one)", n)

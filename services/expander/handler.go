@@ -106,8 +106,8 @@ func (s *Service) handleSafely(ctx context.Context, msg jetstream.Msg) (err erro
 // deadLetter copies msg to the dead-letter stream with the reason and acks it
 // once the copy is stored; if storing fails the message is retried later.
 func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, perm *permanentError) {
-	// A redelivered bad event is dead-lettered once (id "events.<seq>").
-	dl := eventbus.DeadLetterOf(eventbus.SubjectDeadLetterEvents, msg, eventbus.StreamEvents, perm.Error(), "events.")
+	// A redelivered bad event is dead-lettered once (its id is its sequence).
+	dl := eventbus.DeadLetterOf(eventbus.SubjectDeadLetterEvents, msg, eventbus.StreamEvents, perm.Error())
 	if _, err := s.js.PublishMsg(ctx, dl); err != nil {
 		s.m.retried.Inc()
 		s.cfg.Log.Warn("expander: dead letter not stored; will retry", "subject", msg.Subject(), "reason", perm.kind, "err", err)

@@ -114,7 +114,7 @@ func newJob(hub, id string, created time.Time) *deliveryv1.DeliveryJob {
 	}
 }
 
-func record(job *deliveryv1.DeliveryJob, attempt int32, st string, code int32) *deliveryv1.AttemptRecorded {
+func record(job *deliveryv1.DeliveryJob, attempt int32, st hubhooksv1.DeliveryStatus, code int32) *deliveryv1.AttemptRecorded {
 	return &deliveryv1.AttemptRecorded{
 		Job:     job,
 		Attempt: attempt,
@@ -178,9 +178,9 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64
 func TestConsumerStoresShuffledDuplicatedRecordsBeforeAck(t *testing.T) {
 	e := start(t, logger.Config{BatchSize: 2})
 	job := newJob("hub1", "dlv_c1", time.Now().Add(-time.Minute))
-	r1 := record(job, 1, logstore.StatusRetrying, 500)
-	r2 := record(job, 2, logstore.StatusRetrying, 502)
-	r3 := record(job, 3, logstore.StatusSucceeded, 200)
+	r1 := record(job, 1, hubhooksv1.StatusRetrying, 500)
+	r2 := record(job, 2, hubhooksv1.StatusRetrying, 502)
+	r3 := record(job, 3, hubhooksv1.StatusSucceeded, 200)
 	for i, r := range []*deliveryv1.AttemptRecorded{r3, r1, r3, r2, r1} {
 		// Distinct msg ids so JetStream keeps the duplicates.
 		publish(t, e.js, r, fmt.Sprintf("dup-%d", i))
@@ -196,7 +196,7 @@ func TestConsumerStoresShuffledDuplicatedRecordsBeforeAck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetEventLog right after the records were acked: %v", err)
 	}
-	if got.EventLog.Status != logstore.StatusSucceeded || got.EventLog.Attempts != 3 || len(got.Attempts) != 3 {
+	if got.EventLog.Status != hubhooksv1.StatusSucceeded.APIName() || got.EventLog.Attempts != 3 || len(got.Attempts) != 3 {
 		t.Fatalf("entry = %s, %d attempts, %d attempt details; want succeeded, 3, 3", got.EventLog.Status, got.EventLog.Attempts, len(got.Attempts))
 	}
 	if n := counter(t, e.reg, "hubhooks_logger_records_written_total", ""); n != 5 {
@@ -210,7 +210,7 @@ func TestConsumerAcksOnlyWhatIsStored(t *testing.T) {
 	// must be readable.
 	for i := range 20 {
 		id := fmt.Sprintf("dlv_w%02d", i)
-		publish(t, e.js, record(newJob("hub1", id, time.Now()), 1, logstore.StatusSucceeded, 200), "")
+		publish(t, e.js, record(newJob("hub1", id, time.Now()), 1, hubhooksv1.StatusSucceeded, 200), "")
 	}
 	testkit.Eventually(t, 10*time.Second, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
 	for i := range 20 {
@@ -229,11 +229,11 @@ func TestConsumerTerminatesUndecodableAndGoesOn(t *testing.T) {
 	if _, err := e.js.PublishMsg(ctx, garbage); err != nil {
 		t.Fatal(err)
 	}
-	noJob, _ := proto.Marshal(&deliveryv1.AttemptRecorded{Attempt: 1, Status: "succeeded"})
+	noJob, _ := proto.Marshal(&deliveryv1.AttemptRecorded{Attempt: 1, Status: hubhooksv1.StatusSucceeded})
 	if _, err := e.js.Publish(ctx, eventbus.AttemptSubject("hub1"), noJob); err != nil {
 		t.Fatal(err)
 	}
-	publish(t, e.js, record(newJob("hub1", "dlv_ok", time.Now()), 1, logstore.StatusSucceeded, 200), "")
+	publish(t, e.js, record(newJob("hub1", "dlv_ok", time.Now()), 1, hubhooksv1.StatusSucceeded, 200), "")
 
 	testkit.Eventually(t, 10*time.Second, "valid record stored", func() bool {
 		_, err := e.store.Get(ctx, "hub1", "dlv_ok")
@@ -260,7 +260,7 @@ func TestConsumerTerminatesUndecodableAndGoesOn(t *testing.T) {
 func TestGetEventLogMasksSecretAndScopesByHub(t *testing.T) {
 	e := start(t, logger.Config{})
 	ctx := context.Background()
-	publish(t, e.js, record(newJob("hub1", "dlv_m", time.Now()), 1, logstore.StatusRetrying, 500), "")
+	publish(t, e.js, record(newJob("hub1", "dlv_m", time.Now()), 1, hubhooksv1.StatusRetrying, 500), "")
 	var got *hubhooksv1.GetEventLogResponse
 	testkit.Eventually(t, 10*time.Second, "entry stored", func() bool {
 		var err error
@@ -274,7 +274,7 @@ func TestGetEventLogMasksSecretAndScopesByHub(t *testing.T) {
 	if h["x-rapidapi-webhook-secret"] != webhook.MaskSecret {
 		t.Fatalf("secret header = %q, want %q", h["x-rapidapi-webhook-secret"], webhook.MaskSecret)
 	}
-	if got.Attempts[0].Request.Body == "" || got.EventLog.Status != logstore.StatusRetrying {
+	if got.Attempts[0].Request.Body == "" || got.EventLog.Status != hubhooksv1.StatusRetrying.APIName() {
 		t.Fatalf("attempt request body %q, status %s", got.Attempts[0].Request.Body, got.EventLog.Status)
 	}
 	_, err := e.client.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "hub2", Id: "dlv_m"})
@@ -299,9 +299,9 @@ func TestListEventLogsOverGRPC(t *testing.T) {
 			job.Url = "https://other.example/h"
 		}
 		job.WebhookEventId = fmt.Sprintf("msg_%d", i/4)
-		st := logstore.StatusSucceeded
+		st := hubhooksv1.StatusSucceeded
 		if i%3 == 0 {
-			st = logstore.StatusDead
+			st = hubhooksv1.StatusDead
 		}
 		recs = append(recs, record(job, 1, st, 200))
 	}
@@ -374,7 +374,7 @@ func TestRedeliver(t *testing.T) {
 	e := start(t, logger.Config{})
 	ctx := context.Background()
 	old := newJob("hub1", "dlv_orig", time.Now().Add(-time.Hour))
-	if _, err := e.store.Write(ctx, []*deliveryv1.AttemptRecorded{record(old, 8, logstore.StatusDead, 500)}); err != nil {
+	if _, err := e.store.Write(ctx, []*deliveryv1.AttemptRecorded{record(old, 8, hubhooksv1.StatusDead, 500)}); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := e.client.Redeliver(ctx, &hubhooksv1.RedeliverRequest{HubId: "hub1", Id: "dlv_orig"})
@@ -382,7 +382,7 @@ func TestRedeliver(t *testing.T) {
 		t.Fatalf("Redeliver: %v", err)
 	}
 	nl := resp.EventLog
-	if nl.Id == "dlv_orig" || !strings.HasPrefix(nl.Id, "dlv_") || nl.Status != logstore.StatusPending ||
+	if nl.Id == "dlv_orig" || !strings.HasPrefix(nl.Id, "dlv_") || nl.Status != hubhooksv1.StatusPending.APIName() ||
 		nl.RedeliveryOf != "dlv_orig" || nl.EventId != old.WebhookEventId || nl.Url != old.Url || nl.Attempts != 0 {
 		t.Fatalf("new entry = %v", nl)
 	}
@@ -404,7 +404,7 @@ func TestRedeliver(t *testing.T) {
 		t.Fatalf("published job = %v", job)
 	}
 	got, err := e.client.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "hub1", Id: nl.Id})
-	if err != nil || got.EventLog.Status != logstore.StatusPending {
+	if err != nil || got.EventLog.Status != hubhooksv1.StatusPending.APIName() {
 		t.Fatalf("new entry: %v, %v", got, err)
 	}
 	list, err := e.client.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: "hub1", Status: "pending"})
@@ -412,10 +412,10 @@ func TestRedeliver(t *testing.T) {
 		t.Fatalf("pending list: %v, %v", list, err)
 	}
 	// The deliverer's first attempt record takes over from pending.
-	publish(t, e.js, record(job, 1, logstore.StatusSucceeded, 200), "")
+	publish(t, e.js, record(job, 1, hubhooksv1.StatusSucceeded, 200), "")
 	testkit.Eventually(t, 10*time.Second, "redelivery succeeded", func() bool {
 		g, err := e.client.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "hub1", Id: nl.Id})
-		return err == nil && g.EventLog.Status == logstore.StatusSucceeded && g.EventLog.Attempts == 1
+		return err == nil && g.EventLog.Status == hubhooksv1.StatusSucceeded.APIName() && g.EventLog.Attempts == 1
 	})
 	if _, err := e.client.Redeliver(ctx, &hubhooksv1.RedeliverRequest{HubId: "hub1", Id: "dlv_nope"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("redeliver missing: %v, want NotFound", err)
@@ -493,7 +493,7 @@ func TestTrimmingThroughConsumer(t *testing.T) {
 	e := start(t, logger.Config{MaxEntriesPerHub: 5, BatchSize: 4})
 	base := time.Now().Add(-time.Minute)
 	for i := range 12 {
-		publish(t, e.js, record(newJob("hub1", fmt.Sprintf("dlv_t%02d", i), base.Add(time.Duration(i)*time.Second)), 1, logstore.StatusSucceeded, 200), "")
+		publish(t, e.js, record(newJob("hub1", fmt.Sprintf("dlv_t%02d", i), base.Add(time.Duration(i)*time.Second)), 1, hubhooksv1.StatusSucceeded, 200), "")
 	}
 	testkit.Eventually(t, 10*time.Second, "records written", func() bool { return counter(t, e.reg, "hubhooks_logger_records_written_total", "") == 12 })
 	resp, err := e.client.ListEventLogs(context.Background(), &hubhooksv1.ListEventLogsRequest{HubId: "hub1"})
@@ -565,9 +565,9 @@ func TestConsumerStoresBatchMessages(t *testing.T) {
 	ctx := context.Background()
 	var encoded [][]byte
 	for i := range 3 {
-		rec := record(newJob("hub1", fmt.Sprintf("dlv_b%d", i), time.Now()), 1, logstore.StatusSucceeded, 200)
+		rec := record(newJob("hub1", fmt.Sprintf("dlv_b%d", i), time.Now()), 1, hubhooksv1.StatusSucceeded, 200)
 		if i == 1 {
-			rec.Status = "bogus"
+			rec.Status = hubhooksv1.DeliveryStatus(99)
 		}
 		b, err := eventbus.EncodeAttempt(rec)
 		if err != nil {
@@ -589,7 +589,7 @@ func TestConsumerStoresBatchMessages(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s acked but not stored: %v", id, err)
 		}
-		if got.Log.GetStatus() != logstore.StatusSucceeded {
+		if got.Log.GetStatus() != hubhooksv1.StatusSucceeded.APIName() {
 			t.Fatalf("%s status %q", id, got.Log.GetStatus())
 		}
 		for _, a := range got.Attempts {
@@ -615,7 +615,7 @@ func TestConsumerFetchesMessagesLargerThanBatchBytes(t *testing.T) {
 	for i, size := range []int{10, 4000, 10, 10} {
 		job := newJob("hub1", fmt.Sprintf("dlv_s%d", i), time.Now())
 		job.Body = []byte(`{"pad":"` + strings.Repeat("x", size) + `"}`)
-		msg, err := eventbus.NewAttemptMsg(record(job, 1, logstore.StatusSucceeded, 200))
+		msg, err := eventbus.NewAttemptMsg(record(job, 1, hubhooksv1.StatusSucceeded, 200))
 		if err != nil {
 			t.Fatal(err)
 		}

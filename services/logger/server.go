@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -40,8 +41,10 @@ func (g *server) ListEventLogs(ctx context.Context, req *hubhooksv1.ListEventLog
 	if err := hubid.Validate(req.GetHubId()); err != nil {
 		errs = append(errs, err)
 	}
-	if st := req.GetStatus(); st != "" && !logstore.ValidStatus(st) {
-		errs = append(errs, fmt.Errorf("status %q: use pending, retrying, succeeded, failed, dead or cancelled", st))
+	if st := req.GetStatus(); st != "" {
+		if _, ok := hubhooksv1.ParseDeliveryStatus(st); !ok {
+			errs = append(errs, fmt.Errorf("status %q: use one of %s", st, strings.Join(hubhooksv1.DeliveryStatusAPINames(), ", ")))
+		}
 	}
 	errs = appendLen(errs, "event_type", req.GetEventType(), maxFilterLen)
 	errs = appendLen(errs, "event_id", req.GetEventId(), maxFilterLen)
@@ -121,7 +124,7 @@ func (g *server) Redeliver(ctx context.Context, req *hubhooksv1.RedeliverRequest
 	job.CreatedAt = timestamppb.New(now)
 	job.ConfigVersion = 0
 	job.FirstAttemptAt = nil
-	pending := &deliveryv1.AttemptRecorded{Job: job, Status: logstore.StatusPending, StartedAt: timestamppb.New(now)}
+	pending := &deliveryv1.AttemptRecorded{Job: job, Status: hubhooksv1.StatusPending, StartedAt: timestamppb.New(now)}
 	if _, err := g.svc.store.Write(ctx, []*deliveryv1.AttemptRecorded{pending}); err != nil {
 		return nil, g.toStatus(ctx, "redeliver: store pending entry", err)
 	}
@@ -131,7 +134,7 @@ func (g *server) Redeliver(ctx context.Context, req *hubhooksv1.RedeliverRequest
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_, _ = g.svc.store.Write(cctx, []*deliveryv1.AttemptRecorded{{
-			Job: job, Attempt: 1, Status: logstore.StatusCancelled, StartedAt: timestamppb.Now(),
+			Job: job, Attempt: 1, Status: hubhooksv1.StatusCancelled, StartedAt: timestamppb.Now(),
 			Response: &hubhooksv1.HttpResponse{Error: "redelivery could not be queued: " + err.Error()},
 		}})
 		if ctx.Err() != nil {

@@ -21,6 +21,81 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DeliveryStatus is the status of a delivery (one webhook event to one
+// callback URL) after its latest record. The public API carries it as a
+// string: the value's name without the DELIVERY_STATUS_ prefix, in lower
+// case ("pending", "retrying", "succeeded", "failed", "dead", "cancelled").
+// Those strings are the contract; in Go, DeliveryStatus.APIName and
+// ParseDeliveryStatus convert, and nothing else spells them.
+type DeliveryStatus int32
+
+const (
+	DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED DeliveryStatus = 0
+	// pending: created (a redelivery) and not attempted yet.
+	DeliveryStatus_DELIVERY_STATUS_PENDING DeliveryStatus = 1
+	// retrying: an attempt failed and another is scheduled (next_attempt_at).
+	DeliveryStatus_DELIVERY_STATUS_RETRYING DeliveryStatus = 2
+	// succeeded: the receiver answered 2xx. Final.
+	DeliveryStatus_DELIVERY_STATUS_SUCCEEDED DeliveryStatus = 3
+	// failed: the attempt failed and is not retried (410 Gone, a URL refused
+	// by the address guard, a failed test event). Final.
+	DeliveryStatus_DELIVERY_STATUS_FAILED DeliveryStatus = 4
+	// dead: the last attempt of the retry schedule failed. Final.
+	DeliveryStatus_DELIVERY_STATUS_DEAD DeliveryStatus = 5
+	// cancelled: the URL was removed or the hub's triggers were switched off
+	// before the delivery ended. Final.
+	DeliveryStatus_DELIVERY_STATUS_CANCELLED DeliveryStatus = 6
+)
+
+// Enum value maps for DeliveryStatus.
+var (
+	DeliveryStatus_name = map[int32]string{
+		0: "DELIVERY_STATUS_UNSPECIFIED",
+		1: "DELIVERY_STATUS_PENDING",
+		2: "DELIVERY_STATUS_RETRYING",
+		3: "DELIVERY_STATUS_SUCCEEDED",
+		4: "DELIVERY_STATUS_FAILED",
+		5: "DELIVERY_STATUS_DEAD",
+		6: "DELIVERY_STATUS_CANCELLED",
+	}
+	DeliveryStatus_value = map[string]int32{
+		"DELIVERY_STATUS_UNSPECIFIED": 0,
+		"DELIVERY_STATUS_PENDING":     1,
+		"DELIVERY_STATUS_RETRYING":    2,
+		"DELIVERY_STATUS_SUCCEEDED":   3,
+		"DELIVERY_STATUS_FAILED":      4,
+		"DELIVERY_STATUS_DEAD":        5,
+		"DELIVERY_STATUS_CANCELLED":   6,
+	}
+)
+
+func (x DeliveryStatus) Enum() *DeliveryStatus {
+	p := new(DeliveryStatus)
+	*p = x
+	return p
+}
+
+func (x DeliveryStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeliveryStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_hubhooks_v1_common_proto_enumTypes[0].Descriptor()
+}
+
+func (DeliveryStatus) Type() protoreflect.EnumType {
+	return &file_hubhooks_v1_common_proto_enumTypes[0]
+}
+
+func (x DeliveryStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeliveryStatus.Descriptor instead.
+func (DeliveryStatus) EnumDescriptor() ([]byte, []int) {
+	return file_hubhooks_v1_common_proto_rawDescGZIP(), []int{0}
+}
+
 // HttpRequest is a webhook request as it was sent. Header values of repeated
 // headers are joined with ", ". Secrets are masked.
 type HttpRequest struct {
@@ -201,7 +276,15 @@ const file_hubhooks_v1_common_proto_rawDesc = "" +
 	"\x0ebody_truncated\x18\x06 \x01(\bR\rbodyTruncated\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xe0\x01\n" +
+	"\x0eDeliveryStatus\x12\x1f\n" +
+	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1c\n" +
+	"\x18DELIVERY_STATUS_RETRYING\x10\x02\x12\x1d\n" +
+	"\x19DELIVERY_STATUS_SUCCEEDED\x10\x03\x12\x1a\n" +
+	"\x16DELIVERY_STATUS_FAILED\x10\x04\x12\x18\n" +
+	"\x14DELIVERY_STATUS_DEAD\x10\x05\x12\x1d\n" +
+	"\x19DELIVERY_STATUS_CANCELLED\x10\x06B;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
 
 var (
 	file_hubhooks_v1_common_proto_rawDescOnce sync.Once
@@ -215,16 +298,18 @@ func file_hubhooks_v1_common_proto_rawDescGZIP() []byte {
 	return file_hubhooks_v1_common_proto_rawDescData
 }
 
+var file_hubhooks_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_hubhooks_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_hubhooks_v1_common_proto_goTypes = []any{
-	(*HttpRequest)(nil),  // 0: hubhooks.v1.HttpRequest
-	(*HttpResponse)(nil), // 1: hubhooks.v1.HttpResponse
-	nil,                  // 2: hubhooks.v1.HttpRequest.HeadersEntry
-	nil,                  // 3: hubhooks.v1.HttpResponse.HeadersEntry
+	(DeliveryStatus)(0),  // 0: hubhooks.v1.DeliveryStatus
+	(*HttpRequest)(nil),  // 1: hubhooks.v1.HttpRequest
+	(*HttpResponse)(nil), // 2: hubhooks.v1.HttpResponse
+	nil,                  // 3: hubhooks.v1.HttpRequest.HeadersEntry
+	nil,                  // 4: hubhooks.v1.HttpResponse.HeadersEntry
 }
 var file_hubhooks_v1_common_proto_depIdxs = []int32{
-	2, // 0: hubhooks.v1.HttpRequest.headers:type_name -> hubhooks.v1.HttpRequest.HeadersEntry
-	3, // 1: hubhooks.v1.HttpResponse.headers:type_name -> hubhooks.v1.HttpResponse.HeadersEntry
+	3, // 0: hubhooks.v1.HttpRequest.headers:type_name -> hubhooks.v1.HttpRequest.HeadersEntry
+	4, // 1: hubhooks.v1.HttpResponse.headers:type_name -> hubhooks.v1.HttpResponse.HeadersEntry
 	2, // [2:2] is the sub-list for method output_type
 	2, // [2:2] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
@@ -242,13 +327,14 @@ func file_hubhooks_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_common_proto_rawDesc), len(file_hubhooks_v1_common_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_hubhooks_v1_common_proto_goTypes,
 		DependencyIndexes: file_hubhooks_v1_common_proto_depIdxs,
+		EnumInfos:         file_hubhooks_v1_common_proto_enumTypes,
 		MessageInfos:      file_hubhooks_v1_common_proto_msgTypes,
 	}.Build()
 	File_hubhooks_v1_common_proto = out.File

@@ -23,15 +23,16 @@ const (
 )
 
 // EventLog is one delivery: one webhook event to one URL, with its attempts.
-// status is one of pending, retrying, succeeded, failed, dead, cancelled.
 type EventLog struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the delivery id.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// event_id is the webhook event id (the webhook-id header).
-	EventId            string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	EventType          string                 `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
-	Url                string                 `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	EventId   string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventType string `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	Url       string `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	// status is the delivery's status, a DeliveryStatus by its API name:
+	// pending, retrying, succeeded, failed, dead or cancelled.
 	Status             string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
 	ResponseStatusCode int32                  `protobuf:"varint,6,opt,name=response_status_code,json=responseStatusCode,proto3" json:"response_status_code,omitempty"`
 	Attempts           int32                  `protobuf:"varint,7,opt,name=attempts,proto3" json:"attempts,omitempty"`
@@ -196,7 +197,8 @@ func (x *EventLog) GetRedeliveryOf() string {
 type Attempt struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Number int32                  `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
-	// status is the delivery's status after this attempt.
+	// status is the delivery's status after this attempt (a DeliveryStatus
+	// by its API name).
 	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	Request       *HttpRequest           `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
 	Response      *HttpResponse          `protobuf:"bytes,4,opt,name=response,proto3" json:"response,omitempty"`
@@ -282,7 +284,8 @@ type ListEventLogsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	HubId     string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
 	EventType string                 `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
-	// status is one of pending, retrying, succeeded, failed, dead, cancelled.
+	// status keeps the deliveries of one status, a DeliveryStatus by its API
+	// name: pending, retrying, succeeded, failed, dead or cancelled.
 	Status  string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
 	Url     string                 `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
 	EventId string                 `protobuf:"bytes,5,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`

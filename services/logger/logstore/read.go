@@ -55,10 +55,9 @@ func (s *Store) RecordedAll(ctx context.Context, hub string, ids []string, attem
 		if err := l.UnmarshalVT(b); err != nil {
 			return nil, fmt.Errorf("decode entry summary: %w", err)
 		}
-		switch l.GetStatus() {
-		case StatusSucceeded, StatusFailed, StatusDead, StatusCancelled:
+		if st, _ := hubhooksv1.ParseDeliveryStatus(l.GetStatus()); st.Final() {
 			got[i] = true
-		default:
+		} else {
 			got[i] = l.GetAttempts() >= attempts[i]
 		}
 	}

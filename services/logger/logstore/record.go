@@ -15,16 +15,6 @@ import (
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
-// Delivery statuses, as stored and as accepted by the status filter.
-const (
-	StatusPending   = "pending"
-	StatusRetrying  = "retrying"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-	StatusDead      = "dead"
-	StatusCancelled = "cancelled"
-)
-
 // SecretHeader is the request header whose value is always masked.
 const SecretHeader = webhook.HeaderSecret
 
@@ -44,24 +34,18 @@ var (
 
 // statusRank orders records of the same attempt number: the later state of
 // a delivery ranks higher.
-func statusRank(status string) (int, bool) {
+func statusRank(status hubhooksv1.DeliveryStatus) (int, bool) {
 	switch status {
-	case StatusPending:
+	case hubhooksv1.StatusPending:
 		return 0, true
-	case StatusRetrying:
+	case hubhooksv1.StatusRetrying:
 		return 1, true
-	case StatusCancelled:
+	case hubhooksv1.StatusCancelled:
 		return 2, true
-	case StatusSucceeded, StatusFailed, StatusDead:
+	case hubhooksv1.StatusSucceeded, hubhooksv1.StatusFailed, hubhooksv1.StatusDead:
 		return 3, true
 	}
 	return 0, false
-}
-
-// ValidStatus reports whether s is one of the six delivery statuses.
-func ValidStatus(s string) bool {
-	_, ok := statusRank(s)
-	return ok
 }
 
 // ValidID reports whether id can be an entry id: 1 to MaxIDLen characters
@@ -85,7 +69,7 @@ func ValidID(id string) bool {
 // without a number takes the number of the attempt its job would have made.
 func attemptNumber(rec *deliveryv1.AttemptRecorded) int32 {
 	n := rec.GetAttempt()
-	if n <= 0 && rec.GetStatus() != StatusPending {
+	if n <= 0 && rec.GetStatus() != hubhooksv1.StatusPending {
 		n = rec.GetJob().GetAttempt()
 	}
 	if n < 0 {
@@ -114,10 +98,10 @@ func ValidateRecord(rec *deliveryv1.AttemptRecorded) error {
 	if !ValidID(job.GetDeliveryId()) {
 		errs = append(errs, fmt.Errorf("delivery_id %q: want 1-%d characters of A-Za-z0-9-_", job.GetDeliveryId(), MaxIDLen))
 	}
-	if !ValidStatus(rec.GetStatus()) {
-		errs = append(errs, fmt.Errorf("status %q unknown", rec.GetStatus()))
-	} else if attemptNumber(rec) <= 0 && rec.GetStatus() != StatusPending && rec.GetStatus() != StatusCancelled {
-		errs = append(errs, fmt.Errorf("status %q without an attempt number", rec.GetStatus()))
+	if _, ok := statusRank(rec.GetStatus()); !ok {
+		errs = append(errs, fmt.Errorf("status %v unknown", rec.GetStatus()))
+	} else if attemptNumber(rec) <= 0 && rec.GetStatus() != hubhooksv1.StatusPending && rec.GetStatus() != hubhooksv1.StatusCancelled {
+		errs = append(errs, fmt.Errorf("status %q without an attempt number", rec.GetStatus().APIName()))
 	}
 	if createdAt(rec).IsZero() {
 		errs = append(errs, errors.New("neither job.created_at nor started_at is set"))
@@ -149,9 +133,9 @@ func summarize(rec *deliveryv1.AttemptRecorded, now time.Time) *hubhooksv1.Event
 	n := attemptNumber(rec)
 	made := n
 	switch rec.GetStatus() {
-	case StatusPending:
+	case hubhooksv1.StatusPending:
 		made = 0
-	case StatusCancelled:
+	case hubhooksv1.StatusCancelled:
 		made = max(n-1, 0)
 	}
 	updated := rec.GetStartedAt()
@@ -163,7 +147,7 @@ func summarize(rec *deliveryv1.AttemptRecorded, now time.Time) *hubhooksv1.Event
 		EventId:            job.GetWebhookEventId(),
 		EventType:          job.GetEventType(),
 		Url:                job.GetUrl(),
-		Status:             rec.GetStatus(),
+		Status:             rec.GetStatus().APIName(),
 		ResponseStatusCode: rec.GetResponse().GetStatusCode(),
 		Attempts:           made,
 		CreatedAt:          timestamppb.New(createdAt(rec)),
@@ -175,7 +159,7 @@ func summarize(rec *deliveryv1.AttemptRecorded, now time.Time) *hubhooksv1.Event
 		DomainEventType:    job.GetDomainEventType(),
 		RedeliveryOf:       job.GetRedeliveryOf(),
 	}
-	if rec.GetStatus() == StatusRetrying {
+	if rec.GetStatus() == hubhooksv1.StatusRetrying {
 		l.NextAttemptAt = rec.GetNextAttemptAt()
 	}
 	return l
@@ -220,16 +204,16 @@ func marshalMetadata(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
 // (the masked value is the only one ever stored) and clears the request body
 // for the encoding only, restoring it before it returns.
 func marshalAttempt(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
-	if rec.GetStatus() == StatusPending {
+	if rec.GetStatus() == hubhooksv1.StatusPending {
 		return nil, nil
 	}
 	a := &hubhooksv1.Attempt{
 		Number:    attemptNumber(rec),
-		Status:    rec.GetStatus(),
+		Status:    rec.GetStatus().APIName(),
 		StartedAt: rec.GetStartedAt(),
 		Response:  rec.GetResponse(),
 	}
-	if rec.GetStatus() == StatusRetrying {
+	if rec.GetStatus() == hubhooksv1.StatusRetrying {
 		a.NextAttemptAt = rec.GetNextAttemptAt()
 	}
 	if req := rec.GetRequest(); req != nil {

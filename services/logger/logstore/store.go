@@ -282,7 +282,7 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 		dt, du, de := digests.of(job.GetEventType()), digests.of(job.GetUrl()), digests.of(job.GetWebhookEventId())
 		x := dt + du + de
 		var afield string
-		if rec.GetStatus() != StatusPending {
+		if rec.GetStatus() != hubhooksv1.StatusPending {
 			afield = attemptField(rec)
 		}
 		ord := orderKey(rec)

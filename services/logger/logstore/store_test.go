@@ -60,7 +60,7 @@ func newJob(hub, id string, created time.Time, opts ...jobOpt) *deliveryv1.Deliv
 	return j
 }
 
-func record(job *deliveryv1.DeliveryJob, attempt int32, status string, code int32) *deliveryv1.AttemptRecorded {
+func record(job *deliveryv1.DeliveryJob, attempt int32, status hubhooksv1.DeliveryStatus, code int32) *deliveryv1.AttemptRecorded {
 	r := &deliveryv1.AttemptRecorded{
 		Job:     job,
 		Attempt: attempt,
@@ -74,7 +74,7 @@ func record(job *deliveryv1.DeliveryJob, attempt int32, status string, code int3
 		Response:  &hubhooksv1.HttpResponse{StatusCode: code, Body: fmt.Sprintf("answer %d", attempt), DurationMs: 12},
 		StartedAt: timestamppb.New(job.GetCreatedAt().AsTime().Add(time.Duration(attempt) * time.Minute)),
 	}
-	if status == logstore.StatusRetrying {
+	if status == hubhooksv1.StatusRetrying {
 		r.NextAttemptAt = timestamppb.New(r.StartedAt.AsTime().Add(time.Minute))
 	}
 	return r
@@ -91,9 +91,9 @@ func write(t testing.TB, s *logstore.Store, recs ...*deliveryv1.AttemptRecorded)
 
 func TestWriteIsIdempotentAndOrderIndependent(t *testing.T) {
 	job := newJob("hub1", "dlv_a", t0)
-	r1 := record(job, 1, logstore.StatusRetrying, 500)
-	r2 := record(job, 2, logstore.StatusRetrying, 503)
-	r3 := record(job, 3, logstore.StatusSucceeded, 200)
+	r1 := record(job, 1, hubhooksv1.StatusRetrying, 500)
+	r2 := record(job, 2, hubhooksv1.StatusRetrying, 503)
+	r3 := record(job, 3, hubhooksv1.StatusSucceeded, 200)
 	shuffled := []*deliveryv1.AttemptRecorded{r1, r2, r3, r1, r2, r3, r3}
 	rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	tests := []struct {
@@ -116,7 +116,7 @@ func TestWriteIsIdempotentAndOrderIndependent(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Get: %v", err)
 			}
-			if e.Log.Status != logstore.StatusSucceeded || e.Log.Attempts != 3 || e.Log.ResponseStatusCode != 200 {
+			if e.Log.Status != hubhooksv1.StatusSucceeded.APIName() || e.Log.Attempts != 3 || e.Log.ResponseStatusCode != 200 {
 				t.Fatalf("summary = %s/%d attempts/%d, want succeeded/3/200", e.Log.Status, e.Log.Attempts, e.Log.ResponseStatusCode)
 			}
 			if e.Log.NextAttemptAt != nil {
@@ -139,7 +139,7 @@ func TestWriteIsIdempotentAndOrderIndependent(t *testing.T) {
 					t.Errorf("attempt %d secret header = %q, want masked", i, got)
 				}
 			}
-			if e.Attempts[0].Status != logstore.StatusRetrying || e.Attempts[0].NextAttemptAt == nil {
+			if e.Attempts[0].Status != hubhooksv1.StatusRetrying.APIName() || e.Attempts[0].NextAttemptAt == nil {
 				t.Errorf("attempt 1 = %s next %v, want retrying with next_attempt_at", e.Attempts[0].Status, e.Attempts[0].NextAttemptAt)
 			}
 		})
@@ -155,27 +155,27 @@ func TestSummaryStatuses(t *testing.T) {
 		wantNext     bool
 	}{
 		{"retrying", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
-			return []*deliveryv1.AttemptRecorded{record(j, 1, logstore.StatusRetrying, 500)}
-		}, logstore.StatusRetrying, 1, true},
+			return []*deliveryv1.AttemptRecorded{record(j, 1, hubhooksv1.StatusRetrying, 500)}
+		}, hubhooksv1.StatusRetrying.APIName(), 1, true},
 		{"cancelled before attempt 3", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
-			c := record(j, 3, logstore.StatusCancelled, 0)
+			c := record(j, 3, hubhooksv1.StatusCancelled, 0)
 			c.Request, c.Response = nil, nil
-			return []*deliveryv1.AttemptRecorded{c, record(j, 2, logstore.StatusRetrying, 500), record(j, 1, logstore.StatusRetrying, 500)}
-		}, logstore.StatusCancelled, 2, false},
+			return []*deliveryv1.AttemptRecorded{c, record(j, 2, hubhooksv1.StatusRetrying, 500), record(j, 1, hubhooksv1.StatusRetrying, 500)}
+		}, hubhooksv1.StatusCancelled.APIName(), 2, false},
 		{"cancellation numbered 0 uses the job's attempt", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
 			jj := newJob(j.HubId, j.DeliveryId, j.CreatedAt.AsTime(), func(x *deliveryv1.DeliveryJob) { x.Attempt = 2 })
-			c := record(jj, 0, logstore.StatusCancelled, 0)
-			return []*deliveryv1.AttemptRecorded{c, record(j, 1, logstore.StatusRetrying, 500)}
-		}, logstore.StatusCancelled, 1, false},
+			c := record(jj, 0, hubhooksv1.StatusCancelled, 0)
+			return []*deliveryv1.AttemptRecorded{c, record(j, 1, hubhooksv1.StatusRetrying, 500)}
+		}, hubhooksv1.StatusCancelled.APIName(), 1, false},
 		{"dead after 8", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
-			return []*deliveryv1.AttemptRecorded{record(j, 8, logstore.StatusDead, 500), record(j, 7, logstore.StatusRetrying, 500)}
-		}, logstore.StatusDead, 8, false},
+			return []*deliveryv1.AttemptRecorded{record(j, 8, hubhooksv1.StatusDead, 500), record(j, 7, hubhooksv1.StatusRetrying, 500)}
+		}, hubhooksv1.StatusDead.APIName(), 8, false},
 		{"pending then attempt", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
-			return []*deliveryv1.AttemptRecorded{record(j, 1, logstore.StatusFailed, 410), {Job: j, Status: logstore.StatusPending}}
-		}, logstore.StatusFailed, 1, false},
+			return []*deliveryv1.AttemptRecorded{record(j, 1, hubhooksv1.StatusFailed, 410), {Job: j, Status: hubhooksv1.StatusPending}}
+		}, hubhooksv1.StatusFailed.APIName(), 1, false},
 		{"pending only", func(j *deliveryv1.DeliveryJob) []*deliveryv1.AttemptRecorded {
-			return []*deliveryv1.AttemptRecorded{{Job: j, Status: logstore.StatusPending}}
-		}, logstore.StatusPending, 0, false},
+			return []*deliveryv1.AttemptRecorded{{Job: j, Status: hubhooksv1.StatusPending}}
+		}, hubhooksv1.StatusPending.APIName(), 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,7 +198,7 @@ func TestSummaryStatuses(t *testing.T) {
 
 func TestValidateRecord(t *testing.T) {
 	good := func() *deliveryv1.AttemptRecorded {
-		return record(newJob("hub1", "dlv_v", t0), 1, logstore.StatusSucceeded, 200)
+		return record(newJob("hub1", "dlv_v", t0), 1, hubhooksv1.StatusSucceeded, 200)
 	}
 	tests := []struct {
 		name   string
@@ -209,7 +209,7 @@ func TestValidateRecord(t *testing.T) {
 		{"no job", func(r *deliveryv1.AttemptRecorded) { r.Job = nil }, false},
 		{"bad hub", func(r *deliveryv1.AttemptRecorded) { r.Job.HubId = "a.b" }, false},
 		{"bad id", func(r *deliveryv1.AttemptRecorded) { r.Job.DeliveryId = "x:y" }, false},
-		{"unknown status", func(r *deliveryv1.AttemptRecorded) { r.Status = "done" }, false},
+		{"unknown status", func(r *deliveryv1.AttemptRecorded) { r.Status = hubhooksv1.DeliveryStatus(99) }, false},
 		{"succeeded without number", func(r *deliveryv1.AttemptRecorded) { r.Attempt = 0; r.Job.Attempt = 0 }, false},
 		{"no times", func(r *deliveryv1.AttemptRecorded) { r.Job.CreatedAt = nil; r.StartedAt = nil }, false},
 		{"created from started_at", func(r *deliveryv1.AttemptRecorded) { r.Job.CreatedAt = nil }, true},
@@ -232,7 +232,7 @@ func TestValidateRecord(t *testing.T) {
 
 func TestGetOtherHubIsNotFound(t *testing.T) {
 	s, _, _ := newStore(t, logstore.Options{})
-	write(t, s, record(newJob("hub1", "dlv_x", t0), 1, logstore.StatusSucceeded, 200))
+	write(t, s, record(newJob("hub1", "dlv_x", t0), 1, hubhooksv1.StatusSucceeded, 200))
 	if _, err := s.Get(context.Background(), "hub2", "dlv_x"); !errors.Is(err, logstore.ErrNotFound) {
 		t.Fatalf("Get from another hub: %v, want ErrNotFound", err)
 	}
@@ -247,7 +247,7 @@ func fixture(t testing.TB, s *logstore.Store, n int) {
 	t.Helper()
 	types := []string{"API.CREATED", "API.UPDATED", "APP.DELETED"}
 	urls := []string{"https://a.example/h", "https://b.example/h"}
-	statuses := []string{logstore.StatusSucceeded, logstore.StatusRetrying, logstore.StatusFailed, logstore.StatusDead}
+	statuses := []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded, hubhooksv1.StatusRetrying, hubhooksv1.StatusFailed, hubhooksv1.StatusDead}
 	var recs []*deliveryv1.AttemptRecorded
 	for i := range n {
 		job := newJob("hub1", fmt.Sprintf("dlv_%04d", i), t0.Add(time.Duration(i)*time.Second), func(j *deliveryv1.DeliveryJob) {
@@ -258,7 +258,7 @@ func fixture(t testing.TB, s *logstore.Store, n int) {
 		recs = append(recs, record(job, 1, statuses[i%len(statuses)], 200))
 	}
 	// A neighbouring hub must never leak into hub1's lists.
-	recs = append(recs, record(newJob("hub2", "dlv_0001", t0), 1, logstore.StatusSucceeded, 200))
+	recs = append(recs, record(newJob("hub2", "dlv_0001", t0), 1, hubhooksv1.StatusSucceeded, 200))
 	write(t, s, recs...)
 }
 
@@ -310,13 +310,13 @@ func TestListFilters(t *testing.T) {
 	}{
 		{"all", logstore.Query{}, want(func(int) bool { return true })},
 		{"event_type", logstore.Query{EventType: "API.UPDATED"}, want(func(i int) bool { return i%3 == 1 })},
-		{"status", logstore.Query{Status: logstore.StatusRetrying}, want(func(i int) bool { return i%4 == 1 })},
+		{"status", logstore.Query{Status: hubhooksv1.StatusRetrying.APIName()}, want(func(i int) bool { return i%4 == 1 })},
 		{"url", logstore.Query{URL: "https://b.example/h"}, want(func(i int) bool { return i%2 == 1 })},
 		{"event_id", logstore.Query{EventID: "msg_3"}, want(func(i int) bool { return i/5 == 3 })},
 		{"since", logstore.Query{Since: t0.Add(50 * time.Second)}, want(func(i int) bool { return i >= 50 })},
 		{"until", logstore.Query{Until: t0.Add(9 * time.Second)}, want(func(i int) bool { return i <= 9 })},
 		{"since and until", logstore.Query{Since: t0.Add(10 * time.Second), Until: t0.Add(20 * time.Second)}, want(func(i int) bool { return i >= 10 && i <= 20 })},
-		{"type and url and status", logstore.Query{EventType: "API.CREATED", URL: "https://a.example/h", Status: logstore.StatusSucceeded},
+		{"type and url and status", logstore.Query{EventType: "API.CREATED", URL: "https://a.example/h", Status: hubhooksv1.StatusSucceeded.APIName()},
 			want(func(i int) bool { return i%3 == 0 && i%2 == 0 && i%4 == 0 })},
 		{"nothing matches", logstore.Query{EventType: "NOPE"}, nil},
 		{"other hub", logstore.Query{HubID: "hub2"}, []string{"dlv_0001"}},
@@ -370,7 +370,7 @@ func TestListSameCreatedAtPaginates(t *testing.T) {
 	s, _, _ := newStore(t, logstore.Options{})
 	var recs []*deliveryv1.AttemptRecorded
 	for i := range 30 {
-		recs = append(recs, record(newJob("hub1", fmt.Sprintf("dlv_%02d", i), t0), 1, logstore.StatusSucceeded, 200))
+		recs = append(recs, record(newJob("hub1", fmt.Sprintf("dlv_%02d", i), t0), 1, hubhooksv1.StatusSucceeded, 200))
 	}
 	write(t, s, recs...)
 	got, pages := listAll(t, s, logstore.Query{HubID: "hub1", PageSize: 4})
@@ -384,14 +384,14 @@ func TestListScanLimitContinues(t *testing.T) {
 	s, _, _ := newStore(t, logstore.Options{ScanLimit: 10})
 	fixture(t, s, 100)
 	// Every 4th entry is dead: a scan of 10 finds 2 or 3, and tokens carry on.
-	p, err := s.List(context.Background(), logstore.Query{HubID: "hub1", Status: logstore.StatusDead, PageSize: 50})
+	p, err := s.List(context.Background(), logstore.Query{HubID: "hub1", Status: hubhooksv1.StatusDead.APIName(), PageSize: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Logs) >= 50 || p.NextPageToken == "" {
 		t.Fatalf("first page: %d entries, token %q; want a short page with a token", len(p.Logs), p.NextPageToken)
 	}
-	got, _ := listAll(t, s, logstore.Query{HubID: "hub1", Status: logstore.StatusDead, PageSize: 50})
+	got, _ := listAll(t, s, logstore.Query{HubID: "hub1", Status: hubhooksv1.StatusDead.APIName(), PageSize: 50})
 	if len(got) != 25 || len(slices.Compact(slices.Sorted(slices.Values(got)))) != 25 {
 		t.Fatalf("got %d dead entries, want 25 distinct", len(got))
 	}
@@ -419,7 +419,7 @@ func TestTrimMaxEntriesPerHub(t *testing.T) {
 			for i := range 25 {
 				id := fmt.Sprintf("dlv_%04d", i)
 				job := newJob("hub1", id, t0.Add(time.Duration(i)*time.Second))
-				rec := record(job, 1, logstore.StatusSucceeded, 200)
+				rec := record(job, 1, hubhooksv1.StatusSucceeded, 200)
 				trimmed += write(t, s, rec).Trimmed
 				key := prefix + "log:{hub1}:e:" + id
 				if form != "string" {
@@ -489,14 +489,14 @@ func TestWriteLoadsFlushedScripts(t *testing.T) {
 			}
 		}
 		job := newJob("hub1", fmt.Sprintf("dlv_%d", i), t0.Add(time.Duration(i)*time.Second))
-		write(t, s, record(job, 1, logstore.StatusRetrying, 500), record(job, 2, logstore.StatusSucceeded, 200))
+		write(t, s, record(job, 1, hubhooksv1.StatusRetrying, 500), record(job, 2, hubhooksv1.StatusSucceeded, 200))
 	}
 	got, _ := listAll(t, s, logstore.Query{HubID: "hub1", PageSize: 10})
 	if !slices.Equal(got, []string{"dlv_2", "dlv_1"}) {
 		t.Fatalf("entries %v, want [dlv_2 dlv_1] (dlv_0 trimmed)", got)
 	}
 	e, err := s.Get(ctx, "hub1", "dlv_2")
-	if err != nil || e.Log.GetStatus() != logstore.StatusSucceeded || len(e.Attempts) != 2 {
+	if err != nil || e.Log.GetStatus() != hubhooksv1.StatusSucceeded.APIName() || len(e.Attempts) != 2 {
 		t.Fatalf("Get = %v, %v; want succeeded with 2 attempts", e, err)
 	}
 }
@@ -509,7 +509,7 @@ func TestTrimIsBoundedPerWrite(t *testing.T) {
 	s, rdb, prefix := newStore(t, logstore.Options{})
 	recs := make([]*deliveryv1.AttemptRecorded, 1500)
 	for i := range recs {
-		recs[i] = record(newJob("hub1", fmt.Sprintf("dlv_%04d", i), t0.Add(time.Duration(i)*time.Second)), 1, logstore.StatusSucceeded, 200)
+		recs[i] = record(newJob("hub1", fmt.Sprintf("dlv_%04d", i), t0.Add(time.Duration(i)*time.Second)), 1, hubhooksv1.StatusSucceeded, 200)
 	}
 	write(t, s, recs...)
 	small, err := logstore.New(rdb, logstore.Options{Prefix: prefix, MaxEntriesPerHub: 10, Now: func() time.Time { return t0.Add(time.Hour) }})
@@ -519,7 +519,7 @@ func TestTrimIsBoundedPerWrite(t *testing.T) {
 	var got []int
 	for i := range 2 {
 		job := newJob("hub1", fmt.Sprintf("dlv_new%d", i), t0.Add(time.Duration(2000+i)*time.Second))
-		got = append(got, write(t, small, record(job, 1, logstore.StatusSucceeded, 200)).Trimmed)
+		got = append(got, write(t, small, record(job, 1, hubhooksv1.StatusSucceeded, 200)).Trimmed)
 	}
 	if !slices.Equal(got, []int{1000, 492}) {
 		t.Fatalf("trimmed %v, want [1000 492]", got)
@@ -533,8 +533,8 @@ func TestRetention(t *testing.T) {
 	now := t0.Add(30 * 24 * time.Hour)
 	s, rdb, prefix := newStore(t, logstore.Options{Retention: time.Hour, Now: func() time.Time { return now }})
 	write(t, s,
-		record(newJob("hub1", "dlv_new", now.Add(-time.Minute)), 1, logstore.StatusSucceeded, 200),
-		record(newJob("hub1", "dlv_old", now.Add(-2*time.Hour)), 1, logstore.StatusSucceeded, 200),
+		record(newJob("hub1", "dlv_new", now.Add(-time.Minute)), 1, hubhooksv1.StatusSucceeded, 200),
+		record(newJob("hub1", "dlv_old", now.Add(-2*time.Hour)), 1, hubhooksv1.StatusSucceeded, 200),
 	)
 	ttl := rdb.TTL(context.Background(), prefix+"log:{hub1}:e:dlv_new").Val()
 	if ttl <= 59*time.Minute || ttl > time.Hour {
@@ -575,7 +575,7 @@ func BenchmarkWriteBatch(b *testing.B) {
 	for n := 0; b.Loop(); n++ {
 		for i := range recs {
 			job := newJob(fmt.Sprintf("hub%d", i%8), fmt.Sprintf("dlv_%d_%d", n, i), t0.Add(time.Duration(n*batch+i)*time.Millisecond))
-			recs[i] = record(job, 1, logstore.StatusSucceeded, 200)
+			recs[i] = record(job, 1, hubhooksv1.StatusSucceeded, 200)
 		}
 		if _, err := s.Write(context.Background(), recs); err != nil {
 			b.Fatal(err)
@@ -593,7 +593,7 @@ func BenchmarkListEventLogs(b *testing.B) {
 	}{
 		{"newest50", logstore.Query{HubID: "hub1", PageSize: 50}},
 		{"type50", logstore.Query{HubID: "hub1", EventType: "API.UPDATED", PageSize: 50}},
-		{"status50", logstore.Query{HubID: "hub1", Status: logstore.StatusDead, PageSize: 50}},
+		{"status50", logstore.Query{HubID: "hub1", Status: hubhooksv1.StatusDead.APIName(), PageSize: 50}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -610,11 +610,11 @@ func BenchmarkListEventLogs(b *testing.B) {
 func TestGetMasksSecretOnRead(t *testing.T) {
 	s, rdb, prefix := newStore(t, logstore.Options{})
 	job := newJob("hub1", "dlv_r", t0)
-	rec := record(job, 1, logstore.StatusRetrying, 500)
+	rec := record(job, 1, hubhooksv1.StatusRetrying, 500)
 	write(t, s, rec)
 	write(t, s, rec) // a second record: the entry is a hash
 	// An attempt stored unmasked by some other writer is still masked on read.
-	raw, err := proto.Marshal(&hubhooksv1.Attempt{Number: 2, Status: logstore.StatusSucceeded,
+	raw, err := proto.Marshal(&hubhooksv1.Attempt{Number: 2, Status: hubhooksv1.StatusSucceeded.APIName(),
 		Request: &hubhooksv1.HttpRequest{Headers: map[string]string{"X-RAPIDAPI-WEBHOOK-SECRET": "whsec_leak"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -644,8 +644,8 @@ func TestRecorded(t *testing.T) {
 	retrying := newJob("hub1", "dlv_retrying", t0)
 	done := newJob("hub1", "dlv_done", t0)
 	if _, err := s.Write(ctx, []*deliveryv1.AttemptRecorded{
-		record(retrying, 2, logstore.StatusRetrying, 500),
-		record(done, 1, logstore.StatusSucceeded, 200),
+		record(retrying, 2, hubhooksv1.StatusRetrying, 500),
+		record(done, 1, hubhooksv1.StatusSucceeded, 200),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -701,7 +701,7 @@ func BenchmarkWriteAtCap(b *testing.B) {
 				j.UrlId = fmt.Sprintf("url_%d", url)
 				j.Body = body
 			})
-			r := record(job, 1, logstore.StatusSucceeded, 200)
+			r := record(job, 1, hubhooksv1.StatusSucceeded, 200)
 			r.Request.Headers = map[string]string{
 				"Content-Type": "application/json", "User-Agent": "hubhooks/dev", "X-RapidAPI-Webhook-Secret": "whsec_realsecret",
 				"webhook-id": job.GetWebhookEventId(), "webhook-timestamp": "1795750000",
@@ -768,7 +768,7 @@ func TestEntryForms(t *testing.T) {
 				url += "/" + strings.Repeat("p", 1500)
 			}
 			job := newJob("hub1", "dlv_f", t0, func(j *deliveryv1.DeliveryJob) { j.Url = url })
-			r1 := record(job, 1, logstore.StatusRetrying, 500)
+			r1 := record(job, 1, hubhooksv1.StatusRetrying, 500)
 			key := prefix + "log:{hub1}:e:dlv_f"
 
 			read := func(wantStatus string, wantAttempts int) {
@@ -788,7 +788,7 @@ func TestEntryForms(t *testing.T) {
 					}
 				}
 				got, err := s.RecordedAll(ctx, "hub1", []string{"dlv_f", "dlv_f"}, []int32{int32(wantAttempts), int32(wantAttempts + 1)})
-				if err != nil || !got[0] || got[1] != (wantStatus == logstore.StatusSucceeded) {
+				if err != nil || !got[0] || got[1] != (wantStatus == hubhooksv1.StatusSucceeded.APIName()) {
 					t.Fatalf("RecordedAll = %v, %v", got, err)
 				}
 			}
@@ -797,7 +797,7 @@ func TestEntryForms(t *testing.T) {
 			if typ := rdb.Type(ctx, key).Val(); typ != "string" {
 				t.Fatalf("entry with one record is a %s, want a string", typ)
 			}
-			read(logstore.StatusRetrying, 1)
+			read(hubhooksv1.StatusRetrying.APIName(), 1)
 			raw, err := rdb.Get(ctx, key).Bytes()
 			if err != nil {
 				t.Fatal(err)
@@ -836,10 +836,10 @@ func TestEntryForms(t *testing.T) {
 			if ttl := rdb.TTL(ctx, key).Val(); ttl < 7*24*time.Hour-time.Minute {
 				t.Errorf("TTL %v after a write, want the retention renewed", ttl)
 			}
-			read(logstore.StatusRetrying, 1)
+			read(hubhooksv1.StatusRetrying.APIName(), 1)
 
-			write(t, s, record(job, 2, logstore.StatusSucceeded, 200))
-			read(logstore.StatusSucceeded, 2)
+			write(t, s, record(job, 2, hubhooksv1.StatusSucceeded, 200))
+			read(hubhooksv1.StatusSucceeded.APIName(), 2)
 		})
 	}
 }

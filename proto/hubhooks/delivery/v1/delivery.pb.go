@@ -217,23 +217,23 @@ func (x *DeliveryJob) GetEventArrivedAt() *timestamppb.Timestamp {
 }
 
 // AttemptRecorded tells the logger about one attempt (or a cancellation) of
-// a delivery. Published on hubhooks.attempts.<hub_id> with
-// Nats-Msg-Id = delivery_id + "." + attempt (+ ".cancel" for cancellations).
+// a delivery. Published on hubhooks.attempts.<hub_id>, alone with
+// Nats-Msg-Id = delivery_id + "." + attempt + "." + the status's API name, or
+// in an attempt batch.
 type AttemptRecorded struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Job   *DeliveryJob           `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
 	// attempt is the attempt number; 0 when the delivery was cancelled or
 	// created (pending) before any attempt.
 	Attempt int32 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	// status is the delivery's status after this attempt: pending, retrying,
-	// succeeded, failed, dead or cancelled.
-	Status        string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// status is the delivery's status after this attempt.
+	Status        v1.DeliveryStatus      `protobuf:"varint,3,opt,name=status,proto3,enum=hubhooks.v1.DeliveryStatus" json:"status,omitempty"`
 	Request       *v1.HttpRequest        `protobuf:"bytes,4,opt,name=request,proto3" json:"request,omitempty"`
 	Response      *v1.HttpResponse       `protobuf:"bytes,5,opt,name=response,proto3" json:"response,omitempty"`
 	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
 	// body_shared is set only on a record inside an attempt batch
-	// (application/vnd.hubhooks.attempt-batch.v2+protobuf): its job.body was
+	// (application/vnd.hubhooks.attempt-batch+protobuf): its job.body was
 	// left out because it is the body of the nearest earlier record of the
 	// same batch with the same job.webhook_event_id (the records of one
 	// webhook event's URLs usually finish together). The batch decoder puts
@@ -287,11 +287,11 @@ func (x *AttemptRecorded) GetAttempt() int32 {
 	return 0
 }
 
-func (x *AttemptRecorded) GetStatus() string {
+func (x *AttemptRecorded) GetStatus() v1.DeliveryStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return v1.DeliveryStatus(0)
 }
 
 func (x *AttemptRecorded) GetRequest() *v1.HttpRequest {
@@ -475,11 +475,11 @@ const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\rredelivery_of\x18\x0e \x01(\tR\fredeliveryOf\x12D\n" +
 	"\x10first_attempt_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstAttemptAt\x12\x1c\n" +
 	"\tdeferrals\x18\x10 \x01(\x05R\tdeferrals\x12D\n" +
-	"\x10event_arrived_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x0eeventArrivedAt\"\x83\x03\n" +
+	"\x10event_arrived_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x0eeventArrivedAt\"\xa0\x03\n" +
 	"\x0fAttemptRecorded\x123\n" +
 	"\x03job\x18\x01 \x01(\v2!.hubhooks.delivery.v1.DeliveryJobR\x03job\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\tR\x06status\x122\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x123\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x1b.hubhooks.v1.DeliveryStatusR\x06status\x122\n" +
 	"\arequest\x18\x04 \x01(\v2\x18.hubhooks.v1.HttpRequestR\arequest\x125\n" +
 	"\bresponse\x18\x05 \x01(\v2\x19.hubhooks.v1.HttpResponseR\bresponse\x129\n" +
 	"\n" +
@@ -515,25 +515,27 @@ var file_hubhooks_delivery_v1_delivery_proto_goTypes = []any{
 	(*DeliveryFanout)(nil),        // 2: hubhooks.delivery.v1.DeliveryFanout
 	(*FanoutTarget)(nil),          // 3: hubhooks.delivery.v1.FanoutTarget
 	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*v1.HttpRequest)(nil),        // 5: hubhooks.v1.HttpRequest
-	(*v1.HttpResponse)(nil),       // 6: hubhooks.v1.HttpResponse
+	(v1.DeliveryStatus)(0),        // 5: hubhooks.v1.DeliveryStatus
+	(*v1.HttpRequest)(nil),        // 6: hubhooks.v1.HttpRequest
+	(*v1.HttpResponse)(nil),       // 7: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_delivery_v1_delivery_proto_depIdxs = []int32{
 	4,  // 0: hubhooks.delivery.v1.DeliveryJob.created_at:type_name -> google.protobuf.Timestamp
 	4,  // 1: hubhooks.delivery.v1.DeliveryJob.first_attempt_at:type_name -> google.protobuf.Timestamp
 	4,  // 2: hubhooks.delivery.v1.DeliveryJob.event_arrived_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: hubhooks.delivery.v1.AttemptRecorded.job:type_name -> hubhooks.delivery.v1.DeliveryJob
-	5,  // 4: hubhooks.delivery.v1.AttemptRecorded.request:type_name -> hubhooks.v1.HttpRequest
-	6,  // 5: hubhooks.delivery.v1.AttemptRecorded.response:type_name -> hubhooks.v1.HttpResponse
-	4,  // 6: hubhooks.delivery.v1.AttemptRecorded.started_at:type_name -> google.protobuf.Timestamp
-	4,  // 7: hubhooks.delivery.v1.AttemptRecorded.next_attempt_at:type_name -> google.protobuf.Timestamp
-	0,  // 8: hubhooks.delivery.v1.DeliveryFanout.job:type_name -> hubhooks.delivery.v1.DeliveryJob
-	3,  // 9: hubhooks.delivery.v1.DeliveryFanout.targets:type_name -> hubhooks.delivery.v1.FanoutTarget
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	5,  // 4: hubhooks.delivery.v1.AttemptRecorded.status:type_name -> hubhooks.v1.DeliveryStatus
+	6,  // 5: hubhooks.delivery.v1.AttemptRecorded.request:type_name -> hubhooks.v1.HttpRequest
+	7,  // 6: hubhooks.delivery.v1.AttemptRecorded.response:type_name -> hubhooks.v1.HttpResponse
+	4,  // 7: hubhooks.delivery.v1.AttemptRecorded.started_at:type_name -> google.protobuf.Timestamp
+	4,  // 8: hubhooks.delivery.v1.AttemptRecorded.next_attempt_at:type_name -> google.protobuf.Timestamp
+	0,  // 9: hubhooks.delivery.v1.DeliveryFanout.job:type_name -> hubhooks.delivery.v1.DeliveryJob
+	3,  // 10: hubhooks.delivery.v1.DeliveryFanout.targets:type_name -> hubhooks.delivery.v1.FanoutTarget
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_delivery_v1_delivery_proto_init() }
