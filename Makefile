@@ -14,7 +14,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 PROTOC_GEN_GO_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
 
-.PHONY: all build run test test-unit test-race vet fmt fmt-check proto proto-check tools fuzz chaos chaos-long cluster bench bench-long clean redis
+.PHONY: all build run test test-race vet fmt fmt-check proto proto-check tools fuzz chaos cluster bench clean redis
 
 all: build
 

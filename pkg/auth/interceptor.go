@@ -31,18 +31,19 @@ const (
 // maxTokenLen bounds the token read from the authorization header.
 const maxTokenLen = 512
 
-// DefaultPublicMethods are always open: the standard health service and
+// publicMethods are open to everyone: the standard health service and
 // server reflection. An entry ending in "/" matches a whole service.
-var DefaultPublicMethods = []string{
+var publicMethods = []string{
 	"/grpc.health.v1.Health/",
 	"/grpc.reflection.v1.ServerReflection/",
 	"/grpc.reflection.v1alpha.ServerReflection/",
 }
 
-// DefaultHublessMethods are the methods whose requests name no hub and
-// which any valid token may call.
-var DefaultHublessMethods = []string{
-	"/hubhooks.v1.ConfigService/ListEventTypes",
+// hublessMethods are the methods whose requests name no hub and which any
+// valid token may call. Any other request without a hub_id needs the admin
+// token.
+var hublessMethods = map[string]bool{
+	"/hubhooks.v1.ConfigService/ListEventTypes": true,
 }
 
 // TokenLookup resolves a hub token to its hub. *TokenStore implements it.
@@ -63,14 +64,6 @@ type Config struct {
 	Tokens TokenLookup
 	// Log receives start-up warnings and refusals (never tokens). Required.
 	Log *slog.Logger
-	// PublicMethods are open to everyone, in addition to
-	// DefaultPublicMethods. Full method names ("/pkg.Service/Method"), or
-	// "/pkg.Service/" for a whole service.
-	PublicMethods []string
-	// HublessMethods are methods whose requests have no hub_id that hub
-	// tokens may call; nil means DefaultHublessMethods. Any other request
-	// without a hub_id needs the admin token.
-	HublessMethods []string
 }
 
 // Validate reports every problem of c.
@@ -122,8 +115,6 @@ type Authenticator struct {
 	hasAdmin  bool
 	tokens    TokenLookup
 	log       *slog.Logger
-	public    []string
-	hubless   map[string]bool
 }
 
 // New returns an Authenticator, or the problems of cfg.
@@ -131,22 +122,10 @@ func New(cfg Config) (*Authenticator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Authenticator{
-		tokens:  cfg.Tokens,
-		log:     cfg.Log,
-		public:  append(append([]string{}, DefaultPublicMethods...), cfg.PublicMethods...),
-		hubless: map[string]bool{},
-	}
+	a := &Authenticator{tokens: cfg.Tokens, log: cfg.Log}
 	if cfg.AdminToken != "" {
 		a.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
 		a.hasAdmin = true
-	}
-	hubless := cfg.HublessMethods
-	if hubless == nil {
-		hubless = DefaultHublessMethods
-	}
-	for _, m := range hubless {
-		a.hubless[m] = true
 	}
 	return a, nil
 }
@@ -239,7 +218,7 @@ func (s *scopedStream) deniedErr() error {
 }
 
 func (a *Authenticator) isPublic(method string) bool {
-	for _, p := range a.public {
+	for _, p := range publicMethods {
 		if method == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(method, p)) {
 			return true
 		}
@@ -302,7 +281,7 @@ func (a *Authenticator) authorize(id Identity, method string, req any) error {
 		}
 		return nil
 	}
-	if a.hubless[method] {
+	if hublessMethods[method] {
 		return nil
 	}
 	return status.Errorf(codes.PermissionDenied, "%s needs the admin token", method)

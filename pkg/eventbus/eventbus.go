@@ -52,13 +52,7 @@ const (
 	// protodelim framing). A record may leave its job's body out
 	// (body_shared): it is then the body of the nearest earlier record of
 	// the batch with the same webhook event id. See NewAttemptBatchMsgOf.
-	ContentTypeAttemptBatch = "application/vnd.hubhooks.attempt-batch.v2+protobuf"
-	// ContentTypeAttemptBatchV1 is the batch of versions before shared
-	// bodies (no record sets body_shared); it is still read. A logger of
-	// such a version refuses a v2 batch (it drops it as undecodable, counted
-	// and logged) rather than log empty bodies: upgrade loggers before
-	// deliverers.
-	ContentTypeAttemptBatchV1 = "application/vnd.hubhooks.attempt-batch+protobuf"
+	ContentTypeAttemptBatch = "application/vnd.hubhooks.attempt-batch+protobuf"
 	// ContentTypeDeliveryFanout marks a delivery message that is a
 	// DeliveryFanout (one webhook event, several URLs) rather than one
 	// DeliveryJob. See NewFanoutMsg.
@@ -607,12 +601,8 @@ func attemptBatchMsg(hubID string, data []byte) *nats.Msg {
 }
 
 // IsAttemptBatch reports whether a message's headers say it is a batch of
-// attempt records, of this version or the one before (decode it with
-// DecodeAttemptBatch).
-func IsAttemptBatch(h nats.Header) bool {
-	ct := h.Get(HeaderContentType)
-	return ct == ContentTypeAttemptBatch || ct == ContentTypeAttemptBatchV1
-}
+// attempt records (decode it with DecodeAttemptBatch).
+func IsAttemptBatch(h nats.Header) bool { return h.Get(HeaderContentType) == ContentTypeAttemptBatch }
 
 // DecodeAttemptBatch decodes the records of a NewAttemptBatchMsg message,
 // putting back the bodies of records that share them and clearing their
