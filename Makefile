@@ -92,5 +92,12 @@ cluster: redis ## the NATS cluster faults (leader kills, R1 -> R3, rolling resta
 bench: build redis ## load test: hubd and its ceilings; see docs/performance.md
 	$(BIN)/hubbench $(BENCH_FLAGS)
 
+.PHONY: bench-fairness bench-noisy
+bench-fairness: build redis ## tenant fairness: one hub's burst beside quiet hubs, side by side with each alone
+	$(BIN)/hubbench -scenario fairness $(BENCH_FLAGS)
+
+bench-noisy: build redis ## a never-answering URL beside a healthy one, at 1,000 events/s and at the highest rate
+	$(BIN)/hubbench -scenario noisy $(BENCH_FLAGS)
+
 clean:
 	rm -rf $(BIN)

@@ -2,6 +2,7 @@
 //
 //	hubbench [run] [flags]       load test: hubd (or a running deployment) against its ceilings
 //	hubbench receive [flags]     a webhook receiver that prints what arrives
+//	hubbench post [flags]        the bare client of the POST ceiling (run by "run" as a child)
 //
 // `make bench` runs `hubbench run` with BENCH_FLAGS; docs/performance.md
 // describes the method and the results.
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBench(ctx, args, stdout, stderr)
 	case "receive":
 		return runReceive(ctx, args, stdout, stderr)
+	case "post":
+		return runPost(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/cascade"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/latency"
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/report"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/sink"
 )
 
@@ -164,9 +167,9 @@ func TestEventFactory(t *testing.T) {
 }
 
 func TestBenchConfigValidate(t *testing.T) {
-	ok := benchConfig{duration: time.Second, hubs: 1, urls: 5, payload: 512, window: 10, target: "hubd", ceilingDuration: time.Second, drainTimeout: time.Second}
-	if err := ok.validate(); err != nil {
-		t.Fatalf("valid config refused: %v", err)
+	defaults, err := parseBenchFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatalf("the defaults are refused: %v", err)
 	}
 	tests := []struct {
 		name string
@@ -177,15 +180,46 @@ func TestBenchConfigValidate(t *testing.T) {
 		{"external without addresses", func(c *benchConfig) { c.target = "external" }},
 		{"unknown target", func(c *benchConfig) { c.target = "x" }},
 		{"negative rate", func(c *benchConfig) { c.rate = -1 }},
+		{"unknown scenario", func(c *benchConfig) { c.scenario = "x" }},
+		{"no burst", func(c *benchConfig) { c.fair.burstEvents = 0 }},
+		{"six burst urls", func(c *benchConfig) { c.fair.burstURLs = 6 }},
+		{"no quiet hubs", func(c *benchConfig) { c.fair.quietHubs = 0 }},
+		{"zero noisy rate", func(c *benchConfig) { c.noisy.rate = 0 }},
+		{"noisy on an external target", func(c *benchConfig) {
+			c.scenario, c.target, c.natsURL, c.grpcAddr = scenarioNoisy, "external", "nats://x", "x:1"
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := ok
+			c := *defaults
 			tt.mod(&c)
 			if err := c.validate(); err == nil {
 				t.Errorf("accepted")
 			}
 		})
+	}
+}
+
+func TestPostConcurrencyFollowsTheScenario(t *testing.T) {
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{nil, 64},                               // 1 hub x 5 URLs: the hub's 64 slots
+		{[]string{"-urls", "2"}, 32},            // 2 URLs x 16
+		{[]string{"-hubs", "10"}, 256},          // the replica's 256
+		{[]string{"-scenario", "noisy"}, 16},    // one healthy URL
+		{[]string{"-scenario", "fairness"}, 64}, // the bursting hub's 5 URLs
+		{[]string{"-post-concurrency", "7"}, 7}, // as asked
+	}
+	for _, tt := range tests {
+		c, err := parseBenchFlags(tt.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.postConcurrency != tt.want {
+			t.Errorf("%v: post concurrency %d, want %d", tt.args, c.postConcurrency, tt.want)
+		}
 	}
 }
 
@@ -220,5 +254,57 @@ go_goroutines 40
 	}
 	if !notable("hubhooks_deliverer_queue_full_total") || notable(`hubhooks_deliverer_attempts_total{status="succeeded"}`) {
 		t.Errorf("notable picks the wrong counters")
+	}
+}
+
+func TestFairnessVerdicts(t *testing.T) {
+	tr := func(name string, p99, perSec float64) report.Traffic {
+		return report.Traffic{Name: name, Latency: latency.Summary{P99Ms: p99}, PerSecond: perSec}
+	}
+	cpu := []report.Process{{Name: "hubd", CPUPerDeliveryUs: 80}, {Name: "redis-server", CPUPerDeliveryUs: 15}, {Name: toolProcName, CPUPerDeliveryUs: 50}}
+	phases := []report.Phase{
+		{Name: phaseQuietAlone, Traffic: []report.Traffic{tr("quiet hub", 5, 20)}},
+		{Name: phaseBurstAlone, Traffic: []report.Traffic{tr("burst", 900, 10000)}, Processes: cpu},
+		{Name: phaseBurstQuiet, Traffic: []report.Traffic{tr("burst", 900, 9500), tr("quiet hub", 31, 20)}},
+		{Name: phaseManyQuietAlone, Traffic: []report.Traffic{tr("many", 6, 200)}},
+		{Name: phaseBurstManyQuiet, Traffic: []report.Traffic{tr("burst", 900, 8000), tr("many", 12, 200)}},
+	}
+	alone := map[string]float64{"a": 5, "b": 40}
+	during := map[string]float64{"a": 29, "b": 81}
+	got := fairnessVerdicts(phases, "quiet hub", "many", alone, during)
+	want := []struct {
+		value float64
+		pass  bool
+	}{
+		{31, false}, // 31 > max(2 x 5, 5 + 25) = 30
+		{12, true},  // 12 <= 31
+		{1, false},  // hub b: 81 > 80; hub a: 29 <= 30
+		{5, true},   // 9,500 vs 10,000: 5 % lost
+		{20, false}, // 8,000: 20 %
+		{95, true},  // hubd + Redis, not the tool
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d verdicts, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		if d := got[i].Value - w.value; d > 1e-9 || d < -1e-9 || got[i].Pass != w.pass {
+			t.Errorf("verdict %d (%s) = %v pass %v, want %v pass %v", i, got[i].Goal, got[i].Value, got[i].Pass, w.value, w.pass)
+		}
+	}
+}
+
+func TestNoisyVerdicts(t *testing.T) {
+	ph := func(name string, p99 float64) report.Phase {
+		return report.Phase{Name: name, Traffic: []report.Traffic{{Name: "healthy URL", Latency: latency.Summary{P99Ms: p99}}}}
+	}
+	got := noisyVerdicts([]report.Phase{ph("base", 5), ph("same", 9), ph("other", 11), ph("base max", 100), ph("same max", 150), ph("other max", 150)})
+	want := []bool{true, false, true, true}
+	if len(got) != len(want) {
+		t.Fatalf("%d verdicts, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if got[i].Pass != w {
+			t.Errorf("verdict %d (%s, %v ms, limit %v) pass %v, want %v", i, got[i].Goal, got[i].Value, got[i].Limit, got[i].Pass, w)
+		}
 	}
 }

@@ -38,7 +38,7 @@ type target struct {
 type hubdOptions struct {
 	bin      string
 	redisURL string
-	runID    string
+	prefix   string // Redis key prefix, "hubbench:..."
 	pprof    bool
 	keep     bool
 	log      io.Writer
@@ -61,7 +61,7 @@ func startHubd(ctx context.Context, o hubdOptions) (*target, error) {
 		natsURL:  "nats://" + ports[0],
 		grpcAddr: ports[1],
 		httpAddr: ports[2],
-		prefix:   "hubbench:" + o.runID + ":",
+		prefix:   o.prefix,
 	}
 	logPath := filepath.Join(dir, "hubd.log")
 	logFile, err := os.Create(logPath)

@@ -35,6 +35,18 @@ type Result struct {
 	Concurrency int `json:"concurrency"`
 	// BodyBytes is the size of each POST body or message.
 	BodyBytes int `json:"body_bytes"`
+	// CPUSeconds is the CPU the sending process spent in the window, when
+	// the sender ran in a process of its own (the POST ceiling); 0 when
+	// not measured.
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+}
+
+// CPUPerOp is CPUSeconds per operation, 0 when not measured.
+func (r Result) CPUPerOp() time.Duration {
+	if r.CPUSeconds <= 0 || r.Ops <= 0 {
+		return 0
+	}
+	return time.Duration(r.CPUSeconds / float64(r.Ops) * float64(time.Second))
 }
 
 // HTTPConfig configures the POST ceiling.

@@ -53,8 +53,33 @@ type Process struct {
 	// PeakRSSBytes is VmHWM at the end (the process's lifetime peak).
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 	// RSSBytes is VmRSS at the end.
-	RSSBytes int64  `json:"rss_bytes"`
-	Error    string `json:"error,omitempty"`
+	RSSBytes int64 `json:"rss_bytes"`
+	// CPUPerDeliveryUs is CPUSeconds per delivery of the window, in µs
+	// (0 when the window delivered nothing).
+	CPUPerDeliveryUs float64 `json:"cpu_per_delivery_us,omitempty"`
+	Error            string  `json:"error,omitempty"`
+}
+
+// SetPerDelivery fills each process's CPUPerDeliveryUs for deliveries.
+func SetPerDelivery(ps []Process, deliveries int64) {
+	if deliveries <= 0 {
+		return
+	}
+	for i := range ps {
+		if ps[i].Error == "" {
+			ps[i].CPUPerDeliveryUs = ps[i].CPUSeconds * 1e6 / float64(deliveries)
+		}
+	}
+}
+
+// Backlog is the highest backlog seen in a window: what the streams'
+// consumers still had to do (pending plus unacknowledged messages).
+type Backlog struct {
+	// Events is the domain events not yet expanded.
+	Events int64 `json:"events"`
+	// DeliveryMessages is the delivery messages (jobs, fan-outs, batches
+	// of them) not yet settled.
+	DeliveryMessages int64 `json:"delivery_messages"`
 }
 
 // Point is one sample of the run's timeline, taken every second.
@@ -113,10 +138,13 @@ type Redis struct {
 
 // Result is one run.
 type Result struct {
-	Version string    `json:"version"`
-	Started time.Time `json:"started"`
-	Machine Machine   `json:"machine"`
-	Params  Params    `json:"params"`
+	// Scenario is the run's scenario: throughput (the fields below
+	// Params), fairness or noisy (Phases and Verdicts).
+	Scenario string    `json:"scenario"`
+	Version  string    `json:"version"`
+	Started  time.Time `json:"started"`
+	Machine  Machine   `json:"machine"`
+	Params   Params    `json:"params"`
 
 	EventsPublished int64   `json:"events_published"`
 	PublishErrors   int64   `json:"publish_errors"`
@@ -141,6 +169,8 @@ type Result struct {
 	Latency          latency.Summary `json:"latency"`
 
 	Processes []Process `json:"processes"`
+	// Backlog is the highest backlog of the streams during the window.
+	Backlog Backlog `json:"backlog"`
 	// Timeline samples deliveries and RSS every second of the measured run.
 	Timeline []Point `json:"timeline,omitempty"`
 	Redis    *Redis  `json:"redis,omitempty"`
@@ -161,7 +191,29 @@ type Result struct {
 	// Counters are the system's non-zero hubhooks_*_total counters at the
 	// end of the run (hubd target), for explaining the numbers.
 	Counters map[string]float64 `json:"counters,omitempty"`
-	Notes    []string           `json:"notes,omitempty"`
+	// Phases are the steps of a fairness or noisy scenario, in order.
+	Phases []Phase `json:"phases,omitempty"`
+	// Verdicts compare phases against the goals they measure.
+	Verdicts []Verdict `json:"verdicts,omitempty"`
+	Notes    []string  `json:"notes,omitempty"`
+}
+
+// BareClientCPUPerPOST is what the bare client (the POST ceiling's own
+// process) spent per POST: the mean over the ceilings that measured it,
+// 0 when none did.
+func (r *Result) BareClientCPUPerPOST() time.Duration {
+	var sum time.Duration
+	n := 0
+	for _, c := range []*ceiling.Result{r.HTTPCeiling, r.HTTPCeilingAfter} {
+		if c != nil && c.CPUPerOp() > 0 {
+			sum += c.CPUPerOp()
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / time.Duration(n)
 }
 
 // Finish fills the derived fields.
@@ -233,6 +285,9 @@ func ReadJSONFile(path string) (*Result, error) {
 
 // PrintTable writes the human-readable table.
 func (r *Result) PrintTable(w io.Writer) error {
+	if len(r.Phases) > 0 {
+		return r.printPhases(w)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	p := r.Params
 	rate := "max (bounded window " + fmt.Sprint(p.Window) + ")"
@@ -254,9 +309,11 @@ func (r *Result) PrintTable(w io.Writer) error {
 			fmt.Fprintf(tw, "process %s (pid %d)\t%s\n", pr.Name, pr.PID, pr.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "process %s (pid %d)\tCPU %.1fs (%.0f%% of one core), peak RSS %s, RSS now %s\n",
-			pr.Name, pr.PID, pr.CPUSeconds, pr.CPUPercent, bytesStr(pr.PeakRSSBytes), bytesStr(pr.RSSBytes))
+		fmt.Fprintf(tw, "process %s (pid %d)\tCPU %.1fs (%.0f%% of one core), %s per delivery, peak RSS %s, RSS now %s\n",
+			pr.Name, pr.PID, pr.CPUSeconds, pr.CPUPercent, usStr(pr.CPUPerDeliveryUs), bytesStr(pr.PeakRSSBytes), bytesStr(pr.RSSBytes))
 	}
+	fmt.Fprintf(tw, "bare client CPU per POST\t%s\n", r.bareClientStr())
+	fmt.Fprintf(tw, "highest backlog\t%d domain events, %d delivery messages\n", r.Backlog.Events, r.Backlog.DeliveryMessages)
 	for _, m := range Milestones(r.Timeline) {
 		var parts []string
 		for _, pr := range r.Processes {
@@ -305,6 +362,22 @@ func (r *Result) PrintTable(w io.Writer) error {
 		fmt.Fprintf(tw, "note\t%s\n", n)
 	}
 	return tw.Flush()
+}
+
+// bareClientStr describes BareClientCPUPerPOST for the tables.
+func (r *Result) bareClientStr() string {
+	per := r.BareClientCPUPerPOST()
+	if per == 0 {
+		return "not measured (-skip-ceilings)"
+	}
+	return fmt.Sprintf("%s (the POST ceiling's own process, %d senders): the floor of a delivery's cost", usStr(float64(per.Nanoseconds())/1000), r.HTTPCeiling.Concurrency)
+}
+
+func usStr(us float64) string {
+	if us == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f µs", us)
 }
 
 func countStr(n int64) string {

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -142,6 +143,68 @@ func TestMilestones(t *testing.T) {
 	for _, want := range []string{"RSS at 10k deliveries hubd 50.0 MiB (t=2s)", "RSS at 100k deliveries hubd 80.0 MiB (t=30s)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPerDeliveryAndBareClient(t *testing.T) {
+	ps := []Process{{Name: "hubd", CPUSeconds: 2}, {Name: "gone", Error: "not sampled"}}
+	SetPerDelivery(ps, 20000)
+	if ps[0].CPUPerDeliveryUs != 100 || ps[1].CPUPerDeliveryUs != 0 {
+		t.Errorf("per delivery = %v / %v, want 100 / 0", ps[0].CPUPerDeliveryUs, ps[1].CPUPerDeliveryUs)
+	}
+	r := &Result{}
+	if r.BareClientCPUPerPOST() != 0 {
+		t.Errorf("bare client cost without ceilings")
+	}
+	r.HTTPCeiling = &ceiling.Result{Ops: 10000, CPUSeconds: 0.3}
+	r.HTTPCeilingAfter = &ceiling.Result{Ops: 10000, CPUSeconds: 0.5}
+	if got := r.BareClientCPUPerPOST(); got < 39*time.Microsecond || got > 41*time.Microsecond {
+		t.Errorf("bare client per POST = %v, want the mean 40µs", got)
+	}
+}
+
+func TestPhasesLostAndVerdicts(t *testing.T) {
+	r := &Result{Phases: []Phase{
+		{Name: "a", Traffic: []Traffic{{Name: "x", Expected: 10, Received: 10}, {Name: "y", Expected: 5, Received: 5}}},
+	}}
+	if err := r.Lost(); err != nil {
+		t.Errorf("Lost = %v with nothing missing", err)
+	}
+	if r.Phases[0].Deliveries() != 15 || r.Phases[0].Find("y") == nil || r.Phases[0].Find("z") != nil {
+		t.Errorf("Deliveries/Find")
+	}
+	r.Phases = append(r.Phases, Phase{Name: "b", Traffic: []Traffic{{Name: "x", Expected: 10, Received: 7}}})
+	if err := r.Lost(); !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), `3 in phase "b"`) {
+		t.Errorf("Lost = %v, want 3 missing in phase b", err)
+	}
+	tests := []struct {
+		alone, want float64
+	}{
+		{4, 29},  // +25 ms is larger
+		{30, 60}, // 2x is larger
+		{25, 50}, // equal
+	}
+	for _, tt := range tests {
+		if got := LatencyLimit(tt.alone); got != tt.want {
+			t.Errorf("LatencyLimit(%v) = %v, want %v", tt.alone, got, tt.want)
+		}
+	}
+	r.Verdicts = []Verdict{NewVerdict("a", 1, 2, "ms", ""), NewVerdict("b", 2, 2, "ms", "")}
+	if !r.Passed() {
+		t.Errorf("verdicts at or under their limit failed")
+	}
+	r.Verdicts = append(r.Verdicts, NewVerdict("c", 2.1, 2, "ms", ""))
+	if r.Passed() {
+		t.Errorf("a verdict over its limit passed")
+	}
+	var out bytes.Buffer
+	if err := r.PrintTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"FAIL", "c: 2.1 ms, limit 2.0 ms", "PASS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
 }

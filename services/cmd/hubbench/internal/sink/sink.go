@@ -65,6 +65,8 @@ type Class struct {
 	seen map[[2]uint64]struct{}
 	// perDest counts unique webhooks by destination (host + path).
 	perDest map[string]int64
+	// destLat is the latency of unique webhooks by destination.
+	destLat map[string]*latency.Recorder
 }
 
 // Counts is a snapshot of a Class.
@@ -96,6 +98,31 @@ func (c *Class) Counts() Counts {
 // every unique webhook of the class.
 func (c *Class) Latency() latency.Summary { return c.lat.Summary() }
 
+// LatencyByDestination summarises the latency of each destination (host
+// and path) that received a webhook of the class: with one URL per hub,
+// per hub.
+func (c *Class) LatencyByDestination() map[string]latency.Summary {
+	c.mu.Lock()
+	recs := make(map[string]*latency.Recorder, len(c.destLat))
+	for d, r := range c.destLat {
+		recs[d] = r
+	}
+	c.mu.Unlock()
+	out := make(map[string]latency.Summary, len(recs))
+	for d, r := range recs {
+		out[d] = r.Summary()
+	}
+	return out
+}
+
+// ReceivedAt is how many unique webhooks of the class destination (host and
+// path) received.
+func (c *Class) ReceivedAt(dest string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.perDest[dest]
+}
+
 // MinPerDestination is the fewest unique webhooks any one destination (host
 // and path) received, 0 until n destinations received one.
 func (c *Class) MinPerDestination(n int) int64 {
@@ -119,8 +146,10 @@ func (c *Class) TakeWindowMax() time.Duration { return time.Duration(c.windowMax
 
 // Sink receives webhooks on one or more loopback listeners.
 type Sink struct {
-	status  int
-	classes map[string]*Class
+	status int
+	// classes maps a class name to its counters; replaced whole (copy on
+	// write) by AddClass, so requests read it without a lock.
+	classes atomic.Pointer[map[string]*Class]
 	seed1   maphash.Seed
 	seed2   maphash.Seed
 
@@ -138,15 +167,39 @@ func New(status int, classes ...string) *Sink {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	s := &Sink{status: status, classes: make(map[string]*Class, len(classes)), seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed()}
+	s := &Sink{status: status, seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed()}
+	m := make(map[string]*Class, len(classes))
 	for _, c := range classes {
-		s.classes[c] = &Class{seen: make(map[[2]uint64]struct{}, 1024)}
+		m[c] = newClass()
 	}
+	s.classes.Store(&m)
 	return s
 }
 
+func newClass() *Class { return &Class{seen: make(map[[2]uint64]struct{}, 1024)} }
+
 // Class returns the counters of class name, nil when the sink does not count it.
-func (s *Sink) Class(name string) *Class { return s.classes[name] }
+func (s *Sink) Class(name string) *Class { return (*s.classes.Load())[name] }
+
+// AddClass starts counting class name (a no-op when it is counted already)
+// and returns its counters. Webhooks of the class that arrived before count
+// as unknown.
+func (s *Sink) AddClass(name string) *Class {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.classes.Load()
+	if c := old[name]; c != nil {
+		return c
+	}
+	m := make(map[string]*Class, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	c := newClass()
+	m[name] = c
+	s.classes.Store(&m)
+	return c
+}
 
 // Errors counts requests that were not a readable webhook (unreadable body,
 // not JSON, no webhook-id).
@@ -173,7 +226,7 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	class, _, sent, ok := ParseEventID(ev.DomainEvent.ID)
-	c := s.classes[class]
+	c := (*s.classes.Load())[class]
 	if !ok || c == nil {
 		s.unknown.Add(1)
 	} else {
@@ -193,14 +246,21 @@ func (s *Sink) count(c *Class, webhookID, host, path string, sent, now time.Time
 		h.WriteString(path)
 	}
 	key := [2]uint64{h1.Sum64(), h2.Sum64()}
+	dest := host + path
+	var destLat *latency.Recorder
 	c.mu.Lock()
 	_, dup := c.seen[key]
 	if !dup {
 		c.seen[key] = struct{}{}
 		if c.perDest == nil {
 			c.perDest = map[string]int64{}
+			c.destLat = map[string]*latency.Recorder{}
 		}
-		c.perDest[host+path]++
+		c.perDest[dest]++
+		if destLat = c.destLat[dest]; destLat == nil {
+			destLat = &latency.Recorder{}
+			c.destLat[dest] = destLat
+		}
 	}
 	c.mu.Unlock()
 	c.received.Add(1)
@@ -214,6 +274,7 @@ func (s *Sink) count(c *Class, webhookID, host, path string, sent, now time.Time
 	if sent.UnixNano() > 0 {
 		d := now.Sub(sent)
 		c.lat.Record(d)
+		destLat.Record(d)
 		storeMax(&c.windowMax, int64(d))
 	}
 }

@@ -101,3 +101,39 @@ func TestSinkStatus(t *testing.T) {
 		t.Errorf("status %d, want 503", got)
 	}
 }
+
+func TestSinkClassesAndDestinations(t *testing.T) {
+	s := New(0)
+	urls, err := s.Listen(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	body := func(class string, seq int64, sent time.Time) string {
+		return `{"domain_event":{"id":"` + EventID(class, seq, sent) + `"}}`
+	}
+	// Before the class is added its webhooks are unknown.
+	post(t, urls[0], "msg_0", body("q", 0, time.Now()))
+	if s.Unknown() != 1 || s.Class("q") != nil {
+		t.Fatalf("unknown=%d, class %v: want 1 and no counters", s.Unknown(), s.Class("q"))
+	}
+	q := s.AddClass("q")
+	if again := s.AddClass("q"); again != q {
+		t.Errorf("AddClass twice made new counters")
+	}
+	now := time.Now()
+	post(t, urls[0], "msg_1", body("q", 1, now.Add(-50*time.Millisecond)))
+	post(t, urls[0], "msg_2", body("q", 2, now.Add(-50*time.Millisecond)))
+	post(t, urls[1], "msg_1", body("q", 1, now.Add(-5*time.Millisecond)))
+	dest := func(u string) string { return strings.TrimPrefix(u, "http://") }
+	if n := q.ReceivedAt(dest(urls[0])); n != 2 {
+		t.Errorf("ReceivedAt(first URL) = %d, want 2", n)
+	}
+	by := q.LatencyByDestination()
+	if len(by) != 2 {
+		t.Fatalf("LatencyByDestination has %d destinations, want 2: %v", len(by), by)
+	}
+	if a, b := by[dest(urls[0])], by[dest(urls[1])]; a.Count != 2 || b.Count != 1 || a.MinMs < 50 || b.MaxMs >= a.MinMs {
+		t.Errorf("per destination: first %+v, second %+v: want 2 samples of >= 50ms and 1 sample below them", a, b)
+	}
+}

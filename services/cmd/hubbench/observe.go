@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/procstat"
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/report"
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/sink"
+)
+
+// meter measures the CPU of the sampled processes over a window.
+type meter struct {
+	procs  []proc
+	start  time.Time
+	before []*procstat.Sample
+}
+
+func startMeter(procs []proc) *meter {
+	return &meter{procs: procs, start: time.Now(), before: sampleAll(procs)}
+}
+
+// stop ends the window; deliveries (when positive) gives each process its
+// CPU per delivery.
+func (m *meter) stop(deliveries int64) []report.Process {
+	ps := diffProcs(m.procs, m.before, sampleAll(m.procs), time.Since(m.start))
+	report.SetPerDelivery(ps, deliveries)
+	return ps
+}
+
+func sampleAll(ps []proc) []*procstat.Sample {
+	out := make([]*procstat.Sample, len(ps))
+	for i, p := range ps {
+		if s, err := procstat.Read(p.pid); err == nil {
+			out[i] = &s
+		}
+	}
+	return out
+}
+
+func diffProcs(ps []proc, before, after []*procstat.Sample, window time.Duration) []report.Process {
+	out := make([]report.Process, len(ps))
+	for i, p := range ps {
+		out[i] = report.Process{Name: p.name, PID: p.pid}
+		if before[i] == nil || after[i] == nil {
+			out[i].Error = "not sampled (process gone or /proc unreadable)"
+			continue
+		}
+		cpu := after[i].CPU - before[i].CPU
+		out[i].CPUSeconds = cpu.Seconds()
+		out[i].CPUPercent = 100 * cpu.Seconds() / window.Seconds()
+		out[i].PeakRSSBytes = after[i].PeakRSSBytes
+		out[i].RSSBytes = after[i].RSSBytes
+	}
+	return out
+}
+
+// sampleTimeline records deliveries and RSS every second until ctx ends.
+func sampleTimeline(ctx context.Context, ps []proc, c *sink.Class) []report.Point {
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var out []report.Point
+	for {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-tick.C:
+		}
+		p := report.Point{Seconds: time.Since(start).Seconds(), Delivered: c.Counts().Unique, RSSBytes: map[string]int64{},
+			MaxLatencyMs: float64(c.TakeWindowMax().Microseconds()) / 1000}
+		for _, pr := range ps {
+			if s, err := procstat.Read(pr.pid); err == nil {
+				p.RSSBytes[pr.name] = s.RSSBytes
+			}
+		}
+		out = append(out, p)
+	}
+}
+
+// streamBacklog is what a stream's consumers have still to do: the sum of
+// their pending and unacknowledged messages.
+func streamBacklog(ctx context.Context, js jetstream.JetStream, stream string) (int64, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	lister := st.ListConsumers(ctx)
+	for info := range lister.Info() {
+		n += int64(info.NumPending) + int64(info.NumAckPending)
+	}
+	return n, lister.Err()
+}
+
+// backlogSampler records the highest backlog of the domain events (the
+// expander's) and of the delivery jobs (the deliverer's) while it runs:
+// where a burst waits.
+type backlogSampler struct {
+	stopCh chan struct{}
+	done   chan struct{}
+
+	mu  sync.Mutex
+	max report.Backlog
+}
+
+func sampleBacklogs(ctx context.Context, js jetstream.JetStream) *backlogSampler {
+	b := &backlogSampler{stopCh: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			ev, err1 := streamBacklog(qctx, js, eventbus.StreamEvents)
+			dl, err2 := streamBacklog(qctx, js, eventbus.StreamDeliveries)
+			cancel()
+			b.mu.Lock()
+			if err1 == nil {
+				b.max.Events = max(b.max.Events, ev)
+			}
+			if err2 == nil {
+				b.max.DeliveryMessages = max(b.max.DeliveryMessages, dl)
+			}
+			b.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.stopCh:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return b
+}
+
+// stop ends the sampling and returns the highest backlogs seen.
+func (b *backlogSampler) stop() report.Backlog {
+	close(b.stopCh)
+	<-b.done
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.max
+}
+
+// fetchAll reads each Prometheus text endpoint once; a URL that fails
+// leaves "" (and is reported to onErr, when set).
+func fetchAll(ctx context.Context, urls []string, onErr func(error)) []string {
+	texts := make([]string, len(urls))
+	for i, u := range urls {
+		text, err := fetchText(ctx, u)
+		if err != nil {
+			if onErr != nil {
+				onErr(err)
+			}
+			continue
+		}
+		texts[i] = text
+	}
+	return texts
+}
+
+func fetchText(ctx context.Context, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// parseCounters reads the hubhooks_* counters (names ending in _total,
+// labels kept) with a non-zero value from Prometheus text.
+func parseCounters(text string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, "hubhooks_") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		name, val := line[:i], line[i+1:]
+		base, _, _ := strings.Cut(name, "{")
+		if !strings.HasSuffix(base, "_total") {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil || v == 0 {
+			continue
+		}
+		out[name] = v
+	}
+	return out
+}
+
+// trimmed sums hubhooks_logger_entries_trimmed_total over the metrics
+// texts; ok is false when none has it.
+func trimmed(texts []string) (float64, bool) {
+	var sum float64
+	ok := false
+	for _, text := range texts {
+		for _, line := range strings.Split(text, "\n") {
+			if v, found := strings.CutPrefix(line, "hubhooks_logger_entries_trimmed_total "); found {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					sum += f
+					ok = true
+				}
+			}
+		}
+	}
+	return sum, ok
+}
+
+// notable picks counters that explain lost time or work done twice.
+func notable(name string) bool {
+	for _, w := range []string{"queue_full", "nak", "retr", "redeliver", "fail", "error", "poison", "dead", "dropped", "dlq"} {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func fetchProfile(ctx context.Context, url, path string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// startSelfProfile starts a CPU profile of this process into path (nothing
+// when path is empty); the returned func stops it and closes the file.
+func startSelfProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-self-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-self-cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}
