@@ -106,6 +106,11 @@ func (g *grpcServer) AddCallbackUrl(ctx context.Context, req *hubhooksv1.AddCall
 	if err != nil {
 		return nil, grpcError(invalid(err))
 	}
+	desc := strings.TrimSpace(req.GetDescription())
+	types, err := g.svc.eventTypeFilter(req.GetEventTypes())
+	if err = errors.Join(err, checkLen("description", desc, maxDescriptionLen)); err != nil {
+		return nil, grpcError(err)
+	}
 	norm := NormalizeURL(u)
 	key := urlKey(u)
 	max := g.svc.cfg.MaxURLs
@@ -119,9 +124,11 @@ func (g *grpcServer) AddCallbackUrl(ctx context.Context, req *hubhooksv1.AddCall
 			return false, fmt.Errorf("%w: hub %s already has %d callback URLs, the most allowed; remove one before adding another", ErrTooManyURLs, hub, len(next.CallbackUrls))
 		}
 		next.CallbackUrls = append(next.CallbackUrls, &hubhooksv1.CallbackUrl{
-			Id:        webhook.RandomID("url_"),
-			Url:       norm,
-			CreatedAt: timestamppb.New(now),
+			Id:          webhook.RandomID("url_"),
+			Url:         norm,
+			CreatedAt:   timestamppb.New(now),
+			Description: desc,
+			EventTypes:  types,
 		})
 		return true, nil
 	})
@@ -151,6 +158,11 @@ func (g *grpcServer) RemoveCallbackUrl(ctx context.Context, req *hubhooksv1.Remo
 		next.CallbackUrls = append(next.CallbackUrls[:i], next.CallbackUrls[i+1:]...)
 		return true, nil
 	})
+	return cfg, grpcError(err)
+}
+
+func (g *grpcServer) ConfigureCallbackUrl(ctx context.Context, req *hubhooksv1.ConfigureCallbackUrlRequest) (*hubhooksv1.HubConfig, error) {
+	cfg, err := g.svc.configureURL(ctx, req)
 	return cfg, grpcError(err)
 }
 

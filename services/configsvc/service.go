@@ -50,6 +50,7 @@ const (
 	KindURLAdded        = "url_added"
 	KindURLRemoved      = "url_removed"
 	KindSecretGenerated = "secret_generated"
+	KindURLConfigured   = "url_configured"
 )
 
 // Service is the configsvc: the ConfigService gRPC API over the Redis store,
@@ -135,7 +136,7 @@ func New(cfg Config, rdb *redis.Client, js jetstream.JetStream, guard URLChecker
 			return nil, fmt.Errorf("configsvc: register metrics: %w", err)
 		}
 	}
-	for _, k := range []string{KindEventsEnabled, KindURLAdded, KindURLRemoved, KindSecretGenerated} {
+	for _, k := range []string{KindEventsEnabled, KindURLAdded, KindURLRemoved, KindSecretGenerated, KindURLConfigured} {
 		s.changes.WithLabelValues(k)
 	}
 	for _, st := range []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded, hubhooksv1.StatusFailed} {

@@ -2,8 +2,10 @@ package deliverer
 
 import (
 	"context"
+	"time"
 
 	"github.com/hubhooks/hubhooks/pkg/configcache"
+	"github.com/hubhooks/hubhooks/pkg/routing"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -43,24 +45,29 @@ func cancelReason(cfg *hubhooksv1.HubConfig, job *deliveryv1.DeliveryJob) string
 		return "event triggers were switched off after the event arrived"
 	}
 	for _, u := range cfg.GetCallbackUrls() {
-		if job.GetUrlId() != "" && u.GetId() == job.GetUrlId() {
-			return ""
-		}
-		if job.GetUrlId() == "" && u.GetUrl() == job.GetUrl() {
-			return ""
+		if (job.GetUrlId() != "" && u.GetId() == job.GetUrlId()) || (job.GetUrlId() == "" && u.GetUrl() == job.GetUrl()) {
+			if job.GetTest() {
+				return "" // a test reaches a disabled or filtering URL too
+			}
+			_, detail := routing.URLReason(u, job.GetEventType(), time.Time{})
+			return detail
 		}
 	}
 	return "callback URL removed"
 }
 
-// keptURLIDs are the URL ids whose retries cfg still allows.
+// keptURLIDs are the URL ids whose retries cfg still allows (the enabled
+// URLs). A URL that takes fewer types keeps its id: the retries of the
+// types it no longer takes are cancelled when they fall due (cancelReason).
 func keptURLIDs(cfg *hubhooksv1.HubConfig) []string {
 	if cfg == nil || !cfg.GetEventsEnabled() {
 		return nil
 	}
 	ids := make([]string, 0, len(cfg.GetCallbackUrls()))
 	for _, u := range cfg.GetCallbackUrls() {
-		ids = append(ids, u.GetId())
+		if !u.GetDisabled() {
+			ids = append(ids, u.GetId())
+		}
 	}
 	return ids
 }
@@ -78,11 +85,11 @@ func needsCancel(old, cur *hubhooksv1.HubConfig) bool {
 	}
 	have := map[string]bool{}
 	for _, u := range cur.GetCallbackUrls() {
-		have[u.GetId()] = true
+		have[u.GetId()] = !u.GetDisabled()
 	}
 	for _, u := range old.GetCallbackUrls() {
-		if !have[u.GetId()] {
-			return true
+		if !u.GetDisabled() && !have[u.GetId()] {
+			return true // removed or disabled
 		}
 	}
 	return false

@@ -107,6 +107,30 @@ func TestCancelReasonTriggersOffAfterArrival(t *testing.T) {
 	}
 }
 
+// A job for a URL that is now disabled, or no longer takes the job's type,
+// is cancelled; a test job is not.
+func TestCancelReasonURLControls(t *testing.T) {
+	cfg := &hubhooksv1.HubConfig{EventsEnabled: true, CallbackUrls: []*hubhooksv1.CallbackUrl{
+		{Id: "url_off", Url: "https://a.example/", Disabled: true, DisabledReason: "failing"},
+		{Id: "url_plans", Url: "https://b.example/", EventTypes: []string{"BILLINGPLAN.CREATED"}},
+	}}
+	for _, tc := range []struct {
+		name, url, typ string
+		test           bool
+		want           string
+	}{
+		{"disabled URL", "url_off", "API.CREATED", false, "the URL is disabled: failing"},
+		{"type the URL takes", "url_plans", "BILLINGPLAN.CREATED", false, ""},
+		{"type the URL no longer takes", "url_plans", "API.CREATED", false, "the URL receives only [BILLINGPLAN.CREATED]"},
+		{"test to a disabled URL", "url_off", "API.CREATED", true, ""},
+	} {
+		job := &deliveryv1.DeliveryJob{UrlId: tc.url, EventType: tc.typ, Test: tc.test}
+		if got := cancelReason(cfg, job); got != tc.want {
+			t.Errorf("%s: reason %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 // fetchCount divides the room for held jobs by the recent jobs per message,
 // so fetching fan-out batches does not take many times the room.
 func TestFetchCountFollowsJobsPerMessage(t *testing.T) {

@@ -18,6 +18,11 @@
 //     and nothing is published ("skipped"). The config cache may lag a change
 //     by milliseconds, so a "not deliverable" answer is re-checked against
 //     configsvc at most once per hub per RecheckInterval.
+//   - Each webhook event goes to the URLs that take it (pkg/routing): an
+//     enabled URL whose event type filter is empty or lists the type, added
+//     before the domain event arrived. An event none of whose webhook events
+//     any URL takes is acknowledged ("skipped", reason "filtered"). Webhook
+//     event ids keep their position in the cascade whatever is left out.
 //   - Otherwise every job is published and the domain event is acknowledged
 //     only once JetStream acknowledged the message(s) carrying its jobs; any
 //     failure naks the event with a delay. A lone fan-out carries a

@@ -581,3 +581,40 @@ func TestRunFinishesInFlightEventsOnShutdown(t *testing.T) {
 	checkJobs(t, jobs(t, e.js, hub), hub, "evt_slow", "USER.UPDATED", []string{"USER.UPDATED"}, []string{"u1"}, 1)
 	e.idle(t) // acknowledged before Run returned
 }
+
+func TestURLFiltersAndDisabledURLs(t *testing.T) {
+	e := start(t, expander.Config{})
+	cfg := hubConfig("hub-filters", 4, true, "u-all", "u-teams", "u-off")
+	cfg.CallbackUrls[1].EventTypes = []string{"TEAM.CREATED", "TEAM.DELETED"}
+	cfg.CallbackUrls[2].Disabled = true
+	e.cfgs.set(cfg)
+	// TEAM.CREATED emits APP.CREATED, APP_KEY.CREATED, TEAM.CREATED.
+	publishEvent(t, e.js, domainEvent(t, "evt_team", "hub-filters", "TEAM.CREATED", nil))
+	// A hub all of whose URLs filter the event's types out gets nothing.
+	only := hubConfig("hub-only-users", 4, true, "u-users")
+	only.CallbackUrls[0].EventTypes = []string{"USER.CREATED"}
+	e.cfgs.set(only)
+	publishEvent(t, e.js, domainEvent(t, "evt_app", "hub-only-users", "APP.UPDATED", nil))
+	e.idle(t)
+
+	got := map[string][]string{} // webhook event type -> URL ids
+	ids := map[string]string{}   // webhook event type -> webhook event id
+	for _, j := range jobs(t, e.js, "hub-filters") {
+		got[j.GetEventType()] = append(got[j.GetEventType()], j.GetUrlId())
+		ids[j.GetEventType()] = j.GetWebhookEventId()
+	}
+	want := map[string][]string{"APP.CREATED": {"u-all"}, "APP_KEY.CREATED": {"u-all"}, "TEAM.CREATED": {"u-all", "u-teams"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("jobs by type = %v, want %v", got, want)
+	}
+	// Ids keep the position in the cascade whatever the filters drop.
+	if ids["TEAM.CREATED"] != webhook.EventID("hub-filters", "evt_team", 2) {
+		t.Errorf("TEAM.CREATED webhook event id %s, want position 2's", ids["TEAM.CREATED"])
+	}
+	if n := len(jobs(t, e.js, "hub-only-users")); n != 0 {
+		t.Errorf("%d jobs for events no URL takes, want 0", n)
+	}
+	if n := metric(t, e.reg, "hubhooks_expander_events_skipped_total", "reason", "filtered"); n != 1 {
+		t.Errorf("skipped filtered = %v, want 1", n)
+	}
+}

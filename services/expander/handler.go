@@ -19,6 +19,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/hubid"
 	"github.com/hubhooks/hubhooks/pkg/publisher"
+	"github.com/hubhooks/hubhooks/pkg/routing"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
@@ -200,10 +201,15 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		arrived = md.Timestamp
 		redelivered = md.NumDelivered > 1
 	}
-	urls := activeURLs(cfg, arrived)
-	if len(urls) == 0 {
-		s.m.skipped.WithLabelValues("before_enabled").Inc()
-		return nil
+	// Every URL takes every event unless one is disabled or filters types:
+	// then each webhook event is routed by its type.
+	filtered := routing.Filtered(cfg)
+	var urls []*hubhooksv1.CallbackUrl
+	if !filtered {
+		if urls, _ = routing.Route(cfg, "", arrived); len(urls) == 0 {
+			s.m.skipped.WithLabelValues("before_enabled").Inc()
+			return nil
+		}
 	}
 	emitted, err := s.rules.Expand(subject, ev.GetData())
 	if err != nil {
@@ -235,9 +241,14 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		ref.OccurredAt = ev.GetOccurredAt().AsTime().UTC()
 	}
 
-	fanouts := make([]*deliveryv1.DeliveryFanout, len(emitted))
+	fanouts := make([]*deliveryv1.DeliveryFanout, 0, len(emitted))
 	jobs, size := 0, 0
 	for i, e := range emitted {
+		if filtered {
+			if urls, _ = routing.Route(cfg, e.Type, arrived); len(urls) == 0 {
+				continue // no URL takes this type; the position i stays its own
+			}
+		}
 		eventID := webhook.EventID(hub, ev.GetId(), i)
 		body, err := (&webhook.Event{
 			ID: eventID, Type: e.Type, HubID: hub, CreatedAt: createdAt, Data: e.Data, DomainEvent: ref,
@@ -268,9 +279,13 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 				DeliveryId: webhook.DeliveryID(eventID, u.GetId()), UrlId: u.GetId(), Url: u.GetUrl(),
 			}
 		}
-		fanouts[i] = f
+		fanouts = append(fanouts, f)
 		jobs += len(urls)
 		size += f.SizeVT()
+	}
+	if len(fanouts) == 0 {
+		s.m.skipped.WithLabelValues("filtered").Inc()
+		return nil
 	}
 	if redelivered {
 		return s.publishAlone(ctx, fanouts)
@@ -327,15 +342,18 @@ func (s *Service) sendFanouts(hub string, events [][]*deliveryv1.DeliveryFanout)
 // went out in a batch is not: the deliverer asks the event log which of its
 // jobs are done before it attempts them).
 func (s *Service) publishAlone(ctx context.Context, fanouts []*deliveryv1.DeliveryFanout) error {
-	pending := make([]jetstream.PubAckFuture, 0, min(s.cfg.MaxPendingAcks, len(fanouts)))
-	per := len(fanouts[0].GetTargets()) // the event's URLs, the same in each
-	wait := func(f jetstream.PubAckFuture) error {
+	type inFlight struct {
+		fut  jetstream.PubAckFuture
+		jobs int
+	}
+	pending := make([]inFlight, 0, min(s.cfg.MaxPendingAcks, len(fanouts)))
+	wait := func(f inFlight) error {
 		select {
-		case <-f.Ok():
+		case <-f.fut.Ok():
 			s.m.messages.Inc()
-			s.m.jobs.Add(float64(per))
+			s.m.jobs.Add(float64(f.jobs))
 			return nil
-		case err := <-f.Err():
+		case err := <-f.fut.Err():
 			return fmt.Errorf("publish job: %w", err)
 		case <-ctx.Done():
 			return fmt.Errorf("publish job: waiting for ack: %w", ctx.Err())
@@ -357,7 +375,7 @@ func (s *Service) publishAlone(ctx context.Context, fanouts []*deliveryv1.Delive
 		if err != nil {
 			return fmt.Errorf("publish job: %w", err)
 		}
-		pending = append(pending, fut)
+		pending = append(pending, inFlight{fut: fut, jobs: len(f.GetTargets())})
 	}
 	for _, f := range pending {
 		if err := wait(f); err != nil {
@@ -366,25 +384,6 @@ func (s *Service) publishAlone(ctx context.Context, fanouts []*deliveryv1.Delive
 	}
 	s.m.expanded.Inc()
 	return nil
-}
-
-// activeURLs returns the callback URLs that were configured, with triggers
-// on, when the event arrived (all of them when the arrival time is unknown).
-func activeURLs(cfg *hubhooksv1.HubConfig, arrived time.Time) []*hubhooksv1.CallbackUrl {
-	if arrived.IsZero() {
-		return cfg.GetCallbackUrls()
-	}
-	if at := cfg.GetEventsEnabledAt(); at != nil && arrived.Before(at.AsTime()) {
-		return nil
-	}
-	urls := make([]*hubhooksv1.CallbackUrl, 0, len(cfg.GetCallbackUrls()))
-	for _, u := range cfg.GetCallbackUrls() {
-		if c := u.GetCreatedAt(); c != nil && arrived.Before(c.AsTime()) {
-			continue
-		}
-		urls = append(urls, u)
-	}
-	return urls
 }
 
 // deliverable reports why a hub config gets no webhooks ("" when it does).

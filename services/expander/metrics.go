@@ -31,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hubhooks_expander_events_skipped_total",
-			Help: "Domain events acknowledged without jobs, by reason (disabled, no_urls, no_config, no_events).",
+			Help: "Domain events acknowledged without jobs, by reason (disabled, no_urls, no_config, no_events, before_enabled, filtered).",
 		}, []string{"reason"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hubhooks_expander_events_dead_lettered_total",

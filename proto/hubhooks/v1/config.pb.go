@@ -132,10 +132,23 @@ func (x *HubConfig) GetEventsEnabledAt() *timestamppb.Timestamp {
 
 // CallbackUrl is one of a hub's webhook endpoints.
 type CallbackUrl struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Url       string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// description tells URLs apart, e.g. "billing sync" (at most 200 bytes).
+	Description string `protobuf:"bytes,10,opt,name=description,proto3" json:"description,omitempty"`
+	// event_types are the webhook event types the URL receives; empty means
+	// every type.
+	EventTypes []string `protobuf:"bytes,11,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// disabled stops every delivery to the URL until it is enabled again;
+	// its pending retries are cancelled.
+	Disabled bool `protobuf:"varint,12,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// disabled_reason says why the URL is disabled: the operator's words, or
+	// hubhooks' when the URL failed every attempt for the auto-disable period.
+	DisabledReason string `protobuf:"bytes,13,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	// disabled_at is when it was disabled.
+	DisabledAt    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=disabled_at,json=disabledAt,proto3" json:"disabled_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -187,6 +200,41 @@ func (x *CallbackUrl) GetUrl() string {
 func (x *CallbackUrl) GetCreatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *CallbackUrl) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CallbackUrl) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *CallbackUrl) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *CallbackUrl) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
+}
+
+func (x *CallbackUrl) GetDisabledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DisabledAt
 	}
 	return nil
 }
@@ -341,9 +389,14 @@ func (x *SetEventsEnabledRequest) GetEnabled() bool {
 }
 
 type AddCallbackUrlRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	HubId         string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
-	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	HubId string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	Url   string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// description optionally tells the URL apart (at most 200 bytes).
+	Description string `protobuf:"bytes,10,opt,name=description,proto3" json:"description,omitempty"`
+	// event_types optionally limits the webhook event types the URL receives;
+	// empty means every type.
+	EventTypes    []string `protobuf:"bytes,11,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -390,6 +443,20 @@ func (x *AddCallbackUrlRequest) GetUrl() string {
 		return x.Url
 	}
 	return ""
+}
+
+func (x *AddCallbackUrlRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *AddCallbackUrlRequest) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
 }
 
 type RemoveCallbackUrlRequest struct {
@@ -1328,6 +1395,150 @@ func (x *ListHubTokensResponse) GetTokens() []*HubToken {
 	return nil
 }
 
+type ConfigureCallbackUrlRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	HubId string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	// url or id names the URL to configure; exactly one must be set.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Id  string `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	// event_types, when set, replaces the webhook event types the URL
+	// receives (ListEventTypes lists them); an empty list means every type.
+	EventTypes *EventTypeFilter `protobuf:"bytes,4,opt,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// enabled, when set, enables or disables the URL.
+	Enabled *bool `protobuf:"varint,5,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	// description, when set, replaces the URL's description.
+	Description *string `protobuf:"bytes,6,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	// disabled_reason goes with enabled=false: why the URL is disabled
+	// (default "disabled by an operator"; at most 200 bytes).
+	DisabledReason string `protobuf:"bytes,7,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConfigureCallbackUrlRequest) Reset() {
+	*x = ConfigureCallbackUrlRequest{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigureCallbackUrlRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigureCallbackUrlRequest) ProtoMessage() {}
+
+func (x *ConfigureCallbackUrlRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigureCallbackUrlRequest.ProtoReflect.Descriptor instead.
+func (*ConfigureCallbackUrlRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ConfigureCallbackUrlRequest) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *ConfigureCallbackUrlRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ConfigureCallbackUrlRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ConfigureCallbackUrlRequest) GetEventTypes() *EventTypeFilter {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *ConfigureCallbackUrlRequest) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+func (x *ConfigureCallbackUrlRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *ConfigureCallbackUrlRequest) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
+}
+
+// EventTypeFilter is a set of webhook event types; empty means every type.
+type EventTypeFilter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Types         []string               `protobuf:"bytes,1,rep,name=types,proto3" json:"types,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventTypeFilter) Reset() {
+	*x = EventTypeFilter{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventTypeFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventTypeFilter) ProtoMessage() {}
+
+func (x *EventTypeFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventTypeFilter.ProtoReflect.Descriptor instead.
+func (*EventTypeFilter) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *EventTypeFilter) GetTypes() []string {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
 var File_hubhooks_v1_config_proto protoreflect.FileDescriptor
 
 const file_hubhooks_v1_config_proto_rawDesc = "" +
@@ -1342,12 +1553,20 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x03R\aversion\x12F\n" +
 	"\x10previous_secrets\x18\a \x03(\v2\x1b.hubhooks.v1.PreviousSecretR\x0fpreviousSecrets\x12F\n" +
-	"\x11events_enabled_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0feventsEnabledAt\"j\n" +
+	"\x11events_enabled_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0feventsEnabledAt\"\xaf\x02\n" +
 	"\vCallbackUrl\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x129\n" +
 	"\n" +
-	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"c\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12 \n" +
+	"\vdescription\x18\n" +
+	" \x01(\tR\vdescription\x12\x1f\n" +
+	"\vevent_types\x18\v \x03(\tR\n" +
+	"eventTypes\x12\x1a\n" +
+	"\bdisabled\x18\f \x01(\bR\bdisabled\x12'\n" +
+	"\x0fdisabled_reason\x18\r \x01(\tR\x0edisabledReason\x12;\n" +
+	"\vdisabled_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"disabledAt\"c\n" +
 	"\x0ePreviousSecret\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x129\n" +
 	"\n" +
@@ -1356,10 +1575,14 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\"J\n" +
 	"\x17SetEventsEnabledRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x18\n" +
-	"\aenabled\x18\x02 \x01(\bR\aenabled\"@\n" +
+	"\aenabled\x18\x02 \x01(\bR\aenabled\"\x83\x01\n" +
 	"\x15AddCallbackUrlRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x10\n" +
-	"\x03url\x18\x02 \x01(\tR\x03url\"S\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12 \n" +
+	"\vdescription\x18\n" +
+	" \x01(\tR\vdescription\x12\x1f\n" +
+	"\vevent_types\x18\v \x03(\tR\n" +
+	"eventTypes\"S\n" +
 	"\x18RemoveCallbackUrlRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x0e\n" +
@@ -1418,7 +1641,21 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x14ListHubTokensRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\"F\n" +
 	"\x15ListHubTokensResponse\x12-\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x15.hubhooks.v1.HubTokenR\x06tokens2\xb9\a\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x15.hubhooks.v1.HubTokenR\x06tokens\"\xa0\x02\n" +
+	"\x1bConfigureCallbackUrlRequest\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\x12=\n" +
+	"\vevent_types\x18\x04 \x01(\v2\x1c.hubhooks.v1.EventTypeFilterR\n" +
+	"eventTypes\x12\x1d\n" +
+	"\aenabled\x18\x05 \x01(\bH\x00R\aenabled\x88\x01\x01\x12%\n" +
+	"\vdescription\x18\x06 \x01(\tH\x01R\vdescription\x88\x01\x01\x12'\n" +
+	"\x0fdisabled_reason\x18\a \x01(\tR\x0edisabledReasonB\n" +
+	"\n" +
+	"\b_enabledB\x0e\n" +
+	"\f_description\"'\n" +
+	"\x0fEventTypeFilter\x12\x14\n" +
+	"\x05types\x18\x01 \x03(\tR\x05types2\x93\b\n" +
 	"\rConfigService\x12H\n" +
 	"\fGetHubConfig\x12 .hubhooks.v1.GetHubConfigRequest\x1a\x16.hubhooks.v1.HubConfig\x12P\n" +
 	"\x10SetEventsEnabled\x12$.hubhooks.v1.SetEventsEnabledRequest\x1a\x16.hubhooks.v1.HubConfig\x12L\n" +
@@ -1430,7 +1667,8 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x0eWatchHubConfig\x12\".hubhooks.v1.WatchHubConfigRequest\x1a\x16.hubhooks.v1.HubConfig0\x01\x12Y\n" +
 	"\x0eCreateHubToken\x12\".hubhooks.v1.CreateHubTokenRequest\x1a#.hubhooks.v1.CreateHubTokenResponse\x12Y\n" +
 	"\x0eRevokeHubToken\x12\".hubhooks.v1.RevokeHubTokenRequest\x1a#.hubhooks.v1.RevokeHubTokenResponse\x12V\n" +
-	"\rListHubTokens\x12!.hubhooks.v1.ListHubTokensRequest\x1a\".hubhooks.v1.ListHubTokensResponseB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
+	"\rListHubTokens\x12!.hubhooks.v1.ListHubTokensRequest\x1a\".hubhooks.v1.ListHubTokensResponse\x12X\n" +
+	"\x14ConfigureCallbackUrl\x12(.hubhooks.v1.ConfigureCallbackUrlRequest\x1a\x16.hubhooks.v1.HubConfigB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
 
 var (
 	file_hubhooks_v1_config_proto_rawDescOnce sync.Once
@@ -1444,78 +1682,84 @@ func file_hubhooks_v1_config_proto_rawDescGZIP() []byte {
 	return file_hubhooks_v1_config_proto_rawDescData
 }
 
-var file_hubhooks_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_hubhooks_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_hubhooks_v1_config_proto_goTypes = []any{
-	(*HubConfig)(nil),                // 0: hubhooks.v1.HubConfig
-	(*CallbackUrl)(nil),              // 1: hubhooks.v1.CallbackUrl
-	(*PreviousSecret)(nil),           // 2: hubhooks.v1.PreviousSecret
-	(*GetHubConfigRequest)(nil),      // 3: hubhooks.v1.GetHubConfigRequest
-	(*SetEventsEnabledRequest)(nil),  // 4: hubhooks.v1.SetEventsEnabledRequest
-	(*AddCallbackUrlRequest)(nil),    // 5: hubhooks.v1.AddCallbackUrlRequest
-	(*RemoveCallbackUrlRequest)(nil), // 6: hubhooks.v1.RemoveCallbackUrlRequest
-	(*GenerateSecretRequest)(nil),    // 7: hubhooks.v1.GenerateSecretRequest
-	(*GenerateSecretResponse)(nil),   // 8: hubhooks.v1.GenerateSecretResponse
-	(*ListEventTypesRequest)(nil),    // 9: hubhooks.v1.ListEventTypesRequest
-	(*ListEventTypesResponse)(nil),   // 10: hubhooks.v1.ListEventTypesResponse
-	(*EventTypeRule)(nil),            // 11: hubhooks.v1.EventTypeRule
-	(*EmittedEvent)(nil),             // 12: hubhooks.v1.EmittedEvent
-	(*SendTestEventRequest)(nil),     // 13: hubhooks.v1.SendTestEventRequest
-	(*SendTestEventResponse)(nil),    // 14: hubhooks.v1.SendTestEventResponse
-	(*WatchHubConfigRequest)(nil),    // 15: hubhooks.v1.WatchHubConfigRequest
-	(*CreateHubTokenRequest)(nil),    // 16: hubhooks.v1.CreateHubTokenRequest
-	(*CreateHubTokenResponse)(nil),   // 17: hubhooks.v1.CreateHubTokenResponse
-	(*HubToken)(nil),                 // 18: hubhooks.v1.HubToken
-	(*RevokeHubTokenRequest)(nil),    // 19: hubhooks.v1.RevokeHubTokenRequest
-	(*RevokeHubTokenResponse)(nil),   // 20: hubhooks.v1.RevokeHubTokenResponse
-	(*ListHubTokensRequest)(nil),     // 21: hubhooks.v1.ListHubTokensRequest
-	(*ListHubTokensResponse)(nil),    // 22: hubhooks.v1.ListHubTokensResponse
-	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
-	(*HttpRequest)(nil),              // 24: hubhooks.v1.HttpRequest
-	(*HttpResponse)(nil),             // 25: hubhooks.v1.HttpResponse
+	(*HubConfig)(nil),                   // 0: hubhooks.v1.HubConfig
+	(*CallbackUrl)(nil),                 // 1: hubhooks.v1.CallbackUrl
+	(*PreviousSecret)(nil),              // 2: hubhooks.v1.PreviousSecret
+	(*GetHubConfigRequest)(nil),         // 3: hubhooks.v1.GetHubConfigRequest
+	(*SetEventsEnabledRequest)(nil),     // 4: hubhooks.v1.SetEventsEnabledRequest
+	(*AddCallbackUrlRequest)(nil),       // 5: hubhooks.v1.AddCallbackUrlRequest
+	(*RemoveCallbackUrlRequest)(nil),    // 6: hubhooks.v1.RemoveCallbackUrlRequest
+	(*GenerateSecretRequest)(nil),       // 7: hubhooks.v1.GenerateSecretRequest
+	(*GenerateSecretResponse)(nil),      // 8: hubhooks.v1.GenerateSecretResponse
+	(*ListEventTypesRequest)(nil),       // 9: hubhooks.v1.ListEventTypesRequest
+	(*ListEventTypesResponse)(nil),      // 10: hubhooks.v1.ListEventTypesResponse
+	(*EventTypeRule)(nil),               // 11: hubhooks.v1.EventTypeRule
+	(*EmittedEvent)(nil),                // 12: hubhooks.v1.EmittedEvent
+	(*SendTestEventRequest)(nil),        // 13: hubhooks.v1.SendTestEventRequest
+	(*SendTestEventResponse)(nil),       // 14: hubhooks.v1.SendTestEventResponse
+	(*WatchHubConfigRequest)(nil),       // 15: hubhooks.v1.WatchHubConfigRequest
+	(*CreateHubTokenRequest)(nil),       // 16: hubhooks.v1.CreateHubTokenRequest
+	(*CreateHubTokenResponse)(nil),      // 17: hubhooks.v1.CreateHubTokenResponse
+	(*HubToken)(nil),                    // 18: hubhooks.v1.HubToken
+	(*RevokeHubTokenRequest)(nil),       // 19: hubhooks.v1.RevokeHubTokenRequest
+	(*RevokeHubTokenResponse)(nil),      // 20: hubhooks.v1.RevokeHubTokenResponse
+	(*ListHubTokensRequest)(nil),        // 21: hubhooks.v1.ListHubTokensRequest
+	(*ListHubTokensResponse)(nil),       // 22: hubhooks.v1.ListHubTokensResponse
+	(*ConfigureCallbackUrlRequest)(nil), // 23: hubhooks.v1.ConfigureCallbackUrlRequest
+	(*EventTypeFilter)(nil),             // 24: hubhooks.v1.EventTypeFilter
+	(*timestamppb.Timestamp)(nil),       // 25: google.protobuf.Timestamp
+	(*HttpRequest)(nil),                 // 26: hubhooks.v1.HttpRequest
+	(*HttpResponse)(nil),                // 27: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_v1_config_proto_depIdxs = []int32{
 	1,  // 0: hubhooks.v1.HubConfig.callback_urls:type_name -> hubhooks.v1.CallbackUrl
-	23, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: hubhooks.v1.HubConfig.previous_secrets:type_name -> hubhooks.v1.PreviousSecret
-	23, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
-	23, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
-	23, // 5: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 6: hubhooks.v1.GenerateSecretResponse.hub_config:type_name -> hubhooks.v1.HubConfig
-	23, // 7: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
-	11, // 8: hubhooks.v1.ListEventTypesResponse.rules:type_name -> hubhooks.v1.EventTypeRule
-	12, // 9: hubhooks.v1.EventTypeRule.emits:type_name -> hubhooks.v1.EmittedEvent
-	24, // 10: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
-	25, // 11: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
-	18, // 12: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
-	23, // 13: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
-	18, // 14: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
-	3,  // 15: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
-	4,  // 16: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
-	5,  // 17: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
-	6,  // 18: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
-	7,  // 19: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
-	9,  // 20: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
-	13, // 21: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
-	15, // 22: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
-	16, // 23: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
-	19, // 24: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
-	21, // 25: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
-	0,  // 26: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
-	0,  // 27: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
-	0,  // 28: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	0,  // 29: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	8,  // 30: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
-	10, // 31: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
-	14, // 32: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
-	0,  // 33: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
-	17, // 34: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
-	20, // 35: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
-	22, // 36: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
-	26, // [26:37] is the sub-list for method output_type
-	15, // [15:26] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	25, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
+	25, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
+	25, // 5: hubhooks.v1.CallbackUrl.disabled_at:type_name -> google.protobuf.Timestamp
+	25, // 6: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 7: hubhooks.v1.GenerateSecretResponse.hub_config:type_name -> hubhooks.v1.HubConfig
+	25, // 8: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
+	11, // 9: hubhooks.v1.ListEventTypesResponse.rules:type_name -> hubhooks.v1.EventTypeRule
+	12, // 10: hubhooks.v1.EventTypeRule.emits:type_name -> hubhooks.v1.EmittedEvent
+	26, // 11: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
+	27, // 12: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
+	18, // 13: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
+	25, // 14: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
+	18, // 15: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
+	24, // 16: hubhooks.v1.ConfigureCallbackUrlRequest.event_types:type_name -> hubhooks.v1.EventTypeFilter
+	3,  // 17: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
+	4,  // 18: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
+	5,  // 19: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
+	6,  // 20: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
+	7,  // 21: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
+	9,  // 22: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
+	13, // 23: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
+	15, // 24: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
+	16, // 25: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
+	19, // 26: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
+	21, // 27: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
+	23, // 28: hubhooks.v1.ConfigService.ConfigureCallbackUrl:input_type -> hubhooks.v1.ConfigureCallbackUrlRequest
+	0,  // 29: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
+	0,  // 30: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
+	0,  // 31: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	0,  // 32: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	8,  // 33: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
+	10, // 34: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
+	14, // 35: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
+	0,  // 36: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
+	17, // 37: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
+	20, // 38: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
+	22, // 39: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
+	0,  // 40: hubhooks.v1.ConfigService.ConfigureCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	29, // [29:41] is the sub-list for method output_type
+	17, // [17:29] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_config_proto_init() }
@@ -1524,13 +1768,14 @@ func file_hubhooks_v1_config_proto_init() {
 		return
 	}
 	file_hubhooks_v1_common_proto_init()
+	file_hubhooks_v1_config_proto_msgTypes[23].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_config_proto_rawDesc), len(file_hubhooks_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,17 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConfigService_GetHubConfig_FullMethodName      = "/hubhooks.v1.ConfigService/GetHubConfig"
-	ConfigService_SetEventsEnabled_FullMethodName  = "/hubhooks.v1.ConfigService/SetEventsEnabled"
-	ConfigService_AddCallbackUrl_FullMethodName    = "/hubhooks.v1.ConfigService/AddCallbackUrl"
-	ConfigService_RemoveCallbackUrl_FullMethodName = "/hubhooks.v1.ConfigService/RemoveCallbackUrl"
-	ConfigService_GenerateSecret_FullMethodName    = "/hubhooks.v1.ConfigService/GenerateSecret"
-	ConfigService_ListEventTypes_FullMethodName    = "/hubhooks.v1.ConfigService/ListEventTypes"
-	ConfigService_SendTestEvent_FullMethodName     = "/hubhooks.v1.ConfigService/SendTestEvent"
-	ConfigService_WatchHubConfig_FullMethodName    = "/hubhooks.v1.ConfigService/WatchHubConfig"
-	ConfigService_CreateHubToken_FullMethodName    = "/hubhooks.v1.ConfigService/CreateHubToken"
-	ConfigService_RevokeHubToken_FullMethodName    = "/hubhooks.v1.ConfigService/RevokeHubToken"
-	ConfigService_ListHubTokens_FullMethodName     = "/hubhooks.v1.ConfigService/ListHubTokens"
+	ConfigService_GetHubConfig_FullMethodName         = "/hubhooks.v1.ConfigService/GetHubConfig"
+	ConfigService_SetEventsEnabled_FullMethodName     = "/hubhooks.v1.ConfigService/SetEventsEnabled"
+	ConfigService_AddCallbackUrl_FullMethodName       = "/hubhooks.v1.ConfigService/AddCallbackUrl"
+	ConfigService_RemoveCallbackUrl_FullMethodName    = "/hubhooks.v1.ConfigService/RemoveCallbackUrl"
+	ConfigService_GenerateSecret_FullMethodName       = "/hubhooks.v1.ConfigService/GenerateSecret"
+	ConfigService_ListEventTypes_FullMethodName       = "/hubhooks.v1.ConfigService/ListEventTypes"
+	ConfigService_SendTestEvent_FullMethodName        = "/hubhooks.v1.ConfigService/SendTestEvent"
+	ConfigService_WatchHubConfig_FullMethodName       = "/hubhooks.v1.ConfigService/WatchHubConfig"
+	ConfigService_CreateHubToken_FullMethodName       = "/hubhooks.v1.ConfigService/CreateHubToken"
+	ConfigService_RevokeHubToken_FullMethodName       = "/hubhooks.v1.ConfigService/RevokeHubToken"
+	ConfigService_ListHubTokens_FullMethodName        = "/hubhooks.v1.ConfigService/ListHubTokens"
+	ConfigService_ConfigureCallbackUrl_FullMethodName = "/hubhooks.v1.ConfigService/ConfigureCallbackUrl"
 )
 
 // ConfigServiceClient is the client API for ConfigService service.
@@ -72,6 +73,14 @@ type ConfigServiceClient interface {
 	RevokeHubToken(ctx context.Context, in *RevokeHubTokenRequest, opts ...grpc.CallOption) (*RevokeHubTokenResponse, error)
 	// ListHubTokens lists a hub's tokens (never their values).
 	ListHubTokens(ctx context.Context, in *ListHubTokensRequest, opts ...grpc.CallOption) (*ListHubTokensResponse, error)
+	// ConfigureCallbackUrl changes what one URL receives: the webhook event
+	// types it takes, whether it is enabled, its description. Fields left
+	// unset keep their value. Taking a type away or disabling the URL cancels
+	// its pending retries of what it no longer takes (logged as cancelled);
+	// the change reaches the expander and deliverer within a second.
+	// Enabling a URL clears its disabled reason: re-enabling a URL that
+	// hubhooks disabled for failing is this one call.
+	ConfigureCallbackUrl(ctx context.Context, in *ConfigureCallbackUrlRequest, opts ...grpc.CallOption) (*HubConfig, error)
 }
 
 type configServiceClient struct {
@@ -201,6 +210,16 @@ func (c *configServiceClient) ListHubTokens(ctx context.Context, in *ListHubToke
 	return out, nil
 }
 
+func (c *configServiceClient) ConfigureCallbackUrl(ctx context.Context, in *ConfigureCallbackUrlRequest, opts ...grpc.CallOption) (*HubConfig, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HubConfig)
+	err := c.cc.Invoke(ctx, ConfigService_ConfigureCallbackUrl_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConfigServiceServer is the server API for ConfigService service.
 // All implementations must embed UnimplementedConfigServiceServer
 // for forward compatibility.
@@ -241,6 +260,14 @@ type ConfigServiceServer interface {
 	RevokeHubToken(context.Context, *RevokeHubTokenRequest) (*RevokeHubTokenResponse, error)
 	// ListHubTokens lists a hub's tokens (never their values).
 	ListHubTokens(context.Context, *ListHubTokensRequest) (*ListHubTokensResponse, error)
+	// ConfigureCallbackUrl changes what one URL receives: the webhook event
+	// types it takes, whether it is enabled, its description. Fields left
+	// unset keep their value. Taking a type away or disabling the URL cancels
+	// its pending retries of what it no longer takes (logged as cancelled);
+	// the change reaches the expander and deliverer within a second.
+	// Enabling a URL clears its disabled reason: re-enabling a URL that
+	// hubhooks disabled for failing is this one call.
+	ConfigureCallbackUrl(context.Context, *ConfigureCallbackUrlRequest) (*HubConfig, error)
 	mustEmbedUnimplementedConfigServiceServer()
 }
 
@@ -283,6 +310,9 @@ func (UnimplementedConfigServiceServer) RevokeHubToken(context.Context, *RevokeH
 }
 func (UnimplementedConfigServiceServer) ListHubTokens(context.Context, *ListHubTokensRequest) (*ListHubTokensResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListHubTokens not implemented")
+}
+func (UnimplementedConfigServiceServer) ConfigureCallbackUrl(context.Context, *ConfigureCallbackUrlRequest) (*HubConfig, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ConfigureCallbackUrl not implemented")
 }
 func (UnimplementedConfigServiceServer) mustEmbedUnimplementedConfigServiceServer() {}
 func (UnimplementedConfigServiceServer) testEmbeddedByValue()                       {}
@@ -496,6 +526,24 @@ func _ConfigService_ListHubTokens_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConfigService_ConfigureCallbackUrl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfigureCallbackUrlRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).ConfigureCallbackUrl(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_ConfigureCallbackUrl_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).ConfigureCallbackUrl(ctx, req.(*ConfigureCallbackUrlRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConfigService_ServiceDesc is the grpc.ServiceDesc for ConfigService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -542,6 +590,10 @@ var ConfigService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListHubTokens",
 			Handler:    _ConfigService_ListHubTokens_Handler,
+		},
+		{
+			MethodName: "ConfigureCallbackUrl",
+			Handler:    _ConfigService_ConfigureCallbackUrl_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -467,3 +467,35 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestURLControlCommands(t *testing.T) {
+	h := hubdtest.Start(t, hubdtest.Options{})
+	c := newCLI(t, "HUBHOOKS_ADDR", h.GRPCAddr, "HUBHOOKS_HUB", "acme")
+	cfg := jsonOf(t, c.ok("urls", "add", "http://127.0.0.1:9/plans", "--types", "BILLINGPLAN.CREATED,BILLINGPLAN.UPDATED", "--description", "plan sync", "-o", "json"), &hubhooksv1.HubConfig{})
+	u := cfg.GetCallbackUrls()[0]
+	if strings.Join(u.GetEventTypes(), ",") != "BILLINGPLAN.CREATED,BILLINGPLAN.UPDATED" || u.GetDescription() != "plan sync" {
+		t.Fatalf("urls add --types --description: %v", u)
+	}
+	cfg = jsonOf(t, c.ok("urls", "set", u.GetId(), "--types", "API.CREATED", "-o", "json"), &hubhooksv1.HubConfig{})
+	if got := cfg.GetCallbackUrls()[0].GetEventTypes(); len(got) != 1 || got[0] != "API.CREATED" {
+		t.Errorf("urls set --types: %v", got)
+	}
+	out := c.ok("urls", "disable", "http://127.0.0.1:9/plans", "--reason", "receiver migrating")
+	if !strings.Contains(out, "disabled since") || !strings.Contains(out, "receiver migrating") || !strings.Contains(out, "API.CREATED") || !strings.Contains(out, "plan sync") {
+		t.Errorf("urls disable:\n%s", out)
+	}
+	out = c.ok("urls", "enable", u.GetId())
+	if !strings.Contains(out, "enabled") || strings.Contains(out, "migrating") {
+		t.Errorf("urls enable:\n%s", out)
+	}
+	cfg = jsonOf(t, c.ok("urls", "set", u.GetId(), "--all-types", "--description", "", "-o", "json"), &hubhooksv1.HubConfig{})
+	if got := cfg.GetCallbackUrls()[0]; len(got.GetEventTypes()) != 0 || got.GetDescription() != "" {
+		t.Errorf("urls set --all-types: %v", got)
+	}
+	c.fails(exitUsage, "urls", "set", u.GetId())
+	c.fails(exitUsage, "urls", "set", u.GetId(), "--types", "API.CREATED", "--all-types")
+	if errOut := c.fails(exitUsage, "urls", "set", u.GetId(), "--types", "API.MELTED"); !strings.Contains(errOut, "API.MELTED") {
+		t.Errorf("unknown type: %q", errOut)
+	}
+	c.fails(exitNotFound, "urls", "disable", "url_nope")
+}

@@ -13,8 +13,11 @@ func (a *app) urlsCmd() *cobra.Command {
 		Use:     "urls",
 		Aliases: []string{"url"},
 		Short:   "List, add and remove the hub's callback URLs",
-		Long: `A hub has up to five callback URLs; each gets every webhook of the hub.
-A URL is named by itself or by its id (url_...), as 'hubctl urls list' shows.`,
+		Long: `A hub has up to five callback URLs. Each gets every webhook of the hub unless
+it is disabled or takes only some webhook event types ('hubctl urls set
+--types'). A URL is named by itself or by its id (url_...), as 'hubctl urls
+list' shows. Changes reach the delivery path within a second; disabling a URL
+or taking types away cancels its pending retries of what it no longer takes.`,
 	})
 	list := &cobra.Command{
 		Use:     "list",
@@ -33,13 +36,15 @@ A URL is named by itself or by its id (url_...), as 'hubctl urls list' shows.`,
 			return a.printURLs(cfg)
 		},
 	}
+	var addOpts urlOptions
 	add := &cobra.Command{
 		Use:   "add <url>",
 		Short: "Add a callback URL",
 		Long: `Add an absolute http(s) URL. At most five per hub; the same endpoint twice is
 refused; addresses on private networks are refused unless the server allows
-them (HUBHOOKS_ALLOWED_CIDRS).`,
-		Example: "  hubctl --hub acme urls add https://example.com/hooks",
+them (HUBHOOKS_ALLOWED_CIDRS). --types limits the webhook event types it
+receives (default: every type).`,
+		Example: "  hubctl --hub acme urls add https://example.com/hooks\n  hubctl --hub acme urls add https://example.com/plans --types BILLINGPLAN.CREATED,BILLINGPLAN.UPDATED --description 'plan sync'",
 		Args:    exactArgs(1, "one URL"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			hub, err := a.hub()
@@ -52,7 +57,7 @@ them (HUBHOOKS_ALLOWED_CIDRS).`,
 			}
 			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
-			cfg, err := cc.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: args[0]})
+			cfg, err := cc.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: args[0], EventTypes: addOpts.types, Description: addOpts.description})
 			if err != nil {
 				return err
 			}
@@ -80,11 +85,7 @@ them (HUBHOOKS_ALLOWED_CIDRS).`,
 			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
 			req := &hubhooksv1.RemoveCallbackUrlRequest{HubId: hub}
-			if isURLID(args[0]) {
-				req.Id = args[0]
-			} else {
-				req.Url = args[0]
-			}
+			req.Id, req.Url = urlName(args[0])
 			cfg, err := cc.RemoveCallbackUrl(ctx, req)
 			if err != nil {
 				return err
@@ -95,13 +96,127 @@ them (HUBHOOKS_ALLOWED_CIDRS).`,
 			return a.printURLs(cfg)
 		},
 	}
+	add.Flags().StringSliceVar(&addOpts.types, "types", nil, "webhook event types the URL receives, comma-separated (default: every type)")
+	add.Flags().StringVar(&addOpts.description, "description", "", "what the URL is for")
+	_ = add.RegisterFlagCompletionFunc("types", a.completeFrom(a.webhookTypes))
 	remove.ValidArgsFunction = a.completeFrom(a.urlIDs)
-	c.AddCommand(list, add, remove)
+
+	var setOpts urlOptions
+	var allTypes bool
+	set := &cobra.Command{
+		Use:   "set <url or id>",
+		Short: "Change which webhook event types a URL receives, or its description",
+		Example: `  hubctl --hub acme urls set url_2bX9... --types API.CREATED,API.UPDATED
+  hubctl --hub acme urls set url_2bX9... --all-types
+  hubctl --hub acme urls set https://example.com/hooks --description 'CRM sync'`,
+		Args: exactArgs(1, "the URL or its id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := urlRequest(args[0])
+			switch {
+			case allTypes && cmd.Flags().Changed("types"):
+				return usagef("--types and --all-types: choose one")
+			case allTypes:
+				req.EventTypes = &hubhooksv1.EventTypeFilter{}
+			case cmd.Flags().Changed("types"):
+				if len(setOpts.types) == 0 {
+					return usagef("--types needs at least one type; --all-types receives every type")
+				}
+				req.EventTypes = &hubhooksv1.EventTypeFilter{Types: setOpts.types}
+			}
+			if cmd.Flags().Changed("description") {
+				req.Description = &setOpts.description
+			}
+			if req.EventTypes == nil && req.Description == nil {
+				return usagef("nothing to change: pass --types, --all-types or --description")
+			}
+			return a.configureURL(cmd, req)
+		},
+	}
+	set.Flags().StringSliceVar(&setOpts.types, "types", nil, "webhook event types the URL receives, comma-separated")
+	set.Flags().BoolVar(&allTypes, "all-types", false, "receive every webhook event type")
+	set.Flags().StringVar(&setOpts.description, "description", "", "what the URL is for")
+	_ = set.RegisterFlagCompletionFunc("types", a.completeFrom(a.webhookTypes))
+	set.ValidArgsFunction = a.completeFrom(a.urlIDs)
+
+	var reason string
+	disable := &cobra.Command{
+		Use:   "disable <url or id>",
+		Short: "Stop every delivery to a URL until it is enabled again",
+		Long: `Disable a URL: nothing is sent to it until 'hubctl urls enable', and its pending
+retries are cancelled (logged as cancelled). hubhooks disables a URL by itself
+when it has failed every attempt for the auto-disable period; the reason
+shows in 'hubctl urls list'.`,
+		Example: "  hubctl --hub acme urls disable url_2bX9... --reason 'receiver migrating'",
+		Args:    exactArgs(1, "the URL or its id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := urlRequest(args[0])
+			req.Enabled, req.DisabledReason = new(bool), reason
+			return a.configureURL(cmd, req)
+		},
+	}
+	disable.Flags().StringVar(&reason, "reason", "", "why (shown with the URL)")
+	disable.ValidArgsFunction = a.completeFrom(a.urlIDs)
+	enable := &cobra.Command{
+		Use:     "enable <url or id>",
+		Short:   "Deliver to a disabled URL again",
+		Example: "  hubctl --hub acme urls enable url_2bX9...",
+		Args:    exactArgs(1, "the URL or its id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := urlRequest(args[0])
+			on := true
+			req.Enabled = &on
+			return a.configureURL(cmd, req)
+		},
+	}
+	enable.ValidArgsFunction = a.completeFrom(a.urlIDs)
+	c.AddCommand(list, add, remove, set, disable, enable)
 	return c
 }
 
-// isURLID tells a URL id (url_...) from a URL.
-func isURLID(s string) bool { return strings.HasPrefix(s, "url_") && !strings.Contains(s, "/") }
+// urlOptions are the per-URL settings of add and set.
+type urlOptions struct {
+	types       []string
+	description string
+}
+
+// urlName splits a command-line name of a URL into the id or the URL.
+func urlName(s string) (id, url string) {
+	if strings.HasPrefix(s, "url_") && !strings.Contains(s, "/") {
+		return s, ""
+	}
+	return "", s
+}
+
+// urlRequest is a ConfigureCallbackUrl request naming the URL s (the hub
+// is set by configureURL).
+func urlRequest(s string) *hubhooksv1.ConfigureCallbackUrlRequest {
+	req := &hubhooksv1.ConfigureCallbackUrlRequest{}
+	req.Id, req.Url = urlName(s)
+	return req
+}
+
+// configureURL sends req for the hub and prints the URLs.
+func (a *app) configureURL(cmd *cobra.Command, req *hubhooksv1.ConfigureCallbackUrlRequest) error {
+	hub, err := a.hub()
+	if err != nil {
+		return err
+	}
+	req.HubId = hub
+	cc, err := a.configClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.call(cmd.Context())
+	defer cancel()
+	cfg, err := cc.ConfigureCallbackUrl(ctx, req)
+	if err != nil {
+		return err
+	}
+	if a.jsonOut() {
+		return printJSON(a.stdout, cfg)
+	}
+	return a.printURLs(cfg)
+}
 
 // getConfig reads the hub's configuration.
 func (a *app) getConfig(cmd *cobra.Command) (*hubhooksv1.HubConfig, error) {
@@ -112,9 +227,17 @@ func (a *app) getConfig(cmd *cobra.Command) (*hubhooksv1.HubConfig, error) {
 
 // printURLs prints the hub's callback URLs as a table.
 func (a *app) printURLs(cfg *hubhooksv1.HubConfig) error {
-	t := newTable(a.stdout, "ID", "URL", "ADDED")
+	t := newTable(a.stdout, "ID", "URL", "STATE", "EVENT TYPES", "DESCRIPTION", "ADDED")
 	for _, u := range cfg.GetCallbackUrls() {
-		t.row(u.GetId(), u.GetUrl(), when(u.GetCreatedAt()))
+		state := "enabled"
+		if u.GetDisabled() {
+			state = "disabled since " + when(u.GetDisabledAt()) + ": " + u.GetDisabledReason()
+		}
+		types := "all"
+		if len(u.GetEventTypes()) > 0 {
+			types = strings.Join(u.GetEventTypes(), ",")
+		}
+		t.row(u.GetId(), u.GetUrl(), state, types, orDash(u.GetDescription()), when(u.GetCreatedAt()))
 	}
 	return t.flush()
 }
