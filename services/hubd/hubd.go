@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/natsembed"
 	"github.com/hubhooks/hubhooks/services/configsvc"
 	"github.com/hubhooks/hubhooks/services/deliverer"
@@ -85,6 +86,15 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { assembly.DrainNATS(nc) })
+	for _, c := range [][2]string{
+		{eventbus.StreamEvents, eventbus.ConsumerExpander},
+		{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer},
+		{eventbus.StreamAttempts, eventbus.ConsumerLogger},
+	} {
+		if err := p.WatchLag(js, c[0], c[1]); err != nil {
+			return fail(err)
+		}
+	}
 
 	rdb, err := p.Redis(ctx)
 	if err != nil {

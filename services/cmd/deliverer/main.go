@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/services/deliverer"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
@@ -23,6 +24,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer in.Close()
+	if err := p.WatchLag(in.JS, eventbus.StreamDeliveries, eventbus.ConsumerDeliverer); err != nil {
+		return err
+	}
 	guard, err := p.Guard()
 	if err != nil {
 		return err

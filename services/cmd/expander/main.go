@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/services/expander"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
@@ -23,6 +24,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer in.Close()
+	if err := p.WatchLag(in.JS, eventbus.StreamEvents, eventbus.ConsumerExpander); err != nil {
+		return err
+	}
 	rules, err := p.Rules()
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 	"github.com/hubhooks/hubhooks/services/logger"
@@ -22,6 +23,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer in.Close()
+	if err := p.WatchLag(in.JS, eventbus.StreamAttempts, eventbus.ConsumerLogger); err != nil {
+		return err
+	}
 	tokens, err := p.TokenStore(in.Redis)
 	if err != nil {
 		return err

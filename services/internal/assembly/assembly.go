@@ -91,7 +91,28 @@ func (p *Parts) NATS(url string, opts ...nats.Option) (*nats.Conn, jetstream.Jet
 		}
 		return nil
 	})
+	p.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hubhooks_nats_connected",
+		Help: "1 while the process is connected to NATS, 0 while it waits to reconnect.",
+	}, func() float64 { return boolGauge(nc.IsConnected()) }))
 	return nc, js, nil
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// WatchLag exports the backlog of a durable consumer the binary consumes
+// (hubhooks_consumer_pending_messages and ..._ack_pending_messages).
+func (p *Parts) WatchLag(js jetstream.JetStream, stream, consumer string) error {
+	c, err := eventbus.NewLagCollector(js, stream, consumer)
+	if err != nil {
+		return err
+	}
+	return p.Registry.Register(c)
 }
 
 // Redis connects (waiting while Redis does not answer) and registers a readiness check.
@@ -101,6 +122,14 @@ func (p *Parts) Redis(ctx context.Context) (*redis.Client, error) {
 		return nil, err
 	}
 	p.Health.Add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	p.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hubhooks_redis_up",
+		Help: "1 when Redis answered a PING at scrape time (within 1s), 0 when it did not.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return boolGauge(rdb.Ping(ctx).Err() == nil)
+	}))
 	return rdb, nil
 }
 
