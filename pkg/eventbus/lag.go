@@ -21,27 +21,34 @@ var (
 		[]string{"stream", "consumer"}, nil)
 )
 
-// LagCollector reports a durable consumer's backlog as Prometheus gauges,
-// asking JetStream for the consumer's info on every scrape (bounded by a
-// timeout, so a NATS outage slows a scrape, never blocks it). Every
-// replica of a service reports the same shared consumer: aggregate with
-// max, not sum.
+// ConsumerRef names a durable consumer of a stream.
+type ConsumerRef struct{ Stream, Consumer string }
+
+// LagCollector reports the backlog of durable consumers as Prometheus
+// gauges, asking JetStream for each consumer's info on every scrape
+// (bounded by a timeout, so a NATS outage slows a scrape, never blocks
+// it). Every replica of a service reports the same shared consumer:
+// aggregate with max, not sum.
 type LagCollector struct {
-	js       jetstream.JetStream
-	stream   string
-	consumer string
-	timeout  time.Duration
+	js        jetstream.JetStream
+	consumers []ConsumerRef
+	timeout   time.Duration
 }
 
-// NewLagCollector returns the collector of one durable consumer.
-func NewLagCollector(js jetstream.JetStream, stream, consumer string) (*LagCollector, error) {
+// NewLagCollector returns the collector of the given durable consumers.
+func NewLagCollector(js jetstream.JetStream, consumers ...ConsumerRef) (*LagCollector, error) {
 	if js == nil {
 		return nil, errors.New("lag collector: nil jetstream")
 	}
-	if stream == "" || consumer == "" {
-		return nil, errors.New("lag collector: stream and consumer are required")
+	if len(consumers) == 0 {
+		return nil, errors.New("lag collector: no consumer")
 	}
-	return &LagCollector{js: js, stream: stream, consumer: consumer, timeout: 2 * time.Second}, nil
+	for _, c := range consumers {
+		if c.Stream == "" || c.Consumer == "" {
+			return nil, errors.New("lag collector: stream and consumer are required")
+		}
+	}
+	return &LagCollector{js: js, consumers: consumers, timeout: 2 * time.Second}, nil
 }
 
 // Describe implements prometheus.Collector.
@@ -55,18 +62,20 @@ func (c *LagCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *LagCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	info, err := c.info(ctx)
-	if err != nil {
-		ch <- prometheus.MustNewConstMetric(lagUpDesc, prometheus.GaugeValue, 0, c.stream, c.consumer)
-		return
+	for _, ref := range c.consumers {
+		info, err := c.info(ctx, ref)
+		if err != nil {
+			ch <- prometheus.MustNewConstMetric(lagUpDesc, prometheus.GaugeValue, 0, ref.Stream, ref.Consumer)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(lagUpDesc, prometheus.GaugeValue, 1, ref.Stream, ref.Consumer)
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(info.NumPending), ref.Stream, ref.Consumer)
+		ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(info.NumAckPending), ref.Stream, ref.Consumer)
 	}
-	ch <- prometheus.MustNewConstMetric(lagUpDesc, prometheus.GaugeValue, 1, c.stream, c.consumer)
-	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(info.NumPending), c.stream, c.consumer)
-	ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(info.NumAckPending), c.stream, c.consumer)
 }
 
-func (c *LagCollector) info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
-	cons, err := c.js.Consumer(ctx, c.stream, c.consumer)
+func (c *LagCollector) info(ctx context.Context, ref ConsumerRef) (*jetstream.ConsumerInfo, error) {
+	cons, err := c.js.Consumer(ctx, ref.Stream, ref.Consumer)
 	if err != nil {
 		return nil, err
 	}

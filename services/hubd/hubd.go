@@ -86,14 +86,12 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { assembly.DrainNATS(nc) })
-	for _, c := range [][2]string{
-		{eventbus.StreamEvents, eventbus.ConsumerExpander},
-		{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer},
-		{eventbus.StreamAttempts, eventbus.ConsumerLogger},
-	} {
-		if err := p.WatchLag(js, c[0], c[1]); err != nil {
-			return fail(err)
-		}
+	if err := p.WatchLag(js,
+		eventbus.ConsumerRef{Stream: eventbus.StreamEvents, Consumer: eventbus.ConsumerExpander},
+		eventbus.ConsumerRef{Stream: eventbus.StreamDeliveries, Consumer: eventbus.ConsumerDeliverer},
+		eventbus.ConsumerRef{Stream: eventbus.StreamAttempts, Consumer: eventbus.ConsumerLogger},
+	); err != nil {
+		return fail(err)
 	}
 
 	rdb, err := p.Redis(ctx)

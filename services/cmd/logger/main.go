@@ -23,7 +23,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer in.Close()
-	if err := p.WatchLag(in.JS, eventbus.StreamAttempts, eventbus.ConsumerLogger); err != nil {
+	if err := p.WatchLag(in.JS, eventbus.ConsumerRef{Stream: eventbus.StreamAttempts, Consumer: eventbus.ConsumerLogger}); err != nil {
 		return err
 	}
 	tokens, err := p.TokenStore(in.Redis)

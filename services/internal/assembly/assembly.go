@@ -105,10 +105,11 @@ func boolGauge(b bool) float64 {
 	return 0
 }
 
-// WatchLag exports the backlog of a durable consumer the binary consumes
-// (hubhooks_consumer_pending_messages and ..._ack_pending_messages).
-func (p *Parts) WatchLag(js jetstream.JetStream, stream, consumer string) error {
-	c, err := eventbus.NewLagCollector(js, stream, consumer)
+// WatchLag exports the backlog of the durable consumers the binary reads
+// (hubhooks_consumer_pending_messages and ..._ack_pending_messages). Call
+// it once per process.
+func (p *Parts) WatchLag(js jetstream.JetStream, consumers ...eventbus.ConsumerRef) error {
+	c, err := eventbus.NewLagCollector(js, consumers...)
 	if err != nil {
 		return err
 	}
