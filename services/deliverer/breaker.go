@@ -3,10 +3,13 @@ package deliverer
 import (
 	"errors"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/hubhooks/hubhooks/pkg/webhook"
 )
 
 // ErrCircuitOpen is the error of an attempt not made because the URL's
@@ -28,10 +31,10 @@ type breakerEntry struct {
 }
 
 // breakers holds one circuit breaker per (hub, URL). A breaker opens after
-// cfg.BreakerFailures consecutive failed attempts (timeouts, connection
-// errors, slow error answers — see attempt), fails fast for
-// cfg.BreakerCooldown, then lets one probe through (half-open): success
-// closes it, failure opens it again.
+// cfg.BreakerFailures consecutive failed attempts (what counts as failed:
+// breakerFailure), fails fast for cfg.BreakerCooldown, then lets one probe
+// through (half-open): success closes it, failure opens it again. It is
+// safe for concurrent use.
 type breakers struct {
 	mu       sync.Mutex
 	m        map[string]*breakerEntry
@@ -91,4 +94,43 @@ func (b *breakers) prune(cutoff time.Time) {
 			delete(b.m, k)
 		}
 	}
+}
+
+// pruneLoop forgets, every minute until done is closed, the closed breakers
+// unused for ten minutes.
+func (b *breakers) pruneLoop(done <-chan struct{}) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			b.prune(now.Add(-10 * time.Minute))
+		}
+	}
+}
+
+// slowAnswer is how long an error answer may take before the breaker counts
+// it as a failure of the endpoint.
+const slowAnswer = 5 * time.Second
+
+// breakerFailure is what a URL's breaker counts of res, nil for a success.
+// The breaker protects the deliverer's capacity, so it counts what costs
+// capacity: timeouts, connection errors, and error answers that were slow.
+// An endpoint that answers an error promptly just follows the retry
+// schedule: it holds no worker, and a flaky endpoint keeps its attempts. A
+// POST cut short by the deliverer's hard stop (shuttingDown) is not counted.
+func breakerFailure(res webhook.Result, shuttingDown bool) error {
+	switch {
+	case shuttingDown:
+		return errShutdown
+	case res.Succeeded():
+		return nil
+	case res.Err != nil:
+		return res.Err
+	case res.Duration >= slowAnswer:
+		return errors.New("slow " + http.StatusText(res.StatusCode))
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package deliverer
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,15 +87,6 @@ type Config struct {
 	// default the sender's own Timeout() when it has one (webhook.Client
 	// does), else webhook.DefaultTimeout.
 	SendTimeout time.Duration
-
-	// Recorded, when set, tells whether the event log already holds attempt
-	// number attempts[i] of delivery deliveryIDs[i] of hub (or a later one,
-	// or a final status), in one round trip for all of them. The deliverer
-	// asks it about the jobs of a message JetStream delivers again (a
-	// deliverer died, or an ack was lost) and settles those jobs without
-	// POSTing them a second time. nil: no check (every redelivered job is
-	// attempted again; duplicates keep their webhook-id).
-	Recorded func(ctx context.Context, hub string, deliveryIDs []string, attempts []int32) ([]bool, error)
 
 	// ShutdownTimeout bounds how long Run waits for in-flight POSTs after its
 	// context ends; default 20s.

@@ -12,9 +12,10 @@ import (
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
-// settler settles the JetStream message a job came in: the message itself
-// (a jetstream.Msg), or the job's share of a fan-out message.
-type settler interface {
+// jobMsg is the JetStream message a job came in, as the job settles it:
+// the message itself (a jetstream.Msg), the job's share of a fan-out
+// message (fanoutShare), or nothing left to settle (parkedMsg).
+type jobMsg interface {
 	Ack() error
 	Nak() error
 	NakWithDelay(delay time.Duration) error
@@ -23,12 +24,12 @@ type settler interface {
 
 // fanout is one message of several jobs being delivered: a DeliveryFanout
 // (one webhook event for several URLs) or a batch of them (the webhook
-// events of several domain events of one hub). The message is acknowledged once every target has
-// settled. A target that asks to be tried again (a nak: an infrastructure
-// error, a full shutdown queue) is first republished as a job of its own,
-// so the targets already done are not delivered again; only when that
-// republish fails is the whole message handed back, and its done targets are
-// delivered again (same webhook-id, at-least-once).
+// events of several domain events of one hub). The message is acknowledged
+// once every target has settled. A target that asks to be tried again (a
+// nak: an infrastructure error, a full shutdown queue) is first republished
+// as a job of its own, so the targets already done are not delivered again;
+// only when that republish fails is the whole message handed back, and its
+// done targets are delivered again (same webhook-id, at-least-once).
 type fanout struct {
 	s   *Service
 	msg jetstream.Msg
@@ -40,10 +41,12 @@ type fanout struct {
 	progress time.Time // last InProgress sent for msg
 }
 
-// fanoutShare is one target's handle on its fanout.
+// fanoutShare is one target's handle on its fanout: the jobMsg of the
+// target's job.
 type fanoutShare struct {
-	f       *fanout
-	job     *deliveryv1.DeliveryJob
+	f   *fanout
+	job *deliveryv1.DeliveryJob
+	// settled is set by the share's first Ack or Nak; later ones are no-ops.
 	settled atomic.Bool
 }
 

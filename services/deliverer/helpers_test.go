@@ -120,12 +120,27 @@ func (c *testConfigs) set(hub string, mutate func(*hubhooksv1.HubConfig)) *hubho
 	return cur
 }
 
+// eventLogFunc is an AttemptLog answering with a function.
+type eventLogFunc func(ctx context.Context, hub string, ids []string, attempts []int32) ([]bool, error)
+
+func (f eventLogFunc) RecordedAll(ctx context.Context, hub string, ids []string, attempts []int32) ([]bool, error) {
+	return f(ctx, hub, ids, attempts)
+}
+
+// emptyEventLog holds no attempt: every job is attempted.
+var emptyEventLog = eventLogFunc(func(_ context.Context, _ string, ids []string, _ []int32) ([]bool, error) {
+	return make([]bool, len(ids)), nil
+})
+
 type testEnv struct {
 	js      jetstream.JetStream
 	rdb     *redis.Client
 	prefix  string
 	configs *testConfigs
-	records *recorder
+	// eventLog is what the deliverers started by the env ask (default
+	// emptyEventLog).
+	eventLog AttemptLog
+	records  *recorder
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -137,7 +152,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err := eventbus.Ensure(ctx, js, eventbus.DeliveriesStreamConfig(eventbus.Options{}), eventbus.AttemptsStreamConfig(eventbus.Options{})); err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{js: js, rdb: rdb, prefix: prefix, configs: newTestConfigs()}
+	e := &testEnv{js: js, rdb: rdb, prefix: prefix, configs: newTestConfigs(), eventLog: emptyEventLog}
 	e.records = newRecorder(t, js)
 	return e
 }
@@ -177,7 +192,7 @@ func (e *testEnv) start(t *testing.T, cfg Config, sender webhook.Sender) (*Servi
 // run is start without waiting for the service to be ready.
 func (e *testEnv) run(t *testing.T, cfg Config, sender webhook.Sender) (*Service, func()) {
 	t.Helper()
-	svc, err := New(cfg, e.js, e.rdb, e.configs, sender)
+	svc, err := New(cfg, e.js, e.rdb, e.configs, e.eventLog, sender)
 	if err != nil {
 		t.Fatal(err)
 	}

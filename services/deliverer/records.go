@@ -11,11 +11,16 @@ import (
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
+// Records: every attempt (and cancellation) is published as an
+// AttemptRecorded on the attempts stream for the logger, before its job is
+// acked. Records of attempts that finish together are batched into one
+// message per hub.
+
 // Limits of one attempt-record batch message. The bytes stay well under
 // NATS's default 1 MiB max payload; a record larger than the limit is sent
 // alone. A flusher that finds fewer than recordBatchMax records pending
 // waits recordLinger for more first: lanes do not wait for their records
-// (handleJob settles in the background), so the wait costs no delivery
+// (attemptOnLane settles in the background), so the wait costs no delivery
 // capacity, only the job's ack comes that much later, and bigger batches
 // are less work per record for JetStream, the logger and Redis.
 const (
@@ -32,7 +37,7 @@ type sizedRecord struct {
 }
 
 // newRecordBatcher publishes attempt records in batches with send: each
-// job's settling goroutine (not its lane: see handleJob) hands its record
+// job's settling goroutine (not its lane: see attemptOnLane) hands its record
 // over (encoded only into the batch message) and waits until the message
 // that carries it is acked by JetStream, so a job is still acked only after
 // its record is stored.

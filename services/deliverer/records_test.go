@@ -134,8 +134,8 @@ func TestCancelReasonURLControls(t *testing.T) {
 // fetchCount divides the room for held jobs by the recent jobs per message,
 // so fetching fan-out batches does not take many times the room.
 func TestFetchCountFollowsJobsPerMessage(t *testing.T) {
-	s := &Service{cfg: Config{FetchBatch: 64}}
-	if n := s.fetchCount(1024); n != 64 {
+	f := fetchSizer{max: 64}
+	if n := f.count(1024); n != 64 {
 		t.Errorf("no message seen yet: fetch %d, want 64 (FetchBatch)", n)
 	}
 	for _, tc := range []struct{ perMsg, room, min, max int }{
@@ -144,9 +144,9 @@ func TestFetchCountFollowsJobsPerMessage(t *testing.T) {
 		{1, 40, 38, 40},    // back to single jobs: about the room
 	} {
 		for range 100 {
-			s.countJobsPerMsg(tc.perMsg)
+			f.observe(tc.perMsg)
 		}
-		if n := s.fetchCount(tc.room); n < tc.min || n > tc.max {
+		if n := f.count(tc.room); n < tc.min || n > tc.max {
 			t.Errorf("%d jobs per message, room %d: fetch %d messages, want %d-%d", tc.perMsg, tc.room, n, tc.min, tc.max)
 		}
 	}

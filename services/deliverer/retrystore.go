@@ -65,12 +65,12 @@ func decodeEntry(v string) (*deliveryv1.DeliveryJob, error) {
 
 // store saves next (the job of the next attempt) due at due.
 func (r *retryStore) store(ctx context.Context, next *deliveryv1.DeliveryJob, due time.Time) error {
-	_, err := r.storeValue(ctx, next, due)
+	_, err := r.storeEntry(ctx, next, due)
 	return err
 }
 
-// storeValue is store, returning the stored value (for removeValue).
-func (r *retryStore) storeValue(ctx context.Context, next *deliveryv1.DeliveryJob, due time.Time) (string, error) {
+// storeEntry is store, returning the stored value (for removeEntry).
+func (r *retryStore) storeEntry(ctx context.Context, next *deliveryv1.DeliveryJob, due time.Time) (string, error) {
 	v, err := encodeEntry(next)
 	if err != nil {
 		return "", err
@@ -86,9 +86,9 @@ func (r *retryStore) storeValue(ctx context.Context, next *deliveryv1.DeliveryJo
 	return v, nil
 }
 
-// removeValue deletes the entry of hub's delivery if it still holds v (a
+// removeEntry deletes the entry of hub's delivery if it still holds v (a
 // later store replaced it otherwise, and it is left alone).
-func (r *retryStore) removeValue(ctx context.Context, hub, deliveryID, v string) (bool, error) {
+func (r *retryStore) removeEntry(ctx context.Context, hub, deliveryID, v string) (bool, error) {
 	return r.remove(ctx, false, claimed{member: member(hub, deliveryID), hub: hub, field: deliveryID, value: v})
 }
 

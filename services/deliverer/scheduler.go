@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
-	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
 // schedulerLoop republishes due retries as jobs and publishes the
@@ -26,7 +25,7 @@ func (s *Service) schedulerLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.wakeCh:
+		case <-s.schedulerWake:
 		case <-time.After(s.cfg.PollInterval):
 		}
 	}
@@ -95,11 +94,10 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 			log().Warn("remove cancelled retry", "err", err)
 			return
 		}
-		s.metrics.cancelled.Inc()
-		s.metrics.attempts.WithLabelValues(hubhooksv1.StatusCancelled.APIName()).Inc()
+		s.countCancelled()
 		return
 	}
-	if job.GetDeferrals() > 0 && s.cfg.Recorded != nil {
+	if job.GetDeferrals() > 0 {
 		// A parked job (its lane was full, or its POST outlived the hold
 		// limit and this or another replica died before recording it): if
 		// the log holds this attempt after all, it was made; drop the entry.
@@ -128,80 +126,4 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 		return
 	}
 	s.metrics.retriesRepub.Inc()
-}
-
-func (s *Service) markDirty(hub string) {
-	if hub == "" {
-		return
-	}
-	s.dirtyMu.Lock()
-	s.dirty[hub] = struct{}{}
-	s.dirtyMu.Unlock()
-	select {
-	case s.dirtyCh <- struct{}{}:
-	default:
-	}
-}
-
-// cancelLoop moves the pending retries that a config change disallows to
-// the cancel outbox, atomically in Redis; the scheduler then publishes their
-// "cancelled" records. Several replicas may do this for the same change:
-// the move is idempotent and each entry is moved once.
-func (s *Service) cancelLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.dirtyCh:
-		}
-		s.dirtyMu.Lock()
-		hubs := s.dirty
-		s.dirty = map[string]struct{}{}
-		s.dirtyMu.Unlock()
-		moved := 0
-		for hub := range hubs {
-			cfg, ok := s.configs.Get(hub)
-			if !ok || cfg.GetVersion() == 0 {
-				// The cache lost the hub (a reconnect's snapshot without it):
-				// ask configsvc before cancelling anything, so a partial
-				// snapshot can never cancel a hub's retries.
-				fctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
-				fresh, err := s.configs.Fetch(fctx, hub, 1)
-				cancel()
-				if err != nil {
-					s.metrics.handlingErrors.WithLabelValues("cancel").Inc()
-					s.log.Warn("confirm a vanished hub's config; trying again", "hub", hub, "err", err)
-					s.markDirtyLater(ctx, hub)
-					continue
-				}
-				cfg = fresh
-			}
-			opCtx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
-			n, err := s.retries.cancelExcept(opCtx, hub, keptURLIDs(cfg), time.Now())
-			cancel()
-			if err != nil {
-				s.metrics.handlingErrors.WithLabelValues("cancel").Inc()
-				s.log.Warn("cancel pending retries; trying again", "hub", hub, "err", err)
-				s.markDirtyLater(ctx, hub)
-				continue
-			}
-			if n > 0 {
-				s.log.Info("pending retries cancelled", "hub", hub, "count", n)
-			}
-			moved += n
-		}
-		if moved > 0 {
-			s.wakeScheduler()
-		}
-	}
-}
-
-func (s *Service) markDirtyLater(ctx context.Context, hub string) {
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-			s.markDirty(hub)
-		}
-	}()
 }

@@ -540,11 +540,11 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestNewRejectsNilDeps(t *testing.T) {
-	_, err := New(Config{}, nil, nil, nil, nil)
+	_, err := New(Config{}, nil, nil, nil, nil, nil)
 	if err == nil {
 		t.Fatal("want error")
 	}
-	for _, w := range []string{"JetStream", "Redis", "config source", "sender"} {
+	for _, w := range []string{"JetStream", "Redis", "config source", "event log", "sender"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %q", err, w)
 		}
@@ -628,9 +628,7 @@ func TestShutdownFinishesInFlightPOSTs(t *testing.T) {
 			second := e.publishJob(t, cfg, u, 2, false) // queued behind the first
 			testkit.Eventually(t, 10*time.Second, "first POST in flight", func() bool { return h.count() == 1 })
 			testkit.Eventually(t, 10*time.Second, "second job queued", func() bool {
-				svc.mu.Lock()
-				defer svc.mu.Unlock()
-				return len(svc.held) == 2
+				return svc.held.count() == 2
 			})
 			stopped := make(chan struct{})
 			go func() { stop(); close(stopped) }()
@@ -870,7 +868,7 @@ func TestRedeliveredJobsAlreadyRecordedAreSkipped(t *testing.T) {
 	recorded := map[string]bool{jobs[0].GetDeliveryId(): true, jobs[1].GetDeliveryId(): true}
 	var asked sync.Map
 	var calls atomic.Int32
-	c.Recorded = func(_ context.Context, hub string, ids []string, attempts []int32) ([]bool, error) {
+	e.eventLog = eventLogFunc(func(_ context.Context, hub string, ids []string, attempts []int32) ([]bool, error) {
 		calls.Add(1)
 		got := make([]bool, len(ids))
 		for i, id := range ids {
@@ -878,7 +876,7 @@ func TestRedeliveredJobsAlreadyRecordedAreSkipped(t *testing.T) {
 			got[i] = recorded[id]
 		}
 		return got, nil
-	}
+	})
 
 	// That deliverer: it fetched the message and never acked it.
 	ctx := context.Background()
@@ -937,14 +935,14 @@ func TestRecheckedFanoutBatch(t *testing.T) {
 	// The log holds the first target of each webhook event of the rechecked
 	// batch, and of the other (which must not be asked about).
 	var calls atomic.Int32
-	c.Recorded = func(_ context.Context, hub string, ids []string, attempts []int32) ([]bool, error) {
+	e.eventLog = eventLogFunc(func(_ context.Context, hub string, ids []string, attempts []int32) ([]bool, error) {
 		calls.Add(1)
 		got := make([]bool, len(ids))
 		for i := range ids {
 			got[i] = i%2 == 0
 		}
 		return got, nil
-	}
+	})
 	e.start(t, c, newSender(t))
 	testkit.Eventually(t, 15*time.Second, "both messages acked", func() bool {
 		return e.consumerDrained(t) && hooks[0].count()+hooks[1].count() == 9
@@ -972,7 +970,7 @@ func TestSendTimeoutFollowsTheSender(t *testing.T) {
 	} {
 		c := baseConfig(e.prefix, 0, 20*ms)
 		c.SendTimeout = tc.set
-		svc, err := New(c, e.js, e.rdb, e.configs, tc.sender)
+		svc, err := New(c, e.js, e.rdb, e.configs, e.eventLog, tc.sender)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,7 +18,6 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/natsembed"
 	"github.com/hubhooks/hubhooks/services/configsvc"
-	"github.com/hubhooks/hubhooks/services/deliverer"
 	"github.com/hubhooks/hubhooks/services/expander"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/logger"
@@ -159,7 +158,7 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 	if err != nil {
 		return fail(err)
 	}
-	delSvc, err := deliverer.New(p.DelivererConfig(rdb), js, rdb, cache, sender)
+	delSvc, err := p.Deliverer(js, rdb, cache, sender)
 	if err != nil {
 		return fail(err)
 	}

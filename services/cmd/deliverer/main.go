@@ -7,7 +7,6 @@ import (
 	"context"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
-	"github.com/hubhooks/hubhooks/services/deliverer"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 )
@@ -40,7 +39,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeConfig()
-	svc, err := deliverer.New(p.DelivererConfig(in.Redis), in.JS, in.Redis, cache, sender)
+	svc, err := p.Deliverer(in.JS, in.Redis, cache, sender)
 	if err != nil {
 		return err
 	}

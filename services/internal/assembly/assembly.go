@@ -252,22 +252,26 @@ func (p *Parts) ExpanderConfig() expander.Config {
 	}
 }
 
-// DelivererConfig is the deliverer's config from the settings; rdb (the
-// deliverer's Redis, which holds the event log too) lets it ask the log
-// whether a job delivered again was already attempted.
-func (p *Parts) DelivererConfig(rdb *redis.Client) deliverer.Config {
-	var recorded func(ctx context.Context, hub string, ids []string, attempts []int32) ([]bool, error)
-	if log, err := logstore.New(rdb, logstore.Options{Prefix: p.Settings.RedisPrefix}); err == nil {
-		recorded = log.RecordedAll
-	}
+// DelivererConfig is the deliverer's config from the settings.
+func (p *Parts) DelivererConfig() deliverer.Config {
 	return deliverer.Config{
-		Recorded:    recorded,
 		RedisPrefix: p.Settings.RedisPrefix, Schedule: p.Settings.RetrySchedule, Registerer: p.Registry, Log: p.Log.With("component", "deliverer"),
 		StreamOptions: p.StreamOptions(), ShutdownTimeout: p.Settings.ShutdownTimeout,
 		Concurrency: p.Settings.DeliverConcurrency, PerURLConcurrency: p.Settings.PerURLConcurrency, PerHubConcurrency: p.Settings.PerHubConcurrency,
 		BreakerFailures: p.Settings.BreakerFailures, BreakerCooldown: p.Settings.BreakerCooldown, MaxRetryAfter: p.Settings.MaxRetryAfter,
 		HoldLimit: p.Settings.HoldLimit,
 	}
+}
+
+// Deliverer builds the deliverer over the connections given. It asks the
+// event log on rdb (the logger's store, read only) which attempts are
+// recorded already.
+func (p *Parts) Deliverer(js jetstream.JetStream, rdb *redis.Client, configs deliverer.ConfigSource, sender webhook.Sender) (*deliverer.Service, error) {
+	eventLog, err := logstore.New(rdb, logstore.Options{Prefix: p.Settings.RedisPrefix})
+	if err != nil {
+		return nil, fmt.Errorf("deliverer: event log: %w", err)
+	}
+	return deliverer.New(p.DelivererConfig(), js, rdb, configs, eventLog, sender)
 }
 
 // LoggerConfig is the logger's config from the settings.

@@ -1,32 +1,22 @@
 package deliverer
 
 import (
-	"context"
+	"net/http"
 	"time"
 
-	"github.com/hubhooks/hubhooks/pkg/configcache"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/hubhooks/hubhooks/pkg/routing"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
-// ConfigSource is the part of pkg/configcache's Cache the deliverer uses.
-// Implementations are safe for concurrent use; returned configs are shared
-// and must not be modified.
-type ConfigSource interface {
-	// Get returns the cached config of hubID, if any.
-	Get(hubID string) (*hubhooksv1.HubConfig, bool)
-	// Fetch returns the config of hubID with version >= minVersion, asking
-	// configsvc when the cache is older.
-	Fetch(ctx context.Context, hubID string, minVersion int64) (*hubhooksv1.HubConfig, error)
-	// OnChange registers fn, called serially for every applied change (old
-	// is nil for a hub first seen, new is nil for a hub deleted).
-	OnChange(fn func(old, new *hubhooksv1.HubConfig))
-	// Ready reports whether the initial snapshot has arrived.
-	Ready() bool
-	// WaitReady blocks until the initial snapshot has arrived or ctx ends.
-	WaitReady(ctx context.Context) error
-}
+// Cancellation: a delivery ends "cancelled" when its hub's config no longer
+// allows it (the URL removed, the triggers switched off, the hub deleted).
+// A job is checked when it is attempted (cancelJob); pending retries are
+// moved to the retry store's cancel outbox when a config change disallows
+// them (cancelLoop, in cancelloop.go), and the scheduler publishes their
+// records.
 
 // cancelReason says why cfg no longer allows job, or "" when it does. Test
 // jobs ignore the triggers toggle, as SendTestEvent does.
@@ -95,4 +85,31 @@ func needsCancel(old, cur *hubhooksv1.HubConfig) bool {
 	return false
 }
 
-var _ ConfigSource = (*configcache.Cache)(nil)
+// cancelRecord is the record of job cancelled for reason at now.
+func cancelRecord(job *deliveryv1.DeliveryJob, reason string, now time.Time) *deliveryv1.AttemptRecorded {
+	return &deliveryv1.AttemptRecorded{
+		Job:       job,
+		Attempt:   max(job.GetAttempt(), 1),
+		Status:    hubhooksv1.StatusCancelled,
+		Request:   &hubhooksv1.HttpRequest{Url: job.GetUrl(), Method: http.MethodPost},
+		Response:  &hubhooksv1.HttpResponse{Error: "cancelled: " + reason},
+		StartedAt: timestamppb.New(now),
+	}
+}
+
+// cancelJob ends job, which its hub's config no longer allows, with a
+// "cancelled" record, and acks it; a failed publish naks it.
+func (s *Service) cancelJob(msg jobMsg, job *deliveryv1.DeliveryJob, reason string) {
+	if err := s.publishRecord(cancelRecord(job, reason, time.Now())); err != nil {
+		s.jobLog(job).Warn("publish cancelled record; job retried later", "err", err)
+		_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
+		return
+	}
+	s.countCancelled()
+	s.ack(msg, job)
+}
+
+func (s *Service) countCancelled() {
+	s.metrics.cancelled.Inc()
+	s.metrics.attempts.WithLabelValues(hubhooksv1.StatusCancelled.APIName()).Inc()
+}

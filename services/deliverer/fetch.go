@@ -1,0 +1,177 @@
+package deliverer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+)
+
+// Fetching: one loop pulls delivery messages from the consumer while the
+// replica has room for more held jobs, decodes each into its jobs (one, the
+// targets of a fan-out, or the jobs of a fan-out batch) and puts them on
+// their lanes (enqueue). Undecodable or invalid messages go to the
+// dead-letter stream.
+
+// configWait bounds how long Run waits for the config cache's snapshot
+// before it takes jobs anyway.
+const configWait = 10 * time.Second
+
+// waitConfigs returns once the config cache has its first snapshot, or after
+// configWait. A job taken before would ask configsvc for its hub's config on
+// its own (or, while configsvc is still starting, fail and be retried
+// later); a configsvc that stays away must not stop delivery, so the wait
+// is bounded.
+func (s *Service) waitConfigs(ctx context.Context) {
+	if s.configs.Ready() {
+		return
+	}
+	s.log.Info("waiting for the hub configs snapshot before taking jobs", "at_most", configWait)
+	wctx, cancel := context.WithTimeout(ctx, configWait)
+	defer cancel()
+	if err := s.configs.WaitReady(wctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("no hub configs snapshot yet; taking jobs anyway (their configs are fetched one by one)", "waited", configWait)
+	}
+}
+
+// fetchLoop fetches delivery messages and dispatches their jobs until ctx
+// ends.
+func (s *Service) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
+	size := fetchSizer{max: s.cfg.FetchBatch}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		room := s.held.room()
+		if room <= 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.held.space:
+			}
+			continue
+		}
+		batch, err := cons.Fetch(size.count(room), jetstream.FetchMaxWait(s.cfg.FetchWait))
+		if err == nil {
+			for msg := range batch.Messages() {
+				if n := s.dispatch(msg); n > 0 {
+					size.observe(n)
+				}
+			}
+			err = batch.Error()
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			s.metrics.handlingErrors.WithLabelValues("fetch").Inc()
+			s.log.Warn("fetch delivery jobs", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+// fetchSizer sizes fetches: a message holds one job, the targets of a
+// fan-out or the jobs of a fan-out batch, so the room for held jobs is
+// divided by the recent jobs per message. It belongs to the fetch loop.
+type fetchSizer struct {
+	max        int     // Config.FetchBatch
+	jobsPerMsg float64 // moving average, weight 1/8 for the newest message
+}
+
+// count is how many messages to fetch for room more held jobs: at least
+// one, at most max.
+func (f *fetchSizer) count(room int) int {
+	return max(1, min(int(float64(room)/max(f.jobsPerMsg, 1)), f.max))
+}
+
+// observe counts a message of n jobs.
+func (f *fetchSizer) observe(n int) { f.jobsPerMsg += (float64(n) - f.jobsPerMsg) / 8 }
+
+// dispatch puts the jobs of msg on their lanes and returns how many it
+// holds (0 when it was dead-lettered). It never blocks.
+func (s *Service) dispatch(msg jetstream.Msg) int {
+	jobs, err := eventbus.DecodeJobs(msg.Headers(), msg.Data())
+	for i := 0; err == nil && i < len(jobs); i++ {
+		err = validJob(jobs[i])
+	}
+	if err != nil {
+		s.poison(msg, err)
+		return 0
+	}
+	if mayBeDone(msg) {
+		// Some jobs may be done already. Asking the log takes a Redis round
+		// trip, so not on the fetch loop.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.enqueueAll(msg, s.notRecorded(jobs))
+		}()
+		return len(jobs)
+	}
+	s.enqueueAll(msg, jobs)
+	return len(jobs)
+}
+
+// mayBeDone reports whether some jobs of msg may have been attempted
+// already: JetStream delivers it again, or the expander marked it
+// (HeaderRecheck: its jobs may have gone out in a fan-out batch before).
+func mayBeDone(msg jetstream.Msg) bool {
+	if msg.Headers().Get(eventbus.HeaderRecheck) != "" {
+		return true
+	}
+	md, err := msg.Metadata()
+	return err == nil && md.NumDelivered > 1
+}
+
+// enqueueAll enqueues jobs, all or some of the jobs of msg, and acks msg
+// when none is left.
+func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob) {
+	switch len(jobs) {
+	case 0:
+		if err := msg.Ack(); err != nil {
+			s.metrics.handlingErrors.WithLabelValues("ack").Inc()
+		}
+	case 1:
+		s.enqueue(msg, jobs[0])
+	default:
+		f := &fanout{s: s, msg: msg, left: len(jobs)}
+		for _, job := range jobs {
+			s.enqueue(&fanoutShare{f: f, job: job}, job)
+		}
+	}
+}
+
+func validJob(job *deliveryv1.DeliveryJob) error {
+	switch {
+	case job.GetDeliveryId() == "":
+		return errors.New("job without delivery_id")
+	case job.GetHubId() == "":
+		return errors.New("job without hub_id")
+	case job.GetUrl() == "":
+		return errors.New("job without url")
+	}
+	return nil
+}
+
+// poison moves msg, which holds no valid job, to the dead-letter stream.
+func (s *Service) poison(msg jetstream.Msg, reason error) {
+	s.metrics.poison.Inc()
+	s.log.Error("undecodable delivery job moved to the dead-letter stream", "subject", msg.Subject(), "err", reason)
+	dl := eventbus.DeadLetterOf(eventbus.SubjectDeadLetterJobs, msg, eventbus.StreamDeliveries, reason.Error())
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+	defer cancel()
+	if _, err := s.js.PublishMsg(ctx, dl); err != nil {
+		s.log.Warn("publish dead letter", "err", err)
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = msg.Term()
+}

@@ -1,0 +1,129 @@
+package deliverer
+
+import (
+	"sync"
+	"time"
+
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+)
+
+// Holding: a job on a lane holds its JetStream message unacknowledged from
+// its fetch until it is settled. The replica holds at most maxHeld jobs (the
+// fetch loop waits for room), tells JetStream that jobs held for long are
+// still being worked on (heartbeatLoop), and moves the ones held past
+// Config.HoldLimit to the retry store (holdLoop, in park.go).
+
+// heldJob is a job on a lane, queued or being attempted.
+type heldJob struct {
+	msg     jobMsg
+	job     *deliveryv1.DeliveryJob
+	lane    string    // laneKey(job)
+	fetched time.Time // when its message was fetched
+	// progressed is when JetStream last heard of the job (its fetch or an
+	// InProgress); guarded by heldJobs.mu.
+	progressed time.Time
+	park       parkState // how holdLoop takes its attempt out of the stream
+}
+
+// heldJobs is the set of jobs the replica holds. It is safe for concurrent
+// use.
+type heldJobs struct {
+	max int
+
+	mu    sync.Mutex
+	jobs  map[*heldJob]struct{}
+	space chan struct{} // signalled when a job is released
+}
+
+func newHeldJobs(max int) *heldJobs {
+	return &heldJobs{max: max, jobs: map[*heldJob]struct{}{}, space: make(chan struct{}, 1)}
+}
+
+func (hs *heldJobs) add(h *heldJob) {
+	hs.mu.Lock()
+	hs.jobs[h] = struct{}{}
+	hs.mu.Unlock()
+}
+
+func (hs *heldJobs) remove(h *heldJob) {
+	hs.mu.Lock()
+	delete(hs.jobs, h)
+	hs.mu.Unlock()
+	select {
+	case hs.space <- struct{}{}:
+	default:
+	}
+}
+
+// room is how many more jobs the replica may hold.
+func (hs *heldJobs) room() int {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.max - len(hs.jobs)
+}
+
+// count is how many jobs the replica holds.
+func (hs *heldJobs) count() int {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return len(hs.jobs)
+}
+
+// progress returns the messages of the jobs JetStream has not heard of
+// since before cutoff, noting that it hears of them at now.
+func (hs *heldJobs) progress(cutoff, now time.Time) []jobMsg {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	var out []jobMsg
+	for h := range hs.jobs {
+		if h.progressed.Before(cutoff) {
+			h.progressed = now
+			out = append(out, h.msg)
+		}
+	}
+	return out
+}
+
+// fetchedBefore returns the jobs fetched before cutoff.
+func (hs *heldJobs) fetchedBefore(cutoff time.Time) []*heldJob {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	var out []*heldJob
+	for h := range hs.jobs {
+		if h.fetched.Before(cutoff) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// hold adds h to the held jobs.
+func (s *Service) hold(h *heldJob) {
+	s.held.add(h)
+	s.metrics.held.Inc()
+}
+
+// release removes h from the held jobs, once its message is settled (or
+// handed to another path that settles it).
+func (s *Service) release(h *heldJob) {
+	s.held.remove(h)
+	s.metrics.held.Dec()
+}
+
+// heartbeatLoop tells JetStream that jobs held longer than half the ack
+// wait (queued behind a slow URL, or in flight) are still being worked on.
+func (s *Service) heartbeatLoop() {
+	t := time.NewTicker(max(s.cfg.AckWait/4, 500*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.workCtx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		for _, m := range s.held.progress(now.Add(-s.cfg.AckWait/2), now) {
+			_ = m.InProgress()
+		}
+	}
+}

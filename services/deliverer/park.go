@@ -1,0 +1,146 @@
+package deliverer
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+)
+
+// Parking: a job leaves the stream for the retry store (Redis), which makes
+// it durable, and its message is acknowledged. Two kinds of jobs are parked:
+//
+//   - a queued job that cannot run soon (its lane's queue is full, or it
+//     waited past Config.HoldLimit): parkQueued stores the same attempt, due
+//     after Config.QueueFullDelay, and the scheduler brings it back;
+//   - an attempt in flight past Config.HoldLimit: parkAttempt stores an
+//     entry that brings the attempt back only if this replica dies before
+//     recording it, and the attempt goes on (the message is parkedMsg).
+//
+// Why no job holds its message for long: in a work-queue stream that drains
+// often, a message held unacknowledged makes the file store keep every
+// message block written since (each new block remembers the stream's last
+// sequence with a tombstone, and a block holding a tombstone above the first
+// unacknowledged message is kept), so one URL that never answers, its POSTs
+// held for the whole timeout, would cost memory and CPU that every other URL
+// shares (see docs/delivery.md).
+
+// parkState lets holdLoop take an attempt in flight out of the stream.
+type parkState struct {
+	mu      sync.Mutex
+	started bool   // the POST has started
+	done    bool   // the POST is over: too late to park
+	entry   string // the retry-store entry that holds the attempt, once parked
+}
+
+func (p *parkState) begin() {
+	p.mu.Lock()
+	p.started = true
+	p.mu.Unlock()
+}
+
+// end marks the POST over (waiting for a park in progress) and returns the
+// retry-store entry of a parked attempt, "" if it was not parked.
+func (p *parkState) end() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = true
+	return p.entry
+}
+
+// parkedMsg is the jobMsg of a parked attempt: its message is acknowledged
+// already, and its retry-store entry stands in for it (a nak leaves the
+// entry to bring the attempt back).
+type parkedMsg struct{}
+
+func (parkedMsg) Ack() error                       { return nil }
+func (parkedMsg) Nak() error                       { return nil }
+func (parkedMsg) NakWithDelay(time.Duration) error { return nil }
+func (parkedMsg) InProgress() error                { return nil }
+
+// holdLoop parks the jobs held longer than Config.HoldLimit: queued ones
+// with parkQueued, attempts in flight with parkAttempt.
+func (s *Service) holdLoop() {
+	limit := s.cfg.HoldLimit
+	t := time.NewTicker(max(limit/4, 25*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCtx.Done():
+			return
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-limit)
+		for _, h := range s.lanes.takeQueuedBefore(cutoff) {
+			s.metrics.parked.WithLabelValues("queued").Inc()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.parkQueued(h.msg, h.job)
+				s.release(h)
+			}()
+		}
+		var wg sync.WaitGroup
+		for _, h := range s.held.fetchedBefore(cutoff) {
+			wg.Go(func() { s.parkAttempt(h) })
+		}
+		wg.Wait()
+	}
+}
+
+// parkQueued parks a job that cannot run soon in the retry store — the same
+// attempt, with job.deferrals counting the parkings — and acks it; it comes
+// back after QueueFullDelay, growing with each parking. The backlog so waits
+// in Redis, not in the consumer's ack-pending window, where it would hold
+// back every other URL once that window filled.
+func (s *Service) parkQueued(msg jobMsg, job *deliveryv1.DeliveryJob) {
+	next := proto.Clone(job).(*deliveryv1.DeliveryJob)
+	next.Deferrals++
+	delay := jitter(s.cfg.QueueFullDelay*time.Duration(min(next.GetDeferrals(), 10)), 0.5)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+	defer cancel()
+	if err := s.retries.store(ctx, next, time.Now().Add(delay)); err != nil {
+		s.metrics.handlingErrors.WithLabelValues("store_deferral").Inc()
+		_ = msg.NakWithDelay(delay)
+		return
+	}
+	if delay < s.cfg.PollInterval {
+		s.wakeScheduler()
+	}
+	if err := msg.Ack(); err != nil {
+		s.log.Warn("ack parked job (it may be attempted twice)", "delivery", job.GetDeliveryId(), "err", err)
+	}
+}
+
+// parkAttempt stores the attempt in flight of h in the retry store, due
+// once its POST must be over (SendTimeout) plus time to record it, and
+// acknowledges its message. The attempt then treats the entry as its
+// message: the next attempt's retry replaces it, a final outcome removes it,
+// and if nothing does (this replica died) the scheduler brings the attempt
+// back.
+func (s *Service) parkAttempt(h *heldJob) {
+	p := &h.park
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.started || p.done || p.entry != "" {
+		return
+	}
+	next := proto.Clone(h.job).(*deliveryv1.DeliveryJob)
+	next.Deferrals++ // a new Nats-Msg-Id when it is republished
+	due := time.Now().Add(s.cfg.SendTimeout + 2*s.cfg.OpTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+	defer cancel()
+	entry, err := s.retries.storeEntry(ctx, next, due)
+	if err != nil {
+		s.metrics.handlingErrors.WithLabelValues("park").Inc()
+		return // still held; tried again next tick
+	}
+	p.entry = entry
+	s.metrics.parked.WithLabelValues("in_flight").Inc()
+	if err := h.msg.Ack(); err != nil {
+		s.metrics.handlingErrors.WithLabelValues("ack").Inc()
+	}
+}

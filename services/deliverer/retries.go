@@ -1,0 +1,86 @@
+package deliverer
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hubhooks/hubhooks/pkg/urlguard"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// Retries: after a failed attempt, outcome decides whether the delivery is
+// retried and when (Config.Schedule, jittered; a receiver's Retry-After;
+// the breaker's cool-down after a fail-fast). The next attempt waits in the
+// retry store (retrystore.go) and the scheduler republishes it as a job
+// when it is due (scheduler.go), so a retry holds no worker and no
+// JetStream message.
+
+// outcome decides the delivery's status after an attempt and, for
+// retrying, when the next attempt is due.
+func (s *Service) outcome(job *deliveryv1.DeliveryJob, res webhook.Result, now time.Time) (hubhooksv1.DeliveryStatus, time.Time) {
+	attempt := int(job.GetAttempt())
+	switch {
+	case res.Succeeded():
+		return hubhooksv1.StatusSucceeded, time.Time{}
+	case job.GetTest(), res.Gone(),
+		errors.Is(res.Err, urlguard.ErrBlocked), errors.Is(res.Err, urlguard.ErrInvalidURL):
+		return hubhooksv1.StatusFailed, time.Time{}
+	case attempt < len(s.cfg.Schedule):
+		delay := jitter(s.cfg.Schedule[attempt], s.cfg.Jitter)
+		if (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable) && res.RetryAfter > 0 {
+			delay = max(delay, min(res.RetryAfter, s.cfg.MaxRetryAfter))
+		}
+		if errors.Is(res.Err, ErrCircuitOpen) || errors.Is(res.Err, ErrEndpointStuck) {
+			// Failed fast: the URL cannot be tried before its breaker probes
+			// again, so the next attempt waits for the cool-down, never
+			// earlier (jitter only adds), and a short schedule is not burnt
+			// in seconds.
+			cooldown := s.cfg.BreakerCooldown
+			delay = max(delay, jitter(cooldown, s.cfg.Jitter)+time.Duration(float64(cooldown)*s.cfg.Jitter))
+		}
+		return hubhooksv1.StatusRetrying, now.Add(delay)
+	default:
+		return hubhooksv1.StatusDead, time.Time{}
+	}
+}
+
+// storeRetry stores the next attempt of job in the retry store, due at
+// next, and wakes the scheduler when it is due before its next poll.
+func (s *Service) storeRetry(job *deliveryv1.DeliveryJob, next time.Time) error {
+	nextJob := proto.Clone(job).(*deliveryv1.DeliveryJob)
+	nextJob.Attempt = job.GetAttempt() + 1
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+	defer cancel()
+	if err := s.retries.store(ctx, nextJob, next); err != nil {
+		return err
+	}
+	s.metrics.retries.Inc()
+	if time.Until(next) < s.cfg.PollInterval {
+		s.wakeScheduler()
+	}
+	return nil
+}
+
+// wakeScheduler makes the scheduler look for due retries now.
+func (s *Service) wakeScheduler() {
+	select {
+	case s.schedulerWake <- struct{}{}:
+	default:
+	}
+}
+
+// jitter spreads d uniformly by ±frac.
+func jitter(d time.Duration, frac float64) time.Duration {
+	if d <= 0 || frac <= 0 {
+		return max(d, 0)
+	}
+	f := 1 + frac*(2*rand.Float64()-1)
+	return time.Duration(float64(d) * f)
+}
