@@ -26,6 +26,10 @@ type Event struct {
 	DomainEvent DomainEventRef `json:"domain_event"`
 	// Test is true for events sent with SendTestEvent.
 	Test bool `json:"test,omitempty"`
+	// ReplayOf is set on a replayed webhook event (ReplayDomainEvents): the
+	// id of the webhook event it replays. A replay's own id starts with
+	// ReplayIDPrefix.
+	ReplayOf string `json:"replay_of,omitempty"`
 }
 
 // DomainEventRef identifies the causing domain event.
@@ -72,6 +76,24 @@ func hashID(prefix string, parts ...string) string {
 // event expanded twice (a crash before its ack) yields the same webhook ids.
 func EventID(hubID, domainEventID string, index int) string {
 	return hashID("msg_", hubID, domainEventID, strconv.Itoa(index))
+}
+
+// ReplayIDPrefix starts the id of every replayed webhook event, so that a
+// receiver can tell a replay from the original ("msg_...").
+const ReplayIDPrefix = "rpl_"
+
+// ReplayEventID derives the id of the replay of the index-th webhook event
+// of a domain event. Every replay of it has this id, so a delivery to a URL
+// is replayed once however often its domain event is replayed.
+func ReplayEventID(hubID, domainEventID string, index int) string {
+	return hashID(ReplayIDPrefix, hubID, domainEventID, strconv.Itoa(index))
+}
+
+// RecoveryID derives the id of the delivery that recovers (delivers again)
+// the delivery deliveryID, so that it is recovered once however often a
+// recovery runs.
+func RecoveryID(deliveryID string) string {
+	return hashID("dlv_", "recovery", deliveryID)
 }
 
 // DeliveryID derives the id of the delivery of a webhook event to one URL.

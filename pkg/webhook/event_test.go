@@ -28,3 +28,19 @@ func TestIDsAreStable(t *testing.T) {
 		t.Errorf("RandomID = %q, want url_ and 26 lower-case characters", id)
 	}
 }
+
+// Replay and recovery ids are idempotency keys too: the same replay or
+// recovery finds its earlier deliveries by them.
+func TestReplayAndRecoveryIDs(t *testing.T) {
+	r := ReplayEventID("hub-1", "evt-1", 0)
+	if !strings.HasPrefix(r, ReplayIDPrefix) || len(r) != 30 || r == EventID("hub-1", "evt-1", 0) {
+		t.Errorf("ReplayEventID = %q: want rpl_ and 26 characters, not the original's id", r)
+	}
+	if r != ReplayEventID("hub-1", "evt-1", 0) || r == ReplayEventID("hub-1", "evt-1", 1) || r == ReplayEventID("hub-2", "evt-1", 0) {
+		t.Error("ReplayEventID is not a function of hub, domain event and position")
+	}
+	rc := RecoveryID("dlv_l6tqgi6p6bucek2pxgt54f6qry")
+	if !strings.HasPrefix(rc, "dlv_") || len(rc) != 30 || rc != RecoveryID("dlv_l6tqgi6p6bucek2pxgt54f6qry") || rc == RecoveryID(rc) {
+		t.Errorf("RecoveryID = %q: want a stable dlv_ id, different for a recovery of the recovery", rc)
+	}
+}

@@ -17,15 +17,17 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/natsembed"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/configsvc"
 	"github.com/hubhooks/hubhooks/services/expander"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/logger"
+	"github.com/hubhooks/hubhooks/services/operations"
 )
 
 // Process is a running all-in-one process.
 type Process struct {
-	// GRPCAddr serves ConfigService and EventLogService.
+	// GRPCAddr serves ConfigService, EventLogService and OperationsService.
 	GRPCAddr string
 	// HTTPAddr serves /metrics, /healthz and /readyz.
 	HTTPAddr string
@@ -153,6 +155,11 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 	if err != nil {
 		return fail(err)
 	}
+	opsSvc, err := operations.New(p.OperationsConfig(), js, logSvc.Store(), hubhooksv1.NewConfigServiceClient(conn), rules)
+	if err != nil {
+		return fail(err)
+	}
+	opsSvc.Register(gs.Server)
 
 	expSvc, err := expander.New(p.ExpanderConfig(), js, cache, rules)
 	if err != nil {
@@ -162,7 +169,7 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 	if err != nil {
 		return fail(err)
 	}
-	for name, r := range map[string]interface{ Ready(context.Context) error }{"configsvc": cfgSvc, "logger": logSvc, "expander": expSvc, "deliverer": delSvc} {
+	for name, r := range map[string]interface{ Ready(context.Context) error }{"configsvc": cfgSvc, "logger": logSvc, "expander": expSvc, "deliverer": delSvc, "operations": opsSvc} {
 		p.Health.Add(name, r.Ready)
 	}
 
@@ -174,6 +181,7 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 	servers.Go(func() error { return gs.ServeListener(serveCtx, lis, s.ShutdownTimeout) })
 	servers.Go(func() error { return p.ServeHTTP(serveCtx, httpLis) })
 	servers.Go(func() error { return cfgSvc.Run(serveCtx) })
+	servers.Go(func() error { return opsSvc.Run(serveCtx) })
 	servers.Go(func() error {
 		// Watch once configsvc reads its change feed, so the first watch
 		// does not bounce off a service still starting.

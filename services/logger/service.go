@@ -67,6 +67,10 @@ func New(cfg Config, js jetstream.JetStream, rdb *redis.Client) (*Service, error
 	return s, nil
 }
 
+// Store is the event log store the logger writes, for the services that
+// run beside it (OperationsService).
+func (s *Service) Store() *logstore.Store { return s.store }
+
 // Register adds EventLogService to gs.
 func (s *Service) Register(gs *grpc.Server) {
 	hubhooksv1.RegisterEventLogServiceServer(gs, s.grpc)

@@ -154,7 +154,7 @@ func (a *app) rootCmd() *cobra.Command {
 		c.GroupID = "config"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.logsCmd()} {
+	for _, c := range []*cobra.Command{a.logsCmd(), a.explainCmd(), a.recoverCmd()} {
 		c.GroupID = "log"
 		root.AddCommand(c)
 	}

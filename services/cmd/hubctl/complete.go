@@ -44,6 +44,23 @@ func (a *app) webhookTypes(ctx context.Context) ([]string, error) {
 	return resp.GetWebhookEventTypes(), nil
 }
 
+// domainTypes lists every domain event type (the rules' subjects).
+func (a *app) domainTypes(ctx context.Context) ([]string, error) {
+	cc, err := a.configClient()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cc.ListEventTypes(ctx, &hubhooksv1.ListEventTypesRequest{})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range resp.GetRules() {
+		out = append(out, r.GetDomainSubject()+"\t"+r.GetName())
+	}
+	return out, nil
+}
+
 // urlIDs lists the hub's callback URL ids, each described by its URL.
 func (a *app) urlIDs(ctx context.Context) ([]string, error) {
 	cfg, err := a.hubConfig(ctx)

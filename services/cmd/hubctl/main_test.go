@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -498,4 +499,54 @@ func TestURLControlCommands(t *testing.T) {
 		t.Errorf("unknown type: %q", errOut)
 	}
 	c.fails(exitNotFound, "urls", "disable", "url_nope")
+}
+
+func TestExplainAndRecoverCommands(t *testing.T) {
+	h := hubdtest.Start(t, hubdtest.Options{Schedule: []time.Duration{0}})
+	var fail atomic.Bool
+	fail.Store(true)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	t.Cleanup(recv.Close)
+	c := newCLI(t, "HUBHOOKS_ADDR", h.GRPCAddr, "HUBHOOKS_HUB", "acme")
+	c.ok("urls", "add", recv.URL)
+	c.ok("urls", "add", "http://127.0.0.1:9/teams", "--types", "TEAM.CREATED")
+	c.ok("hub", "enable")
+
+	out := c.ok("explain", "USER.UPDATED")
+	if !strings.Contains(out, "→ sent to "+recv.URL) || !strings.Contains(out, "✗ not to http://127.0.0.1:9/teams") || !strings.Contains(out, "receives only [TEAM.CREATED]") {
+		t.Errorf("explain:\n%s", out)
+	}
+	for i := range 3 {
+		publish(t, h.JS, &eventsv1.DomainEvent{Id: "evt-" + strconv.Itoa(i), HubId: "acme", Type: "USER.UPDATED", Data: mustStruct(t, map[string]any{"user": map[string]any{"id": i}})})
+	}
+	testkit.Eventually(t, 20*time.Second, "three dead deliveries", func() bool {
+		l := jsonOf(t, c.ok("logs", "list", "--status", "dead", "-o", "json"), &hubhooksv1.ListEventLogsResponse{})
+		return len(l.GetEventLogs()) == 3
+	})
+	if out := c.ok("recover", "--since", "1h", "--dry-run"); !strings.Contains(out, "would recover 3 deliveries") {
+		t.Errorf("recover --dry-run:\n%s", out)
+	}
+	fail.Store(false)
+	if out := c.ok("recover", "--since", "1h"); !strings.Contains(out, "recovered 3 deliveries") {
+		t.Errorf("recover:\n%s", out)
+	}
+	if out := c.ok("recover", "--since", "1h"); !strings.Contains(out, "nothing to recover") || !strings.Contains(out, "3 already recovered") {
+		t.Errorf("recover again:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(c.ok("recover", "--since", "1h", "-o", "json")), "\n")
+	final := jsonOf(t, lines[len(lines)-1], &hubhooksv1.RecoverDeliveriesProgress{})
+	if !final.GetDone() || final.GetAlreadyRecovered() != 3 {
+		t.Errorf("recover -o json: last line %v", final)
+	}
+	testkit.Eventually(t, 20*time.Second, "the recoveries in explain", func() bool {
+		out = c.ok("explain", "USER.UPDATED", "--id", "evt-1")
+		return strings.Contains(out, "dead") && strings.Contains(out, "succeeded") && strings.Contains(out, "redelivers dlv_")
+	})
+	c.fails(exitUsage, "recover")
+	c.fails(exitUsage, "explain")
+	c.fails(exitUsage, "explain", "USER.NOPE")
 }

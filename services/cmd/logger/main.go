@@ -1,14 +1,20 @@
 // Command logger persists every delivery attempt to Redis and serves the
-// searchable event log (EventLogService) over gRPC.
+// searchable event log (EventLogService) and the OperationsService
+// (explain, recovery) over gRPC; it reaches configsvc at
+// HUBHOOKS_CONFIG_ADDR for hub configuration.
 package main
 
 import (
 	"context"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 	"github.com/hubhooks/hubhooks/services/logger"
+	"github.com/hubhooks/hubhooks/services/operations"
 )
 
 func main() { assembly.Main("logger", run) }
@@ -39,6 +45,26 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	svc.Register(gs.Server)
+	rules, err := p.Rules()
+	if err != nil {
+		return err
+	}
+	conn, err := p.DialConfig(p.Settings.ConfigAddr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ops, err := operations.New(p.OperationsConfig(), in.JS, svc.Store(), hubhooksv1.NewConfigServiceClient(conn), rules)
+	if err != nil {
+		return err
+	}
+	ops.Register(gs.Server)
 	p.Health.Add("logger", svc.Ready)
-	return p.RunServer(ctx, gs, svc.Run)
+	p.Health.Add("operations", ops.Ready)
+	return p.RunServer(ctx, gs, func(ctx context.Context) error {
+		var g errgroup.Group
+		g.Go(func() error { return svc.Run(ctx) })
+		g.Go(func() error { return ops.Run(ctx) })
+		return g.Wait()
+	})
 }

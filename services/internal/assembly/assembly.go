@@ -38,6 +38,7 @@ import (
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 	"github.com/hubhooks/hubhooks/services/logger"
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
+	"github.com/hubhooks/hubhooks/services/operations"
 )
 
 // Parts holds what a binary is assembled from.
@@ -279,6 +280,14 @@ func (p *Parts) LoggerConfig() logger.Config {
 	return logger.Config{
 		RedisPrefix: p.Settings.RedisPrefix, Registerer: p.Registry, Log: p.Log.With("component", "logger"), StreamOptions: p.StreamOptions(),
 		Retention: p.Settings.LogRetention, MaxEntriesPerHub: p.Settings.LogMaxEntriesPerHub,
+	}
+}
+
+// OperationsConfig is the OperationsService's config from the settings.
+func (p *Parts) OperationsConfig() operations.Config {
+	return operations.Config{
+		BulkRate: float64(p.Settings.BulkRate), BulkMaxBacklog: p.Settings.BulkMaxBacklog,
+		StreamOptions: p.StreamOptions(), Registerer: p.Registry, Log: p.Log.With("component", "operations"),
 	}
 }
 

@@ -58,6 +58,8 @@ type Settings struct {
 	LogRetention        time.Duration
 	LogMaxEntriesPerHub int
 	MaxEventBytes       int
+	BulkRate            int
+	BulkMaxBacklog      int
 }
 
 // Defaults are the per-binary defaults that differ between binaries.
@@ -134,6 +136,8 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", 7*24*time.Hour, "how long event log entries are kept")
 	num(&s.LogMaxEntriesPerHub, "log-max-entries-per-hub", "HUBHOOKS_LOG_MAX_ENTRIES_PER_HUB", 100000, "event log entries kept per hub (oldest trimmed)")
 	num(&s.MaxEventBytes, "max-event-bytes", "HUBHOOKS_MAX_EVENT_BYTES", 1<<20, "largest domain event accepted; larger ones are dead-lettered")
+	num(&s.BulkRate, "bulk-rate", "HUBHOOKS_BULK_RATE", 500, "deliveries per second one replay or recovery adds at most")
+	num(&s.BulkMaxBacklog, "bulk-max-backlog", "HUBHOOKS_BULK_MAX_BACKLOG", 200, "replays and recoveries pause while the deliverer has more messages than this waiting")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -199,7 +203,8 @@ func (s *Settings) Validate() error {
 		errs = append(errs, fmt.Errorf("stream-replicas %d: must be 1 to 5", s.StreamReplicas))
 	}
 	for name, v := range map[string]int{"deliver-concurrency": s.DeliverConcurrency, "per-url-concurrency": s.PerURLConcurrency,
-		"per-hub-concurrency": s.PerHubConcurrency, "breaker-failures": s.BreakerFailures, "log-max-entries-per-hub": s.LogMaxEntriesPerHub, "max-event-bytes": s.MaxEventBytes} {
+		"per-hub-concurrency": s.PerHubConcurrency, "breaker-failures": s.BreakerFailures, "log-max-entries-per-hub": s.LogMaxEntriesPerHub, "max-event-bytes": s.MaxEventBytes,
+		"bulk-rate": s.BulkRate, "bulk-max-backlog": s.BulkMaxBacklog} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s %d: must not be negative", name, v))
 		}

@@ -1,0 +1,76 @@
+package operations
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+)
+
+// Defaults of Config.
+const (
+	DefaultBulkRate        = 500
+	DefaultBulkMaxBacklog  = 200
+	DefaultRecoverLookback = 48 * time.Hour
+)
+
+// Config configures a Service. Zero values take the defaults named on each
+// field.
+type Config struct {
+	// BulkRate is the most deliveries a second one recovery (or replay)
+	// adds. Default 500.
+	BulkRate float64
+	// BulkMaxBacklog pauses bulk work while the deliverer has more than
+	// this many messages waiting in the deliveries stream: live deliveries
+	// published meanwhile queue behind at most that many. Default 200.
+	BulkMaxBacklog int
+	// RecoverLookback is how long before RecoverDeliveries' since the
+	// deliveries it looks at may have been created: a delivery that died
+	// after since may have been created up to its retry schedule's length
+	// before. Default 48h.
+	RecoverLookback time.Duration
+	// StreamOptions are used to ensure the deliveries stream.
+	StreamOptions eventbus.Options
+	// Registerer receives the metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	// Log is the logger; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Validate reports every invalid setting at once; zero means default.
+func (c Config) Validate() error {
+	var errs []error
+	if c.BulkRate < 0 {
+		errs = append(errs, fmt.Errorf("bulk rate %v: must not be negative", c.BulkRate))
+	}
+	if c.BulkMaxBacklog < 0 {
+		errs = append(errs, fmt.Errorf("bulk max backlog %d: must not be negative", c.BulkMaxBacklog))
+	}
+	if c.RecoverLookback < 0 {
+		errs = append(errs, fmt.Errorf("recover lookback %s: must not be negative", c.RecoverLookback))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	if c.BulkRate == 0 {
+		c.BulkRate = DefaultBulkRate
+	}
+	if c.BulkMaxBacklog == 0 {
+		c.BulkMaxBacklog = DefaultBulkMaxBacklog
+	}
+	if c.RecoverLookback == 0 {
+		c.RecoverLookback = DefaultRecoverLookback
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return c
+}

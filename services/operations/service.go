@@ -1,0 +1,140 @@
+package operations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/hubhooks/hubhooks/pkg/cascade"
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+	"github.com/hubhooks/hubhooks/services/logger/logstore"
+)
+
+// LogStore is what operations reads and writes of the event log;
+// *logstore.Store implements it. It is called concurrently.
+type LogStore interface {
+	// List returns a page of a hub's entries matching q, newest first.
+	List(ctx context.Context, q logstore.Query) (*logstore.Page, error)
+	// Get returns one entry with its job (body included), or an error
+	// wrapping logstore.ErrNotFound.
+	Get(ctx context.Context, hub, id string) (*logstore.Entry, error)
+	// RecordedAll reports, for each delivery id, whether the log holds
+	// attempt attempts[i] of it (or a later one, or a final status).
+	RecordedAll(ctx context.Context, hub string, ids []string, attempts []int32) ([]bool, error)
+	// Write stores attempt records (here: the pending entries of new
+	// deliveries).
+	Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (logstore.WriteResult, error)
+}
+
+// Configs reads (and, for auto-disabling, writes) hub configuration;
+// hubhooksv1.ConfigServiceClient implements it.
+type Configs interface {
+	GetHubConfig(ctx context.Context, in *hubhooksv1.GetHubConfigRequest, opts ...grpc.CallOption) (*hubhooksv1.HubConfig, error)
+}
+
+// ErrNotReady is returned by Ready before Run has ensured the streams.
+var ErrNotReady = errors.New("operations: streams not ensured yet")
+
+// Service is the OperationsService. Build it with New, serve it with
+// Register, and Run it.
+type Service struct {
+	cfg     Config
+	js      jetstream.JetStream
+	logs    LogStore
+	configs Configs
+	rules   *cascade.Rules
+	log     *slog.Logger
+	m       *metrics
+
+	streamsReady atomic.Bool
+}
+
+// New builds a Service. Every dependency is required; New does no I/O.
+func New(cfg Config, js jetstream.JetStream, logs LogStore, configs Configs, rules *cascade.Rules) (*Service, error) {
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if js == nil {
+		errs = append(errs, errors.New("nil JetStream"))
+	}
+	if logs == nil {
+		errs = append(errs, errors.New("nil log store"))
+	}
+	if configs == nil {
+		errs = append(errs, errors.New("nil config client"))
+	}
+	if rules == nil {
+		errs = append(errs, errors.New("nil cascade rules"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("operations: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("operations: %w", err)
+	}
+	return &Service{cfg: cfg, js: js, logs: logs, configs: configs, rules: rules, log: cfg.Log, m: m}, nil
+}
+
+// Register serves the OperationsService on r.
+func (s *Service) Register(r grpc.ServiceRegistrar) {
+	hubhooksv1.RegisterOperationsServiceServer(r, &server{svc: s})
+}
+
+// Ready reports nil once Run has ensured the deliveries stream.
+func (s *Service) Ready(context.Context) error {
+	if !s.streamsReady.Load() {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// Run ensures the deliveries stream, then waits for ctx to end.
+func (s *Service) Run(ctx context.Context) error {
+	if err := eventbus.Ensure(ctx, s.js, eventbus.DeliveriesStreamConfig(s.cfg.StreamOptions)); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("operations: %w", err)
+	}
+	s.streamsReady.Store(true)
+	<-ctx.Done()
+	return nil
+}
+
+type metrics struct {
+	recovered *prometheus.CounterVec
+	paused    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubhooks_operations_recovered_total",
+			Help: "Dead or failed deliveries looked at by RecoverDeliveries, by outcome (redelivered, already_recovered, skipped).",
+		}, []string{"outcome"}),
+		paused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_operations_bulk_paused_seconds_total",
+			Help: "Time bulk work (recoveries, replays) waited for the deliverer's backlog to shrink.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.recovered, m.paused} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	for _, o := range []string{"redelivered", "already_recovered", "skipped"} {
+		m.recovered.WithLabelValues(o)
+	}
+	return m, nil
+}
