@@ -47,8 +47,8 @@ func cancelReason(cfg *hubhooksv1.HubConfig, job *deliveryv1.DeliveryJob) string
 }
 
 // keptURLIDs are the URL ids whose retries cfg still allows (the enabled
-// URLs). A URL that takes fewer types keeps its id: the retries of the
-// types it no longer takes are cancelled when they fall due (cancelReason).
+// URLs). A URL that takes only some types keeps its id: the retries of the
+// other types are found by cancelRetries' second pass (filtersTypes).
 func keptURLIDs(cfg *hubhooksv1.HubConfig) []string {
 	if cfg == nil || !cfg.GetEventsEnabled() {
 		return nil
@@ -77,9 +77,46 @@ func needsCancel(old, cur *hubhooksv1.HubConfig) bool {
 	for _, u := range cur.GetCallbackUrls() {
 		have[u.GetId()] = !u.GetDisabled()
 	}
+	now := map[string]*hubhooksv1.CallbackUrl{}
+	for _, u := range cur.GetCallbackUrls() {
+		now[u.GetId()] = u
+	}
 	for _, u := range old.GetCallbackUrls() {
-		if !u.GetDisabled() && !have[u.GetId()] {
+		if u.GetDisabled() {
+			continue
+		}
+		if !have[u.GetId()] {
 			return true // removed or disabled
+		}
+		if takesFewer(u, now[u.GetId()]) {
+			return true
+		}
+	}
+	return false
+}
+
+// takesFewer reports whether URL cur takes some webhook event type that old
+// took: a filter set where there was none, or a type taken out of it.
+func takesFewer(old, cur *hubhooksv1.CallbackUrl) bool {
+	if len(cur.GetEventTypes()) == 0 {
+		return false
+	}
+	if len(old.GetEventTypes()) == 0 {
+		return true
+	}
+	for _, t := range old.GetEventTypes() {
+		if !routing.Accepts(cur, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// filtersTypes reports whether an enabled URL of cfg takes only some types.
+func filtersTypes(cfg *hubhooksv1.HubConfig) bool {
+	for _, u := range cfg.GetCallbackUrls() {
+		if !u.GetDisabled() && len(u.GetEventTypes()) > 0 {
+			return true
 		}
 	}
 	return false

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
@@ -120,5 +121,13 @@ func (s *Service) cancelRetries(ctx context.Context, hub string) (int, error) {
 	}
 	opCtx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	return s.retries.cancelExcept(opCtx, hub, keptURLIDs(cfg), time.Now())
+	n, err := s.retries.cancelExcept(opCtx, hub, keptURLIDs(cfg), time.Now())
+	if err != nil || !filtersTypes(cfg) {
+		return n, err
+	}
+	// A URL that takes only some types: its retries of the others go too.
+	m, err := s.retries.cancelWhere(opCtx, hub, func(job *deliveryv1.DeliveryJob) bool {
+		return !job.GetTest() && cancelReason(cfg, job) != ""
+	}, time.Now())
+	return n + m, err
 }

@@ -151,3 +151,31 @@ func TestFetchCountFollowsJobsPerMessage(t *testing.T) {
 		}
 	}
 }
+
+// needsCancel notes a hub when a change takes something away from a URL:
+// the URL itself, its enabled state, or a type it took.
+func TestNeedsCancel(t *testing.T) {
+	url := func(types ...string) *hubhooksv1.CallbackUrl { return &hubhooksv1.CallbackUrl{Id: "u", EventTypes: types} }
+	hub := func(u *hubhooksv1.CallbackUrl) *hubhooksv1.HubConfig {
+		return &hubhooksv1.HubConfig{EventsEnabled: true, CallbackUrls: []*hubhooksv1.CallbackUrl{u}}
+	}
+	off := url()
+	off.Disabled = true
+	for _, tc := range []struct {
+		name     string
+		old, cur *hubhooksv1.CallbackUrl
+		want     bool
+	}{
+		{"nothing changed", url("A.B"), url("A.B"), false},
+		{"a type added", url("A.B"), url("A.B", "C.D"), false},
+		{"every type again", url("A.B"), url(), false},
+		{"a filter set", url(), url("A.B"), true},
+		{"a type taken away", url("A.B", "C.D"), url("C.D"), true},
+		{"disabled", url(), off, true},
+		{"enabled", off, url(), false},
+	} {
+		if got := needsCancel(hub(tc.old), hub(tc.cur)); got != tc.want {
+			t.Errorf("%s: needsCancel = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

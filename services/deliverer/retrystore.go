@@ -226,6 +226,55 @@ func (r *retryStore) cancelExcept(ctx context.Context, hub string, keepURLIDs []
 	return n, nil
 }
 
+// cancelEntriesScript moves the named retries of a hub to the cancel
+// outbox, each only if it still holds the value read (a retry stored since
+// is judged again later), and returns how many moved.
+//
+//	KEYS: 1 retry:due, 2 retry:hub:<hub>, 3 cancel:due, 4 cancel:jobs
+//	ARGV: 1 hub, 2 due time (ms), then field, value pairs
+var cancelEntriesScript = redis.NewScript(`
+local n = 0
+for i = 3, #ARGV, 2 do
+  local f, v = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', KEYS[2], f) == v then
+    local m = ARGV[1] .. '/' .. f
+    redis.call('HDEL', KEYS[2], f)
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('HSET', KEYS[4], m, v)
+    redis.call('ZADD', KEYS[3], ARGV[2], m)
+    n = n + 1
+  end
+end
+return n
+`)
+
+// cancelWhere moves the hub's retries whose job drop reports true to the
+// cancel outbox and returns how many moved. It reads every retry of the
+// hub, so it is for the rare change a URL-id script cannot judge (a type
+// taken away from a URL's filter).
+func (r *retryStore) cancelWhere(ctx context.Context, hub string, drop func(*deliveryv1.DeliveryJob) bool, now time.Time) (int, error) {
+	all, err := r.rdb.HGetAll(ctx, r.hubKey(hub)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("read retries of hub %s: %w", hub, err)
+	}
+	args := []any{hub, now.UnixMilli()}
+	for f, v := range all {
+		job, err := decodeEntry(v)
+		if err != nil || !drop(job) {
+			continue // an undecodable entry is dropped when claimed
+		}
+		args = append(args, f, v)
+	}
+	if len(args) == 2 {
+		return 0, nil
+	}
+	n, err := cancelEntriesScript.Run(ctx, r.rdb, []string{r.due, r.hubKey(hub), r.cancelDue, r.cancelJobs}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("cancel retries of hub %s: %w", hub, err)
+	}
+	return n, nil
+}
+
 // pending counts stored retries (for tests and diagnostics).
 func (r *retryStore) pending(ctx context.Context) (int64, error) {
 	return r.rdb.ZCard(ctx, r.due).Result()

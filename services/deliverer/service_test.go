@@ -182,6 +182,7 @@ func TestCancelPendingRetries(t *testing.T) {
 		{"URL removed", func(c *hubhooksv1.HubConfig) { c.CallbackUrls = c.CallbackUrls[1:] }},
 		{"triggers disabled", func(c *hubhooksv1.HubConfig) { c.EventsEnabled = false }},
 		{"URL disabled", func(c *hubhooksv1.HubConfig) { c.CallbackUrls[0].Disabled = true }},
+		{"type taken away", func(c *hubhooksv1.HubConfig) { c.CallbackUrls[0].EventTypes = []string{"API.UPDATED"} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
