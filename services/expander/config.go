@@ -22,9 +22,14 @@ type Config struct {
 	// redelivered (default 30s). It must exceed PublishTimeout and be at most
 	// half of eventbus.DeliveriesDuplicateWindow.
 	AckWait time.Duration
-	// MaxAckPending bounds unacknowledged events across all replicas
-	// (default 1024).
+	// MaxAckPending bounds unacknowledged events across all replicas, and
+	// the events one replica reads ahead of its workers to take them in
+	// turns across hubs (default 32768): a flood of one hub larger than
+	// this delays other hubs' events again. See docs/delivery.md.
 	MaxAckPending int
+	// ReadAheadBytes bounds the bytes of the events one replica reads ahead
+	// (default 64 MiB; one event alone may be larger).
+	ReadAheadBytes int
 	// MaxPendingAcks bounds the job publishes of one event awaiting their
 	// JetStream ack (default 256).
 	MaxPendingAcks int
@@ -62,6 +67,7 @@ func (c Config) Validate() error {
 	neg("BatchSize", int64(c.BatchSize))
 	neg("AckWait", int64(c.AckWait))
 	neg("MaxAckPending", int64(c.MaxAckPending))
+	neg("ReadAheadBytes", int64(c.ReadAheadBytes))
 	neg("MaxPendingAcks", int64(c.MaxPendingAcks))
 	neg("MaxEventBytes", int64(c.MaxEventBytes))
 	neg("PublishTimeout", int64(c.PublishTimeout))
@@ -93,7 +99,8 @@ func (c Config) withDefaults() Config {
 	}
 	setInt(&c.Concurrency, 32)
 	setInt(&c.BatchSize, 64)
-	setInt(&c.MaxAckPending, 1024)
+	setInt(&c.MaxAckPending, 32768)
+	setInt(&c.ReadAheadBytes, 64<<20)
 	setInt(&c.MaxPendingAcks, 256)
 	setInt(&c.MaxEventBytes, publisher.MaxEventBytes)
 	setDur(&c.AckWait, 30*time.Second)

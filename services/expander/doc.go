@@ -33,6 +33,11 @@
 //     in flight from the first expansion may be POSTed twice, with the same
 //     webhook-id).
 //
-// Run drains on shutdown: it stops pulling, finishes the events in flight and
+// Fairness: events are read ahead of the workers into one queue per hub
+// (readAhead) and handed out in turns across hubs, so one hub's flood does
+// not delay another hub's events; see docs/delivery.md.
+//
+// Run drains on shutdown: it stops pulling, hands the events still waiting
+// for their turn back to the stream (nak), finishes the events in flight and
 // returns.
 package expander

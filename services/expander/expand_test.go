@@ -618,3 +618,74 @@ func TestURLFiltersAndDisabledURLs(t *testing.T) {
 		t.Errorf("skipped filtered = %v, want 1", n)
 	}
 }
+
+func TestFloodOfOneHubDoesNotDelayAnother(t *testing.T) {
+	e := start(t, expander.Config{Concurrency: 2})
+	flood, quiet := "hub-flood", "hub-quiet"
+	e.cfgs.set(hubConfig(flood, 1, true, "u1"))
+	e.cfgs.set(hubConfig(quiet, 1, true, "u1"))
+	// Each flood event takes 10 ms to expand: 300 of them take 1.5 s on two
+	// workers, in stream order ahead of the quiet hub's event.
+	e.cfgs.setGate(func(h string) {
+		if h == flood {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	const n = 300
+	for i := range n {
+		ev := domainEvent(t, fmt.Sprintf("evt_flood_%d", i), flood, "USER.UPDATED", nil)
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := nats.NewMsg("USER.UPDATED")
+		m.Data = b
+		m.Header.Set(jetstream.MsgIDHeader, ev.GetId())
+		if _, err := e.js.PublishMsgAsync(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+	case <-time.After(10 * time.Second):
+		t.Fatal("flood not acknowledged")
+	}
+	publishEvent(t, e.js, domainEvent(t, "evt_quiet", quiet, "USER.UPDATED", nil))
+	testkit.Eventually(t, 10*time.Second, "the quiet hub's job", func() bool { return len(jobs(t, e.js, quiet)) == 1 })
+	// In stream order the quiet event would come after all 300; taken in
+	// turns it comes after a handful (those in flight and one turn).
+	if done := len(jobs(t, e.js, flood)); done > n/4 {
+		t.Errorf("the quiet hub's event was expanded after %d of the flood's %d events, want it within the first %d", done, n, n/4)
+	}
+	testkit.Eventually(t, 20*time.Second, "the whole flood", func() bool { return len(jobs(t, e.js, flood)) == n })
+	e.idle(t)
+}
+
+func TestQueuedEventsAreHandedBackOnShutdown(t *testing.T) {
+	e := start(t, expander.Config{Concurrency: 1})
+	hub := "hub-queued"
+	e.cfgs.set(hubConfig(hub, 1, true, "u1"))
+	entered := make(chan struct{}, 10)
+	release := make(chan struct{})
+	e.cfgs.setGate(func(h string) {
+		entered <- struct{}{}
+		<-release
+	})
+	for i := range 5 {
+		publishEvent(t, e.js, domainEvent(t, fmt.Sprintf("evt_q_%d", i), hub, "USER.UPDATED", nil))
+	}
+	<-entered // one in flight, four queued in the read-ahead
+	testkit.Eventually(t, 5*time.Second, "four events read ahead", func() bool {
+		return gauge(t, e.reg, "hubhooks_expander_read_ahead_events") == 4
+	})
+	stopped := make(chan struct{})
+	go func() { e.stop(); close(stopped) }()
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	<-stopped
+	// A new replica gets the four at once, not after the 30 s ack wait.
+	e.cfgs.setGate(nil)
+	e.run(t)
+	testkit.Eventually(t, 10*time.Second, "every event expanded", func() bool { return len(jobs(t, e.js, hub)) == 5 })
+	e.idle(t)
+}

@@ -68,14 +68,38 @@ func permanent(kind, format string, args ...any) error {
 	return &permanentError{kind: kind, detail: fmt.Sprintf(format, args...)}
 }
 
-// process handles one message and settles it: ack on success, skip or dead
-// letter; nak with delay on a retryable failure. It never panics.
-func (s *Service) process(ctx context.Context, msg jetstream.Msg) {
-	start := time.Now()
+// read decodes a message taken from the stream into a pending event; a
+// message that cannot be decoded is kept with its error, to be
+// dead-lettered in turn.
+func (s *Service) read(msg jetstream.Msg) *pending {
 	s.m.received.Inc()
+	now := time.Now()
+	p := &pending{msg: msg, size: len(msg.Data()), readAt: now, touched: now}
+	p.ev, p.err = s.decodeSafely(msg)
+	return p
+}
+
+// hub is the hub whose queue p waits in: "" for an event that could not be
+// decoded.
+func (p *pending) hub() string { return p.ev.GetHubId() }
+
+func (s *Service) decodeSafely(msg jetstream.Msg) (ev *eventsv1.DomainEvent, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Log.Error("expander: panic while decoding an event", "subject", msg.Subject(), "panic", r, "stack", string(debug.Stack()))
+			ev, err = nil, permanent(ReasonPanic, "%v", r)
+		}
+	}()
+	return s.decode(msg)
+}
+
+// process handles one event and settles it: ack on success, skip or dead
+// letter; nak with delay on a retryable failure. It never panics.
+func (s *Service) process(ctx context.Context, p *pending) {
+	msg := p.msg
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
-	err := s.handleSafely(ctx, msg)
+	err := s.handleSafely(ctx, p)
 	var perm *permanentError
 	switch {
 	case err == nil:
@@ -91,17 +115,20 @@ func (s *Service) process(ctx context.Context, msg jetstream.Msg) {
 			s.cfg.Log.Warn("expander nak", "subject", msg.Subject(), "err", nerr)
 		}
 	}
-	s.m.latency.Observe(time.Since(start).Seconds())
+	s.m.latency.Observe(time.Since(p.readAt).Seconds())
 }
 
-func (s *Service) handleSafely(ctx context.Context, msg jetstream.Msg) (err error) {
+func (s *Service) handleSafely(ctx context.Context, p *pending) (err error) {
+	if p.err != nil {
+		return p.err
+	}
 	defer func() {
 		if r := recover(); r != nil {
-			s.cfg.Log.Error("expander: panic while handling an event", "subject", msg.Subject(), "panic", r, "stack", string(debug.Stack()))
+			s.cfg.Log.Error("expander: panic while handling an event", "subject", p.msg.Subject(), "panic", r, "stack", string(debug.Stack()))
 			err = permanent(ReasonPanic, "%v", r)
 		}
 	}()
-	return s.handle(ctx, msg)
+	return s.handle(ctx, p.msg, p.ev)
 }
 
 // deadLetter copies msg to the dead-letter stream with the reason and acks it
@@ -178,13 +205,9 @@ func (s *Service) decode(msg jetstream.Msg) (*eventsv1.DomainEvent, error) {
 	return ev, nil
 }
 
-// handle returns nil (ack), a *permanentError (dead letter) or another error
-// (retry).
-func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
-	ev, err := s.decode(msg)
-	if err != nil {
-		return err
-	}
+// handle expands ev, decoded from msg, and returns nil (ack), a
+// *permanentError (dead letter) or another error (retry).
+func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.DomainEvent) error {
 	subject := msg.Subject()
 	hub := ev.GetHubId()
 	cfg, skip := s.hubConfig(ctx, hub)

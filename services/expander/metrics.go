@@ -17,6 +17,7 @@ type metrics struct {
 	messages     prometheus.Counter
 	fetchErrors  prometheus.Counter
 	latency      prometheus.Histogram
+	readAhead    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -62,9 +63,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from receiving a domain event to acknowledging it.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		readAhead: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hubhooks_expander_read_ahead_events",
+			Help: "Domain events read from the stream and waiting for their hub's turn (the expander's backlog in this replica).",
+		}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.latency} {
+	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.latency, m.readAhead} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -156,23 +156,39 @@ func (s *Service) Run(ctx context.Context) error {
 	log.Info("expander consuming", "stream", eventbus.StreamEvents, "consumer", eventbus.ConsumerExpander,
 		"subjects", s.rules.StreamSubjects())
 
-	// In-flight events finish after ctx ends; each is bounded by PublishTimeout.
-	// A fixed pool of workers, not a goroutine per event: decoding an event
-	// grows a goroutine's stack, and a new goroutine would grow it again for
-	// every event.
+	// Events are read ahead of the workers into one queue per hub and
+	// handed out round-robin across hubs (readAhead), so one hub's flood
+	// does not hold up the next hub's events. A fixed pool of workers, not
+	// a goroutine per event: expanding an event grows a goroutine's stack,
+	// and a new goroutine would grow it again for every event. In-flight
+	// events finish after ctx ends; each is bounded by PublishTimeout.
 	hctx := context.WithoutCancel(ctx)
-	work := make(chan jetstream.Msg)
+	q := newReadAhead(s.cfg.MaxAckPending, s.cfg.ReadAheadBytes)
 	var wg sync.WaitGroup
 	for range s.cfg.Concurrency {
 		wg.Go(func() {
-			for msg := range work {
-				s.process(hctx, msg)
+			for {
+				p, ok := q.take()
+				if !ok {
+					return
+				}
+				s.m.readAhead.Dec()
+				s.process(hctx, p)
 			}
 		})
 	}
-	handler := func(msg jetstream.Msg) { work <- msg }
+	wg.Go(func() { s.heartbeat(ctx, q) })
+	handler := func(msg jetstream.Msg) {
+		p := s.read(msg)
+		s.m.readAhead.Inc()
+		if !q.put(p.hub(), p) {
+			// Shutting down: hand it back for another replica at once.
+			s.m.readAhead.Dec()
+			_ = msg.Nak()
+		}
+	}
 	defer func() {
-		close(work)
+		s.handBack(q)
 		wg.Wait()
 	}()
 	for {
@@ -184,6 +200,9 @@ func (s *Service) Run(ctx context.Context) error {
 		if err == nil {
 			select {
 			case <-ctx.Done():
+				// Stop taking events; those the client still buffers reach
+				// the handler, which hands them back once q is closed.
+				s.handBack(q)
 				cc.Drain()
 				<-cc.Closed()
 				return nil
@@ -203,6 +222,36 @@ func (s *Service) Run(ctx context.Context) error {
 			cons = c
 		} else if ctx.Err() == nil {
 			log.Warn("expander re-create consumer", "err", err)
+		}
+	}
+}
+
+// handBack closes the read-ahead and naks the events still queued, so the
+// server hands them to another replica at once rather than after the ack
+// wait. The workers finish the events they hold.
+func (s *Service) handBack(q *readAhead) {
+	for _, p := range q.close() {
+		_ = p.msg.Nak()
+		s.m.readAhead.Dec()
+	}
+}
+
+// heartbeat reports in progress the events that have waited in the
+// read-ahead longer than half the ack wait (a flood takes a while to work
+// through), so the server does not deliver them again meanwhile. It
+// returns when ctx ends.
+func (s *Service) heartbeat(ctx context.Context, q *readAhead) {
+	t := time.NewTicker(max(s.cfg.AckWait/4, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		for _, m := range q.stale(now.Add(-s.cfg.AckWait/2), now) {
+			_ = m.InProgress()
 		}
 	}
 }

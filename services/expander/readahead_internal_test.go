@@ -1,0 +1,123 @@
+package expander
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// queued puts one event per hub name, in order.
+func queued(t *testing.T, q *readAhead, hubs ...string) {
+	t.Helper()
+	for _, h := range hubs {
+		if !q.put(h, &pending{size: 1, err: errFor(h)}) {
+			t.Fatalf("put %s refused", h)
+		}
+	}
+}
+
+// errFor tags an event with its hub (the queue only sees the hub name).
+func errFor(hub string) error { return permanent("test", "%s", hub) }
+
+func takeHubs(t *testing.T, q *readAhead, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		p, ok := q.take()
+		if !ok {
+			t.Fatalf("take refused after %v", out)
+		}
+		out = append(out, p.err.(*permanentError).detail)
+	}
+	return out
+}
+
+func TestReadAheadTakesTurnsAcrossHubs(t *testing.T) {
+	tests := []struct {
+		name string
+		put  []string
+		want []string
+	}{
+		{"one hub keeps its order", []string{"a", "a", "a"}, []string{"a", "a", "a"}},
+		{"a flood does not hold up the next hub", []string{"a", "a", "a", "a", "b"}, []string{"a", "b", "a", "a", "a"}},
+		{"hubs in turn, in order of arrival", []string{"a", "a", "b", "b", "c"}, []string{"a", "b", "c", "a", "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := newReadAhead(100, 100)
+			queued(t, q, tt.put...)
+			if got := takeHubs(t, q, len(tt.want)); !slices.Equal(got, tt.want) {
+				t.Errorf("taken %v, want %v", got, tt.want)
+			}
+			if n, b := q.size(); n != 0 || b != 0 {
+				t.Errorf("size after taking all = %d events %d bytes", n, b)
+			}
+		})
+	}
+	// A hub that empties and comes back waits for the hubs queued meanwhile.
+	q := newReadAhead(100, 100)
+	queued(t, q, "a", "b", "b")
+	takeHubs(t, q, 1) // a
+	queued(t, q, "a")
+	if got := takeHubs(t, q, 3); !slices.Equal(got, []string{"b", "a", "b"}) {
+		t.Errorf("taken %v, want [b a b]", got)
+	}
+}
+
+func TestReadAheadBoundsAndClose(t *testing.T) {
+	q := newReadAhead(2, 100)
+	queued(t, q, "a", "a")
+	put := make(chan bool)
+	go func() { put <- q.put("b", &pending{size: 1, err: errFor("b")}) }()
+	select {
+	case <-put:
+		t.Fatal("put into a full read-ahead did not wait")
+	case <-time.After(50 * time.Millisecond):
+	}
+	takeHubs(t, q, 1)
+	if ok := <-put; !ok {
+		t.Fatal("put refused once there was room")
+	}
+	// Bytes bound too, but one event alone may be larger.
+	big := newReadAhead(10, 5)
+	if !big.put("a", &pending{size: 50}) {
+		t.Fatal("a lone oversized event refused")
+	}
+	go func() { put <- big.put("a", &pending{size: 1}) }()
+	select {
+	case <-put:
+		t.Fatal("put past the byte bound did not wait")
+	case <-time.After(50 * time.Millisecond):
+	}
+	// close hands back what is queued and releases the waiting put.
+	if got := big.close(); len(got) != 1 || got[0].size != 50 {
+		t.Errorf("close returned %v, want the queued event", got)
+	}
+	if ok := <-put; ok {
+		t.Error("put waiting at close reported it queued the event")
+	}
+	if _, ok := big.take(); ok {
+		t.Error("take after close returned an event")
+	}
+	if got := q.close(); len(got) != 2 {
+		t.Errorf("close returned %d events, want 2", len(got))
+	}
+}
+
+func TestReadAheadStale(t *testing.T) {
+	q := newReadAhead(10, 100)
+	t0 := time.Now()
+	old := &pending{size: 1, touched: t0.Add(-time.Minute)}
+	fresh := &pending{size: 1, touched: t0}
+	q.put("a", old)
+	q.put("b", fresh)
+	if got := q.stale(t0.Add(-time.Second), t0); len(got) != 1 {
+		t.Fatalf("stale = %d messages, want the old one", len(got))
+	}
+	if !old.touched.Equal(t0) {
+		t.Errorf("the stale event was not marked touched")
+	}
+	if got := q.stale(t0.Add(-time.Second), t0); len(got) != 0 {
+		t.Errorf("reported in progress twice in a row: %d", len(got))
+	}
+}
