@@ -100,7 +100,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.DurationVar(&c.ceilingDuration, "ceiling-duration", 5*time.Second, "how long each ceiling runs")
 	fs.IntVar(&c.postConcurrency, "post-concurrency", 0, "concurrent senders of the POST ceiling; 0 = what the deliverer's defaults allow for the scenario's hubs and URLs")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 120*time.Second, "after publishing, wait at most this long for the expected deliveries")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "throughput, hubd: run it with HUBHOOKS_PPROF=true and save a CPU profile of the publishing window here (heap profile at <file>.heap)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "hubd: run it with HUBHOOKS_PPROF=true and save a CPU profile here (heap profile at <file>.heap): throughput, of the publishing window; fairness, of the burst alone (20 s at most)")
 	fs.StringVar(&c.selfProfile, "self-cpuprofile", "", "throughput: save a CPU profile of this tool (publisher and receivers) during the publishing window here")
 	fs.BoolVar(&c.keep, "keep", false, "keep hubd's temp data dir and log, and the run's Redis keys")
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/ceiling"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/report"
@@ -41,7 +42,7 @@ func (b *bench) fairness(ctx context.Context) error {
 		}
 		defer stopCeiling()
 	}
-	s, err := b.startSystem(ctx, false)
+	s, err := b.startSystem(ctx, c.cpuProfile != "")
 	if err != nil {
 		return err
 	}
@@ -72,9 +73,16 @@ func (b *bench) fairness(ctx context.Context) error {
 	many := func(class string) load {
 		return load{name: manyName, class: class, hubs: manyHubs, rate: f.quietHubsRate}
 	}
+	quietAlone := s.runPhase(ctx, phaseQuietAlone, f.quietFor, quiet("q1"))
+	// -cpuprofile profiles the burst alone (its first 20 s at most).
+	profDone := s.startHubdProfile(ctx, c.cpuProfile, 20*time.Second)
+	burstAlone := s.runPhase(ctx, phaseBurstAlone, 0, burst("b2"))
+	if profDone != nil {
+		s.finishHubdProfile(ctx, profDone, c.cpuProfile)
+	}
 	res.Phases = []report.Phase{
-		s.runPhase(ctx, phaseQuietAlone, f.quietFor, quiet("q1")),
-		s.runPhase(ctx, phaseBurstAlone, 0, burst("b2")),
+		quietAlone,
+		burstAlone,
 		s.runPhase(ctx, phaseBurstQuiet, 0, burst("b3"), quiet("q3")),
 		s.runPhase(ctx, phaseManyQuietAlone, f.quietFor, many("m4")),
 		s.runPhase(ctx, phaseBurstManyQuiet, 0, burst("b5"), many("m5")),
