@@ -30,6 +30,9 @@ type Config struct {
 	Retention time.Duration
 	// MaxEntriesPerHub trims each hub's oldest entries beyond it. Default 100000.
 	MaxEntriesPerHub int
+	// MaxBytesPerHub trims each hub's oldest entries while its entries hold
+	// more bytes. Default 512 MiB.
+	MaxBytesPerHub int64
 	// ListScanLimit bounds the candidates one ListEventLogs call examines when
 	// filtering by status or by more than one field; at least MaxPageSize.
 	// Default 5000.
@@ -71,6 +74,7 @@ func (c Config) Validate() error {
 	}
 	neg("Retention", c.Retention < 0)
 	neg("MaxEntriesPerHub", c.MaxEntriesPerHub < 0)
+	neg("MaxBytesPerHub", c.MaxBytesPerHub < 0)
 	neg("ListScanLimit", c.ListScanLimit < 0)
 	neg("BatchSize", c.BatchSize < 0)
 	neg("BatchBytes", c.BatchBytes < 0)
@@ -103,6 +107,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxEntriesPerHub == 0 {
 		c.MaxEntriesPerHub = logstore.DefaultMaxEntriesPerHub
+	}
+	if c.MaxBytesPerHub == 0 {
+		c.MaxBytesPerHub = logstore.DefaultMaxBytesPerHub
 	}
 	if c.ListScanLimit == 0 {
 		c.ListScanLimit = logstore.DefaultScanLimit

@@ -274,8 +274,8 @@ func TestGetEventLogMasksSecretAndScopesByHub(t *testing.T) {
 	if h["x-rapidapi-webhook-secret"] != webhook.MaskSecret {
 		t.Fatalf("secret header = %q, want %q", h["x-rapidapi-webhook-secret"], webhook.MaskSecret)
 	}
-	if got.Attempts[0].Request.Body == "" || got.EventLog.Status != hubhooksv1.StatusRetrying.APIName() {
-		t.Fatalf("attempt request body %q, status %s", got.Attempts[0].Request.Body, got.EventLog.Status)
+	if got.RequestBody != `{"id":"msg_dlv_m"}` || got.Attempts[0].Request.Body != "" || got.EventLog.Status != hubhooksv1.StatusRetrying.APIName() {
+		t.Fatalf("request body %q, attempt request body %q, status %s; want the body once", got.RequestBody, got.Attempts[0].Request.Body, got.EventLog.Status)
 	}
 	_, err := e.client.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "hub2", Id: "dlv_m"})
 	if status.Code(err) != codes.NotFound {
@@ -284,6 +284,78 @@ func TestGetEventLogMasksSecretAndScopesByHub(t *testing.T) {
 	_, err = e.client.Redeliver(ctx, &hubhooksv1.RedeliverRequest{HubId: "hub2", Id: "dlv_m"})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("redeliver another hub's entry: %v, want NotFound", err)
+	}
+}
+
+// TestGetEventLogSendsTheBodyOnce: an entry with a 1 MiB body and eight
+// attempts answers in little more than 1 MiB (it was the body eight times,
+// over a client's default 4 MiB limit).
+func TestGetEventLogSendsTheBodyOnce(t *testing.T) {
+	e := start(t, logger.Config{})
+	ctx := context.Background()
+	job := newJob("hub1", "dlv_big", time.Now())
+	job.Body = []byte(`{"pad":"` + strings.Repeat("x", 1<<20) + `"}`)
+	var recs []*deliveryv1.AttemptRecorded
+	for a := int32(1); a <= 8; a++ {
+		recs = append(recs, record(job, a, hubhooksv1.StatusRetrying, 500))
+	}
+	if _, err := e.store.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.client.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "hub1", Id: "dlv_big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Attempts) != 8 || got.RequestBody != string(job.Body) {
+		t.Fatalf("%d attempts, body of %d bytes; want 8 and the body", len(got.Attempts), len(got.RequestBody))
+	}
+	if n := proto.Size(got); n > len(job.Body)+64<<10 {
+		t.Fatalf("response of %d bytes for a %d-byte body: the body is sent more than once", n, len(job.Body))
+	}
+}
+
+// TestPurgeEventLogs purges before a time, then everything; other hubs
+// keep their entries and bad requests are refused.
+func TestPurgeEventLogs(t *testing.T) {
+	e := start(t, logger.Config{})
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour)
+	var recs []*deliveryv1.AttemptRecorded
+	for i := range 10 {
+		recs = append(recs, record(newJob("hub1", fmt.Sprintf("dlv_%d", i), base.Add(time.Duration(i)*time.Minute)), 1, hubhooksv1.StatusSucceeded, 200))
+	}
+	recs = append(recs, record(newJob("hub2", "dlv_other", base), 1, hubhooksv1.StatusSucceeded, 200))
+	if _, err := e.store.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.client.PurgeEventLogs(ctx, &hubhooksv1.PurgeEventLogsRequest{HubId: "hub1", Before: timestamppb.New(base.Add(4 * time.Minute))})
+	if err != nil || resp.Purged != 4 {
+		t.Fatalf("purge before +4m = %v, %v; want 4 purged", resp, err)
+	}
+	for range 2 {
+		resp, err = e.client.PurgeEventLogs(ctx, &hubhooksv1.PurgeEventLogsRequest{HubId: "hub1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp.Purged != 0 {
+		t.Fatalf("second purge of everything purged %d, want 0", resp.Purged)
+	}
+	list, err := e.client.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: "hub1"})
+	if err != nil || len(list.EventLogs) != 0 {
+		t.Fatalf("hub1 after purging: %v, %v", list, err)
+	}
+	list, err = e.client.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: "hub2"})
+	if err != nil || len(list.EventLogs) != 1 {
+		t.Fatalf("hub2 after purging hub1: %v, %v", list, err)
+	}
+	for _, req := range []*hubhooksv1.PurgeEventLogsRequest{
+		{HubId: ""}, {HubId: "a b"}, {HubId: "hub1", Before: &timestamppb.Timestamp{Seconds: -1}},
+		{HubId: "hub1", Before: &timestamppb.Timestamp{Nanos: 2e9}},
+	} {
+		if _, err := e.client.PurgeEventLogs(ctx, req); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("PurgeEventLogs(%v) = %v, want InvalidArgument", req, err)
+		}
 	}
 }
 
@@ -449,6 +521,14 @@ func TestInvalidRequests(t *testing.T) {
 		}},
 		{"list bad token", func() error {
 			_, err := e.client.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: "h", PageToken: "garbage"})
+			return err
+		}},
+		{"list bad response class", func() error {
+			_, err := e.client.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: "h", ResponseClass: "200"})
+			return err
+		}},
+		{"list huge domain event id", func() error {
+			_, err := e.client.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: "h", DomainEventId: strings.Repeat("x", 300)})
 			return err
 		}},
 		{"list huge url", func() error {

@@ -46,8 +46,12 @@ func (g *server) ListEventLogs(ctx context.Context, req *hubhooksv1.ListEventLog
 			errs = append(errs, fmt.Errorf("status %q: use one of %s", st, strings.Join(hubhooksv1.DeliveryStatusAPINames(), ", ")))
 		}
 	}
+	if c := req.GetResponseClass(); c != "" && !logstore.ValidResponseClass(c) {
+		errs = append(errs, fmt.Errorf("response_class %q: use 2xx, 3xx, 4xx, 5xx or none", truncate(c, 40)))
+	}
 	errs = appendLen(errs, "event_type", req.GetEventType(), maxFilterLen)
 	errs = appendLen(errs, "event_id", req.GetEventId(), maxFilterLen)
+	errs = appendLen(errs, "domain_event_id", req.GetDomainEventId(), maxFilterLen)
 	errs = appendLen(errs, "url", req.GetUrl(), maxURLLen)
 	var since, until time.Time
 	if ts := req.GetSince(); ts != nil {
@@ -81,7 +85,8 @@ func (g *server) ListEventLogs(ctx context.Context, req *hubhooksv1.ListEventLog
 	}
 	page, err := g.svc.store.List(ctx, logstore.Query{
 		HubID: req.GetHubId(), EventType: req.GetEventType(), Status: req.GetStatus(),
-		URL: req.GetUrl(), EventID: req.GetEventId(), Since: since, Until: until,
+		URL: req.GetUrl(), EventID: req.GetEventId(), DomainEventID: req.GetDomainEventId(),
+		ResponseClass: req.GetResponseClass(), Test: req.Test, Since: since, Until: until,
 		PageSize: size, PageToken: req.GetPageToken(),
 	})
 	if err != nil {
@@ -91,7 +96,8 @@ func (g *server) ListEventLogs(ctx context.Context, req *hubhooksv1.ListEventLog
 }
 
 // GetEventLog returns one entry with every attempt; the secret header is
-// masked.
+// masked and the request body is sent once (request_body), not in every
+// attempt.
 func (g *server) GetEventLog(ctx context.Context, req *hubhooksv1.GetEventLogRequest) (*hubhooksv1.GetEventLogResponse, error) {
 	if err := validateRef(req.GetHubId(), req.GetId()); err != nil {
 		return nil, err
@@ -100,7 +106,7 @@ func (g *server) GetEventLog(ctx context.Context, req *hubhooksv1.GetEventLogReq
 	if err != nil {
 		return nil, g.toStatus(ctx, "get event log", err)
 	}
-	return &hubhooksv1.GetEventLogResponse{EventLog: e.Log, Attempts: e.Attempts}, nil
+	return &hubhooksv1.GetEventLogResponse{EventLog: e.Log, Attempts: e.Attempts, RequestBody: string(e.Job.GetBody())}, nil
 }
 
 // Redeliver makes a new delivery of an entry's webhook event to the same
@@ -148,6 +154,32 @@ func (g *server) Redeliver(ctx context.Context, req *hubhooksv1.RedeliverRequest
 		return nil, g.toStatus(ctx, "redeliver: read new entry", err)
 	}
 	return &hubhooksv1.RedeliverResponse{EventLog: e.Log}, nil
+}
+
+// PurgeEventLogs removes the hub's entries created before req.before, or all
+// of them. The admin token is required (the interceptor checks it).
+func (g *server) PurgeEventLogs(ctx context.Context, req *hubhooksv1.PurgeEventLogsRequest) (*hubhooksv1.PurgeEventLogsResponse, error) {
+	var errs []error
+	if err := hubid.Validate(req.GetHubId()); err != nil {
+		errs = append(errs, err)
+	}
+	var before time.Time
+	if ts := req.GetBefore(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			errs = append(errs, fmt.Errorf("before: %w", err))
+		} else if before = ts.AsTime(); before.IsZero() || before.Unix() <= 0 {
+			errs = append(errs, errors.New("before: leave it unset to purge every entry, or give a time after 1970"))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, status.Error(codes.InvalidArgument, errors.Join(errs...).Error())
+	}
+	n, err := g.svc.store.Purge(ctx, req.GetHubId(), before)
+	if err != nil {
+		return nil, g.toStatus(ctx, "purge event logs", err)
+	}
+	g.svc.log.Info("event log purged", "hub_id", req.GetHubId(), "before", before, "entries", n)
+	return &hubhooksv1.PurgeEventLogsResponse{Purged: int64(n)}, nil
 }
 
 // publish sends job to the deliveries stream and waits for the stream's ack.

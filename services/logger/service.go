@@ -53,6 +53,7 @@ func New(cfg Config, js jetstream.JetStream, rdb *redis.Client) (*Service, error
 		Prefix:           cfg.RedisPrefix,
 		Retention:        cfg.Retention,
 		MaxEntriesPerHub: cfg.MaxEntriesPerHub,
+		MaxBytesPerHub:   cfg.MaxBytesPerHub,
 		ScanLimit:        cfg.ListScanLimit,
 	})
 	if err != nil {
@@ -120,7 +121,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 		trimmed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubhooks_logger_entries_trimmed_total",
-			Help: "Entries removed because a hub exceeded MaxEntriesPerHub.",
+			Help: "Entries removed because a hub exceeded MaxEntriesPerHub or MaxBytesPerHub.",
 		}),
 		redelivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubhooks_logger_redeliveries_total",

@@ -23,6 +23,9 @@ const (
 )
 
 // EventLog is one delivery: one webhook event to one URL, with its attempts.
+// There is one entry per delivery id, whatever happens upstream: a delivery
+// made again (its domain event published again after hubhooks forgot its
+// id) adds its attempts to the same entry.
 type EventLog struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the delivery id.
@@ -33,14 +36,22 @@ type EventLog struct {
 	Url       string `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
 	// status is the delivery's status, a DeliveryStatus by its API name:
 	// pending, retrying, succeeded, failed, dead or cancelled.
-	Status             string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
-	ResponseStatusCode int32                  `protobuf:"varint,6,opt,name=response_status_code,json=responseStatusCode,proto3" json:"response_status_code,omitempty"`
-	Attempts           int32                  `protobuf:"varint,7,opt,name=attempts,proto3" json:"attempts,omitempty"`
-	CreatedAt          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt          *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	Test               bool                   `protobuf:"varint,10,opt,name=test,proto3" json:"test,omitempty"`
-	HubId              string                 `protobuf:"bytes,11,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
-	UrlId              string                 `protobuf:"bytes,12,opt,name=url_id,json=urlId,proto3" json:"url_id,omitempty"`
+	Status string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	// response_status_code is the latest attempt's HTTP status, 0 when no
+	// response arrived.
+	ResponseStatusCode int32 `protobuf:"varint,6,opt,name=response_status_code,json=responseStatusCode,proto3" json:"response_status_code,omitempty"`
+	// attempts counts the attempts made (a cancellation is not one).
+	Attempts int32 `protobuf:"varint,7,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// created_at is when hubhooks accepted the domain event that caused the
+	// delivery (JetStream's stored time; the same for every redelivery and
+	// retry), or when a redelivery or test event was asked for. The log is
+	// ordered, filtered (since, until), retained and purged by it. The
+	// publisher's occurred_at is in the webhook body.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Test      bool                   `protobuf:"varint,10,opt,name=test,proto3" json:"test,omitempty"`
+	HubId     string                 `protobuf:"bytes,11,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	UrlId     string                 `protobuf:"bytes,12,opt,name=url_id,json=urlId,proto3" json:"url_id,omitempty"`
 	// next_attempt_at is set while status is retrying.
 	NextAttemptAt   *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
 	DomainEventId   string                 `protobuf:"bytes,14,opt,name=domain_event_id,json=domainEventId,proto3" json:"domain_event_id,omitempty"`
@@ -195,8 +206,9 @@ func (x *EventLog) GetRedeliveryOf() string {
 
 // Attempt is one POST of a delivery, or a cancellation.
 type Attempt struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Number int32                  `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// number counts from 1 over every attempt of the entry, in order.
+	Number int32 `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
 	// status is the delivery's status after this attempt (a DeliveryStatus
 	// by its API name).
 	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
@@ -280,20 +292,38 @@ func (x *Attempt) GetNextAttemptAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// ListEventLogsRequest selects a hub's entries; the filters combine (every
+// one that is set must hold). Results are newest first by created_at.
 type ListEventLogsRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	HubId     string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
-	EventType string                 `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	HubId string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	// event_type is a webhook event type, e.g. API.UPDATED.
+	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	// status keeps the deliveries of one status, a DeliveryStatus by its API
 	// name: pending, retrying, succeeded, failed, dead or cancelled.
-	Status  string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	Url     string                 `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
-	EventId string                 `protobuf:"bytes,5,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	Since   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
-	Until   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=until,proto3" json:"until,omitempty"`
-	// page_size defaults to 50, at most 500.
-	PageSize      int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// url matches the callback URL however it is spelled (scheme and host
+	// case, default port, empty path).
+	Url string `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	// event_id is a webhook event id (the webhook-id header).
+	EventId string `protobuf:"bytes,5,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// since and until bound created_at, both inclusive.
+	Since *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=until,proto3" json:"until,omitempty"`
+	// page_size defaults to 50, at most 500 (larger values are clamped).
+	PageSize int32 `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token continues a previous list: it stays valid while new entries
+	// arrive (no entry is skipped or shown twice). A page may hold fewer
+	// entries than page_size, even none, and still have a next_page_token.
+	PageToken string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// domain_event_id lists every delivery one domain event caused.
+	DomainEventId string `protobuf:"bytes,10,opt,name=domain_event_id,json=domainEventId,proto3" json:"domain_event_id,omitempty"`
+	// response_class is the class of the latest attempt's response: 2xx, 3xx,
+	// 4xx, 5xx, or none (no response: a timeout, a refused connection, or no
+	// attempt yet).
+	ResponseClass string `protobuf:"bytes,11,opt,name=response_class,json=responseClass,proto3" json:"response_class,omitempty"`
+	// test, when set, lists only test events (true) or none of them (false).
+	Test          *bool `protobuf:"varint,12,opt,name=test,proto3,oneof" json:"test,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -389,6 +419,27 @@ func (x *ListEventLogsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListEventLogsRequest) GetDomainEventId() string {
+	if x != nil {
+		return x.DomainEventId
+	}
+	return ""
+}
+
+func (x *ListEventLogsRequest) GetResponseClass() string {
+	if x != nil {
+		return x.ResponseClass
+	}
+	return ""
+}
+
+func (x *ListEventLogsRequest) GetTest() bool {
+	if x != nil && x.Test != nil {
+		return *x.Test
+	}
+	return false
 }
 
 type ListEventLogsResponse struct {
@@ -496,9 +547,14 @@ func (x *GetEventLogRequest) GetId() string {
 }
 
 type GetEventLogResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventLog      *EventLog              `protobuf:"bytes,1,opt,name=event_log,json=eventLog,proto3" json:"event_log,omitempty"`
-	Attempts      []*Attempt             `protobuf:"bytes,2,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EventLog *EventLog              `protobuf:"bytes,1,opt,name=event_log,json=eventLog,proto3" json:"event_log,omitempty"`
+	// attempts are in order, with the request (secret masked) and response of
+	// each. An attempt's request.body is empty when it is request_body.
+	Attempts []*Attempt `protobuf:"bytes,2,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// request_body is the JSON body the delivery sends (of its latest run),
+	// given once for every attempt.
+	RequestBody   string `protobuf:"bytes,3,opt,name=request_body,json=requestBody,proto3" json:"request_body,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -545,6 +601,13 @@ func (x *GetEventLogResponse) GetAttempts() []*Attempt {
 		return x.Attempts
 	}
 	return nil
+}
+
+func (x *GetEventLogResponse) GetRequestBody() string {
+	if x != nil {
+		return x.RequestBody
+	}
+	return ""
 }
 
 type RedeliverRequest struct {
@@ -644,6 +707,105 @@ func (x *RedeliverResponse) GetEventLog() *EventLog {
 	return nil
 }
 
+type PurgeEventLogsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	HubId string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	// before, when set, purges the entries created before it; unset purges
+	// them all.
+	Before        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeEventLogsRequest) Reset() {
+	*x = PurgeEventLogsRequest{}
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeEventLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeEventLogsRequest) ProtoMessage() {}
+
+func (x *PurgeEventLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeEventLogsRequest.ProtoReflect.Descriptor instead.
+func (*PurgeEventLogsRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PurgeEventLogsRequest) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *PurgeEventLogsRequest) GetBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+type PurgeEventLogsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// purged counts the entries removed.
+	Purged        int64 `protobuf:"varint,1,opt,name=purged,proto3" json:"purged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeEventLogsResponse) Reset() {
+	*x = PurgeEventLogsResponse{}
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeEventLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeEventLogsResponse) ProtoMessage() {}
+
+func (x *PurgeEventLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeEventLogsResponse.ProtoReflect.Descriptor instead.
+func (*PurgeEventLogsResponse) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PurgeEventLogsResponse) GetPurged() int64 {
+	if x != nil {
+		return x.Purged
+	}
+	return 0
+}
+
 var File_hubhooks_v1_eventlog_proto protoreflect.FileDescriptor
 
 const file_hubhooks_v1_eventlog_proto_rawDesc = "" +
@@ -677,7 +839,7 @@ const file_hubhooks_v1_eventlog_proto_rawDesc = "" +
 	"\bresponse\x18\x04 \x01(\v2\x19.hubhooks.v1.HttpResponseR\bresponse\x129\n" +
 	"\n" +
 	"started_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12B\n" +
-	"\x0fnext_attempt_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"\xb1\x02\n" +
+	"\x0fnext_attempt_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\"\xa2\x03\n" +
 	"\x14ListEventLogsRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x1d\n" +
 	"\n" +
@@ -689,26 +851,38 @@ const file_hubhooks_v1_eventlog_proto_rawDesc = "" +
 	"\x05until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x1b\n" +
 	"\tpage_size\x18\b \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\t \x01(\tR\tpageToken\"u\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\x12&\n" +
+	"\x0fdomain_event_id\x18\n" +
+	" \x01(\tR\rdomainEventId\x12%\n" +
+	"\x0eresponse_class\x18\v \x01(\tR\rresponseClass\x12\x17\n" +
+	"\x04test\x18\f \x01(\bH\x00R\x04test\x88\x01\x01B\a\n" +
+	"\x05_test\"u\n" +
 	"\x15ListEventLogsResponse\x124\n" +
 	"\n" +
 	"event_logs\x18\x01 \x03(\v2\x15.hubhooks.v1.EventLogR\teventLogs\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\";\n" +
 	"\x12GetEventLogRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"{\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x9e\x01\n" +
 	"\x13GetEventLogResponse\x122\n" +
 	"\tevent_log\x18\x01 \x01(\v2\x15.hubhooks.v1.EventLogR\beventLog\x120\n" +
-	"\battempts\x18\x02 \x03(\v2\x14.hubhooks.v1.AttemptR\battempts\"9\n" +
+	"\battempts\x18\x02 \x03(\v2\x14.hubhooks.v1.AttemptR\battempts\x12!\n" +
+	"\frequest_body\x18\x03 \x01(\tR\vrequestBody\"9\n" +
 	"\x10RedeliverRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"G\n" +
 	"\x11RedeliverResponse\x122\n" +
-	"\tevent_log\x18\x01 \x01(\v2\x15.hubhooks.v1.EventLogR\beventLog2\x87\x02\n" +
+	"\tevent_log\x18\x01 \x01(\v2\x15.hubhooks.v1.EventLogR\beventLog\"b\n" +
+	"\x15PurgeEventLogsRequest\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x122\n" +
+	"\x06before\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06before\"0\n" +
+	"\x16PurgeEventLogsResponse\x12\x16\n" +
+	"\x06purged\x18\x01 \x01(\x03R\x06purged2\xe2\x02\n" +
 	"\x0fEventLogService\x12V\n" +
 	"\rListEventLogs\x12!.hubhooks.v1.ListEventLogsRequest\x1a\".hubhooks.v1.ListEventLogsResponse\x12P\n" +
 	"\vGetEventLog\x12\x1f.hubhooks.v1.GetEventLogRequest\x1a .hubhooks.v1.GetEventLogResponse\x12J\n" +
-	"\tRedeliver\x12\x1d.hubhooks.v1.RedeliverRequest\x1a\x1e.hubhooks.v1.RedeliverResponseB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
+	"\tRedeliver\x12\x1d.hubhooks.v1.RedeliverRequest\x1a\x1e.hubhooks.v1.RedeliverResponse\x12Y\n" +
+	"\x0ePurgeEventLogs\x12\".hubhooks.v1.PurgeEventLogsRequest\x1a#.hubhooks.v1.PurgeEventLogsResponseB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
 
 var (
 	file_hubhooks_v1_eventlog_proto_rawDescOnce sync.Once
@@ -722,45 +896,50 @@ func file_hubhooks_v1_eventlog_proto_rawDescGZIP() []byte {
 	return file_hubhooks_v1_eventlog_proto_rawDescData
 }
 
-var file_hubhooks_v1_eventlog_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_hubhooks_v1_eventlog_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_hubhooks_v1_eventlog_proto_goTypes = []any{
-	(*EventLog)(nil),              // 0: hubhooks.v1.EventLog
-	(*Attempt)(nil),               // 1: hubhooks.v1.Attempt
-	(*ListEventLogsRequest)(nil),  // 2: hubhooks.v1.ListEventLogsRequest
-	(*ListEventLogsResponse)(nil), // 3: hubhooks.v1.ListEventLogsResponse
-	(*GetEventLogRequest)(nil),    // 4: hubhooks.v1.GetEventLogRequest
-	(*GetEventLogResponse)(nil),   // 5: hubhooks.v1.GetEventLogResponse
-	(*RedeliverRequest)(nil),      // 6: hubhooks.v1.RedeliverRequest
-	(*RedeliverResponse)(nil),     // 7: hubhooks.v1.RedeliverResponse
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*HttpRequest)(nil),           // 9: hubhooks.v1.HttpRequest
-	(*HttpResponse)(nil),          // 10: hubhooks.v1.HttpResponse
+	(*EventLog)(nil),               // 0: hubhooks.v1.EventLog
+	(*Attempt)(nil),                // 1: hubhooks.v1.Attempt
+	(*ListEventLogsRequest)(nil),   // 2: hubhooks.v1.ListEventLogsRequest
+	(*ListEventLogsResponse)(nil),  // 3: hubhooks.v1.ListEventLogsResponse
+	(*GetEventLogRequest)(nil),     // 4: hubhooks.v1.GetEventLogRequest
+	(*GetEventLogResponse)(nil),    // 5: hubhooks.v1.GetEventLogResponse
+	(*RedeliverRequest)(nil),       // 6: hubhooks.v1.RedeliverRequest
+	(*RedeliverResponse)(nil),      // 7: hubhooks.v1.RedeliverResponse
+	(*PurgeEventLogsRequest)(nil),  // 8: hubhooks.v1.PurgeEventLogsRequest
+	(*PurgeEventLogsResponse)(nil), // 9: hubhooks.v1.PurgeEventLogsResponse
+	(*timestamppb.Timestamp)(nil),  // 10: google.protobuf.Timestamp
+	(*HttpRequest)(nil),            // 11: hubhooks.v1.HttpRequest
+	(*HttpResponse)(nil),           // 12: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_v1_eventlog_proto_depIdxs = []int32{
-	8,  // 0: hubhooks.v1.EventLog.created_at:type_name -> google.protobuf.Timestamp
-	8,  // 1: hubhooks.v1.EventLog.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 2: hubhooks.v1.EventLog.next_attempt_at:type_name -> google.protobuf.Timestamp
-	9,  // 3: hubhooks.v1.Attempt.request:type_name -> hubhooks.v1.HttpRequest
-	10, // 4: hubhooks.v1.Attempt.response:type_name -> hubhooks.v1.HttpResponse
-	8,  // 5: hubhooks.v1.Attempt.started_at:type_name -> google.protobuf.Timestamp
-	8,  // 6: hubhooks.v1.Attempt.next_attempt_at:type_name -> google.protobuf.Timestamp
-	8,  // 7: hubhooks.v1.ListEventLogsRequest.since:type_name -> google.protobuf.Timestamp
-	8,  // 8: hubhooks.v1.ListEventLogsRequest.until:type_name -> google.protobuf.Timestamp
+	10, // 0: hubhooks.v1.EventLog.created_at:type_name -> google.protobuf.Timestamp
+	10, // 1: hubhooks.v1.EventLog.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 2: hubhooks.v1.EventLog.next_attempt_at:type_name -> google.protobuf.Timestamp
+	11, // 3: hubhooks.v1.Attempt.request:type_name -> hubhooks.v1.HttpRequest
+	12, // 4: hubhooks.v1.Attempt.response:type_name -> hubhooks.v1.HttpResponse
+	10, // 5: hubhooks.v1.Attempt.started_at:type_name -> google.protobuf.Timestamp
+	10, // 6: hubhooks.v1.Attempt.next_attempt_at:type_name -> google.protobuf.Timestamp
+	10, // 7: hubhooks.v1.ListEventLogsRequest.since:type_name -> google.protobuf.Timestamp
+	10, // 8: hubhooks.v1.ListEventLogsRequest.until:type_name -> google.protobuf.Timestamp
 	0,  // 9: hubhooks.v1.ListEventLogsResponse.event_logs:type_name -> hubhooks.v1.EventLog
 	0,  // 10: hubhooks.v1.GetEventLogResponse.event_log:type_name -> hubhooks.v1.EventLog
 	1,  // 11: hubhooks.v1.GetEventLogResponse.attempts:type_name -> hubhooks.v1.Attempt
 	0,  // 12: hubhooks.v1.RedeliverResponse.event_log:type_name -> hubhooks.v1.EventLog
-	2,  // 13: hubhooks.v1.EventLogService.ListEventLogs:input_type -> hubhooks.v1.ListEventLogsRequest
-	4,  // 14: hubhooks.v1.EventLogService.GetEventLog:input_type -> hubhooks.v1.GetEventLogRequest
-	6,  // 15: hubhooks.v1.EventLogService.Redeliver:input_type -> hubhooks.v1.RedeliverRequest
-	3,  // 16: hubhooks.v1.EventLogService.ListEventLogs:output_type -> hubhooks.v1.ListEventLogsResponse
-	5,  // 17: hubhooks.v1.EventLogService.GetEventLog:output_type -> hubhooks.v1.GetEventLogResponse
-	7,  // 18: hubhooks.v1.EventLogService.Redeliver:output_type -> hubhooks.v1.RedeliverResponse
-	16, // [16:19] is the sub-list for method output_type
-	13, // [13:16] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	10, // 13: hubhooks.v1.PurgeEventLogsRequest.before:type_name -> google.protobuf.Timestamp
+	2,  // 14: hubhooks.v1.EventLogService.ListEventLogs:input_type -> hubhooks.v1.ListEventLogsRequest
+	4,  // 15: hubhooks.v1.EventLogService.GetEventLog:input_type -> hubhooks.v1.GetEventLogRequest
+	6,  // 16: hubhooks.v1.EventLogService.Redeliver:input_type -> hubhooks.v1.RedeliverRequest
+	8,  // 17: hubhooks.v1.EventLogService.PurgeEventLogs:input_type -> hubhooks.v1.PurgeEventLogsRequest
+	3,  // 18: hubhooks.v1.EventLogService.ListEventLogs:output_type -> hubhooks.v1.ListEventLogsResponse
+	5,  // 19: hubhooks.v1.EventLogService.GetEventLog:output_type -> hubhooks.v1.GetEventLogResponse
+	7,  // 20: hubhooks.v1.EventLogService.Redeliver:output_type -> hubhooks.v1.RedeliverResponse
+	9,  // 21: hubhooks.v1.EventLogService.PurgeEventLogs:output_type -> hubhooks.v1.PurgeEventLogsResponse
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_eventlog_proto_init() }
@@ -769,13 +948,14 @@ func file_hubhooks_v1_eventlog_proto_init() {
 		return
 	}
 	file_hubhooks_v1_common_proto_init()
+	file_hubhooks_v1_eventlog_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_eventlog_proto_rawDesc), len(file_hubhooks_v1_eventlog_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EventLogService_ListEventLogs_FullMethodName = "/hubhooks.v1.EventLogService/ListEventLogs"
-	EventLogService_GetEventLog_FullMethodName   = "/hubhooks.v1.EventLogService/GetEventLog"
-	EventLogService_Redeliver_FullMethodName     = "/hubhooks.v1.EventLogService/Redeliver"
+	EventLogService_ListEventLogs_FullMethodName  = "/hubhooks.v1.EventLogService/ListEventLogs"
+	EventLogService_GetEventLog_FullMethodName    = "/hubhooks.v1.EventLogService/GetEventLog"
+	EventLogService_Redeliver_FullMethodName      = "/hubhooks.v1.EventLogService/Redeliver"
+	EventLogService_PurgeEventLogs_FullMethodName = "/hubhooks.v1.EventLogService/PurgeEventLogs"
 )
 
 // EventLogServiceClient is the client API for EventLogService service.
@@ -37,6 +38,10 @@ type EventLogServiceClient interface {
 	GetEventLog(ctx context.Context, in *GetEventLogRequest, opts ...grpc.CallOption) (*GetEventLogResponse, error)
 	// Redeliver creates a new delivery of the same webhook event to the same URL.
 	Redeliver(ctx context.Context, in *RedeliverRequest, opts ...grpc.CallOption) (*RedeliverResponse, error)
+	// PurgeEventLogs removes a hub's entries created before a time, or all of
+	// them. Admin token only. Idempotent; other hubs are not touched. A
+	// delivery still under way gets a new entry from its next attempt.
+	PurgeEventLogs(ctx context.Context, in *PurgeEventLogsRequest, opts ...grpc.CallOption) (*PurgeEventLogsResponse, error)
 }
 
 type eventLogServiceClient struct {
@@ -77,6 +82,16 @@ func (c *eventLogServiceClient) Redeliver(ctx context.Context, in *RedeliverRequ
 	return out, nil
 }
 
+func (c *eventLogServiceClient) PurgeEventLogs(ctx context.Context, in *PurgeEventLogsRequest, opts ...grpc.CallOption) (*PurgeEventLogsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeEventLogsResponse)
+	err := c.cc.Invoke(ctx, EventLogService_PurgeEventLogs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventLogServiceServer is the server API for EventLogService service.
 // All implementations must embed UnimplementedEventLogServiceServer
 // for forward compatibility.
@@ -90,6 +105,10 @@ type EventLogServiceServer interface {
 	GetEventLog(context.Context, *GetEventLogRequest) (*GetEventLogResponse, error)
 	// Redeliver creates a new delivery of the same webhook event to the same URL.
 	Redeliver(context.Context, *RedeliverRequest) (*RedeliverResponse, error)
+	// PurgeEventLogs removes a hub's entries created before a time, or all of
+	// them. Admin token only. Idempotent; other hubs are not touched. A
+	// delivery still under way gets a new entry from its next attempt.
+	PurgeEventLogs(context.Context, *PurgeEventLogsRequest) (*PurgeEventLogsResponse, error)
 	mustEmbedUnimplementedEventLogServiceServer()
 }
 
@@ -108,6 +127,9 @@ func (UnimplementedEventLogServiceServer) GetEventLog(context.Context, *GetEvent
 }
 func (UnimplementedEventLogServiceServer) Redeliver(context.Context, *RedeliverRequest) (*RedeliverResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Redeliver not implemented")
+}
+func (UnimplementedEventLogServiceServer) PurgeEventLogs(context.Context, *PurgeEventLogsRequest) (*PurgeEventLogsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PurgeEventLogs not implemented")
 }
 func (UnimplementedEventLogServiceServer) mustEmbedUnimplementedEventLogServiceServer() {}
 func (UnimplementedEventLogServiceServer) testEmbeddedByValue()                         {}
@@ -184,6 +206,24 @@ func _EventLogService_Redeliver_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventLogService_PurgeEventLogs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeEventLogsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventLogServiceServer).PurgeEventLogs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventLogService_PurgeEventLogs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventLogServiceServer).PurgeEventLogs(ctx, req.(*PurgeEventLogsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventLogService_ServiceDesc is the grpc.ServiceDesc for EventLogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -202,6 +242,10 @@ var EventLogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Redeliver",
 			Handler:    _EventLogService_Redeliver_Handler,
+		},
+		{
+			MethodName: "PurgeEventLogs",
+			Handler:    _EventLogService_PurgeEventLogs_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -3,42 +3,143 @@ package logstore
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
+	"time"
 )
 
-// An entry that has only ever had one record is stored as a string, created
-// whole by one SET NX EX; the first record written to an existing entry turns
-// it into a hash of the same fields (toHashScript). Both forms are read.
+// An entry is one delivery. Its fields (docs/event-log.md is the reference,
+// shared with the Lua scripts; TestEntryFormatGolden holds both sides to it):
 //
-// The string is "L1" then one frame per field: the name's length (1 byte),
-// the name, the value's length (4 bytes, big-endian), the value. Fields come
-// in the order x, k, s, m, then the attempt, so that "x" is always bytes 8
-// to 55 (the trim script reads it with GETRANGE) and the summary is near the
-// start (lists read it with GETRANGE).
-const entryMagic = "L1"
+//	x                the entry's place: its created_at (inverted, 16 hex
+//	                 digits, as in index members) then the digests of its
+//	                 event type, URL, webhook event id and domain event id
+//	                 (16 hex digits each): 80 characters
+//	k                the order key of the record that decided s
+//	s                the summary (hubhooks.v1.EventLog, protobuf)
+//	m:<run>          the job of one run (DeliveryJob without its per-attempt
+//	                 fields, body included)
+//	a:<run>:<n>:<r>  one attempt (hubhooks.v1.Attempt) of a run: attempt
+//	                 number n (6 digits), status rank r; its request body is
+//	                 left out when it is the run's body
+//	n                attempts made, all runs together (hash form only)
+//
+// A run is one expansion of the webhook event that produced the delivery,
+// named by its job's created_at in microseconds (16 hex digits); a delivery
+// normally has one run, and a second when its domain event was published
+// again after hubhooks stopped remembering its id.
+//
+// An entry that has only ever had one record is a string, created whole by
+// one SET NX EX: "L2" then one frame per field (name length, 1 byte; name;
+// value length, 4 bytes big-endian; value), in the order x, k, s, m, then the
+// attempt, so that x is always bytes 8 to 87 (the scripts read it with
+// GETRANGE) and the summary is near the start (lists read a prefix). The
+// first record written to an existing entry turns it into a hash of the same
+// fields (toHashScript).
+const entryMagic = "L2"
+
+// Field names and sizes of the format.
+const (
+	fieldX     = "x"
+	fieldOrder = "k"
+	fieldSum   = "s"
+	fieldMade  = "n"
+	// xLen is the length of x: created_at and four digests.
+	xLen = 16 + 4*digestLen
+	// xStart is where x's value starts in an entry string: after the magic
+	// and x's frame header (1 + 1 + 4 bytes).
+	xStart = len(entryMagic) + 6
+)
 
 // summaryReadAhead is how many bytes of an entry string a list reads to find
-// its summary: enough for any summary but one with very long ids or URL,
-// which costs one more read.
+// its place and summary: enough for any summary but one with very long ids
+// or URL, which costs one more read.
 const summaryReadAhead = 1024
 
-// entryString encodes an entry with one record: index digests x, order key
-// ord, summary sum, metadata meta and, unless afield is empty, the attempt
-// ablob in field afield.
-func entryString(x string, ord int64, sum, meta []byte, afield string, ablob []byte) []byte {
-	var k [20]byte
-	ks := strconv.AppendInt(k[:0], ord, 10)
-	n := len(entryMagic) + 4*6 + len(x) + len(ks) + len(sum) + len(meta) // 4 frames of 1+1+4 bytes
+// entryPlace builds x: created is the entry's inverted created_at, the
+// digests name its filter indexes.
+func entryPlace(created, typeDigest, urlDigest, eventDigest, domainDigest string) string {
+	return created + typeDigest + urlDigest + eventDigest + domainDigest
+}
 
+// placeCreated is the inverted created_at in x.
+func placeCreated(x string) string { return x[:16] }
+
+// placeDigests returns the four index digests of x, in the order type, URL,
+// webhook event, domain event.
+func placeDigests(x string) [4]string {
+	var d [4]string
+	for i := range d {
+		d[i] = x[16+i*digestLen : 16+(i+1)*digestLen]
+	}
+	return d
+}
+
+// runKey names a run by its job's created_at.
+func runKey(created time.Time) string { return fmt.Sprintf("%016x", uint64(clampMicros(created))) }
+
+// orderKey totally orders the records of one delivery: later runs first,
+// then the attempt number, then the status rank. The record with the highest
+// key decides the summary, whatever order records arrive in; string order is
+// the order (the scripts compare keys as strings).
+func orderKey(run string, attempt int32, rank int) string {
+	return run + ":" + fmt.Sprintf("%06d", attempt) + ":" + strconv.Itoa(rank)
+}
+
+// attemptField and metaField name an attempt's and a run's fields.
+func attemptField(order string) string { return "a:" + order }
+func metaField(run string) string      { return "m:" + run }
+
+// attemptKey is an attempt field's order key split up.
+type attemptKey struct {
+	run    string
+	number int32
+	rank   int
+}
+
+// parseAttemptField reads "a:<run>:<nnnnnn>:<r>".
+func parseAttemptField(f string) (attemptKey, bool) {
+	rest, ok := strings.CutPrefix(f, "a:")
+	if !ok || len(rest) != 16+1+6+1+1 || rest[16] != ':' || rest[23] != ':' {
+		return attemptKey{}, false
+	}
+	n, err := strconv.ParseInt(rest[17:23], 10, 32)
+	if err != nil {
+		return attemptKey{}, false
+	}
+	r := int(rest[24] - '0')
+	if r < 0 || r > 3 {
+		return attemptKey{}, false
+	}
+	return attemptKey{run: rest[:16], number: int32(n), rank: r}, true
+}
+
+// made is how many attempts a record of this key says were made in its
+// run: a cancellation numbered N means attempt N was not made.
+func (a attemptKey) made() int32 {
+	switch a.rank {
+	case rankPending:
+		return 0
+	case rankCancelled:
+		return max(a.number-1, 0)
+	}
+	return a.number
+}
+
+// entryString encodes an entry with one record. afield is "" for a record
+// without an attempt (pending).
+func entryString(x, order string, sum []byte, mfield string, meta []byte, afield string, ablob []byte) []byte {
+	n := len(entryMagic) + 6*4 + len(x) + len(order) + len(sum) + len(mfield) + len(meta) + 2
 	if afield != "" {
 		n += 5 + len(afield) + len(ablob)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, entryMagic...)
-	b = appendField(b, "x", []byte(x))
-	b = appendField(b, "k", ks)
-	b = appendField(b, "s", sum)
-	b = appendField(b, "m", meta)
+	b = appendField(b, fieldX, []byte(x))
+	b = appendField(b, fieldOrder, []byte(order))
+	b = appendField(b, fieldSum, sum)
+	b = appendField(b, mfield, meta)
 	if afield != "" {
 		b = appendField(b, afield, ablob)
 	}
@@ -94,15 +195,30 @@ func entryFields(v []byte) (map[string]string, error) {
 	return h, err
 }
 
-// entrySummary finds the summary in (a prefix of) an entry string. found is
-// false when v ends before the summary does.
-func entrySummary(v []byte) (sum []byte, found bool, err error) {
+// head is what a list reads of an entry: its place and its summary.
+type head struct {
+	x   string
+	sum []byte
+	// made is the n field (-1 when absent: the summary's count holds).
+	made int32
+}
+
+// entryHead finds x and the summary in (a prefix of) an entry string. found
+// is false when v ends before the summary does.
+func entryHead(v []byte) (h head, found bool, err error) {
+	h.made = -1
 	_, err = eachField(v, func(name string, val []byte) bool {
-		if name == "s" {
-			sum, found = val, true
+		switch name {
+		case fieldX:
+			h.x = string(val)
+		case fieldSum:
+			h.sum, found = val, true
 			return false
 		}
 		return true
 	})
-	return sum, found, err
+	if found && len(h.x) != xLen {
+		return h, false, fmt.Errorf("entry string: x is %d bytes, want %d", len(h.x), xLen)
+	}
+	return h, found, err
 }

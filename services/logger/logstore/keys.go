@@ -5,55 +5,66 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hubhooks/hubhooks/pkg/urlguard"
 )
 
-// Key layout, under P = prefix + "log:" and with the hub id as a Redis
-// Cluster hash tag so that every key of one hub lives in one slot (the Lua
-// scripts touch an entry and its indexes together):
+// Key layout (docs/event-log.md describes it with the entry format). Under
+// P = prefix + "log:", every key of a hub carries the hub id as a Redis
+// Cluster hash tag, so that one hub's keys live in one slot and a script
+// may touch an entry and its indexes together:
 //
-//	P{hub}:e:<id>        string entry with one record (entry.go: the fields
-//	                     or     below, framed, in one value), turned into
-//	                     hash   a hash of the same fields by a second record:
-//	                            m = DeliveryJob (metadata + body, once),
-//	                            s = EventLog summary, k = order key of the
-//	                            record that decided s, a:<nnnnnn>:<r> = Attempt,
-//	                            x = h(type) h(url) h(event), naming its filter
-//	                            index keys (the trim script uses it)
+//	P{hub}:e:<id>        an entry (entry.go), string or hash
 //	P{hub}:i             zset   every entry of the hub
-//	P{hub}:t:<h(type)>   zset   entries by event type
-//	P{hub}:u:<h(url)>    zset   entries by URL
+//	P{hub}:t:<h(type)>   zset   entries by webhook event type
+//	P{hub}:u:<h(url)>    zset   entries by callback URL
 //	P{hub}:v:<h(event)>  zset   entries by webhook event id
+//	P{hub}:d:<h(domain)> zset   entries by domain event id
+//	P{hub}:T             zset   test entries
+//	P{hub}:b             hash   entry id -> bytes stored; "" -> the hub's total
+//	P{hub}:gone          string the hub was deleted at this time (inverted)
 //
 // Index members all have score 0 and are <inverted created_at, 16 hex
 // digits><entry id>, so lexicographic order is newest first, a member is a
 // total-order cursor, and since/until are lexicographic ranges.
 type keys struct{ base string }
 
-func (k keys) hub(hub string) string            { return k.base + "{" + hub + "}:" }
-func (k keys) entry(hub, id string) string      { return entryKey(k.hub(hub), id) }
-func (k keys) all(hub string) string            { return k.hub(hub) + "i" }
-func (k keys) byType(hub, typ string) string    { return k.index(hub, "t:", digest(typ)) }
-func (k keys) byURL(hub, url string) string     { return k.index(hub, "u:", digest(url)) }
-func (k keys) byEvent(hub, event string) string { return k.index(hub, "v:", digest(event)) }
+func (k keys) hub(hub string) string       { return k.base + "{" + hub + "}:" }
+func (k keys) entry(hub, id string) string { return entryKey(k.hub(hub), id) }
+func (k keys) all(hub string) string       { return k.hub(hub) + "i" }
+func (k keys) tests(hub string) string     { return k.hub(hub) + "T" }
+func (k keys) sizes(hub string) string     { return k.hub(hub) + "b" }
+func (k keys) gone(hub string) string      { return k.hub(hub) + "gone" }
 
-func (k keys) index(hub, kind, dig string) string { return indexKey(k.hub(hub), kind, dig) }
+// Filter index kinds, each keyed by the digest of one field of the entry.
+const (
+	kindType   = "t:"
+	kindURL    = "u:"
+	kindEvent  = "v:"
+	kindDomain = "d:"
+)
+
+func (k keys) index(hub, kind, value string) string { return indexKey(k.hub(hub), kind, digest(value)) }
 
 // entryKey and indexKey name keys under a hub's prefix (keys.hub), for
-// callers that build several keys of one hub; indexKey is the filter index
-// of one kind ("t:", "u:" or "v:") and digest, the names the trim script
-// also builds from an entry's "x" field.
+// callers that build several keys of one hub; the scripts build the same
+// names from an entry's "x" field.
 func entryKey(hubPrefix, id string) string        { return hubPrefix + "e:" + id }
 func indexKey(hubPrefix, kind, dig string) string { return hubPrefix + kind + dig }
+
+// digestLen is the length of a digest: 16 hex digits.
+const digestLen = 16
 
 // digest keeps filter values of any length and alphabet out of key names.
 // Collisions only widen the candidate set: every filter is checked again on
 // the entry itself.
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:8])
+	return hex.EncodeToString(sum[:digestLen/2])
 }
 
 // digestCache remembers the digests of one batch's values.
@@ -71,16 +82,25 @@ func (c digestCache) of(s string) string {
 // maxMicros bounds timestamps in index members (year ~38000).
 const maxMicros = int64(1) << 60
 
-// inverted encodes t so that later times sort first.
+func clampMicros(t time.Time) int64 {
+	return min(max(t.UnixMicro(), 0), maxMicros)
+}
+
+// inverted encodes t in 16 hex digits so that later times sort first.
 func inverted(t time.Time) string {
-	us := t.UnixMicro()
-	if us < 0 {
-		us = 0
+	return fmt.Sprintf("%016x", uint64(maxMicros-clampMicros(t)))
+}
+
+// fromInverted decodes inverted; false when s is not 16 hex digits.
+func fromInverted(s string) (time.Time, bool) {
+	if len(s) != 16 {
+		return time.Time{}, false
 	}
-	if us > maxMicros {
-		us = maxMicros
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil || v > uint64(maxMicros) {
+		return time.Time{}, false
 	}
-	return fmt.Sprintf("%016x", uint64(maxMicros-us))
+	return time.UnixMicro(maxMicros - int64(v)).UTC(), true
 }
 
 // member is an entry's index member.
@@ -98,7 +118,7 @@ func validMember(m string) bool {
 	if len(m) <= 16 {
 		return false
 	}
-	if _, err := strconv.ParseUint(m[:16], 16, 64); err != nil {
+	if _, ok := fromInverted(m[:16]); !ok {
 		return false
 	}
 	return ValidID(m[16:])
@@ -122,4 +142,16 @@ func decodeToken(tok string) (string, error) {
 		return "", fmt.Errorf("%w: not a token this service issued", ErrBadPageToken)
 	}
 	return m, nil
+}
+
+// urlIndexValue is the form of a callback URL that the URL index and the
+// url filter compare: urlguard.Normalize's, so that the spellings of one
+// endpoint find the same entries (a URL that does not parse is compared as
+// it is).
+func urlIndexValue(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return urlguard.Normalize(u)
 }

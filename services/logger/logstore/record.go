@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/hubid"
@@ -32,18 +31,25 @@ var (
 	ErrBadPageToken = errors.New("invalid page_token")
 )
 
-// statusRank orders records of the same attempt number: the later state of
+// Status ranks order the records of one attempt number: the later state of
 // a delivery ranks higher.
+const (
+	rankPending   = 0
+	rankRetrying  = 1
+	rankCancelled = 2
+	rankFinal     = 3
+)
+
 func statusRank(status hubhooksv1.DeliveryStatus) (int, bool) {
 	switch status {
 	case hubhooksv1.StatusPending:
-		return 0, true
+		return rankPending, true
 	case hubhooksv1.StatusRetrying:
-		return 1, true
+		return rankRetrying, true
 	case hubhooksv1.StatusCancelled:
-		return 2, true
+		return rankCancelled, true
 	case hubhooksv1.StatusSucceeded, hubhooksv1.StatusFailed, hubhooksv1.StatusDead:
-		return 3, true
+		return rankFinal, true
 	}
 	return 0, false
 }
@@ -78,11 +84,14 @@ func attemptNumber(rec *deliveryv1.AttemptRecorded) int32 {
 	return n
 }
 
-// orderKey totally orders the records of one delivery: the record with the
-// highest key decides the summary, whatever order records arrive in.
-func orderKey(rec *deliveryv1.AttemptRecorded) int64 {
+// recordOrder is the order key of rec (entry.go: orderKey).
+func recordOrder(rec *deliveryv1.AttemptRecorded) string {
 	r, _ := statusRank(rec.GetStatus())
-	return int64(attemptNumber(rec))*4 + int64(r)
+	n := attemptNumber(rec)
+	if r == rankPending {
+		n = 0
+	}
+	return orderKey(runKey(createdAt(rec)), n, r)
 }
 
 // ValidateRecord reports why rec cannot be stored, wrapping ErrInvalidRecord.
@@ -165,47 +174,38 @@ func summarize(rec *deliveryv1.AttemptRecorded, now time.Time) *hubhooksv1.Event
 	return l
 }
 
-// metadata is the immutable part of an entry: the job without the fields
-// that change per attempt. It holds the request body, once.
+// metadata is the job of rec's run as an entry keeps it: the job without
+// the fields that change per attempt, and with its created_at set. It shares
+// the job's body and timestamps (read only) and does not change rec.
 func metadata(rec *deliveryv1.AttemptRecorded) *deliveryv1.DeliveryJob {
-	job := proto.Clone(rec.GetJob()).(*deliveryv1.DeliveryJob)
-	job.Attempt = 0
-	job.ConfigVersion = 0
-	job.FirstAttemptAt = nil
-	if job.CreatedAt == nil || job.CreatedAt.AsTime().Unix() <= 0 {
-		job.CreatedAt = timestamppb.New(createdAt(rec))
+	j := rec.GetJob()
+	return &deliveryv1.DeliveryJob{
+		DeliveryId:      j.GetDeliveryId(),
+		HubId:           j.GetHubId(),
+		WebhookEventId:  j.GetWebhookEventId(),
+		EventType:       j.GetEventType(),
+		UrlId:           j.GetUrlId(),
+		Url:             j.GetUrl(),
+		Body:            j.GetBody(),
+		CreatedAt:       timestamppb.New(createdAt(rec)),
+		DomainEventId:   j.GetDomainEventId(),
+		DomainEventType: j.GetDomainEventType(),
+		Test:            j.GetTest(),
+		RedeliveryOf:    j.GetRedeliveryOf(),
+		EventArrivedAt:  j.GetEventArrivedAt(),
+		// Left out, they change per attempt: attempt, config_version,
+		// first_attempt_at, deferrals.
 	}
-	return job
 }
 
-// marshalMetadata encodes metadata(rec) without copying the job (and its
-// body): it clears the per-attempt fields of rec's job for the encoding and
-// restores them before it returns.
-func marshalMetadata(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
-	job := rec.GetJob()
-	if job == nil {
-		return metadata(rec).MarshalVT()
-	}
-	attempt, version, first, created := job.Attempt, job.ConfigVersion, job.FirstAttemptAt, job.CreatedAt
-	defer func() {
-		job.Attempt, job.ConfigVersion, job.FirstAttemptAt, job.CreatedAt = attempt, version, first, created
-	}()
-	job.Attempt, job.ConfigVersion, job.FirstAttemptAt = 0, 0, nil
-	if created == nil || created.AsTime().Unix() <= 0 {
-		job.CreatedAt = timestamppb.New(createdAt(rec))
-	}
-	return job.MarshalVT()
-}
-
-// marshalAttempt encodes the stored form of one record (nil for a pending
-// record: no attempt made). The request body is left out when it is the job
-// body (stored once with the metadata) and the secret header is masked. It
-// does not copy the request: it masks the secret header of rec's request in place
-// (the masked value is the only one ever stored) and clears the request body
-// for the encoding only, restoring it before it returns.
-func marshalAttempt(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
+// storedAttempt is the attempt rec stands for as an entry keeps it (nil for
+// a pending record: no attempt made): the request with the secret header
+// masked and without its body when that is the job's body (the run's
+// metadata holds it). It shares the response and times with rec (read only)
+// and does not change rec.
+func storedAttempt(rec *deliveryv1.AttemptRecorded) *hubhooksv1.Attempt {
 	if rec.GetStatus() == hubhooksv1.StatusPending {
-		return nil, nil
+		return nil
 	}
 	a := &hubhooksv1.Attempt{
 		Number:    attemptNumber(rec),
@@ -217,14 +217,25 @@ func marshalAttempt(rec *deliveryv1.AttemptRecorded) ([]byte, error) {
 		a.NextAttemptAt = rec.GetNextAttemptAt()
 	}
 	if req := rec.GetRequest(); req != nil {
-		MaskHeaders(req.Headers)
-		if body := req.Body; body != "" && body == string(rec.GetJob().GetBody()) {
-			req.Body = ""
-			defer func() { req.Body = body }()
+		a.Request = &hubhooksv1.HttpRequest{Url: req.GetUrl(), Method: req.GetMethod(), Headers: maskedCopy(req.GetHeaders())}
+		if body := req.GetBody(); body != string(rec.GetJob().GetBody()) {
+			a.Request.Body = body
 		}
-		a.Request = req
 	}
-	return a.MarshalVT()
+	return a
+}
+
+// maskedCopy copies h with the secret header's value masked.
+func maskedCopy(h map[string]string) map[string]string {
+	if h == nil {
+		return nil
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		out[k] = v
+	}
+	MaskHeaders(out)
+	return out
 }
 
 // MaskHeaders replaces the value of the secret header (any case) with
@@ -235,11 +246,4 @@ func MaskHeaders(h map[string]string) {
 			h[k] = webhook.MaskSecret
 		}
 	}
-}
-
-// attemptField names an attempt's hash field so that fields sort by attempt
-// number, then status rank; the same record always lands on the same field.
-func attemptField(rec *deliveryv1.AttemptRecorded) string {
-	r, _ := statusRank(rec.GetStatus())
-	return fmt.Sprintf("a:%06d:%d", attemptNumber(rec), r)
 }

@@ -128,12 +128,15 @@ func TestWriteIsIdempotentAndOrderIndependent(t *testing.T) {
 			if len(e.Attempts) != 3 {
 				t.Fatalf("attempts = %d, want 3", len(e.Attempts))
 			}
+			if string(e.Job.GetBody()) != string(job.Body) {
+				t.Errorf("job body = %q, want %q", e.Job.GetBody(), job.Body)
+			}
 			for i, a := range e.Attempts {
 				if a.Number != int32(i+1) {
 					t.Errorf("attempt %d has number %d", i, a.Number)
 				}
-				if a.Request.Body != string(job.Body) {
-					t.Errorf("attempt %d request body = %q, want the job body", i, a.Request.Body)
+				if a.Request.Body != "" {
+					t.Errorf("attempt %d request body = %q, want it left out (it is the job body, sent once)", i, a.Request.Body)
 				}
 				if got := a.Request.Headers["X-RapidAPI-Webhook-Secret"]; got != webhook.MaskSecret {
 					t.Errorf("attempt %d secret header = %q, want masked", i, got)
@@ -406,12 +409,11 @@ func TestListBadPageToken(t *testing.T) {
 	}
 }
 
-// TestTrimMaxEntriesPerHub trims in the trim script (entries name their
-// filter indexes in "x", in an entry string or an entry hash) and, for
-// entries without "x" (hashes written by older versions), in the Go
-// fallback; either way nothing of a trimmed entry stays.
+// TestTrimMaxEntriesPerHub trims in boundScript (entries name their filter
+// indexes in "x", in an entry string or an entry hash): nothing of a
+// trimmed entry stays.
 func TestTrimMaxEntriesPerHub(t *testing.T) {
-	for _, form := range []string{"string", "hash", "legacy"} {
+	for _, form := range []string{"string", "hash"} {
 		t.Run(form, func(t *testing.T) {
 			ctx := context.Background()
 			s, rdb, prefix := newStore(t, logstore.Options{MaxEntriesPerHub: 10})
@@ -422,16 +424,11 @@ func TestTrimMaxEntriesPerHub(t *testing.T) {
 				rec := record(job, 1, hubhooksv1.StatusSucceeded, 200)
 				trimmed += write(t, s, rec).Trimmed
 				key := prefix + "log:{hub1}:e:" + id
-				if form != "string" {
+				if form == "hash" {
 					// A second record of an entry turns it into a hash.
 					trimmed += write(t, s, rec).Trimmed
 					if typ := rdb.Type(ctx, key).Val(); typ != "hash" {
 						t.Fatalf("entry after two records is a %s, want a hash", typ)
-					}
-				}
-				if form == "legacy" {
-					if err := rdb.HDel(ctx, key, "x").Err(); err != nil {
-						t.Fatal(err)
 					}
 				}
 			}
@@ -454,24 +451,58 @@ func TestTrimMaxEntriesPerHub(t *testing.T) {
 				t.Fatalf("trimmed entry: %v, want ErrNotFound", err)
 			}
 			// No key or filter-index member of a trimmed entry is left (no leak).
-			entries, err := rdb.Keys(ctx, prefix+"log:{hub1}:e:*").Result()
-			if err != nil || len(entries) != 10 {
-				t.Fatalf("entry keys %d, %v; want 10", len(entries), err)
-			}
-			for _, kind := range []string{"t", "u", "v"} {
-				keys, err := rdb.Keys(ctx, prefix+"log:{hub1}:"+kind+":*").Result()
-				if err != nil || len(keys) == 0 {
-					t.Fatalf("%s index keys %v, %v", kind, keys, err)
-				}
-				var n int64
-				for _, k := range keys {
-					n += rdb.ZCard(ctx, k).Val()
-				}
-				if n != 10 {
-					t.Fatalf("%s indexes hold %d members, want 10", kind, n)
-				}
-			}
+			assertHubHolds(t, rdb, prefix, "hub1", 10)
 		})
+	}
+}
+
+// assertHubHolds checks that hub has n entry keys, n members in its hub
+// index and in each kind of filter index, and byte counts for exactly its
+// entries, summing to its total.
+func assertHubHolds(t *testing.T, rdb *redis.Client, prefix, hub string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	base := prefix + "log:{" + hub + "}:"
+	entries, err := rdb.Keys(ctx, base+"e:*").Result()
+	if err != nil || len(entries) != n {
+		t.Fatalf("entry keys %d, %v; want %d", len(entries), err, n)
+	}
+	if got := rdb.ZCard(ctx, base+"i").Val(); got != int64(n) {
+		t.Fatalf("hub index holds %d members, want %d", got, n)
+	}
+	for _, kind := range []string{"t", "u", "v", "d"} {
+		keys, err := rdb.Keys(ctx, base+kind+":*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var members int64
+		for _, k := range keys {
+			members += rdb.ZCard(ctx, k).Val()
+		}
+		if members != int64(n) {
+			t.Fatalf("%s indexes hold %d members, want %d", kind, members, n)
+		}
+	}
+	sizes := rdb.HGetAll(ctx, base+"b").Val()
+	var sum int64
+	for id, v := range sizes {
+		if id == "" {
+			continue
+		}
+		c, _ := strconv.ParseInt(v, 10, 64)
+		sum += c
+		if rdb.Exists(ctx, base+"e:"+id).Val() != 1 {
+			t.Errorf("byte count for %s, which has no entry", id)
+		}
+	}
+	if n == 0 {
+		if len(sizes) > 0 {
+			t.Fatalf("byte counts %v of an empty hub", sizes)
+		}
+		return
+	}
+	if len(sizes) != n+1 || sizes[""] != strconv.FormatInt(sum, 10) {
+		t.Fatalf("byte counts: %d entries, total %s, sum %d; want %d entries summing to the total", len(sizes)-1, sizes[""], sum, n)
 	}
 }
 
@@ -619,7 +650,8 @@ func TestGetMasksSecretOnRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.HSet(context.Background(), prefix+"log:{hub1}:e:dlv_r", "a:000002:3", raw).Err(); err != nil {
+	field := fmt.Sprintf("a:%016x:000002:3", t0.UnixMicro())
+	if err := rdb.HSet(context.Background(), prefix+"log:{hub1}:e:dlv_r", field, raw).Err(); err != nil {
 		t.Fatal(err)
 	}
 	e, err := s.Get(context.Background(), "hub1", "dlv_r")
@@ -817,6 +849,10 @@ func TestEntryForms(t *testing.T) {
 				t.Fatalf("entry after a second record is a %s, want a hash", typ)
 			}
 			h := rdb.HGetAll(ctx, key).Val()
+			if h["n"] != "1" {
+				t.Errorf("hash field n = %q, want 1 attempt made", h["n"])
+			}
+			delete(h, "n")
 			if len(h) != len(fields) {
 				t.Fatalf("hash fields %q, want the string's %q", h, fields)
 			}

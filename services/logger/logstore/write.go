@@ -1,0 +1,269 @@
+package logstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+)
+
+// WriteResult says what a Write did.
+type WriteResult struct {
+	// Changed counts records that changed an entry's summary.
+	Changed int
+	// Trimmed counts entries removed to keep hubs within MaxEntriesPerHub
+	// and MaxBytesPerHub.
+	Trimmed int
+	// Expired counts entries removed because they were created more than
+	// Retention ago.
+	Expired int
+}
+
+// Write stores a batch of records. Every record must pass ValidateRecord.
+// When Write returns nil every record is durable in Redis; on error some may
+// be, and the whole batch may be written again safely. Write does not change
+// recs.
+//
+// A batch is written in one pipelined round trip, plus one for the records
+// whose entry already exists:
+//
+//  1. each entry that does not exist yet is created whole by one SET NX EX
+//     of its entry string (entry.go), summary and TTL included; each index
+//     gets its members (ZADD of score 0, idempotent) and its TTL renewed;
+//     then boundScript counts the new entries' bytes and keeps the hub
+//     within its retention, entry and byte bounds. Most entries only ever
+//     get one record (a first attempt that succeeded), and this is all they
+//     cost.
+//  2. a record whose entry exists (a retry, a duplicate, a second record of
+//     the entry in the batch, a later run) goes through toHashScript (the
+//     entry becomes a hash if it is still a string), plain HSETs of its
+//     run's job (if new) and its attempt, and updateScript (summary,
+//     attempts made, bytes, TTL).
+//
+// The order keeps what readers see consistent: an entry has its summary
+// before it is in an index (a list removes members of entries without
+// one), and is trimmed only once indexed.
+func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (WriteResult, error) {
+	var res WriteResult
+	if len(recs) == 0 {
+		return res, nil
+	}
+	hubs, err := s.plan(recs, s.opts.Now())
+	if err != nil {
+		return res, err
+	}
+	existing, err := s.writeNew(ctx, hubs, &res)
+	if err != nil {
+		return res, fmt.Errorf("write %d records: %w", len(recs), err)
+	}
+	if len(existing) == 0 {
+		return res, nil
+	}
+	if err := s.writeExisting(ctx, existing, &res); err != nil {
+		return res, fmt.Errorf("write records to existing entries: %w", err)
+	}
+	return res, nil
+}
+
+// entryWrite is what one record writes to its entry.
+type entryWrite struct {
+	id, key string
+	// whole is the entry string: the entry when it does not exist yet.
+	whole []byte
+	// member is the record's index member; x its "x" field.
+	member, x string
+	// order and sum are the record's order key and summary.
+	order string
+	sum   []byte
+	// metaField and meta hold the record's run; attemptField and attempt
+	// its attempt (attemptField "" for a pending record).
+	metaField, attemptField string
+	meta, attempt           []byte
+}
+
+// indexWrite is the members one batch adds to one index.
+type indexWrite struct {
+	key     string
+	members []any // ZADD's score-member pairs
+}
+
+// hubWrite is what one hub's records write.
+type hubWrite struct {
+	hub     string
+	entries []entryWrite
+	indexes []indexWrite   // in first-use order
+	index   map[string]int // index key -> position in indexes
+}
+
+func (h *hubWrite) addMember(key, m string) {
+	i, ok := h.index[key]
+	if !ok {
+		i = len(h.indexes)
+		h.index[key] = i
+		h.indexes = append(h.indexes, indexWrite{key: key})
+	}
+	h.indexes[i].members = append(h.indexes[i].members, 0, m)
+}
+
+// plan validates and encodes recs, grouped by hub in the order hubs first
+// appear.
+func (s *Store) plan(recs []*deliveryv1.AttemptRecorded, now time.Time) ([]*hubWrite, error) {
+	var hubs []*hubWrite
+	byHub := map[string]*hubWrite{}
+	// A batch repeats its event types and URLs, and each webhook and domain
+	// event once per URL: each distinct value is hashed once.
+	digests := digestCache{}
+	for _, rec := range recs {
+		if err := ValidateRecord(rec); err != nil {
+			return nil, err
+		}
+		job := rec.GetJob()
+		h := byHub[job.GetHubId()]
+		if h == nil {
+			h = &hubWrite{hub: job.GetHubId(), index: map[string]int{}}
+			byHub[h.hub] = h
+			hubs = append(hubs, h)
+		}
+		e, err := s.encode(rec, now, digests)
+		if err != nil {
+			return nil, err
+		}
+		h.entries = append(h.entries, e)
+		prefix := s.k.hub(h.hub)
+		d := placeDigests(e.x)
+		h.addMember(s.k.all(h.hub), e.member)
+		h.addMember(indexKey(prefix, kindType, d[0]), e.member)
+		h.addMember(indexKey(prefix, kindURL, d[1]), e.member)
+		h.addMember(indexKey(prefix, kindEvent, d[2]), e.member)
+		h.addMember(indexKey(prefix, kindDomain, d[3]), e.member)
+		if job.GetTest() {
+			h.addMember(s.k.tests(h.hub), e.member)
+		}
+	}
+	return hubs, nil
+}
+
+// encode builds what rec writes.
+func (s *Store) encode(rec *deliveryv1.AttemptRecorded, now time.Time, digests digestCache) (entryWrite, error) {
+	job := rec.GetJob()
+	created := createdAt(rec)
+	e := entryWrite{
+		id:     job.GetDeliveryId(),
+		key:    s.k.entry(job.GetHubId(), job.GetDeliveryId()),
+		member: member(created, job.GetDeliveryId()),
+		x: entryPlace(inverted(created), digests.of(job.GetEventType()), digests.of(urlIndexValue(job.GetUrl())),
+			digests.of(job.GetWebhookEventId()), digests.of(job.GetDomainEventId())),
+		order:     recordOrder(rec),
+		metaField: metaField(runKey(created)),
+	}
+	var err error
+	if e.sum, err = summarize(rec, now).MarshalVT(); err != nil {
+		return e, fmt.Errorf("encode entry summary: %w", err)
+	}
+	if e.meta, err = metadata(rec).MarshalVT(); err != nil {
+		return e, fmt.Errorf("encode entry metadata: %w", err)
+	}
+	if a := storedAttempt(rec); a != nil {
+		e.attemptField = attemptField(e.order)
+		if e.attempt, err = a.MarshalVT(); err != nil {
+			return e, fmt.Errorf("encode attempt: %w", err)
+		}
+	}
+	e.whole = entryString(e.x, e.order, e.sum, e.metaField, e.meta, e.attemptField, e.attempt)
+	return e, nil
+}
+
+// writeNew runs step 1 of Write and returns, per hub, the records whose
+// entry existed already.
+func (s *Store) writeNew(ctx context.Context, hubs []*hubWrite, res *WriteResult) ([]*hubWrite, error) {
+	now := s.opts.Now()
+	expired := s.olderThanRetention(now)
+	created := make([][]*redis.BoolCmd, len(hubs))
+	bounds := make([]*redis.Cmd, len(hubs))
+	err := s.exec(ctx, func(pipe redis.Pipeliner) {
+		for i, h := range hubs {
+			created[i] = make([]*redis.BoolCmd, len(h.entries))
+			args := make([]any, 0, 4+3*len(h.entries))
+			args = append(args, s.opts.MaxEntriesPerHub, s.opts.MaxBytesPerHub, expired, maxRemovals)
+			for j, e := range h.entries {
+				created[i][j] = pipe.SetNX(ctx, e.key, e.whole, s.opts.Retention)
+				args = append(args, e.id, len(e.whole), e.member)
+			}
+			for _, ix := range h.indexes {
+				pipe.Do(ctx, append([]any{"zadd", ix.key}, ix.members...)...)
+				if ix.key != s.k.all(h.hub) {
+					// The hub index loses its old members in boundScript,
+					// with their entries; filter indexes here.
+					pipe.ZRemRangeByLex(ctx, ix.key, expired, "+")
+				}
+				pipe.Do(ctx, "expire", ix.key, s.ttl())
+			}
+			pipe.Do(ctx, "expire", s.k.sizes(h.hub), s.ttl())
+			bounds[i] = boundScript.EvalSha(ctx, pipe, []string{s.k.all(h.hub), s.k.sizes(h.hub), s.k.gone(h.hub)}, args...)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	var existing []*hubWrite
+	for i, h := range hubs {
+		vals, err := bounds[i].Int64Slice()
+		if err != nil || len(vals) != 2 {
+			return nil, fmt.Errorf("bound hub %s: reply %v: %w", h.hub, vals, err)
+		}
+		res.Expired += int(vals[0])
+		res.Trimmed += int(vals[1])
+		var old []entryWrite
+		for j, e := range h.entries {
+			if created[i][j].Val() {
+				res.Changed++
+			} else {
+				old = append(old, e)
+			}
+		}
+		if len(old) > 0 {
+			existing = append(existing, &hubWrite{hub: h.hub, entries: old})
+		}
+	}
+	return existing, nil
+}
+
+// writeExisting runs step 2 of Write.
+func (s *Store) writeExisting(ctx context.Context, hubs []*hubWrite, res *WriteResult) error {
+	updates := make([]*redis.Cmd, len(hubs))
+	err := s.exec(ctx, func(pipe redis.Pipeliner) {
+		for i, h := range hubs {
+			keys := make([]string, 0, 3+len(h.entries))
+			keys = append(keys, s.k.all(h.hub), s.k.sizes(h.hub), s.k.gone(h.hub))
+			args := make([]any, 0, 1+4*len(h.entries))
+			args = append(args, s.ttl())
+			for _, e := range h.entries {
+				keys = append(keys, e.key)
+				args = append(args, e.id, e.order, e.sum, e.x)
+			}
+			toHash := append([]string{s.k.all(h.hub)}, keys[3:]...)
+			toHashScript.EvalSha(ctx, pipe, toHash)
+			for _, e := range h.entries {
+				pipe.HSetNX(ctx, e.key, e.metaField, e.meta)
+				if e.attemptField != "" {
+					pipe.HSet(ctx, e.key, e.attemptField, e.attempt)
+				}
+			}
+			updates[i] = updateScript.EvalSha(ctx, pipe, keys, args...)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, u := range updates {
+		n, err := u.Int()
+		if err != nil {
+			return fmt.Errorf("update entries: %w", err)
+		}
+		res.Changed += n
+	}
+	return nil
+}
