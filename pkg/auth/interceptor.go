@@ -46,6 +46,14 @@ var hublessMethods = map[string]bool{
 	"/hubhooks.v1.ConfigService/ListEventTypes": true,
 }
 
+// adminMethods need the admin token even though their requests name a hub:
+// what they remove cannot be undone, and a hub token must not be able to
+// erase the record of what it did.
+var adminMethods = map[string]bool{
+	"/hubhooks.v1.ConfigService/DeleteHub":        true,
+	"/hubhooks.v1.EventLogService/PurgeEventLogs": true,
+}
+
 // TokenLookup resolves a hub token to its hub. *TokenStore implements it.
 // Lookup returns ErrTokenNotFound (possibly wrapped) for unknown or revoked
 // tokens; any other error means the answer is unknown (e.g. Redis is down).
@@ -271,6 +279,9 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (Identi
 func (a *Authenticator) authorize(id Identity, method string, req any) error {
 	if id.Admin {
 		return nil
+	}
+	if adminMethods[method] {
+		return status.Errorf(codes.PermissionDenied, "%s needs the admin token; a hub token may not call it, even for its own hub", method)
 	}
 	if all, ok := req.(interface{ GetAll() bool }); ok && all.GetAll() {
 		return status.Errorf(codes.PermissionDenied, "a hub token acts on hub %q only; requests for all hubs need the admin token", id.HubID)

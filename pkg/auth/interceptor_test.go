@@ -98,6 +98,7 @@ func startServer(t *testing.T, admin string, lis net.Listener, opts ...grpc.Serv
 		Options: opts,
 	})
 	hubhooksv1.RegisterConfigServiceServer(srv, testConfigServer{})
+	hubhooksv1.RegisterEventLogServiceServer(srv, hubhooksv1.UnimplementedEventLogServiceServer{})
 	if lis == nil {
 		lis, err = net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -165,6 +166,12 @@ func watch(ctx context.Context, c hubhooksv1.ConfigServiceClient, req *hubhooksv
 func TestAuthenticatorWithAdminToken(t *testing.T) {
 	s := startServer(t, adminToken, nil)
 	c := dial(t, s.addr)
+	logConn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logConn.Close() })
+	logs := hubhooksv1.NewEventLogServiceClient(logConn)
 	ctx := callCtx(t)
 
 	hubTok, _, err := s.tokens.Create(ctx, "hub-a", "test")
@@ -242,6 +249,14 @@ func TestAuthenticatorWithAdminToken(t *testing.T) {
 		}, codes.PermissionDenied},
 		{"hub token watches all", func() error {
 			return watch(ctx, c, &hubhooksv1.WatchHubConfigRequest{All: true, HubId: "hub-a"}, bearer(hubTok))
+		}, codes.PermissionDenied},
+		{"admin passes to an admin-only method", func() error {
+			_, err := logs.PurgeEventLogs(ctx, &hubhooksv1.PurgeEventLogsRequest{HubId: "hub-a"}, bearer(adminToken))
+			return err
+		}, codes.Unimplemented},
+		{"hub token on an admin-only method for its own hub", func() error {
+			_, err := logs.PurgeEventLogs(ctx, &hubhooksv1.PurgeEventLogsRequest{HubId: "hub-a"}, bearer(hubTok))
+			return err
 		}, codes.PermissionDenied},
 		{"hub token on another hub's unimplemented method", func() error {
 			_, err := c.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: "hub-b"}, bearer(hubTok))

@@ -265,8 +265,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Fatal("GetEventLog: no attempts")
 	}
 	at := detail.GetAttempts()[0]
-	if at.GetResponse().GetStatusCode() != 200 || at.GetRequest().GetBody() == "" {
-		t.Fatalf("attempt detail: %+v", at)
+	if at.GetResponse().GetStatusCode() != 200 || detail.GetRequestBody() == "" || at.GetRequest().GetBody() != "" {
+		t.Fatalf("attempt detail: %+v, request body %q; want a 200 and the body once, beside the attempts", at, detail.GetRequestBody())
 	}
 	for k, v := range at.GetRequest().GetHeaders() {
 		if strings.Contains(v, strings.TrimPrefix(secret, "whsec_")) {

@@ -279,7 +279,7 @@ func (p *Parts) Deliverer(js jetstream.JetStream, rdb *redis.Client, configs del
 func (p *Parts) LoggerConfig() logger.Config {
 	return logger.Config{
 		RedisPrefix: p.Settings.RedisPrefix, Registerer: p.Registry, Log: p.Log.With("component", "logger"), StreamOptions: p.StreamOptions(),
-		Retention: p.Settings.LogRetention, MaxEntriesPerHub: p.Settings.LogMaxEntriesPerHub,
+		Retention: p.Settings.LogRetention, MaxEntriesPerHub: p.Settings.LogMaxEntriesPerHub, MaxBytesPerHub: p.Settings.LogMaxBytesPerHub,
 	}
 }
 

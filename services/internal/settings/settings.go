@@ -57,6 +57,7 @@ type Settings struct {
 	MaxRetryAfter       time.Duration
 	LogRetention        time.Duration
 	LogMaxEntriesPerHub int
+	LogMaxBytesPerHub   int64
 	MaxEventBytes       int
 	BulkRate            int
 	BulkMaxBacklog      int
@@ -135,6 +136,9 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	dur(&s.MaxRetryAfter, "max-retry-after", "HUBHOOKS_MAX_RETRY_AFTER", time.Hour, "upper bound on a receiver's Retry-After")
 	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", 7*24*time.Hour, "how long event log entries are kept")
 	num(&s.LogMaxEntriesPerHub, "log-max-entries-per-hub", "HUBHOOKS_LOG_MAX_ENTRIES_PER_HUB", 100000, "event log entries kept per hub (oldest trimmed)")
+	logMaxBytes, err := daemon.EnvInt64("HUBHOOKS_LOG_MAX_BYTES_PER_HUB", 512<<20)
+	errs = append(errs, err)
+	fs.Int64Var(&s.LogMaxBytesPerHub, "log-max-bytes-per-hub", logMaxBytes, "bytes of event log entries kept per hub (oldest trimmed) (HUBHOOKS_LOG_MAX_BYTES_PER_HUB)")
 	num(&s.MaxEventBytes, "max-event-bytes", "HUBHOOKS_MAX_EVENT_BYTES", 1<<20, "largest domain event accepted; larger ones are dead-lettered")
 	num(&s.BulkRate, "bulk-rate", "HUBHOOKS_BULK_RATE", 500, "deliveries per second one replay or recovery adds at most")
 	num(&s.BulkMaxBacklog, "bulk-max-backlog", "HUBHOOKS_BULK_MAX_BACKLOG", 200, "replays and recoveries pause while the deliverer has more messages than this waiting")
@@ -198,6 +202,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.EventsMaxBytes < 0 || (s.EventsMaxBytes > 0 && s.EventsMaxBytes < minEventsMaxBytes) {
 		errs = append(errs, fmt.Errorf("events-max-bytes %d: must be 0 (no cap) or at least %d", s.EventsMaxBytes, minEventsMaxBytes))
+	}
+	if s.LogMaxBytesPerHub < 0 {
+		errs = append(errs, fmt.Errorf("log-max-bytes-per-hub %d: must not be negative", s.LogMaxBytesPerHub))
 	}
 	if s.StreamReplicas < 1 || s.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("stream-replicas %d: must be 1 to 5", s.StreamReplicas))

@@ -46,7 +46,7 @@ func TestMaxBytesPerHub(t *testing.T) {
 	if want := fmt.Sprintf("dlv_%02d", 30-len(got)); got[0] != "dlv_29" || got[len(got)-1] != want {
 		t.Fatalf("left %v, want the newest, dlv_29 to %s", got, want)
 	}
-	total, err := strconv.Atoi(rdb.HGet(ctx, prefix+"log:{hub1}:b", "").Val())
+	total, err := strconv.Atoi(rdb.Get(ctx, prefix+"log:{hub1}:b").Val())
 	if err != nil || total > 100<<10 || total < 100<<10-2*body {
 		t.Fatalf("hub total %d bytes (%v), want just under 100 KiB", total, err)
 	}

@@ -13,9 +13,10 @@ import (
 // shared with the Lua scripts; TestEntryFormatGolden holds both sides to it):
 //
 //	x                the entry's place: its created_at (inverted, 16 hex
-//	                 digits, as in index members) then the digests of its
+//	                 digits, as in index members), the digests of its
 //	                 event type, URL, webhook event id and domain event id
-//	                 (16 hex digits each): 80 characters
+//	                 (16 hex digits each), then "t" for a test entry, else
+//	                 "-": 81 characters
 //	k                the order key of the record that decided s
 //	s                the summary (hubhooks.v1.EventLog, protobuf)
 //	m:<run>          the job of one run (DeliveryJob without its per-attempt
@@ -33,7 +34,7 @@ import (
 // An entry that has only ever had one record is a string, created whole by
 // one SET NX EX: "L2" then one frame per field (name length, 1 byte; name;
 // value length, 4 bytes big-endian; value), in the order x, k, s, m, then the
-// attempt, so that x is always bytes 8 to 87 (the scripts read it with
+// attempt, so that x is always bytes 8 to 88 (the scripts read it with
 // GETRANGE) and the summary is near the start (lists read a prefix). The
 // first record written to an existing entry turns it into a hash of the same
 // fields (toHashScript).
@@ -45,8 +46,8 @@ const (
 	fieldOrder = "k"
 	fieldSum   = "s"
 	fieldMade  = "n"
-	// xLen is the length of x: created_at and four digests.
-	xLen = 16 + 4*digestLen
+	// xLen is the length of x: created_at, four digests, the test flag.
+	xLen = 16 + 4*digestLen + 1
 	// xStart is where x's value starts in an entry string: after the magic
 	// and x's frame header (1 + 1 + 4 bytes).
 	xStart = len(entryMagic) + 6
@@ -58,9 +59,13 @@ const (
 const summaryReadAhead = 1024
 
 // entryPlace builds x: created is the entry's inverted created_at, the
-// digests name its filter indexes.
-func entryPlace(created, typeDigest, urlDigest, eventDigest, domainDigest string) string {
-	return created + typeDigest + urlDigest + eventDigest + domainDigest
+// digests name its filter indexes, test puts it in the test index.
+func entryPlace(created, typeDigest, urlDigest, eventDigest, domainDigest string, test bool) string {
+	flag := "-"
+	if test {
+		flag = "t"
+	}
+	return created + typeDigest + urlDigest + eventDigest + domainDigest + flag
 }
 
 // placeCreated is the inverted created_at in x.

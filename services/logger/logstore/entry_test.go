@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite testdata/entry.golden and the e
 // goldenFields are the fields of testdata/entry.golden: an entry of one
 // record, as docs/event-log.md shows it.
 var goldenFields = map[string]string{
-	"x":                           "0ff9bf1b5f2b6000" + "1111111111111111" + "2222222222222222" + "3333333333333333" + "4444444444444444",
+	"x":                           "0ff9bf1b5f2b6000" + "1111111111111111" + "2222222222222222" + "3333333333333333" + "4444444444444444" + "-",
 	"k":                           "000640e4a0d4a000:000001:3",
 	"s":                           "<summary: hubhooks.v1.EventLog>",
 	"m:000640e4a0d4a000":          "<job: hubhooks.delivery.v1.DeliveryJob, body included>",
@@ -52,7 +52,7 @@ func docExample(v []byte) string {
 // and docs/event-log.md to one entry string: Go writes testdata/entry.golden
 // byte for byte and reads it back; toHashScript turns it into a hash of the
 // same fields; purgeScript finds its index members from its x (bytes 8 to
-// 87); and the documentation shows it.
+// 88); and the documentation shows it.
 func TestEntryFormatGolden(t *testing.T) {
 	golden := filepath.Join("testdata", "entry.golden")
 	doc := filepath.Join("..", "..", "..", "docs", "event-log.md")
@@ -111,30 +111,35 @@ func TestEntryFormatGolden(t *testing.T) {
 	if n, err := toHashScript.Run(ctx, rdb, []string{base + "i", key}).Int(); err != nil || n != 1 {
 		t.Fatalf("toHashScript = %d, %v; want 1 entry turned", n, err)
 	}
-	equalFields(t, "toHashScript", rdb.HGetAll(ctx, key).Val(), goldenFields)
+	h := rdb.HGetAll(ctx, key).Val()
+	if h["z"] != strconv.Itoa(len(want)) {
+		t.Errorf("toHashScript: z = %q, want the string's length %d", h["z"], len(want))
+	}
+	delete(h, "z")
+	equalFields(t, "toHashScript", h, goldenFields)
 	if ttl := rdb.TTL(ctx, key).Val(); ttl < 59*time.Minute {
 		t.Errorf("TTL after toHashScript = %v, want the string's hour", ttl)
 	}
 
 	// Lua reads x from the string form too: purgeScript removes the entry
-	// and its members in the indexes x names.
+	// (the hub's oldest) and its members in the indexes x names.
 	x := goldenFields["x"]
-	own := placeCreated(x) + "dlv_1"
+	own, newer := placeCreated(x)+"dlv_1", "0ff9bf1b5f2b5fff"+"dlv_2"
 	indexes := []string{base + "i", base + "t:" + x[16:32], base + "u:" + x[32:48], base + "v:" + x[48:64], base + "d:" + x[64:80]}
 	if err := rdb.Set(ctx, key, want, time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
 	for _, ix := range indexes {
-		rdb.ZAdd(ctx, ix, redis.Z{Member: own}, redis.Z{Member: placeCreated(x) + "dlv_2"})
+		rdb.ZAdd(ctx, ix, redis.Z{Member: own}, redis.Z{Member: newer})
 	}
-	if n, err := purgeScript.Run(ctx, rdb, []string{base + "i", base + "b", base + "gone"}, "["+own, 1, "", 60).Int(); err != nil || n != 1 {
+	if n, err := purgeScript.Run(ctx, rdb, []string{base + "i", base + "b", base + "gone"}, "-", 1, "", 60).Int(); err != nil || n != 1 {
 		t.Fatalf("purgeScript = %d, %v; want 1 entry removed", n, err)
 	}
 	if rdb.Exists(ctx, key).Val() != 0 {
 		t.Error("purgeScript left the entry")
 	}
 	for _, ix := range indexes {
-		if got := rdb.ZRange(ctx, ix, 0, -1).Val(); len(got) != 1 || got[0] != placeCreated(x)+"dlv_2" {
+		if got := rdb.ZRange(ctx, ix, 0, -1).Val(); len(got) != 1 || got[0] != newer {
 			t.Errorf("%s holds %v after the purge, want only the other entry's member", ix, got)
 		}
 	}

@@ -25,7 +25,7 @@ import (
 //	P{hub}:v:<h(event)>  zset   entries by webhook event id
 //	P{hub}:d:<h(domain)> zset   entries by domain event id
 //	P{hub}:T             zset   test entries
-//	P{hub}:b             hash   entry id -> bytes stored; "" -> the hub's total
+//	P{hub}:b             string bytes the hub's entries hold
 //	P{hub}:gone          string the hub was deleted at this time (inverted)
 //
 // Index members all have score 0 and are <inverted created_at, 16 hex
@@ -37,7 +37,7 @@ func (k keys) hub(hub string) string       { return k.base + "{" + hub + "}:" }
 func (k keys) entry(hub, id string) string { return entryKey(k.hub(hub), id) }
 func (k keys) all(hub string) string       { return k.hub(hub) + "i" }
 func (k keys) tests(hub string) string     { return k.hub(hub) + "T" }
-func (k keys) sizes(hub string) string     { return k.hub(hub) + "b" }
+func (k keys) bytes(hub string) string     { return k.hub(hub) + "b" }
 func (k keys) gone(hub string) string      { return k.hub(hub) + "gone" }
 
 // Filter index kinds, each keyed by the digest of one field of the entry.

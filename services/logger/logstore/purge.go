@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Purge removes the hub's entries created before before (all of them when
@@ -38,17 +36,10 @@ func (s *Store) DeleteHub(ctx context.Context, hub string, at time.Time) error {
 // purge runs purgeScript until it finds nothing more to remove; mark is the
 // deletion time to set first ("" for none).
 func (s *Store) purge(ctx context.Context, hub, from, mark string) (int, error) {
-	keys := []string{s.k.all(hub), s.k.sizes(hub), s.k.gone(hub)}
+	keys := []string{s.k.all(hub), s.k.bytes(hub), s.k.gone(hub)}
 	total := 0
 	for {
-		var cmd *redis.Cmd
-		err := s.exec(ctx, func(pipe redis.Pipeliner) {
-			cmd = purgeScript.EvalSha(ctx, pipe, keys, from, maxRemovals, mark, s.ttl())
-		})
-		if err != nil {
-			return total, fmt.Errorf("purge hub %s: %w", hub, err)
-		}
-		n, err := cmd.Int()
+		n, err := purgeScript.Run(ctx, s.rdb, keys, from, maxRemovals, mark, s.ttl()).Int()
 		if err != nil {
 			return total, fmt.Errorf("purge hub %s: %w", hub, err)
 		}

@@ -11,38 +11,46 @@ import "github.com/redis/go-redis/v9"
 // same hash tag, so they are in KEYS[1]'s slot). docs/event-log.md describes
 // the fields they read.
 
-// entriesLua is shared by the scripts. place(entry) reads an entry's "x"
-// from either form; add(x, m) adds m to the indexes x names. remove(id, m)
-// queues entry id for removal, with its member in every index (named from
-// its "x" field) and, when m is set, the hub-index member m (which may be
-// another than the entry's own, or the entry may be gone). flush() removes
-// what was queued, with their sizes from the hub's byte count, in a few
-// calls, and returns the bytes freed; the hub's byte counts go with its
-// last entry.
+// entriesLua is shared by the scripts:
+//   - place(entry) reads an entry's "x" and its size in bytes (the string's
+//     length, or a hash's "z"), from either form;
+//   - add(x, m) adds m to the indexes x names;
+//   - remove(id, m, ranked) queues entry id for removal (once in a flush),
+//     with its member in every index (named from its "x") and, unless
+//     ranked says the caller removed it from the hub index already, the
+//     hub-index member m (which may be another than the entry's own, or the
+//     entry may be gone);
+//   - flush() removes what was queued, with their bytes from the hub's
+//     total, in a few calls; the total goes with the hub's last entry;
+//   - oldest(k) removes the k oldest entries of the hub index.
 const entriesLua = `
 local base = string.sub(KEYS[1], 1, -2)
-local sizes = base .. 'b'
-local queue = {keys = {}, order = {}, entries = {}, ids = {}, seen = {}}
+local all, total = base .. 'i', base .. 'b'
+local queue = {keys = {}, order = {}, n = 0, entries = {}, freed = 0}
 
 local function place(entry)
-  local x = redis.pcall('GETRANGE', entry, 8, 87)
+  local x, size = redis.pcall('GETRANGE', entry, 8, 88), 0
   if type(x) == 'table' then
-    x = redis.call('HGET', entry, 'x')
+    local v = redis.call('HMGET', entry, 'x', 'z')
+    x, size = v[1], tonumber(v[2]) or 0
+  elseif #x > 0 then
+    size = redis.call('STRLEN', entry)
   end
-  if x and #x == 80 then
-    return x
+  if not x or #x ~= 81 then
+    x = false
   end
-  return nil
+  return x, size
 end
 
 local function drop(key, m)
   local l = queue.keys[key]
   if not l then
-    l = {}
+    l = {n = 0}
     queue.keys[key] = l
     queue.order[#queue.order + 1] = key
   end
-  l[#l + 1] = m
+  l.n = l.n + 1
+  l[l.n] = m
 end
 
 local function indexes(x, own)
@@ -50,60 +58,64 @@ local function indexes(x, own)
   drop(base .. 'u:' .. string.sub(x, 33, 48), own)
   drop(base .. 'v:' .. string.sub(x, 49, 64), own)
   drop(base .. 'd:' .. string.sub(x, 65, 80), own)
-  drop(base .. 'T', own)
+  if string.sub(x, 81, 81) == 't' then
+    drop(base .. 'T', own)
+  end
 end
 
 local function add(x, m)
-  redis.call('ZADD', base .. 'i', 0, m)
+  redis.call('ZADD', all, 0, m)
   redis.call('ZADD', base .. 't:' .. string.sub(x, 17, 32), 0, m)
   redis.call('ZADD', base .. 'u:' .. string.sub(x, 33, 48), 0, m)
   redis.call('ZADD', base .. 'v:' .. string.sub(x, 49, 64), 0, m)
   redis.call('ZADD', base .. 'd:' .. string.sub(x, 65, 80), 0, m)
 end
 
-local function remove(id, m)
-  if queue.seen[id] then
-    return
-  end
-  queue.seen[id] = true
+local function remove(id, m, ranked)
   local entry = base .. 'e:' .. id
-  if m then
-    drop(base .. 'i', m)
+  if m and not ranked then
+    drop(all, m)
   end
-  local x = place(entry)
+  local x, size = place(entry)
   if x then
     local own = string.sub(x, 1, 16) .. id
     if own ~= m then
-      drop(base .. 'i', own)
+      drop(all, own)
     end
     indexes(x, own)
   end
-  queue.entries[#queue.entries + 1] = entry
-  queue.ids[#queue.ids + 1] = id
+  queue.n = queue.n + 1
+  queue.entries[queue.n] = entry
+  queue.freed = queue.freed + size
 end
 
 local function flush()
   for _, key in ipairs(queue.order) do
-    redis.call('ZREM', key, unpack(queue.keys[key]))
+    local l = queue.keys[key]
+    redis.call('ZREM', key, unpack(l, 1, l.n))
   end
-  local freed = 0
-  if #queue.ids > 0 then
-    for _, v in ipairs(redis.call('HMGET', sizes, unpack(queue.ids))) do
-      if v then
-        freed = freed + tonumber(v)
-      end
-    end
-    redis.call('HDEL', sizes, unpack(queue.ids))
-    redis.call('UNLINK', unpack(queue.entries))
-    if freed > 0 then
-      redis.call('HINCRBY', sizes, '', -freed)
-    end
-    if redis.call('HLEN', sizes) <= 1 then
-      redis.call('DEL', sizes)
+  if queue.n > 0 then
+    redis.call('UNLINK', unpack(queue.entries, 1, queue.n))
+    if redis.call('ZCARD', all) == 0 then
+      redis.call('DEL', total)
+    elseif queue.freed > 0 then
+      redis.call('DECRBY', total, queue.freed)
     end
   end
-  queue = {keys = {}, order = {}, entries = {}, ids = {}, seen = {}}
-  return freed
+  queue = {keys = {}, order = {}, n = 0, entries = {}, freed = 0}
+end
+
+local function oldest(k)
+  if k <= 0 then
+    return 0
+  end
+  local victims = redis.call('ZRANGE', all, -k, -1)
+  redis.call('ZREMRANGEBYRANK', all, -k, -1)
+  for _, m in ipairs(victims) do
+    remove(string.sub(m, 17), m, true)
+  end
+  flush()
+  return #victims
 end
 `
 
@@ -113,91 +125,67 @@ end
 const maxRemovals = 1000
 
 // boundScript runs after a batch's new entries and index members are
-// written. It counts the bytes of the batch's entries that are new to the
-// hub, removes this batch's entries from before the hub's deletion (when the
-// hub was deleted: the deletion may have run while the batch was written),
-// then removes entries older than the retention, the oldest beyond the
-// hub's maximum number of entries and the oldest beyond its maximum bytes:
-// at most maxRemovals in all. Two replicas never both remove for one excess
+// written. It adds the bytes of the entries the batch created to the hub's
+// count (here, not by a plain command: a pipeline run again after Redis lost
+// the scripts must not count them twice), removes this batch's entries from
+// before the hub's deletion
+// (when the hub was deleted: the deletion may have run while the batch was
+// written), then the hub's oldest entries: those older than the retention,
+// beyond its maximum number of entries and beyond its maximum bytes, at
+// most a budget in all. Two replicas never both remove for one excess
 // entry: members leave the hub index in this atomic call.
 //
-// KEYS: 1 hub index, 2 byte counts, 3 deletion mark. ARGV: 1 max entries,
+// KEYS: 1 hub index, 2 byte count, 3 deletion mark. ARGV: 1 max entries,
 // 2 max bytes, 3 the lexicographic lower bound of members older than the
-// retention, 4 removal budget, then per entry of the batch: id, bytes,
-// index member. Returns {entries expired, entries trimmed}.
+// retention, 4 the budget, 5 the bytes of the entries the batch created,
+// then the ids of the batch's entries (distinct). Returns {entries expired,
+// entries trimmed}.
 var boundScript = redis.NewScript(entriesLua + `
-local all = KEYS[1]
-local added = 0
-for i = 5, #ARGV, 3 do
-  if redis.call('HSETNX', sizes, ARGV[i], ARGV[i + 1]) == 1 then
-    added = added + tonumber(ARGV[i + 1])
-  end
+if tonumber(ARGV[5]) > 0 then
+  redis.call('INCRBY', total, ARGV[5])
 end
-if added > 0 then
-  redis.call('HINCRBY', sizes, '', added)
-end
-local budget = tonumber(ARGV[4])
-
 local deleted = redis.call('GET', KEYS[3])
 if deleted then
-  for i = 5, #ARGV, 3 do
-    local m = ARGV[i + 2]
+  for i = 6, #ARGV do
     local x = place(base .. 'e:' .. ARGV[i])
-    local created = x and string.sub(x, 1, 16) or string.sub(m, 1, 16)
-    if created > deleted then
-      remove(ARGV[i], m)
+    if x and string.sub(x, 1, 16) > deleted then
+      remove(ARGV[i], nil, false)
     end
   end
   flush()
 end
 
-local expired = redis.call('ZRANGEBYLEX', all, ARGV[3], '+', 'LIMIT', 0, budget)
-for _, m in ipairs(expired) do
-  remove(string.sub(m, 17), m)
-end
-flush()
-budget = budget - #expired
-
-local trimmed = 0
-local over = math.min(redis.call('ZCARD', all) - tonumber(ARGV[1]), budget)
-if over > 0 then
-  for _, m in ipairs(redis.call('ZRANGE', all, -over, -1)) do
-    remove(string.sub(m, 17), m)
-  end
-  flush()
-  trimmed = over
-  budget = budget - over
-end
-
-local excess = tonumber(redis.call('HGET', sizes, '') or '0') - tonumber(ARGV[2])
-while excess > 0 and budget > 0 do
-  local n = math.min(budget, 100)
-  local oldest = redis.call('ZRANGE', all, -n, -1)
-  if #oldest == 0 then
-    break
-  end
-  local ids = {}
-  for i = #oldest, 1, -1 do
-    ids[#ids + 1] = string.sub(oldest[i], 17)
-  end
-  local sz = redis.call('HMGET', sizes, unpack(ids))
-  for i = #oldest, 1, -1 do
-    if excess <= 0 then
+local budget = tonumber(ARGV[4])
+local expired = redis.call('ZLEXCOUNT', all, ARGV[3], '+')
+local k = math.min(math.max(redis.call('ZCARD', all) - tonumber(ARGV[1]), expired), budget)
+local excess = (tonumber(redis.call('GET', total)) or 0) - tonumber(ARGV[2])
+if excess > 0 then
+  -- From the oldest, as many as the bytes need (the k oldest go anyway).
+  local n, seen = redis.call('ZCARD', all), 0
+  while excess > 0 and seen < n and seen < budget do
+    local ms = redis.call('ZRANGE', all, -(seen + math.min(budget - seen, 100)), -(seen + 1))
+    if #ms == 0 then
       break
     end
-    remove(ids[#oldest - i + 1], oldest[i])
-    excess = excess - tonumber(sz[#oldest - i + 1] or '0')
-    trimmed = trimmed + 1
-    budget = budget - 1
+    for i = #ms, 1, -1 do
+      local _, size = place(base .. 'e:' .. string.sub(ms[i], 17))
+      excess = excess - size
+      seen = seen + 1
+      if excess <= 0 then
+        break
+      end
+    end
   end
-  flush()
+  k = math.max(k, seen)
 end
-return {#expired, trimmed}
+local removed = oldest(k)
+local aged = math.min(expired, removed)
+return {aged, removed - aged}
 `)
 
 // toHashScript turns each entry stored as a string (entry.go) into a hash
-// of the same fields with the same TTL; hashes and missing entries are left
-// as they are.
+// of the same fields with the same TTL, and "z": the string's length, the
+// bytes counted for it; hashes and missing entries are left as they are.
 //
 // KEYS: 1 hub index, then the entries. Returns the number of entries turned.
 var toHashScript = redis.NewScript(`
@@ -215,6 +203,8 @@ for i = 2, #KEYS do
       args[#args + 1] = string.sub(v, p + nl + 5, p + nl + 4 + dl)
       p = p + nl + 5 + dl
     end
+    args[#args + 1] = 'z'
+    args[#args + 1] = n
     local ttl = redis.call('PTTL', entry)
     redis.call('DEL', entry)
     redis.call('HSET', entry, unpack(args))
@@ -256,7 +246,7 @@ for j = 4, #KEYS do
   if not x then
     redis.call('DEL', entry)
   elseif deleted and string.sub(x, 1, 16) > deleted then
-    remove(id, nil)
+    remove(id, nil, false)
   else
     local created, rc = string.sub(x, 1, 16), string.sub(rx, 1, 16)
     if rc > created then
@@ -287,7 +277,9 @@ for j = 4, #KEYS do
     end
     local runs, size = {}, 0
     for _, f in ipairs(redis.call('HKEYS', entry)) do
-      size = size + #f + redis.call('HSTRLEN', entry, f)
+      if f ~= 'z' then
+        size = size + #f + redis.call('HSTRLEN', entry, f)
+      end
       if string.sub(f, 1, 2) == 'a:' then
         local run, n, r = string.sub(f, 3, 18), tonumber(string.sub(f, 20, 25)), string.sub(f, 27, 27)
         if r == '2' then
@@ -305,10 +297,10 @@ for j = 4, #KEYS do
       made = made + n
     end
     redis.call('HSET', entry, 'n', made)
-    local old = tonumber(redis.call('HGET', sizes, id) or '0')
+    local old = tonumber(redis.call('HGET', entry, 'z')) or 0
     if old ~= size then
-      redis.call('HSET', sizes, id, size)
-      redis.call('HINCRBY', sizes, '', size - old)
+      redis.call('HSET', entry, 'z', size)
+      redis.call('INCRBY', total, size - old)
     end
     redis.call('EXPIRE', entry, ttl)
   end
@@ -318,9 +310,9 @@ return changed
 `)
 
 // purgeScript removes a hub's entries created before a time (or all of
-// them), at most a budget per call, and may first mark the hub deleted: the
-// writes that were under way then drop their entries from before the mark
-// (boundScript, updateScript).
+// them), oldest first, at most a budget per call, and may first mark the hub
+// deleted: the writes that were under way then drop their entries from
+// before the mark (boundScript, updateScript).
 //
 // KEYS: 1 hub index, 2 byte counts, 3 deletion mark. ARGV: 1 the
 // lexicographic lower bound of the members to remove ("-" for all), 2 the
@@ -331,14 +323,5 @@ var purgeScript = redis.NewScript(entriesLua + `
 if ARGV[3] ~= '' then
   redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
 end
-local ms = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
-for _, m in ipairs(ms) do
-  remove(string.sub(m, 17), m)
-end
-flush()
-return #ms
+return oldest(math.min(redis.call('ZLEXCOUNT', all, ARGV[1], '+'), tonumber(ARGV[2])))
 `)
-
-// scripts are loaded again together when Redis lost them (a restart, a
-// failover, SCRIPT FLUSH).
-var scripts = []*redis.Script{boundScript, toHashScript, updateScript, purgeScript}

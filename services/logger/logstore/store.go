@@ -95,29 +95,24 @@ func New(rdb *redis.Client, o Options) (*Store, error) {
 	return &Store{rdb: rdb, k: keys{base: o.Prefix + "log:"}, opts: o}, nil
 }
 
-// exec runs one pipeline built by build, loading the scripts and running it
-// again when Redis lost them (its plain commands are then repeated, which
-// every caller allows).
+// exec runs one pipeline built by build. Scripts go in pipelines with EVAL
+// (Redis finds them compiled by their digest): with EVALSHA, a pipeline
+// meeting a Redis that lost its scripts (a restart, a failover) would have
+// to run again, and its plain commands and the scripts that did run with it.
 func (s *Store) exec(ctx context.Context, build func(redis.Pipeliner)) error {
 	pipe := s.rdb.Pipeline()
 	build(pipe)
 	_, err := pipe.Exec(ctx)
-	if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return err
-	}
-	for _, sc := range scripts {
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-			return fmt.Errorf("load log script: %w", err)
-		}
-	}
-	pipe = s.rdb.Pipeline()
-	build(pipe)
-	_, err = pipe.Exec(ctx)
 	return err
 }
 
-// ttl is the retention in whole seconds, as EXPIRE takes it.
-func (s *Store) ttl() int64 { return int64(s.opts.Retention / time.Second) }
+// keyTTL is how long a key lives after its last write: the retention and a
+// tenth more, so that an entry is still there (and its bytes known) when a
+// write removes it for its age.
+func (s *Store) keyTTL() time.Duration { return s.opts.Retention + s.opts.Retention/10 }
+
+// ttl is keyTTL in whole seconds, as EXPIRE takes it.
+func (s *Store) ttl() int64 { return int64(s.keyTTL() / time.Second) }
 
 // olderThanRetention is the lexicographic lower bound (ZRANGEBYLEX) of the
 // index members created more than the retention before now.

@@ -27,43 +27,41 @@ type WriteResult struct {
 // be, and the whole batch may be written again safely. Write does not change
 // recs.
 //
-// A batch is written in one pipelined round trip, plus one for the records
-// whose entry already exists:
+// A batch is written in two pipelined round trips:
 //
-//  1. each entry that does not exist yet is created whole by one SET NX EX
-//     of its entry string (entry.go), summary and TTL included; each index
-//     gets its members (ZADD of score 0, idempotent) and its TTL renewed;
-//     then boundScript counts the new entries' bytes and keeps the hub
-//     within its retention, entry and byte bounds. Most entries only ever
-//     get one record (a first attempt that succeeded), and this is all they
-//     cost.
-//  2. a record whose entry exists (a retry, a duplicate, a second record of
-//     the entry in the batch, a later run) goes through toHashScript (the
-//     entry becomes a hash if it is still a string), plain HSETs of its
-//     run's job (if new) and its attempt, and updateScript (summary,
-//     attempts made, bytes, TTL).
+//  1. create: each entry that does not exist yet is created whole by one
+//     SET NX EX of its entry string (entry.go), summary and TTL included;
+//     each index gets its members (ZADD of score 0, idempotent) and its TTL
+//     renewed. Most entries only ever get one record (a first attempt that
+//     succeeded): they are written.
+//  2. settle, per hub: boundScript adds the bytes of the entries step 1
+//     created to the hub's count and keeps the hub within its retention,
+//     entry and byte bounds; and a record whose entry existed
+//     (a retry, a duplicate, a second record of the entry in the batch, a
+//     later run) goes through toHashScript (the entry becomes a hash if it
+//     is still a string), plain HSETs of its run's job (if new) and of its
+//     attempt, and updateScript (summary, attempts made, bytes, TTL).
 //
-// The order keeps what readers see consistent: an entry has its summary
-// before it is in an index (a list removes members of entries without
-// one), and is trimmed only once indexed.
+// A crash between the two leaves a batch's bytes uncounted (the byte bound
+// is then that much more lenient until the hub's entries are gone). The
+// order keeps what readers see consistent: an entry has its summary before
+// it is in an index (a list removes members of entries without one), and is
+// trimmed only once indexed.
 func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (WriteResult, error) {
 	var res WriteResult
 	if len(recs) == 0 {
 		return res, nil
 	}
-	hubs, err := s.plan(recs, s.opts.Now())
+	now := s.opts.Now()
+	hubs, err := s.plan(recs, now)
 	if err != nil {
 		return res, err
 	}
-	existing, err := s.writeNew(ctx, hubs, &res)
-	if err != nil {
+	if err := s.create(ctx, hubs, now); err != nil {
 		return res, fmt.Errorf("write %d records: %w", len(recs), err)
 	}
-	if len(existing) == 0 {
-		return res, nil
-	}
-	if err := s.writeExisting(ctx, existing, &res); err != nil {
-		return res, fmt.Errorf("write records to existing entries: %w", err)
+	if err := s.settle(ctx, hubs, now, &res); err != nil {
+		return res, fmt.Errorf("write %d records: %w", len(recs), err)
 	}
 	return res, nil
 }
@@ -96,6 +94,8 @@ type hubWrite struct {
 	entries []entryWrite
 	indexes []indexWrite   // in first-use order
 	index   map[string]int // index key -> position in indexes
+	// created says, after create, which entries it created.
+	created []*redis.BoolCmd
 }
 
 func (h *hubWrite) addMember(key, m string) {
@@ -155,7 +155,7 @@ func (s *Store) encode(rec *deliveryv1.AttemptRecorded, now time.Time, digests d
 		key:    s.k.entry(job.GetHubId(), job.GetDeliveryId()),
 		member: member(created, job.GetDeliveryId()),
 		x: entryPlace(inverted(created), digests.of(job.GetEventType()), digests.of(urlIndexValue(job.GetUrl())),
-			digests.of(job.GetWebhookEventId()), digests.of(job.GetDomainEventId())),
+			digests.of(job.GetWebhookEventId()), digests.of(job.GetDomainEventId()), job.GetTest()),
 		order:     recordOrder(rec),
 		metaField: metaField(runKey(created)),
 	}
@@ -176,21 +176,14 @@ func (s *Store) encode(rec *deliveryv1.AttemptRecorded, now time.Time, digests d
 	return e, nil
 }
 
-// writeNew runs step 1 of Write and returns, per hub, the records whose
-// entry existed already.
-func (s *Store) writeNew(ctx context.Context, hubs []*hubWrite, res *WriteResult) ([]*hubWrite, error) {
-	now := s.opts.Now()
+// create runs step 1 of Write.
+func (s *Store) create(ctx context.Context, hubs []*hubWrite, now time.Time) error {
 	expired := s.olderThanRetention(now)
-	created := make([][]*redis.BoolCmd, len(hubs))
-	bounds := make([]*redis.Cmd, len(hubs))
-	err := s.exec(ctx, func(pipe redis.Pipeliner) {
-		for i, h := range hubs {
-			created[i] = make([]*redis.BoolCmd, len(h.entries))
-			args := make([]any, 0, 4+3*len(h.entries))
-			args = append(args, s.opts.MaxEntriesPerHub, s.opts.MaxBytesPerHub, expired, maxRemovals)
+	return s.exec(ctx, func(pipe redis.Pipeliner) {
+		for _, h := range hubs {
+			h.created = make([]*redis.BoolCmd, len(h.entries))
 			for j, e := range h.entries {
-				created[i][j] = pipe.SetNX(ctx, e.key, e.whole, s.opts.Retention)
-				args = append(args, e.id, len(e.whole), e.member)
+				h.created[j] = pipe.SetNX(ctx, e.key, e.whole, s.keyTTL())
 			}
 			for _, ix := range h.indexes {
 				pipe.Do(ctx, append([]any{"zadd", ix.key}, ix.members...)...)
@@ -201,69 +194,84 @@ func (s *Store) writeNew(ctx context.Context, hubs []*hubWrite, res *WriteResult
 				}
 				pipe.Do(ctx, "expire", ix.key, s.ttl())
 			}
-			pipe.Do(ctx, "expire", s.k.sizes(h.hub), s.ttl())
-			bounds[i] = boundScript.EvalSha(ctx, pipe, []string{s.k.all(h.hub), s.k.sizes(h.hub), s.k.gone(h.hub)}, args...)
 		}
 	})
-	if err != nil {
-		return nil, err
-	}
-	var existing []*hubWrite
-	for i, h := range hubs {
-		vals, err := bounds[i].Int64Slice()
-		if err != nil || len(vals) != 2 {
-			return nil, fmt.Errorf("bound hub %s: reply %v: %w", h.hub, vals, err)
-		}
-		res.Expired += int(vals[0])
-		res.Trimmed += int(vals[1])
-		var old []entryWrite
-		for j, e := range h.entries {
-			if created[i][j].Val() {
-				res.Changed++
-			} else {
-				old = append(old, e)
-			}
-		}
-		if len(old) > 0 {
-			existing = append(existing, &hubWrite{hub: h.hub, entries: old})
-		}
-	}
-	return existing, nil
 }
 
-// writeExisting runs step 2 of Write.
-func (s *Store) writeExisting(ctx context.Context, hubs []*hubWrite, res *WriteResult) error {
+// settle runs step 2 of Write.
+func (s *Store) settle(ctx context.Context, hubs []*hubWrite, now time.Time, res *WriteResult) error {
+	expired := s.olderThanRetention(now)
+	bounds := make([]*redis.Cmd, len(hubs))
 	updates := make([]*redis.Cmd, len(hubs))
 	err := s.exec(ctx, func(pipe redis.Pipeliner) {
 		for i, h := range hubs {
-			keys := make([]string, 0, 3+len(h.entries))
-			keys = append(keys, s.k.all(h.hub), s.k.sizes(h.hub), s.k.gone(h.hub))
-			args := make([]any, 0, 1+4*len(h.entries))
-			args = append(args, s.ttl())
-			for _, e := range h.entries {
-				keys = append(keys, e.key)
-				args = append(args, e.id, e.order, e.sum, e.x)
-			}
-			toHash := append([]string{s.k.all(h.hub)}, keys[3:]...)
-			toHashScript.EvalSha(ctx, pipe, toHash)
-			for _, e := range h.entries {
-				pipe.HSetNX(ctx, e.key, e.metaField, e.meta)
-				if e.attemptField != "" {
-					pipe.HSet(ctx, e.key, e.attemptField, e.attempt)
+			var added int64
+			var existing []entryWrite
+			ids := make([]any, 0, len(h.entries))
+			seen := make(map[string]bool, len(h.entries))
+			for j, e := range h.entries {
+				if !seen[e.id] {
+					seen[e.id] = true
+					ids = append(ids, e.id)
+				}
+				if h.created[j].Val() {
+					added += int64(len(e.whole))
+				} else {
+					existing = append(existing, e)
 				}
 			}
-			updates[i] = updateScript.EvalSha(ctx, pipe, keys, args...)
+			args := append([]any{s.opts.MaxEntriesPerHub, s.opts.MaxBytesPerHub, expired, maxRemovals, added}, ids...)
+			bytes := s.k.bytes(h.hub)
+			keys := []string{s.k.all(h.hub), bytes, s.k.gone(h.hub)}
+			bounds[i] = boundScript.Eval(ctx, pipe, keys, args...)
+			pipe.Do(ctx, "expire", bytes, s.ttl())
+			if len(existing) > 0 {
+				updates[i] = s.update(ctx, pipe, keys, existing)
+			}
 		}
 	})
 	if err != nil {
 		return err
 	}
-	for _, u := range updates {
-		n, err := u.Int()
-		if err != nil {
-			return fmt.Errorf("update entries: %w", err)
+	for i, h := range hubs {
+		vals, err := bounds[i].Int64Slice()
+		if err != nil || len(vals) != 2 {
+			return fmt.Errorf("bound hub %s: reply %v: %w", h.hub, vals, err)
 		}
-		res.Changed += n
+		res.Expired += int(vals[0])
+		res.Trimmed += int(vals[1])
+		for _, c := range h.created {
+			if c.Val() {
+				res.Changed++
+			}
+		}
+		if updates[i] != nil {
+			n, err := updates[i].Int()
+			if err != nil {
+				return fmt.Errorf("update entries of hub %s: %w", h.hub, err)
+			}
+			res.Changed += n
+		}
 	}
 	return nil
+}
+
+// update queues the writes of records whose entry exists; keys are the
+// hub's keys of updateScript.
+func (s *Store) update(ctx context.Context, pipe redis.Pipeliner, keys []string, entries []entryWrite) *redis.Cmd {
+	keys = append(keys[:3:3], make([]string, 0, len(entries))...)
+	args := make([]any, 0, 1+4*len(entries))
+	args = append(args, s.ttl())
+	for _, e := range entries {
+		keys = append(keys, e.key)
+		args = append(args, e.id, e.order, e.sum, e.x)
+	}
+	toHashScript.Eval(ctx, pipe, append([]string{keys[0]}, keys[3:]...))
+	for _, e := range entries {
+		pipe.HSetNX(ctx, e.key, e.metaField, e.meta)
+		if e.attemptField != "" {
+			pipe.HSet(ctx, e.key, e.attemptField, e.attempt)
+		}
+	}
+	return updateScript.Eval(ctx, pipe, keys, args...)
 }
