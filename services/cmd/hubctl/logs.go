@@ -292,7 +292,12 @@ func (a *app) printLogDetail(resp *hubhooksv1.GetEventLogResponse, full bool) {
 	_ = t.flush()
 	for _, at := range resp.GetAttempts() {
 		fmt.Fprintf(a.stdout, "\n--- attempt %d  %s  %s\n", at.GetNumber(), at.GetStatus(), when(at.GetStartedAt()))
-		printExchange(a.stdout, at.GetRequest(), at.GetResponse(), full)
+		req := at.GetRequest()
+		if req != nil && req.GetBody() == "" {
+			// The body the attempts share comes once, beside them.
+			req = &hubhooksv1.HttpRequest{Url: req.GetUrl(), Method: req.GetMethod(), Headers: req.GetHeaders(), Body: resp.GetRequestBody()}
+		}
+		printExchange(a.stdout, req, at.GetResponse(), full)
 	}
 }
 
