@@ -17,7 +17,7 @@ func FuzzDecodeAttemptBatch(f *testing.F) {
 	shared.Job.DeliveryId = "dlv_2"
 	recs := []*deliveryv1.AttemptRecorded{testRecord(), shared}
 	sizes := []int{recs[0].SizeVT(), recs[1].SizeVT()}
-	m, err := NewAttemptBatchMsgOf("hub-1", recs, sizes)
+	m, err := NewAttemptBatchMsg("hub-1", recs, sizes)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func FuzzDecodeAttemptBatch(f *testing.F) {
 	f.Add(m.Data[:len(m.Data)/2])
 	f.Add([]byte{0x02, 0x40, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		all, err := DecodeAttemptBatch(data)
+		all, err := decodeAttemptBatch(data)
 		if err != nil {
 			return
 		}
@@ -40,11 +40,11 @@ func FuzzDecodeAttemptBatch(f *testing.F) {
 		if len(got) == 0 {
 			return
 		}
-		m, err := NewAttemptBatchMsgOf("hub-1", got, sizes)
+		m, err := NewAttemptBatchMsg("hub-1", got, sizes)
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, err := DecodeAttemptBatch(m.Data)
+		again, err := decodeAttemptBatch(m.Data)
 		if err != nil {
 			t.Fatalf("re-encoded batch: %v", err)
 		}

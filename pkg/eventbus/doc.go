@@ -10,4 +10,12 @@
 //
 // Every service ensures the streams it touches at start-up with the Ensure
 // functions; they are idempotent and safe to run from many replicas at once.
+//
+// One file per noun: streams.go (names, subjects, Options, stream configs,
+// Ensure), consumers.go, headers.go (header names, content types),
+// jobs.go (delivery jobs, fan-outs and their batches; DecodeJobs),
+// attempts.go (attempt records and their batches; DecodeAttempts),
+// frames.go (the length-prefixed framing of batches), deadletters.go,
+// lag.go (consumer lag metrics), retry.go (retrying while JetStream is
+// unavailable).
 package eventbus

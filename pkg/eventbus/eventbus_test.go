@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -62,12 +63,12 @@ func TestMessages(t *testing.T) {
 			}
 		})
 	}
-	gotJob, err := DecodeJob(jm.Data)
+	gotJob, err := decodeJob(jm.Data)
 	if err != nil || !proto.Equal(gotJob, job) {
 		t.Fatalf("job round trip: %v", err)
 	}
-	gotRec, err := DecodeAttempt(am.Data)
-	if err != nil || !proto.Equal(gotRec, rec) {
+	gotRecs, err := DecodeAttempts(am.Header, am.Data)
+	if err != nil || len(gotRecs) != 1 || !proto.Equal(gotRecs[0], rec) {
 		t.Fatalf("attempt round trip: %v", err)
 	}
 }
@@ -88,7 +89,7 @@ func BenchmarkDecodeJob(b *testing.B) {
 	m, _ := NewJobMsg(testJob())
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := DecodeJob(m.Data); err != nil {
+		if _, err := decodeJob(m.Data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -110,7 +111,7 @@ func BenchmarkDecodeAttempt(b *testing.B) {
 	m, _ := NewAttemptMsg(testRecord())
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := DecodeAttempt(m.Data); err != nil {
+		if _, err := DecodeAttempts(m.Header, m.Data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -138,11 +139,11 @@ func BenchmarkAttemptBatch(b *testing.B) {
 	var size int
 	b.ReportAllocs()
 	for b.Loop() {
-		m, err := NewAttemptBatchMsgOf("hub-1", recs, sizes)
+		m, err := NewAttemptBatchMsg("hub-1", recs, sizes)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := DecodeAttemptBatch(m.Data); err != nil {
+		if _, err := decodeAttemptBatch(m.Data); err != nil {
 			b.Fatal(err)
 		}
 		size = len(m.Data)
@@ -156,18 +157,18 @@ func TestAttemptBatch(t *testing.T) {
 	for i := range 3 {
 		rec := testRecord()
 		rec.Attempt = int32(i + 1)
-		b, err := EncodeAttempt(rec)
+		b, err := encodeAttempt(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		encoded = append(encoded, b)
 		want = append(want, rec)
 	}
-	m := NewAttemptBatchMsg("hub-1", encoded)
-	if m.Subject != AttemptSubject("hub-1") || !IsAttemptBatch(m.Header) || m.Header.Get(jetstream.MsgIDHeader) != "" {
+	m := rawAttemptBatchMsg("hub-1", encoded)
+	if m.Subject != AttemptSubject("hub-1") || !isAttemptBatch(m.Header) || m.Header.Get(jetstream.MsgIDHeader) != "" {
 		t.Fatalf("subject %q headers %v", m.Subject, m.Header)
 	}
-	got, err := DecodeAttemptBatch(m.Data)
+	got, err := decodeAttemptBatch(m.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,26 +184,26 @@ func TestAttemptBatch(t *testing.T) {
 	for i, r := range want {
 		sizes[i] = r.SizeVT()
 	}
-	of, err := NewAttemptBatchMsgOf("hub-1", want, sizes)
+	of, err := NewAttemptBatchMsg("hub-1", want, sizes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The three records are of one webhook event with one body: the last
 	// two leave it out.
-	if shared := 2 * len(want[0].GetJob().GetBody()); of.Subject != m.Subject || !IsAttemptBatch(of.Header) || len(of.Data) > len(m.Data)-shared {
-		t.Fatalf("NewAttemptBatchMsgOf: subject %q headers %v, %d bytes, want those of NewAttemptBatchMsg (%d bytes) less two bodies (%d)", of.Subject, of.Header, len(of.Data), len(m.Data), shared)
+	if shared := 2 * len(want[0].GetJob().GetBody()); of.Subject != m.Subject || !isAttemptBatch(of.Header) || len(of.Data) > len(m.Data)-shared {
+		t.Fatalf("NewAttemptBatchMsg: subject %q headers %v, %d bytes, want those of the frames alone (%d bytes) less two bodies (%d)", of.Subject, of.Header, len(of.Data), len(m.Data), shared)
 	}
-	gotOf, err := DecodeAttemptBatch(of.Data) // map fields encode in any order: compare decoded
+	gotOf, err := decodeAttemptBatch(of.Data) // map fields encode in any order: compare decoded
 	if err != nil || len(gotOf) != len(want) {
-		t.Fatalf("decode NewAttemptBatchMsgOf: %d records, %v", len(gotOf), err)
+		t.Fatalf("decode NewAttemptBatchMsg: %d records, %v", len(gotOf), err)
 	}
 	for i := range gotOf {
 		if !proto.Equal(gotOf[i], want[i]) {
-			t.Fatalf("NewAttemptBatchMsgOf record %d differs", i)
+			t.Fatalf("NewAttemptBatchMsg record %d differs", i)
 		}
 	}
 	single, _ := NewAttemptMsg(want[0])
-	if IsAttemptBatch(single.Header) {
+	if isAttemptBatch(single.Header) {
 		t.Fatal("a single record message taken for a batch")
 	}
 	bad := []struct {
@@ -216,7 +217,7 @@ func TestAttemptBatch(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := DecodeAttemptBatch(tt.data); err == nil {
+			if _, err := decodeAttemptBatch(tt.data); err == nil {
 				t.Fatal("decoded")
 			}
 		})
@@ -262,7 +263,7 @@ func TestAttemptBatchSharesBodies(t *testing.T) {
 		before[i] = proto.Clone(r).(*deliveryv1.AttemptRecorded)
 		sizes[i] = r.SizeVT()
 	}
-	m, err := NewAttemptBatchMsgOf("hub-1", recs, sizes)
+	m, err := NewAttemptBatchMsg("hub-1", recs, sizes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,8 +278,8 @@ func TestAttemptBatchSharesBodies(t *testing.T) {
 	// The frames as sent: which records left their body out.
 	for data, i := m.Data, 0; len(data) > 0; i++ {
 		n, k := binary.Uvarint(data)
-		r, err := DecodeAttempt(data[k : k+int(n)])
-		if err != nil {
+		r := &deliveryv1.AttemptRecorded{}
+		if err := r.UnmarshalVT(data[k : k+int(n)]); err != nil {
 			t.Fatal(err)
 		}
 		id := r.GetJob().GetDeliveryId()
@@ -287,7 +288,7 @@ func TestAttemptBatchSharesBodies(t *testing.T) {
 		}
 		data = data[k+int(n):]
 	}
-	got, err := DecodeAttemptBatch(m.Data)
+	got, err := decodeAttemptBatch(m.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestAttemptBatchSharesBodies(t *testing.T) {
 	}
 
 	frame := func(r *deliveryv1.AttemptRecorded) []byte {
-		b, err := EncodeAttempt(r)
+		b, err := encodeAttempt(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +326,7 @@ func TestAttemptBatchSharesBodies(t *testing.T) {
 		"shared without a job":    {frame(rec("dlv_1", "", body1)), frame(noJob)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			got, err := DecodeAttemptBatch(NewAttemptBatchMsg("hub-1", frames).Data)
+			got, err := decodeAttemptBatch(rawAttemptBatchMsg("hub-1", frames).Data)
 			if err != nil || len(got) != 2 {
 				t.Fatalf("decoded %d records, %v", len(got), err)
 			}
@@ -497,8 +498,8 @@ func TestDecodeAttempts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := EncodeAttempt(testRecord())
-	batch := NewAttemptBatchMsg("hub-1", [][]byte{b, b})
+	b, _ := encodeAttempt(testRecord())
+	batch := rawAttemptBatchMsg("hub-1", [][]byte{b, b})
 	for _, tc := range []struct {
 		m    []byte
 		h    map[string][]string
@@ -542,3 +543,20 @@ func TestEventsStreamLimits(t *testing.T) {
 		t.Fatalf("negative cap kept as %d", c.MaxBytes)
 	}
 }
+
+// encodeAttempt is rec encoded, one frame of a batch made by hand.
+func encodeAttempt(rec *deliveryv1.AttemptRecorded) ([]byte, error) { return rec.MarshalVT() }
+
+// rawAttemptBatchMsg is an attempt batch of frames encoded by hand (not by
+// NewAttemptBatchMsg: no body is shared unless a frame says so).
+func rawAttemptBatchMsg(hubID string, frames [][]byte) *nats.Msg {
+	var data []byte
+	for _, f := range frames {
+		data = binary.AppendUvarint(data, uint64(len(f)))
+		data = append(data, f...)
+	}
+	return newMsg(AttemptSubject(hubID), ContentTypeAttemptBatch, data)
+}
+
+// isAttemptBatch reports whether headers h mark an attempt batch.
+func isAttemptBatch(h nats.Header) bool { return h.Get(HeaderContentType) == ContentTypeAttemptBatch }

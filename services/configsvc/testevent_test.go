@@ -76,11 +76,11 @@ func nextAttempt(t *testing.T, ctx context.Context, cons jetstream.Consumer) *de
 	}
 	for m := range batch.Messages() {
 		_ = m.Ack()
-		rec, err := eventbus.DecodeAttempt(m.Data())
-		if err != nil {
-			t.Fatal(err)
+		recs, err := eventbus.DecodeAttempts(m.Headers(), m.Data())
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("%d attempt records, %v", len(recs), err)
 		}
-		return rec
+		return recs[0]
 	}
 	t.Fatalf("no attempt record: %v", batch.Error())
 	return nil

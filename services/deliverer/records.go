@@ -60,7 +60,7 @@ func newRecordBatcher(send func(m *nats.Msg) error, linger time.Duration) *batch
 			}
 			// Encoded here, straight into the message: the records'
 			// goroutines wait (and leave them alone) until done.
-			m, err = eventbus.NewAttemptBatchMsgOf(hub, recs, sizes)
+			m, err = eventbus.NewAttemptBatchMsg(hub, recs, sizes)
 		}
 		if err != nil {
 			return err

@@ -672,11 +672,13 @@ func TestShutdownFinishesInFlightPOSTs(t *testing.T) {
 					t.Fatal(err)
 				}
 				for m := range batch.Messages() {
-					job, err := eventbus.DecodeJob(m.Data())
+					jobs, err := eventbus.DecodeJobs(m.Headers(), m.Data())
 					if err != nil {
 						t.Fatal(err)
 					}
-					got = append(got, job.GetDeliveryId())
+					for _, job := range jobs {
+						got = append(got, job.GetDeliveryId())
+					}
 				}
 			}
 			slices.Sort(got)

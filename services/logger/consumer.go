@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
@@ -201,38 +200,20 @@ func (s *Service) write(ctx context.Context, recs []*deliveryv1.AttemptRecorded)
 // "invalid". A batch (eventbus.ContentTypeAttemptBatch) with some invalid
 // records yields the valid ones, and the reasons of the others in invalid.
 func decode(msg jetstream.Msg) (recs []*deliveryv1.AttemptRecorded, invalid []error, reason string, err error) {
-	if eventbus.IsAttemptBatch(msg.Headers()) {
-		all, err := eventbus.DecodeAttemptBatch(msg.Data())
-		if err != nil {
-			return nil, nil, "decode", err
-		}
-		recs = all[:0]
-		for _, rec := range all {
-			if err := logstore.ValidateRecord(rec); err != nil {
-				invalid = append(invalid, err)
-				continue
-			}
-			recs = append(recs, rec)
-		}
-		if len(recs) == 0 {
-			return nil, nil, "invalid", errors.Join(invalid...)
-		}
-		return recs, invalid, "", nil
+	all, err := eventbus.DecodeAttempts(msg.Headers(), msg.Data())
+	if err != nil {
+		return nil, nil, "decode", err
 	}
-	var rec *deliveryv1.AttemptRecorded
-	if msg.Headers().Get(eventbus.HeaderContentType) == eventbus.ContentTypeJSON {
-		rec = &deliveryv1.AttemptRecorded{}
-		if err := protojson.Unmarshal(msg.Data(), rec); err != nil {
-			return nil, nil, "decode", fmt.Errorf("decode attempt json: %w", err)
+	recs = all[:0]
+	for _, rec := range all {
+		if err := logstore.ValidateRecord(rec); err != nil {
+			invalid = append(invalid, err)
+			continue
 		}
-	} else {
-		var err error
-		if rec, err = eventbus.DecodeAttempt(msg.Data()); err != nil {
-			return nil, nil, "decode", err
-		}
+		recs = append(recs, rec)
 	}
-	if err := logstore.ValidateRecord(rec); err != nil {
-		return nil, nil, "invalid", err
+	if len(recs) == 0 {
+		return nil, nil, "invalid", errors.Join(invalid...)
 	}
-	return []*deliveryv1.AttemptRecorded{rec}, nil, "", nil
+	return recs, invalid, "", nil
 }

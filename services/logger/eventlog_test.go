@@ -466,10 +466,11 @@ func TestRedeliver(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no job on the deliveries stream: %v", err)
 	}
-	job, err := eventbus.DecodeJob(raw.Data)
-	if err != nil {
-		t.Fatal(err)
+	jobs, err := eventbus.DecodeJobs(raw.Header, raw.Data)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("%d jobs, %v", len(jobs), err)
 	}
+	job := jobs[0]
 	if job.DeliveryId != nl.Id || job.WebhookEventId != old.WebhookEventId || job.RedeliveryOf != "dlv_orig" ||
 		job.Attempt != 1 || job.ConfigVersion != 0 || string(job.Body) != string(old.Body) ||
 		job.UrlId != old.UrlId || job.Url != old.Url || job.EventType != old.EventType || job.DomainEventId != old.DomainEventId {
@@ -643,22 +644,26 @@ func TestNewRejectsNilDependencies(t *testing.T) {
 func TestConsumerStoresBatchMessages(t *testing.T) {
 	e := start(t, logger.Config{})
 	ctx := context.Background()
-	var encoded [][]byte
+	var recs []*deliveryv1.AttemptRecorded
+	var sizes []int
 	for i := range 3 {
 		rec := record(newJob("hub1", fmt.Sprintf("dlv_b%d", i), time.Now()), 1, hubhooksv1.StatusSucceeded, 200)
 		if i == 1 {
 			rec.Status = hubhooksv1.DeliveryStatus(99)
 		}
-		b, err := eventbus.EncodeAttempt(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		encoded = append(encoded, b)
+		recs, sizes = append(recs, rec), append(sizes, rec.SizeVT())
 	}
-	if _, err := e.js.PublishMsg(ctx, eventbus.NewAttemptBatchMsg("hub1", encoded)); err != nil {
+	batch, err := eventbus.NewAttemptBatchMsg("hub1", recs, sizes)
+	if err != nil {
 		t.Fatal(err)
 	}
-	broken := eventbus.NewAttemptBatchMsg("hub1", encoded)
+	if _, err := e.js.PublishMsg(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	broken, err := eventbus.NewAttemptBatchMsg("hub1", recs, sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
 	broken.Data = broken.Data[:len(broken.Data)-3]
 	if _, err := e.js.PublishMsg(ctx, broken); err != nil {
 		t.Fatal(err)

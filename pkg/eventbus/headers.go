@@ -1,0 +1,64 @@
+package eventbus
+
+import (
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Header names used on internal messages and dead letters.
+const (
+	HeaderContentType     = "Content-Type"
+	HeaderReason          = "Hubhooks-Reason"
+	HeaderOriginalSubject = "Hubhooks-Original-Subject"
+	HeaderOriginalStream  = "Hubhooks-Original-Stream"
+	HeaderOriginalSeq     = "Hubhooks-Original-Sequence"
+	// HeaderRecheck on a delivery message says its jobs may have been
+	// published before in a fan-out batch, which has no Nats-Msg-Id to
+	// de-duplicate them: the expander sets it when it expands a domain
+	// event again, and the deliverer then asks the event log which jobs are
+	// done, as for a message delivered again.
+	HeaderRecheck = "Hubhooks-Recheck"
+)
+
+// Content types of the messages on the streams.
+const (
+	// ContentTypeProtobuf marks one protobuf message: a domain event, a
+	// DeliveryJob or an AttemptRecorded, as the stream says.
+	ContentTypeProtobuf = "application/protobuf"
+	// ContentTypeJSON marks a domain event in protojson (the publisher SDK's
+	// option; the internal streams carry protobuf only).
+	ContentTypeJSON = "application/json"
+	// ContentTypeDeliveryFanout marks a delivery message that is a
+	// DeliveryFanout (one webhook event, several URLs) rather than one
+	// DeliveryJob. See NewFanoutMsg.
+	ContentTypeDeliveryFanout = "application/vnd.hubhooks.delivery-fanout+protobuf"
+	// ContentTypeFanoutBatch marks a delivery message of several
+	// DeliveryFanouts of one hub (the webhook events of domain events
+	// expanded at the same time), framed (see frames.go). See
+	// NewFanoutBatchMsg.
+	ContentTypeFanoutBatch = "application/vnd.hubhooks.delivery-fanout-batch+protobuf"
+	// ContentTypeAttemptBatch marks a message of several attempt records,
+	// framed (see frames.go). A record may leave its job's body out
+	// (body_shared): it is then the body of the nearest earlier record of
+	// the batch with the same webhook event id. See NewAttemptBatchMsg.
+	ContentTypeAttemptBatch = "application/vnd.hubhooks.attempt-batch+protobuf"
+)
+
+// newMsg is a message on subject with a Content-Type and no Nats-Msg-Id.
+func newMsg(subject, contentType string, data []byte) *nats.Msg {
+	return &nats.Msg{Subject: subject, Header: nats.Header{HeaderContentType: []string{contentType}}, Data: data}
+}
+
+// newDedupMsg is a message on subject with a Content-Type and the
+// Nats-Msg-Id JetStream de-duplicates it by.
+func newDedupMsg(subject, contentType, msgID string, data []byte) *nats.Msg {
+	return &nats.Msg{Subject: subject, Header: twoHeaders(HeaderContentType, contentType, jetstream.MsgIDHeader, msgID), Data: data}
+}
+
+// twoHeaders is a header of two keys, used as given (in their canonical
+// form: nothing is canonicalized per message), whose values share one
+// backing array: one allocation instead of three per message published.
+func twoHeaders(k1, v1, k2, v2 string) nats.Header {
+	vals := [2]string{v1, v2}
+	return nats.Header{k1: vals[0:1:1], k2: vals[1:2:2]}
+}
