@@ -53,21 +53,26 @@ var (
 
 // TokenStore keeps hub tokens in Redis, as SHA-256 hashes only. Keys:
 //
-//	<prefix>tok:hash:<hex sha256 of token> -> "<hub id> <token id>"
-//	<prefix>tok:hub:<hub id>               -> HASH token id -> JSON record (no token value)
+//	<prefix>{tok}:hash:<hex sha256 of token> -> "<hub id> <token id>"
+//	<prefix>{tok}:hub:<hub id>               -> HASH token id -> JSON record (no token value)
 //
-// It is safe for concurrent use; Create and Revoke are atomic (Lua).
+// It is safe for concurrent use; Create and Revoke are atomic (Lua). A
+// token is looked up by its hash alone (the caller's hub is not known
+// until the token is), and Create and Revoke change the hub's hash and
+// the token's key together, so on a Redis Cluster every token key shares
+// the hash tag {tok} and one slot: at most MaxTokensPerHub small records
+// per hub, read once per authenticated call.
 type TokenStore struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 }
 
-// NewTokenStore returns a store writing keys under prefix + "tok:".
-func NewTokenStore(rdb *redis.Client, prefix string) (*TokenStore, error) {
+// NewTokenStore returns a store writing keys under prefix + "{tok}:".
+func NewTokenStore(rdb redis.UniversalClient, prefix string) (*TokenStore, error) {
 	if rdb == nil {
 		return nil, errors.New("auth: nil redis client")
 	}
-	return &TokenStore{rdb: rdb, prefix: prefix + "tok:"}, nil
+	return &TokenStore{rdb: rdb, prefix: prefix + "{tok}:"}, nil
 }
 
 type tokenRecord struct {

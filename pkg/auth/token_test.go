@@ -27,7 +27,7 @@ func newStore(t *testing.T) (*auth.TokenStore, func() map[string]string) {
 			t.Fatalf("keys: %v", err)
 		}
 		for _, k := range keys {
-			if !strings.HasPrefix(k, prefix+"tok:") {
+			if !strings.HasPrefix(k, prefix+"{tok}:") {
 				t.Errorf("key %q outside %stok:", k, prefix)
 			}
 			switch rdb.Type(ctx, k).Val() {

@@ -36,7 +36,7 @@ type RuleLister interface {
 // Config configures a Service. The zero value of every field but Rules'
 // dependencies means its default; see the Default* constants.
 type Config struct {
-	// RedisPrefix starts every Redis key; configsvc adds "cfg:". Default "hubhooks:".
+	// RedisPrefix starts every Redis key; configsvc adds "{cfg}:". Default "hubhooks:".
 	RedisPrefix string
 	// SecretGrace is how long a replaced secret keeps signing beside the new
 	// one (HUBHOOKS_SECRET_GRACE). Default 24h.

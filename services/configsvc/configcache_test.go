@@ -143,10 +143,10 @@ func TestConfigCache(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, "cache disconnected", func() bool { return !cache.Connected() })
 	b := e.startServer(t, "")
 	mustEnable(b.client, "c1", false) // v4
-	if err := e.rdb.Del(ctx, e.prefix+"cfg:hub:c2").Err(); err != nil {
+	if err := e.rdb.Del(ctx, e.prefix+"{cfg}:hub:c2").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.rdb.SRem(ctx, e.prefix+"cfg:hubs", "c2").Err(); err != nil {
+	if err := e.rdb.SRem(ctx, e.prefix+"{cfg}:hubs", "c2").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if !cache.Ready() {

@@ -215,7 +215,7 @@ func wantCode(t *testing.T, err error, want codes.Code) {
 // feedLen is the length of the change feed.
 func (e *env) feedLen(t *testing.T) int64 {
 	t.Helper()
-	n, err := e.rdb.XLen(context.Background(), e.prefix+"cfg:feed").Result()
+	n, err := e.rdb.XLen(context.Background(), e.prefix+"{cfg}:feed").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ type Service struct {
 }
 
 // New builds a Service. Every dependency is required.
-func New(cfg Config, rdb *redis.Client, js jetstream.JetStream, guard URLChecker, sender webhook.Sender, tokens TokenStore) (*Service, error) {
+func New(cfg Config, rdb redis.UniversalClient, js jetstream.JetStream, guard URLChecker, sender webhook.Sender, tokens TokenStore) (*Service, error) {
 	var errs []error
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)

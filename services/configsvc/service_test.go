@@ -45,7 +45,7 @@ func TestGetHubConfigUnconfigured(t *testing.T) {
 	if cfg.GetHubId() != "never-seen" || cfg.GetEventsEnabled() || len(cfg.GetCallbackUrls()) != 0 || cfg.GetSecret() != "" || cfg.GetVersion() != 0 {
 		t.Fatalf("unconfigured hub = %v", cfg)
 	}
-	if n, _ := e.rdb.Exists(ctx, e.prefix+"cfg:hub:never-seen").Result(); n != 0 {
+	if n, _ := e.rdb.Exists(ctx, e.prefix+"{cfg}:hub:never-seen").Result(); n != 0 {
 		t.Fatal("GetHubConfig created the hub")
 	}
 	if e.feedLen(t) != 0 {
@@ -140,7 +140,7 @@ func TestInvalidRequestsChangeNothing(t *testing.T) {
 	if n := e.feedLen(t); n != 0 {
 		t.Fatalf("invalid requests wrote %d feed entries", n)
 	}
-	if n, _ := e.rdb.SCard(ctx, e.prefix+"cfg:hubs").Result(); n != 0 {
+	if n, _ := e.rdb.SCard(ctx, e.prefix+"{cfg}:hubs").Result(); n != 0 {
 		t.Fatalf("invalid requests created %d hubs", n)
 	}
 }

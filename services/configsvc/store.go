@@ -19,19 +19,23 @@ import (
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
-// Store keeps hub configurations in Redis under <prefix>cfg::
+// Store keeps hub configurations in Redis under <prefix>{cfg}::
 //
-//	<p>cfg:hub:<hub_id>  hash {v: version, cfg: HubConfig as protobuf}
-//	<p>cfg:hubs          set of every configured hub id
-//	<p>cfg:feed          stream of changes {hub, version, kind}, trimmed to ~FeedMaxLen
-//	<p>cfg:epoch         random value; a new one means Redis lost its data
+//	<p>{cfg}:hub:<hub_id>  hash {v: version, cfg: HubConfig as protobuf}
+//	<p>{cfg}:hubs          set of every configured hub id
+//	<p>{cfg}:feed          stream of changes {hub, version, kind}, trimmed to ~FeedMaxLen
+//	<p>{cfg}:epoch         random value; a new one means Redis lost its data
 //
 // Writes are compare-and-set on the version in one Lua script that also adds
 // the hub to the set and appends to the feed, so concurrent writers (any
-// number of configsvc replicas) never lose an update. Store is safe for
-// concurrent use.
+// number of configsvc replicas) never lose an update. The script needs the
+// hub's key, the set and the one feed of every hub together, so on a Redis
+// Cluster all of them share the hash tag {cfg} and live in one slot: hub
+// configs are small and rarely written, and the services read them from
+// their caches, so one shard holds them all. Store is safe for concurrent
+// use.
 type Store struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	maxLen int64
 	now    func() time.Time
@@ -57,8 +61,8 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'hub', ARGV[4], 'versio
 return 1
 `)
 
-// NewStore returns a Store whose keys start with prefix + "cfg:".
-func NewStore(rdb *redis.Client, prefix string, feedMaxLen int64, now func() time.Time) (*Store, error) {
+// NewStore returns a Store whose keys start with prefix + "{cfg}:".
+func NewStore(rdb redis.UniversalClient, prefix string, feedMaxLen int64, now func() time.Time) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("configsvc store: nil redis client")
 	}
@@ -68,7 +72,7 @@ func NewStore(rdb *redis.Client, prefix string, feedMaxLen int64, now func() tim
 	if feedMaxLen <= 0 {
 		feedMaxLen = DefaultFeedMaxLen
 	}
-	return &Store{rdb: rdb, prefix: prefix + "cfg:", maxLen: feedMaxLen, now: now}, nil
+	return &Store{rdb: rdb, prefix: prefix + "{cfg}:", maxLen: feedMaxLen, now: now}, nil
 }
 
 func (s *Store) hubKey(hubID string) string { return s.prefix + "hub:" + hubID }

@@ -224,7 +224,7 @@ func TestWatchEndsWhenStoreWasReset(t *testing.T) {
 	ctx := ctxT(t)
 	st, _ := watch(t, ctx, s.client, &hubhooksv1.WatchHubConfigRequest{All: true})
 	// Redis losing its data looks like a new epoch.
-	if err := e.rdb.Del(ctx, e.prefix+"cfg:epoch").Err(); err != nil {
+	if err := e.rdb.Del(ctx, e.prefix+"{cfg}:epoch").Err(); err != nil {
 		t.Fatal(err)
 	}
 	_, err := st.Recv()

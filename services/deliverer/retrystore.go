@@ -23,14 +23,14 @@ import (
 // A value holds the next job (attempt already incremented). Storing the same
 // delivery again replaces its entry, so repeating a store is harmless.
 type retryStore struct {
-	rdb        *redis.Client
+	rdb        redis.UniversalClient
 	prefix     string
 	due        string
 	cancelDue  string
 	cancelJobs string
 }
 
-func newRetryStore(rdb *redis.Client, prefix string) *retryStore {
+func newRetryStore(rdb redis.UniversalClient, prefix string) *retryStore {
 	p := prefix + "retry:"
 	return &retryStore{rdb: rdb, prefix: p, due: p + "due", cancelDue: p + "cancel:due", cancelJobs: p + "cancel:jobs"}
 }

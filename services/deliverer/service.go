@@ -63,7 +63,7 @@ type Service struct {
 }
 
 // New returns a deliverer. It validates cfg and refuses nil dependencies.
-func New(cfg Config, js jetstream.JetStream, rdb *redis.Client, configs ConfigSource, eventLog AttemptLog, sender webhook.Sender) (*Service, error) {
+func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient, configs ConfigSource, eventLog AttemptLog, sender webhook.Sender) (*Service, error) {
 	var errs []error
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)

@@ -23,7 +23,7 @@ var ErrNotReady = errors.New("logger: attempts consumer not set up yet")
 type Service struct {
 	cfg   Config
 	js    jetstream.JetStream
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	store *logstore.Store
 	log   *slog.Logger
 	m     *metrics
@@ -34,7 +34,7 @@ type Service struct {
 }
 
 // New builds the logger. It does not touch NATS or Redis; Run does.
-func New(cfg Config, js jetstream.JetStream, rdb *redis.Client) (*Service, error) {
+func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient) (*Service, error) {
 	var errs []error
 	if js == nil {
 		errs = append(errs, errors.New("nil JetStream"))

@@ -118,8 +118,8 @@ func (p *Parts) WatchLag(js jetstream.JetStream, consumers ...eventbus.ConsumerR
 }
 
 // Redis connects (waiting while Redis does not answer) and registers a readiness check.
-func (p *Parts) Redis(ctx context.Context) (*redis.Client, error) {
-	rdb, err := daemon.ConnectRedis(ctx, p.Settings.RedisURL, p.Log)
+func (p *Parts) Redis(ctx context.Context) (redis.UniversalClient, error) {
+	rdb, err := daemon.ConnectRedis(ctx, p.Settings.Redis(), p.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (p *Parts) GRPCServer(tokens *auth.TokenStore) (*daemon.GRPCServer, error) 
 }
 
 // TokenStore is the hub-token store on Redis.
-func (p *Parts) TokenStore(rdb *redis.Client) (*auth.TokenStore, error) {
+func (p *Parts) TokenStore(rdb redis.UniversalClient) (*auth.TokenStore, error) {
 	return auth.NewTokenStore(rdb, p.Settings.RedisPrefix)
 }
 
@@ -267,7 +267,7 @@ func (p *Parts) DelivererConfig() deliverer.Config {
 // Deliverer builds the deliverer over the connections given. It asks the
 // event log on rdb (the logger's store, read only) which attempts are
 // recorded already.
-func (p *Parts) Deliverer(js jetstream.JetStream, rdb *redis.Client, configs deliverer.ConfigSource, sender webhook.Sender) (*deliverer.Service, error) {
+func (p *Parts) Deliverer(js jetstream.JetStream, rdb redis.UniversalClient, configs deliverer.ConfigSource, sender webhook.Sender) (*deliverer.Service, error) {
 	eventLog, err := logstore.New(rdb, logstore.Options{Prefix: p.Settings.RedisPrefix})
 	if err != nil {
 		return nil, fmt.Errorf("deliverer: event log: %w", err)
@@ -295,7 +295,7 @@ func (p *Parts) OperationsConfig() operations.Config {
 type Infra struct {
 	NC    *nats.Conn
 	JS    jetstream.JetStream
-	Redis *redis.Client
+	Redis redis.UniversalClient
 }
 
 // Connect connects to the NATS of the settings and, with withRedis, to

@@ -18,33 +18,38 @@ import (
 
 // Settings are the process settings of PRODUCT.md §8 plus operational knobs.
 type Settings struct {
-	NATSURL         string
-	NATSListen      string
-	NATSListenSet   bool
-	RedisURL        string
-	RedisPrefix     string
-	GRPCAddr        string
-	ConfigAddr      string
-	HTTPAddr        string
-	DataDir         string
-	RetrySchedule   []time.Duration
-	AllowedCIDRs    []string
-	AdminToken      string
-	SecretGrace     time.Duration
-	HTTPSOnly       bool
-	LogLevel        string
-	LogFormat       string
-	RulesFile       string
-	Pprof           bool
-	ShutdownTimeout time.Duration
-	StreamReplicas  int
-	DedupeWindow    time.Duration
-	EventsMaxAge    time.Duration
-	EventsMaxBytes  int64
-	TLSCert         string
-	TLSKey          string
-	TLSClientCA     string
-	TLSCA           string
+	NATSURL       string
+	NATSListen    string
+	NATSListenSet bool
+	RedisURL      string
+	RedisPrefix   string
+	// RedisSentinelAddrs with RedisSentinelMaster reach Redis through
+	// Sentinel; RedisClusterAddrs reach a Redis Cluster (daemon.RedisConfig).
+	RedisSentinelAddrs  []string
+	RedisSentinelMaster string
+	RedisClusterAddrs   []string
+	GRPCAddr            string
+	ConfigAddr          string
+	HTTPAddr            string
+	DataDir             string
+	RetrySchedule       []time.Duration
+	AllowedCIDRs        []string
+	AdminToken          string
+	SecretGrace         time.Duration
+	HTTPSOnly           bool
+	LogLevel            string
+	LogFormat           string
+	RulesFile           string
+	Pprof               bool
+	ShutdownTimeout     time.Duration
+	StreamReplicas      int
+	DedupeWindow        time.Duration
+	EventsMaxAge        time.Duration
+	EventsMaxBytes      int64
+	TLSCert             string
+	TLSKey              string
+	TLSClientCA         string
+	TLSCA               string
 
 	// Tuning with service defaults (0 keeps the service's default).
 	WebhookTimeout      time.Duration
@@ -82,6 +87,9 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	str(&s.NATSListen, "nats-listen", "HUBHOOKS_NATS_LISTEN", "127.0.0.1:4222", "where hubd's embedded NATS listens")
 	str(&s.RedisURL, "redis-url", "HUBHOOKS_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
 	str(&s.RedisPrefix, "redis-prefix", "HUBHOOKS_REDIS_PREFIX", "hubhooks:", "prefix of every Redis key")
+	str(&s.RedisSentinelMaster, "redis-sentinel-master", "HUBHOOKS_REDIS_SENTINEL_MASTER", "", "name of the primary the Sentinels monitor; with redis-sentinel-addrs")
+	sentinels := fs.String("redis-sentinel-addrs", daemon.Env("HUBHOOKS_REDIS_SENTINEL_ADDRS", ""), "comma-separated Sentinel addresses: reach Redis through Sentinel and follow failovers; database, user and password still come from redis-url (HUBHOOKS_REDIS_SENTINEL_ADDRS)")
+	clusterAddrs := fs.String("redis-cluster-addrs", daemon.Env("HUBHOOKS_REDIS_CLUSTER_ADDRS", ""), "comma-separated seed addresses of a Redis Cluster: cluster mode; user and password still come from redis-url (HUBHOOKS_REDIS_CLUSTER_ADDRS)")
 	str(&s.GRPCAddr, "grpc-addr", "HUBHOOKS_GRPC_ADDR", d.GRPCAddr, "gRPC listen address")
 	str(&s.ConfigAddr, "config-addr", "HUBHOOKS_CONFIG_ADDR", "127.0.0.1:7001", "where configsvc is reached")
 	str(&s.HTTPAddr, "http-addr", "HUBHOOKS_HTTP_ADDR", d.HTTPAddr, "metrics and health listen address")
@@ -161,13 +169,27 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	} else {
 		s.RetrySchedule = sch
 	}
-	for _, c := range strings.Split(*cidrs, ",") {
-		if c = strings.TrimSpace(c); c != "" {
-			s.AllowedCIDRs = append(s.AllowedCIDRs, c)
-		}
-	}
+	s.AllowedCIDRs = splitList(*cidrs)
+	s.RedisSentinelAddrs = splitList(*sentinels)
+	s.RedisClusterAddrs = splitList(*clusterAddrs)
 	errs = append(errs, s.Validate())
 	return s, errors.Join(errs...)
+}
+
+// splitList splits a comma-separated setting, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Redis is how the settings reach Redis.
+func (s *Settings) Redis() daemon.RedisConfig {
+	return daemon.RedisConfig{URL: s.RedisURL, SentinelAddrs: s.RedisSentinelAddrs, SentinelMaster: s.RedisSentinelMaster, ClusterAddrs: s.RedisClusterAddrs}
 }
 
 // minEventsMaxBytes is the smallest cap on the domain events stream: a
@@ -185,9 +207,7 @@ func (s *Settings) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: %v", name, addr, err))
 		}
 	}
-	if s.RedisURL == "" {
-		errs = append(errs, errors.New("redis-url is required"))
-	}
+	errs = append(errs, s.Redis().Validate())
 	if s.SecretGrace < 0 {
 		errs = append(errs, errors.New("secret-grace must not be negative"))
 	}

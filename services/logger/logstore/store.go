@@ -78,13 +78,13 @@ func (o Options) Validate() error {
 // Store is the Redis event log. It is safe for concurrent use, and any
 // number of Stores (logger replicas) may share one Redis.
 type Store struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	k    keys
 	opts Options
 }
 
 // New returns a Store on rdb.
-func New(rdb *redis.Client, o Options) (*Store, error) {
+func New(rdb redis.UniversalClient, o Options) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("logstore: nil redis client")
 	}
