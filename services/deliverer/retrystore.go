@@ -15,13 +15,16 @@ import (
 
 // retryStore keeps pending retries in Redis:
 //
-//	<prefix>retry:due          ZSET  member "<hub>/<delivery_id>", score = due time (unix ms)
-//	<prefix>retry:hub:<hub>    HASH  field delivery_id -> "<hex url_id>:<DeliveryJob protobuf>"
-//	<prefix>retry:cancel:due   ZSET  cancelled retries waiting for their "cancelled" record
-//	<prefix>retry:cancel:jobs  HASH  member -> value, as above
+//	<prefix>{retry}:due          ZSET  member "<hub>/<delivery_id>", score = due time (unix ms)
+//	<prefix>{retry}:hub:<hub>    HASH  field delivery_id -> "<hex url_id>:<DeliveryJob protobuf>"
+//	<prefix>{retry}:cancel:due   ZSET  cancelled retries waiting for their "cancelled" record
+//	<prefix>{retry}:cancel:jobs  HASH  member -> value, as above
 //
 // A value holds the next job (attempt already incremented). Storing the same
-// delivery again replaces its entry, so repeating a store is harmless.
+// delivery again replaces its entry, so repeating a store is harmless. The
+// scripts move entries between a hub's hash and the sorted sets of every
+// hub, so on a Redis Cluster every key shares the hash tag {retry} and one
+// slot (docs/scaling.md says when that shard becomes the limit).
 type retryStore struct {
 	rdb        redis.UniversalClient
 	prefix     string
@@ -31,7 +34,7 @@ type retryStore struct {
 }
 
 func newRetryStore(rdb redis.UniversalClient, prefix string) *retryStore {
-	p := prefix + "retry:"
+	p := prefix + "{retry}:"
 	return &retryStore{rdb: rdb, prefix: p, due: p + "due", cancelDue: p + "cancel:due", cancelJobs: p + "cancel:jobs"}
 }
 

@@ -214,10 +214,10 @@ func TestCancelPendingRetries(t *testing.T) {
 			}
 			// Nothing left anywhere that could POST again.
 			testkit.Eventually(t, 5*time.Second, "retry and outbox empty", func() bool {
-				n1, _ := e.rdb.ZCard(context.Background(), e.prefix+"retry:due").Result()
-				n2, _ := e.rdb.ZCard(context.Background(), e.prefix+"retry:cancel:due").Result()
-				n3, _ := e.rdb.HLen(context.Background(), e.prefix+"retry:cancel:jobs").Result()
-				n4, _ := e.rdb.HLen(context.Background(), e.prefix+"retry:hub:hub1").Result()
+				n1, _ := e.rdb.ZCard(context.Background(), e.prefix+"{retry}:due").Result()
+				n2, _ := e.rdb.ZCard(context.Background(), e.prefix+"{retry}:cancel:due").Result()
+				n3, _ := e.rdb.HLen(context.Background(), e.prefix+"{retry}:cancel:jobs").Result()
+				n4, _ := e.rdb.HLen(context.Background(), e.prefix+"{retry}:hub:hub1").Result()
 				return n1+n2+n3+n4 == 0
 			})
 			testkit.Eventually(t, 5*time.Second, "job acked", func() bool { return e.consumerDrained(t) })
