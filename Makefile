@@ -86,8 +86,8 @@ fuzz: ## run every fuzz target for FUZZTIME each (a duration, or Nx executions; 
 chaos: build redis ## the crash/outage test against the real binaries (short version also runs in make test)
 	HUBHOOKS_CHAOS=long $(GO) test -count=1 -timeout 60m -run 'TestChaos' -v ./services/e2e/...
 
-cluster: redis ## the NATS cluster faults (leader kills, R1 -> R3, rolling restarts) at length; short version in make test
-	HUBHOOKS_CLUSTER=long $(GO) test -count=1 -timeout 60m -run 'TestNATSCluster' -v ./services/e2e/...
+cluster: redis ## NATS cluster and Redis failover faults at length (leader kills, R1 -> R3, rolling restarts, primaries killed); short versions in make test
+	HUBHOOKS_CLUSTER=long $(GO) test -count=1 -timeout 60m -run 'TestNATSCluster|TestRedisFailover' -v ./services/e2e/...
 
 bench: build redis ## load test: hubd and its ceilings; see docs/performance.md
 	$(BIN)/hubbench $(BENCH_FLAGS)

@@ -172,40 +172,53 @@ type replica struct {
 	service, httpAddr string
 }
 
-// clusterDeployment is two replicas of each service against a NATS
-// cluster, the configsvc replicas behind a TCP balancer.
+// clusterDeployment is replicas of each service against NATS (a cluster
+// or one node) and Redis, the configsvc replicas behind a TCP balancer.
 type clusterDeployment struct {
 	t        *testing.T
 	nats     *natsCluster
-	redis    *redisProc
+	nc       *nats.Conn
+	js       jetstream.JetStream // the test's own client of the NATS servers
 	replicas []*replica
 	cfgAddr  string // the balancer in front of configsvc
 	logAddr  string // logger a's gRPC
 }
 
-func startClusterDeployment(t *testing.T, streamReplicas int) *clusterDeployment {
+// deploymentOptions shape a clusterDeployment.
+type deploymentOptions struct {
+	natsNodes      int      // 3: a cluster; 1: one server
+	streamReplicas int      // HUBHOOKS_STREAM_REPLICAS the services start with
+	perService     int      // replicas of each service (1 or 2)
+	redisEnv       []string // how the services reach Redis (HUBHOOKS_REDIS_*)
+}
+
+func startClusterDeployment(t *testing.T, o deploymentOptions) *clusterDeployment {
 	t.Helper()
 	bins := binaries(t)
-	d := &clusterDeployment{t: t, nats: startNATSCluster(t), redis: startRedis(t)}
+	d := &clusterDeployment{t: t, nats: startNATSCluster(t, o.natsNodes)}
+	d.nc, d.js = d.nats.client()
+	t.Cleanup(d.nc.Close)
+	suffixes := []string{"a", "b"}[:o.perService]
 	grpcAddr := map[string]string{}
-	for _, n := range []string{"configsvc-a", "configsvc-b", "logger-a", "logger-b"} {
-		grpcAddr[n] = freeAddr(t)
+	var configsvcs []string
+	for _, sfx := range suffixes {
+		grpcAddr["configsvc-"+sfx], grpcAddr["logger-"+sfx] = freeAddr(t), freeAddr(t)
+		configsvcs = append(configsvcs, grpcAddr["configsvc-"+sfx])
 	}
-	bal := startBalancer(t, grpcAddr["configsvc-a"], grpcAddr["configsvc-b"])
+	bal := startBalancer(t, configsvcs...)
 	d.cfgAddr, d.logAddr = bal.Addr(), grpcAddr["logger-a"]
-	common := []string{
+	common := append([]string{
 		"HUBHOOKS_NATS_URL=" + d.nats.URLs(),
-		"HUBHOOKS_STREAM_REPLICAS=" + strconv.Itoa(streamReplicas),
-		"HUBHOOKS_REDIS_URL=redis://" + d.redis.addr + "/0",
+		"HUBHOOKS_STREAM_REPLICAS=" + strconv.Itoa(o.streamReplicas),
 		"HUBHOOKS_CONFIG_ADDR=" + d.cfgAddr,
 		"HUBHOOKS_RETRY_SCHEDULE=0s,100ms,300ms,600ms,1s,2s,5s",
 		"HUBHOOKS_ALLOWED_CIDRS=127.0.0.0/8",
 		"HUBHOOKS_LOG_FORMAT=text",
 		"HUBHOOKS_LOG_LEVEL=warn",
 		"HUBHOOKS_SHUTDOWN_TIMEOUT=5s",
-	}
+	}, o.redisEnv...)
 	for _, service := range []string{"configsvc", "logger", "expander", "deliverer"} {
-		for _, suffix := range []string{"a", "b"} {
+		for _, suffix := range suffixes {
 			name := service + "-" + suffix
 			r := &replica{service: service, httpAddr: freeAddr(t)}
 			env := append([]string{"HUBHOOKS_HTTP_ADDR=" + r.httpAddr}, common...)
@@ -271,11 +284,11 @@ type faultRow struct {
 // streams from R1 to R3 by a rolling restart with HUBHOOKS_STREAM_REPLICAS=3,
 // SIGKILLs the node that leads each stream (and, in the long run, then the
 // new leader) and brings it back, restarts every replica in turn (the long
-// run again at R3), and SIGKILLs one replica of every service. Every event published must be
-// delivered and logged as succeeded, with under 1 % duplicates; the table
-// it logs has, per fault, the deliveries expected, received, duplicated,
-// logged and the longest time without any delivery. HUBHOOKS_CLUSTER=long
-// (make cluster) runs the long version.
+// run again at R3), and SIGKILLs one replica of every service. Every event
+// published must be delivered and logged as succeeded, with under 1 %
+// duplicates; the table it logs has, per fault, the deliveries expected,
+// received, duplicated, logged and the longest time without any delivery.
+// HUBHOOKS_CLUSTER=long (make cluster) runs the long version.
 func TestNATSCluster(t *testing.T) {
 	long := os.Getenv("HUBHOOKS_CLUSTER") == "long"
 	rate, hold := 50, 2*time.Second
@@ -284,38 +297,11 @@ func TestNATSCluster(t *testing.T) {
 		rate, hold, killsPerStream, plainRestart = 150, 15*time.Second, 2, true
 	}
 	began := time.Now()
-	d := startClusterDeployment(t, 1)
+	redis := startRedis(t)
+	d := startClusterDeployment(t, deploymentOptions{natsNodes: 3, streamReplicas: 1, perService: 2,
+		redisEnv: []string{"HUBHOOKS_REDIS_URL=redis://" + redis.addr + "/0"}})
 	t.Logf("%6.1fs deployment ready: 3 NATS nodes, 2 replicas of each service, streams R1", time.Since(began).Seconds())
-	nc, js := d.nats.client()
-	defer nc.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	conn, err := grpc.NewClient(d.cfgAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cfg := hubhooksv1.NewConfigServiceClient(conn)
-	recv := newClusterReceiver(t)
-	hubs := []string{"cl-a", "cl-b"}
-	for _, hub := range hubs {
-		if _, err := cfg.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: recv.URL + "/" + hub}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cfg.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Each expander and deliverer learns of the hubs through its config
-	// cache; wait until an event goes through before the load starts.
-	load := startLoad(t, js, hubs, rate)
-	testkit.Eventually(t, 60*time.Second, "first deliveries", func() bool { return len(recv.arrivals()) > 0 })
-
-	type fault struct {
-		name string
-		do   func()
-	}
+	js := d.js
 	killLeader := func(stream string) func() {
 		return func() {
 			leader := d.nats.leader(js, stream)
@@ -351,25 +337,67 @@ func TestNATSCluster(t *testing.T) {
 	if plainRestart { // the short run's R1 -> R3 move is its rolling restart
 		faults = append(faults, fault{"rolling restart (SIGTERM)", func() { d.rollingRestart() }})
 	}
-	faults = append(faults,
-		fault{"SIGKILL one replica of each", func() {
-			var killed []*replica
-			for _, r := range d.replicas {
-				if strings.HasSuffix(r.name, "-a") {
-					t.Logf("SIGKILL %s", r.name)
-					r.stop(syscall.SIGKILL)
-					killed = append(killed, r)
-				}
-			}
-			time.Sleep(hold)
-			for _, r := range killed {
-				r.start()
-			}
-			for _, r := range killed {
-				d.waitReady(r)
-			}
-		}},
-	)
+	faults = append(faults, fault{"SIGKILL one replica of each", func() { d.killOneOfEach(hold) }})
+	rows := runFaults(t, d, rate, hold, faults)
+	checkFaultRows(t, rows, rate)
+}
+
+// killOneOfEach SIGKILLs replica a of every service, waits hold, and
+// starts them again.
+func (d *clusterDeployment) killOneOfEach(hold time.Duration) {
+	var killed []*replica
+	for _, r := range d.replicas {
+		if strings.HasSuffix(r.name, "-a") {
+			d.t.Logf("SIGKILL %s", r.name)
+			r.stop(syscall.SIGKILL)
+			killed = append(killed, r)
+		}
+	}
+	time.Sleep(hold)
+	for _, r := range killed {
+		r.start()
+	}
+	for _, r := range killed {
+		d.waitReady(r)
+	}
+}
+
+// fault is one phase of runFaults: do injects the fault and returns once
+// the system is whole again.
+type fault struct {
+	name string
+	do   func()
+}
+
+// runFaults configures two hubs of one URL each, puts a steady load of
+// rate events/s on d and runs the faults in turn (each followed by hold
+// more of load), then waits until every event acked by JetStream is
+// delivered and logged as succeeded, and returns the per-fault table.
+func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration, faults []fault) []faultRow {
+	t.Helper()
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	conn, err := grpc.NewClient(d.cfgAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cfg := hubhooksv1.NewConfigServiceClient(conn)
+	recv := newClusterReceiver(t)
+	hubs := []string{"cl-a", "cl-b"}
+	for _, hub := range hubs {
+		if _, err := cfg.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: recv.URL + "/" + hub}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cfg.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each expander and deliverer learns of the hubs through its config
+	// cache; wait until an event goes through before the faults start.
+	load := startLoad(t, d.js, hubs, rate)
+	testkit.Eventually(t, 60*time.Second, "first deliveries", func() bool { return len(recv.arrivals()) > 0 })
 	windows := make([][2]time.Time, len(faults))
 	for i, f := range faults {
 		load.phase.Store(int64(i))
@@ -388,7 +416,6 @@ func TestNATSCluster(t *testing.T) {
 	if n := load.failed.Load(); n > 0 {
 		t.Fatalf("%d events were never acked by JetStream", n)
 	}
-
 	// Expected: one delivery per acked event (one URL per hub).
 	rows := make([]faultRow, len(faults))
 	total := 0
@@ -473,24 +500,32 @@ func TestNATSCluster(t *testing.T) {
 		}
 	}
 	slices.SortFunc(arrivals, func(a, b arrival) int { return a.at.Compare(b.at) })
-	dups := 0
 	for i, f := range faults {
 		rows[i].name = f.name
 		rows[i].logged = logged[i]
 		rows[i].silent = longestSilence(arrivals, windows[i][0], windows[i][1])
-		dups += rows[i].duplicates
 	}
+	return rows
+}
+
+// checkFaultRows logs the per-fault table and fails the test for a
+// delivery missing or not logged, or duplicates of 1 % or more.
+func checkFaultRows(t *testing.T, rows []faultRow, rate int) {
+	t.Helper()
+	total, dups := 0, 0
 	t.Logf("%-42s %9s %9s %5s %7s %8s", "fault", "expected", "received", "dups", "logged", "silent s")
 	for _, r := range rows {
 		t.Logf("%-42s %9d %9d %5d %7d %8.2f", r.name, r.expected, r.received, r.duplicates, r.logged, r.silent.Seconds())
 		if r.received != r.expected || r.logged != r.expected {
 			t.Errorf("fault %q: expected %d deliveries, received %d, logged %d", r.name, r.expected, r.received, r.logged)
 		}
+		total += r.expected
+		dups += r.duplicates
 	}
-	rate100 := float64(dups) / float64(total) * 100
-	t.Logf("cluster summary: %d events at %d/s, %d delivered, %d duplicates (%.2f%%), all logged as succeeded", total, rate, total, dups, rate100)
-	if rate100 >= 1 {
-		t.Errorf("duplicates %.2f%% of deliveries: want under 1%%", rate100)
+	pct := float64(dups) / float64(max(total, 1)) * 100
+	t.Logf("summary: %d events at %d/s, %d duplicates (%.2f%%)", total, rate, dups, pct)
+	if pct >= 1 {
+		t.Errorf("duplicates %.2f%% of deliveries: want under 1%%", pct)
 	}
 }
 

@@ -366,4 +366,4 @@ func TestDockerfile(t *testing.T) {
 }
 
 // composeFiles are the compose files of the repository.
-var composeFiles = []string{"docker-compose.yml"}
+var composeFiles = []string{"docker-compose.yml", "docker-compose.cluster.yml"}

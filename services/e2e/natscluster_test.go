@@ -67,12 +67,12 @@ type natsCluster struct {
 	nodes []*natsNode
 }
 
-// startNATSCluster starts three clustered nats-server processes and waits
-// until JetStream answers (a meta leader is elected).
-func startNATSCluster(t *testing.T) *natsCluster {
+// startNATSCluster starts size clustered nats-server processes (size 1:
+// one server, no cluster) and waits until JetStream answers (a meta leader
+// is elected).
+func startNATSCluster(t *testing.T, size int) *natsCluster {
 	t.Helper()
 	bin := natsServerBinary(t)
-	const size = 3
 	clients, routes := make([]string, size), make([]string, size)
 	for i := range size {
 		clients[i], routes[i] = freeAddr(t), freeAddr(t)
@@ -85,15 +85,10 @@ func startNATSCluster(t *testing.T) *natsCluster {
 	for i := range size {
 		name := fmt.Sprintf("n%d", i)
 		dir := t.TempDir()
-		conf := fmt.Sprintf(`server_name: %s
-listen: %s
-jetstream { store_dir: %q }
-cluster {
-  name: hubhooks-test
-  listen: %s
-  routes: [%s]
-}
-`, name, clients[i], filepath.Join(dir, "js"), routes[i], strings.Join(routeURLs, ", "))
+		conf := fmt.Sprintf("server_name: %s\nlisten: %s\njetstream { store_dir: %q }\n", name, clients[i], filepath.Join(dir, "js"))
+		if size > 1 {
+			conf += fmt.Sprintf("cluster {\n  name: hubhooks-test\n  listen: %s\n  routes: [%s]\n}\n", routes[i], strings.Join(routeURLs, ", "))
+		}
 		confPath := filepath.Join(dir, "nats.conf")
 		if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
