@@ -13,14 +13,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/cascade"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/hubid"
 	"github.com/hubhooks/hubhooks/pkg/publisher"
-	"github.com/hubhooks/hubhooks/pkg/routing"
-	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -153,9 +150,17 @@ func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, perm *perma
 
 // decode validates and decodes a domain event.
 func (s *Service) decode(msg jetstream.Msg) (*eventsv1.DomainEvent, error) {
+	return DecodeEvent(msg, s.rules, s.cfg.MaxEventBytes)
+}
+
+// DecodeEvent validates and decodes the domain event of msg, a message of
+// the events stream, as the expander does: an event it refuses (and
+// dead-letters) gives an error saying why; OperationsService skips those
+// when it replays. maxBytes bounds the body.
+func DecodeEvent(msg jetstream.Msg, rules *cascade.Rules, maxBytes int) (*eventsv1.DomainEvent, error) {
 	data := msg.Data()
-	if len(data) > s.cfg.MaxEventBytes {
-		return nil, permanent(ReasonOversize, "%d bytes, at most %d", len(data), s.cfg.MaxEventBytes)
+	if len(data) > maxBytes {
+		return nil, permanent(ReasonOversize, "%d bytes, at most %d", len(data), maxBytes)
 	}
 	ct := eventbus.ContentTypeProtobuf
 	if h := msg.Headers().Get(eventbus.HeaderContentType); h != "" {
@@ -191,7 +196,7 @@ func (s *Service) decode(msg jetstream.Msg) (*eventsv1.DomainEvent, error) {
 	if err := hubid.Validate(ev.GetHubId()); err != nil {
 		return nil, permanent(ReasonBadHubID, "%v", err)
 	}
-	if !s.rules.Has(subject) {
+	if !rules.Has(subject) {
 		return nil, permanent(ReasonUnknownSubject, "no cascade rule for subject %q", subject)
 	}
 	if t := ev.GetType(); t != "" && t != subject {
@@ -224,92 +229,20 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 		arrived = md.Timestamp
 		redelivered = md.NumDelivered > 1
 	}
-	// Every URL takes every event unless one is disabled or filters types:
-	// then each webhook event is routed by its type.
-	filtered := routing.Filtered(cfg)
-	var urls []*hubhooksv1.CallbackUrl
-	if !filtered {
-		if urls, _ = routing.Route(cfg, "", arrived); len(urls) == 0 {
-			s.m.skipped.WithLabelValues("before_enabled").Inc()
-			return nil
-		}
-	}
-	emitted, err := s.rules.Expand(subject, ev.GetData())
+	fanouts, skip, err := Expansion{Event: ev, Subject: subject, Arrived: arrived, Config: cfg}.Fanouts(s.rules)
 	if err != nil {
-		if errors.Is(err, cascade.ErrPayload) {
-			return permanent(ReasonPayload, "%v", err)
-		}
-		return permanent(ReasonUnknownSubject, "%v", err)
+		return permanent(ReasonPayload, "%v", err)
 	}
-	if len(emitted) == 0 {
-		s.m.skipped.WithLabelValues("no_events").Inc()
+	if skip != "" {
+		s.m.skipped.WithLabelValues(skip).Inc()
 		return nil
 	}
-
-	var arrivedAt *timestamppb.Timestamp
-	if !arrived.IsZero() {
-		arrivedAt = timestamppb.New(arrived)
-	}
-	createdAt := time.Now()
-	if ev.OccurredAt != nil {
-		createdAt = ev.GetOccurredAt().AsTime()
-	} else if !arrived.IsZero() {
-		// Deterministic across redeliveries: the time JetStream stored the event.
-		createdAt = arrived
-	}
-	createdAt = createdAt.UTC()
-	createdPB := timestamppb.New(createdAt) // shared by the fan-outs, only read
-	ref := webhook.DomainEventRef{ID: ev.GetId(), Type: subject, Actor: ev.GetActor()}
-	if ev.OccurredAt != nil {
-		ref.OccurredAt = ev.GetOccurredAt().AsTime().UTC()
-	}
-
-	fanouts := make([]*deliveryv1.DeliveryFanout, 0, len(emitted))
 	jobs, size := 0, 0
-	for i, e := range emitted {
-		if filtered {
-			if urls, _ = routing.Route(cfg, e.Type, arrived); len(urls) == 0 {
-				continue // no URL takes this type; the position i stays its own
-			}
-		}
-		eventID := webhook.EventID(hub, ev.GetId(), i)
-		body, err := (&webhook.Event{
-			ID: eventID, Type: e.Type, HubID: hub, CreatedAt: createdAt, Data: e.Data, DomainEvent: ref,
-		}).Marshal()
-		if err != nil {
-			return permanent(ReasonPayload, "%v", err)
-		}
-		s.m.webhooks.Inc()
-		// One fan-out per webhook event, whatever the number of URLs: the
-		// deliverer splits it (eventbus.DecodeJobs).
-		f := &deliveryv1.DeliveryFanout{
-			Job: &deliveryv1.DeliveryJob{
-				HubId:           hub,
-				WebhookEventId:  eventID,
-				EventType:       e.Type,
-				Body:            body,
-				CreatedAt:       createdPB,
-				DomainEventId:   ev.GetId(),
-				DomainEventType: subject,
-				Attempt:         1,
-				ConfigVersion:   cfg.GetVersion(),
-				EventArrivedAt:  arrivedAt,
-			},
-			Targets: make([]*deliveryv1.FanoutTarget, len(urls)),
-		}
-		for j, u := range urls {
-			f.Targets[j] = &deliveryv1.FanoutTarget{
-				DeliveryId: webhook.DeliveryID(eventID, u.GetId()), UrlId: u.GetId(), Url: u.GetUrl(),
-			}
-		}
-		fanouts = append(fanouts, f)
-		jobs += len(urls)
+	for _, f := range fanouts {
+		jobs += len(f.GetTargets())
 		size += f.SizeVT()
 	}
-	if len(fanouts) == 0 {
-		s.m.skipped.WithLabelValues("filtered").Inc()
-		return nil
-	}
+	s.m.webhooks.Add(float64(len(fanouts)))
 	if redelivered {
 		return s.publishAlone(ctx, fanouts)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/publisher"
 )
 
 // Defaults of Config.
@@ -33,6 +34,9 @@ type Config struct {
 	// after since may have been created up to its retry schedule's length
 	// before. Default 48h.
 	RecoverLookback time.Duration
+	// MaxEventBytes is the largest domain event a replay expands, as the
+	// expander's (larger ones were dead-lettered). Default 1 MiB.
+	MaxEventBytes int
 	// StreamOptions are used to ensure the deliveries stream.
 	StreamOptions eventbus.Options
 	// Registerer receives the metrics; nil means a private registry.
@@ -50,6 +54,9 @@ func (c Config) Validate() error {
 	if c.BulkMaxBacklog < 0 {
 		errs = append(errs, fmt.Errorf("bulk max backlog %d: must not be negative", c.BulkMaxBacklog))
 	}
+	if c.MaxEventBytes < 0 {
+		errs = append(errs, fmt.Errorf("max event bytes %d: must not be negative", c.MaxEventBytes))
+	}
 	if c.RecoverLookback < 0 {
 		errs = append(errs, fmt.Errorf("recover lookback %s: must not be negative", c.RecoverLookback))
 	}
@@ -65,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RecoverLookback == 0 {
 		c.RecoverLookback = DefaultRecoverLookback
+	}
+	if c.MaxEventBytes == 0 {
+		c.MaxEventBytes = publisher.MaxEventBytes
 	}
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()

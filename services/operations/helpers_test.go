@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,4 +133,23 @@ func (r *receiver) events() []webhook.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]webhook.Event(nil), r.got...)
+}
+
+// skippedDisabled is how many events the expander skipped because their
+// hub's triggers were off (hubd's /metrics).
+func (e *env) skippedDisabled(t *testing.T) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + e.HTTPAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, `hubhooks_expander_events_skipped_total{reason="disabled"} `); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }

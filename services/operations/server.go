@@ -28,6 +28,10 @@ func (g *server) RecoverDeliveries(req *hubhooksv1.RecoverDeliveriesRequest, str
 	return g.svc.grpcError(stream.Context(), "recover deliveries", g.svc.recoverDeliveries(stream.Context(), req, stream.Send))
 }
 
+func (g *server) ReplayDomainEvents(req *hubhooksv1.ReplayDomainEventsRequest, stream grpc.ServerStreamingServer[hubhooksv1.ReplayDomainEventsProgress]) error {
+	return g.svc.grpcError(stream.Context(), "replay domain events", g.svc.replay(stream.Context(), req, stream.Send))
+}
+
 // invalidError is a request refused with InvalidArgument; its message says
 // how to fix the call.
 type invalidError struct{ err error }

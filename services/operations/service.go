@@ -114,6 +114,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 type metrics struct {
 	recovered *prometheus.CounterVec
+	replayed  prometheus.Counter
 	paused    prometheus.Counter
 }
 
@@ -123,12 +124,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_operations_recovered_total",
 			Help: "Dead or failed deliveries looked at by RecoverDeliveries, by outcome (redelivered, already_recovered, skipped).",
 		}, []string{"outcome"}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_operations_replayed_deliveries_total",
+			Help: "Deliveries published by ReplayDomainEvents.",
+		}),
 		paused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubhooks_operations_bulk_paused_seconds_total",
 			Help: "Time bulk work (recoveries, replays) waited for the deliverer's backlog to shrink.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.recovered, m.paused} {
+	for _, c := range []prometheus.Collector{m.recovered, m.replayed, m.paused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -527,6 +527,237 @@ func (x *RecoverDeliveriesProgress) GetDryRun() bool {
 	return false
 }
 
+type ReplayDomainEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	HubId string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	// since: replay the events JetStream stored at or after this time
+	// (required).
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	// until optionally bounds it (default: the time of the request).
+	Until *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	// event_types optionally limits the replay to these webhook event types
+	// (ListEventTypes lists them).
+	EventTypes []string `protobuf:"bytes,4,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// urls optionally limits it to these callback URLs of the hub (each a
+	// URL or its id).
+	Urls []string `protobuf:"bytes,5,rep,name=urls,proto3" json:"urls,omitempty"`
+	// dry_run counts what would be delivered and sends nothing.
+	DryRun        bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDomainEventsRequest) Reset() {
+	*x = ReplayDomainEventsRequest{}
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDomainEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDomainEventsRequest) ProtoMessage() {}
+
+func (x *ReplayDomainEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDomainEventsRequest.ProtoReflect.Descriptor instead.
+func (*ReplayDomainEventsRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReplayDomainEventsRequest) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *ReplayDomainEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ReplayDomainEventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *ReplayDomainEventsRequest) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *ReplayDomainEventsRequest) GetUrls() []string {
+	if x != nil {
+		return x.Urls
+	}
+	return nil
+}
+
+func (x *ReplayDomainEventsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// ReplayDomainEventsProgress is the running count of a replay; the last
+// message has done set.
+type ReplayDomainEventsProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// domain_events_total is how many events of the time range the stream
+	// held when the replay started (every hub's: the stream is shared).
+	DomainEventsTotal int64 `protobuf:"varint,1,opt,name=domain_events_total,json=domainEventsTotal,proto3" json:"domain_events_total,omitempty"`
+	// domain_events_scanned counts the events read so far.
+	DomainEventsScanned int64 `protobuf:"varint,2,opt,name=domain_events_scanned,json=domainEventsScanned,proto3" json:"domain_events_scanned,omitempty"`
+	// domain_events_matched counts the hub's events that make at least one
+	// webhook event for the URLs and types asked.
+	DomainEventsMatched int64 `protobuf:"varint,3,opt,name=domain_events_matched,json=domainEventsMatched,proto3" json:"domain_events_matched,omitempty"`
+	// webhook_events counts their webhook events with at least one delivery
+	// to make.
+	WebhookEvents int64 `protobuf:"varint,4,opt,name=webhook_events,json=webhookEvents,proto3" json:"webhook_events,omitempty"`
+	// deliveries counts the deliveries made (with dry_run: that would be).
+	Deliveries int64 `protobuf:"varint,5,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// already_replayed counts deliveries a replay had made before.
+	AlreadyReplayed int64 `protobuf:"varint,6,opt,name=already_replayed,json=alreadyReplayed,proto3" json:"already_replayed,omitempty"`
+	// invalid counts the hub's events the expander refuses (dead-lettered).
+	Invalid int64 `protobuf:"varint,7,opt,name=invalid,proto3" json:"invalid,omitempty"`
+	// position is when the last event read was stored.
+	Position *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=position,proto3" json:"position,omitempty"`
+	Done     bool                   `protobuf:"varint,9,opt,name=done,proto3" json:"done,omitempty"`
+	DryRun   bool                   `protobuf:"varint,10,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// oldest_available is set when since is older than the oldest event the
+	// stream still holds (its retention): the replay starts there.
+	OldestAvailable *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=oldest_available,json=oldestAvailable,proto3" json:"oldest_available,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReplayDomainEventsProgress) Reset() {
+	*x = ReplayDomainEventsProgress{}
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDomainEventsProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDomainEventsProgress) ProtoMessage() {}
+
+func (x *ReplayDomainEventsProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDomainEventsProgress.ProtoReflect.Descriptor instead.
+func (*ReplayDomainEventsProgress) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReplayDomainEventsProgress) GetDomainEventsTotal() int64 {
+	if x != nil {
+		return x.DomainEventsTotal
+	}
+	return 0
+}
+
+func (x *ReplayDomainEventsProgress) GetDomainEventsScanned() int64 {
+	if x != nil {
+		return x.DomainEventsScanned
+	}
+	return 0
+}
+
+func (x *ReplayDomainEventsProgress) GetDomainEventsMatched() int64 {
+	if x != nil {
+		return x.DomainEventsMatched
+	}
+	return 0
+}
+
+func (x *ReplayDomainEventsProgress) GetWebhookEvents() int64 {
+	if x != nil {
+		return x.WebhookEvents
+	}
+	return 0
+}
+
+func (x *ReplayDomainEventsProgress) GetDeliveries() int64 {
+	if x != nil {
+		return x.Deliveries
+	}
+	return 0
+}
+
+func (x *ReplayDomainEventsProgress) GetAlreadyReplayed() int64 {
+	if x != nil {
+		return x.AlreadyReplayed
+	}
+	return 0
+}
+
+func (x *ReplayDomainEventsProgress) GetInvalid() int64 {
+	if x != nil {
+		return x.Invalid
+	}
+	return 0
+}
+
+func (x *ReplayDomainEventsProgress) GetPosition() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+func (x *ReplayDomainEventsProgress) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *ReplayDomainEventsProgress) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ReplayDomainEventsProgress) GetOldestAvailable() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestAvailable
+	}
+	return nil
+}
+
 var File_hubhooks_v1_operations_proto protoreflect.FileDescriptor
 
 const file_hubhooks_v1_operations_proto_rawDesc = "" +
@@ -571,10 +802,34 @@ const file_hubhooks_v1_operations_proto_rawDesc = "" +
 	"\x11already_recovered\x18\x04 \x01(\x03R\x10alreadyRecovered\x12\x18\n" +
 	"\askipped\x18\x05 \x01(\x03R\askipped\x12\x12\n" +
 	"\x04done\x18\x06 \x01(\bR\x04done\x12\x17\n" +
-	"\adry_run\x18\a \x01(\bR\x06dryRun2\xe0\x01\n" +
+	"\adry_run\x18\a \x01(\bR\x06dryRun\"\xe4\x01\n" +
+	"\x19ReplayDomainEventsRequest\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x1f\n" +
+	"\vevent_types\x18\x04 \x03(\tR\n" +
+	"eventTypes\x12\x12\n" +
+	"\x04urls\x18\x05 \x03(\tR\x04urls\x12\x17\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\"\xec\x03\n" +
+	"\x1aReplayDomainEventsProgress\x12.\n" +
+	"\x13domain_events_total\x18\x01 \x01(\x03R\x11domainEventsTotal\x122\n" +
+	"\x15domain_events_scanned\x18\x02 \x01(\x03R\x13domainEventsScanned\x122\n" +
+	"\x15domain_events_matched\x18\x03 \x01(\x03R\x13domainEventsMatched\x12%\n" +
+	"\x0ewebhook_events\x18\x04 \x01(\x03R\rwebhookEvents\x12\x1e\n" +
+	"\n" +
+	"deliveries\x18\x05 \x01(\x03R\n" +
+	"deliveries\x12)\n" +
+	"\x10already_replayed\x18\x06 \x01(\x03R\x0falreadyReplayed\x12\x18\n" +
+	"\ainvalid\x18\a \x01(\x03R\ainvalid\x126\n" +
+	"\bposition\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bposition\x12\x12\n" +
+	"\x04done\x18\t \x01(\bR\x04done\x12\x17\n" +
+	"\adry_run\x18\n" +
+	" \x01(\bR\x06dryRun\x12E\n" +
+	"\x10oldest_available\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0foldestAvailable2\xc9\x02\n" +
 	"\x11OperationsService\x12e\n" +
 	"\x12ExplainDomainEvent\x12&.hubhooks.v1.ExplainDomainEventRequest\x1a'.hubhooks.v1.ExplainDomainEventResponse\x12d\n" +
-	"\x11RecoverDeliveries\x12%.hubhooks.v1.RecoverDeliveriesRequest\x1a&.hubhooks.v1.RecoverDeliveriesProgress0\x01B;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
+	"\x11RecoverDeliveries\x12%.hubhooks.v1.RecoverDeliveriesRequest\x1a&.hubhooks.v1.RecoverDeliveriesProgress0\x01\x12g\n" +
+	"\x12ReplayDomainEvents\x12&.hubhooks.v1.ReplayDomainEventsRequest\x1a'.hubhooks.v1.ReplayDomainEventsProgress0\x01B;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
 
 var (
 	file_hubhooks_v1_operations_proto_rawDescOnce sync.Once
@@ -588,7 +843,7 @@ func file_hubhooks_v1_operations_proto_rawDescGZIP() []byte {
 	return file_hubhooks_v1_operations_proto_rawDescData
 }
 
-var file_hubhooks_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_hubhooks_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_hubhooks_v1_operations_proto_goTypes = []any{
 	(*ExplainDomainEventRequest)(nil),  // 0: hubhooks.v1.ExplainDomainEventRequest
 	(*ExplainDomainEventResponse)(nil), // 1: hubhooks.v1.ExplainDomainEventResponse
@@ -596,26 +851,34 @@ var file_hubhooks_v1_operations_proto_goTypes = []any{
 	(*ExplainedTarget)(nil),            // 3: hubhooks.v1.ExplainedTarget
 	(*RecoverDeliveriesRequest)(nil),   // 4: hubhooks.v1.RecoverDeliveriesRequest
 	(*RecoverDeliveriesProgress)(nil),  // 5: hubhooks.v1.RecoverDeliveriesProgress
-	(*structpb.Struct)(nil),            // 6: google.protobuf.Struct
-	(*EventLog)(nil),                   // 7: hubhooks.v1.EventLog
-	(*timestamppb.Timestamp)(nil),      // 8: google.protobuf.Timestamp
+	(*ReplayDomainEventsRequest)(nil),  // 6: hubhooks.v1.ReplayDomainEventsRequest
+	(*ReplayDomainEventsProgress)(nil), // 7: hubhooks.v1.ReplayDomainEventsProgress
+	(*structpb.Struct)(nil),            // 8: google.protobuf.Struct
+	(*EventLog)(nil),                   // 9: hubhooks.v1.EventLog
+	(*timestamppb.Timestamp)(nil),      // 10: google.protobuf.Timestamp
 }
 var file_hubhooks_v1_operations_proto_depIdxs = []int32{
-	6, // 0: hubhooks.v1.ExplainDomainEventRequest.data:type_name -> google.protobuf.Struct
-	2, // 1: hubhooks.v1.ExplainDomainEventResponse.webhook_events:type_name -> hubhooks.v1.ExplainedWebhookEvent
-	3, // 2: hubhooks.v1.ExplainedWebhookEvent.targets:type_name -> hubhooks.v1.ExplainedTarget
-	7, // 3: hubhooks.v1.ExplainedTarget.deliveries:type_name -> hubhooks.v1.EventLog
-	8, // 4: hubhooks.v1.RecoverDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
-	8, // 5: hubhooks.v1.RecoverDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
-	0, // 6: hubhooks.v1.OperationsService.ExplainDomainEvent:input_type -> hubhooks.v1.ExplainDomainEventRequest
-	4, // 7: hubhooks.v1.OperationsService.RecoverDeliveries:input_type -> hubhooks.v1.RecoverDeliveriesRequest
-	1, // 8: hubhooks.v1.OperationsService.ExplainDomainEvent:output_type -> hubhooks.v1.ExplainDomainEventResponse
-	5, // 9: hubhooks.v1.OperationsService.RecoverDeliveries:output_type -> hubhooks.v1.RecoverDeliveriesProgress
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	8,  // 0: hubhooks.v1.ExplainDomainEventRequest.data:type_name -> google.protobuf.Struct
+	2,  // 1: hubhooks.v1.ExplainDomainEventResponse.webhook_events:type_name -> hubhooks.v1.ExplainedWebhookEvent
+	3,  // 2: hubhooks.v1.ExplainedWebhookEvent.targets:type_name -> hubhooks.v1.ExplainedTarget
+	9,  // 3: hubhooks.v1.ExplainedTarget.deliveries:type_name -> hubhooks.v1.EventLog
+	10, // 4: hubhooks.v1.RecoverDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	10, // 5: hubhooks.v1.RecoverDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
+	10, // 6: hubhooks.v1.ReplayDomainEventsRequest.since:type_name -> google.protobuf.Timestamp
+	10, // 7: hubhooks.v1.ReplayDomainEventsRequest.until:type_name -> google.protobuf.Timestamp
+	10, // 8: hubhooks.v1.ReplayDomainEventsProgress.position:type_name -> google.protobuf.Timestamp
+	10, // 9: hubhooks.v1.ReplayDomainEventsProgress.oldest_available:type_name -> google.protobuf.Timestamp
+	0,  // 10: hubhooks.v1.OperationsService.ExplainDomainEvent:input_type -> hubhooks.v1.ExplainDomainEventRequest
+	4,  // 11: hubhooks.v1.OperationsService.RecoverDeliveries:input_type -> hubhooks.v1.RecoverDeliveriesRequest
+	6,  // 12: hubhooks.v1.OperationsService.ReplayDomainEvents:input_type -> hubhooks.v1.ReplayDomainEventsRequest
+	1,  // 13: hubhooks.v1.OperationsService.ExplainDomainEvent:output_type -> hubhooks.v1.ExplainDomainEventResponse
+	5,  // 14: hubhooks.v1.OperationsService.RecoverDeliveries:output_type -> hubhooks.v1.RecoverDeliveriesProgress
+	7,  // 15: hubhooks.v1.OperationsService.ReplayDomainEvents:output_type -> hubhooks.v1.ReplayDomainEventsProgress
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_operations_proto_init() }
@@ -630,7 +893,7 @@ func file_hubhooks_v1_operations_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_operations_proto_rawDesc), len(file_hubhooks_v1_operations_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

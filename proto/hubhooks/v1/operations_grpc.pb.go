@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	OperationsService_ExplainDomainEvent_FullMethodName = "/hubhooks.v1.OperationsService/ExplainDomainEvent"
 	OperationsService_RecoverDeliveries_FullMethodName  = "/hubhooks.v1.OperationsService/RecoverDeliveries"
+	OperationsService_ReplayDomainEvents_FullMethodName = "/hubhooks.v1.OperationsService/ReplayDomainEvents"
 )
 
 // OperationsServiceClient is the client API for OperationsService service.
@@ -49,6 +50,22 @@ type OperationsServiceClient interface {
 	// message has done set. Cancelling the call stops it; what was sent stays
 	// sent.
 	RecoverDeliveries(ctx context.Context, in *RecoverDeliveriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RecoverDeliveriesProgress], error)
+	// ReplayDomainEvents expands again the hub's domain events that JetStream
+	// stored between since and until, and delivers their webhook events to
+	// the URLs that take them now (whether or not the triggers were on, or
+	// the URL existed, when the events arrived): to backfill a URL added
+	// today, or deliver what was published while the triggers were off. Only
+	// some webhook event types (event_types) and some URLs (urls) if asked.
+	// A replayed webhook event has its own id, "rpl_..." (the body's
+	// replay_of names the original), the same for every replay of it: a
+	// delivery replayed before is not sent again, so the same request twice
+	// delivers nothing twice. Its log entries carry the original domain event
+	// id (ExplainDomainEvent shows them). How far back it reaches is the
+	// events stream's retention (HUBHOOKS_EVENTS_MAX_AGE, 72h by default).
+	// dry_run counts without sending. Progress streams back; the last
+	// message has done set; cancelling the call stops it. Deliveries are
+	// paced so live traffic keeps flowing.
+	ReplayDomainEvents(ctx context.Context, in *ReplayDomainEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReplayDomainEventsProgress], error)
 }
 
 type operationsServiceClient struct {
@@ -88,6 +105,25 @@ func (c *operationsServiceClient) RecoverDeliveries(ctx context.Context, in *Rec
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperationsService_RecoverDeliveriesClient = grpc.ServerStreamingClient[RecoverDeliveriesProgress]
 
+func (c *operationsServiceClient) ReplayDomainEvents(ctx context.Context, in *ReplayDomainEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReplayDomainEventsProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &OperationsService_ServiceDesc.Streams[1], OperationsService_ReplayDomainEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReplayDomainEventsRequest, ReplayDomainEventsProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OperationsService_ReplayDomainEventsClient = grpc.ServerStreamingClient[ReplayDomainEventsProgress]
+
 // OperationsServiceServer is the server API for OperationsService service.
 // All implementations must embed UnimplementedOperationsServiceServer
 // for forward compatibility.
@@ -114,6 +150,22 @@ type OperationsServiceServer interface {
 	// message has done set. Cancelling the call stops it; what was sent stays
 	// sent.
 	RecoverDeliveries(*RecoverDeliveriesRequest, grpc.ServerStreamingServer[RecoverDeliveriesProgress]) error
+	// ReplayDomainEvents expands again the hub's domain events that JetStream
+	// stored between since and until, and delivers their webhook events to
+	// the URLs that take them now (whether or not the triggers were on, or
+	// the URL existed, when the events arrived): to backfill a URL added
+	// today, or deliver what was published while the triggers were off. Only
+	// some webhook event types (event_types) and some URLs (urls) if asked.
+	// A replayed webhook event has its own id, "rpl_..." (the body's
+	// replay_of names the original), the same for every replay of it: a
+	// delivery replayed before is not sent again, so the same request twice
+	// delivers nothing twice. Its log entries carry the original domain event
+	// id (ExplainDomainEvent shows them). How far back it reaches is the
+	// events stream's retention (HUBHOOKS_EVENTS_MAX_AGE, 72h by default).
+	// dry_run counts without sending. Progress streams back; the last
+	// message has done set; cancelling the call stops it. Deliveries are
+	// paced so live traffic keeps flowing.
+	ReplayDomainEvents(*ReplayDomainEventsRequest, grpc.ServerStreamingServer[ReplayDomainEventsProgress]) error
 	mustEmbedUnimplementedOperationsServiceServer()
 }
 
@@ -129,6 +181,9 @@ func (UnimplementedOperationsServiceServer) ExplainDomainEvent(context.Context, 
 }
 func (UnimplementedOperationsServiceServer) RecoverDeliveries(*RecoverDeliveriesRequest, grpc.ServerStreamingServer[RecoverDeliveriesProgress]) error {
 	return status.Errorf(codes.Unimplemented, "method RecoverDeliveries not implemented")
+}
+func (UnimplementedOperationsServiceServer) ReplayDomainEvents(*ReplayDomainEventsRequest, grpc.ServerStreamingServer[ReplayDomainEventsProgress]) error {
+	return status.Errorf(codes.Unimplemented, "method ReplayDomainEvents not implemented")
 }
 func (UnimplementedOperationsServiceServer) mustEmbedUnimplementedOperationsServiceServer() {}
 func (UnimplementedOperationsServiceServer) testEmbeddedByValue()                           {}
@@ -180,6 +235,17 @@ func _OperationsService_RecoverDeliveries_Handler(srv interface{}, stream grpc.S
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperationsService_RecoverDeliveriesServer = grpc.ServerStreamingServer[RecoverDeliveriesProgress]
 
+func _OperationsService_ReplayDomainEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReplayDomainEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(OperationsServiceServer).ReplayDomainEvents(m, &grpc.GenericServerStream[ReplayDomainEventsRequest, ReplayDomainEventsProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OperationsService_ReplayDomainEventsServer = grpc.ServerStreamingServer[ReplayDomainEventsProgress]
+
 // OperationsService_ServiceDesc is the grpc.ServiceDesc for OperationsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -196,6 +262,11 @@ var OperationsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "RecoverDeliveries",
 			Handler:       _OperationsService_RecoverDeliveries_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ReplayDomainEvents",
+			Handler:       _OperationsService_ReplayDomainEvents_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -550,3 +550,32 @@ func TestExplainAndRecoverCommands(t *testing.T) {
 	c.fails(exitUsage, "explain")
 	c.fails(exitUsage, "explain", "USER.NOPE")
 }
+
+func TestReplayCommand(t *testing.T) {
+	h := hubdtest.Start(t, hubdtest.Options{})
+	var got atomic.Int32
+	recv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { got.Add(1) }))
+	t.Cleanup(recv.Close)
+	c := newCLI(t, "HUBHOOKS_ADDR", h.GRPCAddr, "HUBHOOKS_HUB", "acme")
+	c.ok("urls", "add", recv.URL+"/old")
+	c.ok("hub", "enable")
+	for i := range 4 {
+		publish(t, h.JS, &eventsv1.DomainEvent{Id: "evt-" + strconv.Itoa(i), HubId: "acme", Type: "APP.CREATED"})
+	}
+	// APP.CREATED makes APP.CREATED and APP_KEY.CREATED.
+	testkit.Eventually(t, 20*time.Second, "8 live deliveries", func() bool { return got.Load() == 8 })
+	c.ok("urls", "add", recv.URL+"/new")
+	if out := c.ok("replay", "--since", "1h", "--url", recv.URL+"/new", "--types", "APP_KEY.CREATED", "--dry-run"); !strings.Contains(out, "would replay 4 deliveries of 4 webhook events from 4 domain events") {
+		t.Errorf("replay --dry-run:\n%s", out)
+	}
+	if out := c.ok("replay", "--since", "1h", "--url", recv.URL+"/new"); !strings.Contains(out, "replayed 8 deliveries") {
+		t.Errorf("replay:\n%s", out)
+	}
+	testkit.Eventually(t, 20*time.Second, "8 replayed deliveries", func() bool { return got.Load() == 16 })
+	lines := strings.Split(strings.TrimSpace(c.ok("replay", "--since", "1h", "--url", recv.URL+"/new", "-o", "json")), "\n")
+	if last := jsonOf(t, lines[len(lines)-1], &hubhooksv1.ReplayDomainEventsProgress{}); !last.GetDone() || last.GetDeliveries() != 0 || last.GetAlreadyReplayed() != 8 {
+		t.Errorf("replay again -o json: %v", last)
+	}
+	c.fails(exitUsage, "replay")
+	c.fails(exitUsage, "replay", "--since", "1h", "--types", "APP.EXPLODED")
+}

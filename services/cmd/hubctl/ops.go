@@ -280,3 +280,118 @@ func (a *app) runRecovery(cmd *cobra.Command, oc hubhooksv1.OperationsServiceCli
 		}
 	}
 }
+
+func (a *app) replayCmd() *cobra.Command {
+	var since, until string
+	var types, urls []string
+	var dry bool
+	c := &cobra.Command{
+		Use:   "replay --since <time> [--types A,B] [--url <url or id>]... [--dry-run]",
+		Short: "Deliver again the webhooks of domain events from history",
+		Long: `Expand again the hub's domain events that hubhooks stored between --since and
+--until (default now) and deliver their webhooks to the URLs that take them now:
+to backfill a URL added today with yesterday's events (--url), or to deliver
+what was published while the triggers were off. --types keeps some webhook
+event types only.
+
+A replayed webhook has its own id, rpl_... (the body's replay_of names the
+original msg_... id), logged with the original domain event. The same replay
+again delivers nothing twice. How far back it reaches is the events stream's
+retention (HUBHOOKS_EVENTS_MAX_AGE on the server, 72h by default). --dry-run
+only counts. Ctrl-C stops it; run it again to finish. The server paces it
+(HUBHOOKS_BULK_RATE, HUBHOOKS_BULK_MAX_BACKLOG) so live deliveries keep flowing.`,
+		Example: `  hubctl --hub acme replay --since 1d --url https://example.com/new-hooks --dry-run
+  hubctl --hub acme replay --since 2026-12-05T00:00:00Z --until 2026-12-06T00:00:00Z
+  hubctl --hub acme replay --since 6h --types SUBSCRIPTION.CREATED,SUBSCRIPTION.UPDATED`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hub, err := a.hub()
+			if err != nil {
+				return err
+			}
+			if since == "" {
+				return usagef("--since is required: replay the events stored from then on (a time, or how long ago: 6h, 1d)")
+			}
+			now := time.Now()
+			from, err := parseWhen("since", since, now)
+			if err != nil {
+				return err
+			}
+			to, err := parseWhen("until", until, now)
+			if err != nil {
+				return err
+			}
+			if to.IsZero() {
+				to = now
+			}
+			req := &hubhooksv1.ReplayDomainEventsRequest{HubId: hub, Since: timestamppb.New(from), Until: timestamppb.New(to), EventTypes: types, Urls: urls, DryRun: dry}
+			oc, err := a.opsClient()
+			if err != nil {
+				return err
+			}
+			stream, err := oc.ReplayDomainEvents(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			var bar *progress
+			var last *hubhooksv1.ReplayDomainEventsProgress
+			for {
+				p, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					if bar != nil {
+						bar.finish()
+					}
+					if last != nil && !a.jsonOut() && !dry {
+						fmt.Fprintf(a.stderr, "stopped after %d deliveries; run the same command again to finish\n", last.GetDeliveries())
+					}
+					return err
+				}
+				last = p
+				if a.jsonOut() {
+					if err := printJSONLine(a.stdout, p); err != nil {
+						return err
+					}
+					continue
+				}
+				if bar == nil {
+					bar = a.newProgress("replaying: domain events read", p.GetDomainEventsTotal())
+				}
+				bar.set(p.GetDomainEventsScanned(), fmt.Sprintf("(%d deliveries, %d already replayed)", p.GetDeliveries(), p.GetAlreadyReplayed()))
+			}
+			if bar != nil {
+				bar.finish()
+			}
+			if last == nil || !last.GetDone() {
+				return errors.New("the replay ended without its final count; run it again")
+			}
+			if !a.jsonOut() {
+				a.printReplaySummary(last)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&since, "since", "", "replay the events stored from this time on (required): a time, or how long ago (6h, 1d)")
+	c.Flags().StringVar(&until, "until", "", "and until this time (default: now)")
+	c.Flags().StringSliceVar(&types, "types", nil, "only these webhook event types, comma-separated")
+	c.Flags().StringArrayVar(&urls, "url", nil, "only this callback URL (or id); repeat for several")
+	c.Flags().BoolVar(&dry, "dry-run", false, "count, send nothing")
+	_ = c.RegisterFlagCompletionFunc("types", a.completeFrom(a.webhookTypes))
+	_ = c.RegisterFlagCompletionFunc("url", a.completeFrom(a.urls))
+	return c
+}
+
+// printReplaySummary says what a replay did (or would do).
+func (a *app) printReplaySummary(p *hubhooksv1.ReplayDomainEventsProgress) {
+	verb := "replayed"
+	if p.GetDryRun() {
+		verb = "would replay"
+	}
+	fmt.Fprintf(a.stdout, "%s %d deliveries of %d webhook events from %d domain events (%d read; %d already replayed; %d invalid)\n",
+		verb, p.GetDeliveries(), p.GetWebhookEvents(), p.GetDomainEventsMatched(), p.GetDomainEventsScanned(), p.GetAlreadyReplayed(), p.GetInvalid())
+	if p.GetOldestAvailable() != nil {
+		fmt.Fprintf(a.stdout, "note: the oldest event still stored is from %s (the events stream's retention, HUBHOOKS_EVENTS_MAX_AGE); nothing older can be replayed\n", when(p.GetOldestAvailable()))
+	}
+}

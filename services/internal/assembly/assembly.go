@@ -286,7 +286,7 @@ func (p *Parts) LoggerConfig() logger.Config {
 // OperationsConfig is the OperationsService's config from the settings.
 func (p *Parts) OperationsConfig() operations.Config {
 	return operations.Config{
-		BulkRate: float64(p.Settings.BulkRate), BulkMaxBacklog: p.Settings.BulkMaxBacklog,
+		BulkRate: float64(p.Settings.BulkRate), BulkMaxBacklog: p.Settings.BulkMaxBacklog, MaxEventBytes: p.Settings.MaxEventBytes,
 		StreamOptions: p.StreamOptions(), Registerer: p.Registry, Log: p.Log.With("component", "operations"),
 	}
 }
