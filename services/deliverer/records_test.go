@@ -155,7 +155,9 @@ func TestFetchCountFollowsJobsPerMessage(t *testing.T) {
 // needsCancel notes a hub when a change takes something away from a URL:
 // the URL itself, its enabled state, or a type it took.
 func TestNeedsCancel(t *testing.T) {
-	url := func(types ...string) *hubhooksv1.CallbackUrl { return &hubhooksv1.CallbackUrl{Id: "u", EventTypes: types} }
+	url := func(types ...string) *hubhooksv1.CallbackUrl {
+		return &hubhooksv1.CallbackUrl{Id: "u", EventTypes: types}
+	}
 	hub := func(u *hubhooksv1.CallbackUrl) *hubhooksv1.HubConfig {
 		return &hubhooksv1.HubConfig{EventsEnabled: true, CallbackUrls: []*hubhooksv1.CallbackUrl{u}}
 	}
