@@ -131,7 +131,7 @@ func (s *Service) post(job *deliveryv1.DeliveryJob, lane string, secrets []strin
 	}
 	res := s.sender.Send(s.workCtx, webhook.Request{
 		URL: job.GetUrl(), WebhookID: job.GetWebhookEventId(), Body: job.GetBody(), Secrets: secrets,
-		OmitRecordedBody: true, // the record carries the job, body included
+		OmitRecordedBody: true, // the body sent is the job's (see AttemptRecorded.request)
 	})
 	if res.Request == nil {
 		res.Request = &hubhooksv1.HttpRequest{Url: job.GetUrl(), Method: http.MethodPost}
@@ -203,11 +203,6 @@ func (s *Service) conclude(msg jobMsg, job *deliveryv1.DeliveryJob, res webhook.
 			_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
 			return nil, false
 		}
-	}
-	if rec.GetRequest().GetBody() == string(job.GetBody()) {
-		// The job carries the body already; the logger keeps it once (a
-		// Sender that copied it anyway).
-		rec.Request.Body = ""
 	}
 	return rec, true
 }

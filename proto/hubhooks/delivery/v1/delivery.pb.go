@@ -227,7 +227,10 @@ type AttemptRecorded struct {
 	// created (pending) before any attempt.
 	Attempt int32 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// status is the delivery's status after this attempt.
-	Status        v1.DeliveryStatus      `protobuf:"varint,3,opt,name=status,proto3,enum=hubhooks.v1.DeliveryStatus" json:"status,omitempty"`
+	Status v1.DeliveryStatus `protobuf:"varint,3,opt,name=status,proto3,enum=hubhooks.v1.DeliveryStatus" json:"status,omitempty"`
+	// request is the request as sent, secret masked. Its body is job.body:
+	// the deliverer leaves request.body empty rather than carry it twice,
+	// and the event log stores it once either way.
 	Request       *v1.HttpRequest        `protobuf:"bytes,4,opt,name=request,proto3" json:"request,omitempty"`
 	Response      *v1.HttpResponse       `protobuf:"bytes,5,opt,name=response,proto3" json:"response,omitempty"`
 	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
