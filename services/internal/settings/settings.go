@@ -14,9 +14,17 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/auth"
 	"github.com/hubhooks/hubhooks/pkg/daemon"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/publisher"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	"github.com/hubhooks/hubhooks/services/configsvc"
+	"github.com/hubhooks/hubhooks/services/deliverer"
+	"github.com/hubhooks/hubhooks/services/logger/logstore"
+	"github.com/hubhooks/hubhooks/services/operations"
 )
 
-// Settings are the process settings of PRODUCT.md §8 plus operational knobs.
+// Settings are the process settings (README.md, Configuration) plus
+// operational knobs. A knob a service has a default for takes that default
+// from the service, so the two cannot disagree.
 type Settings struct {
 	NATSURL       string
 	NATSListen    string
@@ -102,9 +110,10 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	str(&s.TLSKey, "tls-key", "HUBHOOKS_TLS_KEY", "", "gRPC server key (PEM)")
 	str(&s.TLSClientCA, "tls-client-ca", "HUBHOOKS_TLS_CLIENT_CA", "", "CA that client certificates must chain to (mTLS)")
 	str(&s.TLSCA, "tls-ca", "HUBHOOKS_TLS_CA", "", "CA to verify configsvc's certificate when dialling it")
-	schedule := fs.String("retry-schedule", daemon.Env("HUBHOOKS_RETRY_SCHEDULE", "0s,5s,5m,30m,2h,5h,10h,10h"), "delays before each attempt (HUBHOOKS_RETRY_SCHEDULE)")
+	del := deliverer.Config{}.WithDefaults()
+	schedule := fs.String("retry-schedule", daemon.Env("HUBHOOKS_RETRY_SCHEDULE", formatDurations(del.Schedule)), "delays before each attempt (HUBHOOKS_RETRY_SCHEDULE)")
 	cidrs := fs.String("allowed-cidrs", daemon.Env("HUBHOOKS_ALLOWED_CIDRS", ""), "address ranges exempt from the private-address guard (HUBHOOKS_ALLOWED_CIDRS)")
-	grace, err := daemon.EnvDuration("HUBHOOKS_SECRET_GRACE", 24*time.Hour)
+	grace, err := daemon.EnvDuration("HUBHOOKS_SECRET_GRACE", configsvc.DefaultSecretGrace)
 	errs = append(errs, err)
 	fs.DurationVar(&s.SecretGrace, "secret-grace", grace, "how long a replaced secret keeps signing (HUBHOOKS_SECRET_GRACE)")
 	httpsOnly, err := daemon.EnvBool("HUBHOOKS_HTTPS_ONLY", false)
@@ -129,27 +138,27 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 		errs = append(errs, err)
 		fs.IntVar(p, flagName, v, usage+" ("+env+")")
 	}
-	dur(&s.WebhookTimeout, "webhook-timeout", "HUBHOOKS_WEBHOOK_TIMEOUT", 15*time.Second, "timeout of one webhook POST")
-	num(&s.DeliverConcurrency, "deliver-concurrency", "HUBHOOKS_DELIVER_CONCURRENCY", 256, "POSTs in flight per deliverer")
-	num(&s.PerURLConcurrency, "per-url-concurrency", "HUBHOOKS_PER_URL_CONCURRENCY", 16, "POSTs in flight per callback URL")
-	num(&s.PerHubConcurrency, "per-hub-concurrency", "HUBHOOKS_PER_HUB_CONCURRENCY", 64, "POSTs in flight per hub")
-	num(&s.BreakerFailures, "breaker-failures", "HUBHOOKS_BREAKER_FAILURES", 5, "consecutive timeouts/connection errors that open a URL's circuit breaker")
-	dur(&s.BreakerCooldown, "breaker-cooldown", "HUBHOOKS_BREAKER_COOLDOWN", 30*time.Second, "how long an open breaker fails fast before probing")
+	dur(&s.WebhookTimeout, "webhook-timeout", "HUBHOOKS_WEBHOOK_TIMEOUT", webhook.DefaultTimeout, "timeout of one webhook POST")
+	num(&s.DeliverConcurrency, "deliver-concurrency", "HUBHOOKS_DELIVER_CONCURRENCY", del.Concurrency, "POSTs in flight per deliverer")
+	num(&s.PerURLConcurrency, "per-url-concurrency", "HUBHOOKS_PER_URL_CONCURRENCY", del.PerURLConcurrency, "POSTs in flight per callback URL")
+	num(&s.PerHubConcurrency, "per-hub-concurrency", "HUBHOOKS_PER_HUB_CONCURRENCY", del.PerHubConcurrency, "POSTs in flight per hub")
+	num(&s.BreakerFailures, "breaker-failures", "HUBHOOKS_BREAKER_FAILURES", del.BreakerFailures, "consecutive timeouts/connection errors that open a URL's circuit breaker")
+	dur(&s.BreakerCooldown, "breaker-cooldown", "HUBHOOKS_BREAKER_COOLDOWN", del.BreakerCooldown, "how long an open breaker fails fast before probing")
 	dur(&s.DedupeWindow, "dedupe-window", "HUBHOOKS_DEDUPE_WINDOW", eventbus.DefaultDuplicateWindow, "how long JetStream drops a domain event published again with the same Nats-Msg-Id (memory grows with rate x window)")
-	dur(&s.EventsMaxAge, "events-max-age", "HUBHOOKS_EVENTS_MAX_AGE", 72*time.Hour, "how long domain events stay in their stream, expanded or not")
+	dur(&s.EventsMaxAge, "events-max-age", "HUBHOOKS_EVENTS_MAX_AGE", eventbus.DefaultEventsMaxAge, "how long domain events stay in their stream, expanded or not")
 	eventsMaxBytes, err := daemon.EnvInt64("HUBHOOKS_EVENTS_MAX_BYTES", 0)
 	errs = append(errs, err)
 	fs.Int64Var(&s.EventsMaxBytes, "events-max-bytes", eventsMaxBytes, "cap on the domain events stream's size, oldest dropped first, expanded or not; 0 = no cap (HUBHOOKS_EVENTS_MAX_BYTES)")
-	dur(&s.HoldLimit, "hold-limit", "HUBHOOKS_HOLD_LIMIT", time.Second, "longest a delivery job keeps its JetStream message while queued or in flight before it moves to Redis")
-	dur(&s.MaxRetryAfter, "max-retry-after", "HUBHOOKS_MAX_RETRY_AFTER", time.Hour, "upper bound on a receiver's Retry-After")
-	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", 7*24*time.Hour, "how long event log entries are kept")
-	num(&s.LogMaxEntriesPerHub, "log-max-entries-per-hub", "HUBHOOKS_LOG_MAX_ENTRIES_PER_HUB", 100000, "event log entries kept per hub (oldest trimmed)")
-	logMaxBytes, err := daemon.EnvInt64("HUBHOOKS_LOG_MAX_BYTES_PER_HUB", 512<<20)
+	dur(&s.HoldLimit, "hold-limit", "HUBHOOKS_HOLD_LIMIT", del.HoldLimit, "longest a delivery job keeps its JetStream message while queued or in flight before it moves to Redis")
+	dur(&s.MaxRetryAfter, "max-retry-after", "HUBHOOKS_MAX_RETRY_AFTER", del.MaxRetryAfter, "upper bound on a receiver's Retry-After")
+	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", logstore.DefaultRetention, "how long event log entries are kept")
+	num(&s.LogMaxEntriesPerHub, "log-max-entries-per-hub", "HUBHOOKS_LOG_MAX_ENTRIES_PER_HUB", logstore.DefaultMaxEntriesPerHub, "event log entries kept per hub (oldest trimmed)")
+	logMaxBytes, err := daemon.EnvInt64("HUBHOOKS_LOG_MAX_BYTES_PER_HUB", logstore.DefaultMaxBytesPerHub)
 	errs = append(errs, err)
 	fs.Int64Var(&s.LogMaxBytesPerHub, "log-max-bytes-per-hub", logMaxBytes, "bytes of event log entries kept per hub (oldest trimmed) (HUBHOOKS_LOG_MAX_BYTES_PER_HUB)")
-	num(&s.MaxEventBytes, "max-event-bytes", "HUBHOOKS_MAX_EVENT_BYTES", 1<<20, "largest domain event accepted; larger ones are dead-lettered")
-	num(&s.BulkRate, "bulk-rate", "HUBHOOKS_BULK_RATE", 500, "deliveries per second one replay or recovery adds at most")
-	num(&s.BulkMaxBacklog, "bulk-max-backlog", "HUBHOOKS_BULK_MAX_BACKLOG", 200, "replays and recoveries pause while the deliverer has more messages than this waiting")
+	num(&s.MaxEventBytes, "max-event-bytes", "HUBHOOKS_MAX_EVENT_BYTES", publisher.MaxEventBytes, "largest domain event accepted; larger ones are dead-lettered")
+	num(&s.BulkRate, "bulk-rate", "HUBHOOKS_BULK_RATE", operations.DefaultBulkRate, "deliveries per second one replay or recovery adds at most")
+	num(&s.BulkMaxBacklog, "bulk-max-backlog", "HUBHOOKS_BULK_MAX_BACKLOG", operations.DefaultBulkMaxBacklog, "replays and recoveries pause while the deliverer has more messages than this waiting")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -240,4 +249,20 @@ func (s *Settings) Validate() error {
 		errs = append(errs, fmt.Errorf("admin-token must be at least %d characters", auth.MinAdminTokenLen))
 	}
 	return errors.Join(errs...)
+}
+
+// formatDurations is ds as HUBHOOKS_RETRY_SCHEDULE spells it: "0s,5s,5m,2h".
+func formatDurations(ds []time.Duration) string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		v := d.String() // "2h0m0s"
+		if strings.HasSuffix(v, "m0s") {
+			v = strings.TrimSuffix(v, "0s")
+		}
+		if strings.HasSuffix(v, "h0m") {
+			v = strings.TrimSuffix(v, "0m")
+		}
+		out[i] = v
+	}
+	return strings.Join(out, ",")
 }

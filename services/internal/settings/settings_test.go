@@ -1,9 +1,17 @@
 package settings
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubhooks/hubhooks/pkg/publisher"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	"github.com/hubhooks/hubhooks/services/configsvc"
+	"github.com/hubhooks/hubhooks/services/deliverer"
+	"github.com/hubhooks/hubhooks/services/logger/logstore"
+	"github.com/hubhooks/hubhooks/services/operations"
 )
 
 func parse(t *testing.T, env map[string]string, args ...string) (*Settings, error) {
@@ -21,6 +29,46 @@ func TestDefaults(t *testing.T) {
 	}
 	if s.EventsMaxAge != 72*time.Hour || s.EventsMaxBytes != 0 || s.DedupeWindow != 2*time.Minute || s.StreamReplicas != 1 {
 		t.Fatalf("events max age %s, max bytes %d, dedupe window %s, replicas %d", s.EventsMaxAge, s.EventsMaxBytes, s.DedupeWindow, s.StreamReplicas)
+	}
+}
+
+// TestDefaultsAreTheServices: a knob left unset takes the default of the
+// service it tunes, and the retry schedule's default reads back as itself.
+func TestDefaultsAreTheServices(t *testing.T) {
+	s, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	del := deliverer.Config{}.WithDefaults()
+	if !slices.Equal(s.RetrySchedule, deliverer.DefaultSchedule) {
+		t.Errorf("retry schedule %v, want %v", s.RetrySchedule, deliverer.DefaultSchedule)
+	}
+	if got := formatDurations(deliverer.DefaultSchedule); got != "0s,5s,5m,30m,2h,5h,10h,10h" {
+		t.Errorf("default schedule spelled %q", got)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"deliver-concurrency", s.DeliverConcurrency, del.Concurrency},
+		{"per-url-concurrency", s.PerURLConcurrency, del.PerURLConcurrency},
+		{"per-hub-concurrency", s.PerHubConcurrency, del.PerHubConcurrency},
+		{"breaker-failures", s.BreakerFailures, del.BreakerFailures},
+		{"breaker-cooldown", s.BreakerCooldown, del.BreakerCooldown},
+		{"hold-limit", s.HoldLimit, del.HoldLimit},
+		{"max-retry-after", s.MaxRetryAfter, del.MaxRetryAfter},
+		{"webhook-timeout", s.WebhookTimeout, webhook.DefaultTimeout},
+		{"secret-grace", s.SecretGrace, configsvc.DefaultSecretGrace},
+		{"log-retention", s.LogRetention, logstore.DefaultRetention},
+		{"log-max-entries-per-hub", s.LogMaxEntriesPerHub, logstore.DefaultMaxEntriesPerHub},
+		{"log-max-bytes-per-hub", s.LogMaxBytesPerHub, int64(logstore.DefaultMaxBytesPerHub)},
+		{"max-event-bytes", s.MaxEventBytes, publisher.MaxEventBytes},
+		{"bulk-rate", s.BulkRate, operations.DefaultBulkRate},
+		{"bulk-max-backlog", s.BulkMaxBacklog, operations.DefaultBulkMaxBacklog},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s default %v, want the service's %v", c.name, c.got, c.want)
+		}
 	}
 }
 
