@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/hubhooks/hubhooks/pkg/configcache"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
@@ -170,7 +170,7 @@ func TestCacheAppliesByVersionAndReplacesOnReconnect(t *testing.T) {
 	live1 <- hc("a", 3)
 	live1 <- hc("a", 4)
 	live1 <- hc("c", 1)
-	testkit.Eventually(t, 10*time.Second, "c v1", func() bool { return version(cache, "c") == 1 })
+	poll.Until(t, 10*time.Second, "c v1", func() bool { return version(cache, "c") == 1 })
 	if version(cache, "a") != 4 || has("a:3->2") || !has("a:3->4") || !has("c:nil->1") {
 		t.Fatalf("a v%d, changes %v", version(cache, "a"), changes)
 	}
@@ -180,9 +180,9 @@ func TestCacheAppliesByVersionAndReplacesOnReconnect(t *testing.T) {
 	defer close(live2)
 	srv.sessions <- &session{header: intp(2), snap: []*hubhooksv1.HubConfig{hc("a", 4), hc("b", 2)}, live: live2}
 	close(live1)
-	testkit.Eventually(t, 10*time.Second, "b v2", func() bool { return version(cache, "b") == 2 })
-	testkit.Eventually(t, 10*time.Second, "c gone", func() bool { return version(cache, "c") == -1 })
-	testkit.Eventually(t, 10*time.Second, "OnChange", func() bool { return has("b:1->2") && has("c:1->0") })
+	poll.Until(t, 10*time.Second, "b v2", func() bool { return version(cache, "b") == 2 })
+	poll.Until(t, 10*time.Second, "c gone", func() bool { return version(cache, "c") == -1 })
+	poll.Until(t, 10*time.Second, "OnChange", func() bool { return has("b:1->2") && has("c:1->0") })
 	if has("a:4->4") {
 		t.Fatal("unchanged hub reported")
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/hubhooks/hubhooks/pkg/configcache"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
@@ -100,8 +100,8 @@ func TestConfigCache(t *testing.T) {
 
 	// Live change.
 	mustEnable(a.client, "c1", false)
-	testkit.Eventually(t, 5*time.Second, "c1 v2 in the cache", func() bool { c, _ := cache.Get("c1"); return c.GetVersion() == 2 })
-	testkit.Eventually(t, time.Second, "OnChange c1 1->2", func() bool { return log.has("c1:1->2") })
+	poll.Until(t, 5*time.Second, "c1 v2 in the cache", func() bool { c, _ := cache.Get("c1"); return c.GetVersion() == 2 })
+	poll.Until(t, time.Second, "OnChange c1 1->2", func() bool { return log.has("c1:1->2") })
 
 	// Fetch falls back to GetHubConfig when the cache is behind (here: a
 	// cache that is not running at all).
@@ -134,13 +134,13 @@ func TestConfigCache(t *testing.T) {
 	if _, ok := cold.Get("nobody"); ok {
 		t.Fatal("Fetch stored an unconfigured hub")
 	}
-	testkit.Eventually(t, 5*time.Second, "c1 v3 in the running cache", func() bool { c, _ := cache.Get("c1"); return c.GetVersion() == 3 })
+	poll.Until(t, 5*time.Second, "c1 v3 in the running cache", func() bool { c, _ := cache.Get("c1"); return c.GetVersion() == 3 })
 
 	// The server goes away; meanwhile c1 changes through another replica and
 	// c2 disappears (its data lost). After the restart the cache applies the
 	// new snapshot and reports both.
 	a.stop()
-	testkit.Eventually(t, 5*time.Second, "cache disconnected", func() bool { return !cache.Connected() })
+	poll.Until(t, 5*time.Second, "cache disconnected", func() bool { return !cache.Connected() })
 	b := e.startServer(t, "")
 	mustEnable(b.client, "c1", false) // v4
 	if err := e.rdb.Del(ctx, e.prefix+"{cfg}:hub:c2").Err(); err != nil {
@@ -156,9 +156,9 @@ func TestConfigCache(t *testing.T) {
 		t.Fatalf("cache changed while disconnected: %v", c)
 	}
 	e.startServer(t, a.addr) // restart on the same address
-	testkit.Eventually(t, 15*time.Second, "c1 v4 after reconnect", func() bool { c, _ := cache.Get("c1"); return c.GetVersion() == 4 })
-	testkit.Eventually(t, time.Second, "c2 gone", func() bool { _, ok := cache.Get("c2"); return !ok })
-	testkit.Eventually(t, time.Second, "OnChange for both", func() bool { return log.has("c1:3->4") && log.has("c2:1->0") })
+	poll.Until(t, 15*time.Second, "c1 v4 after reconnect", func() bool { c, _ := cache.Get("c1"); return c.GetVersion() == 4 })
+	poll.Until(t, time.Second, "c2 gone", func() bool { _, ok := cache.Get("c2"); return !ok })
+	poll.Until(t, time.Second, "OnChange for both", func() bool { return log.has("c1:3->4") && log.has("c2:1->0") })
 	if c, _ := cache.Get("c1"); c.GetEventsEnabled() {
 		t.Fatal("c1 should be disabled after reconnect")
 	}

@@ -20,8 +20,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/natstest"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/redistest"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -154,7 +154,7 @@ func (e *env) startServer(t *testing.T, addr string, opts ...option) *server {
 		addr = "127.0.0.1:0"
 	}
 	var lis net.Listener
-	testkit.Eventually(t, 5*time.Second, "listen on "+addr, func() bool {
+	poll.Until(t, 5*time.Second, "listen on "+addr, func() bool {
 		lis, err = net.Listen("tcp", addr)
 		return err == nil
 	})
@@ -175,7 +175,7 @@ func (e *env) startServer(t *testing.T, addr string, opts ...option) *server {
 		})
 	}
 	t.Cleanup(stop)
-	testkit.Eventually(t, 10*time.Second, "service ready", func() bool { return svc.Ready(context.Background()) == nil })
+	poll.Until(t, 10*time.Second, "service ready", func() bool { return svc.Ready(context.Background()) == nil })
 	return &server{svc: svc, reg: reg, addr: lis.Addr().String(), stop: stop, client: dial(t, lis.Addr().String())}
 }
 

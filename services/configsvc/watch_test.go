@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/configsvc"
 )
@@ -205,7 +205,7 @@ func TestWatchResendsSnapshotWhenFeedReaderLosesItsPlace(t *testing.T) {
 		}
 		seen[cfg.GetHubId()] = true
 	}
-	testkit.Eventually(t, 5*time.Second, "ready again", func() bool { return s.svc.Ready(ctx) == nil })
+	poll.Until(t, 5*time.Second, "ready again", func() bool { return s.svc.Ready(ctx) == nil })
 	// And live changes still flow afterwards.
 	if _, err := s.client.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: "r1", Enabled: false}); err != nil {
 		t.Fatal(err)

@@ -21,8 +21,8 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/natstest"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/redistest"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -185,7 +185,7 @@ func newSender(t *testing.T, opts ...webhook.ClientOption) webhook.Sender {
 func (e *testEnv) start(t *testing.T, cfg Config, sender webhook.Sender) (*Service, func()) {
 	t.Helper()
 	svc, stop := e.run(t, cfg, sender)
-	testkit.Eventually(t, 10*time.Second, "service ready", func() bool { return svc.Ready(context.Background()) == nil })
+	poll.Until(t, 10*time.Second, "service ready", func() bool { return svc.Ready(context.Background()) == nil })
 	return svc, stop
 }
 

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
@@ -98,8 +98,8 @@ func TestOutcomes(t *testing.T) {
 			e.start(t, baseConfig(e.prefix, tt.schedule...), newSender(t, tt.sender...))
 			job := e.publishJob(t, cfg, u, 1, tt.test)
 
-			testkit.Eventually(t, 15*time.Second, "a terminal record", func() bool { return e.records.final(job.GetDeliveryId()) })
-			testkit.Eventually(t, 5*time.Second, "the job acked", func() bool { return e.consumerDrained(t) })
+			poll.Until(t, 15*time.Second, "a terminal record", func() bool { return e.records.final(job.GetDeliveryId()) })
+			poll.Until(t, 5*time.Second, "the job acked", func() bool { return e.consumerDrained(t) })
 			recs := e.records.of(job.GetDeliveryId())
 			if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, tt.want) {
 				t.Fatalf("statuses %v, want %v", got, tt.want)
@@ -157,7 +157,7 @@ func TestRetryAfterHonouredWithinBounds(t *testing.T) {
 	c.MaxRetryAfter = 700 * ms
 	e.start(t, c, newSender(t))
 	job := e.publishJob(t, cfg, u, 1, false)
-	testkit.Eventually(t, 10*time.Second, "success", func() bool { return e.records.final(job.GetDeliveryId()) })
+	poll.Until(t, 10*time.Second, "success", func() bool { return e.records.final(job.GetDeliveryId()) })
 	recs := e.records.of(job.GetDeliveryId())
 	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusSucceeded}) {
 		t.Fatalf("statuses %v", got)
@@ -196,31 +196,31 @@ func TestCancelPendingRetries(t *testing.T) {
 			// Long enough that the retry is still pending when the config changes.
 			e.start(t, baseConfig(e.prefix, 0, 30*time.Second, 30*time.Second), newSender(t))
 			job := e.publishJob(t, cfg, ua, 1, false)
-			testkit.Eventually(t, 10*time.Second, "first attempt recorded", func() bool {
+			poll.Until(t, 10*time.Second, "first attempt recorded", func() bool {
 				return slices.Equal(e.records.statuses(job.GetDeliveryId()), []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying})
 			})
-			testkit.Eventually(t, 5*time.Second, "retry stored", func() bool {
+			poll.Until(t, 5*time.Second, "retry stored", func() bool {
 				n, _ := e.newStore().pending(context.Background())
 				return n == 1
 			})
 
 			e.configs.set("hub1", tc.change)
 
-			testkit.Eventually(t, 10*time.Second, "cancelled record", func() bool { return e.records.final(job.GetDeliveryId()) })
+			poll.Until(t, 10*time.Second, "cancelled record", func() bool { return e.records.final(job.GetDeliveryId()) })
 			recs := e.records.of(job.GetDeliveryId())
 			last := recs[len(recs)-1]
 			if last.GetStatus() != hubhooksv1.StatusCancelled || last.GetAttempt() != 2 {
 				t.Fatalf("last record %s attempt %d, want cancelled attempt 2", last.GetStatus(), last.GetAttempt())
 			}
 			// Nothing left anywhere that could POST again.
-			testkit.Eventually(t, 5*time.Second, "retry and outbox empty", func() bool {
+			poll.Until(t, 5*time.Second, "retry and outbox empty", func() bool {
 				n1, _ := e.rdb.ZCard(context.Background(), e.prefix+"{retry}:due").Result()
 				n2, _ := e.rdb.ZCard(context.Background(), e.prefix+"{retry}:cancel:due").Result()
 				n3, _ := e.rdb.HLen(context.Background(), e.prefix+"{retry}:cancel:jobs").Result()
 				n4, _ := e.rdb.HLen(context.Background(), e.prefix+"{retry}:hub:hub1").Result()
 				return n1+n2+n3+n4 == 0
 			})
-			testkit.Eventually(t, 5*time.Second, "job acked", func() bool { return e.consumerDrained(t) })
+			poll.Until(t, 5*time.Second, "job acked", func() bool { return e.consumerDrained(t) })
 			if h.count() != 1 {
 				t.Fatalf("POSTs %d, want 1", h.count())
 			}
@@ -239,7 +239,7 @@ func TestJobForRemovedURLIsCancelled(t *testing.T) {
 	e.configs.set("hub1", func(c *hubhooksv1.HubConfig) { c.CallbackUrls = nil })
 	e.start(t, baseConfig(e.prefix, 0, 10*ms), newSender(t))
 	job := e.publishJob(t, cfg, ua, 1, false)
-	testkit.Eventually(t, 10*time.Second, "terminal record", func() bool { return e.records.final(job.GetDeliveryId()) })
+	poll.Until(t, 10*time.Second, "terminal record", func() bool { return e.records.final(job.GetDeliveryId()) })
 	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusCancelled}) {
 		t.Fatalf("statuses %v", got)
 	}
@@ -265,7 +265,7 @@ func TestFetchWaitsForConfigSnapshot(t *testing.T) {
 		t.Fatalf("%d POSTs before the config snapshot", n)
 	}
 	close(e.configs.ready)
-	testkit.Eventually(t, 10*time.Second, "delivered once the snapshot is there", func() bool { return e.records.final(job.GetDeliveryId()) })
+	poll.Until(t, 10*time.Second, "delivered once the snapshot is there", func() bool { return e.records.final(job.GetDeliveryId()) })
 	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded}) || h.count() != 1 {
 		t.Fatalf("statuses %v, POSTs %d", got, h.count())
 	}
@@ -290,7 +290,7 @@ func TestRestartResumesPendingRetries(t *testing.T) {
 	c.Jitter = -1
 	_, stop := e.start(t, c, newSender(t))
 	job := e.publishJob(t, cfg, u, 1, false)
-	testkit.Eventually(t, 10*time.Second, "retrying", func() bool {
+	poll.Until(t, 10*time.Second, "retrying", func() bool {
 		return slices.Equal(e.records.statuses(job.GetDeliveryId()), []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying})
 	})
 	stop()
@@ -302,7 +302,7 @@ func TestRestartResumesPendingRetries(t *testing.T) {
 	}
 
 	e.start(t, c, newSender(t))
-	testkit.Eventually(t, 10*time.Second, "success after restart", func() bool { return e.records.final(job.GetDeliveryId()) })
+	poll.Until(t, 10*time.Second, "success after restart", func() bool { return e.records.final(job.GetDeliveryId()) })
 	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusSucceeded}) {
 		t.Fatalf("statuses %v", got)
 	}
@@ -333,10 +333,10 @@ func TestStuckEndpointFailsFast(t *testing.T) {
 	for i := range 4 { // two POSTs hang, two wait in the queue
 		e.publishJob(t, cfg, u, i, false)
 	}
-	testkit.Eventually(t, 10*time.Second, "the hanging endpoint's slots taken", func() bool { return hang.count() == 2 })
+	poll.Until(t, 10*time.Second, "the hanging endpoint's slots taken", func() bool { return hang.count() == 2 })
 	time.Sleep(1200 * time.Millisecond) // the lane has finished nothing for a second: stuck
 	job := e.publishJob(t, cfg, u, 99, false)
-	testkit.Eventually(t, 10*time.Second, "the stuck URL's next job recorded", func() bool { return len(e.records.of(job.GetDeliveryId())) == 1 })
+	poll.Until(t, 10*time.Second, "the stuck URL's next job recorded", func() bool { return len(e.records.of(job.GetDeliveryId())) == 1 })
 	rec := e.records.of(job.GetDeliveryId())[0]
 	if rec.GetStatus() != hubhooksv1.StatusRetrying || rec.GetResponse().GetError() != ErrEndpointStuck.Error() {
 		t.Fatalf("record: status %q error %q, want retrying with %q", rec.GetStatus(), rec.GetResponse().GetError(), ErrEndpointStuck)
@@ -379,12 +379,12 @@ func TestHangingEndpointDoesNotDelayHealthyOne(t *testing.T) {
 	for i := range 10 {
 		hung = append(hung, e.publishJob(t, cfg, ua, i, false).GetDeliveryId())
 	}
-	testkit.Eventually(t, 10*time.Second, "the hanging endpoint's slots taken", func() bool { return hang.count() == 2 })
+	poll.Until(t, 10*time.Second, "the hanging endpoint's slots taken", func() bool { return hang.count() == 2 })
 	var ok []string
 	for i := range 20 {
 		ok = append(ok, e.publishJob(t, cfg, ub, i, false).GetDeliveryId())
 	}
-	testkit.Eventually(t, 20*time.Second, "every healthy delivery succeeded", func() bool {
+	poll.Until(t, 20*time.Second, "every healthy delivery succeeded", func() bool {
 		for _, id := range ok {
 			if !slices.Equal(e.records.statuses(id), []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded}) {
 				return false
@@ -404,7 +404,7 @@ func TestHangingEndpointDoesNotDelayHealthyOne(t *testing.T) {
 	}
 
 	unblock()
-	testkit.Eventually(t, 20*time.Second, "hanging deliveries completed after release", func() bool {
+	poll.Until(t, 20*time.Second, "hanging deliveries completed after release", func() bool {
 		for _, id := range hung {
 			if !e.records.final(id) {
 				return false
@@ -433,7 +433,7 @@ func TestSecretRotationSignsWithBoth(t *testing.T) {
 	})
 	e.start(t, baseConfig(e.prefix, 0), newSender(t))
 	job := e.publishJob(t, cfg, u, 1, false)
-	testkit.Eventually(t, 10*time.Second, "success", func() bool { return e.records.final(job.GetDeliveryId()) })
+	poll.Until(t, 10*time.Second, "success", func() bool { return e.records.final(job.GetDeliveryId()) })
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hdr, body := h.headers[0], h.bodies[0]
@@ -464,7 +464,7 @@ func TestBreakerOpensAndFailsFast(t *testing.T) {
 	c.BreakerCooldown = 400 * ms
 	e.start(t, c, newSender(t))
 	job := e.publishJob(t, cfg, u, 1, false)
-	testkit.Eventually(t, 10*time.Second, "dead", func() bool { return e.records.final(job.GetDeliveryId()) })
+	poll.Until(t, 10*time.Second, "dead", func() bool { return e.records.final(job.GetDeliveryId()) })
 	recs := e.records.of(job.GetDeliveryId())
 	if got := e.records.statuses(job.GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusRetrying, hubhooksv1.StatusRetrying, hubhooksv1.StatusDead}) {
 		t.Fatalf("statuses %v", got)
@@ -500,7 +500,7 @@ func TestPromptErrorAnswersDoNotOpenTheBreaker(t *testing.T) {
 	c.BreakerCooldown = time.Hour
 	e.start(t, c, newSender(t))
 	job := e.publishJob(t, cfg, u, 1, false)
-	testkit.Eventually(t, 10*time.Second, "dead", func() bool { return e.records.final(job.GetDeliveryId()) })
+	poll.Until(t, 10*time.Second, "dead", func() bool { return e.records.final(job.GetDeliveryId()) })
 	if h.count() != 4 {
 		t.Fatalf("POSTs %d, want 4: a prompt 500 is retried on the schedule, not failed fast", h.count())
 	}
@@ -627,13 +627,13 @@ func TestShutdownFinishesInFlightPOSTs(t *testing.T) {
 			svc, stop := e.start(t, c, newSender(t, webhook.WithTimeout(time.Minute)))
 			first := e.publishJob(t, cfg, u, 1, false)
 			second := e.publishJob(t, cfg, u, 2, false) // queued behind the first
-			testkit.Eventually(t, 10*time.Second, "first POST in flight", func() bool { return h.count() == 1 })
-			testkit.Eventually(t, 10*time.Second, "second job queued", func() bool {
+			poll.Until(t, 10*time.Second, "first POST in flight", func() bool { return h.count() == 1 })
+			poll.Until(t, 10*time.Second, "second job queued", func() bool {
 				return svc.held.count() == 2
 			})
 			stopped := make(chan struct{})
 			go func() { stop(); close(stopped) }()
-			testkit.Eventually(t, 5*time.Second, "shutdown started", func() bool { return svc.stopCtx.Err() != nil })
+			poll.Until(t, 5*time.Second, "shutdown started", func() bool { return svc.stopCtx.Err() != nil })
 			if tc.release {
 				unblock()
 			}
@@ -643,7 +643,7 @@ func TestShutdownFinishesInFlightPOSTs(t *testing.T) {
 				t.Fatal("Run did not return")
 			}
 			if tc.wantStatus != nil {
-				testkit.Eventually(t, 5*time.Second, "record of the in-flight POST", func() bool { return e.records.final(first.GetDeliveryId()) })
+				poll.Until(t, 5*time.Second, "record of the in-flight POST", func() bool { return e.records.final(first.GetDeliveryId()) })
 			}
 			if got := e.records.statuses(first.GetDeliveryId()); !slices.Equal(got, tc.wantStatus) {
 				t.Fatalf("first delivery statuses %v, want %v", got, tc.wantStatus)
@@ -715,7 +715,7 @@ func TestFanoutDeliversEachTargetOnce(t *testing.T) {
 	for n := range 5 {
 		jobs = append(jobs, e.publishFanout(t, cfg, n, urls...)...)
 	}
-	testkit.Eventually(t, 20*time.Second, "every target final", func() bool {
+	poll.Until(t, 20*time.Second, "every target final", func() bool {
 		for _, j := range jobs {
 			if !e.records.final(j.GetDeliveryId()) {
 				return false
@@ -723,7 +723,7 @@ func TestFanoutDeliversEachTargetOnce(t *testing.T) {
 		}
 		return true
 	})
-	testkit.Eventually(t, 10*time.Second, "consumer drained", func() bool { return e.consumerDrained(t) })
+	poll.Until(t, 10*time.Second, "consumer drained", func() bool { return e.consumerDrained(t) })
 	for _, j := range jobs {
 		got := e.records.statuses(j.GetDeliveryId())
 		if got[len(got)-1] != hubhooksv1.StatusSucceeded {
@@ -783,10 +783,10 @@ func TestLongAttemptsLeaveTheStream(t *testing.T) {
 	for i := range 4 {
 		ids = append(ids, e.publishJob(t, cfg, u, i, false).GetDeliveryId())
 	}
-	testkit.Eventually(t, 5*time.Second, "two POSTs in flight", func() bool { return slow.count() == 2 })
+	poll.Until(t, 5*time.Second, "two POSTs in flight", func() bool { return slow.count() == 2 })
 	// Queued jobs cycle between Redis and the lane's queue while the lane
 	// is full; at some moment all four are out of the stream.
-	testkit.Eventually(t, 5*time.Second, "every message acknowledged, 4 entries in Redis, while the POSTs hang", func() bool {
+	poll.Until(t, 5*time.Second, "every message acknowledged, 4 entries in Redis, while the POSTs hang", func() bool {
 		n, err := svc.retries.pending(context.Background())
 		return err == nil && n == 4 && e.consumerDrained(t)
 	})
@@ -797,7 +797,7 @@ func TestLongAttemptsLeaveTheStream(t *testing.T) {
 	}
 
 	unblock()
-	testkit.Eventually(t, 20*time.Second, "every delivery succeeded", func() bool {
+	poll.Until(t, 20*time.Second, "every delivery succeeded", func() bool {
 		for _, id := range ids {
 			if !slices.Equal(e.records.statuses(id), []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded}) {
 				return false
@@ -805,7 +805,7 @@ func TestLongAttemptsLeaveTheStream(t *testing.T) {
 		}
 		return true
 	})
-	testkit.Eventually(t, 5*time.Second, "no entry left in the retry store", func() bool {
+	poll.Until(t, 5*time.Second, "no entry left in the retry store", func() bool {
 		n, err := svc.retries.pending(context.Background())
 		return err == nil && n == 0
 	})
@@ -839,7 +839,7 @@ func TestParkedAttemptSurvivesItsDeliverer(t *testing.T) {
 	_, stop := e.start(t, c, newSender(t, webhook.WithTimeout(time.Minute)))
 
 	id := e.publishJob(t, cfg, u, 0, false).GetDeliveryId()
-	testkit.Eventually(t, 5*time.Second, "message acknowledged while the POST hangs", func() bool { return h.count() == 1 && e.consumerDrained(t) })
+	poll.Until(t, 5*time.Second, "message acknowledged while the POST hangs", func() bool { return h.count() == 1 && e.consumerDrained(t) })
 	stop()
 	if got := e.records.statuses(id); len(got) != 0 {
 		t.Fatalf("abandoned attempt recorded %v", got)
@@ -847,7 +847,7 @@ func TestParkedAttemptSurvivesItsDeliverer(t *testing.T) {
 
 	hang.Delete("on")
 	e.start(t, c, newSender(t))
-	testkit.Eventually(t, 15*time.Second, "the attempt made again and recorded", func() bool {
+	poll.Until(t, 15*time.Second, "the attempt made again and recorded", func() bool {
 		return slices.Equal(e.records.statuses(id), []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded})
 	})
 	if n := h.count(); n != 2 {
@@ -896,7 +896,7 @@ func TestRedeliveredJobsAlreadyRecordedAreSkipped(t *testing.T) {
 	}
 
 	e.start(t, c, newSender(t))
-	testkit.Eventually(t, 15*time.Second, "the third target delivered and the message acked", func() bool {
+	poll.Until(t, 15*time.Second, "the third target delivered and the message acked", func() bool {
 		return e.records.final(jobs[2].GetDeliveryId()) && e.consumerDrained(t)
 	})
 	for i, want := range []int{0, 0, 1} {
@@ -947,7 +947,7 @@ func TestRecheckedFanoutBatch(t *testing.T) {
 		return got, nil
 	})
 	e.start(t, c, newSender(t))
-	testkit.Eventually(t, 15*time.Second, "both messages acked", func() bool {
+	poll.Until(t, 15*time.Second, "both messages acked", func() bool {
 		return e.consumerDrained(t) && hooks[0].count()+hooks[1].count() == 9
 	})
 	if n0, n1 := hooks[0].count(), hooks[1].count(); n0 != 3 || n1 != 6 {

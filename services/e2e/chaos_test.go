@@ -22,7 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hubhooks/hubhooks/pkg/natsembed"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -116,7 +116,7 @@ func (c *chaosCluster) waitReady(names ...string) {
 	for _, name := range names {
 		addr := c.httpAddr[name]
 		p := c.procs[name]
-		testkit.Eventually(c.t, 60*time.Second, name+" ready", func() bool {
+		poll.Until(c.t, 60*time.Second, name+" ready", func() bool {
 			if p.exited() {
 				c.t.Fatalf("%s exited:\n%s", name, p.tail())
 			}

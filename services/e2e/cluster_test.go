@@ -23,7 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -237,7 +237,7 @@ func startClusterDeployment(t *testing.T, o deploymentOptions) *clusterDeploymen
 
 func (d *clusterDeployment) waitReady(r *replica) {
 	d.t.Helper()
-	testkit.Eventually(d.t, 90*time.Second, r.name+" ready", func() bool {
+	poll.Until(d.t, 90*time.Second, r.name+" ready", func() bool {
 		if r.exited() {
 			d.t.Fatalf("%s exited:\n%s", r.name, r.tail())
 		}
@@ -308,7 +308,7 @@ func TestNATSCluster(t *testing.T) {
 			node := d.nats.node(leader)
 			t.Logf("SIGKILL NATS node %s (leader of %s)", leader, stream)
 			node.kill()
-			testkit.Eventually(t, 60*time.Second, "a new leader of "+stream, func() bool {
+			poll.Until(t, 60*time.Second, "a new leader of "+stream, func() bool {
 				info, err := streamInfo(js, stream)
 				return err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != leader
 			})
@@ -397,7 +397,7 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 	// Each expander and deliverer learns of the hubs through its config
 	// cache; wait until an event goes through before the faults start.
 	load := startLoad(t, d.js, hubs, rate)
-	testkit.Eventually(t, 60*time.Second, "first deliveries", func() bool { return len(recv.arrivals()) > 0 })
+	poll.Until(t, 60*time.Second, "first deliveries", func() bool { return len(recv.arrivals()) > 0 })
 	windows := make([][2]time.Time, len(faults))
 	for i, f := range faults {
 		load.phase.Store(int64(i))
@@ -475,7 +475,7 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 		return by, n, nil
 	}
 	var logged []int
-	testkit.Eventually(t, 3*time.Minute, "every delivery logged as succeeded", func() bool {
+	poll.Until(t, 3*time.Minute, "every delivery logged as succeeded", func() bool {
 		by, n, err := loggedByPhase()
 		if err != nil {
 			t.Logf("ListEventLogs: %v", err)

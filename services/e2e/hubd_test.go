@@ -24,8 +24,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/cascade"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/redistest"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -86,7 +86,7 @@ func startHub(t *testing.T, schedule ...time.Duration) *testHub {
 		t.Fatal(err)
 	}
 	th := &testHub{hub: hub, config: hubhooksv1.NewConfigServiceClient(conn), logs: hubhooksv1.NewEventLogServiceClient(conn), health: healthpb.NewHealthClient(conn), js: js}
-	testkit.Eventually(t, 20*time.Second, "hubd ready", func() bool { return readyz(hub.HTTPAddr) })
+	poll.Until(t, 20*time.Second, "hubd ready", func() bool { return readyz(hub.HTTPAddr) })
 	return th
 }
 
@@ -197,7 +197,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	want := []string{"API.CREATED", "API.UPDATED", "API_VERSION.CREATED", "BILLINGPLAN.CREATED", "SUBSCRIPTION.CREATED", "TARGET_GROUP.CREATED", "TARGET_GROUP.CREATED"}
 	slices.Sort(want)
 	for _, r := range []*receiver{a, b} {
-		testkit.Eventually(t, 15*time.Second, "7 webhooks at "+r.URL, func() bool { return len(r.byDomainEvent("evt-api-1")) >= 7 })
+		poll.Until(t, 15*time.Second, "7 webhooks at "+r.URL, func() bool { return len(r.byDomainEvent("evt-api-1")) >= 7 })
 		got := r.byDomainEvent("evt-api-1")
 		if !slices.Equal(types(got), want) {
 			t.Fatalf("%s got types %v, want %v", r.URL, types(got), want)
@@ -241,7 +241,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 
 	// The log shows 14 succeeded entries for the event.
 	var logs []*hubhooksv1.EventLog
-	testkit.Eventually(t, 15*time.Second, "14 succeeded log entries", func() bool {
+	poll.Until(t, 15*time.Second, "14 succeeded log entries", func() bool {
 		resp, err := h.logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub, Status: "succeeded", PageSize: 100})
 		if err != nil {
 			t.Fatalf("ListEventLogs: %v", err)
@@ -331,7 +331,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if tr.GetResponse().GetStatusCode() != 200 || !strings.Contains(tr.GetResponse().GetBody(), `"ok":true`) {
 		t.Fatalf("SendTestEvent response: %+v", tr.GetResponse())
 	}
-	testkit.Eventually(t, 10*time.Second, "test event in the log", func() bool {
+	poll.Until(t, 10*time.Second, "test event in the log", func() bool {
 		d, err := h.logs.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: hub, Id: tr.GetEventLogId()})
 		return err == nil && d.GetEventLog().GetTest()
 	})
@@ -374,7 +374,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	for i := 0; ; i++ {
 		id := fmt.Sprintf("evt-after-rotation-%d", i)
 		h.publish(t, domainEvent(t, hub, id, "APP.UPDATED", map[string]any{"app": map[string]any{"id": "app1"}}), false)
-		testkit.Eventually(t, 15*time.Second, "delivery after rotation", func() bool { return len(a.byDomainEvent(id)) == 1 })
+		poll.Until(t, 15*time.Second, "delivery after rotation", func() bool { return len(a.byDomainEvent(id)) == 1 })
 		g = a.byDomainEvent(id)[0]
 		if g.Header.Get(webhook.HeaderSecret) == newSecret {
 			break
@@ -385,7 +385,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 		time.Sleep(25 * time.Millisecond)
 	}
 	h.publish(t, domainEvent(t, hub, "evt-after-rotation-last", "APP.UPDATED", map[string]any{"app": map[string]any{"id": "app1"}}), false)
-	testkit.Eventually(t, 15*time.Second, "last delivery after rotation", func() bool { return len(a.byDomainEvent("evt-after-rotation-last")) == 1 })
+	poll.Until(t, 15*time.Second, "last delivery after rotation", func() bool { return len(a.byDomainEvent("evt-after-rotation-last")) == 1 })
 	if last := a.byDomainEvent("evt-after-rotation-last")[0]; last.Header.Get(webhook.HeaderSecret) != newSecret {
 		t.Fatalf("a delivery after one with the new secret went back to the old secret")
 	}
@@ -419,7 +419,7 @@ func TestEveryCascadeRow(t *testing.T) {
 		h.publish(t, domainEvent(t, hub, "row-"+row.GetDomainSubject(), row.GetDomainSubject(), data), i%2 == 1)
 		total += len(row.GetEmits())
 	}
-	testkit.Eventually(t, 30*time.Second, "every row's webhooks", func() bool { return len(r.all()) >= total })
+	poll.Until(t, 30*time.Second, "every row's webhooks", func() bool { return len(r.all()) >= total })
 	for _, row := range rows {
 		var want []string
 		for _, e := range row.GetEmits() {
@@ -455,7 +455,7 @@ func TestDeadThenRedeliver(t *testing.T) {
 	}
 	h.publish(t, domainEvent(t, hub, "evt-dead", "TEAM.UPDATED", map[string]any{"team": map[string]any{"id": "t1"}}), false)
 	var dead *hubhooksv1.EventLog
-	testkit.Eventually(t, 15*time.Second, "the delivery dead", func() bool {
+	poll.Until(t, 15*time.Second, "the delivery dead", func() bool {
 		resp, err := h.logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub, Status: "dead"})
 		if err != nil || len(resp.GetEventLogs()) == 0 {
 			return false
@@ -478,7 +478,7 @@ func TestDeadThenRedeliver(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Redeliver: %v", err)
 	}
-	testkit.Eventually(t, 15*time.Second, "the redelivery succeeded", func() bool {
+	poll.Until(t, 15*time.Second, "the redelivery succeeded", func() bool {
 		d, err := h.logs.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: hub, Id: red.GetEventLog().GetId()})
 		return err == nil && d.GetEventLog().GetStatus() == "succeeded"
 	})

@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 )
 
 var (
@@ -98,7 +98,7 @@ func startNATSCluster(t *testing.T, size int) *natsCluster {
 	}
 	nc, js := c.client()
 	defer nc.Close()
-	testkit.Eventually(t, 60*time.Second, "JetStream on the NATS cluster", func() bool {
+	poll.Until(t, 60*time.Second, "JetStream on the NATS cluster", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := js.AccountInfo(ctx)
@@ -155,7 +155,7 @@ func streamInfo(js jetstream.JetStream, stream string) (*jetstream.StreamInfo, e
 func (c *natsCluster) leader(js jetstream.JetStream, stream string) string {
 	c.t.Helper()
 	var leader string
-	testkit.Eventually(c.t, 60*time.Second, "a leader of "+stream, func() bool {
+	poll.Until(c.t, 60*time.Second, "a leader of "+stream, func() bool {
 		info, err := streamInfo(js, stream)
 		if err != nil || info.Cluster == nil {
 			return false
@@ -234,7 +234,7 @@ func (n *natsNode) restart(t *testing.T) {
 	t.Helper()
 	n.start()
 	addr := strings.TrimPrefix(n.url, "nats://")
-	testkit.Eventually(t, 30*time.Second, "nats node "+n.name+" listening", func() bool {
+	poll.Until(t, 30*time.Second, "nats node "+n.name+" listening", func() bool {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return false

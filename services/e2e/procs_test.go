@@ -15,7 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 )
 
 var (
@@ -165,7 +165,7 @@ func (r *redisProc) waitUp(t *testing.T) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: r.addr})
 	defer c.Close()
-	testkit.Eventually(t, 10*time.Second, "redis-server up", func() bool {
+	poll.Until(t, 10*time.Second, "redis-server up", func() bool {
 		return c.Ping(context.Background()).Err() == nil
 	})
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 )
 
 // redisServerPath is redis-server from PATH; the test fails without it.
@@ -69,7 +69,7 @@ func startSentinelRedis(t *testing.T) *sentinelRedis {
 	// Wait until the Sentinels know the replica and each other.
 	c := redis.NewSentinelClient(&redis.Options{Addr: s.sentinels[0].addr})
 	defer c.Close()
-	testkit.Eventually(t, 30*time.Second, "sentinels see the replica", func() bool {
+	poll.Until(t, 30*time.Second, "sentinels see the replica", func() bool {
 		reps, err := c.Replicas(context.Background(), sentinelMaster).Result()
 		return err == nil && len(reps) == 1
 	})
@@ -112,14 +112,14 @@ func (s *sentinelRedis) failover(t *testing.T, hold time.Duration) {
 	}
 	t.Logf("SIGKILL Redis primary %s", old.addr)
 	old.stop(syscall.SIGKILL)
-	testkit.Eventually(t, 60*time.Second, "sentinels promote the replica", func() bool { return s.master(t) == next.addr })
+	poll.Until(t, 60*time.Second, "sentinels promote the replica", func() bool { return s.master(t) == next.addr })
 	t.Logf("Sentinel promoted %s", next.addr)
 	time.Sleep(hold)
 	old.start() // it still says replicaof/primary of old; Sentinel reconfigures it as a replica
 	old.waitUp(t)
 	c := redis.NewClient(&redis.Options{Addr: old.addr})
 	defer c.Close()
-	testkit.Eventually(t, 60*time.Second, "the old primary replicates the new one", func() bool {
+	poll.Until(t, 60*time.Second, "the old primary replicates the new one", func() bool {
 		info, err := c.Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up")
 	})
@@ -160,7 +160,7 @@ func startRedisCluster(t *testing.T) *redisCluster {
 // primaries that each have a replica.
 func (c *redisCluster) waitOK(t *testing.T) {
 	t.Helper()
-	testkit.Eventually(t, 90*time.Second, "redis cluster ok", func() bool {
+	poll.Until(t, 90*time.Second, "redis cluster ok", func() bool {
 		for _, n := range c.nodes {
 			if n.exited() {
 				continue
@@ -222,7 +222,7 @@ func (c *redisCluster) failover(t *testing.T, key string, hold time.Duration) {
 	t.Logf("SIGKILL Redis Cluster primary %s (serves %q)", old.addr, key)
 	old.stop(syscall.SIGKILL)
 	var next *redisProc
-	testkit.Eventually(t, 60*time.Second, "a replica takes over "+key, func() bool {
+	poll.Until(t, 60*time.Second, "a replica takes over "+key, func() bool {
 		next = c.primaryOf(key)
 		return next != nil && next != old
 	})

@@ -26,7 +26,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -180,7 +180,7 @@ func (l *localTopology) waitHealthy(name string, svc composetypes.ServiceConfig)
 		defer c.Close()
 		check = func() bool { return c.Ping(context.Background()).Err() == nil }
 	}
-	testkit.Eventually(l.t, 60*time.Second, name+" healthy", func() bool {
+	poll.Until(l.t, 60*time.Second, name+" healthy", func() bool {
 		if p.exited() {
 			l.t.Fatalf("%s exited:\n%s", name, p.tail())
 		}
@@ -289,7 +289,7 @@ func TestComposeTopology(t *testing.T) {
 		// The expander may learn of the hub a moment after the RPC
 		// returned: publish again (same id, de-duplicated) until the
 		// webhook arrives.
-		testkit.Eventually(t, 60*time.Second, "webhook "+id+" through the compose topology", func() bool {
+		poll.Until(t, 60*time.Second, "webhook "+id+" through the compose topology", func() bool {
 			if len(recv.byDomainEvent(id)) > 0 {
 				return true
 			}
@@ -307,7 +307,7 @@ func TestComposeTopology(t *testing.T) {
 		}
 		return len(resp.GetEventLogs())
 	}
-	testkit.Eventually(t, 60*time.Second, "the attempts in the event log", func() bool {
+	poll.Until(t, 60*time.Second, "the attempts in the event log", func() bool {
 		return count(recv.URL+"/hook", "succeeded") == events && count(refused, "dead") == events
 	})
 

@@ -20,8 +20,8 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/cascade/cascadetest"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/natstest"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/publisher"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
@@ -520,7 +520,7 @@ func TestPublishFailureIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishEvent(t, e.js, domainEvent(t, "evt_retry", hub, "APP.DELETED", nil))
-	testkit.Eventually(t, 10*time.Second, "a retry", func() bool {
+	poll.Until(t, 10*time.Second, "a retry", func() bool {
 		return metric(t, e.reg, "hubhooks_expander_events_retried_total") >= 1
 	})
 	if n := metric(t, e.reg, "hubhooks_expander_events_expanded_total"); n != 0 {
@@ -651,13 +651,13 @@ func TestFloodOfOneHubDoesNotDelayAnother(t *testing.T) {
 		t.Fatal("flood not acknowledged")
 	}
 	publishEvent(t, e.js, domainEvent(t, "evt_quiet", quiet, "USER.UPDATED", nil))
-	testkit.Eventually(t, 10*time.Second, "the quiet hub's job", func() bool { return len(jobs(t, e.js, quiet)) == 1 })
+	poll.Until(t, 10*time.Second, "the quiet hub's job", func() bool { return len(jobs(t, e.js, quiet)) == 1 })
 	// In stream order the quiet event would come after all 300; taken in
 	// turns it comes after a handful (those in flight and one turn).
 	if done := len(jobs(t, e.js, flood)); done > n/4 {
 		t.Errorf("the quiet hub's event was expanded after %d of the flood's %d events, want it within the first %d", done, n, n/4)
 	}
-	testkit.Eventually(t, 20*time.Second, "the whole flood", func() bool { return len(jobs(t, e.js, flood)) == n })
+	poll.Until(t, 20*time.Second, "the whole flood", func() bool { return len(jobs(t, e.js, flood)) == n })
 	e.idle(t)
 }
 
@@ -675,7 +675,7 @@ func TestQueuedEventsAreHandedBackOnShutdown(t *testing.T) {
 		publishEvent(t, e.js, domainEvent(t, fmt.Sprintf("evt_q_%d", i), hub, "USER.UPDATED", nil))
 	}
 	<-entered // one in flight, four queued in the read-ahead
-	testkit.Eventually(t, 5*time.Second, "four events read ahead", func() bool {
+	poll.Until(t, 5*time.Second, "four events read ahead", func() bool {
 		return gauge(t, e.reg, "hubhooks_expander_read_ahead_events") == 4
 	})
 	stopped := make(chan struct{})
@@ -686,6 +686,6 @@ func TestQueuedEventsAreHandedBackOnShutdown(t *testing.T) {
 	// A new replica gets the four at once, not after the 30 s ack wait.
 	e.cfgs.setGate(nil)
 	e.run(t)
-	testkit.Eventually(t, 10*time.Second, "every event expanded", func() bool { return len(jobs(t, e.js, hub)) == 5 })
+	poll.Until(t, 10*time.Second, "every event expanded", func() bool { return len(jobs(t, e.js, hub)) == 5 })
 	e.idle(t)
 }

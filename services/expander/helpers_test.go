@@ -17,7 +17,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/configcache"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/natstest"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/expander"
@@ -165,13 +165,13 @@ func (e *env) run(t *testing.T) {
 		}
 	}
 	t.Cleanup(e.stop)
-	testkit.Eventually(t, 10*time.Second, "expander ready", func() bool { return svc.Ready(context.Background()) == nil })
+	poll.Until(t, 10*time.Second, "expander ready", func() bool { return svc.Ready(context.Background()) == nil })
 }
 
 // idle waits until the expander consumer has acknowledged every event.
 func (e *env) idle(t *testing.T) {
 	t.Helper()
-	testkit.Eventually(t, 15*time.Second, "expander idle", func() bool {
+	poll.Until(t, 15*time.Second, "expander idle", func() bool {
 		c, err := e.js.Consumer(context.Background(), eventbus.StreamEvents, eventbus.ConsumerExpander)
 		if err != nil {
 			return false

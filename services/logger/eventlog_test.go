@@ -24,8 +24,8 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/natstest"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/redistest"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -88,7 +88,7 @@ func start(t *testing.T, cfg logger.Config) *env {
 			t.Error("Run did not return within 10s of its context ending")
 		}
 	})
-	testkit.Eventually(t, 10*time.Second, "logger ready", func() bool { return svc.Ready(context.Background()) == nil })
+	poll.Until(t, 10*time.Second, "logger ready", func() bool { return svc.Ready(context.Background()) == nil })
 
 	store, err := logstore.New(rdb, logstore.Options{Prefix: prefix})
 	if err != nil {
@@ -185,7 +185,7 @@ func TestConsumerStoresShuffledDuplicatedRecordsBeforeAck(t *testing.T) {
 		// Distinct msg ids so JetStream keeps the duplicates.
 		publish(t, e.js, r, fmt.Sprintf("dup-%d", i))
 	}
-	testkit.Eventually(t, 10*time.Second, "every record acked", func() bool {
+	poll.Until(t, 10*time.Second, "every record acked", func() bool {
 		if streamMsgs(t, e.js, eventbus.StreamAttempts) != 0 {
 			return false
 		}
@@ -212,7 +212,7 @@ func TestConsumerAcksOnlyWhatIsStored(t *testing.T) {
 		id := fmt.Sprintf("dlv_w%02d", i)
 		publish(t, e.js, record(newJob("hub1", id, time.Now()), 1, hubhooksv1.StatusSucceeded, 200), "")
 	}
-	testkit.Eventually(t, 10*time.Second, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
+	poll.Until(t, 10*time.Second, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
 	for i := range 20 {
 		if _, err := e.store.Get(context.Background(), "hub1", fmt.Sprintf("dlv_w%02d", i)); err != nil {
 			t.Fatalf("record %d acked but not stored: %v", i, err)
@@ -235,11 +235,11 @@ func TestConsumerTerminatesUndecodableAndGoesOn(t *testing.T) {
 	}
 	publish(t, e.js, record(newJob("hub1", "dlv_ok", time.Now()), 1, hubhooksv1.StatusSucceeded, 200), "")
 
-	testkit.Eventually(t, 10*time.Second, "valid record stored", func() bool {
+	poll.Until(t, 10*time.Second, "valid record stored", func() bool {
 		_, err := e.store.Get(ctx, "hub1", "dlv_ok")
 		return err == nil
 	})
-	testkit.Eventually(t, 10*time.Second, "bad records terminated", func() bool {
+	poll.Until(t, 10*time.Second, "bad records terminated", func() bool {
 		return counter(t, e.reg, "hubhooks_logger_records_undecodable_total", "decode") == 1 &&
 			counter(t, e.reg, "hubhooks_logger_records_undecodable_total", "invalid") == 1
 	})
@@ -248,7 +248,7 @@ func TestConsumerTerminatesUndecodableAndGoesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 10*time.Second, "nothing pending", func() bool {
+	poll.Until(t, 10*time.Second, "nothing pending", func() bool {
 		info, err := cons.Info(ctx)
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
@@ -262,7 +262,7 @@ func TestGetEventLogMasksSecretAndScopesByHub(t *testing.T) {
 	ctx := context.Background()
 	publish(t, e.js, record(newJob("hub1", "dlv_m", time.Now()), 1, hubhooksv1.StatusRetrying, 500), "")
 	var got *hubhooksv1.GetEventLogResponse
-	testkit.Eventually(t, 10*time.Second, "entry stored", func() bool {
+	poll.Until(t, 10*time.Second, "entry stored", func() bool {
 		var err error
 		got, err = e.client.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "hub1", Id: "dlv_m"})
 		return err == nil
@@ -486,7 +486,7 @@ func TestRedeliver(t *testing.T) {
 	}
 	// The deliverer's first attempt record takes over from pending.
 	publish(t, e.js, record(job, 1, hubhooksv1.StatusSucceeded, 200), "")
-	testkit.Eventually(t, 10*time.Second, "redelivery succeeded", func() bool {
+	poll.Until(t, 10*time.Second, "redelivery succeeded", func() bool {
 		g, err := e.client.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "hub1", Id: nl.Id})
 		return err == nil && g.EventLog.Status == hubhooksv1.StatusSucceeded.APIName() && g.EventLog.Attempts == 1
 	})
@@ -576,7 +576,7 @@ func TestTrimmingThroughConsumer(t *testing.T) {
 	for i := range 12 {
 		publish(t, e.js, record(newJob("hub1", fmt.Sprintf("dlv_t%02d", i), base.Add(time.Duration(i)*time.Second)), 1, hubhooksv1.StatusSucceeded, 200), "")
 	}
-	testkit.Eventually(t, 10*time.Second, "records written", func() bool { return counter(t, e.reg, "hubhooks_logger_records_written_total", "") == 12 })
+	poll.Until(t, 10*time.Second, "records written", func() bool { return counter(t, e.reg, "hubhooks_logger_records_written_total", "") == 12 })
 	resp, err := e.client.ListEventLogs(context.Background(), &hubhooksv1.ListEventLogsRequest{HubId: "hub1"})
 	if err != nil {
 		t.Fatal(err)
@@ -668,7 +668,7 @@ func TestConsumerStoresBatchMessages(t *testing.T) {
 	if _, err := e.js.PublishMsg(ctx, broken); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 10*time.Second, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
+	poll.Until(t, 10*time.Second, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
 	for _, id := range []string{"dlv_b0", "dlv_b2"} {
 		got, err := e.store.Get(ctx, "hub1", id)
 		if err != nil {
@@ -708,7 +708,7 @@ func TestConsumerFetchesMessagesLargerThanBatchBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testkit.Eventually(t, 10*time.Second, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
+	poll.Until(t, 10*time.Second, "stream drained", func() bool { return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0 })
 	for i := range 4 {
 		if _, err := e.store.Get(ctx, "hub1", fmt.Sprintf("dlv_s%d", i)); err != nil {
 			t.Fatalf("dlv_s%d acked but not stored: %v", i, err)

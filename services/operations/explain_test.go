@@ -12,8 +12,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/routing"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -119,7 +119,7 @@ func TestExplainWhatADomainEventCaused(t *testing.T) {
 	goodID, badID := cfg.GetCallbackUrls()[0].GetId(), cfg.GetCallbackUrls()[1].GetId()
 	e.publish(t, "acme", "evt-api-1", "API.CREATED", map[string]any{"api": map[string]any{"id": "a1"}, "baseUrls": []any{map[string]any{"url": "https://x"}}})
 	// Six webhook events to two URLs.
-	testkit.Eventually(t, 20*time.Second, "12 final deliveries", func() bool {
+	poll.Until(t, 20*time.Second, "12 final deliveries", func() bool {
 		n := 0
 		for _, l := range e.logs(t, &hubhooksv1.ListEventLogsRequest{HubId: "acme"}) {
 			if l.GetStatus() == "succeeded" || l.GetStatus() == "dead" {
@@ -142,7 +142,7 @@ func TestExplainWhatADomainEventCaused(t *testing.T) {
 	// Asked without the data: the base URL's TARGET_GROUP.CREATED comes
 	// from the log.
 	var resp *hubhooksv1.ExplainDomainEventResponse
-	testkit.Eventually(t, 20*time.Second, "the redelivery in the explanation", func() bool {
+	poll.Until(t, 20*time.Second, "the redelivery in the explanation", func() bool {
 		var err error
 		resp, err = e.ops.ExplainDomainEvent(ctx, &hubhooksv1.ExplainDomainEventRequest{HubId: "acme", DomainEventId: "evt-api-1", DomainEventType: "API.CREATED"})
 		if err != nil {

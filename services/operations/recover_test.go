@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
@@ -49,7 +49,7 @@ func deadDeliveries(t *testing.T, e *env, n int) (*receiver, *receiver, *hubhook
 	for i := range n {
 		e.publish(t, "acme", fmt.Sprintf("evt-%d", i), "USER.UPDATED", map[string]any{"user": map[string]any{"id": i}})
 	}
-	testkit.Eventually(t, 30*time.Second, "every delivery dead", func() bool {
+	poll.Until(t, 30*time.Second, "every delivery dead", func() bool {
 		return len(e.logs(t, &hubhooksv1.ListEventLogsRequest{HubId: "acme", Status: "dead"})) == 2*n
 	})
 	return a, b, cfg
@@ -91,7 +91,7 @@ func TestRecoverDeliveries(t *testing.T) {
 	if p := last(ps); p.GetMatched() != 5 || p.GetRedelivered() != 5 {
 		t.Fatalf("recover one URL: %v", p)
 	}
-	testkit.Eventually(t, 20*time.Second, "5 recoveries succeeded", func() bool {
+	poll.Until(t, 20*time.Second, "5 recoveries succeeded", func() bool {
 		return len(e.logs(t, &hubhooksv1.ListEventLogsRequest{HubId: "acme", Status: "succeeded"})) == 5
 	})
 	for _, l := range e.logs(t, &hubhooksv1.ListEventLogsRequest{HubId: "acme", Status: "succeeded"}) {
@@ -118,7 +118,7 @@ func TestRecoverDeliveries(t *testing.T) {
 	if p := last(ps); p.GetMatched() != 10 || p.GetRedelivered() != 5 || p.GetAlreadyRecovered() != 5 {
 		t.Fatalf("recover the hub: %v", p)
 	}
-	testkit.Eventually(t, 20*time.Second, "the other URL's recoveries dead", func() bool {
+	poll.Until(t, 20*time.Second, "the other URL's recoveries dead", func() bool {
 		return len(e.logs(t, &hubhooksv1.ListEventLogsRequest{HubId: "acme", Status: "dead"})) == 15
 	})
 	b.setStatus(http.StatusOK)
@@ -129,7 +129,7 @@ func TestRecoverDeliveries(t *testing.T) {
 	if p := last(ps); p.GetMatched() != 15 || p.GetRedelivered() != 5 || p.GetAlreadyRecovered() != 10 {
 		t.Fatalf("recover the recoveries: %v", p)
 	}
-	testkit.Eventually(t, 20*time.Second, "every webhook event received by both URLs", func() bool {
+	poll.Until(t, 20*time.Second, "every webhook event received by both URLs", func() bool {
 		return len(e.logs(t, &hubhooksv1.ListEventLogsRequest{HubId: "acme", Status: "succeeded"})) == 10
 	})
 	// Each URL got each webhook event once more than its failed tries:
@@ -206,7 +206,7 @@ func TestRecoveryCancelledAndResumed(t *testing.T) {
 	cancel()
 	// The server notices the cancellation and stops sending.
 	var sent int
-	testkit.Eventually(t, 10*time.Second, "the recovery stops", func() bool {
+	poll.Until(t, 10*time.Second, "the recovery stops", func() bool {
 		n := len(a.events()) + len(b.events())
 		stable := n == sent
 		sent = n
@@ -223,7 +223,7 @@ func TestRecoveryCancelledAndResumed(t *testing.T) {
 	if p := last(ps); p.GetRedelivered()+p.GetAlreadyRecovered() != 30 || p.GetAlreadyRecovered() == 0 {
 		t.Fatalf("resumed: %v", p)
 	}
-	testkit.Eventually(t, 20*time.Second, "30 recoveries succeeded", func() bool {
+	poll.Until(t, 20*time.Second, "30 recoveries succeeded", func() bool {
 		return len(e.logs(t, &hubhooksv1.ListEventLogsRequest{HubId: "acme", Status: "succeeded"})) == 30
 	})
 	seen := map[string]int{}

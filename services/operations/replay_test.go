@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
@@ -58,7 +58,7 @@ func TestReplayBackfillsANewURL(t *testing.T) {
 	// Another hub's events share the stream and are not replayed.
 	e.hub(t, "other", a.URL+"/other")
 	e.publish(t, "other", "evt-other", "TEAM.CREATED", nil)
-	testkit.Eventually(t, 20*time.Second, "the live deliveries", func() bool { return len(a.events()) == 18 })
+	poll.Until(t, 20*time.Second, "the live deliveries", func() bool { return len(a.events()) == 18 })
 
 	cfg, err := e.Config.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: "acme", Url: b.URL + "/b"})
 	if err != nil {
@@ -85,7 +85,7 @@ func TestReplayBackfillsANewURL(t *testing.T) {
 	if p.GetDeliveries() != 15 || p.GetAlreadyReplayed() != 0 {
 		t.Fatalf("replay: %v", p)
 	}
-	testkit.Eventually(t, 20*time.Second, "15 replayed webhooks at the new URL", func() bool { return len(b.events()) == 15 })
+	poll.Until(t, 20*time.Second, "15 replayed webhooks at the new URL", func() bool { return len(b.events()) == 15 })
 	for _, ev := range b.events() {
 		if !strings.HasPrefix(ev.ID, webhook.ReplayIDPrefix) || !strings.HasPrefix(ev.ReplayOf, "msg_") || !strings.HasPrefix(ev.DomainEvent.ID, "evt-team-") {
 			t.Errorf("replayed webhook id %q, replay_of %q, domain event %q", ev.ID, ev.ReplayOf, ev.DomainEvent.ID)
@@ -95,7 +95,7 @@ func TestReplayBackfillsANewURL(t *testing.T) {
 		t.Errorf("the old URL got %d webhooks, want its 18 live ones only", n)
 	}
 	// In the log, linked to the original domain event.
-	testkit.Eventually(t, 20*time.Second, "the replays logged", func() bool {
+	poll.Until(t, 20*time.Second, "the replays logged", func() bool {
 		got := e.logs(t, &hubhooksv1.ListEventLogsRequest{HubId: "acme", Url: b.URL + "/b", Status: "succeeded"})
 		for _, l := range got {
 			if !strings.HasPrefix(l.GetDomainEventId(), "evt-team-") || !strings.HasPrefix(l.GetEventId(), webhook.ReplayIDPrefix) {
@@ -128,7 +128,7 @@ func TestReplayBackfillsANewURL(t *testing.T) {
 	if p.GetDeliveries() != 5 || p.GetAlreadyReplayed() != 5 || p.GetWebhookEvents() != 5 {
 		t.Fatalf("replay TEAM.CREATED to every URL: %v", p)
 	}
-	testkit.Eventually(t, 20*time.Second, "five more at the old URL", func() bool { return len(a.events()) == 23 })
+	poll.Until(t, 20*time.Second, "five more at the old URL", func() bool { return len(a.events()) == 23 })
 	time.Sleep(300 * time.Millisecond)
 	if n := len(b.events()); n != 15 {
 		t.Errorf("the new URL got %d webhooks, want 15: nothing twice", n)
@@ -190,7 +190,7 @@ func TestReplayWhatArrivedWhileTriggersWereOff(t *testing.T) {
 	if p.GetDeliveries() != 2 || p.GetInvalid() != 1 || p.GetDomainEventsScanned() != 3 {
 		t.Fatalf("replay: %v", p)
 	}
-	testkit.Eventually(t, 20*time.Second, "both delivered", func() bool { return offEvents() == 2 })
+	poll.Until(t, 20*time.Second, "both delivered", func() bool { return offEvents() == 2 })
 }
 
 func TestReplayRefusals(t *testing.T) {
@@ -239,7 +239,7 @@ func TestReplayCancelledAndResumed(t *testing.T) {
 	for i := range 40 {
 		e.publish(t, "acme", fmt.Sprintf("evt-%d", i), "USER.UPDATED", nil)
 	}
-	testkit.Eventually(t, 20*time.Second, "the live deliveries", func() bool { return len(a.events()) == 40 })
+	poll.Until(t, 20*time.Second, "the live deliveries", func() bool { return len(a.events()) == 40 })
 	ctx, cancel := context.WithCancel(ctxT(t))
 	stream, err := e.ops.ReplayDomainEvents(ctx, &hubhooksv1.ReplayDomainEventsRequest{HubId: "acme", Since: since})
 	if err != nil {
@@ -256,7 +256,7 @@ func TestReplayCancelledAndResumed(t *testing.T) {
 	}
 	cancel()
 	var n int
-	testkit.Eventually(t, 10*time.Second, "the replay stops", func() bool {
+	poll.Until(t, 10*time.Second, "the replay stops", func() bool {
 		before := len(a.events())
 		time.Sleep(300 * time.Millisecond)
 		n = len(a.events())
@@ -272,7 +272,7 @@ func TestReplayCancelledAndResumed(t *testing.T) {
 	if p.GetDeliveries()+p.GetAlreadyReplayed() != 40 || p.GetAlreadyReplayed() == 0 {
 		t.Fatalf("resumed: %v", p)
 	}
-	testkit.Eventually(t, 20*time.Second, "40 replays", func() bool { return len(a.events()) == 80 })
+	poll.Until(t, 20*time.Second, "40 replays", func() bool { return len(a.events()) == 80 })
 	time.Sleep(300 * time.Millisecond)
 	seen := map[string]int{}
 	for _, ev := range a.events()[40:] {

@@ -22,7 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/hubd/hubdtest"
@@ -295,7 +295,7 @@ func TestLogsCommands(t *testing.T) {
 	publish(t, h.JS, &eventsv1.DomainEvent{Id: "evt-logs-1", HubId: "acme", Type: "USER.CREATED", Data: mustStruct(t, map[string]any{"user": map[string]any{"id": "u1"}})})
 	// USER.CREATED emits three webhook events; one attempt each, all dead.
 	var dead *hubhooksv1.ListEventLogsResponse
-	testkit.Eventually(t, 20*time.Second, "three dead deliveries", func() bool {
+	poll.Until(t, 20*time.Second, "three dead deliveries", func() bool {
 		dead = jsonOf(t, c.ok("logs", "list", "--status", "dead", "-o", "json"), &hubhooksv1.ListEventLogsResponse{})
 		return len(dead.GetEventLogs()) == 3
 	})
@@ -322,7 +322,7 @@ func TestLogsCommands(t *testing.T) {
 		t.Fatalf("logs redeliver: %v", re)
 	}
 	newID := re.GetEventLogs()[0].GetId()
-	testkit.Eventually(t, 20*time.Second, "the redelivery succeeds", func() bool {
+	poll.Until(t, 20*time.Second, "the redelivery succeeds", func() bool {
 		got := jsonOf(t, c.ok("logs", "get", newID, "-o", "json"), &hubhooksv1.GetEventLogResponse{})
 		return got.GetEventLog().GetStatus() == "succeeded"
 	})
@@ -352,7 +352,7 @@ func TestTail(t *testing.T) {
 		})
 	}()
 	publish(t, h.JS, &eventsv1.DomainEvent{Id: "evt-tail-1", HubId: "acme", Type: "APP.UPDATED", Data: mustStruct(t, map[string]any{"app": map[string]any{"id": "a1"}})})
-	testkit.Eventually(t, 20*time.Second, "tail prints the delivery as succeeded", func() bool {
+	poll.Until(t, 20*time.Second, "tail prints the delivery as succeeded", func() bool {
 		for _, line := range strings.Split(out.String(), "\n") {
 			var l map[string]any
 			if json.Unmarshal([]byte(line), &l) == nil && l["event_type"] == "APP.UPDATED" && l["status"] == "succeeded" {
@@ -523,7 +523,7 @@ func TestExplainAndRecoverCommands(t *testing.T) {
 	for i := range 3 {
 		publish(t, h.JS, &eventsv1.DomainEvent{Id: "evt-" + strconv.Itoa(i), HubId: "acme", Type: "USER.UPDATED", Data: mustStruct(t, map[string]any{"user": map[string]any{"id": i}})})
 	}
-	testkit.Eventually(t, 20*time.Second, "three dead deliveries", func() bool {
+	poll.Until(t, 20*time.Second, "three dead deliveries", func() bool {
 		l := jsonOf(t, c.ok("logs", "list", "--status", "dead", "-o", "json"), &hubhooksv1.ListEventLogsResponse{})
 		return len(l.GetEventLogs()) == 3
 	})
@@ -542,7 +542,7 @@ func TestExplainAndRecoverCommands(t *testing.T) {
 	if !final.GetDone() || final.GetAlreadyRecovered() != 3 {
 		t.Errorf("recover -o json: last line %v", final)
 	}
-	testkit.Eventually(t, 20*time.Second, "the recoveries in explain", func() bool {
+	poll.Until(t, 20*time.Second, "the recoveries in explain", func() bool {
 		out = c.ok("explain", "USER.UPDATED", "--id", "evt-1")
 		return strings.Contains(out, "dead") && strings.Contains(out, "succeeded") && strings.Contains(out, "redelivers dlv_")
 	})
@@ -563,7 +563,7 @@ func TestReplayCommand(t *testing.T) {
 		publish(t, h.JS, &eventsv1.DomainEvent{Id: "evt-" + strconv.Itoa(i), HubId: "acme", Type: "APP.CREATED"})
 	}
 	// APP.CREATED makes APP.CREATED and APP_KEY.CREATED.
-	testkit.Eventually(t, 20*time.Second, "8 live deliveries", func() bool { return got.Load() == 8 })
+	poll.Until(t, 20*time.Second, "8 live deliveries", func() bool { return got.Load() == 8 })
 	c.ok("urls", "add", recv.URL+"/new")
 	if out := c.ok("replay", "--since", "1h", "--url", recv.URL+"/new", "--types", "APP_KEY.CREATED", "--dry-run"); !strings.Contains(out, "would replay 4 deliveries of 4 webhook events from 4 domain events") {
 		t.Errorf("replay --dry-run:\n%s", out)
@@ -571,7 +571,7 @@ func TestReplayCommand(t *testing.T) {
 	if out := c.ok("replay", "--since", "1h", "--url", recv.URL+"/new"); !strings.Contains(out, "replayed 8 deliveries") {
 		t.Errorf("replay:\n%s", out)
 	}
-	testkit.Eventually(t, 20*time.Second, "8 replayed deliveries", func() bool { return got.Load() == 16 })
+	poll.Until(t, 20*time.Second, "8 replayed deliveries", func() bool { return got.Load() == 16 })
 	lines := strings.Split(strings.TrimSpace(c.ok("replay", "--since", "1h", "--url", recv.URL+"/new", "-o", "json")), "\n")
 	if last := jsonOf(t, lines[len(lines)-1], &hubhooksv1.ReplayDomainEventsProgress{}); !last.GetDone() || last.GetDeliveries() != 0 || last.GetAlreadyReplayed() != 8 {
 		t.Errorf("replay again -o json: %v", last)

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/redistest"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/hubd"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
@@ -107,7 +107,7 @@ func Start(t testing.TB, o Options) *Hub {
 		Process: p, Conn: conn, NC: nc, JS: js, RedisPrefix: prefix, Settings: s,
 		Config: hubhooksv1.NewConfigServiceClient(conn), Logs: hubhooksv1.NewEventLogServiceClient(conn),
 	}
-	testkit.Eventually(t, 20*time.Second, "hubd ready", func() bool { return ready(p.HTTPAddr) })
+	poll.Until(t, 20*time.Second, "hubd ready", func() bool { return ready(p.HTTPAddr) })
 	return h
 }
 
