@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/hubhooks/hubhooks/pkg/webhook.Version=$(VERSION)
 BIN := $(CURDIR)/bin
 TOOLS := $(BIN)/tools
-BINARIES := hubd configsvc expander deliverer logger hubbench hubctl
+BINARIES := hubd configsvc expander deliverer logger gateway hubbench hubctl
 MODULES := ./proto/... ./pkg/... ./services/...
 
 # Pinned code generators (installed into bin/tools by `make tools`).
@@ -13,6 +13,7 @@ BUF_VERSION := v1.47.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 PROTOC_GEN_GO_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
+GRPC_GATEWAY_VERSION := v2.34.0
 
 .PHONY: all build run test test-race vet fmt fmt-check proto proto-check tools fuzz chaos cluster bench clean redis
 
@@ -25,7 +26,8 @@ build: ## build every binary into bin/
 	done
 	@ls $(BIN) | grep -v tools | sed 's/^/bin\//'
 
-run: build redis ## start the all-in-one hubd on its embedded NATS (data in ./data)
+run: build redis ## start the all-in-one hubd on its embedded NATS (data in ./data); prints the console's URL
+	@echo "web console: http://$${HUBHOOKS_API_ADDR-127.0.0.1:8080}/"
 	HUBHOOKS_ALLOWED_CIDRS=$${HUBHOOKS_ALLOWED_CIDRS-127.0.0.0/8,::1/128} HUBHOOKS_LOG_FORMAT=$${HUBHOOKS_LOG_FORMAT-text} $(BIN)/hubd
 
 redis: ## make sure a Redis answers at HUBHOOKS_REDIS_URL (starts a local one under ./data if not)
@@ -47,7 +49,7 @@ fmt:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-go-vtproto
+tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-go-vtproto $(TOOLS)/protoc-gen-grpc-gateway $(TOOLS)/protoc-gen-openapiv2
 
 $(TOOLS)/buf:
 	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -57,15 +59,19 @@ $(TOOLS)/protoc-gen-go-grpc:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 $(TOOLS)/protoc-gen-go-vtproto:
 	GOBIN=$(TOOLS) $(GO) install github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@$(PROTOC_GEN_GO_VTPROTO_VERSION)
+$(TOOLS)/protoc-gen-grpc-gateway:
+	GOBIN=$(TOOLS) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
+$(TOOLS)/protoc-gen-openapiv2:
+	GOBIN=$(TOOLS) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 
-proto: tools ## regenerate the committed protobuf code
+proto: tools ## regenerate the committed protobuf code, HTTP gateway and OpenAPI document
 	cd proto && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate
 
 proto-check: tools ## fail if the committed generated code is stale
 	@tmp=$$(mktemp -d); cp -r proto $$tmp/; \
-	(cd $$tmp/proto && find . -name '*.pb.go' -delete && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate) || exit 1; \
+	(cd $$tmp/proto && find . -name '*.pb.go' -o -name '*.pb.gw.go' -o -name '*.swagger.json' | xargs rm -f && PATH=$(TOOLS):$$PATH buf lint && PATH=$(TOOLS):$$PATH buf generate) || exit 1; \
 	if ! diff -r -q --exclude='*.proto' --exclude='*.yaml' --exclude='go.*' proto $$tmp/proto; then \
-		echo "generated protobuf code is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; fi; \
+		echo "generated protobuf code or OpenAPI document is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; fi; \
 	rm -rf $$tmp; echo "proto: generated code is current"
 
 FUZZTIME ?= 30s

@@ -44,6 +44,7 @@ var publicMethods = []string{
 // token.
 var hublessMethods = map[string]bool{
 	"/hubhooks.v1.ConfigService/ListEventTypes": true,
+	"/hubhooks.v1.ConfigService/WhoAmI":         true,
 }
 
 // adminMethods need the admin token even though their requests name a hub:

@@ -7,6 +7,7 @@
 //	HUBHOOKS_DELIVERIES  hubhooks.deliveries.<hub>   work queue  deliverer
 //	HUBHOOKS_ATTEMPTS    hubhooks.attempts.<hub>     work queue  logger
 //	HUBHOOKS_DLQ         hubhooks.dlq.>              limits      (inspection)
+//	(no stream)          hubhooks.logchanged.<hub>   core NATS   TailEventLogs (change notices)
 //
 // Every service ensures the streams it touches at start-up with the Ensure
 // functions; they are idempotent and safe to run from many replicas at once.

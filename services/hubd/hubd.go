@@ -20,6 +20,7 @@ import (
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/configsvc"
 	"github.com/hubhooks/hubhooks/services/expander"
+	"github.com/hubhooks/hubhooks/services/gateway"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/logger"
 	"github.com/hubhooks/hubhooks/services/operations"
@@ -31,6 +32,9 @@ type Process struct {
 	GRPCAddr string
 	// HTTPAddr serves /metrics, /healthz and /readyz.
 	HTTPAddr string
+	// APIAddr serves the HTTP/JSON API and the web console; empty when
+	// HUBHOOKS_API_ADDR is empty.
+	APIAddr string
 	// NATSURL is the NATS the services use (the embedded one by default).
 	NATSURL string
 
@@ -151,6 +155,25 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { _ = conn.Close() })
+	var gw *gateway.Gateway
+	var apiLis net.Listener
+	if s.APIAddr != "" {
+		// The API calls this process's own gRPC server, so that every call
+		// passes the same authentication as a gRPC client's.
+		apiConn, err := p.DialGateway(h.GRPCAddr)
+		if err != nil {
+			return fail(err)
+		}
+		cleanups = append(cleanups, func() { _ = apiConn.Close() })
+		if gw, err = p.Gateway(apiConn, apiConn); err != nil {
+			return fail(err)
+		}
+		if apiLis, err = net.Listen("tcp", s.APIAddr); err != nil {
+			return fail(fmt.Errorf("api listen %s: %w", s.APIAddr, err))
+		}
+		cleanups = append(cleanups, func() { _ = apiLis.Close() })
+		h.APIAddr = apiLis.Addr().String()
+	}
 	cache, err := p.ConfigCache(conn)
 	if err != nil {
 		return fail(err)
@@ -180,6 +203,10 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 	var workers, servers errgroup.Group
 	servers.Go(func() error { return gs.ServeListener(serveCtx, lis, s.ShutdownTimeout) })
 	servers.Go(func() error { return p.ServeHTTP(serveCtx, httpLis) })
+	if gw != nil {
+		// The API stops with the workers, before the gRPC server it calls.
+		servers.Go(func() error { return gw.Serve(workCtx, apiLis) })
+	}
 	servers.Go(func() error { return cfgSvc.Run(serveCtx) })
 	servers.Go(func() error { return opsSvc.Run(serveCtx) })
 	servers.Go(func() error {
@@ -209,8 +236,16 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 		}
 		close(h.done)
 	}()
-	p.Log.Info("hubd started", "grpc", h.GRPCAddr, "http", h.HTTPAddr, "nats", h.NATSURL)
+	p.Log.Info("hubd started", "grpc", h.GRPCAddr, "http", h.HTTPAddr, "nats", h.NATSURL, "console", consoleURL(h.APIAddr))
 	return h, nil
+}
+
+// consoleURL is where the web console is, for the start-up log line.
+func consoleURL(apiAddr string) string {
+	if apiAddr == "" {
+		return "(not served: HUBHOOKS_API_ADDR is empty)"
+	}
+	return "http://" + apiAddr + "/"
 }
 
 func ignoreCanceled(err error) error {

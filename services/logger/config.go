@@ -56,6 +56,13 @@ type Config struct {
 	// DrainTimeout bounds finishing the batch in hand when Run's context
 	// ends. Default 10s.
 	DrainTimeout time.Duration
+	// TailBacklog bounds what one TailEventLogs call holds for a slow
+	// reader: changed entry ids waiting to be read, and entries waiting to
+	// be sent; a reader further behind is dropped. Default 2048.
+	TailBacklog int
+	// TailHeartbeat is how often TailEventLogs sends an empty message while
+	// nothing changes. Default 15s.
+	TailHeartbeat time.Duration
 	// StreamOptions are used to ensure the attempts and deliveries streams.
 	StreamOptions eventbus.Options
 	// Registerer receives the metrics; nil means a private registry.
@@ -83,6 +90,8 @@ func (c Config) Validate() error {
 	neg("MaxAckPending", c.MaxAckPending < 0)
 	neg("RetryBackoff", c.RetryBackoff < 0)
 	neg("DrainTimeout", c.DrainTimeout < 0)
+	neg("TailBacklog", c.TailBacklog < 0)
+	neg("TailHeartbeat", c.TailHeartbeat < 0)
 	if c.Retention > 0 && c.Retention < time.Second {
 		errs = append(errs, fmt.Errorf("Retention %v: at least 1s", c.Retention))
 	}
@@ -134,6 +143,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 10 * time.Second
+	}
+	if c.TailBacklog == 0 {
+		c.TailBacklog = 2048
+	}
+	if c.TailHeartbeat == 0 {
+		c.TailHeartbeat = 15 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

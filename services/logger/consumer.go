@@ -19,6 +19,10 @@ import (
 // naks the batch with a delay and backs off. Run blocks until ctx ends; then
 // it stops fetching, finishes and acks the batch in hand, and returns nil.
 func (s *Service) Run(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		s.stopTailOnce.Do(func() { close(s.stopping) })
+	}()
 	if err := s.ensureStreams(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -167,6 +171,7 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) bool {
 	s.m.written.Add(float64(len(recs)))
 	s.m.changed.Add(float64(res.Changed))
 	s.m.trimmed.Add(float64(res.Trimmed))
+	s.announce(recs)
 	for _, msg := range good {
 		if err := msg.Ack(); err != nil {
 			// The record is stored; a redelivery rewrites it harmlessly.

@@ -40,6 +40,8 @@ type env struct {
 	store  *logstore.Store
 	client hubhooksv1.EventLogServiceClient
 	reg    *prometheus.Registry
+	// addr is the gRPC server's address.
+	addr string
 }
 
 // start runs a logger (consumer and gRPC server on 127.0.0.1:0) against an
@@ -94,7 +96,7 @@ func start(t *testing.T, cfg logger.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{svc: svc, js: js, rdb: rdb, store: store, client: hubhooksv1.NewEventLogServiceClient(conn), reg: reg}
+	return &env{svc: svc, js: js, rdb: rdb, store: store, client: hubhooksv1.NewEventLogServiceClient(conn), reg: reg, addr: lis.Addr().String()}
 }
 
 func newJob(hub, id string, created time.Time) *deliveryv1.DeliveryJob {

@@ -37,6 +37,20 @@ type server struct {
 // none) with a next_page_token when filtering by status or by several fields
 // stopped at the scan limit: keep following the token until it is empty.
 func (g *server) ListEventLogs(ctx context.Context, req *hubhooksv1.ListEventLogsRequest) (*hubhooksv1.ListEventLogsResponse, error) {
+	q, err := listQuery(req)
+	if err != nil {
+		return nil, err
+	}
+	page, err := g.svc.store.List(ctx, q)
+	if err != nil {
+		return nil, g.toStatus(ctx, "list event logs", err)
+	}
+	return &hubhooksv1.ListEventLogsResponse{EventLogs: page.Logs, NextPageToken: page.NextPageToken}, nil
+}
+
+// listQuery validates req and turns it into a store query, or returns
+// InvalidArgument with every problem. TailEventLogs uses it for its filters.
+func listQuery(req *hubhooksv1.ListEventLogsRequest) (logstore.Query, error) {
 	var errs []error
 	if err := hubid.Validate(req.GetHubId()); err != nil {
 		errs = append(errs, err)
@@ -81,18 +95,14 @@ func (g *server) ListEventLogs(ctx context.Context, req *hubhooksv1.ListEventLog
 		size = MaxPageSize
 	}
 	if len(errs) > 0 {
-		return nil, status.Error(codes.InvalidArgument, errors.Join(errs...).Error())
+		return logstore.Query{}, status.Error(codes.InvalidArgument, errors.Join(errs...).Error())
 	}
-	page, err := g.svc.store.List(ctx, logstore.Query{
+	return logstore.Query{
 		HubID: req.GetHubId(), EventType: req.GetEventType(), Status: req.GetStatus(),
 		URL: req.GetUrl(), EventID: req.GetEventId(), DomainEventID: req.GetDomainEventId(),
 		ResponseClass: req.GetResponseClass(), Test: req.Test, Since: since, Until: until,
 		PageSize: size, PageToken: req.GetPageToken(),
-	})
-	if err != nil {
-		return nil, g.toStatus(ctx, "list event logs", err)
-	}
-	return &hubhooksv1.ListEventLogsResponse{EventLogs: page.Logs, NextPageToken: page.NextPageToken}, nil
+	}, nil
 }
 
 // GetEventLog returns one entry with every attempt; the secret header is
@@ -134,6 +144,7 @@ func (g *server) Redeliver(ctx context.Context, req *hubhooksv1.RedeliverRequest
 	if _, err := g.svc.store.Write(ctx, []*deliveryv1.AttemptRecorded{pending}); err != nil {
 		return nil, g.toStatus(ctx, "redeliver: store pending entry", err)
 	}
+	g.svc.announce([]*deliveryv1.AttemptRecorded{pending})
 	if err := g.publish(ctx, job); err != nil {
 		g.svc.log.Error("redeliver: publish job failed", "hub_id", job.GetHubId(), "delivery_id", job.GetDeliveryId(), "err", err)
 		// Close the pending entry so it does not stay pending forever.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,6 +32,11 @@ type Service struct {
 
 	consumerReady   atomic.Bool
 	deliveriesReady atomic.Bool
+
+	// stopping is closed when Run's context ends: open tails end then, so
+	// they do not hold the gRPC server's graceful stop.
+	stopping     chan struct{}
+	stopTailOnce sync.Once
 }
 
 // New builds the logger. It does not touch NATS or Redis; Run does.
@@ -63,7 +69,7 @@ func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient) (*Servic
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: %w", err)
 	}
-	s := &Service{cfg: cfg, js: js, rdb: rdb, store: store, log: cfg.Log, m: m}
+	s := &Service{cfg: cfg, js: js, rdb: rdb, store: store, log: cfg.Log, m: m, stopping: make(chan struct{})}
 	s.grpc = &server{svc: s}
 	return s, nil
 }
@@ -87,13 +93,14 @@ func (s *Service) Ready(context.Context) error {
 }
 
 type metrics struct {
-	written     prometheus.Counter
-	changed     prometheus.Counter
-	writeSecs   prometheus.Histogram
-	writeErrors prometheus.Counter
-	undecodable *prometheus.CounterVec
-	trimmed     prometheus.Counter
-	redelivered prometheus.Counter
+	written      prometheus.Counter
+	changed      prometheus.Counter
+	writeSecs    prometheus.Histogram
+	writeErrors  prometheus.Counter
+	undecodable  *prometheus.CounterVec
+	trimmed      prometheus.Counter
+	redelivered  prometheus.Counter
+	noticeErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -127,8 +134,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_logger_redeliveries_total",
 			Help: "Redeliver calls that published a new delivery job.",
 		}),
+		noticeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_logger_change_notices_failed_total",
+			Help: "Event-log change notices (for live tails) that could not be published.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.written, m.changed, m.writeSecs, m.writeErrors, m.undecodable, m.trimmed, m.redelivered} {
+	for _, c := range []prometheus.Collector{m.written, m.changed, m.writeSecs, m.writeErrors, m.undecodable, m.trimmed, m.redelivered, m.noticeErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

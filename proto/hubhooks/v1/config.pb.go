@@ -1539,6 +1539,280 @@ func (x *EventTypeFilter) GetTypes() []string {
 	return nil
 }
 
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{25}
+}
+
+type WhoAmIResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// admin is true for the admin token (and for tokenless loopback callers
+	// of a server without an admin token); such callers act on every hub.
+	Admin bool `protobuf:"varint,1,opt,name=admin,proto3" json:"admin,omitempty"`
+	// hub_id is the hub a hub token acts on; empty for admin.
+	HubId         string `protobuf:"bytes,2,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIResponse) Reset() {
+	*x = WhoAmIResponse{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIResponse) ProtoMessage() {}
+
+func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
+func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WhoAmIResponse) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
+func (x *WhoAmIResponse) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+type ListHubsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// prefix keeps the hubs whose id starts with it.
+	Prefix string `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// page_size defaults to 50, at most 500.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHubsRequest) Reset() {
+	*x = ListHubsRequest{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHubsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHubsRequest) ProtoMessage() {}
+
+func (x *ListHubsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHubsRequest.ProtoReflect.Descriptor instead.
+func (*ListHubsRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListHubsRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ListHubsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListHubsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListHubsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hubs          []*HubSummary          `protobuf:"bytes,1,rep,name=hubs,proto3" json:"hubs,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHubsResponse) Reset() {
+	*x = ListHubsResponse{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHubsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHubsResponse) ProtoMessage() {}
+
+func (x *ListHubsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHubsResponse.ProtoReflect.Descriptor instead.
+func (*ListHubsResponse) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListHubsResponse) GetHubs() []*HubSummary {
+	if x != nil {
+		return x.Hubs
+	}
+	return nil
+}
+
+func (x *ListHubsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// HubSummary is one configured hub in ListHubs.
+type HubSummary struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	HubId            string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	EventsEnabled    bool                   `protobuf:"varint,2,opt,name=events_enabled,json=eventsEnabled,proto3" json:"events_enabled,omitempty"`
+	CallbackUrlCount int32                  `protobuf:"varint,3,opt,name=callback_url_count,json=callbackUrlCount,proto3" json:"callback_url_count,omitempty"`
+	UpdatedAt        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *HubSummary) Reset() {
+	*x = HubSummary{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubSummary) ProtoMessage() {}
+
+func (x *HubSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubSummary.ProtoReflect.Descriptor instead.
+func (*HubSummary) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *HubSummary) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *HubSummary) GetEventsEnabled() bool {
+	if x != nil {
+		return x.EventsEnabled
+	}
+	return false
+}
+
+func (x *HubSummary) GetCallbackUrlCount() int32 {
+	if x != nil {
+		return x.CallbackUrlCount
+	}
+	return 0
+}
+
+func (x *HubSummary) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
 var File_hubhooks_v1_config_proto protoreflect.FileDescriptor
 
 const file_hubhooks_v1_config_proto_rawDesc = "" +
@@ -1655,7 +1929,26 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\b_enabledB\x0e\n" +
 	"\f_description\"'\n" +
 	"\x0fEventTypeFilter\x12\x14\n" +
-	"\x05types\x18\x01 \x03(\tR\x05types2\x93\b\n" +
+	"\x05types\x18\x01 \x03(\tR\x05types\"\x0f\n" +
+	"\rWhoAmIRequest\"=\n" +
+	"\x0eWhoAmIResponse\x12\x14\n" +
+	"\x05admin\x18\x01 \x01(\bR\x05admin\x12\x15\n" +
+	"\x06hub_id\x18\x02 \x01(\tR\x05hubId\"e\n" +
+	"\x0fListHubsRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"g\n" +
+	"\x10ListHubsResponse\x12+\n" +
+	"\x04hubs\x18\x01 \x03(\v2\x17.hubhooks.v1.HubSummaryR\x04hubs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb3\x01\n" +
+	"\n" +
+	"HubSummary\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12%\n" +
+	"\x0eevents_enabled\x18\x02 \x01(\bR\reventsEnabled\x12,\n" +
+	"\x12callback_url_count\x18\x03 \x01(\x05R\x10callbackUrlCount\x129\n" +
+	"\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt2\x9f\t\n" +
 	"\rConfigService\x12H\n" +
 	"\fGetHubConfig\x12 .hubhooks.v1.GetHubConfigRequest\x1a\x16.hubhooks.v1.HubConfig\x12P\n" +
 	"\x10SetEventsEnabled\x12$.hubhooks.v1.SetEventsEnabledRequest\x1a\x16.hubhooks.v1.HubConfig\x12L\n" +
@@ -1668,7 +1961,9 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x0eCreateHubToken\x12\".hubhooks.v1.CreateHubTokenRequest\x1a#.hubhooks.v1.CreateHubTokenResponse\x12Y\n" +
 	"\x0eRevokeHubToken\x12\".hubhooks.v1.RevokeHubTokenRequest\x1a#.hubhooks.v1.RevokeHubTokenResponse\x12V\n" +
 	"\rListHubTokens\x12!.hubhooks.v1.ListHubTokensRequest\x1a\".hubhooks.v1.ListHubTokensResponse\x12X\n" +
-	"\x14ConfigureCallbackUrl\x12(.hubhooks.v1.ConfigureCallbackUrlRequest\x1a\x16.hubhooks.v1.HubConfigB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
+	"\x14ConfigureCallbackUrl\x12(.hubhooks.v1.ConfigureCallbackUrlRequest\x1a\x16.hubhooks.v1.HubConfig\x12A\n" +
+	"\x06WhoAmI\x12\x1a.hubhooks.v1.WhoAmIRequest\x1a\x1b.hubhooks.v1.WhoAmIResponse\x12G\n" +
+	"\bListHubs\x12\x1c.hubhooks.v1.ListHubsRequest\x1a\x1d.hubhooks.v1.ListHubsResponseB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
 
 var (
 	file_hubhooks_v1_config_proto_rawDescOnce sync.Once
@@ -1682,7 +1977,7 @@ func file_hubhooks_v1_config_proto_rawDescGZIP() []byte {
 	return file_hubhooks_v1_config_proto_rawDescData
 }
 
-var file_hubhooks_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_hubhooks_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_hubhooks_v1_config_proto_goTypes = []any{
 	(*HubConfig)(nil),                   // 0: hubhooks.v1.HubConfig
 	(*CallbackUrl)(nil),                 // 1: hubhooks.v1.CallbackUrl
@@ -1709,57 +2004,68 @@ var file_hubhooks_v1_config_proto_goTypes = []any{
 	(*ListHubTokensResponse)(nil),       // 22: hubhooks.v1.ListHubTokensResponse
 	(*ConfigureCallbackUrlRequest)(nil), // 23: hubhooks.v1.ConfigureCallbackUrlRequest
 	(*EventTypeFilter)(nil),             // 24: hubhooks.v1.EventTypeFilter
-	(*timestamppb.Timestamp)(nil),       // 25: google.protobuf.Timestamp
-	(*HttpRequest)(nil),                 // 26: hubhooks.v1.HttpRequest
-	(*HttpResponse)(nil),                // 27: hubhooks.v1.HttpResponse
+	(*WhoAmIRequest)(nil),               // 25: hubhooks.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),              // 26: hubhooks.v1.WhoAmIResponse
+	(*ListHubsRequest)(nil),             // 27: hubhooks.v1.ListHubsRequest
+	(*ListHubsResponse)(nil),            // 28: hubhooks.v1.ListHubsResponse
+	(*HubSummary)(nil),                  // 29: hubhooks.v1.HubSummary
+	(*timestamppb.Timestamp)(nil),       // 30: google.protobuf.Timestamp
+	(*HttpRequest)(nil),                 // 31: hubhooks.v1.HttpRequest
+	(*HttpResponse)(nil),                // 32: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_v1_config_proto_depIdxs = []int32{
 	1,  // 0: hubhooks.v1.HubConfig.callback_urls:type_name -> hubhooks.v1.CallbackUrl
-	25, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
+	30, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: hubhooks.v1.HubConfig.previous_secrets:type_name -> hubhooks.v1.PreviousSecret
-	25, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
-	25, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
-	25, // 5: hubhooks.v1.CallbackUrl.disabled_at:type_name -> google.protobuf.Timestamp
-	25, // 6: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
+	30, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
+	30, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
+	30, // 5: hubhooks.v1.CallbackUrl.disabled_at:type_name -> google.protobuf.Timestamp
+	30, // 6: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 7: hubhooks.v1.GenerateSecretResponse.hub_config:type_name -> hubhooks.v1.HubConfig
-	25, // 8: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
+	30, // 8: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
 	11, // 9: hubhooks.v1.ListEventTypesResponse.rules:type_name -> hubhooks.v1.EventTypeRule
 	12, // 10: hubhooks.v1.EventTypeRule.emits:type_name -> hubhooks.v1.EmittedEvent
-	26, // 11: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
-	27, // 12: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
+	31, // 11: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
+	32, // 12: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
 	18, // 13: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
-	25, // 14: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
+	30, // 14: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
 	18, // 15: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
 	24, // 16: hubhooks.v1.ConfigureCallbackUrlRequest.event_types:type_name -> hubhooks.v1.EventTypeFilter
-	3,  // 17: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
-	4,  // 18: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
-	5,  // 19: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
-	6,  // 20: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
-	7,  // 21: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
-	9,  // 22: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
-	13, // 23: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
-	15, // 24: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
-	16, // 25: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
-	19, // 26: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
-	21, // 27: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
-	23, // 28: hubhooks.v1.ConfigService.ConfigureCallbackUrl:input_type -> hubhooks.v1.ConfigureCallbackUrlRequest
-	0,  // 29: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
-	0,  // 30: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
-	0,  // 31: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	0,  // 32: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	8,  // 33: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
-	10, // 34: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
-	14, // 35: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
-	0,  // 36: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
-	17, // 37: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
-	20, // 38: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
-	22, // 39: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
-	0,  // 40: hubhooks.v1.ConfigService.ConfigureCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	29, // [29:41] is the sub-list for method output_type
-	17, // [17:29] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	29, // 17: hubhooks.v1.ListHubsResponse.hubs:type_name -> hubhooks.v1.HubSummary
+	30, // 18: hubhooks.v1.HubSummary.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 19: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
+	4,  // 20: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
+	5,  // 21: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
+	6,  // 22: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
+	7,  // 23: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
+	9,  // 24: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
+	13, // 25: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
+	15, // 26: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
+	16, // 27: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
+	19, // 28: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
+	21, // 29: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
+	23, // 30: hubhooks.v1.ConfigService.ConfigureCallbackUrl:input_type -> hubhooks.v1.ConfigureCallbackUrlRequest
+	25, // 31: hubhooks.v1.ConfigService.WhoAmI:input_type -> hubhooks.v1.WhoAmIRequest
+	27, // 32: hubhooks.v1.ConfigService.ListHubs:input_type -> hubhooks.v1.ListHubsRequest
+	0,  // 33: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
+	0,  // 34: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
+	0,  // 35: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	0,  // 36: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	8,  // 37: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
+	10, // 38: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
+	14, // 39: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
+	0,  // 40: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
+	17, // 41: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
+	20, // 42: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
+	22, // 43: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
+	0,  // 44: hubhooks.v1.ConfigService.ConfigureCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	26, // 45: hubhooks.v1.ConfigService.WhoAmI:output_type -> hubhooks.v1.WhoAmIResponse
+	28, // 46: hubhooks.v1.ConfigService.ListHubs:output_type -> hubhooks.v1.ListHubsResponse
+	33, // [33:47] is the sub-list for method output_type
+	19, // [19:33] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_config_proto_init() }
@@ -1775,7 +2081,7 @@ func file_hubhooks_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_config_proto_rawDesc), len(file_hubhooks_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

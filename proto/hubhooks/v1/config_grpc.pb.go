@@ -31,6 +31,8 @@ const (
 	ConfigService_RevokeHubToken_FullMethodName       = "/hubhooks.v1.ConfigService/RevokeHubToken"
 	ConfigService_ListHubTokens_FullMethodName        = "/hubhooks.v1.ConfigService/ListHubTokens"
 	ConfigService_ConfigureCallbackUrl_FullMethodName = "/hubhooks.v1.ConfigService/ConfigureCallbackUrl"
+	ConfigService_WhoAmI_FullMethodName               = "/hubhooks.v1.ConfigService/WhoAmI"
+	ConfigService_ListHubs_FullMethodName             = "/hubhooks.v1.ConfigService/ListHubs"
 )
 
 // ConfigServiceClient is the client API for ConfigService service.
@@ -81,6 +83,13 @@ type ConfigServiceClient interface {
 	// Enabling a URL clears its disabled reason: re-enabling a URL that
 	// hubhooks disabled for failing is this one call.
 	ConfigureCallbackUrl(ctx context.Context, in *ConfigureCallbackUrlRequest, opts ...grpc.CallOption) (*HubConfig, error)
+	// WhoAmI says whom the caller's token acts for: the admin token (every
+	// hub) or a hub token (its hub). Any valid token may call it; the web
+	// console asks it at sign-in.
+	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
+	// ListHubs lists the configured hubs in hub_id order, a page at a time.
+	// It needs the admin token.
+	ListHubs(ctx context.Context, in *ListHubsRequest, opts ...grpc.CallOption) (*ListHubsResponse, error)
 }
 
 type configServiceClient struct {
@@ -220,6 +229,26 @@ func (c *configServiceClient) ConfigureCallbackUrl(ctx context.Context, in *Conf
 	return out, nil
 }
 
+func (c *configServiceClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WhoAmIResponse)
+	err := c.cc.Invoke(ctx, ConfigService_WhoAmI_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) ListHubs(ctx context.Context, in *ListHubsRequest, opts ...grpc.CallOption) (*ListHubsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListHubsResponse)
+	err := c.cc.Invoke(ctx, ConfigService_ListHubs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConfigServiceServer is the server API for ConfigService service.
 // All implementations must embed UnimplementedConfigServiceServer
 // for forward compatibility.
@@ -268,6 +297,13 @@ type ConfigServiceServer interface {
 	// Enabling a URL clears its disabled reason: re-enabling a URL that
 	// hubhooks disabled for failing is this one call.
 	ConfigureCallbackUrl(context.Context, *ConfigureCallbackUrlRequest) (*HubConfig, error)
+	// WhoAmI says whom the caller's token acts for: the admin token (every
+	// hub) or a hub token (its hub). Any valid token may call it; the web
+	// console asks it at sign-in.
+	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
+	// ListHubs lists the configured hubs in hub_id order, a page at a time.
+	// It needs the admin token.
+	ListHubs(context.Context, *ListHubsRequest) (*ListHubsResponse, error)
 	mustEmbedUnimplementedConfigServiceServer()
 }
 
@@ -313,6 +349,12 @@ func (UnimplementedConfigServiceServer) ListHubTokens(context.Context, *ListHubT
 }
 func (UnimplementedConfigServiceServer) ConfigureCallbackUrl(context.Context, *ConfigureCallbackUrlRequest) (*HubConfig, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ConfigureCallbackUrl not implemented")
+}
+func (UnimplementedConfigServiceServer) WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WhoAmI not implemented")
+}
+func (UnimplementedConfigServiceServer) ListHubs(context.Context, *ListHubsRequest) (*ListHubsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListHubs not implemented")
 }
 func (UnimplementedConfigServiceServer) mustEmbedUnimplementedConfigServiceServer() {}
 func (UnimplementedConfigServiceServer) testEmbeddedByValue()                       {}
@@ -544,6 +586,42 @@ func _ConfigService_ConfigureCallbackUrl_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConfigService_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhoAmIRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).WhoAmI(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_WhoAmI_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).WhoAmI(ctx, req.(*WhoAmIRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfigService_ListHubs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListHubsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).ListHubs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_ListHubs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).ListHubs(ctx, req.(*ListHubsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConfigService_ServiceDesc is the grpc.ServiceDesc for ConfigService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -594,6 +672,14 @@ var ConfigService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ConfigureCallbackUrl",
 			Handler:    _ConfigService_ConfigureCallbackUrl_Handler,
+		},
+		{
+			MethodName: "WhoAmI",
+			Handler:    _ConfigService_WhoAmI_Handler,
+		},
+		{
+			MethodName: "ListHubs",
+			Handler:    _ConfigService_ListHubs_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

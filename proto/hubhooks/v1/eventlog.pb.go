@@ -442,6 +442,173 @@ func (x *ListEventLogsRequest) GetTest() bool {
 	return false
 }
 
+// TailEventLogsRequest has the filters of ListEventLogsRequest, with the
+// same field names and numbers (a test keeps them in step).
+type TailEventLogsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	HubId     string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	EventType string                 `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// status is one of pending, retrying, succeeded, failed, dead, cancelled.
+	Status        string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Url           string                 `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	EventId       string                 `protobuf:"bytes,5,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=until,proto3" json:"until,omitempty"`
+	DomainEventId string                 `protobuf:"bytes,10,opt,name=domain_event_id,json=domainEventId,proto3" json:"domain_event_id,omitempty"`
+	// response_class is one of 2xx, 3xx, 4xx, 5xx, none.
+	ResponseClass string `protobuf:"bytes,11,opt,name=response_class,json=responseClass,proto3" json:"response_class,omitempty"`
+	Test          *bool  `protobuf:"varint,12,opt,name=test,proto3,oneof" json:"test,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailEventLogsRequest) Reset() {
+	*x = TailEventLogsRequest{}
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailEventLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailEventLogsRequest) ProtoMessage() {}
+
+func (x *TailEventLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailEventLogsRequest.ProtoReflect.Descriptor instead.
+func (*TailEventLogsRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TailEventLogsRequest) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *TailEventLogsRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *TailEventLogsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *TailEventLogsRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *TailEventLogsRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *TailEventLogsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *TailEventLogsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *TailEventLogsRequest) GetDomainEventId() string {
+	if x != nil {
+		return x.DomainEventId
+	}
+	return ""
+}
+
+func (x *TailEventLogsRequest) GetResponseClass() string {
+	if x != nil {
+		return x.ResponseClass
+	}
+	return ""
+}
+
+func (x *TailEventLogsRequest) GetTest() bool {
+	if x != nil && x.Test != nil {
+		return *x.Test
+	}
+	return false
+}
+
+// TailEventLogsResponse is one message of TailEventLogs.
+type TailEventLogsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event_log is an entry in its state after a change; unset in the first
+	// message (the tail is live) and in heartbeats.
+	EventLog      *EventLog `protobuf:"bytes,1,opt,name=event_log,json=eventLog,proto3" json:"event_log,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailEventLogsResponse) Reset() {
+	*x = TailEventLogsResponse{}
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailEventLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailEventLogsResponse) ProtoMessage() {}
+
+func (x *TailEventLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailEventLogsResponse.ProtoReflect.Descriptor instead.
+func (*TailEventLogsResponse) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TailEventLogsResponse) GetEventLog() *EventLog {
+	if x != nil {
+		return x.EventLog
+	}
+	return nil
+}
+
 type ListEventLogsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EventLogs     []*EventLog            `protobuf:"bytes,1,rep,name=event_logs,json=eventLogs,proto3" json:"event_logs,omitempty"`
@@ -452,7 +619,7 @@ type ListEventLogsResponse struct {
 
 func (x *ListEventLogsResponse) Reset() {
 	*x = ListEventLogsResponse{}
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[3]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +631,7 @@ func (x *ListEventLogsResponse) String() string {
 func (*ListEventLogsResponse) ProtoMessage() {}
 
 func (x *ListEventLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[3]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +644,7 @@ func (x *ListEventLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventLogsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventLogsResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{3}
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListEventLogsResponse) GetEventLogs() []*EventLog {
@@ -504,7 +671,7 @@ type GetEventLogRequest struct {
 
 func (x *GetEventLogRequest) Reset() {
 	*x = GetEventLogRequest{}
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[4]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +683,7 @@ func (x *GetEventLogRequest) String() string {
 func (*GetEventLogRequest) ProtoMessage() {}
 
 func (x *GetEventLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[4]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +696,7 @@ func (x *GetEventLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventLogRequest.ProtoReflect.Descriptor instead.
 func (*GetEventLogRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{4}
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetEventLogRequest) GetHubId() string {
@@ -561,7 +728,7 @@ type GetEventLogResponse struct {
 
 func (x *GetEventLogResponse) Reset() {
 	*x = GetEventLogResponse{}
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[5]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +740,7 @@ func (x *GetEventLogResponse) String() string {
 func (*GetEventLogResponse) ProtoMessage() {}
 
 func (x *GetEventLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[5]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +753,7 @@ func (x *GetEventLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventLogResponse.ProtoReflect.Descriptor instead.
 func (*GetEventLogResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{5}
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetEventLogResponse) GetEventLog() *EventLog {
@@ -620,7 +787,7 @@ type RedeliverRequest struct {
 
 func (x *RedeliverRequest) Reset() {
 	*x = RedeliverRequest{}
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[6]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +799,7 @@ func (x *RedeliverRequest) String() string {
 func (*RedeliverRequest) ProtoMessage() {}
 
 func (x *RedeliverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[6]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +812,7 @@ func (x *RedeliverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeliverRequest.ProtoReflect.Descriptor instead.
 func (*RedeliverRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{6}
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RedeliverRequest) GetHubId() string {
@@ -672,7 +839,7 @@ type RedeliverResponse struct {
 
 func (x *RedeliverResponse) Reset() {
 	*x = RedeliverResponse{}
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[7]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +851,7 @@ func (x *RedeliverResponse) String() string {
 func (*RedeliverResponse) ProtoMessage() {}
 
 func (x *RedeliverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[7]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +864,7 @@ func (x *RedeliverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeliverResponse.ProtoReflect.Descriptor instead.
 func (*RedeliverResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{7}
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RedeliverResponse) GetEventLog() *EventLog {
@@ -719,7 +886,7 @@ type PurgeEventLogsRequest struct {
 
 func (x *PurgeEventLogsRequest) Reset() {
 	*x = PurgeEventLogsRequest{}
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[8]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +898,7 @@ func (x *PurgeEventLogsRequest) String() string {
 func (*PurgeEventLogsRequest) ProtoMessage() {}
 
 func (x *PurgeEventLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[8]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +911,7 @@ func (x *PurgeEventLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeEventLogsRequest.ProtoReflect.Descriptor instead.
 func (*PurgeEventLogsRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{8}
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PurgeEventLogsRequest) GetHubId() string {
@@ -771,7 +938,7 @@ type PurgeEventLogsResponse struct {
 
 func (x *PurgeEventLogsResponse) Reset() {
 	*x = PurgeEventLogsResponse{}
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[9]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +950,7 @@ func (x *PurgeEventLogsResponse) String() string {
 func (*PurgeEventLogsResponse) ProtoMessage() {}
 
 func (x *PurgeEventLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[9]
+	mi := &file_hubhooks_v1_eventlog_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +963,7 @@ func (x *PurgeEventLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeEventLogsResponse.ProtoReflect.Descriptor instead.
 func (*PurgeEventLogsResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{9}
+	return file_hubhooks_v1_eventlog_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PurgeEventLogsResponse) GetPurged() int64 {
@@ -856,7 +1023,23 @@ const file_hubhooks_v1_eventlog_proto_rawDesc = "" +
 	" \x01(\tR\rdomainEventId\x12%\n" +
 	"\x0eresponse_class\x18\v \x01(\tR\rresponseClass\x12\x17\n" +
 	"\x04test\x18\f \x01(\bH\x00R\x04test\x88\x01\x01B\a\n" +
-	"\x05_test\"u\n" +
+	"\x05_test\"\xe6\x02\n" +
+	"\x14TailEventLogsRequest\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x10\n" +
+	"\x03url\x18\x04 \x01(\tR\x03url\x12\x19\n" +
+	"\bevent_id\x18\x05 \x01(\tR\aeventId\x120\n" +
+	"\x05since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12&\n" +
+	"\x0fdomain_event_id\x18\n" +
+	" \x01(\tR\rdomainEventId\x12%\n" +
+	"\x0eresponse_class\x18\v \x01(\tR\rresponseClass\x12\x17\n" +
+	"\x04test\x18\f \x01(\bH\x00R\x04test\x88\x01\x01B\a\n" +
+	"\x05_test\"K\n" +
+	"\x15TailEventLogsResponse\x122\n" +
+	"\tevent_log\x18\x01 \x01(\v2\x15.hubhooks.v1.EventLogR\beventLog\"u\n" +
 	"\x15ListEventLogsResponse\x124\n" +
 	"\n" +
 	"event_logs\x18\x01 \x03(\v2\x15.hubhooks.v1.EventLogR\teventLogs\x12&\n" +
@@ -877,12 +1060,13 @@ const file_hubhooks_v1_eventlog_proto_rawDesc = "" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x122\n" +
 	"\x06before\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06before\"0\n" +
 	"\x16PurgeEventLogsResponse\x12\x16\n" +
-	"\x06purged\x18\x01 \x01(\x03R\x06purged2\xe2\x02\n" +
+	"\x06purged\x18\x01 \x01(\x03R\x06purged2\xbc\x03\n" +
 	"\x0fEventLogService\x12V\n" +
 	"\rListEventLogs\x12!.hubhooks.v1.ListEventLogsRequest\x1a\".hubhooks.v1.ListEventLogsResponse\x12P\n" +
 	"\vGetEventLog\x12\x1f.hubhooks.v1.GetEventLogRequest\x1a .hubhooks.v1.GetEventLogResponse\x12J\n" +
 	"\tRedeliver\x12\x1d.hubhooks.v1.RedeliverRequest\x1a\x1e.hubhooks.v1.RedeliverResponse\x12Y\n" +
-	"\x0ePurgeEventLogs\x12\".hubhooks.v1.PurgeEventLogsRequest\x1a#.hubhooks.v1.PurgeEventLogsResponseB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
+	"\x0ePurgeEventLogs\x12\".hubhooks.v1.PurgeEventLogsRequest\x1a#.hubhooks.v1.PurgeEventLogsResponse\x12X\n" +
+	"\rTailEventLogs\x12!.hubhooks.v1.TailEventLogsRequest\x1a\".hubhooks.v1.TailEventLogsResponse0\x01B;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
 
 var (
 	file_hubhooks_v1_eventlog_proto_rawDescOnce sync.Once
@@ -896,50 +1080,57 @@ func file_hubhooks_v1_eventlog_proto_rawDescGZIP() []byte {
 	return file_hubhooks_v1_eventlog_proto_rawDescData
 }
 
-var file_hubhooks_v1_eventlog_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_hubhooks_v1_eventlog_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_hubhooks_v1_eventlog_proto_goTypes = []any{
 	(*EventLog)(nil),               // 0: hubhooks.v1.EventLog
 	(*Attempt)(nil),                // 1: hubhooks.v1.Attempt
 	(*ListEventLogsRequest)(nil),   // 2: hubhooks.v1.ListEventLogsRequest
-	(*ListEventLogsResponse)(nil),  // 3: hubhooks.v1.ListEventLogsResponse
-	(*GetEventLogRequest)(nil),     // 4: hubhooks.v1.GetEventLogRequest
-	(*GetEventLogResponse)(nil),    // 5: hubhooks.v1.GetEventLogResponse
-	(*RedeliverRequest)(nil),       // 6: hubhooks.v1.RedeliverRequest
-	(*RedeliverResponse)(nil),      // 7: hubhooks.v1.RedeliverResponse
-	(*PurgeEventLogsRequest)(nil),  // 8: hubhooks.v1.PurgeEventLogsRequest
-	(*PurgeEventLogsResponse)(nil), // 9: hubhooks.v1.PurgeEventLogsResponse
-	(*timestamppb.Timestamp)(nil),  // 10: google.protobuf.Timestamp
-	(*HttpRequest)(nil),            // 11: hubhooks.v1.HttpRequest
-	(*HttpResponse)(nil),           // 12: hubhooks.v1.HttpResponse
+	(*TailEventLogsRequest)(nil),   // 3: hubhooks.v1.TailEventLogsRequest
+	(*TailEventLogsResponse)(nil),  // 4: hubhooks.v1.TailEventLogsResponse
+	(*ListEventLogsResponse)(nil),  // 5: hubhooks.v1.ListEventLogsResponse
+	(*GetEventLogRequest)(nil),     // 6: hubhooks.v1.GetEventLogRequest
+	(*GetEventLogResponse)(nil),    // 7: hubhooks.v1.GetEventLogResponse
+	(*RedeliverRequest)(nil),       // 8: hubhooks.v1.RedeliverRequest
+	(*RedeliverResponse)(nil),      // 9: hubhooks.v1.RedeliverResponse
+	(*PurgeEventLogsRequest)(nil),  // 10: hubhooks.v1.PurgeEventLogsRequest
+	(*PurgeEventLogsResponse)(nil), // 11: hubhooks.v1.PurgeEventLogsResponse
+	(*timestamppb.Timestamp)(nil),  // 12: google.protobuf.Timestamp
+	(*HttpRequest)(nil),            // 13: hubhooks.v1.HttpRequest
+	(*HttpResponse)(nil),           // 14: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_v1_eventlog_proto_depIdxs = []int32{
-	10, // 0: hubhooks.v1.EventLog.created_at:type_name -> google.protobuf.Timestamp
-	10, // 1: hubhooks.v1.EventLog.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 2: hubhooks.v1.EventLog.next_attempt_at:type_name -> google.protobuf.Timestamp
-	11, // 3: hubhooks.v1.Attempt.request:type_name -> hubhooks.v1.HttpRequest
-	12, // 4: hubhooks.v1.Attempt.response:type_name -> hubhooks.v1.HttpResponse
-	10, // 5: hubhooks.v1.Attempt.started_at:type_name -> google.protobuf.Timestamp
-	10, // 6: hubhooks.v1.Attempt.next_attempt_at:type_name -> google.protobuf.Timestamp
-	10, // 7: hubhooks.v1.ListEventLogsRequest.since:type_name -> google.protobuf.Timestamp
-	10, // 8: hubhooks.v1.ListEventLogsRequest.until:type_name -> google.protobuf.Timestamp
-	0,  // 9: hubhooks.v1.ListEventLogsResponse.event_logs:type_name -> hubhooks.v1.EventLog
-	0,  // 10: hubhooks.v1.GetEventLogResponse.event_log:type_name -> hubhooks.v1.EventLog
-	1,  // 11: hubhooks.v1.GetEventLogResponse.attempts:type_name -> hubhooks.v1.Attempt
-	0,  // 12: hubhooks.v1.RedeliverResponse.event_log:type_name -> hubhooks.v1.EventLog
-	10, // 13: hubhooks.v1.PurgeEventLogsRequest.before:type_name -> google.protobuf.Timestamp
-	2,  // 14: hubhooks.v1.EventLogService.ListEventLogs:input_type -> hubhooks.v1.ListEventLogsRequest
-	4,  // 15: hubhooks.v1.EventLogService.GetEventLog:input_type -> hubhooks.v1.GetEventLogRequest
-	6,  // 16: hubhooks.v1.EventLogService.Redeliver:input_type -> hubhooks.v1.RedeliverRequest
-	8,  // 17: hubhooks.v1.EventLogService.PurgeEventLogs:input_type -> hubhooks.v1.PurgeEventLogsRequest
-	3,  // 18: hubhooks.v1.EventLogService.ListEventLogs:output_type -> hubhooks.v1.ListEventLogsResponse
-	5,  // 19: hubhooks.v1.EventLogService.GetEventLog:output_type -> hubhooks.v1.GetEventLogResponse
-	7,  // 20: hubhooks.v1.EventLogService.Redeliver:output_type -> hubhooks.v1.RedeliverResponse
-	9,  // 21: hubhooks.v1.EventLogService.PurgeEventLogs:output_type -> hubhooks.v1.PurgeEventLogsResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	12, // 0: hubhooks.v1.EventLog.created_at:type_name -> google.protobuf.Timestamp
+	12, // 1: hubhooks.v1.EventLog.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 2: hubhooks.v1.EventLog.next_attempt_at:type_name -> google.protobuf.Timestamp
+	13, // 3: hubhooks.v1.Attempt.request:type_name -> hubhooks.v1.HttpRequest
+	14, // 4: hubhooks.v1.Attempt.response:type_name -> hubhooks.v1.HttpResponse
+	12, // 5: hubhooks.v1.Attempt.started_at:type_name -> google.protobuf.Timestamp
+	12, // 6: hubhooks.v1.Attempt.next_attempt_at:type_name -> google.protobuf.Timestamp
+	12, // 7: hubhooks.v1.ListEventLogsRequest.since:type_name -> google.protobuf.Timestamp
+	12, // 8: hubhooks.v1.ListEventLogsRequest.until:type_name -> google.protobuf.Timestamp
+	12, // 9: hubhooks.v1.TailEventLogsRequest.since:type_name -> google.protobuf.Timestamp
+	12, // 10: hubhooks.v1.TailEventLogsRequest.until:type_name -> google.protobuf.Timestamp
+	0,  // 11: hubhooks.v1.TailEventLogsResponse.event_log:type_name -> hubhooks.v1.EventLog
+	0,  // 12: hubhooks.v1.ListEventLogsResponse.event_logs:type_name -> hubhooks.v1.EventLog
+	0,  // 13: hubhooks.v1.GetEventLogResponse.event_log:type_name -> hubhooks.v1.EventLog
+	1,  // 14: hubhooks.v1.GetEventLogResponse.attempts:type_name -> hubhooks.v1.Attempt
+	0,  // 15: hubhooks.v1.RedeliverResponse.event_log:type_name -> hubhooks.v1.EventLog
+	12, // 16: hubhooks.v1.PurgeEventLogsRequest.before:type_name -> google.protobuf.Timestamp
+	2,  // 17: hubhooks.v1.EventLogService.ListEventLogs:input_type -> hubhooks.v1.ListEventLogsRequest
+	6,  // 18: hubhooks.v1.EventLogService.GetEventLog:input_type -> hubhooks.v1.GetEventLogRequest
+	8,  // 19: hubhooks.v1.EventLogService.Redeliver:input_type -> hubhooks.v1.RedeliverRequest
+	10, // 20: hubhooks.v1.EventLogService.PurgeEventLogs:input_type -> hubhooks.v1.PurgeEventLogsRequest
+	3,  // 21: hubhooks.v1.EventLogService.TailEventLogs:input_type -> hubhooks.v1.TailEventLogsRequest
+	5,  // 22: hubhooks.v1.EventLogService.ListEventLogs:output_type -> hubhooks.v1.ListEventLogsResponse
+	7,  // 23: hubhooks.v1.EventLogService.GetEventLog:output_type -> hubhooks.v1.GetEventLogResponse
+	9,  // 24: hubhooks.v1.EventLogService.Redeliver:output_type -> hubhooks.v1.RedeliverResponse
+	11, // 25: hubhooks.v1.EventLogService.PurgeEventLogs:output_type -> hubhooks.v1.PurgeEventLogsResponse
+	4,  // 26: hubhooks.v1.EventLogService.TailEventLogs:output_type -> hubhooks.v1.TailEventLogsResponse
+	22, // [22:27] is the sub-list for method output_type
+	17, // [17:22] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_eventlog_proto_init() }
@@ -949,13 +1140,14 @@ func file_hubhooks_v1_eventlog_proto_init() {
 	}
 	file_hubhooks_v1_common_proto_init()
 	file_hubhooks_v1_eventlog_proto_msgTypes[2].OneofWrappers = []any{}
+	file_hubhooks_v1_eventlog_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_eventlog_proto_rawDesc), len(file_hubhooks_v1_eventlog_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

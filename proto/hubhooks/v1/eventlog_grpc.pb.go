@@ -23,6 +23,7 @@ const (
 	EventLogService_GetEventLog_FullMethodName    = "/hubhooks.v1.EventLogService/GetEventLog"
 	EventLogService_Redeliver_FullMethodName      = "/hubhooks.v1.EventLogService/Redeliver"
 	EventLogService_PurgeEventLogs_FullMethodName = "/hubhooks.v1.EventLogService/PurgeEventLogs"
+	EventLogService_TailEventLogs_FullMethodName  = "/hubhooks.v1.EventLogService/TailEventLogs"
 )
 
 // EventLogServiceClient is the client API for EventLogService service.
@@ -42,6 +43,15 @@ type EventLogServiceClient interface {
 	// them. Admin token only. Idempotent; other hubs are not touched. A
 	// delivery still under way gets a new entry from its next attempt.
 	PurgeEventLogs(ctx context.Context, in *PurgeEventLogsRequest, opts ...grpc.CallOption) (*PurgeEventLogsResponse, error)
+	// TailEventLogs streams a hub's entries as they are created or change
+	// (status, attempts), each in its new state, with the filters of
+	// ListEventLogs. The first message has no event_log: from then on every
+	// change is sent (list to see what came before). Messages without an
+	// event_log also come as a heartbeat while nothing changes. A reader that
+	// falls behind by more than a bounded backlog is dropped with
+	// ResourceExhausted (list to catch up, then tail again); the stream ends
+	// with Unavailable when the server shuts down.
+	TailEventLogs(ctx context.Context, in *TailEventLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailEventLogsResponse], error)
 }
 
 type eventLogServiceClient struct {
@@ -92,6 +102,25 @@ func (c *eventLogServiceClient) PurgeEventLogs(ctx context.Context, in *PurgeEve
 	return out, nil
 }
 
+func (c *eventLogServiceClient) TailEventLogs(ctx context.Context, in *TailEventLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailEventLogsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EventLogService_ServiceDesc.Streams[0], EventLogService_TailEventLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TailEventLogsRequest, TailEventLogsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventLogService_TailEventLogsClient = grpc.ServerStreamingClient[TailEventLogsResponse]
+
 // EventLogServiceServer is the server API for EventLogService service.
 // All implementations must embed UnimplementedEventLogServiceServer
 // for forward compatibility.
@@ -109,6 +138,15 @@ type EventLogServiceServer interface {
 	// them. Admin token only. Idempotent; other hubs are not touched. A
 	// delivery still under way gets a new entry from its next attempt.
 	PurgeEventLogs(context.Context, *PurgeEventLogsRequest) (*PurgeEventLogsResponse, error)
+	// TailEventLogs streams a hub's entries as they are created or change
+	// (status, attempts), each in its new state, with the filters of
+	// ListEventLogs. The first message has no event_log: from then on every
+	// change is sent (list to see what came before). Messages without an
+	// event_log also come as a heartbeat while nothing changes. A reader that
+	// falls behind by more than a bounded backlog is dropped with
+	// ResourceExhausted (list to catch up, then tail again); the stream ends
+	// with Unavailable when the server shuts down.
+	TailEventLogs(*TailEventLogsRequest, grpc.ServerStreamingServer[TailEventLogsResponse]) error
 	mustEmbedUnimplementedEventLogServiceServer()
 }
 
@@ -130,6 +168,9 @@ func (UnimplementedEventLogServiceServer) Redeliver(context.Context, *RedeliverR
 }
 func (UnimplementedEventLogServiceServer) PurgeEventLogs(context.Context, *PurgeEventLogsRequest) (*PurgeEventLogsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PurgeEventLogs not implemented")
+}
+func (UnimplementedEventLogServiceServer) TailEventLogs(*TailEventLogsRequest, grpc.ServerStreamingServer[TailEventLogsResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method TailEventLogs not implemented")
 }
 func (UnimplementedEventLogServiceServer) mustEmbedUnimplementedEventLogServiceServer() {}
 func (UnimplementedEventLogServiceServer) testEmbeddedByValue()                         {}
@@ -224,6 +265,17 @@ func _EventLogService_PurgeEventLogs_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventLogService_TailEventLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TailEventLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(EventLogServiceServer).TailEventLogs(m, &grpc.GenericServerStream[TailEventLogsRequest, TailEventLogsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventLogService_TailEventLogsServer = grpc.ServerStreamingServer[TailEventLogsResponse]
+
 // EventLogService_ServiceDesc is the grpc.ServiceDesc for EventLogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -248,6 +300,12 @@ var EventLogService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _EventLogService_PurgeEventLogs_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "TailEventLogs",
+			Handler:       _EventLogService_TailEventLogs_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "hubhooks/v1/eventlog.proto",
 }

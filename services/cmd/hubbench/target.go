@@ -52,7 +52,7 @@ func startHubd(ctx context.Context, o hubdOptions) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(3)
+	ports, err := freePorts(4)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -82,6 +82,7 @@ func startHubd(ctx context.Context, o hubdOptions) (*target, error) {
 		"HUBHOOKS_NATS_LISTEN="+ports[0],
 		"HUBHOOKS_GRPC_ADDR="+ports[1],
 		"HUBHOOKS_HTTP_ADDR="+ports[2],
+		"HUBHOOKS_API_ADDR="+ports[3],
 		"HUBHOOKS_ALLOWED_CIDRS=127.0.0.0/8",
 		"HUBHOOKS_REDIS_PREFIX="+t.prefix,
 		"HUBHOOKS_REDIS_URL="+o.redisURL,

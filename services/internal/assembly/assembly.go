@@ -35,6 +35,7 @@ import (
 	"github.com/hubhooks/hubhooks/services/configsvc"
 	"github.com/hubhooks/hubhooks/services/deliverer"
 	"github.com/hubhooks/hubhooks/services/expander"
+	"github.com/hubhooks/hubhooks/services/gateway"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 	"github.com/hubhooks/hubhooks/services/logger"
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
@@ -166,15 +167,9 @@ func (p *Parts) TokenStore(rdb redis.UniversalClient) (*auth.TokenStore, error) 
 // DialConfig opens a client connection to configsvc at addr, authenticated
 // with the admin token when one is set, over TLS when a CA is given.
 func (p *Parts) DialConfig(addr string) (*grpc.ClientConn, error) {
-	var opts []grpc.DialOption
-	if p.Settings.TLSCA != "" {
-		creds, err := auth.ClientTLS(p.Settings.TLSCA, p.Settings.TLSCert, p.Settings.TLSKey, "")
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, grpc.WithTransportCredentials(creds))
-	} else {
-		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts, err := p.transport()
+	if err != nil {
+		return nil, err
 	}
 	if p.Settings.AdminToken != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(auth.BearerCredentials(p.Settings.AdminToken)))
@@ -184,6 +179,45 @@ func (p *Parts) DialConfig(addr string) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("dial configsvc %s: %w", addr, err)
 	}
 	return conn, nil
+}
+
+// DialGateway opens the HTTP gateway's client connection to a gRPC server
+// at addr (hubd's own, configsvc or the logger), over TLS when a CA is
+// given, with no credentials of its own: each call carries its caller's
+// token. Responses may be as large as a log entry with every attempt.
+func (p *Parts) DialGateway(addr string) (*grpc.ClientConn, error) {
+	opts, err := p.transport()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// transport is the dial option of the transport: TLS with HUBHOOKS_TLS_CA
+// (and the client certificate, for mTLS) when the CA is set, else plain.
+func (p *Parts) transport() ([]grpc.DialOption, error) {
+	if p.Settings.TLSCA == "" {
+		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
+	}
+	creds, err := auth.ClientTLS(p.Settings.TLSCA, p.Settings.TLSCert, p.Settings.TLSKey, "")
+	if err != nil {
+		return nil, err
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(creds)}, nil
+}
+
+// Gateway builds the HTTP/JSON API and console over config and logs (see
+// DialGateway), refusing other machines when no admin token is set.
+func (p *Parts) Gateway(config, logs grpc.ClientConnInterface) (*gateway.Gateway, error) {
+	return gateway.New(gateway.Config{
+		LoopbackOnly: p.Settings.AdminToken == "", ShutdownTimeout: p.Settings.ShutdownTimeout,
+		Log: p.Log.With("component", "gateway"),
+	}, config, logs)
 }
 
 // ConfigCache builds the config cache over conn and registers its readiness.

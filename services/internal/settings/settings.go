@@ -38,7 +38,9 @@ type Settings struct {
 	RedisClusterAddrs   []string
 	GRPCAddr            string
 	ConfigAddr          string
+	LogsAddr            string
 	HTTPAddr            string
+	APIAddr             string
 	DataDir             string
 	RetrySchedule       []time.Duration
 	AllowedCIDRs        []string
@@ -100,7 +102,9 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	clusterAddrs := fs.String("redis-cluster-addrs", daemon.Env("HUBHOOKS_REDIS_CLUSTER_ADDRS", ""), "comma-separated seed addresses of a Redis Cluster: cluster mode; user and password still come from redis-url (HUBHOOKS_REDIS_CLUSTER_ADDRS)")
 	str(&s.GRPCAddr, "grpc-addr", "HUBHOOKS_GRPC_ADDR", d.GRPCAddr, "gRPC listen address")
 	str(&s.ConfigAddr, "config-addr", "HUBHOOKS_CONFIG_ADDR", "127.0.0.1:7001", "where configsvc is reached")
+	str(&s.LogsAddr, "logs-addr", "HUBHOOKS_LOGS_ADDR", "127.0.0.1:7002", "where the gateway reaches the logger's EventLogService")
 	str(&s.HTTPAddr, "http-addr", "HUBHOOKS_HTTP_ADDR", d.HTTPAddr, "metrics and health listen address")
+	str(&s.APIAddr, "api-addr", "HUBHOOKS_API_ADDR", "127.0.0.1:8080", "where hubd and the gateway serve the HTTP/JSON API and the web console; empty: not served")
 	str(&s.DataDir, "data-dir", "HUBHOOKS_DATA_DIR", "./data", "embedded NATS store and other local data")
 	str(&s.AdminToken, "admin-token", "HUBHOOKS_ADMIN_TOKEN", "", "bearer token that may act on every hub; unset = loopback callers only")
 	str(&s.LogLevel, "log-level", "HUBHOOKS_LOG_LEVEL", "info", "debug, info, warn or error")
@@ -208,7 +212,7 @@ const minEventsMaxBytes = 16 << 20
 // Validate reports every problem at once.
 func (s *Settings) Validate() error {
 	var errs []error
-	for name, addr := range map[string]string{"grpc-addr": s.GRPCAddr, "http-addr": s.HTTPAddr, "config-addr": s.ConfigAddr, "nats-listen": s.NATSListen} {
+	for name, addr := range map[string]string{"grpc-addr": s.GRPCAddr, "http-addr": s.HTTPAddr, "config-addr": s.ConfigAddr, "logs-addr": s.LogsAddr, "api-addr": s.APIAddr, "nats-listen": s.NATSListen} {
 		if addr == "" {
 			continue
 		}
