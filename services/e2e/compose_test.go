@@ -167,7 +167,7 @@ func TestComposeFiles(t *testing.T) {
 						t.Errorf("%s: %s has no value", name, k)
 					}
 				}
-				for _, k := range []string{"HUBHOOKS_GRPC_ADDR", "HUBHOOKS_HTTP_ADDR"} {
+				for _, k := range []string{"HUBHOOKS_GRPC_ADDR", "HUBHOOKS_HTTP_ADDR", "HUBHOOKS_API_ADDR"} {
 					v := svc.Environment[k]
 					if v == nil {
 						continue

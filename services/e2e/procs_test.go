@@ -35,7 +35,7 @@ func binaries(t *testing.T) string {
 		}
 		_, file, _, _ := runtime.Caller(0)
 		servicesDir := filepath.Dir(filepath.Dir(file))
-		for _, b := range []string{"configsvc", "expander", "deliverer", "logger"} {
+		for _, b := range []string{"configsvc", "expander", "deliverer", "logger", "gateway"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b)
 			cmd.Dir = servicesDir
 			if out, err := cmd.CombinedOutput(); err != nil {

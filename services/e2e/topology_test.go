@@ -74,7 +74,7 @@ func startLocalTopology(t *testing.T, project *composetypes.Project) *localTopol
 		if svc.Build == nil {
 			ports = infraPorts(t, svc)
 		} else {
-			for _, k := range []string{"HUBHOOKS_GRPC_ADDR", "HUBHOOKS_HTTP_ADDR"} {
+			for _, k := range []string{"HUBHOOKS_GRPC_ADDR", "HUBHOOKS_HTTP_ADDR", "HUBHOOKS_API_ADDR"} {
 				if v := svc.Environment[k]; v != nil {
 					ports = append(ports, portOf(t, *v))
 				}
