@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/testkit"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/logger"
 )
@@ -21,7 +22,7 @@ import (
 // which every change is sent.
 func openTail(t *testing.T, client hubhooksv1.EventLogServiceClient, req *hubhooksv1.TailEventLogsRequest) grpc.ServerStreamingClient[hubhooksv1.TailEventLogsResponse] {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	stream, err := client.TailEventLogs(ctx, req)
 	if err != nil {
@@ -115,6 +116,10 @@ func TestTailDropsSlowReader(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Every record written (and so announced) before the client reads.
+	testkit.Eventually(t, 60*time.Second, "every record written", func() bool {
+		return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0
+	})
 	// Now read: what was sent before the drop, then ResourceExhausted.
 	n := 0
 	for {
