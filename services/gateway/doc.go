@@ -2,7 +2,8 @@
 //
 // The API is generated from the protos (grpc-gateway; the HTTP rules are in
 // proto/hubhooks/v1/http.yaml): each request becomes a gRPC call to
-// ConfigService or EventLogService over a client connection, carrying the
+// ConfigService, EventLogService or OperationsService over a client
+// connection, carrying the
 // caller's "Authorization: Bearer <token>" and nothing else, so the gRPC
 // servers' authentication and tenant rules apply unchanged. The API is under
 // /v1/, the OpenAPI document at /openapi.json, the console (every asset

@@ -28,7 +28,8 @@ type Gateway struct {
 }
 
 // New builds the gateway on client connections to ConfigService (config)
-// and EventLogService (logs); hubd passes the same connection twice. The
+// and to EventLogService and OperationsService (logs, the logger); hubd
+// passes the same connection twice. The
 // connections must not add credentials of their own: each call carries the
 // caller's token.
 func New(cfg Config, config, logs grpc.ClientConnInterface) (*Gateway, error) {
@@ -62,6 +63,10 @@ func New(cfg Config, config, logs grpc.ClientConnInterface) (*Gateway, error) {
 	}
 	if err := hubhooksv1.RegisterEventLogServiceHandlerClient(ctx, mux, hubhooksv1.NewEventLogServiceClient(logs)); err != nil {
 		return nil, fmt.Errorf("gateway: register EventLogService: %w", err)
+	}
+	// OperationsService is served beside EventLogService.
+	if err := hubhooksv1.RegisterOperationsServiceHandlerClient(ctx, mux, hubhooksv1.NewOperationsServiceClient(logs)); err != nil {
+		return nil, fmt.Errorf("gateway: register OperationsService: %w", err)
 	}
 	g := &Gateway{cfg: cfg, mux: mux}
 	api := g.limitBody(mux)

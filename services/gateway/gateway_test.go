@@ -14,6 +14,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
@@ -23,7 +25,7 @@ import (
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
 )
 
-// Every RPC of ConfigService and EventLogService has an HTTP mapping (an
+// Every RPC of every service of hubhooks.v1 has an HTTP mapping (an
 // operation of the generated OpenAPI document): an RPC added without a rule
 // in proto/hubhooks/v1/http.yaml fails here.
 func TestEveryRPCHasHTTPMapping(t *testing.T) {
@@ -41,20 +43,22 @@ func TestEveryRPCHasHTTPMapping(t *testing.T) {
 			ops[op.OperationID] = true
 		}
 	}
-	for _, sd := range []grpc.ServiceDesc{hubhooksv1.ConfigService_ServiceDesc, hubhooksv1.EventLogService_ServiceDesc} {
-		service := sd.ServiceName[strings.LastIndex(sd.ServiceName, ".")+1:]
-		var methods []string
-		for _, m := range sd.Methods {
-			methods = append(methods, m.MethodName)
-		}
-		for _, s := range sd.Streams {
-			methods = append(methods, s.StreamName)
-		}
-		for _, m := range methods {
-			if !ops[service+"_"+m] {
-				t.Errorf("%s.%s has no HTTP mapping: add a rule to proto/hubhooks/v1/http.yaml and run make proto", service, m)
+	services := 0
+	protoregistry.GlobalFiles.RangeFilesByPackage("hubhooks.v1", func(fd protoreflect.FileDescriptor) bool {
+		for i := range fd.Services().Len() {
+			sd := fd.Services().Get(i)
+			services++
+			for j := range sd.Methods().Len() {
+				m := sd.Methods().Get(j)
+				if !ops[string(sd.Name())+"_"+string(m.Name())] {
+					t.Errorf("%s.%s has no HTTP mapping: add a rule to proto/hubhooks/v1/http.yaml and run make proto", sd.Name(), m.Name())
+				}
 			}
 		}
+		return true
+	})
+	if services < 3 {
+		t.Fatalf("found %d services in hubhooks.v1, want ConfigService, EventLogService, OperationsService at least", services)
 	}
 }
 
@@ -168,6 +172,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"no such entry", "GET", "/v1/hubs/acme/event-logs/dlv_nope", "", 404, "not found"},
 		{"no such URL", "DELETE", "/v1/hubs/acme/callback-urls/url_nope", "", 404, ""},
 		{"no such path", "GET", "/v1/nothing", "", 404, ""},
+		{"operations reached", "POST", "/v1/hubs/acme/domain-events:explain", `{}`, 400, "domain_event"},
 		{"wrong method", "PATCH", "/v1/hubs/acme/config", "", 405, ""},
 	}
 	for _, tt := range tests {
