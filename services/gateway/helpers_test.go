@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/pkg/redistest"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/hubd"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
@@ -67,7 +67,7 @@ func startHubd(t *testing.T) *testHubd {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	h := &testHubd{proc: proc, base: "http://" + proc.APIAddr, rdb: rdb, prefix: prefix, config: hubhooksv1.NewConfigServiceClient(conn)}
-	testkit.Eventually(t, 20*time.Second, "hubd ready", func() bool {
+	poll.Until(t, 20*time.Second, "hubd ready", func() bool {
 		resp, err := http.Get("http://" + proc.HTTPAddr + "/readyz")
 		if err != nil {
 			return false

@@ -13,7 +13,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/logger"
 )
@@ -102,22 +103,23 @@ func TestTailDropsSlowReader(t *testing.T) {
 
 	// Many changes, in batches, while the client reads nothing.
 	for b := range 60 {
-		var encoded [][]byte
+		var recs []*deliveryv1.AttemptRecorded
+		var sizes []int
 		for i := range 50 {
 			job := newJob("hub1", fmt.Sprintf("dlv_slow_%d_%d", b, i), time.Now())
-			job.Body = make([]byte, 0)
-			b, err := eventbus.EncodeAttempt(record(job, 1, hubhooksv1.StatusSucceeded, 200))
-			if err != nil {
-				t.Fatal(err)
-			}
-			encoded = append(encoded, b)
+			rec := record(job, 1, hubhooksv1.StatusSucceeded, 200)
+			recs, sizes = append(recs, rec), append(sizes, rec.SizeVT())
 		}
-		if _, err := e.js.PublishMsg(context.Background(), eventbus.NewAttemptBatchMsg("hub1", encoded)); err != nil {
+		msg, err := eventbus.NewAttemptBatchMsg("hub1", recs, sizes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Every record written (and so announced) before the client reads.
-	testkit.Eventually(t, 60*time.Second, "every record written", func() bool {
+	poll.Until(t, 60*time.Second, "every record written", func() bool {
 		return streamMsgs(t, e.js, eventbus.StreamAttempts) == 0
 	})
 	// Now read: what was sent before the drop, then ResourceExhausted.
