@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -16,7 +17,19 @@ import (
 
 // sendTestEvent is SendTestEvent: validate, POST a signed sample event
 // through the webhook sender, record the attempt for the event log.
-func (s *Service) sendTestEvent(ctx context.Context, req *hubhooksv1.SendTestEventRequest) (*hubhooksv1.SendTestEventResponse, error) {
+// testEvent is a test event ready to send: the signed sample event for a
+// hub's URL under the hub's current configuration.
+type testEvent struct {
+	evt    *webhook.Event
+	body   []byte
+	target *hubhooksv1.CallbackUrl
+	cfg    *hubhooksv1.HubConfig
+	now    time.Time
+}
+
+// prepareTestEvent validates req and builds its event: what SendTestEvent
+// sends and PreviewTestEvent shows.
+func (s *Service) prepareTestEvent(ctx context.Context, req *hubhooksv1.SendTestEventRequest) (*testEvent, error) {
 	hub, typ, rawURL := req.GetHubId(), strings.TrimSpace(req.GetEventType()), strings.TrimSpace(req.GetUrl())
 	if err := validateHub(hub); err != nil {
 		return nil, err
@@ -32,9 +45,6 @@ func (s *Service) sendTestEvent(ctx context.Context, req *hubhooksv1.SendTestEve
 		return nil, invalidf("url is %d bytes long; at most 4096 allowed", len(rawURL))
 	case len(req.GetBody()) > MaxTestBodyLen:
 		return nil, invalidf("body is %d bytes long; at most %d allowed", len(req.GetBody()), MaxTestBodyLen)
-	}
-	if !s.streamsReady.Load() {
-		return nil, fmt.Errorf("%w: configsvc is starting (ensuring JetStream streams); try again shortly", ErrUnavailable)
 	}
 	now := s.cfg.Now()
 	var data json.RawMessage
@@ -80,7 +90,18 @@ func (s *Service) sendTestEvent(ctx context.Context, req *hubhooksv1.SendTestEve
 	if err != nil {
 		return nil, err
 	}
+	return &testEvent{evt: evt, body: body, target: target, cfg: cfg, now: now}, nil
+}
 
+func (s *Service) sendTestEvent(ctx context.Context, req *hubhooksv1.SendTestEventRequest) (*hubhooksv1.SendTestEventResponse, error) {
+	te, err := s.prepareTestEvent(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if !s.streamsReady.Load() {
+		return nil, fmt.Errorf("%w: configsvc is starting (ensuring JetStream streams); try again shortly", ErrUnavailable)
+	}
+	hub, typ, evt, body, target, cfg, now := req.GetHubId(), te.evt.Type, te.evt, te.body, te.target, te.cfg, te.now
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.TestEventTimeout)
 	defer cancel()
 	started := s.cfg.Now()

@@ -973,6 +973,50 @@ func (x *SendTestEventResponse) GetEventLogId() string {
 	return ""
 }
 
+type PreviewTestEventResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *HttpRequest           `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewTestEventResponse) Reset() {
+	*x = PreviewTestEventResponse{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewTestEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewTestEventResponse) ProtoMessage() {}
+
+func (x *PreviewTestEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewTestEventResponse.ProtoReflect.Descriptor instead.
+func (*PreviewTestEventResponse) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PreviewTestEventResponse) GetRequest() *HttpRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
 type WatchHubConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// hub_id watches one hub; all watches every hub. Exactly one must be set.
@@ -984,7 +1028,7 @@ type WatchHubConfigRequest struct {
 
 func (x *WatchHubConfigRequest) Reset() {
 	*x = WatchHubConfigRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1040,7 @@ func (x *WatchHubConfigRequest) String() string {
 func (*WatchHubConfigRequest) ProtoMessage() {}
 
 func (x *WatchHubConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1053,7 @@ func (x *WatchHubConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchHubConfigRequest.ProtoReflect.Descriptor instead.
 func (*WatchHubConfigRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchHubConfigRequest) GetHubId() string {
@@ -1037,7 +1081,7 @@ type CreateHubTokenRequest struct {
 
 func (x *CreateHubTokenRequest) Reset() {
 	*x = CreateHubTokenRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1093,7 @@ func (x *CreateHubTokenRequest) String() string {
 func (*CreateHubTokenRequest) ProtoMessage() {}
 
 func (x *CreateHubTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1106,7 @@ func (x *CreateHubTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateHubTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateHubTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{16}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateHubTokenRequest) GetHubId() string {
@@ -1090,7 +1134,7 @@ type CreateHubTokenResponse struct {
 
 func (x *CreateHubTokenResponse) Reset() {
 	*x = CreateHubTokenResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1146,7 @@ func (x *CreateHubTokenResponse) String() string {
 func (*CreateHubTokenResponse) ProtoMessage() {}
 
 func (x *CreateHubTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1159,7 @@ func (x *CreateHubTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateHubTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateHubTokenResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{17}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateHubTokenResponse) GetToken() string {
@@ -1147,7 +1191,7 @@ type HubToken struct {
 
 func (x *HubToken) Reset() {
 	*x = HubToken{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1203,7 @@ func (x *HubToken) String() string {
 func (*HubToken) ProtoMessage() {}
 
 func (x *HubToken) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1216,7 @@ func (x *HubToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubToken.ProtoReflect.Descriptor instead.
 func (*HubToken) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{18}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HubToken) GetId() string {
@@ -1222,7 +1266,7 @@ type RevokeHubTokenRequest struct {
 
 func (x *RevokeHubTokenRequest) Reset() {
 	*x = RevokeHubTokenRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1278,7 @@ func (x *RevokeHubTokenRequest) String() string {
 func (*RevokeHubTokenRequest) ProtoMessage() {}
 
 func (x *RevokeHubTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1291,7 @@ func (x *RevokeHubTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeHubTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeHubTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{19}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RevokeHubTokenRequest) GetHubId() string {
@@ -1279,7 +1323,7 @@ type RevokeHubTokenResponse struct {
 
 func (x *RevokeHubTokenResponse) Reset() {
 	*x = RevokeHubTokenResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1335,7 @@ func (x *RevokeHubTokenResponse) String() string {
 func (*RevokeHubTokenResponse) ProtoMessage() {}
 
 func (x *RevokeHubTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1348,7 @@ func (x *RevokeHubTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeHubTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeHubTokenResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{20}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{21}
 }
 
 type ListHubTokensRequest struct {
@@ -1316,7 +1360,7 @@ type ListHubTokensRequest struct {
 
 func (x *ListHubTokensRequest) Reset() {
 	*x = ListHubTokensRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1372,7 @@ func (x *ListHubTokensRequest) String() string {
 func (*ListHubTokensRequest) ProtoMessage() {}
 
 func (x *ListHubTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1385,7 @@ func (x *ListHubTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListHubTokensRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{21}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListHubTokensRequest) GetHubId() string {
@@ -1360,7 +1404,7 @@ type ListHubTokensResponse struct {
 
 func (x *ListHubTokensResponse) Reset() {
 	*x = ListHubTokensResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1416,7 @@ func (x *ListHubTokensResponse) String() string {
 func (*ListHubTokensResponse) ProtoMessage() {}
 
 func (x *ListHubTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1429,7 @@ func (x *ListHubTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListHubTokensResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{22}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListHubTokensResponse) GetTokens() []*HubToken {
@@ -1417,7 +1461,7 @@ type ConfigureCallbackUrlRequest struct {
 
 func (x *ConfigureCallbackUrlRequest) Reset() {
 	*x = ConfigureCallbackUrlRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1473,7 @@ func (x *ConfigureCallbackUrlRequest) String() string {
 func (*ConfigureCallbackUrlRequest) ProtoMessage() {}
 
 func (x *ConfigureCallbackUrlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1486,7 @@ func (x *ConfigureCallbackUrlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureCallbackUrlRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureCallbackUrlRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{23}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ConfigureCallbackUrlRequest) GetHubId() string {
@@ -1504,7 +1548,7 @@ type EventTypeFilter struct {
 
 func (x *EventTypeFilter) Reset() {
 	*x = EventTypeFilter{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1560,7 @@ func (x *EventTypeFilter) String() string {
 func (*EventTypeFilter) ProtoMessage() {}
 
 func (x *EventTypeFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1573,7 @@ func (x *EventTypeFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventTypeFilter.ProtoReflect.Descriptor instead.
 func (*EventTypeFilter) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{24}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EventTypeFilter) GetTypes() []string {
@@ -1547,7 +1591,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1603,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1616,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{25}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{26}
 }
 
 type WhoAmIResponse struct {
@@ -1588,7 +1632,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1644,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1657,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{26}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WhoAmIResponse) GetAdmin() bool {
@@ -1643,7 +1687,7 @@ type ListHubsRequest struct {
 
 func (x *ListHubsRequest) Reset() {
 	*x = ListHubsRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1699,7 @@ func (x *ListHubsRequest) String() string {
 func (*ListHubsRequest) ProtoMessage() {}
 
 func (x *ListHubsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1712,7 @@ func (x *ListHubsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubsRequest.ProtoReflect.Descriptor instead.
 func (*ListHubsRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{27}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListHubsRequest) GetPrefix() string {
@@ -1702,7 +1746,7 @@ type ListHubsResponse struct {
 
 func (x *ListHubsResponse) Reset() {
 	*x = ListHubsResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +1758,7 @@ func (x *ListHubsResponse) String() string {
 func (*ListHubsResponse) ProtoMessage() {}
 
 func (x *ListHubsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +1771,7 @@ func (x *ListHubsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubsResponse.ProtoReflect.Descriptor instead.
 func (*ListHubsResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{28}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListHubsResponse) GetHubs() []*HubSummary {
@@ -1757,7 +1801,7 @@ type HubSummary struct {
 
 func (x *HubSummary) Reset() {
 	*x = HubSummary{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1813,7 @@ func (x *HubSummary) String() string {
 func (*HubSummary) ProtoMessage() {}
 
 func (x *HubSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1826,7 @@ func (x *HubSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubSummary.ProtoReflect.Descriptor instead.
 func (*HubSummary) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{29}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HubSummary) GetHubId() string {
@@ -1890,7 +1934,9 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\v2\x18.hubhooks.v1.HttpRequestR\arequest\x125\n" +
 	"\bresponse\x18\x02 \x01(\v2\x19.hubhooks.v1.HttpResponseR\bresponse\x12 \n" +
 	"\fevent_log_id\x18\x03 \x01(\tR\n" +
-	"eventLogId\"@\n" +
+	"eventLogId\"N\n" +
+	"\x18PreviewTestEventResponse\x122\n" +
+	"\arequest\x18\x01 \x01(\v2\x18.hubhooks.v1.HttpRequestR\arequest\"@\n" +
 	"\x15WatchHubConfigRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x10\n" +
 	"\x03all\x18\x02 \x01(\bR\x03all\"P\n" +
@@ -1948,7 +1994,7 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x0eevents_enabled\x18\x02 \x01(\bR\reventsEnabled\x12,\n" +
 	"\x12callback_url_count\x18\x03 \x01(\x05R\x10callbackUrlCount\x129\n" +
 	"\n" +
-	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt2\x9f\t\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt2\xfd\t\n" +
 	"\rConfigService\x12H\n" +
 	"\fGetHubConfig\x12 .hubhooks.v1.GetHubConfigRequest\x1a\x16.hubhooks.v1.HubConfig\x12P\n" +
 	"\x10SetEventsEnabled\x12$.hubhooks.v1.SetEventsEnabledRequest\x1a\x16.hubhooks.v1.HubConfig\x12L\n" +
@@ -1956,7 +2002,8 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x11RemoveCallbackUrl\x12%.hubhooks.v1.RemoveCallbackUrlRequest\x1a\x16.hubhooks.v1.HubConfig\x12Y\n" +
 	"\x0eGenerateSecret\x12\".hubhooks.v1.GenerateSecretRequest\x1a#.hubhooks.v1.GenerateSecretResponse\x12Y\n" +
 	"\x0eListEventTypes\x12\".hubhooks.v1.ListEventTypesRequest\x1a#.hubhooks.v1.ListEventTypesResponse\x12V\n" +
-	"\rSendTestEvent\x12!.hubhooks.v1.SendTestEventRequest\x1a\".hubhooks.v1.SendTestEventResponse\x12N\n" +
+	"\rSendTestEvent\x12!.hubhooks.v1.SendTestEventRequest\x1a\".hubhooks.v1.SendTestEventResponse\x12\\\n" +
+	"\x10PreviewTestEvent\x12!.hubhooks.v1.SendTestEventRequest\x1a%.hubhooks.v1.PreviewTestEventResponse\x12N\n" +
 	"\x0eWatchHubConfig\x12\".hubhooks.v1.WatchHubConfigRequest\x1a\x16.hubhooks.v1.HubConfig0\x01\x12Y\n" +
 	"\x0eCreateHubToken\x12\".hubhooks.v1.CreateHubTokenRequest\x1a#.hubhooks.v1.CreateHubTokenResponse\x12Y\n" +
 	"\x0eRevokeHubToken\x12\".hubhooks.v1.RevokeHubTokenRequest\x1a#.hubhooks.v1.RevokeHubTokenResponse\x12V\n" +
@@ -1977,7 +2024,7 @@ func file_hubhooks_v1_config_proto_rawDescGZIP() []byte {
 	return file_hubhooks_v1_config_proto_rawDescData
 }
 
-var file_hubhooks_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_hubhooks_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_hubhooks_v1_config_proto_goTypes = []any{
 	(*HubConfig)(nil),                   // 0: hubhooks.v1.HubConfig
 	(*CallbackUrl)(nil),                 // 1: hubhooks.v1.CallbackUrl
@@ -1994,78 +2041,82 @@ var file_hubhooks_v1_config_proto_goTypes = []any{
 	(*EmittedEvent)(nil),                // 12: hubhooks.v1.EmittedEvent
 	(*SendTestEventRequest)(nil),        // 13: hubhooks.v1.SendTestEventRequest
 	(*SendTestEventResponse)(nil),       // 14: hubhooks.v1.SendTestEventResponse
-	(*WatchHubConfigRequest)(nil),       // 15: hubhooks.v1.WatchHubConfigRequest
-	(*CreateHubTokenRequest)(nil),       // 16: hubhooks.v1.CreateHubTokenRequest
-	(*CreateHubTokenResponse)(nil),      // 17: hubhooks.v1.CreateHubTokenResponse
-	(*HubToken)(nil),                    // 18: hubhooks.v1.HubToken
-	(*RevokeHubTokenRequest)(nil),       // 19: hubhooks.v1.RevokeHubTokenRequest
-	(*RevokeHubTokenResponse)(nil),      // 20: hubhooks.v1.RevokeHubTokenResponse
-	(*ListHubTokensRequest)(nil),        // 21: hubhooks.v1.ListHubTokensRequest
-	(*ListHubTokensResponse)(nil),       // 22: hubhooks.v1.ListHubTokensResponse
-	(*ConfigureCallbackUrlRequest)(nil), // 23: hubhooks.v1.ConfigureCallbackUrlRequest
-	(*EventTypeFilter)(nil),             // 24: hubhooks.v1.EventTypeFilter
-	(*WhoAmIRequest)(nil),               // 25: hubhooks.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),              // 26: hubhooks.v1.WhoAmIResponse
-	(*ListHubsRequest)(nil),             // 27: hubhooks.v1.ListHubsRequest
-	(*ListHubsResponse)(nil),            // 28: hubhooks.v1.ListHubsResponse
-	(*HubSummary)(nil),                  // 29: hubhooks.v1.HubSummary
-	(*timestamppb.Timestamp)(nil),       // 30: google.protobuf.Timestamp
-	(*HttpRequest)(nil),                 // 31: hubhooks.v1.HttpRequest
-	(*HttpResponse)(nil),                // 32: hubhooks.v1.HttpResponse
+	(*PreviewTestEventResponse)(nil),    // 15: hubhooks.v1.PreviewTestEventResponse
+	(*WatchHubConfigRequest)(nil),       // 16: hubhooks.v1.WatchHubConfigRequest
+	(*CreateHubTokenRequest)(nil),       // 17: hubhooks.v1.CreateHubTokenRequest
+	(*CreateHubTokenResponse)(nil),      // 18: hubhooks.v1.CreateHubTokenResponse
+	(*HubToken)(nil),                    // 19: hubhooks.v1.HubToken
+	(*RevokeHubTokenRequest)(nil),       // 20: hubhooks.v1.RevokeHubTokenRequest
+	(*RevokeHubTokenResponse)(nil),      // 21: hubhooks.v1.RevokeHubTokenResponse
+	(*ListHubTokensRequest)(nil),        // 22: hubhooks.v1.ListHubTokensRequest
+	(*ListHubTokensResponse)(nil),       // 23: hubhooks.v1.ListHubTokensResponse
+	(*ConfigureCallbackUrlRequest)(nil), // 24: hubhooks.v1.ConfigureCallbackUrlRequest
+	(*EventTypeFilter)(nil),             // 25: hubhooks.v1.EventTypeFilter
+	(*WhoAmIRequest)(nil),               // 26: hubhooks.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),              // 27: hubhooks.v1.WhoAmIResponse
+	(*ListHubsRequest)(nil),             // 28: hubhooks.v1.ListHubsRequest
+	(*ListHubsResponse)(nil),            // 29: hubhooks.v1.ListHubsResponse
+	(*HubSummary)(nil),                  // 30: hubhooks.v1.HubSummary
+	(*timestamppb.Timestamp)(nil),       // 31: google.protobuf.Timestamp
+	(*HttpRequest)(nil),                 // 32: hubhooks.v1.HttpRequest
+	(*HttpResponse)(nil),                // 33: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_v1_config_proto_depIdxs = []int32{
 	1,  // 0: hubhooks.v1.HubConfig.callback_urls:type_name -> hubhooks.v1.CallbackUrl
-	30, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
+	31, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: hubhooks.v1.HubConfig.previous_secrets:type_name -> hubhooks.v1.PreviousSecret
-	30, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
-	30, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
-	30, // 5: hubhooks.v1.CallbackUrl.disabled_at:type_name -> google.protobuf.Timestamp
-	30, // 6: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
+	31, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
+	31, // 5: hubhooks.v1.CallbackUrl.disabled_at:type_name -> google.protobuf.Timestamp
+	31, // 6: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 7: hubhooks.v1.GenerateSecretResponse.hub_config:type_name -> hubhooks.v1.HubConfig
-	30, // 8: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
+	31, // 8: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
 	11, // 9: hubhooks.v1.ListEventTypesResponse.rules:type_name -> hubhooks.v1.EventTypeRule
 	12, // 10: hubhooks.v1.EventTypeRule.emits:type_name -> hubhooks.v1.EmittedEvent
-	31, // 11: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
-	32, // 12: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
-	18, // 13: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
-	30, // 14: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
-	18, // 15: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
-	24, // 16: hubhooks.v1.ConfigureCallbackUrlRequest.event_types:type_name -> hubhooks.v1.EventTypeFilter
-	29, // 17: hubhooks.v1.ListHubsResponse.hubs:type_name -> hubhooks.v1.HubSummary
-	30, // 18: hubhooks.v1.HubSummary.updated_at:type_name -> google.protobuf.Timestamp
-	3,  // 19: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
-	4,  // 20: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
-	5,  // 21: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
-	6,  // 22: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
-	7,  // 23: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
-	9,  // 24: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
-	13, // 25: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
-	15, // 26: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
-	16, // 27: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
-	19, // 28: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
-	21, // 29: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
-	23, // 30: hubhooks.v1.ConfigService.ConfigureCallbackUrl:input_type -> hubhooks.v1.ConfigureCallbackUrlRequest
-	25, // 31: hubhooks.v1.ConfigService.WhoAmI:input_type -> hubhooks.v1.WhoAmIRequest
-	27, // 32: hubhooks.v1.ConfigService.ListHubs:input_type -> hubhooks.v1.ListHubsRequest
-	0,  // 33: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
-	0,  // 34: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
-	0,  // 35: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	0,  // 36: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	8,  // 37: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
-	10, // 38: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
-	14, // 39: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
-	0,  // 40: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
-	17, // 41: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
-	20, // 42: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
-	22, // 43: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
-	0,  // 44: hubhooks.v1.ConfigService.ConfigureCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	26, // 45: hubhooks.v1.ConfigService.WhoAmI:output_type -> hubhooks.v1.WhoAmIResponse
-	28, // 46: hubhooks.v1.ConfigService.ListHubs:output_type -> hubhooks.v1.ListHubsResponse
-	33, // [33:47] is the sub-list for method output_type
-	19, // [19:33] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	32, // 11: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
+	33, // 12: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
+	32, // 13: hubhooks.v1.PreviewTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
+	19, // 14: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
+	31, // 15: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
+	19, // 16: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
+	25, // 17: hubhooks.v1.ConfigureCallbackUrlRequest.event_types:type_name -> hubhooks.v1.EventTypeFilter
+	30, // 18: hubhooks.v1.ListHubsResponse.hubs:type_name -> hubhooks.v1.HubSummary
+	31, // 19: hubhooks.v1.HubSummary.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 20: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
+	4,  // 21: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
+	5,  // 22: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
+	6,  // 23: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
+	7,  // 24: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
+	9,  // 25: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
+	13, // 26: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
+	13, // 27: hubhooks.v1.ConfigService.PreviewTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
+	16, // 28: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
+	17, // 29: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
+	20, // 30: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
+	22, // 31: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
+	24, // 32: hubhooks.v1.ConfigService.ConfigureCallbackUrl:input_type -> hubhooks.v1.ConfigureCallbackUrlRequest
+	26, // 33: hubhooks.v1.ConfigService.WhoAmI:input_type -> hubhooks.v1.WhoAmIRequest
+	28, // 34: hubhooks.v1.ConfigService.ListHubs:input_type -> hubhooks.v1.ListHubsRequest
+	0,  // 35: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
+	0,  // 36: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
+	0,  // 37: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	0,  // 38: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	8,  // 39: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
+	10, // 40: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
+	14, // 41: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
+	15, // 42: hubhooks.v1.ConfigService.PreviewTestEvent:output_type -> hubhooks.v1.PreviewTestEventResponse
+	0,  // 43: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
+	18, // 44: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
+	21, // 45: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
+	23, // 46: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
+	0,  // 47: hubhooks.v1.ConfigService.ConfigureCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	27, // 48: hubhooks.v1.ConfigService.WhoAmI:output_type -> hubhooks.v1.WhoAmIResponse
+	29, // 49: hubhooks.v1.ConfigService.ListHubs:output_type -> hubhooks.v1.ListHubsResponse
+	35, // [35:50] is the sub-list for method output_type
+	20, // [20:35] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_config_proto_init() }
@@ -2074,14 +2125,14 @@ func file_hubhooks_v1_config_proto_init() {
 		return
 	}
 	file_hubhooks_v1_common_proto_init()
-	file_hubhooks_v1_config_proto_msgTypes[23].OneofWrappers = []any{}
+	file_hubhooks_v1_config_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_config_proto_rawDesc), len(file_hubhooks_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

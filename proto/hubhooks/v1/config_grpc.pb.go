@@ -26,6 +26,7 @@ const (
 	ConfigService_GenerateSecret_FullMethodName       = "/hubhooks.v1.ConfigService/GenerateSecret"
 	ConfigService_ListEventTypes_FullMethodName       = "/hubhooks.v1.ConfigService/ListEventTypes"
 	ConfigService_SendTestEvent_FullMethodName        = "/hubhooks.v1.ConfigService/SendTestEvent"
+	ConfigService_PreviewTestEvent_FullMethodName     = "/hubhooks.v1.ConfigService/PreviewTestEvent"
 	ConfigService_WatchHubConfig_FullMethodName       = "/hubhooks.v1.ConfigService/WatchHubConfig"
 	ConfigService_CreateHubToken_FullMethodName       = "/hubhooks.v1.ConfigService/CreateHubToken"
 	ConfigService_RevokeHubToken_FullMethodName       = "/hubhooks.v1.ConfigService/RevokeHubToken"
@@ -64,6 +65,11 @@ type ConfigServiceClient interface {
 	// hub's URLs through the delivery path and returns request and response. It
 	// is logged with test=true and works whether or not triggers are enabled.
 	SendTestEvent(ctx context.Context, in *SendTestEventRequest, opts ...grpc.CallOption) (*SendTestEventResponse, error)
+	// PreviewTestEvent returns the request SendTestEvent would send for the
+	// same arguments (method, URL, every header with the secret masked, body),
+	// sending nothing: the Test dialog's Request area. The webhook id,
+	// timestamp and signature are the preview's own; a send makes them anew.
+	PreviewTestEvent(ctx context.Context, in *SendTestEventRequest, opts ...grpc.CallOption) (*PreviewTestEventResponse, error)
 	// WatchHubConfig streams the current configuration of one hub (or all hubs)
 	// and then every change. The response header "x-hubhooks-snapshot-count"
 	// tells how many messages form the initial snapshot.
@@ -164,6 +170,16 @@ func (c *configServiceClient) SendTestEvent(ctx context.Context, in *SendTestEve
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SendTestEventResponse)
 	err := c.cc.Invoke(ctx, ConfigService_SendTestEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) PreviewTestEvent(ctx context.Context, in *SendTestEventRequest, opts ...grpc.CallOption) (*PreviewTestEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreviewTestEventResponse)
+	err := c.cc.Invoke(ctx, ConfigService_PreviewTestEvent_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +294,11 @@ type ConfigServiceServer interface {
 	// hub's URLs through the delivery path and returns request and response. It
 	// is logged with test=true and works whether or not triggers are enabled.
 	SendTestEvent(context.Context, *SendTestEventRequest) (*SendTestEventResponse, error)
+	// PreviewTestEvent returns the request SendTestEvent would send for the
+	// same arguments (method, URL, every header with the secret masked, body),
+	// sending nothing: the Test dialog's Request area. The webhook id,
+	// timestamp and signature are the preview's own; a send makes them anew.
+	PreviewTestEvent(context.Context, *SendTestEventRequest) (*PreviewTestEventResponse, error)
 	// WatchHubConfig streams the current configuration of one hub (or all hubs)
 	// and then every change. The response header "x-hubhooks-snapshot-count"
 	// tells how many messages form the initial snapshot.
@@ -334,6 +355,9 @@ func (UnimplementedConfigServiceServer) ListEventTypes(context.Context, *ListEve
 }
 func (UnimplementedConfigServiceServer) SendTestEvent(context.Context, *SendTestEventRequest) (*SendTestEventResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SendTestEvent not implemented")
+}
+func (UnimplementedConfigServiceServer) PreviewTestEvent(context.Context, *SendTestEventRequest) (*PreviewTestEventResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PreviewTestEvent not implemented")
 }
 func (UnimplementedConfigServiceServer) WatchHubConfig(*WatchHubConfigRequest, grpc.ServerStreamingServer[HubConfig]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchHubConfig not implemented")
@@ -503,6 +527,24 @@ func _ConfigService_SendTestEvent_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConfigService_PreviewTestEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendTestEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).PreviewTestEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_PreviewTestEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).PreviewTestEvent(ctx, req.(*SendTestEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ConfigService_WatchHubConfig_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchHubConfigRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -656,6 +698,10 @@ var ConfigService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SendTestEvent",
 			Handler:    _ConfigService_SendTestEvent_Handler,
+		},
+		{
+			MethodName: "PreviewTestEvent",
+			Handler:    _ConfigService_PreviewTestEvent_Handler,
 		},
 		{
 			MethodName: "CreateHubToken",
