@@ -487,7 +487,7 @@ func TestNewValidates(t *testing.T) {
 	_, _, js := natstest.Start(t)
 	cfgs := newConfigs()
 	rules := cascade.Default()
-	if _, err := expander.New(expander.Config{}, nil, nil, nil); !errors.Is(err, expander.ErrNilDependency) {
+	if _, err := expander.New(expander.Config{}, nil, nil, nil, nil); !errors.Is(err, expander.ErrNilDependency) {
 		t.Errorf("nil deps: %v", err)
 	}
 	err := expander.Config{Concurrency: -1, AckWait: time.Second, PublishTimeout: 2 * time.Second}.Validate()
@@ -498,10 +498,14 @@ func TestNewValidates(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "duplicate window") {
 		t.Errorf("Validate: %v, want AckWait beyond half the deliveries' duplicate window refused", err)
 	}
-	if _, err := expander.New(expander.Config{MaxEventBytes: -5}, js, cfgs, rules); err == nil {
+	seen := newSeen(t)
+	if _, err := expander.New(expander.Config{MaxEventBytes: -5}, js, cfgs, seen, rules); err == nil {
 		t.Error("New accepted a negative MaxEventBytes")
 	}
-	svc, err := expander.New(expander.Config{}, js, cfgs, rules)
+	if _, err := expander.NewSeen(nil, "p:", time.Second); !errors.Is(err, expander.ErrNilDependency) || !strings.Contains(err.Error(), "at least") {
+		t.Errorf("NewSeen(nil, 1s) = %v, want both problems", err)
+	}
+	svc, err := expander.New(expander.Config{}, js, cfgs, seen, rules)
 	if err != nil {
 		t.Fatal(err)
 	}

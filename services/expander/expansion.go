@@ -84,12 +84,14 @@ func (x Expansion) Fanouts(rules *cascade.Rules) ([]*deliveryv1.DeliveryFanout, 
 	if !x.Arrived.IsZero() && !x.Replay {
 		arrivedAt = timestamppb.New(x.Arrived)
 	}
-	createdAt := time.Now()
-	if x.Event.OccurredAt != nil {
-		createdAt = x.Event.GetOccurredAt().AsTime()
-	} else if !x.Arrived.IsZero() {
-		// Deterministic across redeliveries: the time JetStream stored the event.
-		createdAt = x.Arrived
+	// The webhooks' and the log's time is when hubhooks accepted the event:
+	// JetStream's stored time, the same however often the event is
+	// redelivered (a replay's is now, as a redelivery's). The publisher's
+	// occurred_at is its own claim (maybe long past, maybe ahead of the
+	// clock): the body carries it as such.
+	createdAt := x.Arrived
+	if createdAt.IsZero() || x.Replay {
+		createdAt = time.Now()
 	}
 	createdAt = createdAt.UTC()
 	createdPB := timestamppb.New(createdAt) // shared by the fan-outs, only read

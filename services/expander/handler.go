@@ -2,6 +2,7 @@ package expander
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -57,11 +58,13 @@ const (
 type permanentError struct {
 	kind   string
 	detail string
+	// eventID is the id of the event when its body could be decoded.
+	eventID string
 }
 
 func (e *permanentError) Error() string { return e.kind + ": " + e.detail }
 
-func permanent(kind, format string, args ...any) error {
+func permanent(kind, format string, args ...any) *permanentError {
 	return &permanentError{kind: kind, detail: fmt.Sprintf(format, args...)}
 }
 
@@ -104,7 +107,7 @@ func (s *Service) process(ctx context.Context, p *pending) {
 			s.cfg.Log.Warn("expander ack", "subject", msg.Subject(), "err", aerr)
 		}
 	case errors.As(err, &perm):
-		s.deadLetter(ctx, msg, perm)
+		s.deadLetter(ctx, msg, p.ev, perm)
 	default:
 		s.m.retried.Inc()
 		s.cfg.Log.Warn("expander: event will be retried", "subject", msg.Subject(), "err", err)
@@ -130,22 +133,63 @@ func (s *Service) handleSafely(ctx context.Context, p *pending) (err error) {
 
 // deadLetter copies msg to the dead-letter stream with the reason and acks it
 // once the copy is stored; if storing fails the message is retried later.
-func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, perm *permanentError) {
+// ev is the decoded event, nil when it could not be decoded.
+func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, ev *eventsv1.DomainEvent, perm *permanentError) {
 	// A redelivered bad event is dead-lettered once (its id is its sequence).
 	dl := eventbus.DeadLetterOf(eventbus.SubjectDeadLetterEvents, msg, eventbus.StreamEvents, perm.Error())
+	where := []any{"subject", msg.Subject(), "event_id", eventIDOf(msg, ev, perm), "stream_seq", streamSeq(msg), "reason", perm.Error()}
 	if _, err := s.js.PublishMsg(ctx, dl); err != nil {
 		s.m.retried.Inc()
-		s.cfg.Log.Warn("expander: dead letter not stored; will retry", "subject", msg.Subject(), "reason", perm.kind, "err", err)
+		s.cfg.Log.Warn("expander: dead letter not stored; will retry", append(where, "err", err)...)
 		if nerr := msg.NakWithDelay(s.cfg.RetryDelay); nerr != nil {
 			s.cfg.Log.Warn("expander nak", "subject", msg.Subject(), "err", nerr)
 		}
 		return
 	}
 	s.m.deadLettered.WithLabelValues(perm.kind).Inc()
-	s.cfg.Log.Warn("expander: malformed event dead-lettered", "subject", msg.Subject(), "reason", perm.Error())
+	s.cfg.Log.Warn("expander: malformed event dead-lettered (HUBHOOKS_DLQ keeps it under its stream_seq)", where...)
 	if err := msg.Ack(); err != nil {
 		s.cfg.Log.Warn("expander ack", "subject", msg.Subject(), "err", err)
 	}
+}
+
+// streamSeq is msg's sequence in the events stream, 0 when unknown.
+func streamSeq(msg jetstream.Msg) uint64 {
+	md, err := msg.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
+}
+
+// eventIDOf is the id of the event in msg for a log line: ev's, or the
+// one perm found, or, when the body could not be decoded, the Nats-Msg-Id
+// the publisher set, or the "id" of a JSON body; "" when none says.
+func eventIDOf(msg jetstream.Msg, ev *eventsv1.DomainEvent, perm *permanentError) string {
+	for _, id := range []string{ev.GetId(), perm.eventID} {
+		if id != "" {
+			return truncate(id, publisher.MaxIDLen)
+		}
+	}
+	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
+		return truncate(id, publisher.MaxIDLen)
+	}
+	var body struct {
+		ID any `json:"id"`
+	}
+	if looksLikeJSON(msg.Data()) && json.Unmarshal(msg.Data(), &body) == nil {
+		if id, ok := body.ID.(string); ok {
+			return truncate(id, publisher.MaxIDLen)
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // decode validates and decodes a domain event.
@@ -169,6 +213,11 @@ func DecodeEvent(msg jetstream.Msg, rules *cascade.Rules, maxBytes int) (*events
 			return nil, permanent(ReasonContentType, "unparsable Content-Type %q", h)
 		}
 		ct = mt
+	} else if looksLikeJSON(data) {
+		// A protobuf DomainEvent never starts with '{' (its first byte is a
+		// field tag), so a body that does is JSON sent without its header
+		// (nats pub without -H Content-Type:application/json).
+		ct = eventbus.ContentTypeJSON
 	}
 	ev := &eventsv1.DomainEvent{}
 	switch ct {
@@ -178,36 +227,56 @@ func DecodeEvent(msg jetstream.Msg, rules *cascade.Rules, maxBytes int) (*events
 		}
 	case eventbus.ContentTypeJSON:
 		if err := protojson.Unmarshal(data, ev); err != nil {
-			return nil, permanent(ReasonDecode, "protojson DomainEvent: %v", err)
+			return nil, permanent(ReasonDecode, "protojson DomainEvent (fields are id, hubId, type, occurredAt, data, actor): %v", err)
 		}
 	default:
 		return nil, permanent(ReasonContentType, "Content-Type %q; use %s or %s", ct, eventbus.ContentTypeProtobuf, eventbus.ContentTypeJSON)
 	}
-	subject := msg.Subject()
+	if err := validate(rules, msg.Subject(), ev); err != nil {
+		err.eventID = ev.GetId()
+		return nil, err
+	}
+	return ev, nil
+}
+
+// validate checks a decoded domain event against the publisher contract.
+func validate(rules *cascade.Rules, subject string, ev *eventsv1.DomainEvent) *permanentError {
 	switch id := ev.GetId(); {
 	case id == "":
-		return nil, permanent(ReasonMissingID, "id is required")
+		return permanent(ReasonMissingID, "id is required")
 	case len(id) > publisher.MaxIDLen || !utf8.ValidString(id):
-		return nil, permanent(ReasonBadID, "id must be 1 to %d characters of UTF-8 (got %d bytes)", publisher.MaxIDLen, len(id))
+		return permanent(ReasonBadID, "id must be 1 to %d characters of UTF-8 (got %d bytes)", publisher.MaxIDLen, len(id))
 	}
 	if ev.GetHubId() == "" {
-		return nil, permanent(ReasonMissingHubID, "hub_id is required")
+		return permanent(ReasonMissingHubID, "hub_id is required")
 	}
 	if err := hubid.Validate(ev.GetHubId()); err != nil {
-		return nil, permanent(ReasonBadHubID, "%v", err)
+		return permanent(ReasonBadHubID, "%v", err)
 	}
 	if !rules.Has(subject) {
-		return nil, permanent(ReasonUnknownSubject, "no cascade rule for subject %q", subject)
+		return permanent(ReasonUnknownSubject, "no cascade rule for subject %q", subject)
 	}
 	if t := ev.GetType(); t != "" && t != subject {
-		return nil, permanent(ReasonTypeMismatch, "type %q contradicts subject %q", t, subject)
+		return permanent(ReasonTypeMismatch, "type %q contradicts subject %q", t, subject)
 	}
 	if ev.OccurredAt != nil {
 		if err := ev.GetOccurredAt().CheckValid(); err != nil {
-			return nil, permanent(ReasonBadOccurredAt, "%v", err)
+			return permanent(ReasonBadOccurredAt, "%v", err)
 		}
 	}
-	return ev, nil
+	return nil
+}
+
+// looksLikeJSON reports whether data starts, after white space, with '{'.
+func looksLikeJSON(data []byte) bool {
+	for _, c := range data {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c == '{'
+	}
+	return false
 }
 
 // handle expands ev, decoded from msg, and returns nil (ack), a
@@ -242,6 +311,10 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 		jobs += len(f.GetTargets())
 		size += f.SizeVT()
 	}
+	if !s.firstTime(ctx, msg, ev.GetHubId(), ev.GetId()) {
+		s.m.skipped.WithLabelValues("seen_before").Inc()
+		return nil
+	}
 	s.m.webhooks.Add(float64(len(fanouts)))
 	if redelivered {
 		return s.publishAlone(ctx, fanouts)
@@ -254,6 +327,44 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 	}
 	s.m.expanded.Inc()
 	return nil
+}
+
+// seenTimeout bounds one question to the seen memory; after a failed one
+// the expander does not ask for seenPause.
+const (
+	seenTimeout = 500 * time.Millisecond
+	seenPause   = time.Second
+)
+
+// firstTime reports whether the event in msg is to be expanded: not when
+// another message carried the same hub and event id within the seen window
+// (a publisher's repeat). When the memory does not answer, the event is
+// expanded: a repeat then reaches receivers with the same webhook-id, which
+// they drop, and the event log keeps one entry per delivery.
+func (s *Service) firstTime(ctx context.Context, msg jetstream.Msg, hub, id string) bool {
+	md, err := msg.Metadata()
+	if err != nil {
+		return true // not a JetStream message: nothing to tell copies apart
+	}
+	if time.Now().UnixNano() < s.seenPausedUntil.Load() {
+		s.m.seenErrors.Inc()
+		return true
+	}
+	rctx, cancel := context.WithTimeout(ctx, seenTimeout)
+	first, err := s.seen.Remember(rctx, hub, id, md.Sequence.Stream)
+	cancel()
+	if err != nil {
+		// Redis is slow or away: stop asking for a while, so that an outage
+		// costs one timeout a pause, not one per event.
+		s.seenPausedUntil.Store(time.Now().Add(seenPause).UnixNano())
+		s.m.seenErrors.Inc()
+		s.cfg.Log.Warn("expander: cannot tell whether a domain event was seen before; expanding it, and the next ones for a while", "hub_id", hub, "event_id", id, "stream_seq", md.Sequence.Stream, "pause", seenPause, "err", err)
+		return true
+	}
+	if !first {
+		s.cfg.Log.Info("expander: domain event published again; not expanded a second time", "hub_id", hub, "event_id", id, "stream_seq", md.Sequence.Stream)
+	}
+	return first
 }
 
 // sendFanouts publishes the fan-outs of one hub's events as one message

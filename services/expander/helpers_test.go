@@ -18,6 +18,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/natstest"
 	"github.com/hubhooks/hubhooks/pkg/poll"
+	"github.com/hubhooks/hubhooks/pkg/redistest"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/expander"
@@ -120,15 +121,27 @@ type env struct {
 	stop  func()
 	cfg   expander.Config
 	rules *cascade.Rules
+	seen  *expander.RedisSeen
 }
 
-// start runs an expander on a fresh embedded JetStream.
+// start runs an expander on a fresh embedded JetStream, remembering the
+// events it expanded in the real Redis under a prefix of its own.
 func start(t *testing.T, cfg expander.Config) *env {
 	t.Helper()
 	_, nc, js := natstest.Start(t)
-	e := &env{js: js, nc: nc, cfgs: newConfigs(), cfg: cfg, rules: cascade.Default()}
+	e := &env{js: js, nc: nc, cfgs: newConfigs(), cfg: cfg, rules: cascade.Default(), seen: newSeen(t)}
 	e.run(t)
 	return e
+}
+
+func newSeen(t *testing.T) *expander.RedisSeen {
+	t.Helper()
+	rdb, prefix := redistest.New(t)
+	seen, err := expander.NewSeen(rdb, prefix, expander.DefaultSeenWindow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seen
 }
 
 // run starts a new Service instance on e's server.
@@ -140,7 +153,7 @@ func (e *env) run(t *testing.T) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	svc, err := expander.New(cfg, e.js, e.cfgs, e.rules)
+	svc, err := expander.New(cfg, e.js, e.cfgs, e.seen, e.rules)
 	if err != nil {
 		t.Fatalf("expander.New: %v", err)
 	}

@@ -16,6 +16,7 @@ type metrics struct {
 	webhooks     prometheus.Counter
 	messages     prometheus.Counter
 	fetchErrors  prometheus.Counter
+	seenErrors   prometheus.Counter
 	latency      prometheus.Histogram
 	readAhead    prometheus.Gauge
 }
@@ -32,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hubhooks_expander_events_skipped_total",
-			Help: "Domain events acknowledged without jobs, by reason (disabled, no_urls, no_config, no_events, before_enabled, filtered).",
+			Help: "Domain events acknowledged without jobs, by reason (disabled, no_urls, no_config, no_events, before_enabled, filtered, seen_before: the same hub and event id expanded from another message within HUBHOOKS_SEEN_WINDOW).",
 		}, []string{"reason"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hubhooks_expander_events_dead_lettered_total",
@@ -58,6 +59,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_expander_config_recheck_errors_total",
 			Help: "Failed re-checks of a hub config against configsvc.",
 		}),
+		seenErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_seen_errors_total",
+			Help: "Domain events expanded without asking whether they were seen before, because Redis did not answer (a publisher's repeat may then be delivered again).",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hubhooks_expander_expansion_seconds",
 			Help:    "Time from receiving a domain event to acknowledging it.",
@@ -69,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.latency, m.readAhead} {
+	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.seenErrors, m.latency, m.readAhead} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -47,11 +47,15 @@ type Service struct {
 	cfg     Config
 	js      jetstream.JetStream
 	configs ConfigLookup
+	seen    SeenEvents
 	rules   *cascade.Rules
 	m       *metrics
 
 	consumer atomic.Pointer[jetstream.Consumer]
-	fanouts  *batch.Batcher[[]*deliveryv1.DeliveryFanout] // per event; see sendFanouts
+	// seenPausedUntil (Unix ns) is when the seen memory is asked again
+	// after it failed.
+	seenPausedUntil atomic.Int64
+	fanouts         *batch.Batcher[[]*deliveryv1.DeliveryFanout] // per event; see sendFanouts
 
 	recheckMu   sync.Mutex
 	lastRecheck map[string]time.Time
@@ -60,13 +64,16 @@ type Service struct {
 
 // New returns an expander. It does no I/O; Run creates the streams and the
 // consumer.
-func New(cfg Config, js jetstream.JetStream, configs ConfigLookup, rules *cascade.Rules) (*Service, error) {
+func New(cfg Config, js jetstream.JetStream, configs ConfigLookup, seen SeenEvents, rules *cascade.Rules) (*Service, error) {
 	var errs []error
 	if js == nil {
 		errs = append(errs, fmt.Errorf("%w: jetstream", ErrNilDependency))
 	}
 	if configs == nil {
 		errs = append(errs, fmt.Errorf("%w: config lookup", ErrNilDependency))
+	}
+	if seen == nil {
+		errs = append(errs, fmt.Errorf("%w: seen events", ErrNilDependency))
 	}
 	if rules == nil {
 		errs = append(errs, fmt.Errorf("%w: cascade rules", ErrNilDependency))
@@ -84,6 +91,7 @@ func New(cfg Config, js jetstream.JetStream, configs ConfigLookup, rules *cascad
 		cfg:         cfg,
 		js:          js,
 		configs:     configs,
+		seen:        seen,
 		rules:       rules,
 		m:           m,
 		lastRecheck: make(map[string]time.Time),

@@ -19,7 +19,6 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/natsembed"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/configsvc"
-	"github.com/hubhooks/hubhooks/services/expander"
 	"github.com/hubhooks/hubhooks/services/gateway"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/logger"
@@ -184,7 +183,7 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 	}
 	opsSvc.Register(gs.Server)
 
-	expSvc, err := expander.New(p.ExpanderConfig(), js, cache, rules)
+	expSvc, err := p.Expander(js, rdb, cache, rules)
 	if err != nil {
 		return fail(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
-	"github.com/hubhooks/hubhooks/services/expander"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 )
@@ -19,7 +18,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	in, err := p.Connect(ctx, false)
+	in, err := p.Connect(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -36,7 +35,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeConfig()
-	svc, err := expander.New(p.ExpanderConfig(), in.JS, cache, rules)
+	svc, err := p.Expander(in.JS, in.Redis, cache, rules)
 	if err != nil {
 		return err
 	}

@@ -287,6 +287,16 @@ func (p *Parts) ExpanderConfig() expander.Config {
 	}
 }
 
+// Expander builds the expander over the connections given; it remembers
+// the domain events it expanded in rdb for HUBHOOKS_SEEN_WINDOW.
+func (p *Parts) Expander(js jetstream.JetStream, rdb *redis.Client, configs expander.ConfigLookup, rules *cascade.Rules) (*expander.Service, error) {
+	seen, err := expander.NewSeen(rdb, p.Settings.RedisPrefix, p.Settings.SeenWindow)
+	if err != nil {
+		return nil, err
+	}
+	return expander.New(p.ExpanderConfig(), js, configs, seen, rules)
+}
+
 // DelivererConfig is the deliverer's config from the settings.
 func (p *Parts) DelivererConfig() deliverer.Config {
 	return deliverer.Config{

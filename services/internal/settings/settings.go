@@ -18,6 +18,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	"github.com/hubhooks/hubhooks/services/configsvc"
 	"github.com/hubhooks/hubhooks/services/deliverer"
+	"github.com/hubhooks/hubhooks/services/expander"
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
 	"github.com/hubhooks/hubhooks/services/operations"
 )
@@ -54,6 +55,7 @@ type Settings struct {
 	ShutdownTimeout     time.Duration
 	StreamReplicas      int
 	DedupeWindow        time.Duration
+	SeenWindow          time.Duration
 	EventsMaxAge        time.Duration
 	EventsMaxBytes      int64
 	TLSCert             string
@@ -149,6 +151,7 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	num(&s.BreakerFailures, "breaker-failures", "HUBHOOKS_BREAKER_FAILURES", del.BreakerFailures, "consecutive timeouts/connection errors that open a URL's circuit breaker")
 	dur(&s.BreakerCooldown, "breaker-cooldown", "HUBHOOKS_BREAKER_COOLDOWN", del.BreakerCooldown, "how long an open breaker fails fast before probing")
 	dur(&s.DedupeWindow, "dedupe-window", "HUBHOOKS_DEDUPE_WINDOW", eventbus.DefaultDuplicateWindow, "how long JetStream drops a domain event published again with the same Nats-Msg-Id (memory grows with rate x window)")
+	dur(&s.SeenWindow, "seen-window", "HUBHOOKS_SEEN_WINDOW", expander.DefaultSeenWindow, "how long the expander remembers a domain event id: the same hub and id published again within it is not expanded again (Redis keeps ~100 B per id: rate x window)")
 	dur(&s.EventsMaxAge, "events-max-age", "HUBHOOKS_EVENTS_MAX_AGE", eventbus.DefaultEventsMaxAge, "how long domain events stay in their stream, expanded or not")
 	eventsMaxBytes, err := daemon.EnvInt64("HUBHOOKS_EVENTS_MAX_BYTES", 0)
 	errs = append(errs, err)
@@ -229,6 +232,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.DedupeWindow < time.Second && s.DedupeWindow != 0 {
 		errs = append(errs, fmt.Errorf("dedupe-window %s: must be at least 1s", s.DedupeWindow))
+	}
+	if s.SeenWindow != 0 && s.SeenWindow < expander.MinSeenWindow {
+		errs = append(errs, fmt.Errorf("seen-window %s: must be at least %s", s.SeenWindow, expander.MinSeenWindow))
 	}
 	if s.EventsMaxAge != 0 && s.EventsMaxAge < time.Minute {
 		errs = append(errs, fmt.Errorf("events-max-age %s: must be at least 1m", s.EventsMaxAge))

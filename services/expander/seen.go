@@ -1,0 +1,86 @@
+package expander
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// SeenEvents remembers which domain events the expander has expanded, so
+// that a publisher that publishes an event again (a retry after a crash,
+// minutes later, or without Nats-Msg-Id) does not cause a second delivery.
+// JetStream's de-duplication window (HUBHOOKS_DEDUPE_WINDOW, minutes) drops
+// copies that carry the same Nats-Msg-Id; this memory lasts longer and does
+// not need the header. Implementations are safe for concurrent use.
+type SeenEvents interface {
+	// Remember records that the stream message seq carries domain event id
+	// of hub and reports whether the expander should expand it: true for
+	// the first message that carries it within the memory's window, and
+	// for that same message delivered again (a crash before its ack);
+	// false for another message with the same hub and id.
+	Remember(ctx context.Context, hub, id string, seq uint64) (expand bool, err error)
+}
+
+// DefaultSeenWindow is how long a domain event id is remembered by default
+// (HUBHOOKS_SEEN_WINDOW).
+const DefaultSeenWindow = time.Hour
+
+// MinSeenWindow is the shortest window NewSeen accepts: shorter than
+// JetStream's own de-duplication window it would add nothing.
+const MinSeenWindow = time.Minute
+
+// RedisSeen is SeenEvents in Redis: one key per remembered event,
+// <prefix>seen:{<hub>}:<16 hex digits of SHA-256(id)> holding the stream
+// sequence of the message that carried it first, expiring after the window.
+type RedisSeen struct {
+	rdb    *redis.Client
+	prefix string
+	window time.Duration
+}
+
+// NewSeen returns a RedisSeen on rdb that remembers events for window (0
+// means DefaultSeenWindow).
+func NewSeen(rdb *redis.Client, prefix string, window time.Duration) (*RedisSeen, error) {
+	if window == 0 {
+		window = DefaultSeenWindow
+	}
+	var errs []error
+	if rdb == nil {
+		errs = append(errs, fmt.Errorf("%w: redis client", ErrNilDependency))
+	}
+	if window < MinSeenWindow {
+		errs = append(errs, fmt.Errorf("expander: seen window %v: at least %v", window, MinSeenWindow))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &RedisSeen{rdb: rdb, prefix: prefix + "seen:", window: window}, nil
+}
+
+// Window is how long an event is remembered.
+func (r *RedisSeen) Window() time.Duration { return r.window }
+
+func (r *RedisSeen) key(hub, id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return r.prefix + "{" + hub + "}:" + hex.EncodeToString(sum[:8])
+}
+
+// Remember is one SET NX GET: the first message of an event stores its
+// sequence; a later one reads the sequence stored.
+func (r *RedisSeen) Remember(ctx context.Context, hub, id string, seq uint64) (bool, error) {
+	s := strconv.FormatUint(seq, 10)
+	prev, err := r.rdb.SetArgs(ctx, r.key(hub, id), s, redis.SetArgs{Mode: "NX", TTL: r.window, Get: true}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("remember domain event: %w", err)
+	}
+	return prev == s, nil
+}
