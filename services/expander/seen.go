@@ -39,14 +39,14 @@ const MinSeenWindow = time.Minute
 // <prefix>seen:{<hub>}:<16 hex digits of SHA-256(id)> holding the stream
 // sequence of the message that carried it first, expiring after the window.
 type RedisSeen struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	window time.Duration
 }
 
 // NewSeen returns a RedisSeen on rdb that remembers events for window (0
 // means DefaultSeenWindow).
-func NewSeen(rdb *redis.Client, prefix string, window time.Duration) (*RedisSeen, error) {
+func NewSeen(rdb redis.UniversalClient, prefix string, window time.Duration) (*RedisSeen, error) {
 	if window == 0 {
 		window = DefaultSeenWindow
 	}

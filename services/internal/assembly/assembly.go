@@ -289,7 +289,7 @@ func (p *Parts) ExpanderConfig() expander.Config {
 
 // Expander builds the expander over the connections given; it remembers
 // the domain events it expanded in rdb for HUBHOOKS_SEEN_WINDOW.
-func (p *Parts) Expander(js jetstream.JetStream, rdb *redis.Client, configs expander.ConfigLookup, rules *cascade.Rules) (*expander.Service, error) {
+func (p *Parts) Expander(js jetstream.JetStream, rdb redis.UniversalClient, configs expander.ConfigLookup, rules *cascade.Rules) (*expander.Service, error) {
 	seen, err := expander.NewSeen(rdb, p.Settings.RedisPrefix, p.Settings.SeenWindow)
 	if err != nil {
 		return nil, err
