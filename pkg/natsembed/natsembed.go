@@ -27,6 +27,10 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Logging routes the server's own log lines to stderr when true.
 	Logging bool
+	// Users are the only clients the server accepts, each with its
+	// password, permissions and allowed connection types. Empty accepts
+	// every client without credentials: only tests run the server so.
+	Users []*server.User
 }
 
 // ErrNotReady is returned when the server did not become ready in time.
@@ -63,6 +67,7 @@ func Start(cfg Config) (*server.Server, error) {
 		NoSigs:                true,
 		MaxPayload:            8 * 1024 * 1024,
 		DisableShortFirstPing: true,
+		Users:                 cfg.Users,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

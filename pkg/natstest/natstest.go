@@ -17,7 +17,21 @@ import (
 // The server is shut down by t.Cleanup.
 func RunServer(t testing.TB) *server.Server {
 	t.Helper()
-	s, err := natsembed.Start(natsembed.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), ServerName: "natstest"})
+	return run(t, natsembed.Config{})
+}
+
+// RunServerWithUsers is RunServer requiring authentication: only users
+// (with their passwords and permissions) may connect.
+func RunServerWithUsers(t testing.TB, users []*server.User) *server.Server {
+	t.Helper()
+	return run(t, natsembed.Config{Users: users})
+}
+
+// run starts cfg on a random port with a temporary store.
+func run(t testing.TB, cfg natsembed.Config) *server.Server {
+	t.Helper()
+	cfg.Listen, cfg.StoreDir, cfg.ServerName = "127.0.0.1:0", t.TempDir(), "natstest"
+	s, err := natsembed.Start(cfg)
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}
@@ -28,10 +42,11 @@ func RunServer(t testing.TB) *server.Server {
 	return s
 }
 
-// Connect opens a client connection to s, closed by t.Cleanup.
-func Connect(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+// Connect opens a client connection to s, closed by t.Cleanup; opts are
+// added to the connection's options (nats.UserInfo for a server with users).
+func Connect(t testing.TB, s *server.Server, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.Name(t.Name()))
+	nc, err := nats.Connect(s.ClientURL(), append([]nats.Option{nats.Name(t.Name())}, opts...)...)
 	if err != nil {
 		t.Fatalf("natstest: connect: %v", err)
 	}

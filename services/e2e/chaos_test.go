@@ -25,6 +25,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/poll"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+	"github.com/hubhooks/hubhooks/services/internal/natsauth"
 )
 
 // chaosReceiver answers by kind: ok, slow, flaky (fails the first two
@@ -87,6 +88,7 @@ func (r *chaosReceiver) delivered() (unique, duplicates int) {
 
 type chaosCluster struct {
 	t        *testing.T
+	ids      natsIdentities
 	natsAddr string
 	natsDir  string
 	nats     *server.Server
@@ -99,7 +101,7 @@ type chaosCluster struct {
 
 func (c *chaosCluster) startNATS() {
 	c.t.Helper()
-	s, err := natsembed.Start(natsembed.Config{Listen: c.natsAddr, StoreDir: c.natsDir, ServerName: "chaos"})
+	s, err := natsembed.Start(natsembed.Config{Listen: c.natsAddr, StoreDir: c.natsDir, ServerName: "chaos", Users: c.ids.users(c.t)})
 	if err != nil {
 		c.t.Fatalf("start nats: %v", err)
 	}
@@ -128,13 +130,12 @@ func (c *chaosCluster) waitReady(names ...string) {
 func startChaosCluster(t *testing.T) *chaosCluster {
 	t.Helper()
 	bins := binaries(t)
-	c := &chaosCluster{t: t, natsAddr: freeAddr(t), natsDir: t.TempDir(), procs: map[string]*proc{}, httpAddr: map[string]string{}}
+	c := &chaosCluster{t: t, ids: newNATSIdentities(), natsAddr: freeAddr(t), natsDir: t.TempDir(), procs: map[string]*proc{}, httpAddr: map[string]string{}}
 	c.startNATS()
 	t.Cleanup(func() { c.stopNATS() })
 	c.redis = startRedis(t)
 	c.cfgAddr, c.logAddr = freeAddr(t), freeAddr(t)
 	common := []string{
-		"HUBHOOKS_NATS_URL=nats://" + c.natsAddr,
 		"HUBHOOKS_REDIS_URL=redis://" + c.redis.addr + "/0",
 		"HUBHOOKS_CONFIG_ADDR=" + c.cfgAddr,
 		"HUBHOOKS_RETRY_SCHEDULE=0s,100ms,300ms,600ms,1s",
@@ -145,7 +146,7 @@ func startChaosCluster(t *testing.T) *chaosCluster {
 	}
 	for _, name := range []string{"configsvc", "logger", "expander", "deliverer"} {
 		c.httpAddr[name] = freeAddr(t)
-		env := append([]string{"HUBHOOKS_HTTP_ADDR=" + c.httpAddr[name]}, common...)
+		env := append(append([]string{"HUBHOOKS_HTTP_ADDR=" + c.httpAddr[name]}, common...), c.ids.env(natsauth.Role(name), c.natsAddr)...)
 		switch name {
 		case "configsvc":
 			env = append(env, "HUBHOOKS_GRPC_ADDR="+c.cfgAddr)
@@ -228,7 +229,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 
-	nc, err := nats.Connect("nats://"+c.natsAddr, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect("nats://"+c.natsAddr, c.ids.publisher(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func startHub(t *testing.T, schedule ...time.Duration) *testHub {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	nc, err := nats.Connect(hub.NATSURL)
+	nc, err := nats.Connect(hub.PublisherURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
-	"github.com/hubhooks/hubhooks/pkg/natsembed"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/configsvc"
 	"github.com/hubhooks/hubhooks/services/gateway"
@@ -34,8 +31,12 @@ type Process struct {
 	// APIAddr serves the HTTP/JSON API and the web console; empty when
 	// HUBHOOKS_API_ADDR is empty.
 	APIAddr string
-	// NATSURL is the NATS the services use (the embedded one by default).
+	// NATSURL is the NATS the services use (the embedded one by default),
+	// without credentials.
 	NATSURL string
+	// PublisherURL is the embedded NATS's URL with the publisher's user
+	// and password; empty with an external NATS.
+	PublisherURL string
 
 	done chan struct{}
 	err  error
@@ -64,24 +65,25 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 	}
 	fail := func(err error) (*Process, error) { cleanup(); return nil, err }
 
+	rules, err := p.Rules()
+	if err != nil {
+		return fail(err)
+	}
 	natsURL := s.NATSURL
-	var natsOpts []nats.Option
+	natsOpts, err := p.NATSCredentials()
+	if err != nil {
+		return fail(err)
+	}
 	if natsURL == "" {
-		listen := s.NATSListen
-		if !s.NATSListenSet && !free(listen) {
-			p.Log.Warn("default NATS port is in use; the embedded NATS takes a free port instead (set HUBHOOKS_NATS_LISTEN to choose)", "busy", listen)
-			listen = "127.0.0.1:0"
-		}
-		srv, err := natsembed.Start(natsembed.Config{Listen: listen, StoreDir: filepath.Join(s.DataDir, "nats")})
+		emb, err := startEmbedded(s, rules.Subjects(), p.Log)
 		if err != nil {
 			return fail(err)
 		}
-		cleanups = append(cleanups, func() { srv.Shutdown(); srv.WaitForShutdown() })
-		natsURL = srv.ClientURL()
+		cleanups = append(cleanups, emb.stop)
+		natsURL, h.PublisherURL = emb.url, emb.publisherURL
 		// The services reach the embedded server in memory, not over a
-		// loopback socket; outside publishers use natsURL.
-		natsOpts = append(natsOpts, nats.InProcessServer(srv))
-		p.Log.Info("embedded NATS with JetStream started", "url", natsURL, "store", filepath.Join(s.DataDir, "nats"))
+		// loopback socket; outside publishers use the publisher URL.
+		natsOpts = emb.connectOptions()
 	}
 	h.NATSURL = natsURL
 
@@ -109,10 +111,6 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 		return fail(err)
 	}
 	sender, err := p.Sender(guard)
-	if err != nil {
-		return fail(err)
-	}
-	rules, err := p.Rules()
 	if err != nil {
 		return fail(err)
 	}
@@ -252,13 +250,4 @@ func ignoreCanceled(err error) error {
 		return nil
 	}
 	return err
-}
-
-func free(addr string) bool {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	_ = l.Close()
-	return true
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
 	"github.com/hubhooks/hubhooks/pkg/cascade"
-	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/procstat"
@@ -190,10 +189,6 @@ func (b *bench) startSystem(ctx context.Context, pprof bool) (*system, error) {
 		return nil, err
 	}
 	s.config = hubhooksv1.NewConfigServiceClient(s.conn)
-	if err := waitStream(ctx, s.js, eventbus.StreamEvents, 30*time.Second); err != nil {
-		_ = s.stop(ctx)
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -252,20 +247,4 @@ func dialGRPC(addr, token string) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	return conn, nil
-}
-
-func waitStream(ctx context.Context, js jetstream.JetStream, name string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		_, err := js.Stream(ctx, name)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("stream %s not found within %s: %w", name, timeout, err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

@@ -8,8 +8,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/sink"
 )
@@ -137,7 +136,7 @@ func (s *system) warmUp(ctx context.Context, hubs []hub) error {
 			return fmt.Errorf("warm-up: hub %s (and %d more): no delivery in time: is the pipeline delivering?", pending[0].id, len(pending)-1)
 		}
 	}
-	loggerCaughtUp(ctx, s.js, 15*time.Second)
+	loggerCaughtUp(ctx, s.metricsURLs(), 15*time.Second)
 	return nil
 }
 
@@ -192,13 +191,13 @@ func listenHanging(ctx context.Context) (string, error) {
 }
 
 // loggerCaughtUp waits until the logger's consumer on the attempts stream
-// has nothing pending, so Redis holds every entry; false on timeout or when
-// the consumer is not found.
-func loggerCaughtUp(ctx context.Context, js jetstream.JetStream, timeout time.Duration) bool {
+// has nothing pending (streamBacklog), so Redis holds every entry; false on
+// timeout or when the metrics do not say.
+func loggerCaughtUp(ctx context.Context, metricsURLs []string, timeout time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
-		if n, err := streamBacklog(ctx, js, "HUBHOOKS_ATTEMPTS"); err == nil && n == 0 {
+		if n, err := streamBacklog(ctx, metricsURLs, eventbus.StreamAttempts); err == nil && n == 0 {
 			return true
 		}
 		select {

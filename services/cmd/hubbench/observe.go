@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/procstat"
@@ -89,19 +88,45 @@ func sampleTimeline(ctx context.Context, ps []proc, c *sink.Class) []report.Poin
 	}
 }
 
-// streamBacklog is what a stream's consumers have still to do: the sum of
-// their pending and unacknowledged messages.
-func streamBacklog(ctx context.Context, js jetstream.JetStream, stream string) (int64, error) {
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return 0, err
+// streamBacklog is what a stream's consumers have still to do: the sum
+// over its consumers of their pending and unacknowledged messages, from the
+// services' hubhooks_consumer_pending_messages and
+// hubhooks_consumer_ack_pending_messages gauges at metricsURLs (the largest
+// any replica reports: replicas report the same shared consumer). It reads
+// metrics, not JetStream: the tool connects to NATS as a publisher, which
+// may not read the state of streams and consumers.
+func streamBacklog(ctx context.Context, metricsURLs []string, stream string) (int64, error) {
+	series := map[string]float64{}
+	var errs []error
+	for _, u := range metricsURLs {
+		text, err := fetchText(ctx, u)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, line := range strings.Split(text, "\n") {
+			name, val, ok := strings.Cut(line, " ")
+			if !ok {
+				continue
+			}
+			base, labels, _ := strings.Cut(name, "{")
+			if (base != "hubhooks_consumer_pending_messages" && base != "hubhooks_consumer_ack_pending_messages") ||
+				!strings.Contains(labels, `stream="`+stream+`"`) {
+				continue
+			}
+			if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+				series[name] = max(series[name], v)
+			}
+		}
 	}
-	var n int64
-	lister := st.ListConsumers(ctx)
-	for info := range lister.Info() {
-		n += int64(info.NumPending) + int64(info.NumAckPending)
+	if len(series) == 0 {
+		return 0, fmt.Errorf("no backlog of %s in the metrics of %v: %w", stream, metricsURLs, errors.Join(errs...))
 	}
-	return n, lister.Err()
+	var n float64
+	for _, v := range series {
+		n += v
+	}
+	return int64(n), nil
 }
 
 // backlogSampler records the highest backlog of the domain events (the
@@ -115,7 +140,7 @@ type backlogSampler struct {
 	max report.Backlog
 }
 
-func sampleBacklogs(ctx context.Context, js jetstream.JetStream) *backlogSampler {
+func sampleBacklogs(ctx context.Context, metricsURLs []string) *backlogSampler {
 	b := &backlogSampler{stopCh: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
@@ -123,8 +148,8 @@ func sampleBacklogs(ctx context.Context, js jetstream.JetStream) *backlogSampler
 		defer t.Stop()
 		for {
 			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			ev, err1 := streamBacklog(qctx, js, eventbus.StreamEvents)
-			dl, err2 := streamBacklog(qctx, js, eventbus.StreamDeliveries)
+			ev, err1 := streamBacklog(qctx, metricsURLs, eventbus.StreamEvents)
+			dl, err2 := streamBacklog(qctx, metricsURLs, eventbus.StreamDeliveries)
 			cancel()
 			b.mu.Lock()
 			if err1 == nil {

@@ -46,7 +46,7 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 	for i, l := range loads {
 		runs[i] = &loadRun{l: l, c: b.rx.AddClass(l.class), urls: int64(len(l.hubs[0].urls)), stopped: make(chan struct{}), done: make(chan struct{})}
 	}
-	backlogs := sampleBacklogs(ctx, s.js)
+	backlogs := sampleBacklogs(ctx, s.metricsURLs())
 	m := startMeter(s.procs)
 	start := time.Now()
 	for _, r := range runs {
@@ -94,7 +94,7 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 	}
 	ph.Backlog = backlogs.stop()
 	ph.Processes = m.stop(ph.Deliveries())
-	loggerCaughtUp(ctx, s.js, time.Minute)
+	loggerCaughtUp(ctx, s.metricsURLs(), time.Minute)
 	return ph
 }
 

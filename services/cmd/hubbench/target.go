@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -57,8 +59,11 @@ func startHubd(ctx context.Context, o hubdOptions) (*target, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
+	// hubd's embedded NATS requires authentication: publish as its
+	// publisher, with a password of this run's.
+	password := randomPassword()
 	t := &target{
-		natsURL:  "nats://" + ports[0],
+		natsURL:  "nats://publisher:" + password + "@" + ports[0],
 		grpcAddr: ports[1],
 		httpAddr: ports[2],
 		prefix:   o.prefix,
@@ -80,6 +85,7 @@ func startHubd(ctx context.Context, o hubdOptions) (*target, error) {
 	env = append(env,
 		"HUBHOOKS_DATA_DIR="+filepath.Join(dir, "data"),
 		"HUBHOOKS_NATS_LISTEN="+ports[0],
+		"HUBHOOKS_NATS_PUBLISHER_PASSWORD="+password,
 		"HUBHOOKS_GRPC_ADDR="+ports[1],
 		"HUBHOOKS_HTTP_ADDR="+ports[2],
 		"HUBHOOKS_API_ADDR="+ports[3],
@@ -206,4 +212,13 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// randomPassword is 192 random bits, URL-safe.
+func randomPassword() string {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

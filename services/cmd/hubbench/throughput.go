@@ -119,7 +119,7 @@ type monitor struct {
 }
 
 func (s *system) startMonitor(ctx context.Context) *monitor {
-	mon := &monitor{s: s, metricsURLs: s.metricsURLs(), backlogs: sampleBacklogs(ctx, s.js)}
+	mon := &monitor{s: s, metricsURLs: s.metricsURLs(), backlogs: sampleBacklogs(ctx, s.metricsURLs())}
 	mon.trimmedBefore, mon.trimmedKnown = trimmed(fetchAll(ctx, mon.metricsURLs, nil))
 	b := s.b
 	switch {
@@ -141,7 +141,7 @@ func (s *system) startMonitor(ctx context.Context) *monitor {
 func (mon *monitor) finish(ctx context.Context, deliveries int64) *report.Redis {
 	s, res := mon.s, mon.s.b.result
 	mon.backlog = mon.backlogs.stop()
-	caught := loggerCaughtUp(ctx, s.js, 60*time.Second)
+	caught := loggerCaughtUp(ctx, mon.metricsURLs, 60*time.Second)
 	texts := fetchAll(ctx, mon.metricsURLs, func(err error) { res.Notes = append(res.Notes, "metrics: "+err.Error()) })
 	for i, u := range mon.metricsURLs {
 		if texts[i] == "" {

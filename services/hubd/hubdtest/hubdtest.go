@@ -46,7 +46,8 @@ type Hub struct {
 	Logs   hubhooksv1.EventLogServiceClient
 	// Conn is their connection.
 	Conn *grpc.ClientConn
-	// NC and JS reach the embedded NATS as a publisher would.
+	// NC and JS reach the embedded NATS as its publisher (PublisherURL):
+	// they may publish domain events and nothing else.
 	NC *nats.Conn
 	JS jetstream.JetStream
 	// RedisPrefix starts every key of this hubd.
@@ -94,7 +95,7 @@ func Start(t testing.TB, o Options) *Hub {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	nc, err := nats.Connect(p.NATSURL)
+	nc, err := nats.Connect(p.PublisherURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/hubhooks/hubhooks/services/deliverer"
 	"github.com/hubhooks/hubhooks/services/expander"
 	"github.com/hubhooks/hubhooks/services/gateway"
+	"github.com/hubhooks/hubhooks/services/internal/natsauth"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 	"github.com/hubhooks/hubhooks/services/logger"
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
@@ -76,8 +77,12 @@ func (p *Parts) StreamOptions() eventbus.Options {
 	return eventbus.Options{Replicas: p.Settings.StreamReplicas, DuplicateWindow: p.Settings.DedupeWindow, EventsMaxAge: p.Settings.EventsMaxAge, EventsMaxBytes: p.Settings.EventsMaxBytes}
 }
 
-// NATS connects to url with endless reconnects and registers a readiness check.
+// NATS connects to url with endless reconnects and registers a readiness
+// check. opts authenticate (NATSCredentials, or hubd's in-process ones);
+// replies arrive on the binary's own inbox (natsauth.InboxPrefix), which
+// no other identity may read.
 func (p *Parts) NATS(url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	opts = append(opts, nats.CustomInboxPrefix(natsauth.InboxPrefix(natsauth.Role(p.Name))))
 	nc, err := daemon.ConnectNATS(url, "hubhooks-"+p.Name, p.Log, opts...)
 	if err != nil {
 		return nil, nil, err
@@ -116,6 +121,33 @@ func (p *Parts) WatchLag(js jetstream.JetStream, consumers ...eventbus.ConsumerR
 		return err
 	}
 	return p.Registry.Register(c)
+}
+
+// NATSCredentials are the options that authenticate this binary to an
+// external NATS: a credentials file (HUBHOOKS_NATS_CREDS) or a user and
+// password (HUBHOOKS_NATS_USER, HUBHOOKS_NATS_PASSWORD), and TLS with
+// HUBHOOKS_NATS_TLS_CA (a client certificate with HUBHOOKS_NATS_TLS_CERT
+// and _KEY). None when nothing is set: credentials in HUBHOOKS_NATS_URL
+// still apply.
+func (p *Parts) NATSCredentials() ([]nats.Option, error) {
+	s := p.Settings
+	var opts []nats.Option
+	switch {
+	case s.NATSCreds != "":
+		if _, err := os.Stat(s.NATSCreds); err != nil {
+			return nil, fmt.Errorf("nats credentials file: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(s.NATSCreds))
+	case s.NATSUser != "":
+		opts = append(opts, nats.UserInfo(s.NATSUser, s.NATSPassword))
+	}
+	if s.NATSTLSCA != "" {
+		opts = append(opts, nats.RootCAs(s.NATSTLSCA))
+	}
+	if s.NATSTLSCert != "" {
+		opts = append(opts, nats.ClientCert(s.NATSTLSCert, s.NATSTLSKey))
+	}
+	return opts, nil
 }
 
 // Redis connects (waiting while Redis does not answer) and registers a readiness check.
@@ -345,7 +377,11 @@ type Infra struct {
 // Connect connects to the NATS of the settings and, with withRedis, to
 // Redis; both wait and reconnect rather than fail on an outage.
 func (p *Parts) Connect(ctx context.Context, withRedis bool) (*Infra, error) {
-	nc, js, err := p.NATS(p.Settings.NATSURL)
+	creds, err := p.NATSCredentials()
+	if err != nil {
+		return nil, err
+	}
+	nc, js, err := p.NATS(p.Settings.NATSURL, creds...)
 	if err != nil {
 		return nil, err
 	}

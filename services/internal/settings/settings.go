@@ -30,8 +30,22 @@ type Settings struct {
 	NATSURL       string
 	NATSListen    string
 	NATSListenSet bool
-	RedisURL      string
-	RedisPrefix   string
+	// NATSPublisherPassword is the password of the user "publisher" on
+	// hubd's embedded NATS; empty makes hubd generate one and keep it in
+	// DataDir.
+	NATSPublisherPassword string
+	// NATSCreds, or NATSUser and NATSPassword, authenticate this service to
+	// an external NATS (HUBHOOKS_NATS_URL); see NATSCredentials.
+	NATSCreds    string
+	NATSUser     string
+	NATSPassword string
+	// NATSTLSCA verifies an external NATS server's certificate;
+	// NATSTLSCert and NATSTLSKey are this service's client certificate.
+	NATSTLSCA   string
+	NATSTLSCert string
+	NATSTLSKey  string
+	RedisURL    string
+	RedisPrefix string
 	// RedisSentinelAddrs with RedisSentinelMaster reach Redis through
 	// Sentinel; RedisClusterAddrs reach a Redis Cluster (daemon.RedisConfig).
 	RedisSentinelAddrs  []string
@@ -97,6 +111,13 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	}
 	str(&s.NATSURL, "nats-url", "HUBHOOKS_NATS_URL", d.NATSURL, "external NATS URL; empty makes hubd embed one")
 	str(&s.NATSListen, "nats-listen", "HUBHOOKS_NATS_LISTEN", "127.0.0.1:4222", "where hubd's embedded NATS listens")
+	str(&s.NATSPublisherPassword, "nats-publisher-password", "HUBHOOKS_NATS_PUBLISHER_PASSWORD", "", "password of the user \"publisher\" on hubd's embedded NATS; unset = generated and kept in the data directory")
+	str(&s.NATSCreds, "nats-creds", "HUBHOOKS_NATS_CREDS", "", "NATS credentials file (JWT and seed) this service authenticates with")
+	str(&s.NATSUser, "nats-user", "HUBHOOKS_NATS_USER", "", "NATS user this service authenticates as (with nats-password)")
+	str(&s.NATSPassword, "nats-password", "HUBHOOKS_NATS_PASSWORD", "", "password of nats-user")
+	str(&s.NATSTLSCA, "nats-tls-ca", "HUBHOOKS_NATS_TLS_CA", "", "CA that the NATS server's certificate must chain to (enables TLS to NATS)")
+	str(&s.NATSTLSCert, "nats-tls-cert", "HUBHOOKS_NATS_TLS_CERT", "", "client certificate (PEM) presented to NATS")
+	str(&s.NATSTLSKey, "nats-tls-key", "HUBHOOKS_NATS_TLS_KEY", "", "key (PEM) of nats-tls-cert")
 	str(&s.RedisURL, "redis-url", "HUBHOOKS_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
 	str(&s.RedisPrefix, "redis-prefix", "HUBHOOKS_REDIS_PREFIX", "hubhooks:", "prefix of every Redis key")
 	str(&s.RedisSentinelMaster, "redis-sentinel-master", "HUBHOOKS_REDIS_SENTINEL_MASTER", "", "name of the primary the Sentinels monitor; with redis-sentinel-addrs")
@@ -208,6 +229,19 @@ func (s *Settings) Redis() daemon.RedisConfig {
 	return daemon.RedisConfig{URL: s.RedisURL, SentinelAddrs: s.RedisSentinelAddrs, SentinelMaster: s.RedisSentinelMaster, ClusterAddrs: s.RedisClusterAddrs}
 }
 
+// MinNATSPasswordLen is the shortest publisher password hubd accepts
+// (HUBHOOKS_NATS_PUBLISHER_PASSWORD).
+const MinNATSPasswordLen = 16
+
+func visibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // minEventsMaxBytes is the smallest cap on the domain events stream: a
 // few domain events of the largest size (HUBHOOKS_MAX_EVENT_BYTES' default).
 const minEventsMaxBytes = 16 << 20
@@ -229,6 +263,18 @@ func (s *Settings) Validate() error {
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if (s.NATSTLSCert == "") != (s.NATSTLSKey == "") {
+		errs = append(errs, errors.New("nats-tls-cert and nats-tls-key go together"))
+	}
+	if (s.NATSUser == "") != (s.NATSPassword == "") {
+		errs = append(errs, errors.New("nats-user and nats-password go together"))
+	}
+	if s.NATSCreds != "" && s.NATSUser != "" {
+		errs = append(errs, errors.New("set nats-creds or nats-user and nats-password, not both"))
+	}
+	if p := s.NATSPublisherPassword; p != "" && (len(p) < MinNATSPasswordLen || !visibleASCII(p)) {
+		errs = append(errs, fmt.Errorf("nats-publisher-password must be at least %d visible ASCII characters without spaces", MinNATSPasswordLen))
 	}
 	if s.DedupeWindow < time.Second && s.DedupeWindow != 0 {
 		errs = append(errs, fmt.Errorf("dedupe-window %s: must be at least 1s", s.DedupeWindow))

@@ -110,3 +110,30 @@ func TestEveryProblemAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestNATSCredentials: the NATS credential settings go in pairs, one kind
+// at a time, and the publisher password is long enough.
+func TestNATSCredentials(t *testing.T) {
+	t.Run("valid", func(t *testing.T) {
+		s, err := parse(t, map[string]string{"HUBHOOKS_NATS_USER": "expander", "HUBHOOKS_NATS_PASSWORD": "pw", "HUBHOOKS_NATS_TLS_CA": "/ca.pem"})
+		if err != nil || s.NATSUser != "expander" || s.NATSPassword != "pw" || s.NATSTLSCA != "/ca.pem" {
+			t.Fatalf("settings %+v, err %v", s, err)
+		}
+	})
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"HUBHOOKS_NATS_USER": "expander"}, "nats-user and nats-password go together"},
+		{map[string]string{"HUBHOOKS_NATS_CREDS": "/x.creds", "HUBHOOKS_NATS_USER": "a", "HUBHOOKS_NATS_PASSWORD": "b"}, "not both"},
+		{map[string]string{"HUBHOOKS_NATS_TLS_CERT": "/c.pem"}, "nats-tls-cert and nats-tls-key go together"},
+		{map[string]string{"HUBHOOKS_NATS_PUBLISHER_PASSWORD": "short"}, "nats-publisher-password must be at least 16"},
+		{map[string]string{"HUBHOOKS_NATS_PUBLISHER_PASSWORD": "has spaces in it, sixteen+"}, "nats-publisher-password must be at least 16"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			if _, err := parse(t, tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v: error %v, want %q", tc.env, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,257 @@
+// Package natsauth says who may do what on the NATS server hubhooks uses:
+// one identity per service, the hub's domains as "publisher", and the
+// subjects each may publish and subscribe to. hubd's embedded server takes
+// its users from here; deploy/nats/hubhooks.conf grants a separate server
+// the same permissions (TestDeployConfigMatches keeps the two in step).
+//
+// What each identity may do:
+//
+//	publisher  publish the domain-event subjects (API.CREATED, ...: the cascade rules'
+//	           subjects, so a mistyped one is refused); read replies on _INBOX.> (its
+//	           JetStream acks). Nothing else: no internal subject, no JetStream API.
+//	configsvc  ensure HUBHOOKS_ATTEMPTS; publish attempt records (test events)
+//	expander   ensure HUBHOOKS_EVENTS, HUBHOOKS_DELIVERIES, HUBHOOKS_DLQ; consume
+//	           HUBHOOKS_EVENTS as "expander"; publish delivery jobs and dead letters of events
+//	deliverer  ensure HUBHOOKS_DELIVERIES, HUBHOOKS_ATTEMPTS, HUBHOOKS_DLQ; consume
+//	           HUBHOOKS_DELIVERIES as "deliverer"; publish jobs (retries), attempt records,
+//	           dead letters of jobs
+//	logger     ensure HUBHOOKS_ATTEMPTS, HUBHOOKS_DELIVERIES; consume HUBHOOKS_ATTEMPTS as
+//	           "logger"; and for OperationsService: read the state of the consumer
+//	           "deliverer" (recovery's pace), read HUBHOOKS_EVENTS with ordered consumers
+//	           of its own (replay; never the expander's), publish delivery jobs
+//	hubd       all four services in one process
+//
+// "Ensure" is creating, updating and reading a stream's or a consumer's
+// configuration. No identity may delete or purge a stream, delete a
+// service's durable consumer, list streams, or read messages by sequence. Each service receives its
+// replies and fetched messages on an inbox of its own (InboxPrefix), which no
+// other identity may subscribe to.
+package natsauth
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+)
+
+// Role names an identity on the NATS server; it is also its user name in
+// hubd's embedded server and in deploy/nats/hubhooks.conf.
+type Role string
+
+// The roles.
+const (
+	Publisher Role = "publisher"
+	Configsvc Role = "configsvc"
+	Expander  Role = "expander"
+	Deliverer Role = "deliverer"
+	Logger    Role = "logger"
+	Hubd      Role = "hubd"
+)
+
+// Services are the roles of the four services, in the order of the pipeline.
+var Services = []Role{Configsvc, Expander, Deliverer, Logger}
+
+// PublisherInbox is where a publisher receives replies: the NATS clients'
+// default inbox prefix, so `nats` and every client library work unchanged.
+const PublisherInbox = "_INBOX"
+
+// InboxPrefix is the reply-subject prefix a service role's connection
+// uses (nats.CustomInboxPrefix): the messages it fetches from JetStream and
+// the answers of the JetStream API arrive there, so no other identity may
+// read them.
+func InboxPrefix(r Role) string { return "_HUBHOOKS_INBOX." + string(r) }
+
+// Permissions are the subjects an identity may publish and subscribe to,
+// and the subjects it may not publish to although Publish matches them
+// (Deny wins): everything else is denied.
+type Permissions struct {
+	Publish   []string
+	Deny      []string
+	Subscribe []string
+}
+
+// Server is p in the nats-server's form.
+func (p Permissions) Server() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: slices.Clone(p.Publish), Deny: slices.Clone(p.Deny)},
+		Subscribe: &server.SubjectPermission{Allow: slices.Clone(p.Subscribe)},
+	}
+}
+
+// consumer names a durable consumer of a stream.
+type consumer struct{ stream, name string }
+
+// durables are the services' durable consumers.
+var durables = []consumer{
+	{eventbus.StreamEvents, eventbus.ConsumerExpander},
+	{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer},
+	{eventbus.StreamAttempts, eventbus.ConsumerLogger},
+}
+
+// use is what one service does with JetStream.
+type use struct {
+	ensure  []string   // streams it creates or updates
+	consume []consumer // durable consumers it consumes from
+	watch   []consumer // other services' consumers whose state it reads
+	replay  []string   // streams it reads from a point in time, with ordered consumers of its own
+	publish []string   // subjects it publishes to
+}
+
+var (
+	deliveries = eventbus.DeliverySubject("*")
+	attempts   = eventbus.AttemptSubject("*")
+)
+
+var uses = map[Role]use{
+	Configsvc: {
+		ensure:  []string{eventbus.StreamAttempts},
+		publish: []string{attempts},
+	},
+	Expander: {
+		ensure:  []string{eventbus.StreamEvents, eventbus.StreamDeliveries, eventbus.StreamDeadLetters},
+		consume: []consumer{{eventbus.StreamEvents, eventbus.ConsumerExpander}},
+		publish: []string{deliveries, eventbus.SubjectDeadLetterEvents},
+	},
+	Deliverer: {
+		ensure:  []string{eventbus.StreamDeliveries, eventbus.StreamAttempts, eventbus.StreamDeadLetters},
+		consume: []consumer{{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer}},
+		publish: []string{deliveries, attempts, eventbus.SubjectDeadLetterJobs},
+	},
+	// The logger process also serves OperationsService: recovery paces
+	// itself by the deliverer's backlog, replay reads the domain events
+	// again, and both publish delivery jobs.
+	Logger: {
+		ensure:  []string{eventbus.StreamAttempts, eventbus.StreamDeliveries},
+		consume: []consumer{{eventbus.StreamAttempts, eventbus.ConsumerLogger}},
+		watch:   []consumer{{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer}},
+		replay:  []string{eventbus.StreamEvents},
+		publish: []string{deliveries},
+	},
+}
+
+func init() {
+	var all use
+	for _, r := range Services {
+		u := uses[r]
+		all.ensure = append(all.ensure, u.ensure...)
+		all.consume = append(all.consume, u.consume...)
+		all.watch = append(all.watch, u.watch...)
+		all.replay = append(all.replay, u.replay...)
+		all.publish = append(all.publish, u.publish...)
+	}
+	uses[Hubd] = all
+}
+
+// For returns the permissions of r. domainSubjects are the domain-event
+// subjects (cascade.Rules.Subjects: "API.CREATED", ...); only the
+// publisher's permissions use them.
+func For(r Role, domainSubjects []string) (Permissions, error) {
+	if r == Publisher {
+		if len(domainSubjects) == 0 {
+			return Permissions{}, fmt.Errorf("natsauth: the publisher needs the domain-event subjects")
+		}
+		return Permissions{Publish: slices.Clone(domainSubjects), Subscribe: []string{PublisherInbox + ".>"}}, nil
+	}
+	u, ok := uses[r]
+	if !ok {
+		return Permissions{}, fmt.Errorf("natsauth: unknown role %q", r)
+	}
+	p := u.permissions()
+	p.Subscribe = []string{InboxPrefix(r) + ".>"}
+	return p, nil
+}
+
+// permissions are u's publish permissions (the JetStream API calls and
+// subjects, each once, and what is denied among them); the caller adds the
+// inbox.
+func (u use) permissions() Permissions {
+	var pub, deny []string
+	add := func(list *[]string, subjects ...string) {
+		for _, s := range subjects {
+			if !slices.Contains(*list, s) {
+				*list = append(*list, s)
+			}
+		}
+	}
+	for _, s := range u.ensure {
+		add(&pub, "$JS.API.STREAM.CREATE."+s, "$JS.API.STREAM.UPDATE."+s, "$JS.API.STREAM.INFO."+s)
+	}
+	for _, c := range u.consume {
+		add(&pub,
+			"$JS.API.CONSUMER.CREATE."+c.stream+"."+c.name,
+			"$JS.API.CONSUMER.INFO."+c.stream+"."+c.name,
+			"$JS.API.CONSUMER.MSG.NEXT."+c.stream+"."+c.name,
+			// Acks, naks, in-progress and terms, in both reply formats
+			// ($JS.ACK.<stream>.<consumer>... and
+			// $JS.ACK.<domain>.<account hash>.<stream>.<consumer>...).
+			"$JS.ACK."+c.stream+"."+c.name+".>",
+			"$JS.ACK.*.*."+c.stream+"."+c.name+".>",
+		)
+	}
+	for _, c := range u.watch {
+		add(&pub, "$JS.API.CONSUMER.INFO."+c.stream+"."+c.name)
+	}
+	for _, s := range u.replay {
+		// Ordered consumers have generated names (with the filter
+		// subject as a last token when there is one); they are
+		// unacknowledged and deleted when replaced.
+		add(&pub,
+			"$JS.API.STREAM.INFO."+s,
+			"$JS.API.CONSUMER.CREATE."+s+".*",
+			"$JS.API.CONSUMER.CREATE."+s+".*.>",
+			"$JS.API.CONSUMER.INFO."+s+".*",
+			"$JS.API.CONSUMER.MSG.NEXT."+s+".*",
+			"$JS.API.CONSUMER.DELETE."+s+".*",
+		)
+		// Not the services' durable consumers of the stream: only the
+		// service that consumes one may create it or fetch from it.
+		for _, d := range durables {
+			if d.stream == s && !slices.Contains(u.consume, d) {
+				add(&deny,
+					"$JS.API.CONSUMER.CREATE."+s+"."+d.name,
+					"$JS.API.CONSUMER.CREATE."+s+"."+d.name+".>",
+					"$JS.API.CONSUMER.MSG.NEXT."+s+"."+d.name,
+				)
+			}
+		}
+	}
+	// No identity deletes a durable consumer.
+	for _, d := range durables {
+		if slices.Contains(u.replay, d.stream) {
+			add(&deny, "$JS.API.CONSUMER.DELETE."+d.stream+"."+d.name)
+		}
+	}
+	add(&pub, u.publish...)
+	return Permissions{Publish: pub, Deny: deny}
+}
+
+// ServerUsers are the users of a NATS server for hubhooks: one per role
+// of passwords, with its password and For's permissions, on standard
+// client connections. It is what deploy/nats/hubhooks.conf declares; tests
+// run the separate binaries against an embedded server with these users.
+func ServerUsers(passwords map[Role]string, domainSubjects []string) ([]*server.User, error) {
+	roles := make([]Role, 0, len(passwords))
+	for r := range passwords {
+		roles = append(roles, r)
+	}
+	slices.Sort(roles)
+	users := make([]*server.User, 0, len(roles))
+	for _, r := range roles {
+		p, err := For(r, domainSubjects)
+		if err != nil {
+			return nil, err
+		}
+		if passwords[r] == "" {
+			return nil, fmt.Errorf("natsauth: no password for %s", r)
+		}
+		users = append(users, &server.User{
+			Username: string(r), Password: passwords[r], Permissions: p.Server(),
+			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeStandard: {}},
+		})
+	}
+	return users, nil
+}

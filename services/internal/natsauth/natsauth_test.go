@@ -1,0 +1,234 @@
+package natsauth_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hubhooks/hubhooks/pkg/cascade"
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/natstest"
+	"github.com/hubhooks/hubhooks/pkg/poll"
+	"github.com/hubhooks/hubhooks/services/internal/natsauth"
+)
+
+type errLog struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (l *errLog) add(_ *nats.Conn, _ *nats.Subscription, err error) {
+	l.mu.Lock()
+	l.errs = append(l.errs, err.Error())
+	l.mu.Unlock()
+}
+
+func (l *errLog) refused(subject string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.errs {
+		if strings.Contains(strings.ToLower(e), "permissions violation") && strings.Contains(e, `"`+subject+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *errLog) any() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.errs...)
+}
+
+// TestEachServiceDoesItsJobOnly runs what each service does with NATS
+// under its own identity (ensure its streams and consumer, fetch, publish
+// its subjects) without a refusal, and checks that what it does not need
+// is refused: other subjects, other consumers, reading internal subjects
+// directly, and deleting or purging anything.
+func TestEachServiceDoesItsJobOnly(t *testing.T) {
+	subjects := cascade.Default().Subjects()
+	passwords := map[natsauth.Role]string{}
+	for _, r := range append([]natsauth.Role{natsauth.Publisher, natsauth.Hubd}, natsauth.Services...) {
+		passwords[r] = "pw-" + string(r) + "-0123456789"
+	}
+	users, err := natsauth.ServerUsers(passwords, subjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := natstest.RunServerWithUsers(t, users)
+	o := eventbus.Options{}
+	streams := map[string]jetstream.StreamConfig{
+		eventbus.StreamEvents:      eventbus.EventsStreamConfig(cascade.Default().StreamSubjects(), o),
+		eventbus.StreamDeliveries:  eventbus.DeliveriesStreamConfig(o),
+		eventbus.StreamAttempts:    eventbus.AttemptsStreamConfig(o),
+		eventbus.StreamDeadLetters: eventbus.DeadLettersStreamConfig(o),
+	}
+	type job struct {
+		ensure   []string
+		consumer [2]string
+		publish  []string
+		replay   bool     // reads the domain events with ordered consumers
+		denied   []string // subjects it may not publish to
+	}
+	jobs := map[natsauth.Role]job{
+		natsauth.Configsvc: {ensure: []string{eventbus.StreamAttempts}, publish: []string{eventbus.AttemptSubject("h")},
+			denied: []string{eventbus.DeliverySubject("h"), "API.CREATED"}},
+		natsauth.Expander: {ensure: []string{eventbus.StreamEvents, eventbus.StreamDeliveries, eventbus.StreamDeadLetters},
+			consumer: [2]string{eventbus.StreamEvents, eventbus.ConsumerExpander},
+			publish:  []string{eventbus.DeliverySubject("h"), eventbus.SubjectDeadLetterEvents},
+			denied:   []string{eventbus.AttemptSubject("h"), "API.CREATED"}},
+		natsauth.Deliverer: {ensure: []string{eventbus.StreamDeliveries, eventbus.StreamAttempts, eventbus.StreamDeadLetters},
+			consumer: [2]string{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer},
+			publish:  []string{eventbus.DeliverySubject("h"), eventbus.AttemptSubject("h"), eventbus.SubjectDeadLetterJobs},
+			denied:   []string{eventbus.SubjectDeadLetterEvents, "API.CREATED"}},
+		natsauth.Logger: {ensure: []string{eventbus.StreamAttempts, eventbus.StreamDeliveries},
+			consumer: [2]string{eventbus.StreamAttempts, eventbus.ConsumerLogger},
+			publish:  []string{eventbus.DeliverySubject("h")},
+			replay:   true,
+			denied: []string{eventbus.AttemptSubject("h"), "API.CREATED",
+				"$JS.API.CONSUMER.CREATE." + eventbus.StreamEvents + "." + eventbus.ConsumerExpander,
+				"$JS.API.CONSUMER.MSG.NEXT." + eventbus.StreamEvents + "." + eventbus.ConsumerExpander}},
+	}
+	for _, role := range natsauth.Services {
+		t.Run(string(role), func(t *testing.T) {
+			j := jobs[role]
+			var log errLog
+			nc, js := natstest.Connect(t, srv, nats.UserInfo(string(role), passwords[role]),
+				nats.CustomInboxPrefix(natsauth.InboxPrefix(role)), nats.ErrorHandler(log.add))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for _, name := range j.ensure {
+				if err := eventbus.Ensure(ctx, js, streams[name]); err != nil {
+					t.Fatalf("ensure %s: %v", name, err)
+				}
+			}
+			if j.consumer[0] != "" {
+				c, err := eventbus.EnsureConsumer(ctx, js, j.consumer[0], eventbus.ConsumerConfig(j.consumer[1], 30*time.Second, 10))
+				if err != nil {
+					t.Fatalf("ensure consumer %v: %v", j.consumer, err)
+				}
+				if _, err := c.Info(ctx); err != nil {
+					t.Fatalf("consumer info: %v", err)
+				}
+				b, err := c.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
+				if err != nil {
+					t.Fatalf("fetch: %v", err)
+				}
+				for range b.Messages() {
+				}
+			}
+			for _, subj := range j.publish {
+				m := nats.NewMsg(subj)
+				m.Data = []byte("x")
+				if _, err := js.PublishMsg(ctx, m); err != nil {
+					t.Fatalf("publish %s: %v", subj, err)
+				}
+			}
+			if j.replay {
+				oc, err := js.OrderedConsumer(ctx, eventbus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"API.CREATED", "USER.CREATED"}})
+				if err != nil {
+					t.Fatalf("replay's ordered consumer: %v", err)
+				}
+				if _, err := oc.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond)); err != nil {
+					t.Fatalf("replay's fetch: %v", err)
+				}
+			}
+			if errs := log.any(); len(errs) > 0 {
+				t.Fatalf("its own job was refused: %v", errs)
+			}
+
+			// Not its job.
+			refusedPubs := append([]string(nil), j.denied...)
+			for name := range streams {
+				refusedPubs = append(refusedPubs, "$JS.API.STREAM.DELETE."+name, "$JS.API.STREAM.PURGE."+name, "$JS.API.STREAM.MSG.GET."+name)
+				if !j.replay || name != eventbus.StreamEvents {
+					refusedPubs = append(refusedPubs, "$JS.API.CONSUMER.CREATE."+name+".spy")
+				}
+			}
+			refusedPubs = append(refusedPubs, "$JS.API.STREAM.LIST",
+				"$JS.API.CONSUMER.DELETE."+eventbus.StreamEvents+"."+eventbus.ConsumerExpander,
+				"$JS.API.CONSUMER.DELETE."+eventbus.StreamDeliveries+"."+eventbus.ConsumerDeliverer,
+				"$JS.API.CONSUMER.DELETE."+eventbus.StreamAttempts+"."+eventbus.ConsumerLogger)
+			for _, subj := range refusedPubs {
+				if err := nc.Publish(subj, []byte("{}")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			refusedSubs := []string{"hubhooks.>", "API.CREATED", "_INBOX.>"}
+			for _, r := range natsauth.Services {
+				if r != role {
+					refusedSubs = append(refusedSubs, natsauth.InboxPrefix(r)+".>")
+				}
+			}
+			for _, subj := range refusedSubs {
+				if _, err := nc.Subscribe(subj, func(*nats.Msg) {}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, subj := range append(refusedPubs, refusedSubs...) {
+				poll.Until(t, 10*time.Second, subj+" refused", func() bool { return log.refused(subj) })
+			}
+		})
+	}
+
+	t.Run("publisher", func(t *testing.T) {
+		var log errLog
+		nc, js := natstest.Connect(t, srv, nats.UserInfo(string(natsauth.Publisher), passwords[natsauth.Publisher]), nats.ErrorHandler(log.add))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := js.Publish(ctx, "API.CREATED", []byte("{}")); err != nil {
+			t.Fatalf("publish a domain event: %v", err)
+		}
+		for _, subj := range []string{"API.CREATD", eventbus.DeliverySubject("h"), eventbus.AttemptSubject("h"), "$JS.API.STREAM.INFO." + eventbus.StreamEvents} {
+			if err := nc.Publish(subj, []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+			poll.Until(t, 10*time.Second, subj+" refused", func() bool { return log.refused(subj) })
+		}
+	})
+}
+
+// TestPermissionsOfHubdAreTheServices': the all-in-one identity may do
+// what each service may, and nothing more.
+func TestPermissionsOfHubdAreTheServices(t *testing.T) {
+	hubd, err := natsauth.For(natsauth.Hubd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, r := range natsauth.Services {
+		p, err := natsauth.For(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range p.Publish {
+			want[s] = true
+		}
+	}
+	got := map[string]bool{}
+	for _, s := range hubd.Publish {
+		got[s] = true
+		if !want[s] {
+			t.Errorf("hubd may publish %s, which no service may", s)
+		}
+	}
+	for s := range want {
+		if !got[s] {
+			t.Errorf("a service may publish %s, hubd may not", s)
+		}
+	}
+	if len(hubd.Subscribe) != 1 || hubd.Subscribe[0] != natsauth.InboxPrefix(natsauth.Hubd)+".>" {
+		t.Errorf("hubd subscribes %v, want its inbox only", hubd.Subscribe)
+	}
+	if _, err := natsauth.For(natsauth.Publisher, nil); err == nil {
+		t.Error("a publisher without domain subjects was accepted")
+	}
+	if _, err := natsauth.For("nobody", nil); err == nil {
+		t.Error("an unknown role was accepted")
+	}
+}
