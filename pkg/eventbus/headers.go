@@ -52,13 +52,9 @@ func newMsg(subject, contentType string, data []byte) *nats.Msg {
 // newDedupMsg is a message on subject with a Content-Type and the
 // Nats-Msg-Id JetStream de-duplicates it by.
 func newDedupMsg(subject, contentType, msgID string, data []byte) *nats.Msg {
-	return &nats.Msg{Subject: subject, Header: twoHeaders(HeaderContentType, contentType, jetstream.MsgIDHeader, msgID), Data: data}
-}
-
-// twoHeaders is a header of two keys, used as given (in their canonical
-// form: nothing is canonicalized per message), whose values share one
-// backing array: one allocation instead of three per message published.
-func twoHeaders(k1, v1, k2, v2 string) nats.Header {
-	vals := [2]string{v1, v2}
-	return nats.Header{k1: vals[0:1:1], k2: vals[1:2:2]}
+	return &nats.Msg{
+		Subject: subject,
+		Header:  nats.Header{HeaderContentType: []string{contentType}, jetstream.MsgIDHeader: []string{msgID}},
+		Data:    data,
+	}
 }

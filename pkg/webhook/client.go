@@ -206,9 +206,8 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 		ts = start
 	}
 	tsText := strconv.FormatInt(ts.Unix(), 10)
-	// The recorded request (secret masked); the wire headers are built
-	// separately below with canonical keys, so no header is canonicalized
-	// or copied per request.
+	// The request as recorded (secret masked); wireHeader builds what is
+	// sent.
 	headers := make(map[string]string, 6)
 	headers["Content-Type"] = "application/json"
 	headers["User-Agent"] = c.userAgent
@@ -240,26 +239,12 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	// The URL is parsed once per distinct URL (c.target): the request is
-	// made for an empty one, then given a copy of the parsed target.
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(req.Body))
+	hreq, err := newPost(ctx, target, req.Body)
 	if err != nil {
-		res.Err = fmt.Errorf("build request: %w", err)
+		res.Err = err
 		return res
 	}
-	u := *target
-	u.Host = strings.TrimSuffix(u.Host, ":") // as NewRequest does
-	hreq.URL, hreq.Host = &u, u.Host
-	// One backing array for the six header values.
-	vals := [6]string{"application/json", c.userAgent, req.WebhookID, tsText, sig, req.Secrets[0]}
-	hreq.Header = http.Header{
-		"Content-Type":        vals[0:1:1],
-		"User-Agent":          vals[1:2:2],
-		canonicalID:           vals[2:3:3],
-		canonicalTimestamp:    vals[3:4:4],
-		canonicalSignature:    vals[4:5:5],
-		canonicalSecretHeader: vals[5:6:6],
-	}
+	hreq.Header = wireHeader(c.userAgent, req.WebhookID, tsText, sig, req.Secrets[0])
 
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
@@ -339,6 +324,34 @@ func (c *urlCache) put(raw string, u *url.URL) {
 		c.n.Store(1)
 	}
 	c.m.Store(raw, u)
+}
+
+// newPost is a POST of body to a copy of target, a URL parsed once for all
+// the requests to it (Client.target), rather than parsed again from text.
+func newPost(ctx context.Context, target *url.URL, body []byte) (*http.Request, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	u := *target
+	u.Host = strings.TrimSuffix(u.Host, ":") // as NewRequest does
+	hreq.URL, hreq.Host = &u, u.Host
+	return hreq, nil
+}
+
+// wireHeader is the header of a webhook POST. Its keys are in the
+// canonical form net/http sends (nothing is canonicalized per request) and
+// its six values share one backing array (one allocation, not six).
+func wireHeader(userAgent, webhookID, timestamp, signature, secret string) http.Header {
+	vals := [6]string{"application/json", userAgent, webhookID, timestamp, signature, secret}
+	return http.Header{
+		"Content-Type":        vals[0:1:1],
+		"User-Agent":          vals[1:2:2],
+		canonicalID:           vals[2:3:3],
+		canonicalTimestamp:    vals[3:4:4],
+		canonicalSignature:    vals[4:5:5],
+		canonicalSecretHeader: vals[5:6:6],
+	}
 }
 
 // Canonical forms of the webhook headers, as net/http sends them.
