@@ -15,7 +15,7 @@ import (
 
 var specRows = cascadetest.SpecRows
 
-// entityField is the payload field table of PRODUCT.md section 3.
+// entityField is the payload field of each entity (docs/cascade.md).
 var entityField = map[string]string{
 	"API": "api", "API_VERSION": "version", "BILLINGPLAN": "billingPlan",
 	"SUBSCRIPTION": "subscription", "TARGET_GROUP": "targetGroup", "USER": "user",

@@ -1,8 +1,8 @@
 // Package cascade holds the hubhooks cascade rules: which webhook events one
 // domain event becomes, and what each one carries as payload.
 //
-// The rules are data. The default set, rules.json (embedded), is the table of
-// PRODUCT.md section 3: one rule per domain subject (e.g. API.CREATED), each
+// The rules are data. The default set, rules.json (embedded; docs/cascade.md
+// lists it), has one rule per domain subject (e.g. API.CREATED), each
 // listing the webhook events it emits in order. An emitted event names the
 // field of the domain event's data that is its payload ("from", by default the
 // field of its entity in the file's payloadFields table, e.g. BILLINGPLAN ->

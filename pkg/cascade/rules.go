@@ -81,8 +81,9 @@ var (
 	fieldRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 )
 
-// Default returns the built-in rules (PRODUCT.md section 3). It panics only if
-// the embedded rules.json is broken, which the package's tests rule out.
+// Default returns the built-in rules (rules.json, listed in docs/cascade.md).
+// It panics only if the embedded rules.json is broken, which the package's
+// tests rule out.
 func Default() *Rules {
 	r, err := Load(bytes.NewReader(defaultRules))
 	if err != nil {

@@ -1,5 +1,5 @@
 // Package publisher is the Go SDK hub domains use to publish domain events to
-// hubhooks (PRODUCT.md section 2).
+// hubhooks (the contract: docs/publishing.md).
 //
 // Build an event with the typed constructor of its subject (one per cascade
 // rule, e.g. BillingPlanCreated for BILLINGPLAN.CREATED), then publish it:

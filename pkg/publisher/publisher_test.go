@@ -19,8 +19,8 @@ import (
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 )
 
-// constructors lists the typed constructor of every domain subject of
-// PRODUCT.md section 3, by hand.
+// constructors lists the typed constructor of every domain subject of the
+// cascade table (docs/cascade.md), by hand.
 var constructors = []struct {
 	subject string
 	new     publisher.Constructor

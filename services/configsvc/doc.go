@@ -1,4 +1,4 @@
-// Package configsvc is the ConfigService gRPC API (PRODUCT.md §5)
+// Package configsvc is the ConfigService gRPC API (proto/hubhooks/v1/config.proto)
 // over hub configurations stored in Redis.
 //
 // Each hub's configuration (the "Enable event triggers" toggle, up to five

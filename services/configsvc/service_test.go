@@ -358,7 +358,7 @@ func TestListEventTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(resp.GetRules()) != 44 {
-		t.Fatalf("%d rules, want the 44 of PRODUCT.md §3", len(resp.GetRules()))
+		t.Fatalf("%d rules, want the 44 of the cascade table (docs/cascade.md)", len(resp.GetRules()))
 	}
 	r := resp.GetRules()[0]
 	if r.GetDomainSubject() != "API.CREATED" || r.GetName() != "API Created" || len(r.GetEmits()) != 6 || r.GetEmits()[5].GetForEach() != "baseUrls" {

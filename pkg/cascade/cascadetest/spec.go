@@ -1,6 +1,6 @@
-// Package cascadetest holds, for tests, the cascade table of PRODUCT.md
-// section 3 written out by hand — not derived from rules.json, so that a
-// wrong rules file fails the tests that compare against it.
+// Package cascadetest holds, for tests, the cascade table (docs/cascade.md)
+// written out by hand — not derived from rules.json, so that a wrong rules
+// file fails the tests that compare against it.
 package cascadetest
 
 // Row is one row of the table: a domain event and the webhook events it
