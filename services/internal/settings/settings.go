@@ -23,7 +23,7 @@ import (
 	"github.com/hubhooks/hubhooks/services/operations"
 )
 
-// Settings are the process settings (README.md, Configuration) plus
+// Settings are the process settings (README.md, "Settings") plus
 // operational knobs. A knob a service has a default for takes that default
 // from the service, so the two cannot disagree.
 type Settings struct {
