@@ -422,3 +422,13 @@ func (h *hook) count() int {
 }
 
 type deliveryJob = deliveryv1.DeliveryJob
+
+const ms = time.Millisecond
+
+// status is a responder that answers every POST with code.
+func status(code int) func(int, http.ResponseWriter, *http.Request) {
+	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
+}
+
+// newStore is the retry store of the env's deliverers.
+func (e *testEnv) newStore() *retryStore { return newRetryStore(e.rdb, e.prefix) }

@@ -49,7 +49,7 @@ func (s *Service) notRecorded(jobs []*deliveryv1.DeliveryJob) []*deliveryv1.Deli
 	out := jobs[:0:0]
 	for i, job := range jobs {
 		if done[i] {
-			s.metrics.alreadyDone.Inc()
+			s.metrics.skippedRecorded.Inc()
 			continue
 		}
 		out = append(out, job)

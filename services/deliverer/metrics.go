@@ -7,20 +7,20 @@ import (
 )
 
 type metrics struct {
-	attempts       *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
-	inFlight       prometheus.Gauge
-	held           prometheus.Gauge
-	retries        prometheus.Counter
-	retriesRepub   prometheus.Counter
-	dead           prometheus.Counter
-	cancelled      prometheus.Counter
-	breakerChanges *prometheus.CounterVec
-	queueFull      prometheus.Counter
-	parked         *prometheus.CounterVec
-	alreadyDone    prometheus.Counter
-	poison         prometheus.Counter
-	handlingErrors *prometheus.CounterVec
+	attempts         *prometheus.CounterVec
+	latency          *prometheus.HistogramVec
+	inFlight         prometheus.Gauge
+	held             prometheus.Gauge
+	retries          prometheus.Counter
+	retriesPublished prometheus.Counter
+	dead             prometheus.Counter
+	cancelled        prometheus.Counter
+	breakerChanges   *prometheus.CounterVec
+	queueFull        prometheus.Counter
+	parked           *prometheus.CounterVec
+	skippedRecorded  prometheus.Counter
+	poison           prometheus.Counter
+	handlingErrors   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_deliverer_retries_scheduled_total",
 			Help: "Retries stored in Redis for a later attempt.",
 		}),
-		retriesRepub: prometheus.NewCounter(prometheus.CounterOpts{
+		retriesPublished: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubhooks_deliverer_retries_published_total",
 			Help: "Due retries republished as delivery jobs.",
 		}),
@@ -65,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_deliverer_breaker_state_changes_total",
 			Help: "Per-URL circuit breaker state changes, by new state.",
 		}, []string{"to"}),
-		alreadyDone: prometheus.NewCounter(prometheus.CounterOpts{
+		skippedRecorded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubhooks_deliverer_redelivered_jobs_skipped_total",
 			Help: "Jobs of messages delivered again whose attempt the event log already holds: settled without a second POST.",
 		}),
@@ -87,8 +87,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"stage"}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesRepub, m.dead, m.cancelled,
-		m.breakerChanges, m.queueFull, m.parked, m.alreadyDone, m.poison, m.handlingErrors,
+		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesPublished, m.dead, m.cancelled,
+		m.breakerChanges, m.queueFull, m.parked, m.skippedRecorded, m.poison, m.handlingErrors,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register deliverer metrics: %w", err)

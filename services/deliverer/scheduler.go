@@ -106,7 +106,7 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 				log().Warn("remove a parked retry already recorded", "err", err)
 				return
 			}
-			s.metrics.alreadyDone.Inc()
+			s.metrics.skippedRecorded.Inc()
 			return
 		}
 	}
@@ -125,5 +125,5 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 		log().Warn("remove republished retry (it will be republished and de-duplicated)", "err", err)
 		return
 	}
-	s.metrics.retriesRepub.Inc()
+	s.metrics.retriesPublished.Inc()
 }

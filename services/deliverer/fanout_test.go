@@ -1,0 +1,126 @@
+package deliverer
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/poll"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// A fan-out message (one webhook event, several URLs) is delivered to each
+// URL once, each target with its own outcome, and acknowledged when all are
+// settled. A target that hits an infrastructure error is retried alone: the
+// targets already delivered are not delivered again.
+func TestFanoutDeliversEachTargetOnce(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	hooks, urls := hookServers(t, status(200), status(204),
+		func(n int, w http.ResponseWriter, _ *http.Request) { // flaky: 500 once
+			if n == 1 {
+				w.WriteHeader(500)
+			}
+		})
+	cfg := e.addHub("hub1", urls...)
+	// The first config lookup fails: one target of the first event must be
+	// retried on its own.
+	e.configs.mu.Lock()
+	e.configs.failFetches = 1
+	e.configs.mu.Unlock()
+	e.start(t, baseConfig(e.prefix, 0, 20*ms), newSender(t))
+
+	var jobs []*deliveryJob
+	for n := range 5 {
+		jobs = append(jobs, e.publishFanout(t, cfg, n, urls...)...)
+	}
+	poll.Until(t, 20*time.Second, "every target final", func() bool {
+		for _, j := range jobs {
+			if !e.records.final(j.GetDeliveryId()) {
+				return false
+			}
+		}
+		return true
+	})
+	poll.Until(t, 10*time.Second, "consumer drained", func() bool { return e.consumerDrained(t) })
+	for _, j := range jobs {
+		got := e.records.statuses(j.GetDeliveryId())
+		if got[len(got)-1] != hubhooksv1.StatusSucceeded {
+			t.Errorf("%s (%s): statuses %v", j.GetDeliveryId(), j.GetUrlId(), got)
+		}
+	}
+	if got := e.records.statuses(jobs[2].GetDeliveryId()); !slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusRetrying, hubhooksv1.StatusSucceeded}) &&
+		!slices.Equal(got, []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded}) {
+		t.Errorf("flaky target statuses %v", got)
+	}
+	// 5 events to each URL, plus one retry at the flaky URL: no target
+	// delivered twice.
+	for i, want := range []int{5, 5, 6} {
+		if n := hooks[i].count(); n != want {
+			t.Errorf("url_%d got %d POSTs, want %d", i, n, want)
+		}
+	}
+	for i, h := range hooks {
+		seen := map[string]int{}
+		h.mu.Lock()
+		for _, hd := range h.headers {
+			seen[hd.Get(webhook.HeaderID)]++
+		}
+		h.mu.Unlock()
+		if len(seen) != 5 {
+			t.Errorf("url_%d got %d distinct webhook-ids, want 5", i, len(seen))
+		}
+	}
+}
+
+// TestRecheckedFanoutBatch: a fan-out batch (webhook events of several
+// domain events) is delivered target by target and acked once all are done;
+// marked with HeaderRecheck (the expander expanded its events again) it is
+// checked against the log first, though delivered for the first time, and
+// the jobs the log holds are not POSTed again.
+func TestRecheckedFanoutBatch(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	hooks, urls := hookServers(t, status(200), status(200))
+	cfg := e.addHub("hub1", urls...)
+	c := baseConfig(e.prefix, 0, 20*ms)
+	for _, recheck := range []bool{false, true} {
+		base := 10
+		if recheck {
+			base = 20
+		}
+		m, err := eventbus.NewFanoutBatchMsg("hub1", []*deliveryv1.DeliveryFanout{
+			fanoutOf(t, cfg, base, urls...), fanoutOf(t, cfg, base+1, urls...), fanoutOf(t, cfg, base+2, urls...)})
+		if recheck && err == nil {
+			m.Header.Set(eventbus.HeaderRecheck, "1")
+		}
+		e.publish(t, m, err)
+	}
+	// The log holds the first target of each webhook event of the rechecked
+	// batch, and of the other (which must not be asked about).
+	var calls atomic.Int32
+	e.eventLog = eventLogFunc(func(_ context.Context, hub string, ids []string, attempts []int32) ([]bool, error) {
+		calls.Add(1)
+		got := make([]bool, len(ids))
+		for i := range ids {
+			got[i] = i%2 == 0
+		}
+		return got, nil
+	})
+	e.start(t, c, newSender(t))
+	poll.Until(t, 15*time.Second, "both messages acked", func() bool {
+		return e.consumerDrained(t) && hooks[0].count()+hooks[1].count() == 9
+	})
+	if n0, n1 := hooks[0].count(), hooks[1].count(); n0 != 3 || n1 != 6 {
+		t.Errorf("url_0 got %d POSTs, url_1 %d: want 3 (the plain batch) and 6 (both)", n0, n1)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the log was asked %d times, want once (about the rechecked batch)", n)
+	}
+}
