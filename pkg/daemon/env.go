@@ -37,6 +37,19 @@ func envInteger(key string, def int64, bits int) (int64, error) {
 	return n, nil
 }
 
+// EnvFloat is Env for decimal numbers.
+func EnvFloat(key string, def float64) (float64, error) {
+	v := Env(key, "")
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return def, fmt.Errorf("%s=%q: not a number", key, v)
+	}
+	return f, nil
+}
+
 // EnvBool is Env for booleans (1, true, yes, on / 0, false, no, off).
 func EnvBool(key string, def bool) (bool, error) {
 	v := strings.ToLower(Env(key, ""))

@@ -236,6 +236,7 @@ func TestAttemptBatchSharesBodies(t *testing.T) {
 	full.Job.Test, full.Job.RedeliveryOf, full.Job.Deferrals = true, "dlv_old", 2
 	full.Job.FirstAttemptAt = timestamppb.New(time.Unix(1764158402, 0))
 	full.Job.EventArrivedAt = timestamppb.New(time.Unix(1764158399, 0))
+	full.Job.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	full.NextAttemptAt = timestamppb.New(time.Unix(1764158500, 0))
 	for _, m := range []proto.Message{full, full.Job} {
 		fields := m.ProtoReflect().Descriptor().Fields()
@@ -345,6 +346,7 @@ func TestFanoutRoundTrip(t *testing.T) {
 	base.Test, base.RedeliveryOf, base.Deferrals = true, "dlv_old", 2
 	base.FirstAttemptAt = timestamppb.New(time.Unix(1764158402, 0))
 	base.EventArrivedAt = timestamppb.New(time.Unix(1764158399, 0))
+	base.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	// Every field of DeliveryJob must be set on base or on a target, so a
 	// field added later and not copied by DecodeJobs fails this test.
 	targetFields := map[string]bool{"delivery_id": true, "url_id": true, "url": true}

@@ -41,6 +41,11 @@ func jobMsgID(job *deliveryv1.DeliveryJob) string {
 	return string(id)
 }
 
+// HeaderTraceParent is the W3C trace context header. A message of one
+// fan-out carries its job's trace_parent in it too; a batch of several
+// cannot (each job keeps its own in trace_parent).
+const HeaderTraceParent = "traceparent"
+
 // NewFanoutMsg encodes one webhook event for several URLs of a hub as one
 // message on DeliverySubject(hub), Content-Type ContentTypeDeliveryFanout,
 // Nats-Msg-Id = "fan." + webhook_event_id + "." + attempt. One message
@@ -58,7 +63,11 @@ func NewFanoutMsg(f *deliveryv1.DeliveryFanout) (*nats.Msg, error) {
 		return nil, fmt.Errorf("encode delivery fanout: %w", err)
 	}
 	id := "fan." + job.GetWebhookEventId() + "." + strconv.Itoa(int(job.GetAttempt()))
-	return newDedupMsg(DeliverySubject(job.GetHubId()), ContentTypeDeliveryFanout, id, b), nil
+	m := newDedupMsg(DeliverySubject(job.GetHubId()), ContentTypeDeliveryFanout, id, b)
+	if tp := job.GetTraceParent(); tp != "" {
+		m.Header.Set(HeaderTraceParent, tp) // W3C trace context, as pkg/tracing reads it
+	}
+	return m, nil
 }
 
 // NewFanoutBatchMsg encodes several DeliveryFanouts, all of hubID, as one
@@ -180,5 +189,6 @@ func jobWith(base *deliveryv1.DeliveryJob, deliveryID, urlID, url string, body [
 		FirstAttemptAt:  base.GetFirstAttemptAt(),
 		Deferrals:       base.GetDeferrals(),
 		EventArrivedAt:  base.GetEventArrivedAt(),
+		TraceParent:     base.GetTraceParent(),
 	}
 }

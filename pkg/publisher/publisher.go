@@ -9,11 +9,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hubhooks/hubhooks/pkg/cascade"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/tracing"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 )
 
@@ -126,12 +129,21 @@ func New(js jetstream.JetStream, opts ...Option) (*Publisher, error) {
 // Nats-Msg-Id = ev.Id and waits for the JetStream ack, retrying transient
 // failures. A validation error wraps ErrInvalidEvent and is returned at once.
 // The returned ack has Duplicate set when JetStream already had the event.
-func (p *Publisher) Publish(ctx context.Context, ev *eventsv1.DomainEvent) (*jetstream.PubAck, error) {
+func (p *Publisher) Publish(ctx context.Context, ev *eventsv1.DomainEvent) (ack *jetstream.PubAck, err error) {
 	if err := validate(ev, p.rules); err != nil {
 		return nil, err
 	}
+	// A producer span whose W3C trace context travels in the message
+	// headers: the expander's span, and every delivery's, continue it.
+	ctx, span := tracing.Tracer().Start(ctx, "publish "+ev.GetType(), trace.WithSpanKind(trace.SpanKindProducer))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	msg := nats.NewMsg(ev.GetType())
-	var err error
+	tracing.Inject(ctx, msg.Header)
 	if p.json {
 		msg.Data, err = protojson.Marshal(ev)
 		msg.Header.Set(eventbus.HeaderContentType, eventbus.ContentTypeJSON)
@@ -150,7 +162,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *eventsv1.DomainEvent) (*jet
 	backoff := p.backoff
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, p.timeout)
-		ack, err := p.js.PublishMsg(actx, msg, jetstream.WithExpectStream(eventbus.StreamEvents), jetstream.WithRetryAttempts(0))
+		ack, err = p.js.PublishMsg(actx, msg, jetstream.WithExpectStream(eventbus.StreamEvents), jetstream.WithRetryAttempts(0))
 		cancel()
 		if err == nil {
 			return ack, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -81,12 +82,21 @@ func Setup(ctx context.Context, cfg Config) (stop func(context.Context) error, e
 	}, nil
 }
 
+// enabled is set once a tracer provider is installed.
+var enabled atomic.Bool
+
 // Install makes tp the global tracer provider and the W3C trace context
 // the global propagator (Setup does it for OTLP; tests give a recorder).
 func Install(tp trace.TracerProvider) {
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	enabled.Store(true)
 }
+
+// Enabled reports whether a tracer provider was installed: instrumentation
+// whose cost matters when tracing is off (the HTTP client's spans, the
+// logger's span per record) is only set up then.
+func Enabled() bool { return enabled.Load() }
 
 // Tracer is hubhooks' tracer of the global provider.
 func Tracer() trace.Tracer { return otel.Tracer(instrumentation) }

@@ -21,9 +21,15 @@ func TestTraceContext(t *testing.T) {
 		t.Fatalf("tracing off: headers %v, traceparent %q, recording %v", h, tracing.TraceParent(off), span.IsRecording())
 	}
 	span.End()
+	if tracing.Enabled() {
+		t.Fatal("Enabled before Install")
+	}
 
 	rec := tracetest.NewSpanRecorder()
 	tracing.Install(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	if !tracing.Enabled() {
+		t.Fatal("not Enabled after Install")
+	}
 	pub, span := tracing.Tracer().Start(ctx, "publish")
 	tracing.Inject(pub, h)
 	if h.Get("traceparent") == "" {

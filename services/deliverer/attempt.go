@@ -6,8 +6,12 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hubhooks/hubhooks/pkg/tracing"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -69,7 +73,10 @@ func (s *Service) failFast(msg jobMsg, job *deliveryv1.DeliveryJob, err error) {
 		return
 	}
 	started := startAttempt(job)
-	rec, ok := s.conclude(msg, job, s.notPosted(job, err), started)
+	_, span := attemptSpan(s.workCtx, job)
+	res := s.notPosted(job, err)
+	endAttemptSpan(span, res)
+	rec, ok := s.conclude(msg, job, res, started)
 	if ok {
 		s.recordAndSettle(msg, job, rec, "")
 	}
@@ -122,14 +129,16 @@ func (s *Service) hubConfig(job *deliveryv1.DeliveryJob) (*hubhooksv1.HubConfig,
 // post POSTs job through the circuit breaker of its URL (lane key), which
 // counts the result, and returns the result complete with its request and
 // response. An open breaker fails the attempt without a POST.
-func (s *Service) post(job *deliveryv1.DeliveryJob, lane string, secrets []string) webhook.Result {
+func (s *Service) post(job *deliveryv1.DeliveryJob, lane string, secrets []string) (res webhook.Result) {
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
+	ctx, span := attemptSpan(s.workCtx, job)
+	defer func() { endAttemptSpan(span, res) }()
 	done, err := s.breakers.allow(lane, job.GetHubId(), job.GetUrlId())
 	if err != nil {
 		return s.notPosted(job, err)
 	}
-	res := s.sender.Send(s.workCtx, webhook.Request{
+	res = s.sender.Send(ctx, webhook.Request{
 		URL: job.GetUrl(), WebhookID: job.GetWebhookEventId(), Body: job.GetBody(), Secrets: secrets,
 		OmitRecordedBody: true, // the body sent is the job's (see AttemptRecorded.request)
 	})
@@ -145,6 +154,37 @@ func (s *Service) post(job *deliveryv1.DeliveryJob, lane string, secrets []strin
 	done(breakerFailure(res, s.workCtx.Err() != nil))
 	s.metrics.latency.WithLabelValues(latencyResult(res)).Observe(res.Duration.Seconds())
 	return res
+}
+
+// attemptSpan starts the span of one attempt, a child of the job's trace
+// (DeliveryJob.trace_parent); the webhook client's HTTP span goes under it.
+// With tracing off it is a no-op span and ctx is returned as it is.
+func attemptSpan(ctx context.Context, job *deliveryv1.DeliveryJob) (context.Context, trace.Span) {
+	ctx, span := tracing.Tracer().Start(tracing.WithTraceParent(ctx, job.GetTraceParent()), "deliver attempt")
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("hubhooks.hub_id", job.GetHubId()),
+			attribute.String("hubhooks.delivery_id", job.GetDeliveryId()),
+			attribute.String("hubhooks.webhook_event_id", job.GetWebhookEventId()),
+			attribute.String("hubhooks.event_type", job.GetEventType()),
+			attribute.Int("hubhooks.attempt", int(job.GetAttempt())),
+		)
+	}
+	return ctx, span
+}
+
+// endAttemptSpan ends an attempt's span with its outcome.
+func endAttemptSpan(span trace.Span, res webhook.Result) {
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
+		switch {
+		case res.Err != nil:
+			span.SetStatus(codes.Error, res.Err.Error())
+		case res.StatusCode < 200 || res.StatusCode > 299:
+			span.SetStatus(codes.Error, http.StatusText(res.StatusCode))
+		}
+	}
+	span.End()
 }
 
 // notPosted is the result of an attempt failed fast with err: the request

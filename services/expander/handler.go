@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/hubid"
 	"github.com/hubhooks/hubhooks/pkg/publisher"
+	"github.com/hubhooks/hubhooks/pkg/tracing"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -122,10 +125,17 @@ func (s *Service) handleSafely(ctx context.Context, p *pending) (err error) {
 	if p.err != nil {
 		return p.err
 	}
+	// The expansion is a span under the publisher's (its trace context in
+	// the message headers); the jobs carry it on (DeliveryJob.trace_parent).
+	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, p.msg.Headers()), "expand "+p.msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
 	defer func() {
 		if r := recover(); r != nil {
 			s.cfg.Log.Error("expander: panic while handling an event", "subject", p.msg.Subject(), "panic", r, "stack", string(debug.Stack()))
 			err = permanent(ReasonPanic, "%v", r)
+		}
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
 		}
 	}()
 	return s.handle(ctx, p.msg, p.ev)
@@ -305,6 +315,11 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 	if skip != "" {
 		s.m.skipped.WithLabelValues(skip).Inc()
 		return nil
+	}
+	if tp := tracing.TraceParent(ctx); tp != "" {
+		for _, f := range fanouts {
+			f.GetJob().TraceParent = tp
+		}
 	}
 	jobs, size := 0, 0
 	for _, f := range fanouts {

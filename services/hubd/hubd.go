@@ -87,6 +87,12 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 	}
 	h.NATSURL = natsURL
 
+	stopTracing, err := p.StartTracing(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, stopTracing)
+
 	nc, js, err := p.NATS(natsURL, natsOpts...)
 	if err != nil {
 		return fail(err)

@@ -7,8 +7,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/tracing"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
 )
@@ -158,6 +162,7 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) bool {
 	defer cancel()
 	start := time.Now()
 	res, err := s.write(wctx, recs)
+	traceRecords(recs, start, err)
 	if err != nil {
 		s.m.writeErrors.Inc()
 		delay := s.backoff(2)
@@ -184,6 +189,29 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) bool {
 // maxWrite bounds the records of one Store.Write call (one Lua script call
 // per hub): a fetched batch of batch messages is written in parts.
 const maxWrite = 512
+
+// traceRecords gives each record written (or not) from start on a span in
+// its delivery's trace, when tracing is on: the records of one write belong
+// to many traces, so each gets its own span over the same write.
+func traceRecords(recs []*deliveryv1.AttemptRecorded, start time.Time, err error) {
+	if !tracing.Enabled() {
+		return
+	}
+	end := time.Now()
+	for _, rec := range recs {
+		job := rec.GetJob()
+		if job.GetTraceParent() == "" {
+			continue
+		}
+		_, span := tracing.Tracer().Start(tracing.WithTraceParent(context.Background(), job.GetTraceParent()), "log attempt",
+			trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("hubhooks.delivery_id", job.GetDeliveryId()), attribute.Int("hubhooks.attempt", int(rec.GetAttempt()))))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End(trace.WithTimestamp(end))
+	}
+}
 
 func (s *Service) write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (logstore.WriteResult, error) {
 	var total logstore.WriteResult

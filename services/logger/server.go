@@ -14,6 +14,7 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/hubid"
+	"github.com/hubhooks/hubhooks/pkg/tracing"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -116,7 +117,7 @@ func (g *server) GetEventLog(ctx context.Context, req *hubhooksv1.GetEventLogReq
 	if err != nil {
 		return nil, g.toStatus(ctx, "get event log", err)
 	}
-	return &hubhooksv1.GetEventLogResponse{EventLog: e.Log, Attempts: e.Attempts, RequestBody: string(e.Job.GetBody())}, nil
+	return &hubhooksv1.GetEventLogResponse{EventLog: e.Log, Attempts: e.Attempts, RequestBody: string(e.Job.GetBody()), TraceId: tracing.TraceID(e.Job.GetTraceParent())}, nil
 }
 
 // Redeliver makes a new delivery of an entry's webhook event to the same

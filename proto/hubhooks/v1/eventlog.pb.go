@@ -721,7 +721,11 @@ type GetEventLogResponse struct {
 	Attempts []*Attempt `protobuf:"bytes,2,rep,name=attempts,proto3" json:"attempts,omitempty"`
 	// request_body is the JSON body the delivery sends (of its latest run),
 	// given once for every attempt.
-	RequestBody   string `protobuf:"bytes,3,opt,name=request_body,json=requestBody,proto3" json:"request_body,omitempty"`
+	RequestBody string `protobuf:"bytes,3,opt,name=request_body,json=requestBody,proto3" json:"request_body,omitempty"`
+	// trace_id is the OpenTelemetry trace (32 hex digits) the delivery's
+	// attempts belong to, from the publisher on when it sent a trace context;
+	// empty when tracing was off.
+	TraceId       string `protobuf:"bytes,4,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -773,6 +777,13 @@ func (x *GetEventLogResponse) GetAttempts() []*Attempt {
 func (x *GetEventLogResponse) GetRequestBody() string {
 	if x != nil {
 		return x.RequestBody
+	}
+	return ""
+}
+
+func (x *GetEventLogResponse) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
 	}
 	return ""
 }
@@ -1046,11 +1057,12 @@ const file_hubhooks_v1_eventlog_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\";\n" +
 	"\x12GetEventLogRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x9e\x01\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xb9\x01\n" +
 	"\x13GetEventLogResponse\x122\n" +
 	"\tevent_log\x18\x01 \x01(\v2\x15.hubhooks.v1.EventLogR\beventLog\x120\n" +
 	"\battempts\x18\x02 \x03(\v2\x14.hubhooks.v1.AttemptR\battempts\x12!\n" +
-	"\frequest_body\x18\x03 \x01(\tR\vrequestBody\"9\n" +
+	"\frequest_body\x18\x03 \x01(\tR\vrequestBody\x12\x19\n" +
+	"\btrace_id\x18\x04 \x01(\tR\atraceId\"9\n" +
 	"\x10RedeliverRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"G\n" +

@@ -29,6 +29,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/configcache"
 	"github.com/hubhooks/hubhooks/pkg/daemon"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/tracing"
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -267,6 +268,26 @@ func (p *Parts) ConfigCache(conn *grpc.ClientConn) (*configcache.Cache, error) {
 	return c, nil
 }
 
+// StartTracing sets up OpenTelemetry tracing from the settings (OTLP to
+// HUBHOOKS_OTLP_ENDPOINT; nothing when it is unset) before the parts that
+// trace are built. stop flushes the spans; call it at exit.
+func (p *Parts) StartTracing(ctx context.Context) (stop func(), err error) {
+	shutdown, err := tracing.Setup(ctx, tracing.Config{
+		Endpoint: p.Settings.OTLPEndpoint, Insecure: p.Settings.OTLPInsecure, Service: p.Name, SampleRatio: p.Settings.TraceSampleRatio,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.Settings.OTLPEndpoint != "" {
+		p.Log.Info("tracing on", "otlp_endpoint", p.Settings.OTLPEndpoint, "sample_ratio", p.Settings.TraceSampleRatio)
+	}
+	return func() {
+		if err := shutdown(context.Background()); err != nil {
+			p.Log.Warn("tracing: flush at exit", "err", err)
+		}
+	}, nil
+}
+
 // Guard is the URL guard from HUBHOOKS_ALLOWED_CIDRS and HUBHOOKS_HTTPS_ONLY.
 func (p *Parts) Guard() (*urlguard.Guard, error) {
 	return urlguard.New(urlguard.WithAllowedCIDRs(p.Settings.AllowedCIDRs...), urlguard.WithHTTPSOnly(p.Settings.HTTPSOnly))
@@ -275,6 +296,9 @@ func (p *Parts) Guard() (*urlguard.Guard, error) {
 // Sender is the webhook client every POST goes through.
 func (p *Parts) Sender(g *urlguard.Guard) (*webhook.Client, error) {
 	opts := []webhook.ClientOption{webhook.WithGuard(g)}
+	if tracing.Enabled() {
+		opts = append(opts, webhook.WithTracing())
+	}
 	if p.Settings.WebhookTimeout > 0 {
 		opts = append(opts, webhook.WithTimeout(p.Settings.WebhookTimeout))
 	}
@@ -372,6 +396,8 @@ type Infra struct {
 	NC    *nats.Conn
 	JS    jetstream.JetStream
 	Redis redis.UniversalClient
+
+	stopTracing func()
 }
 
 // Connect connects to the NATS of the settings and, with withRedis, to
@@ -381,26 +407,33 @@ func (p *Parts) Connect(ctx context.Context, withRedis bool) (*Infra, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, js, err := p.NATS(p.Settings.NATSURL, creds...)
+	stopTracing, err := p.StartTracing(ctx)
 	if err != nil {
 		return nil, err
 	}
-	in := &Infra{NC: nc, JS: js}
+	nc, js, err := p.NATS(p.Settings.NATSURL, creds...)
+	if err != nil {
+		stopTracing()
+		return nil, err
+	}
+	in := &Infra{NC: nc, JS: js, stopTracing: stopTracing}
 	if withRedis {
 		if in.Redis, err = p.Redis(ctx); err != nil {
 			nc.Close()
+			stopTracing()
 			return nil, err
 		}
 	}
 	return in, nil
 }
 
-// Close drains NATS and closes Redis.
+// Close drains NATS, closes Redis and flushes the traces.
 func (in *Infra) Close() {
 	DrainNATS(in.NC)
 	if in.Redis != nil {
 		_ = in.Redis.Close()
 	}
+	in.stopTracing()
 }
 
 // Main runs a binary: run gets a context that ends on SIGINT or SIGTERM and

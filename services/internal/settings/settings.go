@@ -92,6 +92,11 @@ type Settings struct {
 	MaxEventBytes       int
 	BulkRate            int
 	BulkMaxBacklog      int
+
+	// Tracing (pkg/tracing): no OTLP endpoint leaves it off.
+	OTLPEndpoint     string
+	OTLPInsecure     bool
+	TraceSampleRatio float64
 }
 
 // Defaults are the per-binary defaults that differ between binaries.
@@ -146,6 +151,13 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	httpsOnly, err := daemon.EnvBool("HUBHOOKS_HTTPS_ONLY", false)
 	errs = append(errs, err)
 	fs.BoolVar(&s.HTTPSOnly, "https-only", httpsOnly, "refuse plain-http callback URLs (HUBHOOKS_HTTPS_ONLY)")
+	str(&s.OTLPEndpoint, "otlp-endpoint", "HUBHOOKS_OTLP_ENDPOINT", "", "OTLP/gRPC collector (host:port) to send traces to; unset: tracing off")
+	otlpInsecure, err := daemon.EnvBool("HUBHOOKS_OTLP_INSECURE", false)
+	errs = append(errs, err)
+	fs.BoolVar(&s.OTLPInsecure, "otlp-insecure", otlpInsecure, "send OTLP without TLS (HUBHOOKS_OTLP_INSECURE)")
+	ratio, err := daemon.EnvFloat("HUBHOOKS_TRACE_SAMPLE_RATIO", 1)
+	errs = append(errs, err)
+	fs.Float64Var(&s.TraceSampleRatio, "trace-sample-ratio", ratio, "share of new traces recorded, 0 to 1; a trace begun by the publisher keeps its decision (HUBHOOKS_TRACE_SAMPLE_RATIO)")
 	pprof, err := daemon.EnvBool("HUBHOOKS_PPROF", false)
 	errs = append(errs, err)
 	fs.BoolVar(&s.Pprof, "pprof", pprof, "serve /debug/pprof on the HTTP address (HUBHOOKS_PPROF)")
@@ -258,6 +270,9 @@ func (s *Settings) Validate() error {
 		}
 	}
 	errs = append(errs, s.Redis().Validate())
+	if s.TraceSampleRatio < 0 || s.TraceSampleRatio > 1 {
+		errs = append(errs, fmt.Errorf("trace-sample-ratio %v: must be between 0 and 1", s.TraceSampleRatio))
+	}
 	if s.SecretGrace < 0 {
 		errs = append(errs, errors.New("secret-grace must not be negative"))
 	}

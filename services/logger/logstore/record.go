@@ -193,6 +193,7 @@ func metadata(rec *deliveryv1.AttemptRecorded) *deliveryv1.DeliveryJob {
 		Test:            j.GetTest(),
 		RedeliveryOf:    j.GetRedeliveryOf(),
 		EventArrivedAt:  j.GetEventArrivedAt(),
+		TraceParent:     j.GetTraceParent(),
 		// Left out, they change per attempt: attempt, config_version,
 		// first_attempt_at, deferrals.
 	}

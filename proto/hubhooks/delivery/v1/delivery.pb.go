@@ -63,8 +63,12 @@ type DeliveryJob struct {
 	// hub's triggers were last switched on is cancelled: the triggers were off
 	// at some point after it arrived.
 	EventArrivedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=event_arrived_at,json=eventArrivedAt,proto3" json:"event_arrived_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// trace_parent is the W3C traceparent of the span that made this job (the
+	// expander's, under the publisher's when it sent one); each attempt's span
+	// is its child. Empty when tracing is off.
+	TraceParent   string `protobuf:"bytes,18,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeliveryJob) Reset() {
@@ -214,6 +218,13 @@ func (x *DeliveryJob) GetEventArrivedAt() *timestamppb.Timestamp {
 		return x.EventArrivedAt
 	}
 	return nil
+}
+
+func (x *DeliveryJob) GetTraceParent() string {
+	if x != nil {
+		return x.TraceParent
+	}
+	return ""
 }
 
 // AttemptRecorded tells the logger about one attempt (or a cancellation) of
@@ -456,7 +467,7 @@ var File_hubhooks_delivery_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\n" +
-	"#hubhooks/delivery/v1/delivery.proto\x12\x14hubhooks.delivery.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18hubhooks/v1/common.proto\"\xfe\x04\n" +
+	"#hubhooks/delivery/v1/delivery.proto\x12\x14hubhooks.delivery.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18hubhooks/v1/common.proto\"\xa1\x05\n" +
 	"\vDeliveryJob\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x15\n" +
@@ -478,7 +489,8 @@ const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\rredelivery_of\x18\x0e \x01(\tR\fredeliveryOf\x12D\n" +
 	"\x10first_attempt_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstAttemptAt\x12\x1c\n" +
 	"\tdeferrals\x18\x10 \x01(\x05R\tdeferrals\x12D\n" +
-	"\x10event_arrived_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x0eeventArrivedAt\"\xa0\x03\n" +
+	"\x10event_arrived_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x0eeventArrivedAt\x12!\n" +
+	"\ftrace_parent\x18\x12 \x01(\tR\vtraceParent\"\xa0\x03\n" +
 	"\x0fAttemptRecorded\x123\n" +
 	"\x03job\x18\x01 \x01(\v2!.hubhooks.delivery.v1.DeliveryJobR\x03job\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x123\n" +
