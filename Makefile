@@ -15,7 +15,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 PROTOC_GEN_GO_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
 GRPC_GATEWAY_VERSION := v2.34.0
 
-.PHONY: all build run test test-race vet fmt fmt-check proto proto-check tools fuzz chaos cluster bench clean redis
+.PHONY: all build run test test-race vet fmt fmt-check proto proto-check tools fuzz chaos cluster bench clean redis screenshots
 
 all: build
 
@@ -94,6 +94,9 @@ chaos: build redis ## the crash/outage test against the real binaries (short ver
 
 cluster: redis ## NATS cluster and Redis failover faults at length (leader kills, R1 -> R3, rolling restarts, primaries killed); short versions in make test
 	HUBHOOKS_CLUSTER=long $(GO) test -count=1 -timeout 60m -run 'TestNATSCluster|TestRedisFailover' -v ./services/e2e/...
+
+screenshots: redis ## run the console's browser test and save its screenshots into docs/console (docs/console.md shows them)
+	HUBHOOKS_UPDATE_SCREENSHOTS=1 $(GO) test -count=1 -run 'TestConsoleInBrowser' -v ./services/gateway/
 
 bench: build redis ## load test: hubd and its ceilings; see docs/performance.md
 	$(BIN)/hubbench $(BENCH_FLAGS)
