@@ -311,7 +311,7 @@ func TestConsoleInBrowser(t *testing.T) {
 // a hub domain does.
 func publishEvent(t *testing.T, h *testHubd, id string) {
 	t.Helper()
-	nc, err := nats.Connect(h.proc.NATSURL)
+	nc, err := nats.Connect(h.proc.PublisherURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,8 @@
 //	logger     ensure HUBHOOKS_ATTEMPTS, HUBHOOKS_DELIVERIES; consume HUBHOOKS_ATTEMPTS as
 //	           "logger"; and for OperationsService: read the state of the consumer
 //	           "deliverer" (recovery's pace), read HUBHOOKS_EVENTS with ordered consumers
-//	           of its own (replay; never the expander's), publish delivery jobs
+//	           of its own (replay; never the expander's), publish delivery jobs; publish
+//	           and subscribe to the event log's change notices (TailEventLogs)
 //	hubd       all four services in one process
 //
 // "Ensure" is creating, updating and reading a stream's or a consumer's
@@ -99,11 +100,13 @@ type use struct {
 	watch   []consumer // other services' consumers whose state it reads
 	replay  []string   // streams it reads from a point in time, with ordered consumers of its own
 	publish []string   // subjects it publishes to
+	listen  []string   // core NATS subjects it subscribes to (besides its inbox)
 }
 
 var (
 	deliveries = eventbus.DeliverySubject("*")
 	attempts   = eventbus.AttemptSubject("*")
+	logChanged = eventbus.LogChangedSubject("*")
 )
 
 var uses = map[Role]use{
@@ -129,7 +132,8 @@ var uses = map[Role]use{
 		consume: []consumer{{eventbus.StreamAttempts, eventbus.ConsumerLogger}},
 		watch:   []consumer{{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer}},
 		replay:  []string{eventbus.StreamEvents},
-		publish: []string{deliveries},
+		publish: []string{deliveries, logChanged},
+		listen:  []string{logChanged},
 	},
 }
 
@@ -142,6 +146,7 @@ func init() {
 		all.watch = append(all.watch, u.watch...)
 		all.replay = append(all.replay, u.replay...)
 		all.publish = append(all.publish, u.publish...)
+		all.listen = append(all.listen, u.listen...)
 	}
 	uses[Hubd] = all
 }
@@ -161,7 +166,7 @@ func For(r Role, domainSubjects []string) (Permissions, error) {
 		return Permissions{}, fmt.Errorf("natsauth: unknown role %q", r)
 	}
 	p := u.permissions()
-	p.Subscribe = []string{InboxPrefix(r) + ".>"}
+	p.Subscribe = append([]string{InboxPrefix(r) + ".>"}, u.listen...)
 	return p, nil
 }
 

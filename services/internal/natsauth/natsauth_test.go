@@ -2,6 +2,7 @@ package natsauth_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -222,8 +223,10 @@ func TestPermissionsOfHubdAreTheServices(t *testing.T) {
 			t.Errorf("a service may publish %s, hubd may not", s)
 		}
 	}
-	if len(hubd.Subscribe) != 1 || hubd.Subscribe[0] != natsauth.InboxPrefix(natsauth.Hubd)+".>" {
-		t.Errorf("hubd subscribes %v, want its inbox only", hubd.Subscribe)
+	// Its inbox, and the core NATS subjects the services listen to (the
+	// logger's change notices).
+	if want := []string{natsauth.InboxPrefix(natsauth.Hubd) + ".>", eventbus.LogChangedSubject("*")}; !slices.Equal(hubd.Subscribe, want) {
+		t.Errorf("hubd subscribes %v, want %v", hubd.Subscribe, want)
 	}
 	if _, err := natsauth.For(natsauth.Publisher, nil); err == nil {
 		t.Error("a publisher without domain subjects was accepted")
