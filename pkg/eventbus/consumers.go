@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,11 +32,41 @@ func ConsumerConfig(name string, ackWait time.Duration, maxAckPending int) jetst
 	}
 }
 
-// EnsureConsumer creates or updates a durable consumer, retrying like Ensure.
+// EnsureConsumer creates or updates a durable consumer, retrying like
+// Ensure. An existing consumer keeps where it starts (cfg's deliver policy
+// and start apply to a new one only: JetStream cannot change them).
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
-	c, err := whileUnavailable(ctx, func() (jetstream.Consumer, error) { return js.CreateOrUpdateConsumer(ctx, stream, cfg) })
+	c, err := whileUnavailable(ctx, func() (jetstream.Consumer, error) {
+		cfg := cfg
+		cur, err := js.Consumer(ctx, stream, cfg.Durable)
+		switch {
+		case err == nil:
+			was := cur.CachedInfo().Config
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = was.DeliverPolicy, was.OptStartSeq, was.OptStartTime
+		case !errors.Is(err, jetstream.ErrConsumerNotFound):
+			return nil, err
+		}
+		return js.CreateOrUpdateConsumer(ctx, stream, cfg)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, stream, err)
 	}
 	return c, nil
+}
+
+// ErrConsumerGone is what CheckConsumer wraps when a durable consumer or its
+// stream does not exist.
+var ErrConsumerGone = errors.New("durable consumer gone")
+
+// CheckConsumer asks JetStream whether the durable consumer name of stream
+// exists: nil when it does, ErrConsumerGone (wrapping the server's answer,
+// jetstream.ErrConsumerNotFound or jetstream.ErrStreamNotFound) when it or
+// its stream does not, another error when JetStream cannot say. A service
+// whose fetches fail asks it to tell a deleted consumer from an outage.
+func CheckConsumer(ctx context.Context, js jetstream.JetStream, stream, name string) error {
+	_, err := js.Consumer(ctx, stream, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("%w: %s on %s: %w", ErrConsumerGone, name, stream, err)
+	}
+	return err
 }

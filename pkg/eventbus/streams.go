@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -169,4 +170,17 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfgs ...jetstream.Strea
 		}
 	}
 	return nil
+}
+
+// StreamInfo returns a stream's info, nil when the stream does not exist,
+// retrying like Ensure while JetStream is unavailable.
+func StreamInfo(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamInfo, error) {
+	st, err := whileUnavailable(ctx, func() (jetstream.Stream, error) { return js.Stream(ctx, name) })
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read stream %s: %w", name, err)
+	}
+	return st.CachedInfo(), nil
 }

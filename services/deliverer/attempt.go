@@ -101,7 +101,26 @@ func (s *Service) prepare(msg jobMsg, job *deliveryv1.DeliveryJob) (*hubhooksv1.
 		s.cancelJob(msg, job, reason)
 		return nil, false
 	}
+	s.toConfiguredURL(cfg, job)
 	return cfg, true
+}
+
+// toConfiguredURL points job at the URL its hub's config holds for its
+// url_id (cancelReason found it there). A job's own URL is never trusted:
+// a job changed on its way cannot send the hub's body, signature and
+// secret anywhere else, and a URL changed since the job was made is
+// followed.
+func (s *Service) toConfiguredURL(cfg *hubhooksv1.HubConfig, job *deliveryv1.DeliveryJob) {
+	for _, u := range cfg.GetCallbackUrls() {
+		if u.GetId() == job.GetUrlId() {
+			if u.GetUrl() != job.GetUrl() {
+				s.metrics.urlReplaced.Inc()
+				s.jobLog(job).Info("sending to the URL the hub's config holds for the job's url_id, not the job's own", "url_id", job.GetUrlId())
+				job.Url = u.GetUrl()
+			}
+			return
+		}
+	}
 }
 
 // startAttempt returns the attempt's start, which is the first attempt's

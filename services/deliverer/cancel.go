@@ -35,7 +35,7 @@ func cancelReason(cfg *hubhooksv1.HubConfig, job *deliveryv1.DeliveryJob) string
 		return "event triggers were switched off after the event arrived"
 	}
 	for _, u := range cfg.GetCallbackUrls() {
-		if (job.GetUrlId() != "" && u.GetId() == job.GetUrlId()) || (job.GetUrlId() == "" && u.GetUrl() == job.GetUrl()) {
+		if u.GetId() == job.GetUrlId() {
 			if job.GetTest() {
 				return "" // a test reaches a disabled or filtering URL too
 			}

@@ -3,12 +3,14 @@ package deliverer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/hubid"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
@@ -66,6 +68,12 @@ func (s *Service) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			s.metrics.handlingErrors.WithLabelValues("fetch").Inc()
 			s.log.Warn("fetch delivery jobs", "err", err)
+			cctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+			gone := eventbus.CheckConsumer(cctx, s.js, eventbus.StreamDeliveries, eventbus.ConsumerDeliverer)
+			cancel()
+			if errors.Is(gone, eventbus.ErrConsumerGone) {
+				cons = s.remake(ctx, cons, gone)
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -100,7 +108,7 @@ func (f *fetchSizer) observe(n int) { f.jobsPerMsg += (float64(n) - f.jobsPerMsg
 func (s *Service) dispatch(msg jetstream.Msg) int {
 	jobs, err := eventbus.DecodeJobs(msg.Headers(), msg.Data())
 	for i := 0; err == nil && i < len(jobs); i++ {
-		err = validJob(jobs[i])
+		err = validJob(msg.Subject(), jobs[i])
 	}
 	if err != nil {
 		s.poison(msg, err)
@@ -149,14 +157,20 @@ func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob) 
 	}
 }
 
-func validJob(job *deliveryv1.DeliveryJob) error {
+// validJob says what makes job, received on subject, one the deliverer
+// can never attempt: it is dead-lettered, not retried (a hub id
+// configsvc refuses would fail its config fetch forever).
+func validJob(subject string, job *deliveryv1.DeliveryJob) error {
+	if err := hubid.Validate(job.GetHubId()); err != nil {
+		return fmt.Errorf("job of delivery %q: hub_id: %w", job.GetDeliveryId(), err)
+	}
 	switch {
 	case job.GetDeliveryId() == "":
 		return errors.New("job without delivery_id")
-	case job.GetHubId() == "":
-		return errors.New("job without hub_id")
-	case job.GetUrl() == "":
-		return errors.New("job without url")
+	case job.GetUrlId() == "":
+		return errors.New("job without url_id")
+	case subject != eventbus.DeliverySubject(job.GetHubId()):
+		return fmt.Errorf("job of hub %q on the subject %q of another hub", job.GetHubId(), subject)
 	}
 	return nil
 }

@@ -20,6 +20,8 @@ type metrics struct {
 	parked           *prometheus.CounterVec
 	skippedRecorded  prometheus.Counter
 	poison           prometheus.Counter
+	urlReplaced      prometheus.Counter
+	consumerLost     prometheus.Counter
 	handlingErrors   *prometheus.CounterVec
 }
 
@@ -81,6 +83,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_deliverer_poison_jobs_total",
 			Help: "Undecodable or invalid jobs moved to the dead-letter stream.",
 		}),
+		urlReplaced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_job_url_replaced_total",
+			Help: "Jobs whose URL differed from the one the hub's config holds for their url_id: they were sent to the config's URL (a URL changed since the job was made, or a job altered on its way).",
+		}),
+		consumerLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_consumer_lost_total",
+			Help: "Times the deliverer found its durable consumer or the deliveries stream deleted and made it again.",
+		}),
 		handlingErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hubhooks_deliverer_errors_total",
 			Help: "Infrastructure errors while handling jobs (the job is retried), by stage.",
@@ -88,7 +98,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesPublished, m.dead, m.cancelled,
-		m.breakerChanges, m.queueFull, m.parked, m.skippedRecorded, m.poison, m.handlingErrors,
+		m.breakerChanges, m.queueFull, m.parked, m.skippedRecorded, m.poison, m.urlReplaced, m.consumerLost, m.handlingErrors,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register deliverer metrics: %w", err)

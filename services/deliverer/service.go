@@ -122,16 +122,10 @@ func (s *Service) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	o := s.cfg.StreamOptions
-	if err := eventbus.Ensure(ctx, s.js, eventbus.DeliveriesStreamConfig(o), eventbus.AttemptsStreamConfig(o), eventbus.DeadLettersStreamConfig(o)); err != nil {
-		return s.abort(ctx, err)
-	}
-	cons, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamDeliveries,
-		eventbus.ConsumerConfig(eventbus.ConsumerDeliverer, s.cfg.AckWait, s.cfg.MaxAckPending))
+	cons, err := s.ensure(ctx)
 	if err != nil {
 		return s.abort(ctx, err)
 	}
-	s.consumer.Store(&cons)
 	s.log.Info("deliverer started", "concurrency", s.cfg.Concurrency, "per_url", s.cfg.PerURLConcurrency,
 		"per_hub", s.cfg.PerHubConcurrency, "schedule", fmt.Sprint(s.cfg.Schedule))
 
@@ -147,6 +141,40 @@ func (s *Service) Run(ctx context.Context) error {
 	loops.Wait()
 	s.log.Info("deliverer stopped")
 	return nil
+}
+
+// ensure ensures the streams and the consumer.
+func (s *Service) ensure(ctx context.Context) (jetstream.Consumer, error) {
+	o := s.cfg.StreamOptions
+	if err := eventbus.Ensure(ctx, s.js, eventbus.DeliveriesStreamConfig(o), eventbus.AttemptsStreamConfig(o), eventbus.DeadLettersStreamConfig(o)); err != nil {
+		return nil, err
+	}
+	cons, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamDeliveries,
+		eventbus.ConsumerConfig(eventbus.ConsumerDeliverer, s.cfg.AckWait, s.cfg.MaxAckPending))
+	if err != nil {
+		return nil, err
+	}
+	s.consumer.Store(&cons)
+	return cons, nil
+}
+
+// remake makes the consumer (and the stream) again after a fetch found
+// them deleted, saying so loudly: no hubhooks identity may delete them.
+// The deliveries stream is a work queue, so a new consumer starts with
+// the jobs it still holds: nothing done is done again. It returns cons
+// when they exist after all, or cannot be made now.
+func (s *Service) remake(ctx context.Context, cons jetstream.Consumer, gone error) jetstream.Consumer {
+	s.metrics.consumerLost.Inc()
+	s.log.Error("the deliverer's consumer or the deliveries stream was deleted while the deliverer ran (no hubhooks identity may delete them: someone with the NATS rights did); making them again: a deleted stream's jobs are gone",
+		"stream", eventbus.StreamDeliveries, "consumer", eventbus.ConsumerDeliverer, "err", gone)
+	c, err := s.ensure(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("make the deliverer's consumer again", "err", err)
+		}
+		return cons
+	}
+	return c
 }
 
 // shutdown takes no new work, hands the queued jobs back to JetStream,

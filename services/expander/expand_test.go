@@ -385,9 +385,14 @@ func TestRedeliveryYieldsIdenticalJobs(t *testing.T) {
 	}
 
 	// Simulate a crash before the acks: stop, forget the consumer's progress
-	// and expand the same stored messages again.
+	// (a new consumer from the start of the stream: the expander itself
+	// makes a deleted one from the end) and expand the same stored
+	// messages again.
 	e.stop()
 	if err := e.js.DeleteConsumer(context.Background(), eventbus.StreamEvents, eventbus.ConsumerExpander); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eventbus.EnsureConsumer(context.Background(), e.js, eventbus.StreamEvents, eventbus.ConsumerConfig(eventbus.ConsumerExpander, 30*time.Second, 1024)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // let the duplicate window pass

@@ -19,6 +19,8 @@ type metrics struct {
 	seenErrors   prometheus.Counter
 	latency      prometheus.Histogram
 	readAhead    prometheus.Gauge
+	consumerLost prometheus.Counter
+	position     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -68,13 +70,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from receiving a domain event to acknowledging it.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		consumerLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_consumer_lost_total",
+			Help: "Times the expander found its durable consumer or the domain events stream deleted and made it again (see the ERROR log line for from where).",
+		}),
+		position: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hubhooks_expander_acked_through_sequence",
+			Help: "The domain events stream sequence through which the expander's consumer has acknowledged every event, as last read from JetStream: where the expander starts again should its consumer be deleted.",
+		}),
 		readAhead: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hubhooks_expander_read_ahead_events",
 			Help: "Domain events read from the stream and waiting for their hub's turn (the expander's backlog in this replica).",
 		}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.seenErrors, m.latency, m.readAhead} {
+	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.seenErrors, m.latency, m.readAhead, m.consumerLost, m.position} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -52,6 +52,7 @@ type Service struct {
 	m       *metrics
 
 	consumer atomic.Pointer[jetstream.Consumer]
+	position atomic.Uint64 // the consumer's ack floor as last read (trackPosition)
 	// seenPausedUntil (Unix ns) is when the seen memory is asked again
 	// after it failed.
 	seenPausedUntil atomic.Int64
@@ -124,31 +125,13 @@ func (s *Service) Ready(ctx context.Context) error {
 	return nil
 }
 
-func (s *Service) setup(ctx context.Context) (jetstream.Consumer, error) {
-	o := s.cfg.StreamOptions
-	if err := eventbus.Ensure(ctx, s.js,
-		eventbus.EventsStreamConfig(s.rules.StreamSubjects(), o),
-		eventbus.DeliveriesStreamConfig(o),
-		eventbus.DeadLettersStreamConfig(o),
-	); err != nil {
-		return nil, err
-	}
-	c, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamEvents,
-		eventbus.ConsumerConfig(eventbus.ConsumerExpander, s.cfg.AckWait, s.cfg.MaxAckPending))
-	if err != nil {
-		return nil, err
-	}
-	s.consumer.Store(&c)
-	return c, nil
-}
-
 // Run ensures the streams and the consumer, waits for the config cache, and
 // expands domain events until ctx ends. Then it stops pulling, finishes the
 // events in flight (each bounded by PublishTimeout) and returns nil. It
 // returns an error only when the set-up fails for a reason other than ctx.
 func (s *Service) Run(ctx context.Context) error {
 	log := s.cfg.Log.With("service", "expander")
-	cons, err := s.setup(ctx)
+	cons, err := s.setup(ctx, false, 0)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -186,6 +169,7 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { s.heartbeat(ctx, q) })
+	wg.Go(func() { s.trackPosition(ctx, log) })
 	handler := func(msg jetstream.Msg) {
 		p := s.read(msg)
 		s.m.readAhead.Inc()
@@ -226,7 +210,7 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 		// The consumer may have been deleted: ensure it again.
-		if c, err := s.setup(ctx); err == nil {
+		if c, err := s.setup(ctx, true, s.position.Load()); err == nil {
 			cons = c
 		} else if ctx.Err() == nil {
 			log.Warn("expander re-create consumer", "err", err)

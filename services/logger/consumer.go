@@ -33,8 +33,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	cons, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamAttempts,
-		eventbus.ConsumerConfig(eventbus.ConsumerLogger, s.cfg.AckWait, s.cfg.MaxAckPending))
+	cons, err := s.ensureConsumer(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -53,6 +52,7 @@ func (s *Service) Run(ctx context.Context) error {
 			if failures == 1 || failures%20 == 0 {
 				s.log.Warn("fetch attempts failed; retrying", "err", err, "failures", failures)
 			}
+			cons = s.remakeIfGone(ctx, cons)
 			s.sleep(ctx, s.backoff(failures))
 			continue
 		}
@@ -67,6 +67,39 @@ func (s *Service) Run(ctx context.Context) error {
 		s.sleep(ctx, s.backoff(failures))
 	}
 	return nil
+}
+
+func (s *Service) ensureConsumer(ctx context.Context) (jetstream.Consumer, error) {
+	return eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamAttempts,
+		eventbus.ConsumerConfig(eventbus.ConsumerLogger, s.cfg.AckWait, s.cfg.MaxAckPending))
+}
+
+// remakeIfGone makes the consumer (and the streams) again when a failed
+// fetch was because they were deleted, saying so loudly: no hubhooks
+// identity may delete them. The attempts stream is a work queue, so a new
+// consumer starts with the records it still holds: nothing stored is
+// stored again. It returns cons otherwise, or when they cannot be made now.
+func (s *Service) remakeIfGone(ctx context.Context, cons jetstream.Consumer) jetstream.Consumer {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	gone := eventbus.CheckConsumer(cctx, s.js, eventbus.StreamAttempts, eventbus.ConsumerLogger)
+	cancel()
+	if !errors.Is(gone, eventbus.ErrConsumerGone) {
+		return cons
+	}
+	s.m.consumerLost.Inc()
+	s.log.Error("the logger's consumer or the attempts stream was deleted while the logger ran (no hubhooks identity may delete them: someone with the NATS rights did); making them again: a deleted stream's records are gone",
+		"stream", eventbus.StreamAttempts, "consumer", eventbus.ConsumerLogger, "err", gone)
+	if err := s.ensureStreams(ctx); err != nil {
+		return cons
+	}
+	c, err := s.ensureConsumer(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("make the logger's consumer again", "err", err)
+		}
+		return cons
+	}
+	return c
 }
 
 // fetch fetches up to BatchSize messages of at most BatchBytes in all,
@@ -241,6 +274,12 @@ func decode(msg jetstream.Msg) (recs []*deliveryv1.AttemptRecorded, invalid []er
 	for _, rec := range all {
 		if err := logstore.ValidateRecord(rec); err != nil {
 			invalid = append(invalid, err)
+			continue
+		}
+		if hub := rec.GetJob().GetHubId(); msg.Subject() != eventbus.AttemptSubject(hub) {
+			// Records are published on their own hub's subject; one that
+			// is not was not made by a deliverer or configsvc.
+			invalid = append(invalid, fmt.Errorf("record of hub %q on the subject %q of another hub", hub, msg.Subject()))
 			continue
 		}
 		recs = append(recs, rec)

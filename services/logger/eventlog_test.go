@@ -259,6 +259,33 @@ func TestConsumerTerminatesUndecodableAndGoesOn(t *testing.T) {
 	}
 }
 
+// TestConsumerRefusesRecordsOnAnotherHubsSubject: records travel on their
+// own hub's subject; one that claims another hub is dropped as invalid,
+// not filed into that hub's log.
+func TestConsumerRefusesRecordsOnAnotherHubsSubject(t *testing.T) {
+	e := start(t, logger.Config{})
+	ctx := context.Background()
+	m, err := eventbus.NewAttemptMsg(record(newJob("victim", "dlv_forged", time.Now()), 1, hubhooksv1.StatusSucceeded, 200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Subject = eventbus.AttemptSubject("attacker")
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, e.js, record(newJob("victim", "dlv_ok", time.Now()), 1, hubhooksv1.StatusSucceeded, 200), "")
+	poll.Until(t, 10*time.Second, "the record on its own subject stored", func() bool {
+		_, err := e.store.Get(ctx, "victim", "dlv_ok")
+		return err == nil
+	})
+	poll.Until(t, 10*time.Second, "the other one refused", func() bool {
+		return counter(t, e.reg, "hubhooks_logger_records_undecodable_total", "invalid") == 1
+	})
+	if _, err := e.store.Get(ctx, "victim", "dlv_forged"); !errors.Is(err, logstore.ErrNotFound) {
+		t.Fatalf("the record on another hub's subject: %v, want not found", err)
+	}
+}
+
 func TestGetEventLogMasksSecretAndScopesByHub(t *testing.T) {
 	e := start(t, logger.Config{})
 	ctx := context.Background()
@@ -715,5 +742,25 @@ func TestConsumerFetchesMessagesLargerThanBatchBytes(t *testing.T) {
 		if _, err := e.store.Get(ctx, "hub1", fmt.Sprintf("dlv_s%d", i)); err != nil {
 			t.Fatalf("dlv_s%d acked but not stored: %v", i, err)
 		}
+	}
+}
+
+// TestConsumerDeletedWhileRunning: the logger's consumer deleted under it
+// is made again, loudly, and the records published after are stored.
+func TestConsumerDeletedWhileRunning(t *testing.T) {
+	e := start(t, logger.Config{})
+	ctx := context.Background()
+	publish(t, e.js, record(newJob("hub1", "dlv_first", time.Now()), 1, hubhooksv1.StatusSucceeded, 200), "")
+	poll.Until(t, 10*time.Second, "first record stored", func() bool { _, err := e.store.Get(ctx, "hub1", "dlv_first"); return err == nil })
+	if err := e.js.DeleteConsumer(ctx, eventbus.StreamAttempts, eventbus.ConsumerLogger); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, e.js, record(newJob("hub1", "dlv_second", time.Now()), 1, hubhooksv1.StatusSucceeded, 200), "")
+	poll.Until(t, 20*time.Second, "the record after the deletion stored", func() bool {
+		_, err := e.store.Get(ctx, "hub1", "dlv_second")
+		return err == nil
+	})
+	if n := counter(t, e.reg, "hubhooks_logger_consumer_lost_total", ""); n != 1 {
+		t.Errorf("consumer lost counted %v times, want 1", n)
 	}
 }

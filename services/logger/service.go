@@ -101,6 +101,7 @@ type metrics struct {
 	trimmed      prometheus.Counter
 	redelivered  prometheus.Counter
 	noticeErrors prometheus.Counter
+	consumerLost prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -134,12 +135,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_logger_redeliveries_total",
 			Help: "Redeliver calls that published a new delivery job.",
 		}),
+		consumerLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_logger_consumer_lost_total",
+			Help: "Times the logger found its durable consumer or the attempts stream deleted and made it again.",
+		}),
 		noticeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubhooks_logger_change_notices_failed_total",
 			Help: "Event-log change notices (for live tails) that could not be published.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.written, m.changed, m.writeSecs, m.writeErrors, m.undecodable, m.trimmed, m.redelivered, m.noticeErrors} {
+	for _, c := range []prometheus.Collector{m.written, m.changed, m.writeSecs, m.writeErrors, m.undecodable, m.trimmed, m.redelivered, m.noticeErrors, m.consumerLost} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -16,10 +16,10 @@
 //	           HUBHOOKS_DELIVERIES as "deliverer"; publish jobs (retries), attempt records,
 //	           dead letters of jobs
 //	logger     ensure HUBHOOKS_ATTEMPTS, HUBHOOKS_DELIVERIES; consume HUBHOOKS_ATTEMPTS as
-//	           "logger"; and for OperationsService: read the state of the consumer
+//	           "logger"; publish and read the change notices of the event log
+//	           (hubhooks.logchanged.<hub>, for live tails); and for OperationsService: read the state of the consumer
 //	           "deliverer" (recovery's pace), read HUBHOOKS_EVENTS with ordered consumers
-//	           of its own (replay; never the expander's), publish delivery jobs; publish
-//	           and subscribe to the event log's change notices (TailEventLogs)
+//	           of its own (replay; never the expander's), publish delivery jobs
 //	hubd       all four services in one process
 //
 // "Ensure" is creating, updating and reading a stream's or a consumer's
@@ -100,7 +100,7 @@ type use struct {
 	watch   []consumer // other services' consumers whose state it reads
 	replay  []string   // streams it reads from a point in time, with ordered consumers of its own
 	publish []string   // subjects it publishes to
-	listen  []string   // core NATS subjects it subscribes to (besides its inbox)
+	listen  []string   // plain NATS subjects it subscribes to
 }
 
 var (
@@ -124,9 +124,10 @@ var uses = map[Role]use{
 		consume: []consumer{{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer}},
 		publish: []string{deliveries, attempts, eventbus.SubjectDeadLetterJobs},
 	},
-	// The logger process also serves OperationsService: recovery paces
-	// itself by the deliverer's backlog, replay reads the domain events
-	// again, and both publish delivery jobs.
+	// The logger announces changed entries to the loggers following a
+	// hub's log live (TailEventLogs). Its process also serves
+	// OperationsService: recovery paces itself by the deliverer's backlog,
+	// replay reads the domain events again, and both publish delivery jobs.
 	Logger: {
 		ensure:  []string{eventbus.StreamAttempts, eventbus.StreamDeliveries},
 		consume: []consumer{{eventbus.StreamAttempts, eventbus.ConsumerLogger}},

@@ -74,6 +74,7 @@ func TestEachServiceDoesItsJobOnly(t *testing.T) {
 		consumer [2]string
 		publish  []string
 		replay   bool     // reads the domain events with ordered consumers
+		notices  bool     // publishes and reads the event log's change notices
 		denied   []string // subjects it may not publish to
 	}
 	jobs := map[natsauth.Role]job{
@@ -90,6 +91,7 @@ func TestEachServiceDoesItsJobOnly(t *testing.T) {
 		natsauth.Logger: {ensure: []string{eventbus.StreamAttempts, eventbus.StreamDeliveries},
 			consumer: [2]string{eventbus.StreamAttempts, eventbus.ConsumerLogger},
 			publish:  []string{eventbus.DeliverySubject("h")},
+			notices:  true,
 			replay:   true,
 			denied: []string{eventbus.AttemptSubject("h"), "API.CREATED",
 				"$JS.API.CONSUMER.CREATE." + eventbus.StreamEvents + "." + eventbus.ConsumerExpander,
@@ -130,6 +132,20 @@ func TestEachServiceDoesItsJobOnly(t *testing.T) {
 					t.Fatalf("publish %s: %v", subj, err)
 				}
 			}
+			if j.notices {
+				got := make(chan struct{}, 1)
+				if _, err := nc.Subscribe(eventbus.LogChangedSubject("h"), func(*nats.Msg) { got <- struct{}{} }); err != nil {
+					t.Fatal(err)
+				}
+				if err := nc.PublishMsg(eventbus.NewLogChangedMsg("h", []string{"dlv_1"})); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-got:
+				case <-time.After(5 * time.Second):
+					t.Fatal("change notice not received")
+				}
+			}
 			if j.replay {
 				oc, err := js.OrderedConsumer(ctx, eventbus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"API.CREATED", "USER.CREATED"}})
 				if err != nil {
@@ -161,6 +177,9 @@ func TestEachServiceDoesItsJobOnly(t *testing.T) {
 				}
 			}
 			refusedSubs := []string{"hubhooks.>", "API.CREATED", "_INBOX.>"}
+			if !j.notices {
+				refusedSubs = append(refusedSubs, eventbus.LogChangedSubject("h"))
+			}
 			for _, r := range natsauth.Services {
 				if r != role {
 					refusedSubs = append(refusedSubs, natsauth.InboxPrefix(r)+".>")
@@ -223,10 +242,8 @@ func TestPermissionsOfHubdAreTheServices(t *testing.T) {
 			t.Errorf("a service may publish %s, hubd may not", s)
 		}
 	}
-	// Its inbox, and the core NATS subjects the services listen to (the
-	// logger's change notices).
 	if want := []string{natsauth.InboxPrefix(natsauth.Hubd) + ".>", eventbus.LogChangedSubject("*")}; !slices.Equal(hubd.Subscribe, want) {
-		t.Errorf("hubd subscribes %v, want %v", hubd.Subscribe, want)
+		t.Errorf("hubd subscribes %v, want %v (its inbox, the log's change notices)", hubd.Subscribe, want)
 	}
 	if _, err := natsauth.For(natsauth.Publisher, nil); err == nil {
 		t.Error("a publisher without domain subjects was accepted")
