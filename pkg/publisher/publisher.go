@@ -135,7 +135,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *eventsv1.DomainEvent) (ack 
 	}
 	// A producer span whose W3C trace context travels in the message
 	// headers: the expander's span, and every delivery's, continue it.
-	ctx, span := tracing.Tracer().Start(ctx, "publish "+ev.GetType(), trace.WithSpanKind(trace.SpanKindProducer))
+	ctx, span := tracing.Start(ctx, "publish "+ev.GetType(), trace.WithSpanKind(trace.SpanKindProducer))
 	defer func() {
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())

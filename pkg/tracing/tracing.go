@@ -98,8 +98,25 @@ func Install(tp trace.TracerProvider) {
 // logger's span per record) is only set up then.
 func Enabled() bool { return enabled.Load() }
 
+// tracer is taken once: a tracer of the global provider follows the
+// provider Install sets later.
+var tracer = otel.Tracer(instrumentation)
+
 // Tracer is hubhooks' tracer of the global provider.
-func Tracer() trace.Tracer { return otel.Tracer(instrumentation) }
+func Tracer() trace.Tracer { return tracer }
+
+// noopSpan records nothing.
+var noopSpan = trace.SpanFromContext(context.Background())
+
+// Start starts a span with hubhooks' tracer. With tracing off it returns
+// ctx as it is and a span that records nothing, allocating nothing: the
+// hot paths call it once per event and per attempt.
+func Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if !Enabled() {
+		return ctx, noopSpan
+	}
+	return tracer.Start(ctx, name, opts...)
+}
 
 // HeaderCarrier adapts NATS message headers to OpenTelemetry propagation.
 type HeaderCarrier nats.Header
@@ -122,7 +139,7 @@ func (c HeaderCarrier) Keys() []string {
 // Inject writes ctx's trace context into h (nothing when tracing is off
 // or ctx has no span).
 func Inject(ctx context.Context, h nats.Header) {
-	if h == nil {
+	if h == nil || !Enabled() {
 		return
 	}
 	otel.GetTextMapPropagator().Inject(ctx, HeaderCarrier(h))
@@ -130,7 +147,7 @@ func Inject(ctx context.Context, h nats.Header) {
 
 // Extract returns ctx with the trace context of h, if any.
 func Extract(ctx context.Context, h nats.Header) context.Context {
-	if len(h) == 0 {
+	if len(h) == 0 || !Enabled() {
 		return ctx
 	}
 	return otel.GetTextMapPropagator().Extract(ctx, HeaderCarrier(h))

@@ -179,7 +179,7 @@ func (s *Service) post(job *deliveryv1.DeliveryJob, lane string, secrets []strin
 // (DeliveryJob.trace_parent); the webhook client's HTTP span goes under it.
 // With tracing off it is a no-op span and ctx is returned as it is.
 func attemptSpan(ctx context.Context, job *deliveryv1.DeliveryJob) (context.Context, trace.Span) {
-	ctx, span := tracing.Tracer().Start(tracing.WithTraceParent(ctx, job.GetTraceParent()), "deliver attempt")
+	ctx, span := tracing.Start(tracing.WithTraceParent(ctx, job.GetTraceParent()), "deliver attempt")
 	if span.IsRecording() {
 		span.SetAttributes(
 			attribute.String("hubhooks.hub_id", job.GetHubId()),

@@ -127,7 +127,7 @@ func (s *Service) handleSafely(ctx context.Context, p *pending) (err error) {
 	}
 	// The expansion is a span under the publisher's (its trace context in
 	// the message headers); the jobs carry it on (DeliveryJob.trace_parent).
-	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, p.msg.Headers()), "expand "+p.msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := tracing.Start(tracing.Extract(ctx, p.msg.Headers()), "expand "+p.msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
 	defer span.End()
 	defer func() {
 		if r := recover(); r != nil {

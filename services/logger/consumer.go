@@ -236,7 +236,7 @@ func traceRecords(recs []*deliveryv1.AttemptRecorded, start time.Time, err error
 		if job.GetTraceParent() == "" {
 			continue
 		}
-		_, span := tracing.Tracer().Start(tracing.WithTraceParent(context.Background(), job.GetTraceParent()), "log attempt",
+		_, span := tracing.Start(tracing.WithTraceParent(context.Background(), job.GetTraceParent()), "log attempt",
 			trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(attribute.String("hubhooks.delivery_id", job.GetDeliveryId()), attribute.Int("hubhooks.attempt", int(rec.GetAttempt()))))
 		if err != nil {
