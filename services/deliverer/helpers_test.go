@@ -432,3 +432,23 @@ func status(code int) func(int, http.ResponseWriter, *http.Request) {
 
 // newStore is the retry store of the env's deliverers.
 func (e *testEnv) newStore() *retryStore { return newRetryStore(e.rdb, e.prefix) }
+
+// hangingServer starts a receiver, callback URL id, whose POSTs hang until
+// unblock is called or their request ends. unblock may be called more than
+// once; it runs at cleanup too, before the server closes.
+func hangingServer(t *testing.T, id string) (h *hook, u *hubhooksv1.CallbackUrl, unblock func()) {
+	t.Helper()
+	release := make(chan struct{})
+	var once sync.Once
+	unblock = func() { once.Do(func() { close(release) }) }
+	h = &hook{respond: func(_ int, _ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	t.Cleanup(unblock)
+	return h, &hubhooksv1.CallbackUrl{Id: id, Url: srv.URL}, unblock
+}

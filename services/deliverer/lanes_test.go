@@ -1,10 +1,8 @@
 package deliverer
 
 import (
-	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,17 +14,7 @@ import (
 func TestStuckEndpointFailsFast(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
-	hang := &hook{respond: func(_ int, w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}}
-	hangSrv := httptest.NewServer(hang)
-	t.Cleanup(hangSrv.Close)
-	u := &hubhooksv1.CallbackUrl{Id: "url_hang", Url: hangSrv.URL}
+	hang, u, _ := hangingServer(t, "url_hang")
 	cfg := e.addHub("hub1", u)
 	c := baseConfig(e.prefix, 0, time.Hour)
 	c.PerURLConcurrency = 2
@@ -51,22 +39,10 @@ func TestStuckEndpointFailsFast(t *testing.T) {
 func TestHangingEndpointDoesNotDelayHealthyOne(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	hang := &hook{respond: func(_ int, w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}}
+	hang, ua, unblock := hangingServer(t, "url_hang")
 	healthy := &hook{respond: status(204)}
-	hangSrv := httptest.NewServer(hang)
 	okSrv := httptest.NewServer(healthy)
 	t.Cleanup(okSrv.Close)
-	t.Cleanup(hangSrv.Close)
-	t.Cleanup(unblock) // runs before the servers close
-	ua := &hubhooksv1.CallbackUrl{Id: "url_hang", Url: hangSrv.URL}
 	ub := &hubhooksv1.CallbackUrl{Id: "url_ok", Url: okSrv.URL}
 	cfg := e.addHub("hub1", ua, ub)
 	c := baseConfig(e.prefix, 0, 10*ms)

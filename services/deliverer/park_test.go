@@ -20,19 +20,7 @@ import (
 func TestLongAttemptsLeaveTheStream(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	slow := &hook{respond: func(_ int, w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}}
-	srv := httptest.NewServer(slow)
-	t.Cleanup(srv.Close)
-	t.Cleanup(unblock)
-	u := &hubhooksv1.CallbackUrl{Id: "url_slow", Url: srv.URL}
+	slow, u, unblock := hangingServer(t, "url_slow")
 	cfg := e.addHub("hub1", u)
 	c := baseConfig(e.prefix, 0, 50*ms)
 	c.HoldLimit = 200 * ms

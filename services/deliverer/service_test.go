@@ -2,11 +2,8 @@ package deliverer
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,19 +74,7 @@ func TestShutdownFinishesInFlightPOSTs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newTestEnv(t)
-			release := make(chan struct{})
-			var once sync.Once
-			unblock := func() { once.Do(func() { close(release) }) }
-			h := &hook{respond: func(_ int, w http.ResponseWriter, r *http.Request) {
-				select {
-				case <-release:
-				case <-r.Context().Done():
-				}
-			}}
-			srv := httptest.NewServer(h)
-			t.Cleanup(srv.Close)
-			t.Cleanup(unblock)
-			u := &hubhooksv1.CallbackUrl{Id: "url_a", Url: srv.URL}
+			h, u, unblock := hangingServer(t, "url_a")
 			cfg := e.addHub("hub1", u)
 			c := baseConfig(e.prefix, 0, 10*ms)
 			c.PerURLConcurrency = 1
