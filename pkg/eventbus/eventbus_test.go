@@ -562,3 +562,23 @@ func rawAttemptBatchMsg(hubID string, frames [][]byte) *nats.Msg {
 
 // isAttemptBatch reports whether headers h mark an attempt batch.
 func isAttemptBatch(h nats.Header) bool { return h.Get(HeaderContentType) == ContentTypeAttemptBatch }
+
+func TestHubDeletedMsg(t *testing.T) {
+	at := time.Date(2026, 12, 6, 13, 0, 0, 5, time.UTC)
+	m, err := NewHubDeletedMsg("hub1", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != AttemptSubject("hub1") || !IsHubDeleted(m.Header) || m.Header.Get(jetstream.MsgIDHeader) == "" {
+		t.Fatalf("message %s %v", m.Subject, m.Header)
+	}
+	d, err := DecodeHubDeleted(m.Data)
+	if err != nil || d.GetHubId() != "hub1" || !d.GetDeletedAt().AsTime().Equal(at) {
+		t.Fatalf("decoded %v, %v", d, err)
+	}
+	for _, bad := range [][]byte{{0xff}, {}} {
+		if _, err := DecodeHubDeleted(bad); err == nil {
+			t.Errorf("DecodeHubDeleted(%x) took it", bad)
+		}
+	}
+}

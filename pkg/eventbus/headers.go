@@ -42,6 +42,9 @@ const (
 	// (body_shared): it is then the body of the nearest earlier record of
 	// the batch with the same webhook event id. See NewAttemptBatchMsg.
 	ContentTypeAttemptBatch = "application/vnd.hubhooks.attempt-batch+protobuf"
+	// ContentTypeHubDeleted marks a HubDeleted on the attempts stream. See
+	// NewHubDeletedMsg.
+	ContentTypeHubDeleted = "application/vnd.hubhooks.hub-deleted+protobuf"
 )
 
 // newMsg is a message on subject with a Content-Type and no Nats-Msg-Id.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/auth"
 	"github.com/hubhooks/hubhooks/pkg/configcache"
 	"github.com/hubhooks/hubhooks/pkg/hubid"
-	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -32,8 +30,8 @@ const (
 	maxDescriptionLen = 200
 	maxTokenLen       = 512
 	maxEventTypeLen   = 128
-	// MaxTestBodyLen bounds SendTestEvent's body.
-	MaxTestBodyLen = 256 << 10
+	// MaxTestBodyLen bounds SendTestEvent's body (its own sample data).
+	MaxTestBodyLen = 64 << 10
 )
 
 // argError is an ErrInvalidArgument whose message is just the reason.
@@ -102,21 +100,19 @@ func (g *grpcServer) AddCallbackUrl(ctx context.Context, req *hubhooksv1.AddCall
 	if err := validateHub(hub); err != nil {
 		return nil, grpcError(err)
 	}
-	u, err := g.svc.guard.CheckURL(strings.TrimSpace(req.GetUrl()))
+	stored, err := g.svc.callbackURL(req.GetUrl())
 	if err != nil {
-		return nil, grpcError(invalid(err))
+		return nil, grpcError(err)
 	}
 	desc := strings.TrimSpace(req.GetDescription())
 	types, err := g.svc.eventTypeFilter(req.GetEventTypes())
 	if err = errors.Join(err, checkLen("description", desc, maxDescriptionLen)); err != nil {
 		return nil, grpcError(err)
 	}
-	norm := NormalizeURL(u)
-	key := urlKey(u)
 	max := g.svc.cfg.MaxURLs
 	cfg, err := g.svc.mutate(ctx, hub, KindURLAdded, func(next *hubhooksv1.HubConfig, now time.Time) (bool, error) {
 		for _, c := range next.CallbackUrls {
-			if sameURL(c.GetUrl(), key) {
+			if sameURL(c.GetUrl(), stored) {
 				return false, fmt.Errorf("%w: hub %s already has %s (id %s)", ErrDuplicateURL, hub, c.GetUrl(), c.GetId())
 			}
 		}
@@ -125,7 +121,7 @@ func (g *grpcServer) AddCallbackUrl(ctx context.Context, req *hubhooksv1.AddCall
 		}
 		next.CallbackUrls = append(next.CallbackUrls, &hubhooksv1.CallbackUrl{
 			Id:          webhook.RandomID("url_"),
-			Url:         norm,
+			Url:         stored,
 			CreatedAt:   timestamppb.New(now),
 			Description: desc,
 			EventTypes:  types,
@@ -166,15 +162,13 @@ func (g *grpcServer) ConfigureCallbackUrl(ctx context.Context, req *hubhooksv1.C
 	return cfg, grpcError(err)
 }
 
-// findURL returns the index of the hub's URL named by raw (compared after
-// normalisation) or by id, or -1.
+// findURL returns the index of the hub's URL named by raw (compared in
+// stored form, so any spelling of it, with or without its scheme, names it)
+// or by id, or -1.
 func findURL(cfg *hubhooksv1.HubConfig, raw, id string) int {
 	key := ""
 	if raw != "" {
-		key = raw
-		if u, err := url.Parse(raw); err == nil {
-			key = urlKey(u)
-		}
+		key = comparable(raw)
 	}
 	for i, c := range cfg.GetCallbackUrls() {
 		switch {
@@ -346,36 +340,4 @@ func (g *grpcServer) ListHubTokens(ctx context.Context, req *hubhooksv1.ListHubT
 		return nil, grpcError(tokenError("list hub tokens", err))
 	}
 	return &hubhooksv1.ListHubTokensResponse{Tokens: toks}, nil
-}
-
-// NormalizeURL is the form a callback URL is stored in: scheme and host in
-// lower case, the default port dropped.
-func NormalizeURL(u *url.URL) string {
-	c := *u
-	c.Scheme = strings.ToLower(c.Scheme)
-	host := strings.ToLower(c.Hostname())
-	port := c.Port()
-	if (c.Scheme == "https" && port == "443") || (c.Scheme == "http" && port == "80") {
-		port = ""
-	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if port != "" {
-		host += ":" + port
-	}
-	c.Host = host
-	return c.String()
-}
-
-// urlKey is the comparison form of a URL (urlguard.Normalize): URLs with the
-// same key reach the same endpoint, so a hub may not have both.
-func urlKey(u *url.URL) string { return urlguard.Normalize(u) }
-
-func sameURL(stored, key string) bool {
-	u, err := url.Parse(stored)
-	if err != nil {
-		return stored == key
-	}
-	return urlKey(u) == key
 }

@@ -51,6 +51,8 @@ const (
 	KindURLRemoved      = "url_removed"
 	KindSecretGenerated = "secret_generated"
 	KindURLConfigured   = "url_configured"
+	KindURLUpdated      = "url_updated"
+	KindHubDeleted      = "hub_deleted"
 )
 
 // Service is the configsvc: the ConfigService gRPC API over the Redis store,
@@ -136,7 +138,7 @@ func New(cfg Config, rdb redis.UniversalClient, js jetstream.JetStream, guard UR
 			return nil, fmt.Errorf("configsvc: register metrics: %w", err)
 		}
 	}
-	for _, k := range []string{KindEventsEnabled, KindURLAdded, KindURLRemoved, KindSecretGenerated, KindURLConfigured} {
+	for _, k := range []string{KindEventsEnabled, KindURLAdded, KindURLRemoved, KindSecretGenerated, KindURLConfigured, KindURLUpdated, KindHubDeleted} {
 		s.changes.WithLabelValues(k)
 	}
 	for _, st := range []hubhooksv1.DeliveryStatus{hubhooksv1.StatusSucceeded, hubhooksv1.StatusFailed} {

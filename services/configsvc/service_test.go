@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -413,27 +412,6 @@ func TestHubTokens(t *testing.T) {
 			ls, err = s.client.ListHubTokens(ctx, &hubhooksv1.ListHubTokensRequest{HubId: "tk"})
 			if err != nil || len(ls.GetTokens()) != 0 {
 				t.Fatalf("after revoke: %v, %v", ls, err)
-			}
-		})
-	}
-}
-
-func TestNormalizeURL(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"HTTPS://Example.COM/Path", "https://example.com/Path"},
-		{"https://example.com:443/x", "https://example.com/x"},
-		{"http://example.com:80", "http://example.com"},
-		{"http://example.com:8080/a?b=C", "http://example.com:8080/a?b=C"},
-		{"https://[2001:DB8::1]:443/x", "https://[2001:db8::1]/x"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			u, err := url.Parse(tt.in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := configsvc.NormalizeURL(u); got != tt.want {
-				t.Fatalf("NormalizeURL(%s) = %s, want %s", tt.in, got, tt.want)
 			}
 		})
 	}

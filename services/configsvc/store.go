@@ -45,18 +45,24 @@ type Store struct {
 const maxUpdateAttempts = 64
 
 // casScript writes a new version of a hub only if the stored version is the
-// expected one.
+// expected one, and adds the hub to the set of configured hubs, or removes
+// it (a deletion).
 //
 //	KEYS[1] hub hash, KEYS[2] hub set, KEYS[3] feed stream
 //	ARGV[1] expected version, ARGV[2] new version, ARGV[3] config bytes,
-//	ARGV[4] hub id, ARGV[5] feed max length, ARGV[6] change kind
+//	ARGV[4] hub id, ARGV[5] feed max length, ARGV[6] change kind,
+//	ARGV[7] "1" to add the hub to the set, "0" to remove it
 var casScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if cur ~= tonumber(ARGV[1]) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'cfg', ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[4])
+if ARGV[7] == '1' then
+  redis.call('SADD', KEYS[2], ARGV[4])
+else
+  redis.call('SREM', KEYS[2], ARGV[4])
+end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'hub', ARGV[4], 'version', ARGV[2], 'kind', ARGV[6])
 return 1
 `)
@@ -170,6 +176,45 @@ type Mutation func(next *hubhooksv1.HubConfig) (changed bool, err error)
 // A hub's first write always creates it. wrote reports whether a new
 // version was stored.
 func (s *Store) Update(ctx context.Context, hubID, kind string, fn Mutation) (cfg *hubhooksv1.HubConfig, wrote bool, err error) {
+	return s.write(ctx, hubID, kind, true, func(cur, next *hubhooksv1.HubConfig) (bool, error) {
+		changed, err := fn(next)
+		return changed || cur.GetVersion() == 0, err
+	})
+}
+
+// Delete replaces the hub's configuration by an empty one (no URLs, no
+// secrets, triggers off) as its next version, and takes the hub out of the
+// set of configured hubs: watchers receive the empty version (and cancel
+// what the hub had under way), snapshots no longer list it. The hash with
+// the version stays, so that the hub's versions keep rising if it is
+// configured again. wrote is false when there was nothing to delete (never
+// configured, or deleted already).
+func (s *Store) Delete(ctx context.Context, hubID string) (cfg *hubhooksv1.HubConfig, wrote bool, err error) {
+	return s.write(ctx, hubID, KindHubDeleted, false, func(cur, next *hubhooksv1.HubConfig) (bool, error) {
+		if cur.GetVersion() == 0 || isDeleted(cur) {
+			return false, nil
+		}
+		proto.Reset(next)
+		next.HubId = hubID
+		return true, nil
+	})
+}
+
+// isDeleted reports whether cfg is what Delete leaves: nothing but its id
+// and version.
+func isDeleted(cfg *hubhooksv1.HubConfig) bool {
+	empty := &hubhooksv1.HubConfig{HubId: cfg.GetHubId(), Version: cfg.GetVersion(), UpdatedAt: cfg.GetUpdatedAt()}
+	return proto.Equal(cfg, empty)
+}
+
+// write is Update and Delete: fn decides on a private copy whether to
+// write a new version; member says whether the hub is in the set of
+// configured hubs afterwards.
+func (s *Store) write(ctx context.Context, hubID, kind string, member bool, fn func(cur, next *hubhooksv1.HubConfig) (bool, error)) (*hubhooksv1.HubConfig, bool, error) {
+	set := "0"
+	if member {
+		set = "1"
+	}
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
 		cur, err := s.Get(ctx, hubID)
 		if err != nil {
@@ -177,11 +222,11 @@ func (s *Store) Update(ctx context.Context, hubID, kind string, fn Mutation) (cf
 		}
 		next := proto.Clone(cur).(*hubhooksv1.HubConfig)
 		next.HubId = hubID
-		changed, err := fn(next)
+		write, err := fn(cur, next)
 		if err != nil {
 			return nil, false, err
 		}
-		if !changed && cur.GetVersion() > 0 {
+		if !write {
 			return cur, false, nil
 		}
 		next.Version = cur.GetVersion() + 1
@@ -192,7 +237,7 @@ func (s *Store) Update(ctx context.Context, hubID, kind string, fn Mutation) (cf
 		}
 		ok, err := casScript.Run(ctx, s.rdb,
 			[]string{s.hubKey(hubID), s.hubsKey(), s.feedKey()},
-			cur.GetVersion(), next.Version, b, hubID, s.maxLen, kind,
+			cur.GetVersion(), next.Version, b, hubID, s.maxLen, kind, set,
 		).Int()
 		if err != nil {
 			return nil, false, unavailable("write hub config", err)

@@ -15,8 +15,6 @@ import (
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
-// sendTestEvent is SendTestEvent: validate, POST a signed sample event
-// through the webhook sender, record the attempt for the event log.
 // testEvent is a test event ready to send: the signed sample event for a
 // hub's URL under the hub's current configuration.
 type testEvent struct {
@@ -28,8 +26,20 @@ type testEvent struct {
 }
 
 // prepareTestEvent validates req and builds its event: what SendTestEvent
-// sends and PreviewTestEvent shows.
+// sends and PreviewTestEvent shows. Its domain event is a test one of its
+// own type.
 func (s *Service) prepareTestEvent(ctx context.Context, req *hubhooksv1.SendTestEventRequest) (*testEvent, error) {
+	return s.prepareTestEventOf(ctx, req, webhook.DomainEventRef{
+		ID: webhook.RandomID("evt_test_"), Type: strings.TrimSpace(req.GetEventType()), Actor: testActor,
+	})
+}
+
+// testActor is the actor of every test domain event.
+const testActor = "hubhooks test event"
+
+// prepareTestEventOf is prepareTestEvent for a webhook event that domain,
+// a test domain event, triggers (its occurred_at is set to now).
+func (s *Service) prepareTestEventOf(ctx context.Context, req *hubhooksv1.SendTestEventRequest, domain webhook.DomainEventRef) (*testEvent, error) {
 	hub, typ, rawURL := req.GetHubId(), strings.TrimSpace(req.GetEventType()), strings.TrimSpace(req.GetUrl())
 	if err := validateHub(hub); err != nil {
 		return nil, err
@@ -50,8 +60,11 @@ func (s *Service) prepareTestEvent(ctx context.Context, req *hubhooksv1.SendTest
 	var data json.RawMessage
 	if b := strings.TrimSpace(req.GetBody()); b != "" {
 		var obj map[string]any
-		if err := json.Unmarshal([]byte(b), &obj); err != nil || obj == nil {
-			return nil, invalidf("body must be a JSON object (it replaces the sample data), e.g. {\"id\": \"api_123\"}")
+		if err := json.Unmarshal([]byte(b), &obj); err != nil {
+			return nil, invalidf("body is not valid JSON (%v); it must be a JSON object, which replaces the sample data, e.g. {\"id\": \"api_123\"}", err)
+		}
+		if obj == nil {
+			return nil, invalidf("body must be a JSON object, which replaces the sample data, e.g. {\"id\": \"api_123\"}; not null")
 		}
 		data = json.RawMessage(b)
 	} else {
@@ -79,10 +92,10 @@ func (s *Service) prepareTestEvent(ctx context.Context, req *hubhooksv1.SendTest
 		CreatedAt: now.UTC(),
 		Data:      data,
 		DomainEvent: webhook.DomainEventRef{
-			ID:         webhook.RandomID("evt_test_"),
-			Type:       typ,
+			ID:         domain.ID,
+			Type:       domain.Type,
 			OccurredAt: now.UTC(),
-			Actor:      "hubhooks test event",
+			Actor:      domain.Actor,
 		},
 		Test: true,
 	}
@@ -93,15 +106,23 @@ func (s *Service) prepareTestEvent(ctx context.Context, req *hubhooksv1.SendTest
 	return &testEvent{evt: evt, body: body, target: target, cfg: cfg, now: now}, nil
 }
 
+// sendTestEvent is SendTestEvent: validate, POST a signed sample event
+// through the webhook sender, record the attempt for the event log.
 func (s *Service) sendTestEvent(ctx context.Context, req *hubhooksv1.SendTestEventRequest) (*hubhooksv1.SendTestEventResponse, error) {
 	te, err := s.prepareTestEvent(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	return s.send(ctx, te)
+}
+
+// send POSTs a prepared test event and records the attempt for the event
+// log.
+func (s *Service) send(ctx context.Context, te *testEvent) (*hubhooksv1.SendTestEventResponse, error) {
 	if !s.streamsReady.Load() {
 		return nil, fmt.Errorf("%w: configsvc is starting (ensuring JetStream streams); try again shortly", ErrUnavailable)
 	}
-	hub, typ, evt, body, target, cfg, now := req.GetHubId(), te.evt.Type, te.evt, te.body, te.target, te.cfg, te.now
+	hub, typ, evt, body, target, cfg, now := te.evt.HubID, te.evt.Type, te.evt, te.body, te.target, te.cfg, te.now
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.TestEventTimeout)
 	defer cancel()
 	started := s.cfg.Now()
@@ -137,7 +158,7 @@ func (s *Service) sendTestEvent(ctx context.Context, req *hubhooksv1.SendTestEve
 		Body:            body,
 		CreatedAt:       timestamppb.New(now),
 		DomainEventId:   evt.DomainEvent.ID,
-		DomainEventType: typ,
+		DomainEventType: evt.DomainEvent.Type,
 		Attempt:         1,
 		ConfigVersion:   cfg.GetVersion(),
 		Test:            true,

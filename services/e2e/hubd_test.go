@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -41,11 +42,14 @@ type testHub struct {
 	logs   hubhooksv1.EventLogServiceClient
 	health healthpb.HealthClient
 	js     jetstream.JetStream
+	// rdb and prefix reach hubd's Redis keys.
+	rdb    *redis.Client
+	prefix string
 }
 
 func startHub(t *testing.T, schedule ...time.Duration) *testHub {
 	t.Helper()
-	_, prefix := redistest.New(t)
+	rdb, prefix := redistest.New(t)
 	if len(schedule) == 0 {
 		schedule = []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond}
 	}
@@ -85,7 +89,7 @@ func startHub(t *testing.T, schedule ...time.Duration) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	th := &testHub{hub: hub, config: hubhooksv1.NewConfigServiceClient(conn), logs: hubhooksv1.NewEventLogServiceClient(conn), health: healthpb.NewHealthClient(conn), js: js}
+	th := &testHub{hub: hub, config: hubhooksv1.NewConfigServiceClient(conn), logs: hubhooksv1.NewEventLogServiceClient(conn), health: healthpb.NewHealthClient(conn), js: js, rdb: rdb, prefix: prefix}
 	poll.Until(t, 20*time.Second, "hubd ready", func() bool { return readyz(hub.HTTPAddr) })
 	return th
 }

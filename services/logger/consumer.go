@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/hubid"
 	"github.com/hubhooks/hubhooks/pkg/tracing"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
@@ -164,6 +165,12 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) bool {
 	recs := make([]*deliveryv1.AttemptRecorded, 0, len(msgs))
 	good := make([]jetstream.Msg, 0, len(msgs))
 	for _, msg := range msgs {
+		if eventbus.IsHubDeleted(msg.Headers()) {
+			if !s.deleteHub(ctx, msg) {
+				return false
+			}
+			continue
+		}
 		got, invalid, reason, err := decode(msg)
 		if err != nil {
 			s.m.undecodable.WithLabelValues(reason).Inc()
@@ -215,6 +222,39 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) bool {
 			// The record is stored; a redelivery rewrites it harmlessly.
 			s.log.Warn("ack attempt record", "err", err)
 		}
+	}
+	return true
+}
+
+// deleteHub handles a hub's deletion (configsvc's DeleteHub): the hub's
+// event log is removed and the records of deliveries created before the
+// deletion, whenever they arrive, are dropped. It acks msg once done, and
+// reports false (msg nak'ed) when Redis failed.
+func (s *Service) deleteHub(ctx context.Context, msg jetstream.Msg) bool {
+	d, err := eventbus.DecodeHubDeleted(msg.Data())
+	if err == nil {
+		err = hubid.Validate(d.GetHubId())
+	}
+	if err != nil {
+		s.m.undecodable.WithLabelValues("decode").Inc()
+		s.log.Error("hub deletion dropped: cannot be read", "subject", msg.Subject(), "err", err)
+		if err := msg.TermWithReason("decode: " + err.Error()); err != nil {
+			s.log.Warn("term hub deletion", "err", err)
+		}
+		return true
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(s.cfg.DrainTimeout, s.cfg.AckWait/2))
+	defer cancel()
+	if err := s.store.DeleteHub(wctx, d.GetHubId(), d.GetDeletedAt().AsTime()); err != nil {
+		s.m.writeErrors.Inc()
+		delay := s.backoff(2)
+		s.log.Warn("delete a hub's event log failed; nak'ed for redelivery", "hub_id", d.GetHubId(), "retry_in", delay, "err", err)
+		_ = msg.NakWithDelay(delay)
+		return false
+	}
+	s.log.Info("hub deleted: its event log is removed", "hub_id", d.GetHubId(), "deleted_at", d.GetDeletedAt().AsTime())
+	if err := msg.Ack(); err != nil {
+		s.log.Warn("ack hub deletion", "err", err)
 	}
 	return true
 }

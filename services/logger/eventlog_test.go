@@ -764,3 +764,55 @@ func TestConsumerDeletedWhileRunning(t *testing.T) {
 		t.Errorf("consumer lost counted %v times, want 1", n)
 	}
 }
+
+// TestConsumerDeletesHubs: a HubDeleted on the attempts stream removes the
+// hub's event log, and the records of its deliveries created before the
+// deletion that arrive afterwards are dropped; another hub keeps its log.
+func TestConsumerDeletesHubs(t *testing.T) {
+	e := start(t, logger.Config{})
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour)
+	for i := range 5 {
+		publish(t, e.js, record(newJob("gone", fmt.Sprintf("dlv_g%d", i), base.Add(time.Duration(i)*time.Minute)), 1, hubhooksv1.StatusRetrying, 500), "")
+		publish(t, e.js, record(newJob("kept", fmt.Sprintf("dlv_k%d", i), base.Add(time.Duration(i)*time.Minute)), 1, hubhooksv1.StatusSucceeded, 200), "")
+	}
+	count := func(hub string) int {
+		resp, err := e.client.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.GetEventLogs())
+	}
+	poll.Until(t, 10*time.Second, "records stored", func() bool { return count("gone") == 5 && count("kept") == 5 })
+
+	deleted := time.Now()
+	m, err := eventbus.NewHubDeletedMsg("gone", deleted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the deleted hub's log gone", func() bool { return count("gone") == 0 })
+	// Late records of deliveries under way at the deletion (a retry's
+	// cancellation), then a delivery of the hub id configured again.
+	publish(t, e.js, record(newJob("gone", "dlv_g1", base.Add(time.Minute)), 2, hubhooksv1.StatusCancelled, 0), "")
+	publish(t, e.js, record(newJob("gone", "dlv_new", deleted.Add(time.Second)), 1, hubhooksv1.StatusSucceeded, 200), "")
+	poll.Until(t, 10*time.Second, "the new delivery stored", func() bool { return count("gone") == 1 })
+	if _, err := e.client.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "gone", Id: "dlv_g1"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("late record of a deleted hub: %v, want NotFound", err)
+	}
+	if n := count("kept"); n != 5 {
+		t.Fatalf("the other hub lists %d entries, want 5", n)
+	}
+	// A deletion that names no hub is dropped, not retried.
+	bad := nats.NewMsg(eventbus.AttemptSubject("gone"))
+	bad.Header.Set(eventbus.HeaderContentType, eventbus.ContentTypeHubDeleted)
+	bad.Data = []byte{0x0a, 0x00}
+	if _, err := e.js.PublishMsg(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "bad deletion counted", func() bool {
+		return counter(t, e.reg, "hubhooks_logger_records_undecodable_total", "decode") >= 1
+	})
+}

@@ -520,6 +520,285 @@ func (x *RemoveCallbackUrlRequest) GetId() string {
 	return ""
 }
 
+type UpdateCallbackUrlRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	HubId string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	// id names the URL to change.
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// url is its new address.
+	Url           string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCallbackUrlRequest) Reset() {
+	*x = UpdateCallbackUrlRequest{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCallbackUrlRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCallbackUrlRequest) ProtoMessage() {}
+
+func (x *UpdateCallbackUrlRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCallbackUrlRequest.ProtoReflect.Descriptor instead.
+func (*UpdateCallbackUrlRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UpdateCallbackUrlRequest) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *UpdateCallbackUrlRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateCallbackUrlRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type DeleteHubRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HubId         string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteHubRequest) Reset() {
+	*x = DeleteHubRequest{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteHubRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteHubRequest) ProtoMessage() {}
+
+func (x *DeleteHubRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteHubRequest.ProtoReflect.Descriptor instead.
+func (*DeleteHubRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DeleteHubRequest) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+type DeleteHubResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// deleted_at is when the hub was deleted: deliveries created before it
+	// are not logged any more.
+	DeletedAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	// tokens_revoked counts the hub tokens this call revoked.
+	TokensRevoked int32 `protobuf:"varint,2,opt,name=tokens_revoked,json=tokensRevoked,proto3" json:"tokens_revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteHubResponse) Reset() {
+	*x = DeleteHubResponse{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteHubResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteHubResponse) ProtoMessage() {}
+
+func (x *DeleteHubResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteHubResponse.ProtoReflect.Descriptor instead.
+func (*DeleteHubResponse) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeleteHubResponse) GetDeletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeletedAt
+	}
+	return nil
+}
+
+func (x *DeleteHubResponse) GetTokensRevoked() int32 {
+	if x != nil {
+		return x.TokensRevoked
+	}
+	return 0
+}
+
+type SendTestDomainEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	HubId string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	// domain_event_type is a domain subject of the cascade rules, e.g.
+	// API.CREATED (ListEventTypes: domain_subject).
+	DomainEventType string `protobuf:"bytes,2,opt,name=domain_event_type,json=domainEventType,proto3" json:"domain_event_type,omitempty"`
+	// url must be one of the hub's callback URLs.
+	Url           string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendTestDomainEventRequest) Reset() {
+	*x = SendTestDomainEventRequest{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendTestDomainEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendTestDomainEventRequest) ProtoMessage() {}
+
+func (x *SendTestDomainEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendTestDomainEventRequest.ProtoReflect.Descriptor instead.
+func (*SendTestDomainEventRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SendTestDomainEventRequest) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *SendTestDomainEventRequest) GetDomainEventType() string {
+	if x != nil {
+		return x.DomainEventType
+	}
+	return ""
+}
+
+func (x *SendTestDomainEventRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type SendTestDomainEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// domain_event_id is the test domain event's id: ListEventLogs with it
+	// lists these test entries.
+	DomainEventId string `protobuf:"bytes,1,opt,name=domain_event_id,json=domainEventId,proto3" json:"domain_event_id,omitempty"`
+	// results holds one sent webhook event each, in cascade order.
+	Results       []*SendTestEventResponse `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendTestDomainEventResponse) Reset() {
+	*x = SendTestDomainEventResponse{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendTestDomainEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendTestDomainEventResponse) ProtoMessage() {}
+
+func (x *SendTestDomainEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendTestDomainEventResponse.ProtoReflect.Descriptor instead.
+func (*SendTestDomainEventResponse) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SendTestDomainEventResponse) GetDomainEventId() string {
+	if x != nil {
+		return x.DomainEventId
+	}
+	return ""
+}
+
+func (x *SendTestDomainEventResponse) GetResults() []*SendTestEventResponse {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type GenerateSecretRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	HubId         string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
@@ -529,7 +808,7 @@ type GenerateSecretRequest struct {
 
 func (x *GenerateSecretRequest) Reset() {
 	*x = GenerateSecretRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[7]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +820,7 @@ func (x *GenerateSecretRequest) String() string {
 func (*GenerateSecretRequest) ProtoMessage() {}
 
 func (x *GenerateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[7]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +833,7 @@ func (x *GenerateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateSecretRequest.ProtoReflect.Descriptor instead.
 func (*GenerateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GenerateSecretRequest) GetHubId() string {
@@ -576,7 +855,7 @@ type GenerateSecretResponse struct {
 
 func (x *GenerateSecretResponse) Reset() {
 	*x = GenerateSecretResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[8]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +867,7 @@ func (x *GenerateSecretResponse) String() string {
 func (*GenerateSecretResponse) ProtoMessage() {}
 
 func (x *GenerateSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[8]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +880,7 @@ func (x *GenerateSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateSecretResponse.ProtoReflect.Descriptor instead.
 func (*GenerateSecretResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GenerateSecretResponse) GetSecret() string {
@@ -633,7 +912,7 @@ type ListEventTypesRequest struct {
 
 func (x *ListEventTypesRequest) Reset() {
 	*x = ListEventTypesRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[9]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +924,7 @@ func (x *ListEventTypesRequest) String() string {
 func (*ListEventTypesRequest) ProtoMessage() {}
 
 func (x *ListEventTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[9]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +937,7 @@ func (x *ListEventTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListEventTypesRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 type ListEventTypesResponse struct {
@@ -672,7 +951,7 @@ type ListEventTypesResponse struct {
 
 func (x *ListEventTypesResponse) Reset() {
 	*x = ListEventTypesResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[10]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +963,7 @@ func (x *ListEventTypesResponse) String() string {
 func (*ListEventTypesResponse) ProtoMessage() {}
 
 func (x *ListEventTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[10]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +976,7 @@ func (x *ListEventTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListEventTypesResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListEventTypesResponse) GetRules() []*EventTypeRule {
@@ -728,7 +1007,7 @@ type EventTypeRule struct {
 
 func (x *EventTypeRule) Reset() {
 	*x = EventTypeRule{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[11]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +1019,7 @@ func (x *EventTypeRule) String() string {
 func (*EventTypeRule) ProtoMessage() {}
 
 func (x *EventTypeRule) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[11]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +1032,7 @@ func (x *EventTypeRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventTypeRule.ProtoReflect.Descriptor instead.
 func (*EventTypeRule) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EventTypeRule) GetDomainSubject() string {
@@ -792,7 +1071,7 @@ type EmittedEvent struct {
 
 func (x *EmittedEvent) Reset() {
 	*x = EmittedEvent{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[12]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +1083,7 @@ func (x *EmittedEvent) String() string {
 func (*EmittedEvent) ProtoMessage() {}
 
 func (x *EmittedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[12]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +1096,7 @@ func (x *EmittedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmittedEvent.ProtoReflect.Descriptor instead.
 func (*EmittedEvent) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EmittedEvent) GetType() string {
@@ -848,7 +1127,9 @@ type SendTestEventRequest struct {
 	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	// url must be one of the hub's callback URLs.
 	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
-	// body optionally replaces the sample data; it must be a JSON object.
+	// body optionally replaces the sample data (the body's "data"), so that a
+	// receiver's parser can be tried on a sample of one's own: a JSON object
+	// of at most 64 KiB.
 	Body          string `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -856,7 +1137,7 @@ type SendTestEventRequest struct {
 
 func (x *SendTestEventRequest) Reset() {
 	*x = SendTestEventRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[13]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +1149,7 @@ func (x *SendTestEventRequest) String() string {
 func (*SendTestEventRequest) ProtoMessage() {}
 
 func (x *SendTestEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[13]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +1162,7 @@ func (x *SendTestEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendTestEventRequest.ProtoReflect.Descriptor instead.
 func (*SendTestEventRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SendTestEventRequest) GetHubId() string {
@@ -924,7 +1205,7 @@ type SendTestEventResponse struct {
 
 func (x *SendTestEventResponse) Reset() {
 	*x = SendTestEventResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[14]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1217,7 @@ func (x *SendTestEventResponse) String() string {
 func (*SendTestEventResponse) ProtoMessage() {}
 
 func (x *SendTestEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[14]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1230,7 @@ func (x *SendTestEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendTestEventResponse.ProtoReflect.Descriptor instead.
 func (*SendTestEventResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SendTestEventResponse) GetRequest() *HttpRequest {
@@ -982,7 +1263,7 @@ type PreviewTestEventResponse struct {
 
 func (x *PreviewTestEventResponse) Reset() {
 	*x = PreviewTestEventResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1275,7 @@ func (x *PreviewTestEventResponse) String() string {
 func (*PreviewTestEventResponse) ProtoMessage() {}
 
 func (x *PreviewTestEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1288,7 @@ func (x *PreviewTestEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewTestEventResponse.ProtoReflect.Descriptor instead.
 func (*PreviewTestEventResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PreviewTestEventResponse) GetRequest() *HttpRequest {
@@ -1028,7 +1309,7 @@ type WatchHubConfigRequest struct {
 
 func (x *WatchHubConfigRequest) Reset() {
 	*x = WatchHubConfigRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1321,7 @@ func (x *WatchHubConfigRequest) String() string {
 func (*WatchHubConfigRequest) ProtoMessage() {}
 
 func (x *WatchHubConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1334,7 @@ func (x *WatchHubConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchHubConfigRequest.ProtoReflect.Descriptor instead.
 func (*WatchHubConfigRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{16}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchHubConfigRequest) GetHubId() string {
@@ -1081,7 +1362,7 @@ type CreateHubTokenRequest struct {
 
 func (x *CreateHubTokenRequest) Reset() {
 	*x = CreateHubTokenRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1374,7 @@ func (x *CreateHubTokenRequest) String() string {
 func (*CreateHubTokenRequest) ProtoMessage() {}
 
 func (x *CreateHubTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1387,7 @@ func (x *CreateHubTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateHubTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateHubTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{17}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateHubTokenRequest) GetHubId() string {
@@ -1134,7 +1415,7 @@ type CreateHubTokenResponse struct {
 
 func (x *CreateHubTokenResponse) Reset() {
 	*x = CreateHubTokenResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1427,7 @@ func (x *CreateHubTokenResponse) String() string {
 func (*CreateHubTokenResponse) ProtoMessage() {}
 
 func (x *CreateHubTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1440,7 @@ func (x *CreateHubTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateHubTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateHubTokenResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{18}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateHubTokenResponse) GetToken() string {
@@ -1191,7 +1472,7 @@ type HubToken struct {
 
 func (x *HubToken) Reset() {
 	*x = HubToken{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1484,7 @@ func (x *HubToken) String() string {
 func (*HubToken) ProtoMessage() {}
 
 func (x *HubToken) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1497,7 @@ func (x *HubToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubToken.ProtoReflect.Descriptor instead.
 func (*HubToken) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{19}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HubToken) GetId() string {
@@ -1266,7 +1547,7 @@ type RevokeHubTokenRequest struct {
 
 func (x *RevokeHubTokenRequest) Reset() {
 	*x = RevokeHubTokenRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1559,7 @@ func (x *RevokeHubTokenRequest) String() string {
 func (*RevokeHubTokenRequest) ProtoMessage() {}
 
 func (x *RevokeHubTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1572,7 @@ func (x *RevokeHubTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeHubTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeHubTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{20}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RevokeHubTokenRequest) GetHubId() string {
@@ -1323,7 +1604,7 @@ type RevokeHubTokenResponse struct {
 
 func (x *RevokeHubTokenResponse) Reset() {
 	*x = RevokeHubTokenResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1616,7 @@ func (x *RevokeHubTokenResponse) String() string {
 func (*RevokeHubTokenResponse) ProtoMessage() {}
 
 func (x *RevokeHubTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1629,7 @@ func (x *RevokeHubTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeHubTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeHubTokenResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{21}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{26}
 }
 
 type ListHubTokensRequest struct {
@@ -1360,7 +1641,7 @@ type ListHubTokensRequest struct {
 
 func (x *ListHubTokensRequest) Reset() {
 	*x = ListHubTokensRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1653,7 @@ func (x *ListHubTokensRequest) String() string {
 func (*ListHubTokensRequest) ProtoMessage() {}
 
 func (x *ListHubTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1666,7 @@ func (x *ListHubTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListHubTokensRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{22}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListHubTokensRequest) GetHubId() string {
@@ -1404,7 +1685,7 @@ type ListHubTokensResponse struct {
 
 func (x *ListHubTokensResponse) Reset() {
 	*x = ListHubTokensResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1697,7 @@ func (x *ListHubTokensResponse) String() string {
 func (*ListHubTokensResponse) ProtoMessage() {}
 
 func (x *ListHubTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1710,7 @@ func (x *ListHubTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListHubTokensResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{23}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListHubTokensResponse) GetTokens() []*HubToken {
@@ -1461,7 +1742,7 @@ type ConfigureCallbackUrlRequest struct {
 
 func (x *ConfigureCallbackUrlRequest) Reset() {
 	*x = ConfigureCallbackUrlRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1754,7 @@ func (x *ConfigureCallbackUrlRequest) String() string {
 func (*ConfigureCallbackUrlRequest) ProtoMessage() {}
 
 func (x *ConfigureCallbackUrlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1767,7 @@ func (x *ConfigureCallbackUrlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureCallbackUrlRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureCallbackUrlRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{24}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ConfigureCallbackUrlRequest) GetHubId() string {
@@ -1548,7 +1829,7 @@ type EventTypeFilter struct {
 
 func (x *EventTypeFilter) Reset() {
 	*x = EventTypeFilter{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1841,7 @@ func (x *EventTypeFilter) String() string {
 func (*EventTypeFilter) ProtoMessage() {}
 
 func (x *EventTypeFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1854,7 @@ func (x *EventTypeFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventTypeFilter.ProtoReflect.Descriptor instead.
 func (*EventTypeFilter) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{25}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EventTypeFilter) GetTypes() []string {
@@ -1591,7 +1872,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1884,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1897,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{26}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{31}
 }
 
 type WhoAmIResponse struct {
@@ -1632,7 +1913,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1925,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1938,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{27}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WhoAmIResponse) GetAdmin() bool {
@@ -1687,7 +1968,7 @@ type ListHubsRequest struct {
 
 func (x *ListHubsRequest) Reset() {
 	*x = ListHubsRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1699,7 +1980,7 @@ func (x *ListHubsRequest) String() string {
 func (*ListHubsRequest) ProtoMessage() {}
 
 func (x *ListHubsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1712,7 +1993,7 @@ func (x *ListHubsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubsRequest.ProtoReflect.Descriptor instead.
 func (*ListHubsRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{28}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListHubsRequest) GetPrefix() string {
@@ -1746,7 +2027,7 @@ type ListHubsResponse struct {
 
 func (x *ListHubsResponse) Reset() {
 	*x = ListHubsResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2039,7 @@ func (x *ListHubsResponse) String() string {
 func (*ListHubsResponse) ProtoMessage() {}
 
 func (x *ListHubsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2052,7 @@ func (x *ListHubsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubsResponse.ProtoReflect.Descriptor instead.
 func (*ListHubsResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{29}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListHubsResponse) GetHubs() []*HubSummary {
@@ -1801,7 +2082,7 @@ type HubSummary struct {
 
 func (x *HubSummary) Reset() {
 	*x = HubSummary{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[30]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +2094,7 @@ func (x *HubSummary) String() string {
 func (*HubSummary) ProtoMessage() {}
 
 func (x *HubSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[30]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +2107,7 @@ func (x *HubSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubSummary.ProtoReflect.Descriptor instead.
 func (*HubSummary) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{30}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HubSummary) GetHubId() string {
@@ -1904,7 +2185,24 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x18RemoveCallbackUrlRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02id\".\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\"S\n" +
+	"\x18UpdateCallbackUrlRequest\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\")\n" +
+	"\x10DeleteHubRequest\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\"u\n" +
+	"\x11DeleteHubResponse\x129\n" +
+	"\n" +
+	"deleted_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12%\n" +
+	"\x0etokens_revoked\x18\x02 \x01(\x05R\rtokensRevoked\"q\n" +
+	"\x1aSendTestDomainEventRequest\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12*\n" +
+	"\x11domain_event_type\x18\x02 \x01(\tR\x0fdomainEventType\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\"\x83\x01\n" +
+	"\x1bSendTestDomainEventResponse\x12&\n" +
+	"\x0fdomain_event_id\x18\x01 \x01(\tR\rdomainEventId\x12<\n" +
+	"\aresults\x18\x02 \x03(\v2\".hubhooks.v1.SendTestEventResponseR\aresults\".\n" +
 	"\x15GenerateSecretRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\"\xc0\x01\n" +
 	"\x16GenerateSecretResponse\x12\x16\n" +
@@ -1994,12 +2292,13 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x0eevents_enabled\x18\x02 \x01(\bR\reventsEnabled\x12,\n" +
 	"\x12callback_url_count\x18\x03 \x01(\x05R\x10callbackUrlCount\x129\n" +
 	"\n" +
-	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt2\xfd\t\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt2\x87\f\n" +
 	"\rConfigService\x12H\n" +
 	"\fGetHubConfig\x12 .hubhooks.v1.GetHubConfigRequest\x1a\x16.hubhooks.v1.HubConfig\x12P\n" +
 	"\x10SetEventsEnabled\x12$.hubhooks.v1.SetEventsEnabledRequest\x1a\x16.hubhooks.v1.HubConfig\x12L\n" +
 	"\x0eAddCallbackUrl\x12\".hubhooks.v1.AddCallbackUrlRequest\x1a\x16.hubhooks.v1.HubConfig\x12R\n" +
-	"\x11RemoveCallbackUrl\x12%.hubhooks.v1.RemoveCallbackUrlRequest\x1a\x16.hubhooks.v1.HubConfig\x12Y\n" +
+	"\x11RemoveCallbackUrl\x12%.hubhooks.v1.RemoveCallbackUrlRequest\x1a\x16.hubhooks.v1.HubConfig\x12R\n" +
+	"\x11UpdateCallbackUrl\x12%.hubhooks.v1.UpdateCallbackUrlRequest\x1a\x16.hubhooks.v1.HubConfig\x12Y\n" +
 	"\x0eGenerateSecret\x12\".hubhooks.v1.GenerateSecretRequest\x1a#.hubhooks.v1.GenerateSecretResponse\x12Y\n" +
 	"\x0eListEventTypes\x12\".hubhooks.v1.ListEventTypesRequest\x1a#.hubhooks.v1.ListEventTypesResponse\x12V\n" +
 	"\rSendTestEvent\x12!.hubhooks.v1.SendTestEventRequest\x1a\".hubhooks.v1.SendTestEventResponse\x12\\\n" +
@@ -2010,7 +2309,9 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\rListHubTokens\x12!.hubhooks.v1.ListHubTokensRequest\x1a\".hubhooks.v1.ListHubTokensResponse\x12X\n" +
 	"\x14ConfigureCallbackUrl\x12(.hubhooks.v1.ConfigureCallbackUrlRequest\x1a\x16.hubhooks.v1.HubConfig\x12A\n" +
 	"\x06WhoAmI\x12\x1a.hubhooks.v1.WhoAmIRequest\x1a\x1b.hubhooks.v1.WhoAmIResponse\x12G\n" +
-	"\bListHubs\x12\x1c.hubhooks.v1.ListHubsRequest\x1a\x1d.hubhooks.v1.ListHubsResponseB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
+	"\bListHubs\x12\x1c.hubhooks.v1.ListHubsRequest\x1a\x1d.hubhooks.v1.ListHubsResponse\x12J\n" +
+	"\tDeleteHub\x12\x1d.hubhooks.v1.DeleteHubRequest\x1a\x1e.hubhooks.v1.DeleteHubResponse\x12h\n" +
+	"\x13SendTestDomainEvent\x12'.hubhooks.v1.SendTestDomainEventRequest\x1a(.hubhooks.v1.SendTestDomainEventResponseB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
 
 var (
 	file_hubhooks_v1_config_proto_rawDescOnce sync.Once
@@ -2024,7 +2325,7 @@ func file_hubhooks_v1_config_proto_rawDescGZIP() []byte {
 	return file_hubhooks_v1_config_proto_rawDescData
 }
 
-var file_hubhooks_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_hubhooks_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_hubhooks_v1_config_proto_goTypes = []any{
 	(*HubConfig)(nil),                   // 0: hubhooks.v1.HubConfig
 	(*CallbackUrl)(nil),                 // 1: hubhooks.v1.CallbackUrl
@@ -2033,90 +2334,103 @@ var file_hubhooks_v1_config_proto_goTypes = []any{
 	(*SetEventsEnabledRequest)(nil),     // 4: hubhooks.v1.SetEventsEnabledRequest
 	(*AddCallbackUrlRequest)(nil),       // 5: hubhooks.v1.AddCallbackUrlRequest
 	(*RemoveCallbackUrlRequest)(nil),    // 6: hubhooks.v1.RemoveCallbackUrlRequest
-	(*GenerateSecretRequest)(nil),       // 7: hubhooks.v1.GenerateSecretRequest
-	(*GenerateSecretResponse)(nil),      // 8: hubhooks.v1.GenerateSecretResponse
-	(*ListEventTypesRequest)(nil),       // 9: hubhooks.v1.ListEventTypesRequest
-	(*ListEventTypesResponse)(nil),      // 10: hubhooks.v1.ListEventTypesResponse
-	(*EventTypeRule)(nil),               // 11: hubhooks.v1.EventTypeRule
-	(*EmittedEvent)(nil),                // 12: hubhooks.v1.EmittedEvent
-	(*SendTestEventRequest)(nil),        // 13: hubhooks.v1.SendTestEventRequest
-	(*SendTestEventResponse)(nil),       // 14: hubhooks.v1.SendTestEventResponse
-	(*PreviewTestEventResponse)(nil),    // 15: hubhooks.v1.PreviewTestEventResponse
-	(*WatchHubConfigRequest)(nil),       // 16: hubhooks.v1.WatchHubConfigRequest
-	(*CreateHubTokenRequest)(nil),       // 17: hubhooks.v1.CreateHubTokenRequest
-	(*CreateHubTokenResponse)(nil),      // 18: hubhooks.v1.CreateHubTokenResponse
-	(*HubToken)(nil),                    // 19: hubhooks.v1.HubToken
-	(*RevokeHubTokenRequest)(nil),       // 20: hubhooks.v1.RevokeHubTokenRequest
-	(*RevokeHubTokenResponse)(nil),      // 21: hubhooks.v1.RevokeHubTokenResponse
-	(*ListHubTokensRequest)(nil),        // 22: hubhooks.v1.ListHubTokensRequest
-	(*ListHubTokensResponse)(nil),       // 23: hubhooks.v1.ListHubTokensResponse
-	(*ConfigureCallbackUrlRequest)(nil), // 24: hubhooks.v1.ConfigureCallbackUrlRequest
-	(*EventTypeFilter)(nil),             // 25: hubhooks.v1.EventTypeFilter
-	(*WhoAmIRequest)(nil),               // 26: hubhooks.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),              // 27: hubhooks.v1.WhoAmIResponse
-	(*ListHubsRequest)(nil),             // 28: hubhooks.v1.ListHubsRequest
-	(*ListHubsResponse)(nil),            // 29: hubhooks.v1.ListHubsResponse
-	(*HubSummary)(nil),                  // 30: hubhooks.v1.HubSummary
-	(*timestamppb.Timestamp)(nil),       // 31: google.protobuf.Timestamp
-	(*HttpRequest)(nil),                 // 32: hubhooks.v1.HttpRequest
-	(*HttpResponse)(nil),                // 33: hubhooks.v1.HttpResponse
+	(*UpdateCallbackUrlRequest)(nil),    // 7: hubhooks.v1.UpdateCallbackUrlRequest
+	(*DeleteHubRequest)(nil),            // 8: hubhooks.v1.DeleteHubRequest
+	(*DeleteHubResponse)(nil),           // 9: hubhooks.v1.DeleteHubResponse
+	(*SendTestDomainEventRequest)(nil),  // 10: hubhooks.v1.SendTestDomainEventRequest
+	(*SendTestDomainEventResponse)(nil), // 11: hubhooks.v1.SendTestDomainEventResponse
+	(*GenerateSecretRequest)(nil),       // 12: hubhooks.v1.GenerateSecretRequest
+	(*GenerateSecretResponse)(nil),      // 13: hubhooks.v1.GenerateSecretResponse
+	(*ListEventTypesRequest)(nil),       // 14: hubhooks.v1.ListEventTypesRequest
+	(*ListEventTypesResponse)(nil),      // 15: hubhooks.v1.ListEventTypesResponse
+	(*EventTypeRule)(nil),               // 16: hubhooks.v1.EventTypeRule
+	(*EmittedEvent)(nil),                // 17: hubhooks.v1.EmittedEvent
+	(*SendTestEventRequest)(nil),        // 18: hubhooks.v1.SendTestEventRequest
+	(*SendTestEventResponse)(nil),       // 19: hubhooks.v1.SendTestEventResponse
+	(*PreviewTestEventResponse)(nil),    // 20: hubhooks.v1.PreviewTestEventResponse
+	(*WatchHubConfigRequest)(nil),       // 21: hubhooks.v1.WatchHubConfigRequest
+	(*CreateHubTokenRequest)(nil),       // 22: hubhooks.v1.CreateHubTokenRequest
+	(*CreateHubTokenResponse)(nil),      // 23: hubhooks.v1.CreateHubTokenResponse
+	(*HubToken)(nil),                    // 24: hubhooks.v1.HubToken
+	(*RevokeHubTokenRequest)(nil),       // 25: hubhooks.v1.RevokeHubTokenRequest
+	(*RevokeHubTokenResponse)(nil),      // 26: hubhooks.v1.RevokeHubTokenResponse
+	(*ListHubTokensRequest)(nil),        // 27: hubhooks.v1.ListHubTokensRequest
+	(*ListHubTokensResponse)(nil),       // 28: hubhooks.v1.ListHubTokensResponse
+	(*ConfigureCallbackUrlRequest)(nil), // 29: hubhooks.v1.ConfigureCallbackUrlRequest
+	(*EventTypeFilter)(nil),             // 30: hubhooks.v1.EventTypeFilter
+	(*WhoAmIRequest)(nil),               // 31: hubhooks.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),              // 32: hubhooks.v1.WhoAmIResponse
+	(*ListHubsRequest)(nil),             // 33: hubhooks.v1.ListHubsRequest
+	(*ListHubsResponse)(nil),            // 34: hubhooks.v1.ListHubsResponse
+	(*HubSummary)(nil),                  // 35: hubhooks.v1.HubSummary
+	(*timestamppb.Timestamp)(nil),       // 36: google.protobuf.Timestamp
+	(*HttpRequest)(nil),                 // 37: hubhooks.v1.HttpRequest
+	(*HttpResponse)(nil),                // 38: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_v1_config_proto_depIdxs = []int32{
 	1,  // 0: hubhooks.v1.HubConfig.callback_urls:type_name -> hubhooks.v1.CallbackUrl
-	31, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
+	36, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: hubhooks.v1.HubConfig.previous_secrets:type_name -> hubhooks.v1.PreviousSecret
-	31, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
-	31, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
-	31, // 5: hubhooks.v1.CallbackUrl.disabled_at:type_name -> google.protobuf.Timestamp
-	31, // 6: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 7: hubhooks.v1.GenerateSecretResponse.hub_config:type_name -> hubhooks.v1.HubConfig
-	31, // 8: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
-	11, // 9: hubhooks.v1.ListEventTypesResponse.rules:type_name -> hubhooks.v1.EventTypeRule
-	12, // 10: hubhooks.v1.EventTypeRule.emits:type_name -> hubhooks.v1.EmittedEvent
-	32, // 11: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
-	33, // 12: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
-	32, // 13: hubhooks.v1.PreviewTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
-	19, // 14: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
-	31, // 15: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
-	19, // 16: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
-	25, // 17: hubhooks.v1.ConfigureCallbackUrlRequest.event_types:type_name -> hubhooks.v1.EventTypeFilter
-	30, // 18: hubhooks.v1.ListHubsResponse.hubs:type_name -> hubhooks.v1.HubSummary
-	31, // 19: hubhooks.v1.HubSummary.updated_at:type_name -> google.protobuf.Timestamp
-	3,  // 20: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
-	4,  // 21: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
-	5,  // 22: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
-	6,  // 23: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
-	7,  // 24: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
-	9,  // 25: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
-	13, // 26: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
-	13, // 27: hubhooks.v1.ConfigService.PreviewTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
-	16, // 28: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
-	17, // 29: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
-	20, // 30: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
-	22, // 31: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
-	24, // 32: hubhooks.v1.ConfigService.ConfigureCallbackUrl:input_type -> hubhooks.v1.ConfigureCallbackUrlRequest
-	26, // 33: hubhooks.v1.ConfigService.WhoAmI:input_type -> hubhooks.v1.WhoAmIRequest
-	28, // 34: hubhooks.v1.ConfigService.ListHubs:input_type -> hubhooks.v1.ListHubsRequest
-	0,  // 35: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
-	0,  // 36: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
-	0,  // 37: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	0,  // 38: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	8,  // 39: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
-	10, // 40: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
-	14, // 41: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
-	15, // 42: hubhooks.v1.ConfigService.PreviewTestEvent:output_type -> hubhooks.v1.PreviewTestEventResponse
-	0,  // 43: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
-	18, // 44: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
-	21, // 45: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
-	23, // 46: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
-	0,  // 47: hubhooks.v1.ConfigService.ConfigureCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	27, // 48: hubhooks.v1.ConfigService.WhoAmI:output_type -> hubhooks.v1.WhoAmIResponse
-	29, // 49: hubhooks.v1.ConfigService.ListHubs:output_type -> hubhooks.v1.ListHubsResponse
-	35, // [35:50] is the sub-list for method output_type
-	20, // [20:35] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	36, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
+	36, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
+	36, // 5: hubhooks.v1.CallbackUrl.disabled_at:type_name -> google.protobuf.Timestamp
+	36, // 6: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 7: hubhooks.v1.DeleteHubResponse.deleted_at:type_name -> google.protobuf.Timestamp
+	19, // 8: hubhooks.v1.SendTestDomainEventResponse.results:type_name -> hubhooks.v1.SendTestEventResponse
+	0,  // 9: hubhooks.v1.GenerateSecretResponse.hub_config:type_name -> hubhooks.v1.HubConfig
+	36, // 10: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
+	16, // 11: hubhooks.v1.ListEventTypesResponse.rules:type_name -> hubhooks.v1.EventTypeRule
+	17, // 12: hubhooks.v1.EventTypeRule.emits:type_name -> hubhooks.v1.EmittedEvent
+	37, // 13: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
+	38, // 14: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
+	37, // 15: hubhooks.v1.PreviewTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
+	24, // 16: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
+	36, // 17: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
+	24, // 18: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
+	30, // 19: hubhooks.v1.ConfigureCallbackUrlRequest.event_types:type_name -> hubhooks.v1.EventTypeFilter
+	35, // 20: hubhooks.v1.ListHubsResponse.hubs:type_name -> hubhooks.v1.HubSummary
+	36, // 21: hubhooks.v1.HubSummary.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 22: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
+	4,  // 23: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
+	5,  // 24: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
+	6,  // 25: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
+	7,  // 26: hubhooks.v1.ConfigService.UpdateCallbackUrl:input_type -> hubhooks.v1.UpdateCallbackUrlRequest
+	12, // 27: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
+	14, // 28: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
+	18, // 29: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
+	18, // 30: hubhooks.v1.ConfigService.PreviewTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
+	21, // 31: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
+	22, // 32: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
+	25, // 33: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
+	27, // 34: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
+	29, // 35: hubhooks.v1.ConfigService.ConfigureCallbackUrl:input_type -> hubhooks.v1.ConfigureCallbackUrlRequest
+	31, // 36: hubhooks.v1.ConfigService.WhoAmI:input_type -> hubhooks.v1.WhoAmIRequest
+	33, // 37: hubhooks.v1.ConfigService.ListHubs:input_type -> hubhooks.v1.ListHubsRequest
+	8,  // 38: hubhooks.v1.ConfigService.DeleteHub:input_type -> hubhooks.v1.DeleteHubRequest
+	10, // 39: hubhooks.v1.ConfigService.SendTestDomainEvent:input_type -> hubhooks.v1.SendTestDomainEventRequest
+	0,  // 40: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
+	0,  // 41: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
+	0,  // 42: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	0,  // 43: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	0,  // 44: hubhooks.v1.ConfigService.UpdateCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	13, // 45: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
+	15, // 46: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
+	19, // 47: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
+	20, // 48: hubhooks.v1.ConfigService.PreviewTestEvent:output_type -> hubhooks.v1.PreviewTestEventResponse
+	0,  // 49: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
+	23, // 50: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
+	26, // 51: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
+	28, // 52: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
+	0,  // 53: hubhooks.v1.ConfigService.ConfigureCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	32, // 54: hubhooks.v1.ConfigService.WhoAmI:output_type -> hubhooks.v1.WhoAmIResponse
+	34, // 55: hubhooks.v1.ConfigService.ListHubs:output_type -> hubhooks.v1.ListHubsResponse
+	9,  // 56: hubhooks.v1.ConfigService.DeleteHub:output_type -> hubhooks.v1.DeleteHubResponse
+	11, // 57: hubhooks.v1.ConfigService.SendTestDomainEvent:output_type -> hubhooks.v1.SendTestDomainEventResponse
+	40, // [40:58] is the sub-list for method output_type
+	22, // [22:40] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_config_proto_init() }
@@ -2125,14 +2439,14 @@ func file_hubhooks_v1_config_proto_init() {
 		return
 	}
 	file_hubhooks_v1_common_proto_init()
-	file_hubhooks_v1_config_proto_msgTypes[24].OneofWrappers = []any{}
+	file_hubhooks_v1_config_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_config_proto_rawDesc), len(file_hubhooks_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

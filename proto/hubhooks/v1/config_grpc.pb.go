@@ -23,6 +23,7 @@ const (
 	ConfigService_SetEventsEnabled_FullMethodName     = "/hubhooks.v1.ConfigService/SetEventsEnabled"
 	ConfigService_AddCallbackUrl_FullMethodName       = "/hubhooks.v1.ConfigService/AddCallbackUrl"
 	ConfigService_RemoveCallbackUrl_FullMethodName    = "/hubhooks.v1.ConfigService/RemoveCallbackUrl"
+	ConfigService_UpdateCallbackUrl_FullMethodName    = "/hubhooks.v1.ConfigService/UpdateCallbackUrl"
 	ConfigService_GenerateSecret_FullMethodName       = "/hubhooks.v1.ConfigService/GenerateSecret"
 	ConfigService_ListEventTypes_FullMethodName       = "/hubhooks.v1.ConfigService/ListEventTypes"
 	ConfigService_SendTestEvent_FullMethodName        = "/hubhooks.v1.ConfigService/SendTestEvent"
@@ -34,6 +35,8 @@ const (
 	ConfigService_ConfigureCallbackUrl_FullMethodName = "/hubhooks.v1.ConfigService/ConfigureCallbackUrl"
 	ConfigService_WhoAmI_FullMethodName               = "/hubhooks.v1.ConfigService/WhoAmI"
 	ConfigService_ListHubs_FullMethodName             = "/hubhooks.v1.ConfigService/ListHubs"
+	ConfigService_DeleteHub_FullMethodName            = "/hubhooks.v1.ConfigService/DeleteHub"
+	ConfigService_SendTestDomainEvent_FullMethodName  = "/hubhooks.v1.ConfigService/SendTestDomainEvent"
 )
 
 // ConfigServiceClient is the client API for ConfigService service.
@@ -51,10 +54,21 @@ type ConfigServiceClient interface {
 	// the hub's pending retries.
 	SetEventsEnabled(ctx context.Context, in *SetEventsEnabledRequest, opts ...grpc.CallOption) (*HubConfig, error)
 	// AddCallbackUrl adds an absolute http(s) URL; at most 5 per hub
-	// (FailedPrecondition beyond), duplicates refused (AlreadyExists).
+	// (FailedPrecondition beyond), duplicates refused (AlreadyExists). A URL
+	// given without a scheme (a bare host or host/path, e.g. example.com) is
+	// taken as https://; the URL comes back as stored (scheme and host in
+	// lower case, default port dropped, an empty path as "/").
 	AddCallbackUrl(ctx context.Context, in *AddCallbackUrlRequest, opts ...grpc.CallOption) (*HubConfig, error)
 	// RemoveCallbackUrl removes a URL by url or id and cancels its pending retries.
 	RemoveCallbackUrl(ctx context.Context, in *RemoveCallbackUrlRequest, opts ...grpc.CallOption) (*HubConfig, error)
+	// UpdateCallbackUrl changes the address of one of the hub's URLs, keeping
+	// its id (and so its description, event types and deliveries): the Save
+	// of an edited URL. The new URL is checked as AddCallbackUrl checks one
+	// (a bare host or host/path is taken as https://) and returned as stored.
+	// Deliveries to the URL that are pending or retrying go to the new
+	// address from their next attempt on; the event log shows each attempt
+	// with the address it went to.
+	UpdateCallbackUrl(ctx context.Context, in *UpdateCallbackUrlRequest, opts ...grpc.CallOption) (*HubConfig, error)
 	// GenerateSecret is the "Generate new" button: a new whsec_ secret, used from
 	// the next delivery on. The previous secret keeps signing during the grace period.
 	GenerateSecret(ctx context.Context, in *GenerateSecretRequest, opts ...grpc.CallOption) (*GenerateSecretResponse, error)
@@ -96,6 +110,22 @@ type ConfigServiceClient interface {
 	// ListHubs lists the configured hubs in hub_id order, a page at a time.
 	// It needs the admin token.
 	ListHubs(ctx context.Context, in *ListHubsRequest, opts ...grpc.CallOption) (*ListHubsResponse, error)
+	// DeleteHub removes everything hubhooks keeps of a hub: its configuration
+	// (URLs, secrets, the triggers toggle), its hub tokens, its pending
+	// retries and its event log, and stops its deliveries under way (they end
+	// as cancelled, and are not logged). It needs the admin token, is
+	// idempotent and leaves other hubs alone. The configuration and tokens
+	// are gone when it returns; the deliverer and the logger act on it within
+	// seconds (they learn of it through the config feed and HUBHOOKS_ATTEMPTS).
+	// The hub id may be configured again afterwards, as a new hub.
+	DeleteHub(ctx context.Context, in *DeleteHubRequest, opts ...grpc.CallOption) (*DeleteHubResponse, error)
+	// SendTestDomainEvent is the Test event link of a row of the List of
+	// events: it sends each webhook event that domain_event_type triggers
+	// (the cascade rules), with sample data, to one of the hub's URLs, and
+	// returns each request and response, in cascade order. Each is logged
+	// with test=true, under one domain event id. Like SendTestEvent, it works
+	// whether or not the hub's triggers are on.
+	SendTestDomainEvent(ctx context.Context, in *SendTestDomainEventRequest, opts ...grpc.CallOption) (*SendTestDomainEventResponse, error)
 }
 
 type configServiceClient struct {
@@ -140,6 +170,16 @@ func (c *configServiceClient) RemoveCallbackUrl(ctx context.Context, in *RemoveC
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(HubConfig)
 	err := c.cc.Invoke(ctx, ConfigService_RemoveCallbackUrl_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) UpdateCallbackUrl(ctx context.Context, in *UpdateCallbackUrlRequest, opts ...grpc.CallOption) (*HubConfig, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HubConfig)
+	err := c.cc.Invoke(ctx, ConfigService_UpdateCallbackUrl_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +305,26 @@ func (c *configServiceClient) ListHubs(ctx context.Context, in *ListHubsRequest,
 	return out, nil
 }
 
+func (c *configServiceClient) DeleteHub(ctx context.Context, in *DeleteHubRequest, opts ...grpc.CallOption) (*DeleteHubResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteHubResponse)
+	err := c.cc.Invoke(ctx, ConfigService_DeleteHub_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) SendTestDomainEvent(ctx context.Context, in *SendTestDomainEventRequest, opts ...grpc.CallOption) (*SendTestDomainEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendTestDomainEventResponse)
+	err := c.cc.Invoke(ctx, ConfigService_SendTestDomainEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConfigServiceServer is the server API for ConfigService service.
 // All implementations must embed UnimplementedConfigServiceServer
 // for forward compatibility.
@@ -280,10 +340,21 @@ type ConfigServiceServer interface {
 	// the hub's pending retries.
 	SetEventsEnabled(context.Context, *SetEventsEnabledRequest) (*HubConfig, error)
 	// AddCallbackUrl adds an absolute http(s) URL; at most 5 per hub
-	// (FailedPrecondition beyond), duplicates refused (AlreadyExists).
+	// (FailedPrecondition beyond), duplicates refused (AlreadyExists). A URL
+	// given without a scheme (a bare host or host/path, e.g. example.com) is
+	// taken as https://; the URL comes back as stored (scheme and host in
+	// lower case, default port dropped, an empty path as "/").
 	AddCallbackUrl(context.Context, *AddCallbackUrlRequest) (*HubConfig, error)
 	// RemoveCallbackUrl removes a URL by url or id and cancels its pending retries.
 	RemoveCallbackUrl(context.Context, *RemoveCallbackUrlRequest) (*HubConfig, error)
+	// UpdateCallbackUrl changes the address of one of the hub's URLs, keeping
+	// its id (and so its description, event types and deliveries): the Save
+	// of an edited URL. The new URL is checked as AddCallbackUrl checks one
+	// (a bare host or host/path is taken as https://) and returned as stored.
+	// Deliveries to the URL that are pending or retrying go to the new
+	// address from their next attempt on; the event log shows each attempt
+	// with the address it went to.
+	UpdateCallbackUrl(context.Context, *UpdateCallbackUrlRequest) (*HubConfig, error)
 	// GenerateSecret is the "Generate new" button: a new whsec_ secret, used from
 	// the next delivery on. The previous secret keeps signing during the grace period.
 	GenerateSecret(context.Context, *GenerateSecretRequest) (*GenerateSecretResponse, error)
@@ -325,6 +396,22 @@ type ConfigServiceServer interface {
 	// ListHubs lists the configured hubs in hub_id order, a page at a time.
 	// It needs the admin token.
 	ListHubs(context.Context, *ListHubsRequest) (*ListHubsResponse, error)
+	// DeleteHub removes everything hubhooks keeps of a hub: its configuration
+	// (URLs, secrets, the triggers toggle), its hub tokens, its pending
+	// retries and its event log, and stops its deliveries under way (they end
+	// as cancelled, and are not logged). It needs the admin token, is
+	// idempotent and leaves other hubs alone. The configuration and tokens
+	// are gone when it returns; the deliverer and the logger act on it within
+	// seconds (they learn of it through the config feed and HUBHOOKS_ATTEMPTS).
+	// The hub id may be configured again afterwards, as a new hub.
+	DeleteHub(context.Context, *DeleteHubRequest) (*DeleteHubResponse, error)
+	// SendTestDomainEvent is the Test event link of a row of the List of
+	// events: it sends each webhook event that domain_event_type triggers
+	// (the cascade rules), with sample data, to one of the hub's URLs, and
+	// returns each request and response, in cascade order. Each is logged
+	// with test=true, under one domain event id. Like SendTestEvent, it works
+	// whether or not the hub's triggers are on.
+	SendTestDomainEvent(context.Context, *SendTestDomainEventRequest) (*SendTestDomainEventResponse, error)
 	mustEmbedUnimplementedConfigServiceServer()
 }
 
@@ -346,6 +433,9 @@ func (UnimplementedConfigServiceServer) AddCallbackUrl(context.Context, *AddCall
 }
 func (UnimplementedConfigServiceServer) RemoveCallbackUrl(context.Context, *RemoveCallbackUrlRequest) (*HubConfig, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RemoveCallbackUrl not implemented")
+}
+func (UnimplementedConfigServiceServer) UpdateCallbackUrl(context.Context, *UpdateCallbackUrlRequest) (*HubConfig, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateCallbackUrl not implemented")
 }
 func (UnimplementedConfigServiceServer) GenerateSecret(context.Context, *GenerateSecretRequest) (*GenerateSecretResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GenerateSecret not implemented")
@@ -379,6 +469,12 @@ func (UnimplementedConfigServiceServer) WhoAmI(context.Context, *WhoAmIRequest) 
 }
 func (UnimplementedConfigServiceServer) ListHubs(context.Context, *ListHubsRequest) (*ListHubsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListHubs not implemented")
+}
+func (UnimplementedConfigServiceServer) DeleteHub(context.Context, *DeleteHubRequest) (*DeleteHubResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteHub not implemented")
+}
+func (UnimplementedConfigServiceServer) SendTestDomainEvent(context.Context, *SendTestDomainEventRequest) (*SendTestDomainEventResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SendTestDomainEvent not implemented")
 }
 func (UnimplementedConfigServiceServer) mustEmbedUnimplementedConfigServiceServer() {}
 func (UnimplementedConfigServiceServer) testEmbeddedByValue()                       {}
@@ -469,6 +565,24 @@ func _ConfigService_RemoveCallbackUrl_Handler(srv interface{}, ctx context.Conte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ConfigServiceServer).RemoveCallbackUrl(ctx, req.(*RemoveCallbackUrlRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfigService_UpdateCallbackUrl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateCallbackUrlRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).UpdateCallbackUrl(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_UpdateCallbackUrl_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).UpdateCallbackUrl(ctx, req.(*UpdateCallbackUrlRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -664,6 +778,42 @@ func _ConfigService_ListHubs_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConfigService_DeleteHub_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteHubRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).DeleteHub(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_DeleteHub_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).DeleteHub(ctx, req.(*DeleteHubRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfigService_SendTestDomainEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendTestDomainEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).SendTestDomainEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_SendTestDomainEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).SendTestDomainEvent(ctx, req.(*SendTestDomainEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConfigService_ServiceDesc is the grpc.ServiceDesc for ConfigService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -686,6 +836,10 @@ var ConfigService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveCallbackUrl",
 			Handler:    _ConfigService_RemoveCallbackUrl_Handler,
+		},
+		{
+			MethodName: "UpdateCallbackUrl",
+			Handler:    _ConfigService_UpdateCallbackUrl_Handler,
 		},
 		{
 			MethodName: "GenerateSecret",
@@ -726,6 +880,14 @@ var ConfigService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListHubs",
 			Handler:    _ConfigService_ListHubs_Handler,
+		},
+		{
+			MethodName: "DeleteHub",
+			Handler:    _ConfigService_DeleteHub_Handler,
+		},
+		{
+			MethodName: "SendTestDomainEvent",
+			Handler:    _ConfigService_SendTestDomainEvent_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

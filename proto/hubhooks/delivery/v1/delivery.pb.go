@@ -463,6 +463,63 @@ func (x *FanoutTarget) GetUrl() string {
 	return ""
 }
 
+// HubDeleted tells the logger that configsvc deleted a hub (DeleteHub):
+// it removes the hub's event log and drops the records of deliveries
+// created before deleted_at. Published on hubhooks.attempts.<hub_id> with
+// Content-Type application/vnd.hubhooks.hub-deleted+protobuf, so that it
+// reaches the logger on the stream its records travel.
+type HubDeleted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HubId         string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	DeletedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HubDeleted) Reset() {
+	*x = HubDeleted{}
+	mi := &file_hubhooks_delivery_v1_delivery_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubDeleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubDeleted) ProtoMessage() {}
+
+func (x *HubDeleted) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_delivery_v1_delivery_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubDeleted.ProtoReflect.Descriptor instead.
+func (*HubDeleted) Descriptor() ([]byte, []int) {
+	return file_hubhooks_delivery_v1_delivery_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HubDeleted) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *HubDeleted) GetDeletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeletedAt
+	}
+	return nil
+}
+
 var File_hubhooks_delivery_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
@@ -509,7 +566,12 @@ const file_hubhooks_delivery_v1_delivery_proto_rawDesc = "" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x15\n" +
 	"\x06url_id\x18\x02 \x01(\tR\x05urlId\x12\x10\n" +
-	"\x03url\x18\x03 \x01(\tR\x03urlBDZBgithub.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1;deliveryv1b\x06proto3"
+	"\x03url\x18\x03 \x01(\tR\x03url\"^\n" +
+	"\n" +
+	"HubDeleted\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x129\n" +
+	"\n" +
+	"deleted_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAtBDZBgithub.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1;deliveryv1b\x06proto3"
 
 var (
 	file_hubhooks_delivery_v1_delivery_proto_rawDescOnce sync.Once
@@ -523,34 +585,36 @@ func file_hubhooks_delivery_v1_delivery_proto_rawDescGZIP() []byte {
 	return file_hubhooks_delivery_v1_delivery_proto_rawDescData
 }
 
-var file_hubhooks_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_hubhooks_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_hubhooks_delivery_v1_delivery_proto_goTypes = []any{
 	(*DeliveryJob)(nil),           // 0: hubhooks.delivery.v1.DeliveryJob
 	(*AttemptRecorded)(nil),       // 1: hubhooks.delivery.v1.AttemptRecorded
 	(*DeliveryFanout)(nil),        // 2: hubhooks.delivery.v1.DeliveryFanout
 	(*FanoutTarget)(nil),          // 3: hubhooks.delivery.v1.FanoutTarget
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(v1.DeliveryStatus)(0),        // 5: hubhooks.v1.DeliveryStatus
-	(*v1.HttpRequest)(nil),        // 6: hubhooks.v1.HttpRequest
-	(*v1.HttpResponse)(nil),       // 7: hubhooks.v1.HttpResponse
+	(*HubDeleted)(nil),            // 4: hubhooks.delivery.v1.HubDeleted
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(v1.DeliveryStatus)(0),        // 6: hubhooks.v1.DeliveryStatus
+	(*v1.HttpRequest)(nil),        // 7: hubhooks.v1.HttpRequest
+	(*v1.HttpResponse)(nil),       // 8: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_delivery_v1_delivery_proto_depIdxs = []int32{
-	4,  // 0: hubhooks.delivery.v1.DeliveryJob.created_at:type_name -> google.protobuf.Timestamp
-	4,  // 1: hubhooks.delivery.v1.DeliveryJob.first_attempt_at:type_name -> google.protobuf.Timestamp
-	4,  // 2: hubhooks.delivery.v1.DeliveryJob.event_arrived_at:type_name -> google.protobuf.Timestamp
+	5,  // 0: hubhooks.delivery.v1.DeliveryJob.created_at:type_name -> google.protobuf.Timestamp
+	5,  // 1: hubhooks.delivery.v1.DeliveryJob.first_attempt_at:type_name -> google.protobuf.Timestamp
+	5,  // 2: hubhooks.delivery.v1.DeliveryJob.event_arrived_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: hubhooks.delivery.v1.AttemptRecorded.job:type_name -> hubhooks.delivery.v1.DeliveryJob
-	5,  // 4: hubhooks.delivery.v1.AttemptRecorded.status:type_name -> hubhooks.v1.DeliveryStatus
-	6,  // 5: hubhooks.delivery.v1.AttemptRecorded.request:type_name -> hubhooks.v1.HttpRequest
-	7,  // 6: hubhooks.delivery.v1.AttemptRecorded.response:type_name -> hubhooks.v1.HttpResponse
-	4,  // 7: hubhooks.delivery.v1.AttemptRecorded.started_at:type_name -> google.protobuf.Timestamp
-	4,  // 8: hubhooks.delivery.v1.AttemptRecorded.next_attempt_at:type_name -> google.protobuf.Timestamp
+	6,  // 4: hubhooks.delivery.v1.AttemptRecorded.status:type_name -> hubhooks.v1.DeliveryStatus
+	7,  // 5: hubhooks.delivery.v1.AttemptRecorded.request:type_name -> hubhooks.v1.HttpRequest
+	8,  // 6: hubhooks.delivery.v1.AttemptRecorded.response:type_name -> hubhooks.v1.HttpResponse
+	5,  // 7: hubhooks.delivery.v1.AttemptRecorded.started_at:type_name -> google.protobuf.Timestamp
+	5,  // 8: hubhooks.delivery.v1.AttemptRecorded.next_attempt_at:type_name -> google.protobuf.Timestamp
 	0,  // 9: hubhooks.delivery.v1.DeliveryFanout.job:type_name -> hubhooks.delivery.v1.DeliveryJob
 	3,  // 10: hubhooks.delivery.v1.DeliveryFanout.targets:type_name -> hubhooks.delivery.v1.FanoutTarget
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 11: hubhooks.delivery.v1.HubDeleted.deleted_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_delivery_v1_delivery_proto_init() }
@@ -564,7 +628,7 @@ func file_hubhooks_delivery_v1_delivery_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_delivery_v1_delivery_proto_rawDesc), len(file_hubhooks_delivery_v1_delivery_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
