@@ -93,3 +93,56 @@ func TestDeleteHub(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUpdateCallbackUrlTakesRetriesAlong: a delivery retrying at a URL
+// whose address is edited in place is delivered to the new address; its
+// entry keeps every attempt, each with the address it went to.
+func TestUpdateCallbackUrlTakesRetriesAlong(t *testing.T) {
+	h := startHub(t, 0, 2*time.Second, 2*time.Second, 2*time.Second)
+	ctx := ctxT(t)
+	const hub = "moving"
+	oldR, newR := newReceiver(t), newReceiver(t)
+	oldR.mu.Lock()
+	oldR.status = http.StatusServiceUnavailable
+	oldR.mu.Unlock()
+	cfg, err := h.config.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: oldR.URL + "/in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cfg.GetCallbackUrls()[0].GetId()
+	if _, err := h.config.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(t, domainEvent(t, hub, "evt-move", "USER.UPDATED", map[string]any{"user": map[string]any{"id": 1}}), true)
+	poll.Until(t, 20*time.Second, "first attempt failed at the old address", func() bool { return len(oldR.byDomainEvent("evt-move")) >= 1 })
+	if _, err := h.config.UpdateCallbackUrl(ctx, &hubhooksv1.UpdateCallbackUrlRequest{HubId: hub, Id: id, Url: newR.URL + "/in"}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "delivered at the new address", func() bool { return len(newR.byDomainEvent("evt-move")) == 1 })
+	old, moved := oldR.byDomainEvent("evt-move")[0], newR.byDomainEvent("evt-move")[0]
+	if old.Event.ID != moved.Event.ID {
+		t.Fatalf("webhook id %s at the new address, %s at the old", moved.Event.ID, old.Event.ID)
+	}
+	var e *hubhooksv1.GetEventLogResponse
+	poll.Until(t, 20*time.Second, "the entry succeeded", func() bool {
+		list, err := h.logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub})
+		if err != nil || len(list.GetEventLogs()) != 1 || list.GetEventLogs()[0].GetStatus() != "succeeded" {
+			return false
+		}
+		e, err = h.logs.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: hub, Id: list.GetEventLogs()[0].GetId()})
+		return err == nil
+	})
+	atts := e.GetAttempts()
+	first, last := atts[0], atts[len(atts)-1]
+	if e.GetEventLog().GetUrl() != newR.URL+"/in" || first.GetRequest().GetUrl() != oldR.URL+"/in" || last.GetRequest().GetUrl() != newR.URL+"/in" ||
+		first.GetResponse().GetStatusCode() != 503 || last.GetResponse().GetStatusCode() != 200 {
+		t.Fatalf("entry %v with attempts %v", e.GetEventLog(), atts)
+	}
+	// Listed under its new URL, not its old one.
+	for u, want := range map[string]int{newR.URL + "/in": 1, oldR.URL + "/in": 0} {
+		list, err := h.logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub, Url: u})
+		if err != nil || len(list.GetEventLogs()) != want {
+			t.Errorf("url filter %s: %d entries, %v; want %d", u, len(list.GetEventLogs()), err, want)
+		}
+	}
+}
