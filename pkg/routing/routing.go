@@ -3,6 +3,7 @@ package routing
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -33,10 +34,19 @@ type Skip struct {
 	Detail string
 }
 
+// OperationalPrefix starts the webhook event type of every operational
+// event (OPERATIONAL.URL_DISABLED, ...); no cascade rule emits such a type.
+const OperationalPrefix = "OPERATIONAL."
+
 // Accepts reports whether u, enabled, receives webhook events of type typ.
+// Operational events go to the URL marked operational_events only, whatever
+// its event type filter.
 func Accepts(u *hubhooksv1.CallbackUrl, typ string) bool {
 	if u.GetDisabled() {
 		return false
+	}
+	if strings.HasPrefix(typ, OperationalPrefix) {
+		return u.GetOperationalEvents()
 	}
 	types := u.GetEventTypes()
 	return len(types) == 0 || slices.Contains(types, typ)
@@ -102,6 +112,8 @@ func URLReason(u *hubhooksv1.CallbackUrl, typ string, arrived time.Time) (reason
 			detail += ": " + r
 		}
 		return URLDisabled, detail
+	case strings.HasPrefix(typ, OperationalPrefix) && !u.GetOperationalEvents():
+		return TypeFiltered, "the URL does not receive the hub's operational events"
 	case !Accepts(u, typ):
 		return TypeFiltered, fmt.Sprintf("the URL receives only %v", u.GetEventTypes())
 	}

@@ -77,3 +77,18 @@ func TestFiltered(t *testing.T) {
 		}
 	}
 }
+
+func TestOperationalEventsGoToTheirURLOnly(t *testing.T) {
+	ops := &hubhooksv1.CallbackUrl{Id: "ops", EventTypes: []string{"API.CREATED"}, OperationalEvents: true}
+	plain := &hubhooksv1.CallbackUrl{Id: "plain"}
+	if !routing.Accepts(ops, "OPERATIONAL.URL_DISABLED") || routing.Accepts(plain, "OPERATIONAL.URL_DISABLED") {
+		t.Error("operational events: want the marked URL only, whatever its filter")
+	}
+	if !routing.Accepts(ops, "API.CREATED") || routing.Accepts(ops, "API.UPDATED") || !routing.Accepts(plain, "API.UPDATED") {
+		t.Error("the marked URL's filter still applies to other types")
+	}
+	ops.Disabled = true
+	if routing.Accepts(ops, "OPERATIONAL.URL_DISABLED") {
+		t.Error("a disabled URL takes operational events")
+	}
+}

@@ -89,6 +89,12 @@ func ReplayEventID(hubID, domainEventID string, index int) string {
 	return hashID(ReplayIDPrefix, hubID, domainEventID, strconv.Itoa(index))
 }
 
+// OperationalEventID derives the webhook event id of an operational event
+// delivered as a webhook ("ops_...").
+func OperationalEventID(hubID, opsEventID string) string {
+	return hashID("ops_", hubID, opsEventID)
+}
+
 // RecoveryID derives the id of the delivery that recovers (delivers again)
 // the delivery deliveryID, so that it is recovered once however often a
 // recovery runs.

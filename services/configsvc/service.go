@@ -176,7 +176,7 @@ func (s *Service) Ready(context.Context) error {
 // every watch stream with UNAVAILABLE (so clients reconnect to another
 // replica and a graceful gRPC stop is not held up) and returns nil.
 func (s *Service) Run(ctx context.Context) error {
-	if err := eventbus.Ensure(ctx, s.js, eventbus.AttemptsStreamConfig(s.cfg.StreamOptions)); err != nil {
+	if err := eventbus.Ensure(ctx, s.js, eventbus.AttemptsStreamConfig(s.cfg.StreamOptions), eventbus.OpsStreamConfig(s.cfg.StreamOptions)); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
@@ -71,8 +72,8 @@ func (s *Service) configureURL(ctx context.Context, req *hubhooksv1.ConfigureCal
 	if reason != "" && (req.Enabled == nil || req.GetEnabled()) {
 		errs = append(errs, invalidf("disabled_reason goes with enabled=false"))
 	}
-	if req.GetEventTypes() == nil && req.Enabled == nil && req.Description == nil {
-		errs = append(errs, invalidf("nothing to change: set event_types, enabled or description"))
+	if req.GetEventTypes() == nil && req.Enabled == nil && req.Description == nil && req.OperationalEvents == nil {
+		errs = append(errs, invalidf("nothing to change: set event_types, enabled, description or operational_events"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -80,7 +81,9 @@ func (s *Service) configureURL(ctx context.Context, req *hubhooksv1.ConfigureCal
 	if reason == "" {
 		reason = DefaultDisabledReason
 	}
-	return s.mutate(ctx, hub, KindURLConfigured, func(next *hubhooksv1.HubConfig, now time.Time) (bool, error) {
+	var disabled *hubhooksv1.CallbackUrl // set when this call disables the URL
+	cfg, err := s.mutate(ctx, hub, KindURLConfigured, func(next *hubhooksv1.HubConfig, now time.Time) (bool, error) {
+		disabled = nil
 		i := findURL(next, raw, id)
 		if i < 0 {
 			what := "url " + strconv.Quote(raw)
@@ -103,8 +106,39 @@ func (s *Service) configureURL(ctx context.Context, req *hubhooksv1.ConfigureCal
 				u.Disabled, u.DisabledReason, u.DisabledAt, changed = false, "", nil, true
 			case !req.GetEnabled() && !u.Disabled:
 				u.Disabled, u.DisabledReason, u.DisabledAt, changed = true, reason, timestamppb.New(now), true
+				disabled = u
+			}
+		}
+		if req.OperationalEvents != nil {
+			for _, o := range next.CallbackUrls {
+				want := o == u && req.GetOperationalEvents()
+				if o.OperationalEvents != want {
+					o.OperationalEvents, changed = want, true
+				}
 			}
 		}
 		return changed, nil
 	})
+	if err == nil && disabled != nil {
+		s.publishOps(ctx, &hubhooksv1.OperationalEvent{
+			Id:    fmt.Sprintf("url_disabled.%s.%d", disabled.GetId(), cfg.GetVersion()),
+			HubId: hub, Type: hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_URL_DISABLED,
+			OccurredAt: disabled.GetDisabledAt(), UrlId: disabled.GetId(), Url: disabled.GetUrl(), Reason: disabled.GetDisabledReason(),
+		})
+	}
+	return cfg, err
+}
+
+// publishOps publishes an operational event, best effort: the change it
+// reports is made, so a failure is logged, not returned.
+func (s *Service) publishOps(ctx context.Context, ev *hubhooksv1.OperationalEvent) {
+	m, err := eventbus.NewOpsMsg(ev)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, err = s.js.PublishMsg(pctx, m)
+		cancel()
+	}
+	if err != nil {
+		s.log.Warn("publish operational event", "hub_id", ev.GetHubId(), "type", ev.GetType().String(), "err", err)
+	}
 }

@@ -291,6 +291,7 @@ func (s *Service) recordAndSettle(msg jobMsg, job *deliveryv1.DeliveryJob, rec *
 	if status == hubhooksv1.StatusDead {
 		s.metrics.dead.Inc()
 	}
+	s.observer.attempted(job, rec)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.jobLog(job).Debug("attempt recorded", "status", status.APIName(),
 			"http_status", rec.GetResponse().GetStatusCode(), "duration_ms", rec.GetResponse().GetDurationMs())

@@ -42,10 +42,13 @@ type breakers struct {
 	cooldown time.Duration
 	metrics  *metrics
 	log      *slog.Logger
+	changed  func(hub, urlID, url string, opened bool)
 }
 
-func newBreakers(failures int, cooldown time.Duration, m *metrics, log *slog.Logger) *breakers {
-	return &breakers{m: map[string]*breakerEntry{}, failures: uint32(failures), cooldown: cooldown, metrics: m, log: log}
+// newBreakers makes the breakers; changed is told when one opens or
+// closes (hub, URL id, URL, opened).
+func newBreakers(failures int, cooldown time.Duration, m *metrics, log *slog.Logger, changed func(hub, urlID, url string, opened bool)) *breakers {
+	return &breakers{m: map[string]*breakerEntry{}, failures: uint32(failures), cooldown: cooldown, metrics: m, log: log, changed: changed}
 }
 
 // allow asks the breaker of key for permission; done must be called with
@@ -63,6 +66,12 @@ func (b *breakers) allow(key, hub, urlID string) (done func(error), err error) {
 			OnStateChange: func(name string, from, to gobreaker.State) {
 				b.metrics.breakerChanges.WithLabelValues(to.String()).Inc()
 				b.log.Info("circuit breaker state changed", "breaker", name, "from", from.String(), "to", to.String())
+				switch {
+				case to == gobreaker.StateOpen && from == gobreaker.StateClosed:
+					b.changed(hub, urlID, urlOfKey(key), true)
+				case to == gobreaker.StateClosed:
+					b.changed(hub, urlID, urlOfKey(key), false)
+				}
 			},
 		})}
 		b.m[key] = e

@@ -93,6 +93,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// OpTimeout bounds each JetStream publish, ack and Redis call; default 10s.
 	OpTimeout time.Duration
+	// HealthInterval is how often at most one replica writes a URL's run of
+	// failures (or its end) to Redis, for the auto-disabling of failing
+	// URLs (services/internal/urlhealth); default 10s.
+	HealthInterval time.Duration
 
 	// StreamOptions tune the streams created by Run.
 	StreamOptions eventbus.Options
@@ -144,6 +148,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.SendTimeout, webhook.DefaultTimeout)
 	def(&c.ShutdownTimeout, 20*time.Second)
 	def(&c.OpTimeout, 10*time.Second)
+	def(&c.HealthInterval, 10*time.Second)
 	if c.RedisPrefix == "" {
 		c.RedisPrefix = "hubhooks:"
 	}
@@ -171,7 +176,7 @@ func (c Config) Validate() error {
 	}{
 		{"max retry after", c.MaxRetryAfter}, {"ack wait", c.AckWait}, {"fetch wait", c.FetchWait},
 		{"queue full delay", c.QueueFullDelay}, {"poll interval", c.PollInterval}, {"claim lease", c.ClaimLease},
-		{"breaker cooldown", c.BreakerCooldown}, {"shutdown timeout", c.ShutdownTimeout}, {"op timeout", c.OpTimeout},
+		{"breaker cooldown", c.BreakerCooldown}, {"shutdown timeout", c.ShutdownTimeout}, {"op timeout", c.OpTimeout}, {"health interval", c.HealthInterval},
 		{"hold limit", c.HoldLimit}, {"send timeout", c.SendTimeout},
 	}
 	for _, d := range durations {

@@ -1,6 +1,7 @@
 package deliverer
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,12 @@ import (
 
 // laneKey identifies the lane (and the circuit breaker) of job's URL.
 func laneKey(job *deliveryv1.DeliveryJob) string { return job.GetHubId() + " " + job.GetUrl() }
+
+// urlOfKey is the URL of a lane key.
+func urlOfKey(key string) string {
+	_, url, _ := strings.Cut(key, " ")
+	return url
+}
 
 // lane is one URL's attempts: running and queued.
 type lane struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/batch"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
+	"github.com/hubhooks/hubhooks/services/internal/urlhealth"
 )
 
 // Errors.
@@ -41,6 +42,7 @@ type Service struct {
 	lanes    *lanes                      // per-URL queues and concurrency
 	slots    *slots                      // per-hub and replica POST limits
 	breakers *breakers                   // per-URL circuit breakers
+	observer *observer                   // URL health and operational events
 	retries  *retryStore                 // retries and parked jobs, in Redis
 	records  *batch.Batcher[sizedRecord] // attempt records on their way to JetStream
 	changed  *changedHubs                // hubs whose pending retries to cancel
@@ -106,7 +108,13 @@ func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient, configs 
 		changed:       newChangedHubs(),
 		schedulerWake: make(chan struct{}, 1),
 	}
-	s.breakers = newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown, m, s.log)
+	health, err := urlhealth.New(rdb, cfg.RedisPrefix)
+	if err != nil {
+		return nil, err
+	}
+	s.observer = newObserver(js, urlhealth.NewTracker(health, cfg.HealthInterval), cfg.OpTimeout,
+		func(stage string) { m.handlingErrors.WithLabelValues(stage).Inc() })
+	s.breakers = newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown, m, s.log, s.observer.circuitChanged)
 	s.records = newRecordBatcher(s.sendRecords, recordLinger)
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.workCtx, s.hardStop = context.WithCancel(context.Background())
@@ -146,7 +154,7 @@ func (s *Service) Run(ctx context.Context) error {
 // ensure ensures the streams and the consumer.
 func (s *Service) ensure(ctx context.Context) (jetstream.Consumer, error) {
 	o := s.cfg.StreamOptions
-	if err := eventbus.Ensure(ctx, s.js, eventbus.DeliveriesStreamConfig(o), eventbus.AttemptsStreamConfig(o), eventbus.DeadLettersStreamConfig(o)); err != nil {
+	if err := eventbus.Ensure(ctx, s.js, eventbus.DeliveriesStreamConfig(o), eventbus.AttemptsStreamConfig(o), eventbus.DeadLettersStreamConfig(o), eventbus.OpsStreamConfig(o)); err != nil {
 		return nil, err
 	}
 	cons, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamDeliveries,

@@ -19,7 +19,6 @@ import (
 	"github.com/hubhooks/hubhooks/services/gateway"
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/logger"
-	"github.com/hubhooks/hubhooks/services/operations"
 )
 
 // Process is a running all-in-one process.
@@ -181,7 +180,7 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 	if err != nil {
 		return fail(err)
 	}
-	opsSvc, err := operations.New(p.OperationsConfig(), js, logSvc.Store(), hubhooksv1.NewConfigServiceClient(conn), rules)
+	opsSvc, err := p.Operations(js, rdb, logSvc.Store(), hubhooksv1.NewConfigServiceClient(conn), rules)
 	if err != nil {
 		return fail(err)
 	}

@@ -14,9 +14,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultBulkRate        = 500
-	DefaultBulkMaxBacklog  = 200
-	DefaultRecoverLookback = 48 * time.Hour
+	DefaultBulkRate         = 500
+	DefaultBulkMaxBacklog   = 200
+	DefaultRecoverLookback  = 48 * time.Hour
+	DefaultAutoDisableAfter = 5 * 24 * time.Hour
 )
 
 // Config configures a Service. Zero values take the defaults named on each
@@ -34,6 +35,11 @@ type Config struct {
 	// after since may have been created up to its retry schedule's length
 	// before. Default 48h.
 	RecoverLookback time.Duration
+	// AutoDisableAfter disables a callback URL that has failed every
+	// attempt for this long, with the reason in its config. Default 5 days.
+	AutoDisableAfter time.Duration
+	// AutoDisableOff turns auto-disabling off.
+	AutoDisableOff bool
 	// MaxEventBytes is the largest domain event a replay expands, as the
 	// expander's (larger ones were dead-lettered). Default 1 MiB.
 	MaxEventBytes int
@@ -54,6 +60,9 @@ func (c Config) Validate() error {
 	if c.BulkMaxBacklog < 0 {
 		errs = append(errs, fmt.Errorf("bulk max backlog %d: must not be negative", c.BulkMaxBacklog))
 	}
+	if c.AutoDisableAfter < 0 {
+		errs = append(errs, fmt.Errorf("auto-disable after %s: must not be negative", c.AutoDisableAfter))
+	}
 	if c.MaxEventBytes < 0 {
 		errs = append(errs, fmt.Errorf("max event bytes %d: must not be negative", c.MaxEventBytes))
 	}
@@ -72,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RecoverLookback == 0 {
 		c.RecoverLookback = DefaultRecoverLookback
+	}
+	if c.AutoDisableAfter == 0 {
+		c.AutoDisableAfter = DefaultAutoDisableAfter
 	}
 	if c.MaxEventBytes == 0 {
 		c.MaxEventBytes = publisher.MaxEventBytes

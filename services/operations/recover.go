@@ -100,6 +100,14 @@ func (s *Service) recoverDeliveries(ctx context.Context, req *hubhooksv1.Recover
 	r.progress.Done = true
 	s.log.Info("recovery finished", "hub_id", hub, "since", since, "until", until, "url", req.GetUrl(), "dry_run", r.dry,
 		"matched", r.progress.Matched, "redelivered", r.progress.Redelivered, "already_recovered", r.progress.AlreadyRecovered, "skipped", r.progress.Skipped)
+	if !r.dry {
+		s.publishOps(&hubhooksv1.OperationalEvent{
+			Id: webhook.RandomID("recovery_"), HubId: hub, Type: hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_RECOVERY_FINISHED,
+			OccurredAt: timestamppb.Now(), Url: req.GetUrl(), Deliveries: r.progress.GetRedelivered(),
+			Reason: fmt.Sprintf("recovered what became dead or failed from %s to %s: %d deliveries, %d already recovered",
+				since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), r.progress.GetRedelivered(), r.progress.GetAlreadyRecovered()),
+		})
+	}
 	return send(r.progress)
 }
 

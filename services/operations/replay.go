@@ -19,6 +19,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/hubid"
 	"github.com/hubhooks/hubhooks/pkg/routing"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
@@ -161,6 +162,14 @@ func (s *Service) replay(ctx context.Context, req *hubhooksv1.ReplayDomainEvents
 	p := rp.progress
 	s.log.Info("replay finished", "hub_id", r.hub, "since", r.since, "until", r.until, "dry_run", r.dry,
 		"scanned", p.GetDomainEventsScanned(), "matched", p.GetDomainEventsMatched(), "deliveries", p.GetDeliveries(), "already_replayed", p.GetAlreadyReplayed())
+	if !r.dry {
+		s.publishOps(&hubhooksv1.OperationalEvent{
+			Id: webhook.RandomID("replay_"), HubId: r.hub, Type: hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_REPLAY_FINISHED,
+			OccurredAt: timestamppb.Now(), Deliveries: p.GetDeliveries(),
+			Reason: fmt.Sprintf("replayed the events stored from %s to %s: %d deliveries, %d already replayed",
+				r.since.UTC().Format(time.RFC3339), r.until.UTC().Format(time.RFC3339), p.GetDeliveries(), p.GetAlreadyReplayed()),
+		})
+	}
 	return send(p)
 }
 

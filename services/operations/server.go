@@ -32,6 +32,17 @@ func (g *server) ReplayDomainEvents(req *hubhooksv1.ReplayDomainEventsRequest, s
 	return g.svc.grpcError(stream.Context(), "replay domain events", g.svc.replay(stream.Context(), req, stream.Send))
 }
 
+func (g *server) WatchOperationalEvents(req *hubhooksv1.WatchOperationalEventsRequest, stream grpc.ServerStreamingServer[hubhooksv1.OperationalEvent]) error {
+	err := g.svc.watchOps(stream.Context(), req, stream.Send)
+	if stream.Context().Err() != nil {
+		return nil // the caller went away: the watch is over
+	}
+	return g.svc.grpcError(stream.Context(), "watch operational events", err)
+}
+
+// isNotFound reports whether err is a NotFound gRPC status.
+func isNotFound(err error) bool { return status.Code(err) == codes.NotFound }
+
 // invalidError is a request refused with InvalidArgument; its message says
 // how to fix the call.
 type invalidError struct{ err error }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +16,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+	"github.com/hubhooks/hubhooks/services/internal/urlhealth"
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
 )
 
@@ -38,6 +40,16 @@ type LogStore interface {
 // hubhooksv1.ConfigServiceClient implements it.
 type Configs interface {
 	GetHubConfig(ctx context.Context, in *hubhooksv1.GetHubConfigRequest, opts ...grpc.CallOption) (*hubhooksv1.HubConfig, error)
+	ConfigureCallbackUrl(ctx context.Context, in *hubhooksv1.ConfigureCallbackUrlRequest, opts ...grpc.CallOption) (*hubhooksv1.HubConfig, error)
+}
+
+// URLHealth lists the URLs failing every attempt, as the deliverer notes
+// them; *urlhealth.Store implements it.
+type URLHealth interface {
+	// Failing lists every URL failing now, with the start of its run.
+	Failing(ctx context.Context) ([]urlhealth.Run, error)
+	// Forget deletes a URL's run (it was disabled, or is gone).
+	Forget(ctx context.Context, hub, urlID string) error
 }
 
 // ErrNotReady is returned by Ready before Run has ensured the streams.
@@ -50,6 +62,7 @@ type Service struct {
 	js      jetstream.JetStream
 	logs    LogStore
 	configs Configs
+	health  URLHealth
 	rules   *cascade.Rules
 	log     *slog.Logger
 	m       *metrics
@@ -58,7 +71,7 @@ type Service struct {
 }
 
 // New builds a Service. Every dependency is required; New does no I/O.
-func New(cfg Config, js jetstream.JetStream, logs LogStore, configs Configs, rules *cascade.Rules) (*Service, error) {
+func New(cfg Config, js jetstream.JetStream, logs LogStore, configs Configs, health URLHealth, rules *cascade.Rules) (*Service, error) {
 	var errs []error
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
@@ -72,6 +85,9 @@ func New(cfg Config, js jetstream.JetStream, logs LogStore, configs Configs, rul
 	if configs == nil {
 		errs = append(errs, errors.New("nil config client"))
 	}
+	if health == nil {
+		errs = append(errs, errors.New("nil URL health"))
+	}
 	if rules == nil {
 		errs = append(errs, errors.New("nil cascade rules"))
 	}
@@ -83,7 +99,7 @@ func New(cfg Config, js jetstream.JetStream, logs LogStore, configs Configs, rul
 	if err != nil {
 		return nil, fmt.Errorf("operations: %w", err)
 	}
-	return &Service{cfg: cfg, js: js, logs: logs, configs: configs, rules: rules, log: cfg.Log, m: m}, nil
+	return &Service{cfg: cfg, js: js, logs: logs, configs: configs, health: health, rules: rules, log: cfg.Log, m: m}, nil
 }
 
 // Register serves the OperationsService on r.
@@ -91,7 +107,7 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 	hubhooksv1.RegisterOperationsServiceServer(r, &server{svc: s})
 }
 
-// Ready reports nil once Run has ensured the deliveries stream.
+// Ready reports nil once Run has ensured the deliveries and ops streams.
 func (s *Service) Ready(context.Context) error {
 	if !s.streamsReady.Load() {
 		return ErrNotReady
@@ -99,27 +115,40 @@ func (s *Service) Ready(context.Context) error {
 	return nil
 }
 
-// Run ensures the deliveries stream, then waits for ctx to end.
+// Run ensures the deliveries and ops streams, then until ctx ends delivers
+// operational events to the URLs that take them and disables the URLs that
+// failed every attempt for Config.AutoDisableAfter (unless AutoDisableOff).
 func (s *Service) Run(ctx context.Context) error {
-	if err := eventbus.Ensure(ctx, s.js, eventbus.DeliveriesStreamConfig(s.cfg.StreamOptions)); err != nil {
+	o := s.cfg.StreamOptions
+	if err := eventbus.Ensure(ctx, s.js, eventbus.DeliveriesStreamConfig(o), eventbus.OpsStreamConfig(o)); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("operations: %w", err)
 	}
 	s.streamsReady.Store(true)
-	<-ctx.Done()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.forwardOps(ctx) })
+	if !s.cfg.AutoDisableOff {
+		wg.Go(func() { s.autoDisable(ctx) })
+	}
+	wg.Wait()
 	return nil
 }
 
 type metrics struct {
-	recovered *prometheus.CounterVec
-	replayed  prometheus.Counter
-	paused    prometheus.Counter
+	autoDisabled prometheus.Counter
+	recovered    *prometheus.CounterVec
+	replayed     prometheus.Counter
+	paused       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		autoDisabled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_operations_urls_auto_disabled_total",
+			Help: "Callback URLs disabled because they failed every attempt for the auto-disable period.",
+		}),
 		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hubhooks_operations_recovered_total",
 			Help: "Dead or failed deliveries looked at by RecoverDeliveries, by outcome (redelivered, already_recovered, skipped).",
@@ -133,7 +162,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Time bulk work (recoveries, replays) waited for the deliverer's backlog to shrink.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.recovered, m.replayed, m.paused} {
+	for _, c := range []prometheus.Collector{m.autoDisabled, m.recovered, m.replayed, m.paused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -148,9 +148,13 @@ type CallbackUrl struct {
 	// hubhooks' when the URL failed every attempt for the auto-disable period.
 	DisabledReason string `protobuf:"bytes,13,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
 	// disabled_at is when it was disabled.
-	DisabledAt    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=disabled_at,json=disabledAt,proto3" json:"disabled_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DisabledAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=disabled_at,json=disabledAt,proto3" json:"disabled_at,omitempty"`
+	// operational_events: this URL also receives the hub's operational
+	// events (OperationalEvent) as webhooks, whatever its event_types. At
+	// most one URL of a hub has it.
+	OperationalEvents bool `protobuf:"varint,15,opt,name=operational_events,json=operationalEvents,proto3" json:"operational_events,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CallbackUrl) Reset() {
@@ -237,6 +241,13 @@ func (x *CallbackUrl) GetDisabledAt() *timestamppb.Timestamp {
 		return x.DisabledAt
 	}
 	return nil
+}
+
+func (x *CallbackUrl) GetOperationalEvents() bool {
+	if x != nil {
+		return x.OperationalEvents
+	}
+	return false
 }
 
 // PreviousSecret is a replaced secret that still signs until expires_at.
@@ -1736,8 +1747,12 @@ type ConfigureCallbackUrlRequest struct {
 	// disabled_reason goes with enabled=false: why the URL is disabled
 	// (default "disabled by an operator"; at most 200 bytes).
 	DisabledReason string `protobuf:"bytes,7,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// operational_events, when set, makes this URL the one that receives the
+	// hub's operational events as webhooks (true; any other URL of the hub
+	// stops), or stops it (false).
+	OperationalEvents *bool `protobuf:"varint,8,opt,name=operational_events,json=operationalEvents,proto3,oneof" json:"operational_events,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ConfigureCallbackUrlRequest) Reset() {
@@ -1817,6 +1832,13 @@ func (x *ConfigureCallbackUrlRequest) GetDisabledReason() string {
 		return x.DisabledReason
 	}
 	return ""
+}
+
+func (x *ConfigureCallbackUrlRequest) GetOperationalEvents() bool {
+	if x != nil && x.OperationalEvents != nil {
+		return *x.OperationalEvents
+	}
+	return false
 }
 
 // EventTypeFilter is a set of webhook event types; empty means every type.
@@ -2152,7 +2174,7 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x03R\aversion\x12F\n" +
 	"\x10previous_secrets\x18\a \x03(\v2\x1b.hubhooks.v1.PreviousSecretR\x0fpreviousSecrets\x12F\n" +
-	"\x11events_enabled_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0feventsEnabledAt\"\xaf\x02\n" +
+	"\x11events_enabled_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0feventsEnabledAt\"\xde\x02\n" +
 	"\vCallbackUrl\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x129\n" +
@@ -2165,7 +2187,8 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\bdisabled\x18\f \x01(\bR\bdisabled\x12'\n" +
 	"\x0fdisabled_reason\x18\r \x01(\tR\x0edisabledReason\x12;\n" +
 	"\vdisabled_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"disabledAt\"c\n" +
+	"disabledAt\x12-\n" +
+	"\x12operational_events\x18\x0f \x01(\bR\x11operationalEvents\"c\n" +
 	"\x0ePreviousSecret\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x129\n" +
 	"\n" +
@@ -2259,7 +2282,7 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x14ListHubTokensRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\"F\n" +
 	"\x15ListHubTokensResponse\x12-\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x15.hubhooks.v1.HubTokenR\x06tokens\"\xa0\x02\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x15.hubhooks.v1.HubTokenR\x06tokens\"\xeb\x02\n" +
 	"\x1bConfigureCallbackUrlRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x0e\n" +
@@ -2268,10 +2291,12 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"eventTypes\x12\x1d\n" +
 	"\aenabled\x18\x05 \x01(\bH\x00R\aenabled\x88\x01\x01\x12%\n" +
 	"\vdescription\x18\x06 \x01(\tH\x01R\vdescription\x88\x01\x01\x12'\n" +
-	"\x0fdisabled_reason\x18\a \x01(\tR\x0edisabledReasonB\n" +
+	"\x0fdisabled_reason\x18\a \x01(\tR\x0edisabledReason\x122\n" +
+	"\x12operational_events\x18\b \x01(\bH\x02R\x11operationalEvents\x88\x01\x01B\n" +
 	"\n" +
 	"\b_enabledB\x0e\n" +
-	"\f_description\"'\n" +
+	"\f_descriptionB\x15\n" +
+	"\x13_operational_events\"'\n" +
 	"\x0fEventTypeFilter\x12\x14\n" +
 	"\x05types\x18\x01 \x03(\tR\x05types\"\x0f\n" +
 	"\rWhoAmIRequest\"=\n" +

@@ -23,6 +23,259 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// OperationalEventType says what an OperationalEvent reports.
+type OperationalEventType int32
+
+const (
+	OperationalEventType_OPERATIONAL_EVENT_TYPE_UNSPECIFIED OperationalEventType = 0
+	// A URL was disabled: by an operator, or by hubhooks when it failed
+	// every attempt for the auto-disable period (HUBHOOKS_AUTO_DISABLE_AFTER).
+	OperationalEventType_OPERATIONAL_EVENT_TYPE_URL_DISABLED OperationalEventType = 1
+	// A URL's circuit breaker opened: attempts to it fail fast for a while.
+	OperationalEventType_OPERATIONAL_EVENT_TYPE_CIRCUIT_OPENED OperationalEventType = 2
+	// A URL's circuit breaker closed again after a successful probe.
+	OperationalEventType_OPERATIONAL_EVENT_TYPE_CIRCUIT_CLOSED OperationalEventType = 3
+	// A delivery failed its last attempt and is dead.
+	OperationalEventType_OPERATIONAL_EVENT_TYPE_DELIVERY_DEAD OperationalEventType = 4
+	// A ReplayDomainEvents call finished.
+	OperationalEventType_OPERATIONAL_EVENT_TYPE_REPLAY_FINISHED OperationalEventType = 5
+	// A RecoverDeliveries call finished.
+	OperationalEventType_OPERATIONAL_EVENT_TYPE_RECOVERY_FINISHED OperationalEventType = 6
+)
+
+// Enum value maps for OperationalEventType.
+var (
+	OperationalEventType_name = map[int32]string{
+		0: "OPERATIONAL_EVENT_TYPE_UNSPECIFIED",
+		1: "OPERATIONAL_EVENT_TYPE_URL_DISABLED",
+		2: "OPERATIONAL_EVENT_TYPE_CIRCUIT_OPENED",
+		3: "OPERATIONAL_EVENT_TYPE_CIRCUIT_CLOSED",
+		4: "OPERATIONAL_EVENT_TYPE_DELIVERY_DEAD",
+		5: "OPERATIONAL_EVENT_TYPE_REPLAY_FINISHED",
+		6: "OPERATIONAL_EVENT_TYPE_RECOVERY_FINISHED",
+	}
+	OperationalEventType_value = map[string]int32{
+		"OPERATIONAL_EVENT_TYPE_UNSPECIFIED":       0,
+		"OPERATIONAL_EVENT_TYPE_URL_DISABLED":      1,
+		"OPERATIONAL_EVENT_TYPE_CIRCUIT_OPENED":    2,
+		"OPERATIONAL_EVENT_TYPE_CIRCUIT_CLOSED":    3,
+		"OPERATIONAL_EVENT_TYPE_DELIVERY_DEAD":     4,
+		"OPERATIONAL_EVENT_TYPE_REPLAY_FINISHED":   5,
+		"OPERATIONAL_EVENT_TYPE_RECOVERY_FINISHED": 6,
+	}
+)
+
+func (x OperationalEventType) Enum() *OperationalEventType {
+	p := new(OperationalEventType)
+	*p = x
+	return p
+}
+
+func (x OperationalEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OperationalEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_hubhooks_v1_operations_proto_enumTypes[0].Descriptor()
+}
+
+func (OperationalEventType) Type() protoreflect.EnumType {
+	return &file_hubhooks_v1_operations_proto_enumTypes[0]
+}
+
+func (x OperationalEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OperationalEventType.Descriptor instead.
+func (OperationalEventType) EnumDescriptor() ([]byte, []int) {
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{0}
+}
+
+// OperationalEvent is something that happened to a hub's webhooks that its
+// operators want to know. hubhooks publishes each one, as binary protobuf,
+// on the NATS subject hubhooks.ops.<hub_id> (stream HUBHOOKS_OPS, kept 7
+// days); WatchOperationalEvents streams them, and the URL marked with
+// operational_events receives them as webhooks of type
+// "OPERATIONAL.<type without its prefix>", e.g. OPERATIONAL.URL_DISABLED,
+// whose data is this message in JSON.
+type OperationalEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id identifies the event (de-duplicated for a week of the stream's
+	// window): the same fact published twice has the same id.
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	HubId      string                 `protobuf:"bytes,2,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	Type       OperationalEventType   `protobuf:"varint,3,opt,name=type,proto3,enum=hubhooks.v1.OperationalEventType" json:"type,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// url_id and url name the callback URL concerned (URL and circuit
+	// events, dead deliveries).
+	UrlId string `protobuf:"bytes,5,opt,name=url_id,json=urlId,proto3" json:"url_id,omitempty"`
+	Url   string `protobuf:"bytes,6,opt,name=url,proto3" json:"url,omitempty"`
+	// reason says why, for people: the disabled reason, the last error.
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// delivery_id and event_type name the delivery of DELIVERY_DEAD.
+	DeliveryId string `protobuf:"bytes,8,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	EventType  string `protobuf:"bytes,9,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// deliveries counts what a finished replay or recovery delivered.
+	Deliveries    int64 `protobuf:"varint,10,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperationalEvent) Reset() {
+	*x = OperationalEvent{}
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperationalEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperationalEvent) ProtoMessage() {}
+
+func (x *OperationalEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperationalEvent.ProtoReflect.Descriptor instead.
+func (*OperationalEvent) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *OperationalEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OperationalEvent) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *OperationalEvent) GetType() OperationalEventType {
+	if x != nil {
+		return x.Type
+	}
+	return OperationalEventType_OPERATIONAL_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *OperationalEvent) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *OperationalEvent) GetUrlId() string {
+	if x != nil {
+		return x.UrlId
+	}
+	return ""
+}
+
+func (x *OperationalEvent) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *OperationalEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OperationalEvent) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+func (x *OperationalEvent) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *OperationalEvent) GetDeliveries() int64 {
+	if x != nil {
+		return x.Deliveries
+	}
+	return 0
+}
+
+type WatchOperationalEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	HubId string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	// since optionally starts with the events stored from this time on;
+	// unset streams new events only.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOperationalEventsRequest) Reset() {
+	*x = WatchOperationalEventsRequest{}
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOperationalEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOperationalEventsRequest) ProtoMessage() {}
+
+func (x *WatchOperationalEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOperationalEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchOperationalEventsRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchOperationalEventsRequest) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *WatchOperationalEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 type ExplainDomainEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	HubId string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
@@ -42,7 +295,7 @@ type ExplainDomainEventRequest struct {
 
 func (x *ExplainDomainEventRequest) Reset() {
 	*x = ExplainDomainEventRequest{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[0]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -54,7 +307,7 @@ func (x *ExplainDomainEventRequest) String() string {
 func (*ExplainDomainEventRequest) ProtoMessage() {}
 
 func (x *ExplainDomainEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[0]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -67,7 +320,7 @@ func (x *ExplainDomainEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainDomainEventRequest.ProtoReflect.Descriptor instead.
 func (*ExplainDomainEventRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{0}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ExplainDomainEventRequest) GetHubId() string {
@@ -113,7 +366,7 @@ type ExplainDomainEventResponse struct {
 
 func (x *ExplainDomainEventResponse) Reset() {
 	*x = ExplainDomainEventResponse{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[1]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -125,7 +378,7 @@ func (x *ExplainDomainEventResponse) String() string {
 func (*ExplainDomainEventResponse) ProtoMessage() {}
 
 func (x *ExplainDomainEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[1]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -138,7 +391,7 @@ func (x *ExplainDomainEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainDomainEventResponse.ProtoReflect.Descriptor instead.
 func (*ExplainDomainEventResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{1}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ExplainDomainEventResponse) GetDomainEventId() string {
@@ -191,7 +444,7 @@ type ExplainedWebhookEvent struct {
 
 func (x *ExplainedWebhookEvent) Reset() {
 	*x = ExplainedWebhookEvent{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[2]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +456,7 @@ func (x *ExplainedWebhookEvent) String() string {
 func (*ExplainedWebhookEvent) ProtoMessage() {}
 
 func (x *ExplainedWebhookEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[2]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +469,7 @@ func (x *ExplainedWebhookEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainedWebhookEvent.ProtoReflect.Descriptor instead.
 func (*ExplainedWebhookEvent) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{2}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ExplainedWebhookEvent) GetId() string {
@@ -277,7 +530,7 @@ type ExplainedTarget struct {
 
 func (x *ExplainedTarget) Reset() {
 	*x = ExplainedTarget{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[3]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +542,7 @@ func (x *ExplainedTarget) String() string {
 func (*ExplainedTarget) ProtoMessage() {}
 
 func (x *ExplainedTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[3]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +555,7 @@ func (x *ExplainedTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainedTarget.ProtoReflect.Descriptor instead.
 func (*ExplainedTarget) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{3}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ExplainedTarget) GetUrlId() string {
@@ -365,7 +618,7 @@ type RecoverDeliveriesRequest struct {
 
 func (x *RecoverDeliveriesRequest) Reset() {
 	*x = RecoverDeliveriesRequest{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[4]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +630,7 @@ func (x *RecoverDeliveriesRequest) String() string {
 func (*RecoverDeliveriesRequest) ProtoMessage() {}
 
 func (x *RecoverDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[4]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +643,7 @@ func (x *RecoverDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*RecoverDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{4}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RecoverDeliveriesRequest) GetHubId() string {
@@ -450,7 +703,7 @@ type RecoverDeliveriesProgress struct {
 
 func (x *RecoverDeliveriesProgress) Reset() {
 	*x = RecoverDeliveriesProgress{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[5]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +715,7 @@ func (x *RecoverDeliveriesProgress) String() string {
 func (*RecoverDeliveriesProgress) ProtoMessage() {}
 
 func (x *RecoverDeliveriesProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[5]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +728,7 @@ func (x *RecoverDeliveriesProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverDeliveriesProgress.ProtoReflect.Descriptor instead.
 func (*RecoverDeliveriesProgress) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{5}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RecoverDeliveriesProgress) GetScanned() int64 {
@@ -549,7 +802,7 @@ type ReplayDomainEventsRequest struct {
 
 func (x *ReplayDomainEventsRequest) Reset() {
 	*x = ReplayDomainEventsRequest{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[6]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +814,7 @@ func (x *ReplayDomainEventsRequest) String() string {
 func (*ReplayDomainEventsRequest) ProtoMessage() {}
 
 func (x *ReplayDomainEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[6]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +827,7 @@ func (x *ReplayDomainEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDomainEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDomainEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{6}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReplayDomainEventsRequest) GetHubId() string {
@@ -653,7 +906,7 @@ type ReplayDomainEventsProgress struct {
 
 func (x *ReplayDomainEventsProgress) Reset() {
 	*x = ReplayDomainEventsProgress{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[7]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +918,7 @@ func (x *ReplayDomainEventsProgress) String() string {
 func (*ReplayDomainEventsProgress) ProtoMessage() {}
 
 func (x *ReplayDomainEventsProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[7]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +931,7 @@ func (x *ReplayDomainEventsProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDomainEventsProgress.ProtoReflect.Descriptor instead.
 func (*ReplayDomainEventsProgress) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{7}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplayDomainEventsProgress) GetDomainEventsTotal() int64 {
@@ -762,7 +1015,27 @@ var File_hubhooks_v1_operations_proto protoreflect.FileDescriptor
 
 const file_hubhooks_v1_operations_proto_rawDesc = "" +
 	"\n" +
-	"\x1chubhooks/v1/operations.proto\x12\vhubhooks.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahubhooks/v1/eventlog.proto\"\xb3\x01\n" +
+	"\x1chubhooks/v1/operations.proto\x12\vhubhooks.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahubhooks/v1/eventlog.proto\"\xce\x02\n" +
+	"\x10OperationalEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06hub_id\x18\x02 \x01(\tR\x05hubId\x125\n" +
+	"\x04type\x18\x03 \x01(\x0e2!.hubhooks.v1.OperationalEventTypeR\x04type\x12;\n" +
+	"\voccurred_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x15\n" +
+	"\x06url_id\x18\x05 \x01(\tR\x05urlId\x12\x10\n" +
+	"\x03url\x18\x06 \x01(\tR\x03url\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x1f\n" +
+	"\vdelivery_id\x18\b \x01(\tR\n" +
+	"deliveryId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\t \x01(\tR\teventType\x12\x1e\n" +
+	"\n" +
+	"deliveries\x18\n" +
+	" \x01(\x03R\n" +
+	"deliveries\"h\n" +
+	"\x1dWatchOperationalEventsRequest\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xb3\x01\n" +
 	"\x19ExplainDomainEventRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12&\n" +
 	"\x0fdomain_event_id\x18\x02 \x01(\tR\rdomainEventId\x12*\n" +
@@ -825,11 +1098,20 @@ const file_hubhooks_v1_operations_proto_rawDesc = "" +
 	"\x04done\x18\t \x01(\bR\x04done\x12\x17\n" +
 	"\adry_run\x18\n" +
 	" \x01(\bR\x06dryRun\x12E\n" +
-	"\x10oldest_available\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0foldestAvailable2\xc9\x02\n" +
+	"\x10oldest_available\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0foldestAvailable*\xc1\x02\n" +
+	"\x14OperationalEventType\x12&\n" +
+	"\"OPERATIONAL_EVENT_TYPE_UNSPECIFIED\x10\x00\x12'\n" +
+	"#OPERATIONAL_EVENT_TYPE_URL_DISABLED\x10\x01\x12)\n" +
+	"%OPERATIONAL_EVENT_TYPE_CIRCUIT_OPENED\x10\x02\x12)\n" +
+	"%OPERATIONAL_EVENT_TYPE_CIRCUIT_CLOSED\x10\x03\x12(\n" +
+	"$OPERATIONAL_EVENT_TYPE_DELIVERY_DEAD\x10\x04\x12*\n" +
+	"&OPERATIONAL_EVENT_TYPE_REPLAY_FINISHED\x10\x05\x12,\n" +
+	"(OPERATIONAL_EVENT_TYPE_RECOVERY_FINISHED\x10\x062\xb0\x03\n" +
 	"\x11OperationsService\x12e\n" +
 	"\x12ExplainDomainEvent\x12&.hubhooks.v1.ExplainDomainEventRequest\x1a'.hubhooks.v1.ExplainDomainEventResponse\x12d\n" +
 	"\x11RecoverDeliveries\x12%.hubhooks.v1.RecoverDeliveriesRequest\x1a&.hubhooks.v1.RecoverDeliveriesProgress0\x01\x12g\n" +
-	"\x12ReplayDomainEvents\x12&.hubhooks.v1.ReplayDomainEventsRequest\x1a'.hubhooks.v1.ReplayDomainEventsProgress0\x01B;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
+	"\x12ReplayDomainEvents\x12&.hubhooks.v1.ReplayDomainEventsRequest\x1a'.hubhooks.v1.ReplayDomainEventsProgress0\x01\x12e\n" +
+	"\x16WatchOperationalEvents\x12*.hubhooks.v1.WatchOperationalEventsRequest\x1a\x1d.hubhooks.v1.OperationalEvent0\x01B;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
 
 var (
 	file_hubhooks_v1_operations_proto_rawDescOnce sync.Once
@@ -843,42 +1125,51 @@ func file_hubhooks_v1_operations_proto_rawDescGZIP() []byte {
 	return file_hubhooks_v1_operations_proto_rawDescData
 }
 
-var file_hubhooks_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_hubhooks_v1_operations_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_hubhooks_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_hubhooks_v1_operations_proto_goTypes = []any{
-	(*ExplainDomainEventRequest)(nil),  // 0: hubhooks.v1.ExplainDomainEventRequest
-	(*ExplainDomainEventResponse)(nil), // 1: hubhooks.v1.ExplainDomainEventResponse
-	(*ExplainedWebhookEvent)(nil),      // 2: hubhooks.v1.ExplainedWebhookEvent
-	(*ExplainedTarget)(nil),            // 3: hubhooks.v1.ExplainedTarget
-	(*RecoverDeliveriesRequest)(nil),   // 4: hubhooks.v1.RecoverDeliveriesRequest
-	(*RecoverDeliveriesProgress)(nil),  // 5: hubhooks.v1.RecoverDeliveriesProgress
-	(*ReplayDomainEventsRequest)(nil),  // 6: hubhooks.v1.ReplayDomainEventsRequest
-	(*ReplayDomainEventsProgress)(nil), // 7: hubhooks.v1.ReplayDomainEventsProgress
-	(*structpb.Struct)(nil),            // 8: google.protobuf.Struct
-	(*EventLog)(nil),                   // 9: hubhooks.v1.EventLog
-	(*timestamppb.Timestamp)(nil),      // 10: google.protobuf.Timestamp
+	(OperationalEventType)(0),             // 0: hubhooks.v1.OperationalEventType
+	(*OperationalEvent)(nil),              // 1: hubhooks.v1.OperationalEvent
+	(*WatchOperationalEventsRequest)(nil), // 2: hubhooks.v1.WatchOperationalEventsRequest
+	(*ExplainDomainEventRequest)(nil),     // 3: hubhooks.v1.ExplainDomainEventRequest
+	(*ExplainDomainEventResponse)(nil),    // 4: hubhooks.v1.ExplainDomainEventResponse
+	(*ExplainedWebhookEvent)(nil),         // 5: hubhooks.v1.ExplainedWebhookEvent
+	(*ExplainedTarget)(nil),               // 6: hubhooks.v1.ExplainedTarget
+	(*RecoverDeliveriesRequest)(nil),      // 7: hubhooks.v1.RecoverDeliveriesRequest
+	(*RecoverDeliveriesProgress)(nil),     // 8: hubhooks.v1.RecoverDeliveriesProgress
+	(*ReplayDomainEventsRequest)(nil),     // 9: hubhooks.v1.ReplayDomainEventsRequest
+	(*ReplayDomainEventsProgress)(nil),    // 10: hubhooks.v1.ReplayDomainEventsProgress
+	(*timestamppb.Timestamp)(nil),         // 11: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),               // 12: google.protobuf.Struct
+	(*EventLog)(nil),                      // 13: hubhooks.v1.EventLog
 }
 var file_hubhooks_v1_operations_proto_depIdxs = []int32{
-	8,  // 0: hubhooks.v1.ExplainDomainEventRequest.data:type_name -> google.protobuf.Struct
-	2,  // 1: hubhooks.v1.ExplainDomainEventResponse.webhook_events:type_name -> hubhooks.v1.ExplainedWebhookEvent
-	3,  // 2: hubhooks.v1.ExplainedWebhookEvent.targets:type_name -> hubhooks.v1.ExplainedTarget
-	9,  // 3: hubhooks.v1.ExplainedTarget.deliveries:type_name -> hubhooks.v1.EventLog
-	10, // 4: hubhooks.v1.RecoverDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
-	10, // 5: hubhooks.v1.RecoverDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
-	10, // 6: hubhooks.v1.ReplayDomainEventsRequest.since:type_name -> google.protobuf.Timestamp
-	10, // 7: hubhooks.v1.ReplayDomainEventsRequest.until:type_name -> google.protobuf.Timestamp
-	10, // 8: hubhooks.v1.ReplayDomainEventsProgress.position:type_name -> google.protobuf.Timestamp
-	10, // 9: hubhooks.v1.ReplayDomainEventsProgress.oldest_available:type_name -> google.protobuf.Timestamp
-	0,  // 10: hubhooks.v1.OperationsService.ExplainDomainEvent:input_type -> hubhooks.v1.ExplainDomainEventRequest
-	4,  // 11: hubhooks.v1.OperationsService.RecoverDeliveries:input_type -> hubhooks.v1.RecoverDeliveriesRequest
-	6,  // 12: hubhooks.v1.OperationsService.ReplayDomainEvents:input_type -> hubhooks.v1.ReplayDomainEventsRequest
-	1,  // 13: hubhooks.v1.OperationsService.ExplainDomainEvent:output_type -> hubhooks.v1.ExplainDomainEventResponse
-	5,  // 14: hubhooks.v1.OperationsService.RecoverDeliveries:output_type -> hubhooks.v1.RecoverDeliveriesProgress
-	7,  // 15: hubhooks.v1.OperationsService.ReplayDomainEvents:output_type -> hubhooks.v1.ReplayDomainEventsProgress
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	0,  // 0: hubhooks.v1.OperationalEvent.type:type_name -> hubhooks.v1.OperationalEventType
+	11, // 1: hubhooks.v1.OperationalEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	11, // 2: hubhooks.v1.WatchOperationalEventsRequest.since:type_name -> google.protobuf.Timestamp
+	12, // 3: hubhooks.v1.ExplainDomainEventRequest.data:type_name -> google.protobuf.Struct
+	5,  // 4: hubhooks.v1.ExplainDomainEventResponse.webhook_events:type_name -> hubhooks.v1.ExplainedWebhookEvent
+	6,  // 5: hubhooks.v1.ExplainedWebhookEvent.targets:type_name -> hubhooks.v1.ExplainedTarget
+	13, // 6: hubhooks.v1.ExplainedTarget.deliveries:type_name -> hubhooks.v1.EventLog
+	11, // 7: hubhooks.v1.RecoverDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	11, // 8: hubhooks.v1.RecoverDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
+	11, // 9: hubhooks.v1.ReplayDomainEventsRequest.since:type_name -> google.protobuf.Timestamp
+	11, // 10: hubhooks.v1.ReplayDomainEventsRequest.until:type_name -> google.protobuf.Timestamp
+	11, // 11: hubhooks.v1.ReplayDomainEventsProgress.position:type_name -> google.protobuf.Timestamp
+	11, // 12: hubhooks.v1.ReplayDomainEventsProgress.oldest_available:type_name -> google.protobuf.Timestamp
+	3,  // 13: hubhooks.v1.OperationsService.ExplainDomainEvent:input_type -> hubhooks.v1.ExplainDomainEventRequest
+	7,  // 14: hubhooks.v1.OperationsService.RecoverDeliveries:input_type -> hubhooks.v1.RecoverDeliveriesRequest
+	9,  // 15: hubhooks.v1.OperationsService.ReplayDomainEvents:input_type -> hubhooks.v1.ReplayDomainEventsRequest
+	2,  // 16: hubhooks.v1.OperationsService.WatchOperationalEvents:input_type -> hubhooks.v1.WatchOperationalEventsRequest
+	4,  // 17: hubhooks.v1.OperationsService.ExplainDomainEvent:output_type -> hubhooks.v1.ExplainDomainEventResponse
+	8,  // 18: hubhooks.v1.OperationsService.RecoverDeliveries:output_type -> hubhooks.v1.RecoverDeliveriesProgress
+	10, // 19: hubhooks.v1.OperationsService.ReplayDomainEvents:output_type -> hubhooks.v1.ReplayDomainEventsProgress
+	1,  // 20: hubhooks.v1.OperationsService.WatchOperationalEvents:output_type -> hubhooks.v1.OperationalEvent
+	17, // [17:21] is the sub-list for method output_type
+	13, // [13:17] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_operations_proto_init() }
@@ -892,13 +1183,14 @@ func file_hubhooks_v1_operations_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_operations_proto_rawDesc), len(file_hubhooks_v1_operations_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   8,
+			NumEnums:      1,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_hubhooks_v1_operations_proto_goTypes,
 		DependencyIndexes: file_hubhooks_v1_operations_proto_depIdxs,
+		EnumInfos:         file_hubhooks_v1_operations_proto_enumTypes,
 		MessageInfos:      file_hubhooks_v1_operations_proto_msgTypes,
 	}.Build()
 	File_hubhooks_v1_operations_proto = out.File

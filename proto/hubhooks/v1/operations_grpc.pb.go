@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OperationsService_ExplainDomainEvent_FullMethodName = "/hubhooks.v1.OperationsService/ExplainDomainEvent"
-	OperationsService_RecoverDeliveries_FullMethodName  = "/hubhooks.v1.OperationsService/RecoverDeliveries"
-	OperationsService_ReplayDomainEvents_FullMethodName = "/hubhooks.v1.OperationsService/ReplayDomainEvents"
+	OperationsService_ExplainDomainEvent_FullMethodName     = "/hubhooks.v1.OperationsService/ExplainDomainEvent"
+	OperationsService_RecoverDeliveries_FullMethodName      = "/hubhooks.v1.OperationsService/RecoverDeliveries"
+	OperationsService_ReplayDomainEvents_FullMethodName     = "/hubhooks.v1.OperationsService/ReplayDomainEvents"
+	OperationsService_WatchOperationalEvents_FullMethodName = "/hubhooks.v1.OperationsService/WatchOperationalEvents"
 )
 
 // OperationsServiceClient is the client API for OperationsService service.
@@ -66,6 +67,11 @@ type OperationsServiceClient interface {
 	// message has done set; cancelling the call stops it. Deliveries are
 	// paced so live traffic keeps flowing.
 	ReplayDomainEvents(ctx context.Context, in *ReplayDomainEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReplayDomainEventsProgress], error)
+	// WatchOperationalEvents streams the hub's operational events (a URL
+	// disabled, a circuit opened or closed, a delivery dead, a replay or
+	// recovery finished): those since since (as far back as the stream keeps
+	// them), then each new one as it happens, until the call ends.
+	WatchOperationalEvents(ctx context.Context, in *WatchOperationalEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[OperationalEvent], error)
 }
 
 type operationsServiceClient struct {
@@ -124,6 +130,25 @@ func (c *operationsServiceClient) ReplayDomainEvents(ctx context.Context, in *Re
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperationsService_ReplayDomainEventsClient = grpc.ServerStreamingClient[ReplayDomainEventsProgress]
 
+func (c *operationsServiceClient) WatchOperationalEvents(ctx context.Context, in *WatchOperationalEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[OperationalEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &OperationsService_ServiceDesc.Streams[2], OperationsService_WatchOperationalEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchOperationalEventsRequest, OperationalEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OperationsService_WatchOperationalEventsClient = grpc.ServerStreamingClient[OperationalEvent]
+
 // OperationsServiceServer is the server API for OperationsService service.
 // All implementations must embed UnimplementedOperationsServiceServer
 // for forward compatibility.
@@ -166,6 +191,11 @@ type OperationsServiceServer interface {
 	// message has done set; cancelling the call stops it. Deliveries are
 	// paced so live traffic keeps flowing.
 	ReplayDomainEvents(*ReplayDomainEventsRequest, grpc.ServerStreamingServer[ReplayDomainEventsProgress]) error
+	// WatchOperationalEvents streams the hub's operational events (a URL
+	// disabled, a circuit opened or closed, a delivery dead, a replay or
+	// recovery finished): those since since (as far back as the stream keeps
+	// them), then each new one as it happens, until the call ends.
+	WatchOperationalEvents(*WatchOperationalEventsRequest, grpc.ServerStreamingServer[OperationalEvent]) error
 	mustEmbedUnimplementedOperationsServiceServer()
 }
 
@@ -184,6 +214,9 @@ func (UnimplementedOperationsServiceServer) RecoverDeliveries(*RecoverDeliveries
 }
 func (UnimplementedOperationsServiceServer) ReplayDomainEvents(*ReplayDomainEventsRequest, grpc.ServerStreamingServer[ReplayDomainEventsProgress]) error {
 	return status.Errorf(codes.Unimplemented, "method ReplayDomainEvents not implemented")
+}
+func (UnimplementedOperationsServiceServer) WatchOperationalEvents(*WatchOperationalEventsRequest, grpc.ServerStreamingServer[OperationalEvent]) error {
+	return status.Errorf(codes.Unimplemented, "method WatchOperationalEvents not implemented")
 }
 func (UnimplementedOperationsServiceServer) mustEmbedUnimplementedOperationsServiceServer() {}
 func (UnimplementedOperationsServiceServer) testEmbeddedByValue()                           {}
@@ -246,6 +279,17 @@ func _OperationsService_ReplayDomainEvents_Handler(srv interface{}, stream grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperationsService_ReplayDomainEventsServer = grpc.ServerStreamingServer[ReplayDomainEventsProgress]
 
+func _OperationsService_WatchOperationalEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchOperationalEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(OperationsServiceServer).WatchOperationalEvents(m, &grpc.GenericServerStream[WatchOperationalEventsRequest, OperationalEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OperationsService_WatchOperationalEventsServer = grpc.ServerStreamingServer[OperationalEvent]
+
 // OperationsService_ServiceDesc is the grpc.ServiceDesc for OperationsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -267,6 +311,11 @@ var OperationsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ReplayDomainEvents",
 			Handler:       _OperationsService_ReplayDomainEvents_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchOperationalEvents",
+			Handler:       _OperationsService_WatchOperationalEvents_Handler,
 			ServerStreams: true,
 		},
 	},

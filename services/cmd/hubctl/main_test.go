@@ -579,3 +579,21 @@ func TestReplayCommand(t *testing.T) {
 	c.fails(exitUsage, "replay")
 	c.fails(exitUsage, "replay", "--since", "1h", "--types", "APP.EXPLODED")
 }
+
+func TestOpsWatchCommand(t *testing.T) {
+	h := hubdtest.Start(t, hubdtest.Options{})
+	c := newCLI(t, "HUBHOOKS_ADDR", h.GRPCAddr, "HUBHOOKS_HUB", "acme")
+	c.ok("urls", "add", "http://127.0.0.1:9/a")
+	if out := c.ok("urls", "set", "http://127.0.0.1:9/a", "--operational-events"); !strings.Contains(out, "+ operational events") {
+		t.Errorf("urls set --operational-events:\n%s", out)
+	}
+	c.ok("urls", "disable", "http://127.0.0.1:9/a", "--reason", "maintenance window")
+	testkit.Eventually(t, 20*time.Second, "URL_DISABLED in ops watch", func() bool {
+		var out syncBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		execute(ctx, []string{"ops", "watch", "--since", "1h"}, env{stdin: strings.NewReader(""), stdout: &out, stderr: &out,
+			getenv: func(k string) string { return c.vars[k] }})
+		return strings.Contains(out.String(), "URL_DISABLED  http://127.0.0.1:9/a  maintenance window")
+	})
+}

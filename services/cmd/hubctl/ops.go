@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -394,4 +395,75 @@ func (a *app) printReplaySummary(p *hubhooksv1.ReplayDomainEventsProgress) {
 	if p.GetOldestAvailable() != nil {
 		fmt.Fprintf(a.stdout, "note: the oldest event still stored is from %s (the events stream's retention, HUBHOOKS_EVENTS_MAX_AGE); nothing older can be replayed\n", when(p.GetOldestAvailable()))
 	}
+}
+
+func (a *app) opsCmd() *cobra.Command {
+	c := group(&cobra.Command{
+		Use:   "ops",
+		Short: "Follow the hub's operational events (URL disabled, circuits, dead deliveries, replays)",
+		Long: `hubhooks publishes what operators of a hub want to know as operational events, on
+the NATS subject hubhooks.ops.<hub> (protobuf OperationalEvent, kept 7 days):
+a URL disabled (by an operator, or by hubhooks when it failed every attempt for
+HUBHOOKS_AUTO_DISABLE_AFTER, 5 days by default), a circuit breaker opened or
+closed, a delivery dead, a replay or recovery finished. One callback URL of the
+hub may receive them as webhooks ('hubctl urls set <url> --operational-events').`,
+	})
+	var since string
+	watch := &cobra.Command{
+		Use:     "watch",
+		Short:   "Print the hub's operational events as they happen (and since --since), until interrupted",
+		Example: "  hubctl --hub acme ops watch\n  hubctl --hub acme ops watch --since 1d -o json",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hub, err := a.hub()
+			if err != nil {
+				return err
+			}
+			req := &hubhooksv1.WatchOperationalEventsRequest{HubId: hub}
+			if since != "" {
+				t, err := parseWhen("since", since, time.Now())
+				if err != nil {
+					return err
+				}
+				req.Since = timestamppb.New(t)
+			}
+			oc, err := a.opsClient()
+			if err != nil {
+				return err
+			}
+			stream, err := oc.WatchOperationalEvents(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			for {
+				ev, err := stream.Recv()
+				if err != nil {
+					if errors.Is(err, io.EOF) || cmd.Context().Err() != nil {
+						return nil
+					}
+					return err
+				}
+				if a.jsonOut() {
+					if err := printJSONLine(a.stdout, ev); err != nil {
+						return err
+					}
+					continue
+				}
+				line := fmt.Sprintf("%s  %s", when(ev.GetOccurredAt()), strings.TrimPrefix(ev.GetType().String(), "OPERATIONAL_EVENT_TYPE_"))
+				if ev.GetUrl() != "" {
+					line += "  " + ev.GetUrl()
+				}
+				if ev.GetDeliveryId() != "" {
+					line += "  " + ev.GetDeliveryId() + " " + ev.GetEventType()
+				}
+				if ev.GetReason() != "" {
+					line += "  " + ev.GetReason()
+				}
+				fmt.Fprintln(a.stdout, line)
+			}
+		},
+	}
+	watch.Flags().StringVar(&since, "since", "", "first print the events since then (a time, or how long ago: 1h, 2d)")
+	c.AddCommand(watch)
+	return c
 }

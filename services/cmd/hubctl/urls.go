@@ -102,13 +102,14 @@ receives (default: every type).`,
 	remove.ValidArgsFunction = a.completeFrom(a.urlIDs)
 
 	var setOpts urlOptions
-	var allTypes bool
+	var allTypes, opsEvents bool
 	set := &cobra.Command{
 		Use:   "set <url or id>",
 		Short: "Change which webhook event types a URL receives, or its description",
 		Example: `  hubctl --hub acme urls set url_2bX9... --types API.CREATED,API.UPDATED
   hubctl --hub acme urls set url_2bX9... --all-types
-  hubctl --hub acme urls set https://example.com/hooks --description 'CRM sync'`,
+  hubctl --hub acme urls set https://example.com/hooks --description 'CRM sync'
+  hubctl --hub acme urls set https://example.com/ops --operational-events`,
 		Args: exactArgs(1, "the URL or its id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := urlRequest(args[0])
@@ -126,8 +127,11 @@ receives (default: every type).`,
 			if cmd.Flags().Changed("description") {
 				req.Description = &setOpts.description
 			}
-			if req.EventTypes == nil && req.Description == nil {
-				return usagef("nothing to change: pass --types, --all-types or --description")
+			if cmd.Flags().Changed("operational-events") {
+				req.OperationalEvents = &opsEvents
+			}
+			if req.EventTypes == nil && req.Description == nil && req.OperationalEvents == nil {
+				return usagef("nothing to change: pass --types, --all-types, --description or --operational-events")
 			}
 			return a.configureURL(cmd, req)
 		},
@@ -135,6 +139,7 @@ receives (default: every type).`,
 	set.Flags().StringSliceVar(&setOpts.types, "types", nil, "webhook event types the URL receives, comma-separated")
 	set.Flags().BoolVar(&allTypes, "all-types", false, "receive every webhook event type")
 	set.Flags().StringVar(&setOpts.description, "description", "", "what the URL is for")
+	set.Flags().BoolVar(&opsEvents, "operational-events", false, "receive the hub's operational events as webhooks (one URL per hub; =false stops)")
 	_ = set.RegisterFlagCompletionFunc("types", a.completeFrom(a.webhookTypes))
 	set.ValidArgsFunction = a.completeFrom(a.urlIDs)
 
@@ -236,6 +241,9 @@ func (a *app) printURLs(cfg *hubhooksv1.HubConfig) error {
 		types := "all"
 		if len(u.GetEventTypes()) > 0 {
 			types = strings.Join(u.GetEventTypes(), ",")
+		}
+		if u.GetOperationalEvents() {
+			types += " + operational events"
 		}
 		t.row(u.GetId(), u.GetUrl(), state, types, orDash(u.GetDescription()), when(u.GetCreatedAt()))
 	}

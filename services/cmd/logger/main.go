@@ -14,7 +14,6 @@ import (
 	"github.com/hubhooks/hubhooks/services/internal/assembly"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 	"github.com/hubhooks/hubhooks/services/logger"
-	"github.com/hubhooks/hubhooks/services/operations"
 )
 
 func main() { assembly.Main("logger", run) }
@@ -54,7 +53,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	ops, err := operations.New(p.OperationsConfig(), in.JS, svc.Store(), hubhooksv1.NewConfigServiceClient(conn), rules)
+	ops, err := p.Operations(in.JS, in.Redis, svc.Store(), hubhooksv1.NewConfigServiceClient(conn), rules)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/hubhooks/hubhooks/services/gateway"
 	"github.com/hubhooks/hubhooks/services/internal/natsauth"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
+	"github.com/hubhooks/hubhooks/services/internal/urlhealth"
 	"github.com/hubhooks/hubhooks/services/logger"
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
 	"github.com/hubhooks/hubhooks/services/operations"
@@ -387,8 +388,20 @@ func (p *Parts) LoggerConfig() logger.Config {
 func (p *Parts) OperationsConfig() operations.Config {
 	return operations.Config{
 		BulkRate: float64(p.Settings.BulkRate), BulkMaxBacklog: p.Settings.BulkMaxBacklog, MaxEventBytes: p.Settings.MaxEventBytes,
+		AutoDisableAfter: p.Settings.AutoDisableAfter, AutoDisableOff: p.Settings.AutoDisableAfter == 0,
 		StreamOptions: p.StreamOptions(), Registerer: p.Registry, Log: p.Log.With("component", "operations"),
 	}
+}
+
+// Operations builds the OperationsService over the connections given: the
+// event log it reads (log), configsvc (configs) and Redis (the URL health
+// the deliverer notes).
+func (p *Parts) Operations(js jetstream.JetStream, rdb redis.UniversalClient, log operations.LogStore, configs operations.Configs, rules *cascade.Rules) (*operations.Service, error) {
+	health, err := urlhealth.New(rdb, p.Settings.RedisPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return operations.New(p.OperationsConfig(), js, log, configs, health, rules)
 }
 
 // Infra is a binary's connections to NATS (and Redis, when it uses it).

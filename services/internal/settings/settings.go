@@ -92,6 +92,7 @@ type Settings struct {
 	MaxEventBytes       int
 	BulkRate            int
 	BulkMaxBacklog      int
+	AutoDisableAfter    time.Duration
 
 	// Tracing (pkg/tracing): no OTLP endpoint leaves it off.
 	OTLPEndpoint     string
@@ -199,6 +200,7 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	num(&s.MaxEventBytes, "max-event-bytes", "HUBHOOKS_MAX_EVENT_BYTES", publisher.MaxEventBytes, "largest domain event accepted; larger ones are dead-lettered")
 	num(&s.BulkRate, "bulk-rate", "HUBHOOKS_BULK_RATE", operations.DefaultBulkRate, "deliveries per second one replay or recovery adds at most")
 	num(&s.BulkMaxBacklog, "bulk-max-backlog", "HUBHOOKS_BULK_MAX_BACKLOG", operations.DefaultBulkMaxBacklog, "replays and recoveries pause while the deliverer has more messages than this waiting")
+	dur(&s.AutoDisableAfter, "auto-disable-after", "HUBHOOKS_AUTO_DISABLE_AFTER", operations.DefaultAutoDisableAfter, "disable a callback URL that failed every attempt for this long; 0 = never")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
