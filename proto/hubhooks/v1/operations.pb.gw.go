@@ -239,6 +239,43 @@ func request_OperationsService_ReplayDomainEvents_0(ctx context.Context, marshal
 	return stream, metadata, nil
 }
 
+var filter_OperationsService_WatchOperationalEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{"hub_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
+func request_OperationsService_WatchOperationalEvents_0(ctx context.Context, marshaler runtime.Marshaler, client OperationsServiceClient, req *http.Request, pathParams map[string]string) (OperationsService_WatchOperationalEventsClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq WatchOperationalEventsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["hub_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "hub_id")
+	}
+	protoReq.HubId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "hub_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_OperationsService_WatchOperationalEvents_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.WatchOperationalEvents(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
 // RegisterOperationsServiceHandlerServer registers the http handlers for service OperationsService to "mux".
 // UnaryRPC     :call OperationsServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -294,6 +331,13 @@ func RegisterOperationsServiceHandlerServer(ctx context.Context, mux *runtime.Se
 	})
 
 	mux.Handle(http.MethodPost, pattern_OperationsService_ReplayDomainEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
+	})
+
+	mux.Handle(http.MethodGet, pattern_OperationsService_WatchOperationalEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
 		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
 		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
@@ -407,19 +451,38 @@ func RegisterOperationsServiceHandlerClient(ctx context.Context, mux *runtime.Se
 		}
 		forward_OperationsService_ReplayDomainEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_OperationsService_WatchOperationalEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/hubhooks.v1.OperationsService/WatchOperationalEvents", runtime.WithHTTPPathPattern("/v1/hubs/{hub_id}/operational-events:watch"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_OperationsService_WatchOperationalEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_OperationsService_WatchOperationalEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_OperationsService_ExplainDomainEvent_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "domain-events"}, "explain"))
-	pattern_OperationsService_ExplainDomainEvent_1 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "hubs", "hub_id", "domain-events", "domain_event_id"}, "explain"))
-	pattern_OperationsService_RecoverDeliveries_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "event-logs"}, "recover"))
-	pattern_OperationsService_ReplayDomainEvents_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "domain-events"}, "replay"))
+	pattern_OperationsService_ExplainDomainEvent_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "domain-events"}, "explain"))
+	pattern_OperationsService_ExplainDomainEvent_1     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "hubs", "hub_id", "domain-events", "domain_event_id"}, "explain"))
+	pattern_OperationsService_RecoverDeliveries_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "event-logs"}, "recover"))
+	pattern_OperationsService_ReplayDomainEvents_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "domain-events"}, "replay"))
+	pattern_OperationsService_WatchOperationalEvents_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "operational-events"}, "watch"))
 )
 
 var (
-	forward_OperationsService_ExplainDomainEvent_0 = runtime.ForwardResponseMessage
-	forward_OperationsService_ExplainDomainEvent_1 = runtime.ForwardResponseMessage
-	forward_OperationsService_RecoverDeliveries_0  = runtime.ForwardResponseStream
-	forward_OperationsService_ReplayDomainEvents_0 = runtime.ForwardResponseStream
+	forward_OperationsService_ExplainDomainEvent_0     = runtime.ForwardResponseMessage
+	forward_OperationsService_ExplainDomainEvent_1     = runtime.ForwardResponseMessage
+	forward_OperationsService_RecoverDeliveries_0      = runtime.ForwardResponseStream
+	forward_OperationsService_ReplayDomainEvents_0     = runtime.ForwardResponseStream
+	forward_OperationsService_WatchOperationalEvents_0 = runtime.ForwardResponseStream
 )
