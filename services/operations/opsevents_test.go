@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/hubhooks/hubhooks/pkg/testkit"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/internal/settings"
 )
@@ -68,18 +68,21 @@ func TestFailingURLIsDisabledAndReported(t *testing.T) {
 	e := start(t, func(s *settings.Settings) { s.AutoDisableAfter = time.Second }, 0)
 	ctx := ctxT(t)
 	failing, opsRecv := newReceiver(t, http.StatusInternalServerError), newReceiver(t, http.StatusOK)
-	cfg := e.hub(t, "acme", failing.URL+"/hooks", opsRecv.URL+"/ops")
+	e.hub(t, "acme", failing.URL+"/hooks")
+	// The ops URL takes operational events only: from its creation, its
+	// filter keeps the domain webhooks out.
+	cfg, err := e.Config.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: "acme", Url: opsRecv.URL + "/ops", EventTypes: []string{"JOBS_REQUEST.UPDATED"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	failingID, opsID := cfg.GetCallbackUrls()[0].GetId(), cfg.GetCallbackUrls()[1].GetId()
-	// The ops URL takes operational events only (its filter keeps the
-	// domain webhooks out).
-	if _, err := e.Config.ConfigureCallbackUrl(ctx, &hubhooksv1.ConfigureCallbackUrlRequest{HubId: "acme", Id: opsID,
-		OperationalEvents: proto.Bool(true), EventTypes: &hubhooksv1.EventTypeFilter{Types: []string{"JOBS_REQUEST.UPDATED"}}}); err != nil {
+	if _, err := e.Config.ConfigureCallbackUrl(ctx, &hubhooksv1.ConfigureCallbackUrlRequest{HubId: "acme", Id: opsID, OperationalEvents: proto.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
 	w := e.watch(t, "acme", timestamppb.Now())
 	e.publish(t, "acme", "evt-1", "USER.UPDATED", nil)
 
-	testkit.Eventually(t, 20*time.Second, "the failing URL disabled", func() bool {
+	poll.Until(t, 20*time.Second, "the failing URL disabled", func() bool {
 		c, err := e.Config.GetHubConfig(ctx, &hubhooksv1.GetHubConfigRequest{HubId: "acme"})
 		if err != nil {
 			t.Fatal(err)
@@ -87,7 +90,7 @@ func TestFailingURLIsDisabledAndReported(t *testing.T) {
 		u := c.GetCallbackUrls()[0]
 		return u.GetDisabled() && strings.Contains(u.GetDisabledReason(), "failed every attempt since")
 	})
-	testkit.Eventually(t, 20*time.Second, "DELIVERY_DEAD and URL_DISABLED on the watch stream", func() bool {
+	poll.Until(t, 20*time.Second, "DELIVERY_DEAD and URL_DISABLED on the watch stream", func() bool {
 		return len(w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_DELIVERY_DEAD)) == 1 &&
 			len(w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_URL_DISABLED)) == 1
 	})
@@ -98,7 +101,7 @@ func TestFailingURLIsDisabledAndReported(t *testing.T) {
 		t.Errorf("DELIVERY_DEAD event: %v", ev)
 	}
 	// The ops URL got both as webhooks, and no domain webhook.
-	testkit.Eventually(t, 20*time.Second, "two operational webhooks", func() bool { return len(opsRecv.events()) == 2 })
+	poll.Until(t, 20*time.Second, "two operational webhooks", func() bool { return len(opsRecv.events()) == 2 })
 	types := map[string]bool{}
 	for _, ev := range opsRecv.events() {
 		types[ev.Type] = true
@@ -150,7 +153,7 @@ func TestCircuitOpenedIsReported(t *testing.T) {
 	for i := range 5 {
 		e.publish(t, "acme", fmt.Sprintf("evt-%d", i), "USER.UPDATED", nil)
 	}
-	testkit.Eventually(t, 20*time.Second, "CIRCUIT_OPENED", func() bool {
+	poll.Until(t, 20*time.Second, "CIRCUIT_OPENED", func() bool {
 		return len(w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_CIRCUIT_OPENED)) >= 1
 	})
 	if ev := w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_CIRCUIT_OPENED)[0]; ev.GetUrl() != closed {

@@ -588,7 +588,7 @@ func TestOpsWatchCommand(t *testing.T) {
 		t.Errorf("urls set --operational-events:\n%s", out)
 	}
 	c.ok("urls", "disable", "http://127.0.0.1:9/a", "--reason", "maintenance window")
-	testkit.Eventually(t, 20*time.Second, "URL_DISABLED in ops watch", func() bool {
+	poll.Until(t, 20*time.Second, "URL_DISABLED in ops watch", func() bool {
 		var out syncBuffer
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
