@@ -15,6 +15,9 @@ const (
 	ConsumerExpander  = "expander"
 	ConsumerDeliverer = "deliverer"
 	ConsumerLogger    = "logger"
+	// ConsumerOperations delivers operational events (StreamOps) to the
+	// URLs that take them.
+	ConsumerOperations = "operations"
 )
 
 // ConsumerConfig is the durable pull consumer config every replica of a

@@ -17,10 +17,6 @@ import (
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
-// consumerOps is the durable consumer that delivers operational events to
-// the URL of each hub that takes them.
-const consumerOps = "operations"
-
 // publishOps publishes an operational event, best effort: what it reports
 // is done already, so a failure is logged, not returned.
 func (s *Service) publishOps(ev *hubhooksv1.OperationalEvent) {
@@ -86,7 +82,7 @@ func (s *Service) watchOps(ctx context.Context, req *hubhooksv1.WatchOperational
 // forwardOps delivers the operational events of every hub to the hub's URL
 // marked operational_events, as webhooks, until ctx ends.
 func (s *Service) forwardOps(ctx context.Context) {
-	cons, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamOps, eventbus.ConsumerConfig(consumerOps, 30*time.Second, 256))
+	cons, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamOps, eventbus.ConsumerConfig(eventbus.ConsumerOperations, 30*time.Second, 256))
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("operational events will not be delivered as webhooks", "err", err)

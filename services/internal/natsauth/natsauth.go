@@ -91,6 +91,7 @@ var durables = []consumer{
 	{eventbus.StreamEvents, eventbus.ConsumerExpander},
 	{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer},
 	{eventbus.StreamAttempts, eventbus.ConsumerLogger},
+	{eventbus.StreamOps, eventbus.ConsumerOperations},
 }
 
 // use is what one service does with JetStream.
@@ -107,12 +108,13 @@ var (
 	deliveries = eventbus.DeliverySubject("*")
 	attempts   = eventbus.AttemptSubject("*")
 	logChanged = eventbus.LogChangedSubject("*")
+	ops        = eventbus.OpsSubject("*")
 )
 
 var uses = map[Role]use{
 	Configsvc: {
-		ensure:  []string{eventbus.StreamAttempts},
-		publish: []string{attempts},
+		ensure:  []string{eventbus.StreamAttempts, eventbus.StreamOps},
+		publish: []string{attempts, ops},
 	},
 	Expander: {
 		ensure:  []string{eventbus.StreamEvents, eventbus.StreamDeliveries, eventbus.StreamDeadLetters},
@@ -120,20 +122,22 @@ var uses = map[Role]use{
 		publish: []string{deliveries, eventbus.SubjectDeadLetterEvents},
 	},
 	Deliverer: {
-		ensure:  []string{eventbus.StreamDeliveries, eventbus.StreamAttempts, eventbus.StreamDeadLetters},
+		ensure:  []string{eventbus.StreamDeliveries, eventbus.StreamAttempts, eventbus.StreamDeadLetters, eventbus.StreamOps},
 		consume: []consumer{{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer}},
-		publish: []string{deliveries, attempts, eventbus.SubjectDeadLetterJobs},
+		publish: []string{deliveries, attempts, eventbus.SubjectDeadLetterJobs, ops},
 	},
 	// The logger announces changed entries to the loggers following a
 	// hub's log live (TailEventLogs). Its process also serves
 	// OperationsService: recovery paces itself by the deliverer's backlog,
-	// replay reads the domain events again, and both publish delivery jobs.
+	// replay reads the domain events again, and both publish delivery jobs;
+	// it delivers operational events as webhooks, streams them to watchers
+	// and publishes its own.
 	Logger: {
-		ensure:  []string{eventbus.StreamAttempts, eventbus.StreamDeliveries},
-		consume: []consumer{{eventbus.StreamAttempts, eventbus.ConsumerLogger}},
+		ensure:  []string{eventbus.StreamAttempts, eventbus.StreamDeliveries, eventbus.StreamOps},
+		consume: []consumer{{eventbus.StreamAttempts, eventbus.ConsumerLogger}, {eventbus.StreamOps, eventbus.ConsumerOperations}},
 		watch:   []consumer{{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer}},
-		replay:  []string{eventbus.StreamEvents},
-		publish: []string{deliveries, logChanged},
+		replay:  []string{eventbus.StreamEvents, eventbus.StreamOps},
+		publish: []string{deliveries, logChanged, ops},
 		listen:  []string{logChanged},
 	},
 }
