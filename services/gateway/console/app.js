@@ -2,7 +2,7 @@
 // Views are rebuilt from the location hash (#/hubs/<hub>/events or /logs);
 // the token lives in this tab's sessionStorage only.
 import { API, APIError, q } from './api.js';
-import { h, clear, field, toast, errorBox } from './dom.js';
+import { h, clear, field, errorBox } from './dom.js';
 import { eventsTab } from './events.js';
 import { logsTab } from './logs.js';
 
@@ -123,5 +123,3 @@ function hubView(hubId, tab) {
   const ctx = { api: session.api, hubId, admin: session.admin };
   stopView = (tab === 'logs' ? logsTab : eventsTab)(panel, ctx) || (() => {});
 }
-
-export { toast };

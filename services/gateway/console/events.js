@@ -1,6 +1,5 @@
 // The Events tab: triggers toggle, callback URLs, secret, list of events and
 // the Test dialog.
-import { q } from './api.js';
 import { h, clear, field, toast, errorBox, pretty } from './dom.js';
 
 const MAX_URLS = 5;
@@ -241,5 +240,3 @@ function headersTable(headers) {
   if (!keys.length) return null;
   return h('table', { class: 'headers' }, h('tbody', {}, keys.map((k) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, headers[k])))));
 }
-
-export { q };

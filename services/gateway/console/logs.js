@@ -1,7 +1,7 @@
 // The Event logs tab: newest first, live, filters, paging, Details with
 // every attempt, Redeliver.
 import { q } from './api.js';
-import { h, clear, field, toast, errorBox, fmtTime, pretty } from './dom.js';
+import { h, clear, field, toast, errorBox, fmtTime } from './dom.js';
 import { exchangeRequest, exchangeResponse } from './events.js';
 
 const PAGE = 50;
@@ -207,5 +207,3 @@ function fact(k, v) { return [h('dt', {}, k), h('dd', {}, v)]; }
 function statusClass(s) {
   return { succeeded: 'ok', failed: 'bad', dead: 'bad', retrying: 'warn', pending: 'warn', cancelled: 'muted' }[s] || '';
 }
-
-export { pretty };
