@@ -235,9 +235,12 @@ func startClusterDeployment(t *testing.T, o deploymentOptions) *clusterDeploymen
 	return d
 }
 
+// waitReady waits until r answers /readyz. Eight service processes and
+// three NATS servers starting at once on a loaded 2-core machine (make
+// test runs other packages beside this one) have taken over 90 s.
 func (d *clusterDeployment) waitReady(r *replica) {
 	d.t.Helper()
-	poll.Until(d.t, 90*time.Second, r.name+" ready", func() bool {
+	poll.Until(d.t, 3*time.Minute, r.name+" ready", func() bool {
 		if r.exited() {
 			d.t.Fatalf("%s exited:\n%s", r.name, r.tail())
 		}
