@@ -22,11 +22,16 @@ const (
 // mapLookup is a TokenLookup over a fixed map.
 type mapLookup map[string]string
 
-func (m mapLookup) Lookup(_ context.Context, token string) (string, error) {
+func (m mapLookup) Lookup(_ context.Context, token string) (Token, error) {
 	if hub, ok := m[token]; ok {
-		return hub, nil
+		return Token{HubID: hub, ID: "tok_" + hub}, nil
 	}
-	return "", ErrTokenNotFound
+	return Token{}, ErrTokenNotFound
+}
+
+func (m mapLookup) WatchRevocations(ctx context.Context, _ func(string)) error {
+	<-ctx.Done()
+	return nil
 }
 
 // FuzzParseBearer: parsing the authorization header never panics; what it
@@ -82,7 +87,7 @@ func FuzzParseBearer(f *testing.F) {
 		_ = wellFormed(h)
 
 		md := metadata.MD{"authorization": vals}
-		id, err := a.authenticate(metadata.NewIncomingContext(remote, md), "/hubhooks.v1.ConfigService/GetHubConfig")
+		id, _, err := a.authenticate(metadata.NewIncomingContext(remote, md), "/hubhooks.v1.ConfigService/GetHubConfig")
 		switch {
 		case err == nil && id.Admin:
 			if tok != fuzzAdmin {

@@ -8,7 +8,15 @@
 //     through ConfigService and kept in Redis by TokenStore as SHA-256
 //     hashes only. A hub token acts on its own hub: a request naming another
 //     hub_id is refused with PermissionDenied, and so are requests that reach
-//     every hub (WatchHubConfig with all=true).
+//     every hub (WatchHubConfig with all=true) and the admin-only methods
+//     (token management, DeleteHub, PurgeEventLogs).
+//
+// Streams are registered while open (streams.go): a hub token holds at most
+// Config.MaxStreamsPerToken, a connection Config.MaxStreamsPerConn; a
+// revoked token's streams end at once (Authenticator.Run hears every
+// revocation the TokenStore announces, and re-checks open streams' tokens
+// every Config.StreamRecheck), and a stream looks its hub token up again
+// before each message it sends. Refused calls are logged sampled.
 //
 // Missing, malformed, unknown and revoked tokens get Unauthenticated. When
 // no admin token is configured, the servers accept loopback callers only

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -49,18 +50,26 @@ var hublessMethods = map[string]bool{
 
 // adminMethods need the admin token even though their requests name a hub:
 // what they remove cannot be undone, and a hub token must not be able to
-// erase the record of what it did.
+// erase the record of what it did; and token management, so that a hub
+// token cannot mint tokens that outlive its own revocation.
 var adminMethods = map[string]bool{
 	"/hubhooks.v1.ConfigService/DeleteHub":        true,
 	"/hubhooks.v1.EventLogService/PurgeEventLogs": true,
+	"/hubhooks.v1.ConfigService/CreateHubToken":   true,
+	"/hubhooks.v1.ConfigService/RevokeHubToken":   true,
+	"/hubhooks.v1.ConfigService/ListHubTokens":    true,
 }
 
-// TokenLookup resolves a hub token to its hub. *TokenStore implements it.
-// Lookup returns ErrTokenNotFound (possibly wrapped) for unknown or revoked
-// tokens; any other error means the answer is unknown (e.g. Redis is down).
-// It must be safe for concurrent use.
+// TokenLookup resolves hub tokens and announces their revocation;
+// *TokenStore implements it. It must be safe for concurrent use.
 type TokenLookup interface {
-	Lookup(ctx context.Context, token string) (hubID string, err error)
+	// Lookup returns the token's hub and id: ErrTokenNotFound (possibly
+	// wrapped) for unknown or revoked tokens; any other error means the
+	// answer is unknown (e.g. Redis is down).
+	Lookup(ctx context.Context, token string) (Token, error)
+	// WatchRevocations calls fn with the id of every token revoked from
+	// now on, by any replica, until ctx ends.
+	WatchRevocations(ctx context.Context, fn func(tokenID string)) error
 }
 
 // Config configures an Authenticator.
@@ -73,6 +82,44 @@ type Config struct {
 	Tokens TokenLookup
 	// Log receives start-up warnings and refusals (never tokens). Required.
 	Log *slog.Logger
+	// MaxStreamsPerToken bounds the streams one hub token has open on this
+	// server; default DefaultMaxStreamsPerToken.
+	MaxStreamsPerToken int
+	// MaxStreamsPerConn bounds the streams one client connection has open
+	// on this server, whoever calls; default DefaultMaxStreamsPerConn.
+	MaxStreamsPerConn int
+	// StreamRecheck is how often the hub tokens of open streams are looked
+	// up again, to end those of tokens whose revocation was not announced
+	// (Run); default DefaultStreamRecheck.
+	StreamRecheck time.Duration
+	// RefusalLogInterval is how often at most a refused call is logged,
+	// per reason (with the number refused since); default
+	// DefaultRefusalLogInterval.
+	RefusalLogInterval time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxStreamsPerToken = 16
+	DefaultMaxStreamsPerConn  = 1024
+	DefaultStreamRecheck      = 30 * time.Second
+	DefaultRefusalLogInterval = 10 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.MaxStreamsPerToken == 0 {
+		c.MaxStreamsPerToken = DefaultMaxStreamsPerToken
+	}
+	if c.MaxStreamsPerConn == 0 {
+		c.MaxStreamsPerConn = DefaultMaxStreamsPerConn
+	}
+	if c.StreamRecheck == 0 {
+		c.StreamRecheck = DefaultStreamRecheck
+	}
+	if c.RefusalLogInterval == 0 {
+		c.RefusalLogInterval = DefaultRefusalLogInterval
+	}
+	return c
 }
 
 // Validate reports every problem of c.
@@ -83,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if c.Log == nil {
 		errs = append(errs, errors.New("auth: Log is required"))
+	}
+	if c.MaxStreamsPerToken < 0 || c.MaxStreamsPerConn < 0 || c.StreamRecheck < 0 || c.RefusalLogInterval < 0 {
+		errs = append(errs, errors.New("auth: stream limits, StreamRecheck and RefusalLogInterval must not be negative"))
 	}
 	if c.AdminToken != "" {
 		if len(c.AdminToken) < MinAdminTokenLen || len(c.AdminToken) > maxTokenLen {
@@ -103,6 +153,8 @@ type Identity struct {
 	Admin bool
 	// HubID is the hub a hub token acts on; empty for admin.
 	HubID string
+	// TokenID is the hub token's id; empty for admin.
+	TokenID string
 	// Loopback is true when the call was admitted as a tokenless loopback
 	// caller.
 	Loopback bool
@@ -124,6 +176,9 @@ type Authenticator struct {
 	hasAdmin  bool
 	tokens    TokenLookup
 	log       *slog.Logger
+	cfg       Config
+	streams   *streamRegistry
+	refusals  *refusals
 }
 
 // New returns an Authenticator, or the problems of cfg.
@@ -131,7 +186,12 @@ func New(cfg Config) (*Authenticator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Authenticator{tokens: cfg.Tokens, log: cfg.Log}
+	cfg = cfg.withDefaults()
+	a := &Authenticator{
+		tokens: cfg.Tokens, log: cfg.Log, cfg: cfg,
+		streams:  newStreamRegistry(cfg.MaxStreamsPerToken, cfg.MaxStreamsPerConn),
+		refusals: newRefusals(cfg.Log, cfg.RefusalLogInterval),
+	}
 	if cfg.AdminToken != "" {
 		a.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
 		a.hasAdmin = true
@@ -159,7 +219,7 @@ func (a *Authenticator) Unary() grpc.UnaryServerInterceptor {
 		if a.isPublic(info.FullMethod) {
 			return handler(ctx, req)
 		}
-		id, err := a.authenticate(ctx, info.FullMethod)
+		id, _, err := a.authenticate(ctx, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -173,20 +233,37 @@ func (a *Authenticator) Unary() grpc.UnaryServerInterceptor {
 // Stream returns the stream server interceptor. The token is checked when
 // the stream opens; for hub tokens, every request message received is
 // checked against the token's hub, and a refusal is what the call returns,
-// whatever the handler makes of the error.
+// whatever the handler makes of the error. The stream is registered while
+// it is open (see streams.go): within the limits per token and per
+// connection, ended at once when its hub token is revoked, and sending
+// nothing to a hub token no longer valid.
 func (a *Authenticator) Stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if a.isPublic(info.FullMethod) {
 			return handler(srv, ss)
 		}
-		id, err := a.authenticate(ss.Context(), info.FullMethod)
+		id, token, err := a.authenticate(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err
 		}
-		w := &scopedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), identityKey{}, id), a: a, id: id, method: info.FullMethod}
+		ctx, cancel := context.WithCancelCause(ss.Context())
+		defer cancel(nil)
+		open := &openStream{tokenID: id.TokenID, conn: peerAddr(ss.Context()), cancel: cancel}
+		if !id.Admin {
+			open.token = token
+		}
+		if err := a.streams.open(open); err != nil {
+			return err
+		}
+		defer a.streams.close(open)
+		w := &scopedStream{ServerStream: ss, ctx: context.WithValue(ctx, identityKey{}, id), a: a, id: id, method: info.FullMethod, token: open.token}
 		herr := handler(srv, w)
 		if denied := w.deniedErr(); denied != nil {
 			return denied
+		}
+		if cause := context.Cause(ctx); cause != nil && ss.Context().Err() == nil {
+			// Ended by the server: its token was revoked.
+			return cause
 		}
 		return herr
 	}
@@ -198,6 +275,7 @@ type scopedStream struct {
 	a      *Authenticator
 	id     Identity
 	method string
+	token  string // a hub token's value, "" for admin
 
 	mu     sync.Mutex
 	denied error
@@ -210,14 +288,30 @@ func (s *scopedStream) RecvMsg(m any) error {
 		return err
 	}
 	if err := s.a.authorize(s.id, s.method, m); err != nil {
-		s.mu.Lock()
-		if s.denied == nil {
-			s.denied = err
-		}
-		s.mu.Unlock()
+		s.deny(err)
 		return err
 	}
 	return nil
+}
+
+// SendMsg sends m, after looking a hub token up again: a stream sends
+// nothing to a token revoked a moment ago, whichever replica revoked it.
+func (s *scopedStream) SendMsg(m any) error {
+	if s.token != "" {
+		if err := s.a.stillValid(s.ctx, s.token); err != nil {
+			s.deny(err)
+			return err
+		}
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+func (s *scopedStream) deny(err error) {
+	s.mu.Lock()
+	if s.denied == nil {
+		s.denied = err
+	}
+	s.mu.Unlock()
 }
 
 func (s *scopedStream) deniedErr() error {
@@ -235,45 +329,61 @@ func (a *Authenticator) isPublic(method string) bool {
 	return false
 }
 
-// authenticate finds who is calling. Errors are gRPC status errors.
-func (a *Authenticator) authenticate(ctx context.Context, method string) (Identity, error) {
+// authenticate finds who is calling and returns the bearer token it sent
+// ("" for none). Errors are gRPC status errors.
+func (a *Authenticator) authenticate(ctx context.Context, method string) (Identity, string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	token, present, err := parseBearer(md.Get("authorization"))
 	if err != nil {
-		a.log.Info("grpc call refused: malformed authorization header", "method", method, "peer", peerAddr(ctx))
-		return Identity{}, status.Error(codes.Unauthenticated, msgMalformed)
+		a.refusals.note("malformed authorization header", method, peerAddr(ctx))
+		return Identity{}, "", status.Error(codes.Unauthenticated, msgMalformed)
 	}
 	if !a.hasAdmin {
 		if !loopbackPeer(ctx) {
-			a.log.Info("grpc call refused: not loopback and no admin token configured", "method", method, "peer", peerAddr(ctx))
-			return Identity{}, status.Error(codes.Unauthenticated,
+			a.refusals.note("not loopback and no admin token configured", method, peerAddr(ctx))
+			return Identity{}, "", status.Error(codes.Unauthenticated,
 				"this server has no admin token and accepts loopback callers only; set HUBHOOKS_ADMIN_TOKEN on the server and send \"authorization: Bearer <token>\"")
 		}
 		if !present {
-			return Identity{Admin: true, Loopback: true}, nil
+			return Identity{Admin: true, Loopback: true}, "", nil
 		}
 	} else {
 		if !present {
-			return Identity{}, status.Error(codes.Unauthenticated, msgMissing)
+			a.refusals.note("missing token", method, peerAddr(ctx))
+			return Identity{}, "", status.Error(codes.Unauthenticated, msgMissing)
 		}
 		got := sha256.Sum256([]byte(token))
 		if subtle.ConstantTimeCompare(got[:], a.adminHash[:]) == 1 {
-			return Identity{Admin: true}, nil
+			return Identity{Admin: true}, "", nil
 		}
 	}
-	hub, err := a.tokens.Lookup(ctx, token)
+	tok, err := a.tokens.Lookup(ctx, token)
 	switch {
-	case errors.Is(err, ErrTokenNotFound):
-		a.log.Info("grpc call refused: unknown or revoked token", "method", method, "peer", peerAddr(ctx))
-		return Identity{}, status.Error(codes.Unauthenticated, msgInvalid)
+	case errors.Is(err, ErrTokenNotFound), err == nil && tok.HubID == "":
+		a.refusals.note("unknown or revoked token", method, peerAddr(ctx))
+		return Identity{}, "", status.Error(codes.Unauthenticated, msgInvalid)
 	case err != nil:
 		a.log.Warn("cannot check hub token", "method", method, "err", err)
-		return Identity{}, status.Error(codes.Unavailable, "cannot check the token right now; retry")
-	case hub == "":
-		return Identity{}, status.Error(codes.Unauthenticated, msgInvalid)
+		return Identity{}, "", status.Error(codes.Unavailable, "cannot check the token right now; retry")
 	}
-	return Identity{HubID: hub}, nil
+	return Identity{HubID: tok.HubID, TokenID: tok.ID}, token, nil
 }
+
+// stillValid looks a hub token up again: nil while it is valid,
+// Unauthenticated once it is revoked, Unavailable when it cannot be told.
+func (a *Authenticator) stillValid(ctx context.Context, token string) error {
+	_, err := a.tokens.Lookup(ctx, token)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrTokenNotFound):
+		return errRevoked
+	}
+	return status.Error(codes.Unavailable, "cannot check the token right now; reconnect")
+}
+
+// errRevoked ends a stream whose hub token was revoked.
+var errRevoked = status.Error(codes.Unauthenticated, "the token of this stream was revoked; it ends here")
 
 // authorize checks that id may send req to method. Errors are gRPC status
 // errors.

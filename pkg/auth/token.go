@@ -95,7 +95,11 @@ func (r tokenRecord) info() *hubhooksv1.HubToken {
 }
 
 func (s *TokenStore) hashKey(hash string) string { return s.prefix + "hash:" + hash }
-func (s *TokenStore) hubKey(hub string) string   { return s.prefix + "hub:" + hub }
+
+// revokedChannel is the Redis pub/sub channel on which Revoke announces the
+// id of every token it revoked (see WatchRevocations).
+func (s *TokenStore) revokedChannel() string   { return s.prefix + "revoked" }
+func (s *TokenStore) hubKey(hub string) string { return s.prefix + "hub:" + hub }
 
 // hashToken returns the hex SHA-256 of a token. Tokens carry 256 random
 // bits, so a plain hash (no salt, no slow KDF) cannot be reversed.
@@ -228,7 +232,32 @@ func (s *TokenStore) Revoke(ctx context.Context, hubID, token, id string) error 
 	if n == 0 {
 		return ErrTokenNotFound // revoked concurrently
 	}
+	// Every server ends the token's open streams at once. An announcement
+	// that does not go out is made up for by the servers' periodic re-check
+	// (Config.StreamRecheck): the token is revoked either way.
+	_ = s.rdb.Publish(ctx, s.revokedChannel(), id).Err()
 	return nil
+}
+
+// WatchRevocations calls fn, one call at a time, with the id of every
+// token any replica revokes from now on, until ctx ends (then it returns
+// nil). Announcements made while Redis is unreachable are not seen: the
+// caller re-checks its tokens now and then as well.
+func (s *TokenStore) WatchRevocations(ctx context.Context, fn func(tokenID string)) error {
+	sub := s.rdb.Subscribe(ctx, s.revokedChannel())
+	defer sub.Close()
+	ch := sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			fn(m.Payload)
+		}
+	}
 }
 
 // List returns hubID's live tokens, oldest first, without their values.
@@ -261,19 +290,25 @@ func (s *TokenStore) List(ctx context.Context, hubID string) ([]*hubhooksv1.HubT
 	return out, nil
 }
 
-// Lookup returns the hub a live token acts on, or ErrTokenNotFound. The
+// Token is what a live hub token is: the hub it acts on and its id.
+type Token struct {
+	HubID string
+	ID    string
+}
+
+// Lookup returns the hub and id of a live token, or ErrTokenNotFound. The
 // token is looked up by its hash; malformed tokens never reach Redis.
-func (s *TokenStore) Lookup(ctx context.Context, token string) (string, error) {
+func (s *TokenStore) Lookup(ctx context.Context, token string) (Token, error) {
 	if !wellFormed(token) {
-		return "", ErrTokenNotFound
+		return Token{}, ErrTokenNotFound
 	}
 	v, err := s.rdb.Get(ctx, s.hashKey(hashToken(token))).Result()
 	if errors.Is(err, redis.Nil) {
-		return "", ErrTokenNotFound
+		return Token{}, ErrTokenNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("look up token: %w", err)
+		return Token{}, fmt.Errorf("look up token: %w", err)
 	}
-	hub, _, _ := strings.Cut(v, " ")
-	return hub, nil
+	hub, id, _ := strings.Cut(v, " ")
+	return Token{HubID: hub, ID: id}, nil
 }

@@ -73,9 +73,9 @@ func TestTokenLifecycle(t *testing.T) {
 		}
 	}
 
-	hub, err := s.Lookup(ctx, tok)
-	if err != nil || hub != "hub-a" {
-		t.Fatalf("Lookup = %q, %v", hub, err)
+	got, err := s.Lookup(ctx, tok)
+	if err != nil || got != (auth.Token{HubID: "hub-a", ID: info.GetId()}) {
+		t.Fatalf("Lookup = %+v, %v", got, err)
 	}
 	list, err := s.List(ctx, "hub-a")
 	if err != nil || len(list) != 1 || list[0].GetId() != info.GetId() || list[0].GetPrefix() != info.GetPrefix() {
@@ -95,8 +95,8 @@ func TestTokenLifecycle(t *testing.T) {
 	if err := s.Revoke(ctx, "hub-a", tok, "tok_other"); !errors.Is(err, auth.ErrTokenNotFound) {
 		t.Fatalf("Revoke with mismatched id = %v, want ErrTokenNotFound", err)
 	}
-	if hub, err := s.Lookup(ctx, tok); err != nil || hub != "hub-a" {
-		t.Fatalf("token gone after refused revokes: %q, %v", hub, err)
+	if got, err := s.Lookup(ctx, tok); err != nil || got.HubID != "hub-a" {
+		t.Fatalf("token gone after refused revokes: %+v, %v", got, err)
 	}
 
 	if err := s.Revoke(ctx, "hub-a", tok, ""); err != nil {

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
 
@@ -27,14 +26,18 @@ type GRPCConfig struct {
 	MaxRecvMsgSize int
 	// Options are appended (TLS credentials go here).
 	Options []grpc.ServerOption
+	// Companion, when set, runs while the server serves and is stopped
+	// with it (the authenticator's watch of revoked tokens goes here).
+	Companion func(ctx context.Context) error
 }
 
 // GRPCServer is a gRPC server with the standard health service and server
-// reflection registered.
+// reflection (of its own services only) registered.
 type GRPCServer struct {
 	*grpc.Server
-	Health *health.Server
-	log    *slog.Logger
+	Health    *health.Server
+	log       *slog.Logger
+	companion func(ctx context.Context) error
 }
 
 // NewGRPCServer builds the server. Register services on it, then Serve.
@@ -52,8 +55,8 @@ func NewGRPCServer(cfg GRPCConfig) *GRPCServer {
 	s := grpc.NewServer(opts...)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
-	reflection.Register(s)
-	return &GRPCServer{Server: s, Health: h, log: cfg.Log}
+	registerReflection(s)
+	return &GRPCServer{Server: s, Health: h, log: cfg.Log, companion: cfg.Companion}
 }
 
 // Serve listens on addr and serves until ctx ends; then it reports
@@ -70,6 +73,17 @@ func (g *GRPCServer) Serve(ctx context.Context, addr string, grace time.Duration
 // ServeListener is Serve on an existing listener.
 func (g *GRPCServer) ServeListener(ctx context.Context, lis net.Listener, grace time.Duration) error {
 	g.log.Info("grpc listening", "addr", lis.Addr().String())
+	if g.companion != nil {
+		cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := g.companion(cctx); err != nil {
+				g.log.Error("grpc server companion stopped", "err", err)
+			}
+		}()
+		defer func() { stop(); <-done }()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- g.Server.Serve(lis) }()
 	select {

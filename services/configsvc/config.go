@@ -15,15 +15,16 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultRedisPrefix        = "hubhooks:"
-	DefaultSecretGrace        = 24 * time.Hour
-	DefaultMaxURLs            = 5
-	DefaultMaxPreviousSecrets = 5
-	DefaultFeedMaxLen         = 10000
-	DefaultWatchBuffer        = 1024
-	DefaultTestEventTimeout   = 30 * time.Second
-	DefaultFeedBlock          = time.Second
-	DefaultEpochCheck         = 5 * time.Second
+	DefaultRedisPrefix         = "hubhooks:"
+	DefaultSecretGrace         = 24 * time.Hour
+	DefaultMaxURLs             = 5
+	DefaultMaxPreviousSecrets  = 5
+	DefaultFeedMaxLen          = 10000
+	DefaultWatchBuffer         = 1024
+	DefaultTestEventTimeout    = 30 * time.Second
+	DefaultTestEventsPerMinute = 30
+	DefaultFeedBlock           = time.Second
+	DefaultEpochCheck          = 5 * time.Second
 )
 
 // RuleLister serves the cascade rules; *cascade.Rules implements it.
@@ -62,6 +63,10 @@ type Config struct {
 	// TestEventTimeout bounds one SendTestEvent (the POST plus logging it).
 	// Default 30s.
 	TestEventTimeout time.Duration
+	// TestEventsPerMinute bounds the test events one hub may send in a
+	// minute, across every replica (HUBHOOKS_TEST_EVENTS_PER_MINUTE).
+	// Default 30.
+	TestEventsPerMinute int
 	// StreamOptions tunes the JetStream streams configsvc ensures (HUBHOOKS_ATTEMPTS).
 	StreamOptions eventbus.Options
 	// Rules lists the event types (ListEventTypes, SendTestEvent validation).
@@ -102,6 +107,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TestEventTimeout == 0 {
 		c.TestEventTimeout = DefaultTestEventTimeout
+	}
+	if c.TestEventsPerMinute == 0 {
+		c.TestEventsPerMinute = DefaultTestEventsPerMinute
 	}
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()
@@ -145,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if c.TestEventTimeout < 0 {
 		errs = append(errs, fmt.Errorf("test event timeout %s: must not be negative", c.TestEventTimeout))
+	}
+	if c.TestEventsPerMinute < 0 {
+		errs = append(errs, fmt.Errorf("test events per minute %d: must not be negative", c.TestEventsPerMinute))
 	}
 	return errors.Join(errs...)
 }

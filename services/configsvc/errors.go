@@ -23,6 +23,8 @@ var (
 	ErrTokenNotFound = errors.New("hub token not found")
 	// ErrTooManyTokens: the hub has as many tokens as the store allows.
 	ErrTooManyTokens = errors.New("too many hub tokens")
+	// ErrRateLimited: the caller did this too often; it may again later.
+	ErrRateLimited = errors.New("rate limited")
 	// ErrConflict: a write lost the optimistic-concurrency race too many times.
 	ErrConflict = errors.New("concurrent update conflict")
 	// ErrUnavailable: a dependency (Redis, JetStream) cannot be reached or
@@ -49,6 +51,8 @@ func grpcError(err error) error {
 		code = codes.AlreadyExists
 	case errors.Is(err, ErrURLNotFound), errors.Is(err, ErrTokenNotFound):
 		code = codes.NotFound
+	case errors.Is(err, ErrRateLimited):
+		code = codes.ResourceExhausted
 	case errors.Is(err, ErrConflict):
 		code = codes.Aborted
 	case errors.Is(err, context.Canceled):

@@ -25,6 +25,7 @@ import (
 //	<p>{cfg}:hubs          set of every configured hub id
 //	<p>{cfg}:feed          stream of changes {hub, version, kind}, trimmed to ~FeedMaxLen
 //	<p>{cfg}:epoch         random value; a new one means Redis lost its data
+//	<p>{cfg}:testrate:<hub_id>:<minute>  test events the hub sent in that minute (TakeTestEvent; expires)
 //
 // Writes are compare-and-set on the version in one Lua script that also adds
 // the hub to the set and appends to the feed, so concurrent writers (any

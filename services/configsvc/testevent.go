@@ -122,6 +122,9 @@ func (s *Service) send(ctx context.Context, te *testEvent) (*hubhooksv1.SendTest
 	if !s.streamsReady.Load() {
 		return nil, fmt.Errorf("%w: configsvc is starting (ensuring JetStream streams); try again shortly", ErrUnavailable)
 	}
+	if err := s.store.TakeTestEvent(ctx, te.evt.HubID, s.cfg.TestEventsPerMinute); err != nil {
+		return nil, err
+	}
 	hub, typ, evt, body, target, cfg, now := te.evt.HubID, te.evt.Type, te.evt, te.body, te.target, te.cfg, te.now
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.TestEventTimeout)
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc/codes"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
@@ -248,5 +249,48 @@ func TestSamplePayloadForEveryEventType(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestSendTestEventRateLimited: a hub's test events are bounded per
+// minute across every replica; other hubs and the next minute are not
+// affected.
+func TestSendTestEventRateLimited(t *testing.T) {
+	e := newEnv(t)
+	perMinute := func(c *configsvc.Config, rdb *redis.Client) *redis.Client { c.TestEventsPerMinute = 3; return rdb }
+	a, b := e.startServer(t, "", perMinute), e.startServer(t, "", perMinute)
+	ctx := ctxT(t)
+	rcv := newReceiver(t)
+	for _, hub := range []string{"busy", "calm"} {
+		if _, err := a.client.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: rcv.URL}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send := func(s *server, hub string) error {
+		_, err := s.client.SendTestEvent(ctx, &hubhooksv1.SendTestEventRequest{HubId: hub, EventType: "API.CREATED", Url: rcv.URL})
+		return err
+	}
+	for i, s := range []*server{a, b, a} {
+		if err := send(s, "busy"); err != nil {
+			t.Fatalf("test event %d: %v", i+1, err)
+		}
+	}
+	err := send(b, "busy")
+	wantCode(t, err, codes.ResourceExhausted)
+	if !strings.Contains(err.Error(), "3 test events this minute") || !strings.Contains(err.Error(), "try again in") {
+		t.Errorf("refusal %q does not say the limit and when to retry", err)
+	}
+	if err := send(a, "calm"); err != nil {
+		t.Fatalf("another hub: %v", err)
+	}
+	e.clock.Advance(time.Minute)
+	if err := send(a, "busy"); err != nil {
+		t.Fatalf("the next minute: %v", err)
+	}
+	rcv.mu.Lock()
+	n := len(rcv.got)
+	rcv.mu.Unlock()
+	if n != 5 {
+		t.Errorf("receiver got %d test events, want 5", n)
 	}
 }

@@ -78,6 +78,8 @@ type ConfigServiceClient interface {
 	// SendTestEvent sends a signed sample webhook of event_type to one of the
 	// hub's URLs through the delivery path and returns request and response. It
 	// is logged with test=true and works whether or not triggers are enabled.
+	// A hub may send HUBHOOKS_TEST_EVENTS_PER_MINUTE (30) a minute; the next
+	// is refused with RESOURCE_EXHAUSTED saying when to try again.
 	SendTestEvent(ctx context.Context, in *SendTestEventRequest, opts ...grpc.CallOption) (*SendTestEventResponse, error)
 	// PreviewTestEvent returns the request SendTestEvent would send for the
 	// same arguments (method, URL, every header with the secret masked, body),
@@ -86,12 +88,17 @@ type ConfigServiceClient interface {
 	PreviewTestEvent(ctx context.Context, in *SendTestEventRequest, opts ...grpc.CallOption) (*PreviewTestEventResponse, error)
 	// WatchHubConfig streams the current configuration of one hub (or all hubs)
 	// and then every change. The response header "x-hubhooks-snapshot-count"
-	// tells how many messages form the initial snapshot.
+	// tells how many messages form the initial snapshot. A hub token's stream
+	// ends with UNAUTHENTICATED as soon as the token is revoked; a token may
+	// hold HUBHOOKS_MAX_STREAMS_PER_TOKEN (16) streams on a server, the next is
+	// refused with RESOURCE_EXHAUSTED.
 	WatchHubConfig(ctx context.Context, in *WatchHubConfigRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HubConfig], error)
 	// CreateHubToken creates a bearer token that acts on one hub only. The token
-	// is shown once; only its hash is stored.
+	// is shown once; only its hash is stored. Token management needs the
+	// admin token: a hub token may not create, list or revoke tokens.
 	CreateHubToken(ctx context.Context, in *CreateHubTokenRequest, opts ...grpc.CallOption) (*CreateHubTokenResponse, error)
-	// RevokeHubToken revokes a hub token by its value or id.
+	// RevokeHubToken revokes a hub token by its value or id: its calls are
+	// refused from then on and its open streams end at once, on every server.
 	RevokeHubToken(ctx context.Context, in *RevokeHubTokenRequest, opts ...grpc.CallOption) (*RevokeHubTokenResponse, error)
 	// ListHubTokens lists a hub's tokens (never their values).
 	ListHubTokens(ctx context.Context, in *ListHubTokensRequest, opts ...grpc.CallOption) (*ListHubTokensResponse, error)
@@ -364,6 +371,8 @@ type ConfigServiceServer interface {
 	// SendTestEvent sends a signed sample webhook of event_type to one of the
 	// hub's URLs through the delivery path and returns request and response. It
 	// is logged with test=true and works whether or not triggers are enabled.
+	// A hub may send HUBHOOKS_TEST_EVENTS_PER_MINUTE (30) a minute; the next
+	// is refused with RESOURCE_EXHAUSTED saying when to try again.
 	SendTestEvent(context.Context, *SendTestEventRequest) (*SendTestEventResponse, error)
 	// PreviewTestEvent returns the request SendTestEvent would send for the
 	// same arguments (method, URL, every header with the secret masked, body),
@@ -372,12 +381,17 @@ type ConfigServiceServer interface {
 	PreviewTestEvent(context.Context, *SendTestEventRequest) (*PreviewTestEventResponse, error)
 	// WatchHubConfig streams the current configuration of one hub (or all hubs)
 	// and then every change. The response header "x-hubhooks-snapshot-count"
-	// tells how many messages form the initial snapshot.
+	// tells how many messages form the initial snapshot. A hub token's stream
+	// ends with UNAUTHENTICATED as soon as the token is revoked; a token may
+	// hold HUBHOOKS_MAX_STREAMS_PER_TOKEN (16) streams on a server, the next is
+	// refused with RESOURCE_EXHAUSTED.
 	WatchHubConfig(*WatchHubConfigRequest, grpc.ServerStreamingServer[HubConfig]) error
 	// CreateHubToken creates a bearer token that acts on one hub only. The token
-	// is shown once; only its hash is stored.
+	// is shown once; only its hash is stored. Token management needs the
+	// admin token: a hub token may not create, list or revoke tokens.
 	CreateHubToken(context.Context, *CreateHubTokenRequest) (*CreateHubTokenResponse, error)
-	// RevokeHubToken revokes a hub token by its value or id.
+	// RevokeHubToken revokes a hub token by its value or id: its calls are
+	// refused from then on and its open streams end at once, on every server.
 	RevokeHubToken(context.Context, *RevokeHubTokenRequest) (*RevokeHubTokenResponse, error)
 	// ListHubTokens lists a hub's tokens (never their values).
 	ListHubTokens(context.Context, *ListHubTokensRequest) (*ListHubTokensResponse, error)

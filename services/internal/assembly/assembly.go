@@ -173,15 +173,19 @@ func (p *Parts) Redis(ctx context.Context) (redis.UniversalClient, error) {
 // GRPCServer builds the gRPC server with health, reflection, authentication
 // (admin token, hub tokens from tokens, or loopback-only) and optional TLS.
 func (p *Parts) GRPCServer(tokens *auth.TokenStore) (*daemon.GRPCServer, error) {
-	authn, err := auth.New(auth.Config{AdminToken: p.Settings.AdminToken, Tokens: tokens, Log: p.Log})
+	authn, err := auth.New(auth.Config{
+		AdminToken: p.Settings.AdminToken, Tokens: tokens, Log: p.Log,
+		MaxStreamsPerToken: p.Settings.MaxStreamsPerToken, MaxStreamsPerConn: p.Settings.MaxStreamsPerConn,
+	})
 	if err != nil {
 		return nil, err
 	}
 	authn.Warn()
 	cfg := daemon.GRPCConfig{
-		Log:    p.Log,
-		Unary:  []grpc.UnaryServerInterceptor{authn.Unary()},
-		Stream: []grpc.StreamServerInterceptor{authn.Stream()},
+		Log:       p.Log,
+		Unary:     []grpc.UnaryServerInterceptor{authn.Unary()},
+		Stream:    []grpc.StreamServerInterceptor{authn.Stream()},
+		Companion: authn.Run,
 	}
 	if p.Settings.TLSCert != "" {
 		creds, err := auth.ServerTLS(p.Settings.TLSCert, p.Settings.TLSKey, p.Settings.TLSClientCA)
@@ -332,7 +336,7 @@ func (p *Parts) ServeHTTP(ctx context.Context, lis net.Listener) error {
 func (p *Parts) ConfigSvcConfig(rules *cascade.Rules) configsvc.Config {
 	return configsvc.Config{
 		RedisPrefix: p.Settings.RedisPrefix, SecretGrace: p.Settings.SecretGrace, Registerer: p.Registry, Log: p.Log.With("component", "configsvc"),
-		Rules: rules, StreamOptions: p.StreamOptions(),
+		Rules: rules, StreamOptions: p.StreamOptions(), TestEventsPerMinute: p.Settings.TestEventsPerMinute,
 	}
 }
 

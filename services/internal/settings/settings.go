@@ -93,6 +93,9 @@ type Settings struct {
 	BulkRate            int
 	BulkMaxBacklog      int
 	AutoDisableAfter    time.Duration
+	MaxStreamsPerToken  int
+	MaxStreamsPerConn   int
+	TestEventsPerMinute int
 
 	// Tracing (pkg/tracing): no OTLP endpoint leaves it off.
 	OTLPEndpoint     string
@@ -198,6 +201,9 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	errs = append(errs, err)
 	fs.Int64Var(&s.LogMaxBytesPerHub, "log-max-bytes-per-hub", logMaxBytes, "bytes of event log entries kept per hub (oldest trimmed) (HUBHOOKS_LOG_MAX_BYTES_PER_HUB)")
 	num(&s.MaxEventBytes, "max-event-bytes", "HUBHOOKS_MAX_EVENT_BYTES", publisher.MaxEventBytes, "largest domain event accepted; larger ones are dead-lettered")
+	num(&s.MaxStreamsPerToken, "max-streams-per-token", "HUBHOOKS_MAX_STREAMS_PER_TOKEN", auth.DefaultMaxStreamsPerToken, "streams (WatchHubConfig, tails) one hub token may have open on one server")
+	num(&s.MaxStreamsPerConn, "max-streams-per-conn", "HUBHOOKS_MAX_STREAMS_PER_CONN", auth.DefaultMaxStreamsPerConn, "streams one client connection may have open on one server")
+	num(&s.TestEventsPerMinute, "test-events-per-minute", "HUBHOOKS_TEST_EVENTS_PER_MINUTE", configsvc.DefaultTestEventsPerMinute, "test events one hub may send in a minute (SendTestEvent), across every configsvc")
 	num(&s.BulkRate, "bulk-rate", "HUBHOOKS_BULK_RATE", operations.DefaultBulkRate, "deliveries per second one replay or recovery adds at most")
 	num(&s.BulkMaxBacklog, "bulk-max-backlog", "HUBHOOKS_BULK_MAX_BACKLOG", operations.DefaultBulkMaxBacklog, "replays and recoveries pause while the deliverer has more messages than this waiting")
 	dur(&s.AutoDisableAfter, "auto-disable-after", "HUBHOOKS_AUTO_DISABLE_AFTER", operations.DefaultAutoDisableAfter, "disable a callback URL that failed every attempt for this long; 0 = never")
@@ -313,7 +319,7 @@ func (s *Settings) Validate() error {
 	}
 	for name, v := range map[string]int{"deliver-concurrency": s.DeliverConcurrency, "per-url-concurrency": s.PerURLConcurrency,
 		"per-hub-concurrency": s.PerHubConcurrency, "breaker-failures": s.BreakerFailures, "log-max-entries-per-hub": s.LogMaxEntriesPerHub, "max-event-bytes": s.MaxEventBytes,
-		"bulk-rate": s.BulkRate, "bulk-max-backlog": s.BulkMaxBacklog} {
+		"bulk-rate": s.BulkRate, "bulk-max-backlog": s.BulkMaxBacklog, "max-streams-per-token": s.MaxStreamsPerToken, "max-streams-per-conn": s.MaxStreamsPerConn, "test-events-per-minute": s.TestEventsPerMinute} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s %d: must not be negative", name, v))
 		}
