@@ -1,6 +1,7 @@
 // Package batch lets many goroutines hand items over to be sent together:
-// the items pending at the same time go out in one send per key, and each
-// goroutine gets back the outcome of the send that carried its item.
+// the items pending at the same time go out in one send per key, keys take
+// turns, and each goroutine gets back the outcome of the send that carried
+// its item.
 //
 // The deliverer batches attempt records this way (one JetStream message per
 // hub instead of one per record), the expander the fan-outs of domain events
@@ -36,15 +37,25 @@ type Limits struct {
 // goroutine of its own: a goroutine in Add becomes a flusher when fewer than
 // Limits.Flushers are active, and a flusher keeps sending until nothing is
 // pending, or until its own item is done while another flusher is active (so
-// a pending item always has an active flusher).
+// a pending item always has an active flusher). Keys take turns: each send
+// carries one key's items, and the next send the next key's, so a key with a
+// lone item is not sent after every batch of a busy key.
 type Batcher[T any] struct {
 	send func(key string, items []T) error
 	lim  Limits
 
 	mu       sync.Mutex
-	pending  []*request[T]
-	weight   int // of pending
+	keys     map[string]*keyQueue[T] // keys with items pending
+	ring     []*keyQueue[T]          // the same, in turn order
+	next     int                     // index in ring of the key whose turn it is
 	flushers int
+}
+
+// keyQueue is one key's pending items, oldest first.
+type keyQueue[T any] struct {
+	key     string
+	pending []*request[T]
+	weight  int
 }
 
 type request[T any] struct {
@@ -61,7 +72,7 @@ type request[T any] struct {
 func New[T any](lim Limits, send func(key string, items []T) error) *Batcher[T] {
 	lim.Flushers = max(lim.Flushers, 1)
 	lim.MaxWeight = max(lim.MaxWeight, 1)
-	return &Batcher[T]{send: send, lim: lim}
+	return &Batcher[T]{send: send, lim: lim, keys: map[string]*keyQueue[T]{}}
 }
 
 // Add hands item over (to be sent with the other items of key) and returns
@@ -69,8 +80,14 @@ func New[T any](lim Limits, send func(key string, items []T) error) *Batcher[T] 
 func (b *Batcher[T]) Add(key string, item T, weight, bytes int) error {
 	r := &request[T]{key: key, item: item, weight: weight, bytes: bytes, done: make(chan error, 1)}
 	b.mu.Lock()
-	b.pending = append(b.pending, r)
-	b.weight += weight
+	q := b.keys[key]
+	if q == nil {
+		q = &keyQueue[T]{key: key}
+		b.keys[key] = q
+		b.ring = append(b.ring, q) // last in the current round
+	}
+	q.pending = append(q.pending, r)
+	q.weight += weight
 	if b.flushers >= b.lim.Flushers {
 		b.mu.Unlock()
 		return <-r.done
@@ -81,25 +98,32 @@ func (b *Batcher[T]) Add(key string, item T, weight, bytes int) error {
 	return <-r.done
 }
 
-// flush sends pending batches until own is done and another flusher is
-// active, or nothing is pending.
+// flush sends the pending items, a key at a time in turn, until own is done
+// and another flusher is active, or nothing is pending.
 func (b *Batcher[T]) flush(own *request[T]) {
+	lingered := false
 	for {
 		b.mu.Lock()
 		ownDone := len(own.done) > 0
-		if len(b.pending) == 0 || (ownDone && b.flushers > 1) {
+		if len(b.ring) == 0 || (ownDone && b.flushers > 1) {
 			b.flushers--
 			b.mu.Unlock()
 			return
 		}
-		if b.weight < b.lim.MaxWeight && b.lim.Linger > 0 {
+		if b.next >= len(b.ring) {
+			b.next = 0
+		}
+		q := b.ring[b.next]
+		if !lingered && q.weight < b.lim.MaxWeight && b.lim.Linger > 0 {
 			b.mu.Unlock()
 			time.Sleep(b.lim.Linger)
-			b.mu.Lock()
+			lingered = true
+			continue // the key whose turn it is may have changed meanwhile
 		}
+		lingered = false
 		n, weight, size := 0, 0, 0
-		for n < len(b.pending) {
-			r := b.pending[n]
+		for n < len(q.pending) {
+			r := q.pending[n]
 			if n > 0 && (weight+r.weight > b.lim.MaxWeight || (b.lim.MaxBytes > 0 && size+r.bytes > b.lim.MaxBytes)) {
 				break
 			}
@@ -108,39 +132,31 @@ func (b *Batcher[T]) flush(own *request[T]) {
 			n++
 		}
 		batch := make([]*request[T], n)
-		copy(batch, b.pending[:n])
-		clear(b.pending[:n])
-		b.pending = b.pending[n:]
-		b.weight -= weight
-		if len(b.pending) == 0 {
-			b.pending = nil
+		copy(batch, q.pending[:n])
+		clear(q.pending[:n])
+		q.pending = q.pending[n:]
+		q.weight -= weight
+		if len(q.pending) == 0 {
+			// Out of the ring; the next key moves into this index.
+			b.ring = append(b.ring[:b.next], b.ring[b.next+1:]...)
+			delete(b.keys, q.key)
+		} else {
+			b.next++
 		}
 		b.mu.Unlock()
-		b.sendBatch(batch)
+		b.sendBatch(q.key, batch)
 	}
 }
 
-// sendBatch sends batch as one send per key and reports each item's
-// outcome.
-func (b *Batcher[T]) sendBatch(batch []*request[T]) {
-	for len(batch) > 0 {
-		key := batch[0].key
-		var group, rest []*request[T]
-		for _, r := range batch {
-			if r.key == key {
-				group = append(group, r)
-			} else {
-				rest = append(rest, r)
-			}
-		}
-		batch = rest
-		items := make([]T, len(group))
-		for i, r := range group {
-			items[i] = r.item
-		}
-		err := b.send(key, items)
-		for _, r := range group {
-			r.done <- err
-		}
+// sendBatch sends the items of batch, all of key, as one send and reports
+// the outcome to each.
+func (b *Batcher[T]) sendBatch(key string, batch []*request[T]) {
+	items := make([]T, len(batch))
+	for i, r := range batch {
+		items[i] = r.item
+	}
+	err := b.send(key, items)
+	for _, r := range batch {
+		r.done <- err
 	}
 }

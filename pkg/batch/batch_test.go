@@ -3,6 +3,7 @@ package batch
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func TestBatcher(t *testing.T) {
 	if batches == 0 || sends >= workers*per {
 		t.Errorf("%d sends (%d batches) for %d items: nothing was batched", sends, batches, workers*per)
 	}
-	if len(b.pending) != 0 || b.flushers != 0 {
+	if len(b.ring) != 0 || len(b.keys) != 0 || b.flushers != 0 {
 		t.Error("batcher not idle after every Add returned")
 	}
 }
@@ -107,5 +108,49 @@ func TestBatcherLinger(t *testing.T) {
 		if linger > 0 && took < linger {
 			t.Errorf("linger %v: Add took only %v", linger, took)
 		}
+	}
+}
+
+// Keys take turns: a key with one item pending is sent next, not after
+// every batch of a key that had many items pending before it.
+func TestBatcherKeysTakeTurns(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	release := make(chan struct{})
+	b := New(Limits{MaxWeight: 2, Flushers: 1}, func(key string, items []int) error {
+		<-release
+		mu.Lock()
+		order = append(order, key)
+		mu.Unlock()
+		return nil
+	})
+	var wg sync.WaitGroup
+	added := func(key string, n int) {
+		for range n {
+			wg.Go(func() { _ = b.Add(key, 1, 1, 1) })
+		}
+		// Until all n are pending (the flusher is held by release).
+		for {
+			b.mu.Lock()
+			q := b.keys[key]
+			got := 0
+			if q != nil {
+				got = len(q.pending)
+			}
+			b.mu.Unlock()
+			if got >= n-1 { // one of them may be the flusher's, taken already
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	added("busy", 9) // 5 sends of at most 2
+	added("quiet", 1)
+	close(release)
+	wg.Wait()
+	// The flusher's first send was taken before quiet arrived; quiet's
+	// comes within the next two.
+	if i := slices.Index(order, "quiet"); i < 0 || i > 2 {
+		t.Errorf("sends %v: the quiet key went at position %d, want within the first three", order, i)
 	}
 }
