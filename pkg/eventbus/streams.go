@@ -122,7 +122,7 @@ func DeliveriesStreamConfig(o Options) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        StreamDeliveries,
 		Description: "hubhooks delivery jobs: one per (webhook event, callback URL)",
-		Subjects:    []string{subjectDeliveries + "*"},
+		Subjects:    []string{subjectDeliveries + "*", OverflowDeliverySubjects},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     o.Storage,
 		Replicas:    o.Replicas,

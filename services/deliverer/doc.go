@@ -10,6 +10,7 @@
 //	service.go    Service: New, Run and the ordered shutdown, Ready
 //	ports.go      what it needs from outside: ConfigSource, AttemptLog
 //	fetch.go      the fetch loop: messages in, jobs out (fetchSizer), dead letters
+//	overflow.go   fairness across hubs: moving a hub's surplus to its overflow shard, the overflow loop
 //	fanout.go     a message of several jobs, acked once all are settled (jobMsg)
 //	lanes.go      per-URL lanes: admit, queue, run (lanes); enqueue
 //	slots.go      per-hub and replica POST limits (slots)
@@ -28,6 +29,9 @@
 // Isolation: jobs are queued per (hub, URL) lane with a concurrency limit
 // and a small queue per lane, a per-hub limit and a global limit, and a
 // circuit breaker per lane, so a slow or dead URL never holds up other URLs.
+// Fairness: a hub's live messages beyond its share (Config.HubShare) wait in
+// its overflow shard, taken in turns with the room live traffic leaves, so
+// one hub's burst never holds up other hubs.
 // README.md walks through the life of a job; docs/delivery.md has the
 // design and its reasons.
 package deliverer

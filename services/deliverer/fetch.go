@@ -59,7 +59,9 @@ func (s *Service) fetchLoop(ctx context.Context, cons jetstream.Consumer) {
 		batch, err := cons.Fetch(size.count(room), jetstream.FetchMaxWait(s.cfg.FetchWait))
 		if err == nil {
 			for msg := range batch.Messages() {
-				if n := s.dispatch(msg); n > 0 {
+				// Sized by the messages it keeps: those moved to
+				// overflow take no room.
+				if n, kept := s.takeLive(msg); kept && n > 0 {
 					size.observe(n)
 				}
 			}
@@ -164,12 +166,13 @@ func validJob(subject string, job *deliveryv1.DeliveryJob) error {
 	if err := hubid.Validate(job.GetHubId()); err != nil {
 		return fmt.Errorf("job of delivery %q: hub_id: %w", job.GetDeliveryId(), err)
 	}
+	hub, _, _ := eventbus.HubOfDeliverySubject(subject) // the live or the overflow subject
 	switch {
 	case job.GetDeliveryId() == "":
 		return errors.New("job without delivery_id")
 	case job.GetUrlId() == "":
 		return errors.New("job without url_id")
-	case subject != eventbus.DeliverySubject(job.GetHubId()):
+	case hub != job.GetHubId():
 		return fmt.Errorf("job of hub %q on the subject %q of another hub", job.GetHubId(), subject)
 	}
 	return nil

@@ -32,26 +32,41 @@ type heldJobs struct {
 
 	mu    sync.Mutex
 	jobs  map[*heldJob]struct{}
-	space chan struct{} // signalled when a job is released
+	byHub map[string]int // held jobs per hub
+	// space and overflowSpace are signalled when a job is released: one
+	// for the live fetch loop, one for the overflow loop.
+	space, overflowSpace chan struct{}
 }
 
 func newHeldJobs(max int) *heldJobs {
-	return &heldJobs{max: max, jobs: map[*heldJob]struct{}{}, space: make(chan struct{}, 1)}
+	return &heldJobs{max: max, jobs: map[*heldJob]struct{}{}, byHub: map[string]int{},
+		space: make(chan struct{}, 1), overflowSpace: make(chan struct{}, 1)}
 }
 
 func (hs *heldJobs) add(h *heldJob) {
 	hs.mu.Lock()
-	hs.jobs[h] = struct{}{}
+	if _, ok := hs.jobs[h]; !ok {
+		hs.jobs[h] = struct{}{}
+		hs.byHub[h.job.GetHubId()]++
+	}
 	hs.mu.Unlock()
 }
 
 func (hs *heldJobs) remove(h *heldJob) {
 	hs.mu.Lock()
-	delete(hs.jobs, h)
+	if _, ok := hs.jobs[h]; ok {
+		delete(hs.jobs, h)
+		hub := h.job.GetHubId()
+		if hs.byHub[hub]--; hs.byHub[hub] <= 0 {
+			delete(hs.byHub, hub)
+		}
+	}
 	hs.mu.Unlock()
-	select {
-	case hs.space <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{hs.space, hs.overflowSpace} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -60,6 +75,23 @@ func (hs *heldJobs) room() int {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	return hs.max - len(hs.jobs)
+}
+
+// overflowRoom is how many more jobs the replica may hold from overflow
+// messages: up to half of what it may hold, so a backlog never takes the
+// room a quiet hub's next job needs, and never more than one lane may
+// queue (a hub with one URL would only park the surplus).
+func (hs *heldJobs) overflowRoom() int {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.max/2 - len(hs.jobs)
+}
+
+// ofHub is how many jobs of hub the replica holds.
+func (hs *heldJobs) ofHub(hub string) int {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.byHub[hub]
 }
 
 // count is how many jobs the replica holds.

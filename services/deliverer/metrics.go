@@ -23,6 +23,8 @@ type metrics struct {
 	urlReplaced      prometheus.Counter
 	consumerLost     prometheus.Counter
 	handlingErrors   *prometheus.CounterVec
+	overflowMoved    prometheus.Counter
+	overflowTaken    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -95,10 +97,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_deliverer_errors_total",
 			Help: "Infrastructure errors while handling jobs (the job is retried), by stage.",
 		}, []string{"stage"}),
+		overflowMoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_overflow_moved_total",
+			Help: "Live delivery messages moved to their hub's overflow shard because the replica held the hub's share of work.",
+		}),
+		overflowTaken: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_overflow_taken_total",
+			Help: "Delivery messages taken from the overflow shards (with the room live traffic left).",
+		}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesPublished, m.dead, m.cancelled,
 		m.breakerChanges, m.queueFull, m.parked, m.skippedRecorded, m.poison, m.urlReplaced, m.consumerLost, m.handlingErrors,
+		m.overflowMoved, m.overflowTaken,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register deliverer metrics: %w", err)

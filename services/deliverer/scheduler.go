@@ -116,6 +116,10 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 		_, _ = s.retries.remove(ctx, cancelled, e)
 		return
 	}
+	if s.overShare(job.GetHubId()) {
+		// The fetch loop would move it there: spare it the second store.
+		m = eventbus.OverflowCopyOf(job.GetHubId(), m.Header, m.Data, false)
+	}
 	if _, err := s.js.PublishMsg(ctx, m); err != nil {
 		s.metrics.handlingErrors.WithLabelValues("publish_retry").Inc()
 		log().Warn("republish due retry; retried after the lease", "err", err)

@@ -49,6 +49,8 @@ type Service struct {
 	// schedulerWake makes the scheduler look for due retries before its
 	// next poll.
 	schedulerWake chan struct{}
+	// overflowWake makes the overflow loop ask the shards now.
+	overflowWake chan struct{}
 
 	consumer atomic.Pointer[jetstream.Consumer]
 	running  atomic.Bool
@@ -107,6 +109,7 @@ func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient, configs 
 		retries:       newRetryStore(rdb, cfg.RedisPrefix),
 		changed:       newChangedHubs(),
 		schedulerWake: make(chan struct{}, 1),
+		overflowWake:  make(chan struct{}, 1),
 	}
 	health, err := urlhealth.New(rdb, cfg.RedisPrefix)
 	if err != nil {
@@ -130,7 +133,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	cons, err := s.ensure(ctx)
+	cons, overflow, err := s.ensure(ctx)
 	if err != nil {
 		return s.abort(ctx, err)
 	}
@@ -144,26 +147,36 @@ func (s *Service) Run(ctx context.Context) error {
 	loops.Go(s.holdLoop)
 	loops.Go(func() { s.breakers.pruneLoop(s.workCtx.Done()) })
 	s.waitConfigs(ctx)
+	var fetchers sync.WaitGroup
+	fetchers.Go(func() { s.overflowLoop(ctx, overflow) })
 	s.fetchLoop(ctx, cons)
+	fetchers.Wait()
 	s.shutdown()
 	loops.Wait()
 	s.log.Info("deliverer stopped")
 	return nil
 }
 
-// ensure ensures the streams and the consumer.
-func (s *Service) ensure(ctx context.Context) (jetstream.Consumer, error) {
+// ensure ensures the streams and the consumers: the live one and one per
+// overflow shard.
+func (s *Service) ensure(ctx context.Context) (live jetstream.Consumer, overflow []jetstream.Consumer, err error) {
 	o := s.cfg.StreamOptions
 	if err := eventbus.Ensure(ctx, s.js, eventbus.DeliveriesStreamConfig(o), eventbus.AttemptsStreamConfig(o), eventbus.DeadLettersStreamConfig(o), eventbus.OpsStreamConfig(o)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cons, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamDeliveries,
-		eventbus.ConsumerConfig(eventbus.ConsumerDeliverer, s.cfg.AckWait, s.cfg.MaxAckPending))
+	live, err = eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamDeliveries, eventbus.LiveConsumerConfig(s.cfg.AckWait, s.cfg.MaxAckPending))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.consumer.Store(&cons)
-	return cons, nil
+	overflow = make([]jetstream.Consumer, eventbus.OverflowShards)
+	for shard := range overflow {
+		if overflow[shard], err = eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamDeliveries,
+			eventbus.OverflowConsumerConfig(shard, s.cfg.AckWait, s.cfg.MaxAckPending)); err != nil {
+			return nil, nil, err
+		}
+	}
+	s.consumer.Store(&live)
+	return live, overflow, nil
 }
 
 // remake makes the consumer (and the stream) again after a fetch found
@@ -175,7 +188,7 @@ func (s *Service) remake(ctx context.Context, cons jetstream.Consumer, gone erro
 	s.metrics.consumerLost.Inc()
 	s.log.Error("the deliverer's consumer or the deliveries stream was deleted while the deliverer ran (no hubhooks identity may delete them: someone with the NATS rights did); making them again: a deleted stream's jobs are gone",
 		"stream", eventbus.StreamDeliveries, "consumer", eventbus.ConsumerDeliverer, "err", gone)
-	c, err := s.ensure(ctx)
+	c, _, err := s.ensure(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("make the deliverer's consumer again", "err", err)

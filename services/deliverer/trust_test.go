@@ -68,6 +68,7 @@ func TestJobsThatCanNeverBeAttemptedAreDeadLettered(t *testing.T) {
 		{"hub id too long", with(func(j *deliveryv1.DeliveryJob) { j.HubId, j.DeliveryId = strings.Repeat("h", 65), "dlv_2" }), "", "hub_id"},
 		{"no url_id", with(func(j *deliveryv1.DeliveryJob) { j.UrlId, j.DeliveryId = "", "dlv_3" }), "", "without url_id"},
 		{"another hub's subject", with(func(j *deliveryv1.DeliveryJob) { j.DeliveryId = "dlv_4" }), eventbus.DeliverySubject("hub2"), "of another hub"},
+		{"another hub's overflow subject", with(func(j *deliveryv1.DeliveryJob) { j.DeliveryId = "dlv_5" }), eventbus.OverflowDeliverySubject("hub2"), "of another hub"},
 	}
 	for _, tc := range cases {
 		m, err := eventbus.NewJobMsg(tc.job)
@@ -97,7 +98,7 @@ func TestJobsThatCanNeverBeAttemptedAreDeadLettered(t *testing.T) {
 		return out
 	}
 	var got map[string]string
-	poll.Until(t, 15*time.Second, "4 dead letters", func() bool { got = reasons(); return len(got) == len(cases) })
+	poll.Until(t, 15*time.Second, "a dead letter for each", func() bool { got = reasons(); return len(got) == len(cases) })
 	for _, tc := range cases {
 		if r := got[tc.job.GetDeliveryId()]; !strings.Contains(r, tc.reason) {
 			t.Errorf("%s: dead-letter reason %q, want it to say %q", tc.name, r, tc.reason)

@@ -16,7 +16,8 @@ import (
 type Config struct {
 	// Concurrency bounds the domain events processed at once (default 32).
 	Concurrency int
-	// BatchSize is how many messages the consumer buffers ahead (default 64).
+	// BatchSize is how many messages the consumer pulls at once, ahead of
+	// the read-ahead (default 256).
 	BatchSize int
 	// AckWait is the consumer's ack wait: an event not acknowledged in time is
 	// redelivered (default 30s). It must exceed PublishTimeout and be at most
@@ -30,6 +31,12 @@ type Config struct {
 	// ReadAheadBytes bounds the bytes of the events one replica reads ahead
 	// (default 64 MiB; one event alone may be larger).
 	ReadAheadBytes int
+	// OverflowAfter is how many of a hub's events may wait in the
+	// read-ahead behind the one being expanded before that event's
+	// fan-outs go to the hub's overflow shard instead of the live queue
+	// (default 64): the hub floods, and the deliverer serves its backlog
+	// with the room other hubs leave.
+	OverflowAfter int
 	// MaxPendingAcks bounds the job publishes of one event awaiting their
 	// JetStream ack (default 256).
 	MaxPendingAcks int
@@ -68,6 +75,7 @@ func (c Config) Validate() error {
 	neg("AckWait", int64(c.AckWait))
 	neg("MaxAckPending", int64(c.MaxAckPending))
 	neg("ReadAheadBytes", int64(c.ReadAheadBytes))
+	neg("OverflowAfter", int64(c.OverflowAfter))
 	neg("MaxPendingAcks", int64(c.MaxPendingAcks))
 	neg("MaxEventBytes", int64(c.MaxEventBytes))
 	neg("PublishTimeout", int64(c.PublishTimeout))
@@ -98,9 +106,10 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	setInt(&c.Concurrency, 32)
-	setInt(&c.BatchSize, 64)
+	setInt(&c.BatchSize, 256)
 	setInt(&c.MaxAckPending, 32768)
 	setInt(&c.ReadAheadBytes, 64<<20)
+	setInt(&c.OverflowAfter, 64)
 	setInt(&c.MaxPendingAcks, 256)
 	setInt(&c.MaxEventBytes, publisher.MaxEventBytes)
 	setDur(&c.AckWait, 30*time.Second)

@@ -45,8 +45,9 @@ func (m *fuzzMsg) MsgID() string                    { return "" }
 func (m *fuzzMsg) Size() int                        { return len(m.data) }
 
 // FuzzDecode feeds arbitrary bodies, subjects and content types to the
-// domain-event decoder: it never panics, and whatever it accepts is a valid
-// event for a known subject that the rules can expand.
+// domain-event decoder: it never panics, whatever it accepts is a valid
+// event for a known subject that the rules can expand, and the reader's
+// peek at its hub agrees.
 func FuzzDecode(f *testing.F) {
 	data, _ := structpb.NewStruct(map[string]any{"api": map[string]any{"id": "a1"}, "baseUrls": []any{"https://x.example.com"}})
 	good := &eventsv1.DomainEvent{Id: "evt-1", HubId: "acme", Type: "API.CREATED", Data: data}
@@ -66,7 +67,13 @@ func FuzzDecode(f *testing.F) {
 		if contentType != "" {
 			hdr.Set("Content-Type", contentType)
 		}
-		ev, err := s.decode(&fuzzMsg{subject: subject, data: body, hdr: hdr})
+		msg := &fuzzMsg{subject: subject, data: body, hdr: hdr}
+		ev, err := s.decode(msg)
+		// The reader queues a protobuf event under its peeked hub: when
+		// the event is valid, that is the hub it names.
+		if hub, ok := s.peekHubID(msg); ok && err == nil && hub != ev.GetHubId() {
+			t.Fatalf("peeked hub %q, decoded %q", hub, ev.GetHubId())
+		}
 		if err != nil {
 			if _, ok := err.(*permanentError); !ok {
 				t.Fatalf("decode error %v is not permanent: it would be retried forever", err)
@@ -99,6 +106,21 @@ func BenchmarkDecode(b *testing.B) {
 	for b.Loop() {
 		if _, err := s.decode(m); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPeekHubID: what the reader spends per protobuf event to queue it
+// under its hub (the decode above is left to the workers).
+func BenchmarkPeekHubID(b *testing.B) {
+	data, _ := structpb.NewStruct(map[string]any{"user": map[string]any{"id": "u-1", "bio": strings.Repeat("x", 400)}})
+	pb, _ := proto.Marshal(&eventsv1.DomainEvent{Id: "evt-1", HubId: "acme", Type: "USER.UPDATED", Data: data})
+	s := &Service{cfg: Config{}.withDefaults()}
+	m := &fuzzMsg{subject: "USER.UPDATED", data: pb, hdr: nats.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if hub, ok := s.peekHubID(m); !ok || hub != "acme" {
+			b.Fatal(hub, ok)
 		}
 	}
 }

@@ -35,7 +35,9 @@
 //
 // Fairness: events are read ahead of the workers into one queue per hub
 // (readAhead) and handed out in turns across hubs, so one hub's flood does
-// not delay another hub's events; see docs/delivery.md.
+// not delay another hub's events; the fan-outs of a hub with a backlog in
+// the read-ahead go to its overflow shard (Config.OverflowAfter), served
+// by the deliverer after live traffic. See docs/delivery.md.
 //
 // Run drains on shutdown: it stops pulling, hands the events still waiting
 // for their turn back to the stream (nak), finishes the events in flight and

@@ -451,7 +451,7 @@ func TestConcurrentEventsShareMessages(t *testing.T) {
 		for _, j := range js {
 			seen[j.GetDeliveryId()]++
 			events[j.GetWebhookEventId()] = true
-			if m.Subject != eventbus.DeliverySubject(j.GetHubId()) {
+			if hub, _, ok := eventbus.HubOfDeliverySubject(m.Subject); !ok || hub != j.GetHubId() {
 				t.Errorf("job of %s in a message on %s", j.GetHubId(), m.Subject)
 			}
 		}
@@ -697,4 +697,57 @@ func TestQueuedEventsAreHandedBackOnShutdown(t *testing.T) {
 	e.run(t)
 	poll.Until(t, 10*time.Second, "every event expanded", func() bool { return len(jobs(t, e.js, hub)) == 5 })
 	e.idle(t)
+}
+
+func TestFloodGoesToOverflow(t *testing.T) {
+	e := start(t, expander.Config{Concurrency: 4})
+	flood, quiet := "hub-flood", "hub-quiet"
+	e.cfgs.set(hubConfig(flood, 1, true, "u1", "u2"))
+	e.cfgs.set(hubConfig(quiet, 1, true, "u1"))
+	// With the expander stopped, the flood waits in the stream; started,
+	// the expander reads it ahead, a backlog of its hub.
+	e.stop()
+	const n = 300
+	for i := range n {
+		publishEvent(t, e.js, domainEvent(t, fmt.Sprintf("evt_flood_%d", i), flood, "USER.UPDATED", nil))
+		if i%100 == 0 {
+			publishEvent(t, e.js, domainEvent(t, fmt.Sprintf("evt_quiet_%d", i), quiet, "USER.UPDATED", nil))
+		}
+	}
+	e.run(t)
+	e.idle(t)
+	events := map[string]map[bool]int{flood: {}, quiet: {}} // hub -> on overflow? -> webhook events
+	for _, m := range streamMsgs(t, e.js, eventbus.StreamDeliveries) {
+		hub, overflow, ok := eventbus.HubOfDeliverySubject(m.Subject)
+		if !ok {
+			t.Fatalf("message on %s", m.Subject)
+		}
+		js, err := eventbus.DecodeJobs(nats.Header(m.Header), m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range js {
+			if j.GetHubId() != hub {
+				t.Fatalf("job of %s on %s", j.GetHubId(), m.Subject)
+			}
+			if j.GetUrlId() == "u1" {
+				events[hub][overflow]++
+			}
+		}
+	}
+	if events[quiet][true] != 0 || events[quiet][false] != 3 {
+		t.Errorf("quiet hub: %d events live, %d in overflow; want all 3 live", events[quiet][false], events[quiet][true])
+	}
+	// An event with 64 or more of its hub's events read ahead behind it
+	// goes to overflow: most of the flood (how many depends on how far
+	// the reading got ahead of the four workers), never its last 64.
+	if got := events[flood][true]; got < n/3 || got > n-64 {
+		t.Errorf("flood: %d events in overflow, %d live; want most in overflow, the last 64 live", got, events[flood][false])
+	}
+	if events[flood][true]+events[flood][false] != n {
+		t.Errorf("flood: %d events published, want %d", events[flood][true]+events[flood][false], n)
+	}
+	if got := metric(t, e.reg, "hubhooks_expander_events_overflowed_total"); int(got) != events[flood][true] {
+		t.Errorf("overflowed metric %v, want %d", got, events[flood][true])
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hubhooks/hubhooks/pkg/cascade"
@@ -71,20 +72,67 @@ func permanent(kind, format string, args ...any) *permanentError {
 	return &permanentError{kind: kind, detail: fmt.Sprintf(format, args...)}
 }
 
-// read decodes a message taken from the stream into a pending event; a
-// message that cannot be decoded is kept with its error, to be
-// dead-lettered in turn.
+// read turns a message taken from the stream into a pending event,
+// reading no more of it than its hub needs: a protobuf event's hub_id is
+// peeked (peekHubID) and the event decoded by the worker that expands it,
+// so the single reader keeps ahead of a flood. Any other event is decoded
+// here; one that cannot be decoded keeps its error, to be dead-lettered in
+// turn.
 func (s *Service) read(msg jetstream.Msg) *pending {
 	s.m.received.Inc()
 	now := time.Now()
 	p := &pending{msg: msg, size: len(msg.Data()), readAt: now, touched: now}
+	if hub, ok := s.peekHubID(msg); ok {
+		p.hubID = hub
+		return p
+	}
 	p.ev, p.err = s.decodeSafely(msg)
+	p.hubID = p.ev.GetHubId()
 	return p
 }
 
-// hub is the hub whose queue p waits in: "" for an event that could not be
-// decoded.
-func (p *pending) hub() string { return p.ev.GetHubId() }
+// hub is the hub whose queue p waits in: "" for an event without one.
+func (p *pending) hub() string { return p.hubID }
+
+// peekHubID returns the hub_id of a protobuf domain event without decoding
+// the rest (the last hub_id field wins, as in decoding). ok is false for
+// any other content type, an oversize body or one that is not well-formed
+// protobuf: such events are decoded at once.
+func (s *Service) peekHubID(msg jetstream.Msg) (hub string, ok bool) {
+	data := msg.Data()
+	if len(data) > s.cfg.MaxEventBytes {
+		return "", false
+	}
+	switch ct := msg.Headers().Get(eventbus.HeaderContentType); {
+	case ct == "" && looksLikeJSON(data): // JSON without its header (see DecodeEvent)
+		return "", false
+	case ct != "" && ct != eventbus.ContentTypeProtobuf && ct != "application/x-protobuf":
+		return "", false
+	}
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return "", false
+		}
+		data = data[n:]
+		if num == hubIDField && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(data)
+			if n < 0 {
+				return "", false
+			}
+			hub, ok, data = string(v), true, data[n:]
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, data); n < 0 {
+			return "", false
+		}
+		data = data[n:]
+	}
+	return hub, ok
+}
+
+// hubIDField is DomainEvent.hub_id's field number.
+const hubIDField = 2
 
 func (s *Service) decodeSafely(msg jetstream.Msg) (ev *eventsv1.DomainEvent, err error) {
 	defer func() {
@@ -122,6 +170,9 @@ func (s *Service) process(ctx context.Context, p *pending) {
 }
 
 func (s *Service) handleSafely(ctx context.Context, p *pending) (err error) {
+	if p.ev == nil && p.err == nil {
+		p.ev, p.err = s.decodeSafely(p.msg)
+	}
 	if p.err != nil {
 		return p.err
 	}
@@ -138,7 +189,7 @@ func (s *Service) handleSafely(ctx context.Context, p *pending) (err error) {
 			span.SetStatus(codes.Error, err.Error())
 		}
 	}()
-	return s.handle(ctx, p.msg, p.ev)
+	return s.handle(ctx, p.msg, p.ev, p.behind >= s.cfg.OverflowAfter)
 }
 
 // deadLetter copies msg to the dead-letter stream with the reason and acks it
@@ -290,8 +341,10 @@ func looksLikeJSON(data []byte) bool {
 }
 
 // handle expands ev, decoded from msg, and returns nil (ack), a
-// *permanentError (dead letter) or another error (retry).
-func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.DomainEvent) error {
+// *permanentError (dead letter) or another error (retry). With flooding
+// (the hub has a backlog in the read-ahead), its fan-outs go to the hub's
+// overflow shard, served after live traffic (eventbus, overflow.go).
+func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.DomainEvent, flooding bool) error {
 	subject := msg.Subject()
 	hub := ev.GetHubId()
 	cfg, skip := s.hubConfig(ctx, hub)
@@ -335,9 +388,14 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 		return s.publishAlone(ctx, fanouts)
 	}
 	// The fan-outs of events expanded at the same time go out together, one
-	// message per hub (see sendFanouts); the event is acked once that
+	// message per subject (see sendFanouts); the event is acked once that
 	// message is stored.
-	if err := s.fanouts.Add(hub, fanouts, jobs, size); err != nil {
+	to := eventbus.DeliverySubject(hub)
+	if flooding {
+		to = eventbus.OverflowDeliverySubject(hub)
+		s.m.overflowed.Inc()
+	}
+	if err := s.fanouts.Add(to, fanouts, jobs, size); err != nil {
 		return fmt.Errorf("publish jobs: %w", err)
 	}
 	s.m.expanded.Inc()
@@ -382,14 +440,15 @@ func (s *Service) firstTime(ctx context.Context, msg jetstream.Msg, hub, id stri
 	return first
 }
 
-// sendFanouts publishes the fan-outs of one hub's events as one message
-// and waits for JetStream's ack: a batch (no Nats-Msg-Id), or the fan-out
-// alone with its id when there is only one. A batch spares JetStream, the
-// expander and the deliverer the work of one message per webhook event.
-// Its fan-outs are not de-duplicated by id if their event is expanded
-// again after a crash; publishAlone marks those for the deliverer to
-// check against the event log instead.
-func (s *Service) sendFanouts(hub string, events [][]*deliveryv1.DeliveryFanout) error {
+// sendFanouts publishes the fan-outs of one hub's events as one message on
+// subject (the hub's live or overflow subject) and waits for JetStream's
+// ack: a batch (no Nats-Msg-Id), or the fan-out alone with its id when
+// there is only one. A batch spares JetStream, the expander and the
+// deliverer the work of one message per webhook event. Its fan-outs are
+// not de-duplicated by id if their event is expanded again after a crash;
+// publishAlone marks those for the deliverer to check against the event
+// log instead.
+func (s *Service) sendFanouts(subject string, events [][]*deliveryv1.DeliveryFanout) error {
 	var fs []*deliveryv1.DeliveryFanout
 	jobs := 0
 	for _, e := range events {
@@ -403,11 +462,12 @@ func (s *Service) sendFanouts(hub string, events [][]*deliveryv1.DeliveryFanout)
 	if len(fs) == 1 {
 		m, err = eventbus.NewFanoutMsg(fs[0])
 	} else {
-		m, err = eventbus.NewFanoutBatchMsg(hub, fs)
+		m, err = eventbus.NewFanoutBatchMsg(fs[0].GetJob().GetHubId(), fs)
 	}
 	if err != nil {
 		return err
 	}
+	m.Subject = subject
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
 	defer cancel()
 	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(eventbus.StreamDeliveries)); err != nil {

@@ -234,12 +234,13 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) []*jetstrea
 	return out
 }
 
-// jobs returns the delivery jobs of hub, in stream order.
+// jobs returns the delivery jobs of hub, live or in its overflow shard, in
+// stream order.
 func jobs(t *testing.T, js jetstream.JetStream, hub string) []*deliveryv1.DeliveryJob {
 	t.Helper()
 	var out []*deliveryv1.DeliveryJob
 	for _, m := range streamMsgs(t, js, eventbus.StreamDeliveries) {
-		if m.Subject != eventbus.DeliverySubject(hub) {
+		if h, _, ok := eventbus.HubOfDeliverySubject(m.Subject); !ok || h != hub {
 			continue
 		}
 		batch, err := eventbus.DecodeJobs(nats.Header(m.Header), m.Data)

@@ -21,6 +21,7 @@ type metrics struct {
 	readAhead    prometheus.Gauge
 	consumerLost prometheus.Counter
 	position     prometheus.Gauge
+	overflowed   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -78,13 +79,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_expander_acked_through_sequence",
 			Help: "The domain events stream sequence through which the expander's consumer has acknowledged every event, as last read from JetStream: where the expander starts again should its consumer be deleted.",
 		}),
+		overflowed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_events_overflowed_total",
+			Help: "Domain events whose fan-outs went to their hub's overflow shard, because the hub had a backlog in the read-ahead.",
+		}),
 		readAhead: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hubhooks_expander_read_ahead_events",
 			Help: "Domain events read from the stream and waiting for their hub's turn (the expander's backlog in this replica).",
 		}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.seenErrors, m.latency, m.readAhead, m.consumerLost, m.position} {
+	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.seenErrors, m.latency, m.readAhead, m.consumerLost, m.position, m.overflowed} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -43,15 +43,19 @@ type hubQueue struct {
 
 // pending is a domain event read from the stream and not yet handled.
 type pending struct {
-	msg jetstream.Msg
-	// ev is the decoded event, nil when decoding failed (err says why;
-	// the worker dead-letters it).
+	msg   jetstream.Msg
+	hubID string
+	// ev is the decoded event once decoded, nil when decoding failed (err
+	// says why; the worker dead-letters it).
 	ev   *eventsv1.DomainEvent
 	err  error
 	size int
 	// readAt is when the event was read; touched, when it was read or last
 	// reported in progress.
 	readAt, touched time.Time
+	// behind is how many events of the same hub were queued behind this
+	// one when it was taken: the hub's backlog in the expander.
+	behind int
 }
 
 func newReadAhead(maxEvents, maxBytes int) *readAhead {
@@ -106,6 +110,7 @@ func (q *readAhead) take() (*pending, bool) {
 	p := h.events[0]
 	h.events[0] = nil
 	h.events = h.events[1:]
+	p.behind = len(h.events)
 	if len(h.events) == 0 {
 		// Out of the ring; the next hub moves into this index.
 		q.ring = append(q.ring[:q.next], q.ring[q.next+1:]...)

@@ -4,6 +4,11 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 )
 
 // queued puts one event per hub name, in order.
@@ -119,5 +124,47 @@ func TestReadAheadStale(t *testing.T) {
 	}
 	if got := q.stale(t0.Add(-time.Second), t0); len(got) != 0 {
 		t.Errorf("reported in progress twice in a row: %d", len(got))
+	}
+}
+
+func TestPeekHubID(t *testing.T) {
+	s := &Service{cfg: Config{MaxEventBytes: 100}.withDefaults()}
+	pb := func(ev *eventsv1.DomainEvent) []byte {
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ev := pb(&eventsv1.DomainEvent{Id: "e1", HubId: "acme", Type: "USER.UPDATED"})
+	twice := append(append([]byte{}, ev...), pb(&eventsv1.DomainEvent{HubId: "other"})...)
+	tests := []struct {
+		name        string
+		contentType string
+		data        []byte
+		hub         string
+		ok          bool
+	}{
+		{"protobuf", "application/protobuf", ev, "acme", true},
+		{"no content type means protobuf", "", ev, "acme", true},
+		{"x-protobuf", "application/x-protobuf", ev, "acme", true},
+		{"the last hub_id wins, as in decoding", "", twice, "other", true},
+		{"no hub_id", "", pb(&eventsv1.DomainEvent{Id: "e1"}), "", false},
+		{"json is decoded at once", "application/json", []byte(`{"id":"e1","hubId":"acme"}`), "", false},
+		{"json without its header too", "", []byte(`{"id":"e1","hubId":"acme"}`), "", false},
+		{"truncated", "", ev[:len(ev)-3], "", false},
+		{"oversize", "", append(ev, make([]byte, 200)...), "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := nats.Header{}
+			if tt.contentType != "" {
+				hdr.Set("Content-Type", tt.contentType)
+			}
+			hub, ok := s.peekHubID(&fuzzMsg{subject: "USER.UPDATED", data: tt.data, hdr: hdr})
+			if hub != tt.hub || ok != tt.ok {
+				t.Errorf("peekHubID = %q %v, want %q %v", hub, ok, tt.hub, tt.ok)
+			}
+		})
 	}
 }

@@ -97,11 +97,11 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { assembly.DrainNATS(nc) })
-	if err := p.WatchLag(js,
-		eventbus.ConsumerRef{Stream: eventbus.StreamEvents, Consumer: eventbus.ConsumerExpander},
-		eventbus.ConsumerRef{Stream: eventbus.StreamDeliveries, Consumer: eventbus.ConsumerDeliverer},
-		eventbus.ConsumerRef{Stream: eventbus.StreamAttempts, Consumer: eventbus.ConsumerLogger},
-	); err != nil {
+	watched := append([]eventbus.ConsumerRef{
+		{Stream: eventbus.StreamEvents, Consumer: eventbus.ConsumerExpander},
+		{Stream: eventbus.StreamAttempts, Consumer: eventbus.ConsumerLogger},
+	}, eventbus.DelivererConsumers()...)
+	if err := p.WatchLag(js, watched...); err != nil {
 		return fail(err)
 	}
 

@@ -23,7 +23,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer in.Close()
-	if err := p.WatchLag(in.JS, eventbus.ConsumerRef{Stream: eventbus.StreamDeliveries, Consumer: eventbus.ConsumerDeliverer}); err != nil {
+	if err := p.WatchLag(in.JS, eventbus.DelivererConsumers()...); err != nil {
 		return err
 	}
 	guard, err := p.Guard()

@@ -11,10 +11,11 @@
 //	           JetStream acks). Nothing else: no internal subject, no JetStream API.
 //	configsvc  ensure HUBHOOKS_ATTEMPTS; publish attempt records (test events)
 //	expander   ensure HUBHOOKS_EVENTS, HUBHOOKS_DELIVERIES, HUBHOOKS_DLQ; consume
-//	           HUBHOOKS_EVENTS as "expander"; publish delivery jobs and dead letters of events
+//	           HUBHOOKS_EVENTS as "expander"; publish delivery jobs (live and overflow) and
+//	           dead letters of events
 //	deliverer  ensure HUBHOOKS_DELIVERIES, HUBHOOKS_ATTEMPTS, HUBHOOKS_DLQ; consume
-//	           HUBHOOKS_DELIVERIES as "deliverer"; publish jobs (retries), attempt records,
-//	           dead letters of jobs
+//	           HUBHOOKS_DELIVERIES as "deliverer" and "deliverer-overflow-<shard>"; publish
+//	           jobs (retries, live and overflow), attempt records, dead letters of jobs
 //	logger     ensure HUBHOOKS_ATTEMPTS, HUBHOOKS_DELIVERIES; consume HUBHOOKS_ATTEMPTS as
 //	           "logger"; publish and read the change notices of the event log
 //	           (hubhooks.logchanged.<hub>, for live tails); and for OperationsService: read the state of the consumer
@@ -87,12 +88,20 @@ func (p Permissions) Server() *server.Permissions {
 type consumer struct{ stream, name string }
 
 // durables are the services' durable consumers.
-var durables = []consumer{
+var durables = append([]consumer{
 	{eventbus.StreamEvents, eventbus.ConsumerExpander},
-	{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer},
 	{eventbus.StreamAttempts, eventbus.ConsumerLogger},
 	{eventbus.StreamOps, eventbus.ConsumerOperations},
-}
+}, delivererConsumers...)
+
+// delivererConsumers are the deliverer's: live, then one per overflow shard.
+var delivererConsumers = func() []consumer {
+	var out []consumer
+	for _, c := range eventbus.DelivererConsumers() {
+		out = append(out, consumer{c.Stream, c.Consumer})
+	}
+	return out
+}()
 
 // use is what one service does with JetStream.
 type use struct {
@@ -106,6 +115,7 @@ type use struct {
 
 var (
 	deliveries = eventbus.DeliverySubject("*")
+	overflow   = eventbus.OverflowDeliverySubjects
 	attempts   = eventbus.AttemptSubject("*")
 	logChanged = eventbus.LogChangedSubject("*")
 	ops        = eventbus.OpsSubject("*")
@@ -119,12 +129,12 @@ var uses = map[Role]use{
 	Expander: {
 		ensure:  []string{eventbus.StreamEvents, eventbus.StreamDeliveries, eventbus.StreamDeadLetters},
 		consume: []consumer{{eventbus.StreamEvents, eventbus.ConsumerExpander}},
-		publish: []string{deliveries, eventbus.SubjectDeadLetterEvents},
+		publish: []string{deliveries, overflow, eventbus.SubjectDeadLetterEvents},
 	},
 	Deliverer: {
 		ensure:  []string{eventbus.StreamDeliveries, eventbus.StreamAttempts, eventbus.StreamDeadLetters, eventbus.StreamOps},
-		consume: []consumer{{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer}},
-		publish: []string{deliveries, attempts, eventbus.SubjectDeadLetterJobs, ops},
+		consume: delivererConsumers,
+		publish: []string{deliveries, overflow, attempts, eventbus.SubjectDeadLetterJobs, ops},
 	},
 	// The logger announces changed entries to the loggers following a
 	// hub's log live (TailEventLogs). Its process also serves
@@ -193,6 +203,8 @@ func (u use) permissions() Permissions {
 	for _, c := range u.consume {
 		add(&pub,
 			"$JS.API.CONSUMER.CREATE."+c.stream+"."+c.name,
+			// With a filter subject, the create request names it too.
+			"$JS.API.CONSUMER.CREATE."+c.stream+"."+c.name+".>",
 			"$JS.API.CONSUMER.INFO."+c.stream+"."+c.name,
 			"$JS.API.CONSUMER.MSG.NEXT."+c.stream+"."+c.name,
 			// Acks, naks, in-progress and terms, in both reply formats

@@ -70,24 +70,27 @@ func TestEachServiceDoesItsJobOnly(t *testing.T) {
 		eventbus.StreamDeadLetters: eventbus.DeadLettersStreamConfig(o),
 	}
 	type job struct {
-		ensure   []string
-		consumer [2]string
-		publish  []string
-		replay   bool     // reads the domain events with ordered consumers
-		notices  bool     // publishes and reads the event log's change notices
-		denied   []string // subjects it may not publish to
+		ensure    []string
+		consumers []jetstream.ConsumerConfig // of consumer[0]'s stream
+		consumer  [2]string
+		publish   []string
+		replay    bool     // reads the domain events with ordered consumers
+		notices   bool     // publishes and reads the event log's change notices
+		denied    []string // subjects it may not publish to
 	}
 	jobs := map[natsauth.Role]job{
 		natsauth.Configsvc: {ensure: []string{eventbus.StreamAttempts}, publish: []string{eventbus.AttemptSubject("h")},
 			denied: []string{eventbus.DeliverySubject("h"), "API.CREATED"}},
 		natsauth.Expander: {ensure: []string{eventbus.StreamEvents, eventbus.StreamDeliveries, eventbus.StreamDeadLetters},
 			consumer: [2]string{eventbus.StreamEvents, eventbus.ConsumerExpander},
-			publish:  []string{eventbus.DeliverySubject("h"), eventbus.SubjectDeadLetterEvents},
+			publish:  []string{eventbus.DeliverySubject("h"), eventbus.OverflowDeliverySubject("h"), eventbus.SubjectDeadLetterEvents},
 			denied:   []string{eventbus.AttemptSubject("h"), "API.CREATED"}},
 		natsauth.Deliverer: {ensure: []string{eventbus.StreamDeliveries, eventbus.StreamAttempts, eventbus.StreamDeadLetters},
 			consumer: [2]string{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer},
-			publish:  []string{eventbus.DeliverySubject("h"), eventbus.AttemptSubject("h"), eventbus.SubjectDeadLetterJobs},
-			denied:   []string{eventbus.SubjectDeadLetterEvents, "API.CREATED"}},
+			consumers: []jetstream.ConsumerConfig{eventbus.LiveConsumerConfig(30*time.Second, 10),
+				eventbus.OverflowConsumerConfig(0, 30*time.Second, 10), eventbus.OverflowConsumerConfig(eventbus.OverflowShards-1, 30*time.Second, 10)},
+			publish: []string{eventbus.DeliverySubject("h"), eventbus.OverflowDeliverySubject("h"), eventbus.AttemptSubject("h"), eventbus.SubjectDeadLetterJobs},
+			denied:  []string{eventbus.SubjectDeadLetterEvents, "API.CREATED"}},
 		natsauth.Logger: {ensure: []string{eventbus.StreamAttempts, eventbus.StreamDeliveries},
 			consumer: [2]string{eventbus.StreamAttempts, eventbus.ConsumerLogger},
 			publish:  []string{eventbus.DeliverySubject("h")},
@@ -110,10 +113,13 @@ func TestEachServiceDoesItsJobOnly(t *testing.T) {
 					t.Fatalf("ensure %s: %v", name, err)
 				}
 			}
-			if j.consumer[0] != "" {
-				c, err := eventbus.EnsureConsumer(ctx, js, j.consumer[0], eventbus.ConsumerConfig(j.consumer[1], 30*time.Second, 10))
+			if j.consumer[0] != "" && len(j.consumers) == 0 {
+				j.consumers = []jetstream.ConsumerConfig{eventbus.ConsumerConfig(j.consumer[1], 30*time.Second, 10)}
+			}
+			for _, cfg := range j.consumers {
+				c, err := eventbus.EnsureConsumer(ctx, js, j.consumer[0], cfg)
 				if err != nil {
-					t.Fatalf("ensure consumer %v: %v", j.consumer, err)
+					t.Fatalf("ensure consumer %s: %v", cfg.Durable, err)
 				}
 				if _, err := c.Info(ctx); err != nil {
 					t.Fatalf("consumer info: %v", err)

@@ -1,0 +1,188 @@
+package deliverer
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+)
+
+// Fairness across hubs: the live consumer is one queue for every hub, so a
+// hub that publishes 100,000 deliveries at once would put them all in front
+// of the next hub's job. Instead, while the replica holds a hub's share of
+// work (Config.HubShare jobs), the fetch loop moves that hub's further live
+// messages to the hub's overflow shard (moveToOverflow: a copy, then the
+// ack) rather than take them. The overflow loop takes overflow messages
+// only with the room live traffic leaves (heldJobs.overflowRoom), in turns
+// across the shards (deficit round robin in jobs). So a burst waits in its
+// shard, a quiet hub's message behind it in the live queue is taken at
+// once, and the bursting hub still gets every slot the others leave.
+// Subjects and consumers: pkg/eventbus, overflow.go.
+
+// overflowQuantum is how many jobs a shard with messages may take per
+// turn: about one fan-out batch message.
+const overflowQuantum = 64
+
+// overflowIdle is how long a shard that had nothing waits before it is
+// asked again, unless this replica moves a message to overflow first
+// (another replica's moves are seen within this).
+const overflowIdle = 250 * time.Millisecond
+
+// overShare reports whether the replica holds hub's share of work already.
+func (s *Service) overShare(hub string) bool { return s.held.ofHub(hub) >= s.cfg.HubShare }
+
+// takeLive dispatches a live message and returns how many jobs it holds,
+// or moves it to its hub's overflow shard (kept false) when the replica
+// holds the hub's share of work already. It never blocks.
+func (s *Service) takeLive(msg jetstream.Msg) (jobs int, kept bool) {
+	if hub, _, ok := eventbus.HubOfDeliverySubject(msg.Subject()); ok && s.overShare(hub) {
+		s.moveToOverflow(msg, hub)
+		return 0, false
+	}
+	return s.dispatch(msg), true
+}
+
+// moveToOverflow copies msg, a live message of hub, to hub's overflow shard
+// and acks it once JetStream stored the copy; when the copy fails, msg is
+// nak'ed and comes back live. A deliverer dying in between leaves both: the
+// copy of a message delivered again carries HeaderRecheck (or has the same
+// Nats-Msg-Id as the first copy and is dropped), so no job is attempted
+// twice unless it was in flight.
+func (s *Service) moveToOverflow(msg jetstream.Msg, hub string) {
+	again := false
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+		again = true
+	}
+	fut, err := s.js.PublishMsgAsync(eventbus.OverflowCopyOf(hub, msg.Headers(), msg.Data(), again),
+		jetstream.WithExpectStream(eventbus.StreamDeliveries))
+	if err != nil {
+		s.overflowFailed(msg, hub, err)
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-fut.Ok():
+		case err := <-fut.Err():
+			s.overflowFailed(msg, hub, err)
+			return
+		case <-time.After(s.cfg.OpTimeout):
+			s.overflowFailed(msg, hub, context.DeadlineExceeded)
+			return
+		}
+		s.metrics.overflowMoved.Inc()
+		s.wakeOverflow()
+		if err := msg.Ack(); err != nil {
+			s.metrics.handlingErrors.WithLabelValues("ack").Inc()
+		}
+	}()
+}
+
+func (s *Service) overflowFailed(msg jetstream.Msg, hub string, err error) {
+	s.metrics.handlingErrors.WithLabelValues("move_to_overflow").Inc()
+	s.log.Warn("move a delivery message to its hub's overflow shard; it comes back live", "hub", hub, "err", err)
+	_ = msg.NakWithDelay(jitter(time.Second, 0.5))
+}
+
+// wakeOverflow makes the overflow loop ask the shards now.
+func (s *Service) wakeOverflow() {
+	select {
+	case s.overflowWake <- struct{}{}:
+	default:
+	}
+}
+
+// overflowShard is the overflow loop's state of one shard.
+type overflowShard struct {
+	cons jetstream.Consumer
+	size fetchSizer
+	// deficit is the jobs the shard may still take this turn.
+	deficit int
+	// idleUntil: the shard had nothing; it is asked again then.
+	idleUntil time.Time
+}
+
+// overflowLoop takes messages from the overflow shards while the replica
+// has overflow room, until ctx ends. Each turn, every shard with messages
+// may take about overflowQuantum jobs.
+func (s *Service) overflowLoop(ctx context.Context, consumers []jetstream.Consumer) {
+	shards := make([]overflowShard, len(consumers))
+	for i, c := range consumers {
+		shards[i] = overflowShard{cons: c, size: fetchSizer{max: s.cfg.FetchBatch}}
+	}
+	next := 0 // the shard whose turn it is: a round cut short by room resumes there
+	for ctx.Err() == nil {
+		took, full := 0, false
+		for range shards {
+			room := s.held.overflowRoom()
+			if room <= 0 {
+				full = true
+				break
+			}
+			sh := &shards[next]
+			next = (next + 1) % len(shards)
+			now := time.Now()
+			if now.Before(sh.idleUntil) {
+				continue
+			}
+			// Unused turns add up, a little: a shard short of room
+			// gets its due when room comes back.
+			sh.deficit = min(sh.deficit+overflowQuantum, 4*overflowQuantum)
+			jobs, empty := s.takeOverflow(ctx, sh, min(sh.deficit, room))
+			sh.deficit -= jobs
+			took += jobs
+			if empty {
+				sh.deficit, sh.idleUntil = 0, now.Add(overflowIdle)
+			}
+		}
+		if took > 0 {
+			continue
+		}
+		space := s.held.overflowSpace
+		if !full {
+			space = nil
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-space:
+		case <-s.overflowWake:
+			for i := range shards {
+				shards[i].idleUntil = time.Time{}
+			}
+		case <-time.After(overflowIdle):
+		}
+	}
+}
+
+// takeOverflow fetches what shard sh has for room jobs, without waiting,
+// dispatches it, and returns the jobs taken and whether the shard is empty
+// now.
+func (s *Service) takeOverflow(ctx context.Context, sh *overflowShard, room int) (jobs int, empty bool) {
+	batch, err := sh.cons.FetchNoWait(sh.size.count(room))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.metrics.handlingErrors.WithLabelValues("fetch_overflow").Inc()
+			s.log.Warn("fetch overflow delivery messages", "err", err)
+		}
+		return 0, true
+	}
+	empty = true
+	for msg := range batch.Messages() {
+		n := s.dispatch(msg)
+		if n > 0 {
+			sh.size.observe(n)
+			jobs += n
+			s.metrics.overflowTaken.Inc()
+		}
+		md, err := msg.Metadata()
+		empty = err == nil && md.NumPending == 0
+	}
+	if err := batch.Error(); err != nil && ctx.Err() == nil {
+		s.metrics.handlingErrors.WithLabelValues("fetch_overflow").Inc()
+	}
+	return jobs, empty
+}

@@ -1,0 +1,170 @@
+package deliverer
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/poll"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+)
+
+// publishBurst publishes webhook events first to first+n-1 of cfg's hub to
+// urls as fan-out batches of perMsg events each, as the expander does under
+// load, and returns the jobs.
+func (e *testEnv) publishBurst(t *testing.T, cfg *hubhooksv1.HubConfig, first, n, perMsg int, urls ...*hubhooksv1.CallbackUrl) []*deliveryv1.DeliveryJob {
+	t.Helper()
+	var all []*deliveryv1.DeliveryJob
+	for i := first; i < first+n; i += perMsg {
+		var fs []*deliveryv1.DeliveryFanout
+		for j := i; j < min(i+perMsg, first+n); j++ {
+			fs = append(fs, fanoutOf(t, cfg, j, urls...))
+		}
+		m, err := eventbus.NewFanoutBatchMsg(cfg.GetHubId(), fs)
+		e.publish(t, m, err)
+		jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, jobs...)
+	}
+	return all
+}
+
+// slowly answers 204 after d.
+func slowly(d time.Duration) func(int, http.ResponseWriter, *http.Request) {
+	return func(_ int, w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(d)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (r *recorder) succeeded(jobs []*deliveryv1.DeliveryJob) int {
+	n := 0
+	for _, j := range jobs {
+		if st := r.statuses(j.GetDeliveryId()); len(st) > 0 && st[len(st)-1] == hubhooksv1.StatusSucceeded {
+			n++
+		}
+	}
+	return n
+}
+
+// fairConfig holds few jobs, so that a burst is many times what the
+// replica holds: 32 held, 16 of them from overflow; a hub's share is 8.
+func fairConfig(prefix string) Config {
+	c := baseConfig(prefix, 0)
+	c.Concurrency = 8
+	c.PerURLConcurrency = 4
+	c.PerHubConcurrency = 4
+	return c
+}
+
+func TestBurstOfOneHubDoesNotDelayAnother(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	burstHooks, burstURLs := hookServers(t, slowly(10*time.Millisecond), slowly(10*time.Millisecond))
+	quietHooks, quietURLs := hookServers(t, status(204))
+	burst, quiet := e.addHub("hub-burst", burstURLs...), e.addHub("hub-quiet", quietURLs...)
+	svc, _ := e.start(t, fairConfig(e.prefix), newSender(t))
+
+	// 600 jobs ahead of the quiet hub's in the live queue; four POSTs at a
+	// time of 10 ms each: about 1.5 s of work.
+	jobs := e.publishBurst(t, burst, 0, 300, 10, burstURLs...)
+	published := time.Now()
+	q := e.publishJob(t, quiet, quietURLs[0], 1, false)
+	poll.Until(t, 10*time.Second, "the quiet hub's delivery", func() bool { return e.records.final(q.GetDeliveryId()) })
+	took, done := time.Since(published), e.records.succeeded(jobs)
+	// In one queue it would wait for the burst's first ~570 jobs.
+	if done > len(jobs)/2 {
+		t.Errorf("the quiet hub's job was delivered after %d of the burst's %d jobs (%s), want before half", done, len(jobs), took)
+	}
+	poll.Until(t, 30*time.Second, "the whole burst", func() bool { return e.records.succeeded(jobs) == len(jobs) })
+	if n := burstHooks[0].count() + burstHooks[1].count(); n != len(jobs) {
+		t.Errorf("%d POSTs for %d jobs", n, len(jobs))
+	}
+	if quietHooks[0].count() != 1 {
+		t.Errorf("the quiet hub got %d POSTs, want 1", quietHooks[0].count())
+	}
+	if moved := testutil.ToFloat64(svc.metrics.overflowMoved); moved == 0 {
+		t.Error("no message moved to overflow")
+	}
+	poll.Until(t, 10*time.Second, "every message settled", func() bool { return e.consumerDrained(t) })
+}
+
+// hubsInShards returns two hub ids whose overflow shards are a < b.
+func hubsInShards(t *testing.T) (a, b string) {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		for j := 0; j < 1000; j++ {
+			a, b = fmt.Sprint("hub-a", i), fmt.Sprint("hub-b", j)
+			if eventbus.OverflowShard(a) < eventbus.OverflowShard(b) {
+				return a, b
+			}
+		}
+	}
+	t.Fatal("no two hubs in increasing shards")
+	return "", ""
+}
+
+func TestBacklogsOfTwoHubsTakeTurns(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	nameA, nameB := hubsInShards(t)
+	_, urlsA := hookServers(t, slowly(5*time.Millisecond))
+	_, urlsB := hookServers(t, slowly(5*time.Millisecond))
+	hubA, hubB := e.addHub(nameA, urlsA...), e.addHub(nameB, urlsB...)
+	// Both backlogs wait in their overflow shards before a deliverer runs:
+	// A's shard comes first in a round, and A alone has enough to fill the
+	// overflow room every time.
+	var jobsA, jobsB []*deliveryv1.DeliveryJob
+	for i := range 300 / 20 {
+		jobsA = append(jobsA, e.publishOverflow(t, hubA, i*20, 20, urlsA...)...)
+	}
+	for i := range 300 / 20 {
+		jobsB = append(jobsB, e.publishOverflow(t, hubB, i*20, 20, urlsB...)...)
+	}
+	e.start(t, fairConfig(e.prefix), newSender(t))
+	var mu sync.Mutex
+	worst := 1.0 // B's progress relative to A's, at its lowest
+	poll.Until(t, 30*time.Second, "both backlogs delivered", func() bool {
+		a, b := e.records.succeeded(jobsA), e.records.succeeded(jobsB)
+		if a >= 60 && a < len(jobsA) {
+			mu.Lock()
+			worst = min(worst, float64(b)/float64(a))
+			mu.Unlock()
+		}
+		return a == len(jobsA) && b == len(jobsB)
+	})
+	// In turns, B keeps pace with A; first come, first served, B would
+	// have nothing until A's shard is empty.
+	t.Logf("B's progress at its lowest: %.0f %% of A's", 100*worst)
+	if worst < 0.5 {
+		t.Errorf("B's deliveries fell to %.0f %% of A's while A's backlog lasted, want at least 50 %%", 100*worst)
+	}
+}
+
+// publishOverflow publishes a fan-out batch of n webhook events of cfg's
+// hub, from first, straight to the hub's overflow shard.
+func (e *testEnv) publishOverflow(t *testing.T, cfg *hubhooksv1.HubConfig, first, n int, urls ...*hubhooksv1.CallbackUrl) []*deliveryv1.DeliveryJob {
+	t.Helper()
+	var fs []*deliveryv1.DeliveryFanout
+	for j := first; j < first+n; j++ {
+		fs = append(fs, fanoutOf(t, cfg, j, urls...))
+	}
+	m, err := eventbus.NewFanoutBatchMsg(cfg.GetHubId(), fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, eventbus.OverflowCopyOf(cfg.GetHubId(), m.Header, m.Data, false), nil)
+	jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
