@@ -165,6 +165,10 @@ type chaosPublisher struct {
 	js    jetstream.JetStream
 	sent  atomic.Int64
 	perID sync.Map // event id -> hub
+	// phase is the index of the phase running; phaseOf maps each event id
+	// to the phase it was published in.
+	phase   atomic.Int64
+	phaseOf sync.Map
 }
 
 func (p *chaosPublisher) publish(ctx context.Context, t *testing.T, hub string, i int) {
@@ -183,6 +187,7 @@ func (p *chaosPublisher) publish(ctx context.Context, t *testing.T, hub string, 
 		if err == nil {
 			p.sent.Add(1)
 			p.perID.Store(id, hub)
+			p.phaseOf.Store(id, int(p.phase.Load()))
 			return
 		}
 		if time.Now().After(deadline) {
@@ -217,7 +222,9 @@ func TestChaos(t *testing.T) {
 	defer conn.Close()
 	cfg := hubhooksv1.NewConfigServiceClient(conn)
 	ok, slow, flaky, failing := newChaosReceiver(t, "ok"), newChaosReceiver(t, "slow"), newChaosReceiver(t, "flaky"), newChaosReceiver(t, "failing")
-	hubs := map[string][]*chaosReceiver{"c-ok": {ok, slow}, "c-flaky": {flaky}, "c-dead": {failing, ok}}
+	// c-burst publishes only in its own phase: a burst beside c-ok's
+	// trickle, to a slow URL, so its backlog moves to its overflow shard.
+	hubs := map[string][]*chaosReceiver{"c-ok": {ok, slow}, "c-flaky": {flaky}, "c-dead": {failing, ok}, "c-burst": {slow}}
 	for hub, rs := range hubs {
 		for _, r := range rs {
 			if _, err := cfg.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: r.URL + "/" + hub}); err != nil {
@@ -266,6 +273,35 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	kill := func(name string) func() { return killAfter(name, 150*time.Millisecond) }
+	// burstBeside publishes count events of c-burst at once (from a few
+	// publishers) while c-ok gets one event every 20 ms, and runs during
+	// meanwhile; ids of their own, apart from the round-robin phases'.
+	burstBeside := func(count int, during func()) {
+		var burst, trickle sync.WaitGroup
+		const publishers = 8
+		for p := range publishers {
+			burst.Go(func() {
+				for i := p; i < count; i += publishers {
+					pub.publish(ctx, t, "c-burst", 2_000_000+i)
+				}
+			})
+		}
+		stop := make(chan struct{})
+		trickle.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				pub.publish(ctx, t, "c-ok", 1_000_000+i)
+			}
+		})
+		during()
+		burst.Wait()
+		close(stop)
+		trickle.Wait()
+	}
 	type phase struct {
 		name   string
 		during func()
@@ -274,12 +310,14 @@ func TestChaos(t *testing.T) {
 		// kill finds batches in flight and re-expanded events take the
 		// log check (Hubhooks-Recheck) instead of Nats-Msg-Id.
 		burst bool
+		// run replaces the round-robin publishing of the phase.
+		run func()
 	}
 	phases := []phase{
-		{"kill expander", kill("expander"), false},
-		{"kill deliverer", kill("deliverer"), false},
-		{"kill logger", kill("logger"), false},
-		{"kill configsvc", kill("configsvc"), false},
+		{"kill expander", kill("expander"), false, nil},
+		{"kill deliverer", kill("deliverer"), false, nil},
+		{"kill logger", kill("logger"), false, nil},
+		{"kill configsvc", kill("configsvc"), false, nil},
 		{"SIGTERM deliverer (graceful)", func() {
 			time.Sleep(150 * time.Millisecond)
 			began := time.Now()
@@ -290,7 +328,7 @@ func TestChaos(t *testing.T) {
 				t.Errorf("deliverer took %s to stop on SIGTERM (shutdown timeout 5s)", took)
 			}
 			c.procs["deliverer"].start()
-		}, false},
+		}, false, nil},
 		{"redis outage", func() {
 			time.Sleep(150 * time.Millisecond)
 			t.Logf("redis down for %s", outage)
@@ -298,21 +336,36 @@ func TestChaos(t *testing.T) {
 			time.Sleep(outage)
 			c.redis.start()
 			c.redis.waitUp(t)
-		}, false},
+		}, false, nil},
 		{"nats outage", func() {
 			time.Sleep(150 * time.Millisecond)
 			t.Logf("nats down for %s", outage)
 			c.stopNATS()
 			time.Sleep(outage)
 			c.startNATS()
-		}, false},
+		}, false, nil},
+		// The deliverer dies while it moves the burst's messages to the
+		// hub's overflow shard and takes them back from there.
+		{name: "kill deliverer in one hub's burst beside another hub's trickle", run: func() {
+			burstBeside(5*perPhase, killAfter("deliverer", time.Second))
+			testkit.Eventually(t, 60*time.Second, "the restarted deliverer taking the burst from overflow", func() bool {
+				v, err := scrapeMetric(c.httpAddr["deliverer"], "hubhooks_deliverer_overflow_taken_total")
+				return err == nil && v > 0
+			})
+		}},
 		// Last: its events are expanded again after the expander's ack
 		// wait (30 s), and the deliverer's log check for them must not
 		// meet an outage of a later phase (it lets the jobs through when
 		// Redis does not answer: at-least-once).
-		{"kill expander in a burst", killAfter("expander", 30*time.Millisecond), true},
+		{"kill expander in a burst", killAfter("expander", 30*time.Millisecond), true, nil},
 	}
-	for _, ph := range phases {
+	for i, ph := range phases {
+		pub.phase.Store(int64(i))
+		if ph.run != nil {
+			t.Logf("%6.1fs phase %q", time.Since(began).Seconds(), ph.name)
+			ph.run()
+			continue
+		}
 		t.Logf("%6.1fs phase %q: publishing %d events", time.Since(began).Seconds(), ph.name, perPhase)
 		publishPhase(perPhase, ph.burst, ph.during)
 	}
@@ -325,7 +378,7 @@ func TestChaos(t *testing.T) {
 	// Every expected delivery arrives (at least once).
 	perHub := map[string]int{}
 	pub.perID.Range(func(_, hub any) bool { perHub[hub.(string)]++; return true })
-	want := map[*chaosReceiver]int{ok: perHub["c-ok"] + perHub["c-dead"], slow: perHub["c-ok"], flaky: perHub["c-flaky"]}
+	want := map[*chaosReceiver]int{ok: perHub["c-ok"] + perHub["c-dead"], slow: perHub["c-ok"] + perHub["c-burst"], flaky: perHub["c-flaky"]}
 	progress := func() string {
 		var b strings.Builder
 		for r, w := range want {
@@ -451,11 +504,10 @@ func TestChaos(t *testing.T) {
 	}
 	// Per fault: what was published during it, expected, delivered, duplicated, logged.
 	phaseOf := func(eventID string) int {
-		i := 0
-		if k := strings.LastIndexByte(eventID, '-'); k > 0 {
-			_, _ = fmt.Sscanf(eventID[k+1:], "%d", &i)
+		if i, ok := pub.phaseOf.Load(eventID); ok {
+			return i.(int)
 		}
-		return min(i/perPhase, len(phases)-1)
+		return len(phases) - 1
 	}
 	type tally struct{ events, expected, unique, dups, logged int }
 	per := make([]tally, len(phases))

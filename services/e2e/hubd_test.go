@@ -124,25 +124,42 @@ func (h *testHub) publish(t *testing.T, ev *eventsv1.DomainEvent, asJSON bool) *
 // /metrics, 0 when absent.
 func (h *testHub) counter(t *testing.T, series string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + h.hub.HTTPAddr + "/metrics")
+	return scrape(t, h.hub.HTTPAddr, series)
+}
+
+// scrape returns the value of a metric line (name with labels) on the
+// /metrics of the HTTP address addr, 0 when absent; it fails t when the
+// address does not answer.
+func scrape(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	v, err := scrapeMetric(addr, series)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+// scrapeMetric is scrape returning the error (a process restarting).
+func scrapeMetric(addr, series string) (float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				t.Fatalf("metric %s: %v", series, err)
+				return 0, fmt.Errorf("metric %s: %w", series, err)
 			}
-			return f
+			return f, nil
 		}
 	}
-	return 0
+	return 0, nil
 }
 
 func domainEvent(t *testing.T, hub, id, typ string, data map[string]any) *eventsv1.DomainEvent {
