@@ -98,6 +98,7 @@ func (b *bench) fairness(ctx context.Context) error {
 		return out
 	}
 	res.Verdicts = fairnessVerdicts(res.Phases, "quiet hub", manyName, byDest("m4"), byDest("m5"))
+	s.readCounters(ctx, s.metricsURLs())
 	if err := s.stop(ctx); err != nil {
 		res.Notes = append(res.Notes, err.Error())
 	}

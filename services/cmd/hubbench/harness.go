@@ -133,15 +133,21 @@ func (b *bench) listen(n int) ([]string, error) { return b.rx.Listen(n) }
 
 // system is one system under test and the connections that drive it.
 type system struct {
-	b      *bench
-	tg     *target
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	conn   *grpc.ClientConn
-	config hubhooksv1.ConfigServiceClient
-	procs  []proc // the target's, then Redis and this tool
-	hubs   int    // hubs configured so far (their ids' suffix)
-	done   bool
+	b  *bench
+	tg *target
+	nc *nats.Conn
+	js jetstream.JetStream
+	// burstJS publishes bursts on a connection of its own: a burst's
+	// async publishes awaiting their acks fill the connection's window,
+	// and other hubs' publishes would wait behind them in this tool (in
+	// production, hubs publish from processes of their own).
+	burstNC *nats.Conn
+	burstJS jetstream.JetStream
+	conn    *grpc.ClientConn
+	config  hubhooksv1.ConfigServiceClient
+	procs   []proc // the target's, then Redis and this tool
+	hubs    int    // hubs configured so far (their ids' suffix)
+	done    bool
 }
 
 // startSystem starts the system under test (hubd, or attaches to the
@@ -180,7 +186,15 @@ func (b *bench) startSystem(ctx context.Context, pprof bool) (*system, error) {
 		_ = s.stop(ctx)
 		return nil, fmt.Errorf("connect nats %s: %w", s.tg.natsURL, err)
 	}
-	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(max(c.window, c.fair.burstWindow)+16)); err != nil {
+	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(c.window+256+16)); err != nil {
+		_ = s.stop(ctx)
+		return nil, err
+	}
+	if s.burstNC, err = nats.Connect(s.tg.natsURL, nats.Name("hubbench-burst"), nats.MaxReconnects(-1)); err != nil {
+		_ = s.stop(ctx)
+		return nil, fmt.Errorf("connect nats %s: %w", s.tg.natsURL, err)
+	}
+	if s.burstJS, err = jetstream.New(s.burstNC, jetstream.WithPublishAsyncMaxPending(c.fair.burstWindow+16)); err != nil {
 		_ = s.stop(ctx)
 		return nil, err
 	}
@@ -215,8 +229,10 @@ func (s *system) stop(ctx context.Context) error {
 	if s.conn != nil {
 		_ = s.conn.Close()
 	}
-	if s.nc != nil {
-		s.nc.Close()
+	for _, nc := range []*nats.Conn{s.nc, s.burstNC} {
+		if nc != nil {
+			nc.Close()
+		}
 	}
 	if s.tg == nil {
 		return nil

@@ -47,6 +47,7 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 		runs[i] = &loadRun{l: l, c: b.rx.AddClass(l.class), urls: int64(len(l.hubs[0].urls)), stopped: make(chan struct{}), done: make(chan struct{})}
 	}
 	backlogs := sampleBacklogs(ctx, s.metricsURLs())
+	tails := sampleTails(runs)
 	m := startMeter(s.procs)
 	start := time.Now()
 	for _, r := range runs {
@@ -55,7 +56,7 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 			defer close(r.done)
 			switch {
 			case r.l.burst > 0:
-				r.pub = publishBurst(ctx, s.js, b.factory, r.l.class, r.l.hubs[0].id, r.l.burst, b.c.fair.burstWindow)
+				r.pub = publishBurst(ctx, s.burstJS, b.factory, r.l.class, r.l.hubs[0].id, r.l.burst, b.c.fair.burstWindow)
 			case r.l.closedLoop:
 				dests := 0
 				for _, h := range r.l.hubs {
@@ -89,8 +90,11 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 		drain(ctx, r.c, r.expected(b.perEvent), min(b.c.drainTimeout, time.Minute), b.logf)
 	}
 	ph := report.Phase{Name: name, Seconds: time.Since(start).Seconds()}
-	for _, r := range runs {
-		ph.Traffic = append(ph.Traffic, r.traffic(b.perEvent))
+	perSecond := tails()
+	for i, r := range runs {
+		t := r.traffic(b.perEvent)
+		t.MaxLatencyPerSecondMs = perSecond[i]
+		ph.Traffic = append(ph.Traffic, t)
 	}
 	ph.Backlog = backlogs.stop()
 	ph.Processes = m.stop(ph.Deliveries())
@@ -107,6 +111,7 @@ func (r *loadRun) traffic(perEvent int64) report.Traffic {
 	t := report.Traffic{
 		Name: r.l.name, Hubs: len(r.l.hubs), Published: r.pub.acked, Expected: r.expected(perEvent),
 		Received: counts.Unique, Duplicates: counts.Duplicates, Latency: r.c.Latency(),
+		PublishAckMs: r.pub.ackLatency,
 	}
 	if !counts.Last.IsZero() {
 		t.Seconds = counts.Last.Sub(r.start).Seconds()
@@ -122,4 +127,35 @@ func (r *loadRun) traffic(perEvent int64) report.Traffic {
 		}
 	}
 	return t
+}
+
+// sampleTails records, every second, the highest latency each load's
+// deliveries had in that second, until the returned func is called (it
+// returns the series, one per load): where a tail comes from.
+func sampleTails(runs []*loadRun) func() [][]float64 {
+	out := make([][]float64, len(runs))
+	stop, done := make(chan struct{}), make(chan struct{})
+	for _, r := range runs {
+		r.c.TakeWindowMax() // start a fresh window
+	}
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			for i, r := range runs {
+				out[i] = append(out[i], float64(r.c.TakeWindowMax().Microseconds())/1000)
+			}
+		}
+	}()
+	return func() [][]float64 {
+		close(stop)
+		<-done
+		return out
+	}
 }

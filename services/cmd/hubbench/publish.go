@@ -14,6 +14,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/cascade"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/latency"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/sink"
 )
 
@@ -85,28 +86,38 @@ func (f *eventFactory) msg(class string, seq int64, hubID string) (*nats.Msg, er
 type pubResult struct {
 	acked, errors int64
 	elapsed       time.Duration
+	// ackLatency is publish->JetStream ack of each acknowledged event:
+	// how long the events stream took to take it.
+	ackLatency latency.Summary
 }
 
 // ackCounter publishes asynchronously, at most window publishes awaiting
 // their ack, and counts the acks.
 type ackCounter struct {
 	js       jetstream.JetStream
-	acks     chan jetstream.PubAckFuture
+	acks     chan pendingAck
 	done     chan struct{}
 	res      pubResult // the ack reader's until done
+	lat      latency.Recorder
 	start    time.Time
 	sendErrs int64 // the publisher's
 }
 
+type pendingAck struct {
+	fut  jetstream.PubAckFuture
+	sent time.Time
+}
+
 func newAckCounter(js jetstream.JetStream, window int) *ackCounter {
-	a := &ackCounter{js: js, acks: make(chan jetstream.PubAckFuture, window), done: make(chan struct{}), start: time.Now()}
+	a := &ackCounter{js: js, acks: make(chan pendingAck, window), done: make(chan struct{}), start: time.Now()}
 	go func() {
 		defer close(a.done)
-		for fut := range a.acks {
+		for p := range a.acks {
 			select {
-			case <-fut.Ok():
+			case <-p.fut.Ok():
 				a.res.acked++
-			case <-fut.Err():
+				a.lat.Record(time.Since(p.sent))
+			case <-p.fut.Err():
 				a.res.errors++
 			case <-time.After(30 * time.Second):
 				a.res.errors++
@@ -118,13 +129,14 @@ func newAckCounter(js jetstream.JetStream, window int) *ackCounter {
 
 // publish sends m; it blocks while window publishes await their ack.
 func (a *ackCounter) publish(m *nats.Msg) {
+	sent := time.Now()
 	fut, err := a.js.PublishMsgAsync(m)
 	if err != nil {
 		// The async window is full past the stall wait: count and go on.
 		a.sendErrs++
 		return
 	}
-	a.acks <- fut
+	a.acks <- pendingAck{fut: fut, sent: sent}
 }
 
 // publishUncounted sends m without waiting for or counting its ack.
@@ -136,6 +148,7 @@ func (a *ackCounter) close() pubResult {
 	close(a.acks)
 	<-a.done
 	a.res.errors += a.sendErrs
+	a.res.ackLatency = a.lat.Summary()
 	return a.res
 }
 

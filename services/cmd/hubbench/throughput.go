@@ -139,29 +139,15 @@ func (s *system) startMonitor(ctx context.Context) *monitor {
 // entry (entries = deliveries minus what retention trimmed) and the
 // system's counters into the result.
 func (mon *monitor) finish(ctx context.Context, deliveries int64) *report.Redis {
-	s, res := mon.s, mon.s.b.result
+	s := mon.s
 	mon.backlog = mon.backlogs.stop()
 	caught := loggerCaughtUp(ctx, mon.metricsURLs, 60*time.Second)
-	texts := fetchAll(ctx, mon.metricsURLs, func(err error) { res.Notes = append(res.Notes, "metrics: "+err.Error()) })
-	for i, u := range mon.metricsURLs {
-		if texts[i] == "" {
-			continue
-		}
-		m := parseCounters(texts[i])
-		if res.Counters == nil {
-			res.Counters = map[string]float64{}
-		}
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			res.Counters[k] += m[k]
-			if notable(k) {
-				res.Notes = append(res.Notes, fmt.Sprintf("counter %s = %.0f (%s)", k, m[k], u))
-			}
-		}
-	}
+	texts := s.readCounters(ctx, mon.metricsURLs)
 	rs := mon.redis
 	if rs.Error != "" {
 		return rs
 	}
+	res := s.b.result
 	used, err := usedMemory(ctx, s.b.rdb)
 	if err != nil {
 		rs.Error = err.Error()
@@ -180,6 +166,30 @@ func (mon *monitor) finish(ctx context.Context, deliveries int64) *report.Redis 
 		rs.Keys = countKeys(ctx, s.b.rdb, s.tg.prefix, 20*time.Second)
 	}
 	return rs
+}
+
+// readCounters reads the system's non-zero hubhooks_*_total counters from
+// urls into the result (and a note for each notable one), and returns the
+// metrics texts.
+func (s *system) readCounters(ctx context.Context, urls []string) []string {
+	res := s.b.result
+	texts := fetchAll(ctx, urls, func(err error) { res.Notes = append(res.Notes, "metrics: "+err.Error()) })
+	for i, u := range urls {
+		if texts[i] == "" {
+			continue
+		}
+		m := parseCounters(texts[i])
+		if res.Counters == nil {
+			res.Counters = map[string]float64{}
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			res.Counters[k] += m[k]
+			if notable(k) {
+				res.Notes = append(res.Notes, fmt.Sprintf("counter %s = %.0f (%s)", k, m[k], u))
+			}
+		}
+	}
+	return texts
 }
 
 // startHubdProfile starts fetching a CPU profile of hubd over d (at most

@@ -41,6 +41,13 @@ type Traffic struct {
 	// is Received over it.
 	Seconds   float64 `json:"seconds"`
 	PerSecond float64 `json:"per_second"`
+	// PublishAckMs is publish->JetStream ack of the traffic's events: the
+	// part of the latency spent getting into the events stream, which
+	// every hub shares.
+	PublishAckMs latency.Summary `json:"publish_ack_ms"`
+	// MaxLatencyPerSecondMs is the highest latency of the deliveries
+	// received in each second of the phase: where a tail comes from.
+	MaxLatencyPerSecondMs []float64 `json:"max_latency_per_second_ms,omitempty"`
 }
 
 // Find returns the traffic named name, nil when the phase has none.
@@ -127,7 +134,7 @@ func (r *Result) printPhases(w io.Writer) error {
 	fmt.Fprintf(tw, "hubbench %s\tscenario %s, target %s, %s (x%d webhooks), %d B payload\n", r.Version, r.Scenario, p.Target, p.Event, p.EmittedPerEvent, p.PayloadBytes)
 	fmt.Fprintf(tw, "machine\t%d CPU(s), %s, %s RAM, %s, load average at start %s\n", r.Machine.CPUs, r.Machine.CPUModel, bytesStr(r.Machine.MemBytes), r.Machine.Go, r.Machine.LoadAvg)
 	fmt.Fprintln(tw, "\t")
-	fmt.Fprintln(tw, "phase\ttraffic\thubs\treceived/expected\tdup\tp50\tp99\tmax\tworst hub p99\tdeliveries/s\tbacklog (events/msgs)")
+	fmt.Fprintln(tw, "phase\ttraffic\thubs\treceived/expected\tdup\tp50\tp99\tmax\tworst hub p99\tpublish ack p99\tdeliveries/s\tbacklog (events/msgs)")
 	for _, ph := range r.Phases {
 		for i, t := range ph.Traffic {
 			name, backlog := ph.Name, fmt.Sprintf("%d/%d", ph.Backlog.Events, ph.Backlog.DeliveryMessages)
@@ -138,8 +145,8 @@ func (r *Result) printPhases(w io.Writer) error {
 			if t.Hubs > 1 {
 				worst = msStr(t.WorstHubP99Ms)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d\t%d\t%s\t%s\t%s\t%s\t%.0f\t%s\n", name, t.Name, t.Hubs, t.Received, t.Expected, t.Duplicates,
-				msStr(t.Latency.P50Ms), msStr(t.Latency.P99Ms), msStr(t.Latency.MaxMs), worst, t.PerSecond, backlog)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d\t%d\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\n", name, t.Name, t.Hubs, t.Received, t.Expected, t.Duplicates,
+				msStr(t.Latency.P50Ms), msStr(t.Latency.P99Ms), msStr(t.Latency.MaxMs), worst, msStr(t.PublishAckMs.P99Ms), t.PerSecond, backlog)
 		}
 	}
 	fmt.Fprintln(tw, "\t")
