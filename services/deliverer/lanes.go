@@ -141,23 +141,30 @@ func (ls *lanes) answered(key string, now time.Time) {
 	}
 }
 
-// takeQueuedBefore removes and returns the queued jobs fetched before cutoff.
-func (ls *lanes) takeQueuedBefore(cutoff time.Time) []*heldJob {
+// takeQueuedBefore removes and returns the queued jobs fetched before
+// cutoff: waiting, those of lanes whose URL answers (they are parked), and
+// stuck, those of lanes none of whose POSTs returned in the second before
+// now (they fail fast: parked, they would come back to the same lane).
+func (ls *lanes) takeQueuedBefore(cutoff, now time.Time) (waiting, stuck []*heldJob) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	var out []*heldJob
 	for _, l := range ls.m {
 		n := 0 // a lane's queue is in fetch order
 		for n < len(l.queue) && l.queue[n].fetched.Before(cutoff) {
 			n++
 		}
-		if n > 0 {
-			out = append(out, l.queue[:n]...)
-			clear(l.queue[:n])
-			l.queue = l.queue[n:]
+		if n == 0 {
+			continue
 		}
+		if l.stuck(now) {
+			stuck = append(stuck, l.queue[:n]...)
+		} else {
+			waiting = append(waiting, l.queue[:n]...)
+		}
+		clear(l.queue[:n])
+		l.queue = l.queue[n:]
 	}
-	return out
+	return waiting, stuck
 }
 
 // close stops admitting and running jobs, and returns the queued ones.

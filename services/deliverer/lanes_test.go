@@ -20,8 +20,9 @@ func TestStuckEndpointFailsFast(t *testing.T) {
 	c.PerURLConcurrency = 2
 	c.PerURLQueue = 2
 	e.start(t, c, newSender(t, webhook.WithTimeout(time.Minute)))
+	var first []*deliveryJob
 	for i := range 4 { // two POSTs hang, two wait in the queue
-		e.publishJob(t, cfg, u, i, false)
+		first = append(first, e.publishJob(t, cfg, u, i, false))
 	}
 	poll.Until(t, 10*time.Second, "the hanging endpoint's slots taken", func() bool { return hang.count() == 2 })
 	time.Sleep(1200 * time.Millisecond) // the lane has finished nothing for a second: stuck
@@ -33,6 +34,14 @@ func TestStuckEndpointFailsFast(t *testing.T) {
 	}
 	if hang.count() != 2 {
 		t.Fatalf("POSTs %d, want 2: the stuck URL's next job must not be POSTed", hang.count())
+	}
+	// The two that waited in the queue fail fast too once they reach the
+	// hold limit, rather than go round through the retry store.
+	for _, j := range first[2:] {
+		poll.Until(t, 10*time.Second, "a queued job of the stuck URL recorded", func() bool { return len(e.records.of(j.GetDeliveryId())) == 1 })
+		if rec := e.records.of(j.GetDeliveryId())[0]; rec.GetResponse().GetError() != ErrEndpointStuck.Error() {
+			t.Errorf("queued job recorded with error %q, want %q", rec.GetResponse().GetError(), ErrEndpointStuck)
+		}
 	}
 }
 

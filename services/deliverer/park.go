@@ -62,7 +62,8 @@ func (parkedMsg) NakWithDelay(time.Duration) error { return nil }
 func (parkedMsg) InProgress() error                { return nil }
 
 // holdLoop parks the jobs held longer than Config.HoldLimit: queued ones
-// with parkQueued, attempts in flight with parkAttempt.
+// with parkQueued (or, behind a URL that does not answer, fails them fast),
+// attempts in flight with parkAttempt.
 func (s *Service) holdLoop() {
 	limit := s.cfg.HoldLimit
 	t := time.NewTicker(max(limit/4, 25*time.Millisecond))
@@ -73,8 +74,10 @@ func (s *Service) holdLoop() {
 			return
 		case <-t.C:
 		}
-		cutoff := time.Now().Add(-limit)
-		for _, h := range s.lanes.takeQueuedBefore(cutoff) {
+		now := time.Now()
+		cutoff := now.Add(-limit)
+		waiting, stuck := s.lanes.takeQueuedBefore(cutoff, now)
+		for _, h := range waiting {
 			s.metrics.parked.WithLabelValues("queued").Inc()
 			s.wg.Add(1)
 			go func() {
@@ -82,6 +85,13 @@ func (s *Service) holdLoop() {
 				s.parkQueued(h.msg, h.job)
 				s.release(h)
 			}()
+		}
+		for _, h := range stuck {
+			// The lane's URL does not answer: fail the attempt as a job
+			// arriving now would, instead of parking it to queue again.
+			s.metrics.parked.WithLabelValues("stuck").Inc()
+			s.release(h)
+			s.goFailFast(h.msg, h.job, ErrEndpointStuck)
 		}
 		var wg sync.WaitGroup
 		for _, h := range s.held.fetchedBefore(cutoff) {
