@@ -348,7 +348,7 @@ func TestChaos(t *testing.T) {
 		// hub's overflow shard and takes them back from there.
 		{name: "kill deliverer in one hub's burst beside another hub's trickle", run: func() {
 			burstBeside(5*perPhase, killAfter("deliverer", time.Second))
-			testkit.Eventually(t, 60*time.Second, "the restarted deliverer taking the burst from overflow", func() bool {
+			poll.Until(t, 60*time.Second, "the restarted deliverer taking the burst from overflow", func() bool {
 				v, err := scrapeMetric(c.httpAddr["deliverer"], "hubhooks_deliverer_overflow_taken_total")
 				return err == nil && v > 0
 			})
