@@ -112,10 +112,17 @@ func waitText(t *testing.T, ctx context.Context, sel, want string) {
 	t.Fatalf("%s never showed %q; last text: %q", sel, want, got)
 }
 
+// clearToast hides and empties the toast, so that waiting for the next one
+// cannot see an earlier one.
+func clearToast(t *testing.T, ctx context.Context) {
+	t.Helper()
+	eval[bool](t, ctx, `(() => { const e = document.getElementById('toast'); e.classList.remove('show'); e.textContent = ''; return true })()`)
+}
+
 func shot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	// A toast from an earlier step would cover the picture.
-	eval[bool](t, ctx, `document.getElementById('toast').classList.remove('show') || true`)
+	clearToast(t, ctx)
 	run(t, ctx, "settle", chromedp.Sleep(300*time.Millisecond))
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -180,13 +187,35 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("the token is in the URL %s", href)
 	}
 
-	// Add a URL; a refused URL shows the server's reason inline.
-	run(t, ctx, "add a URL", chromedp.Click(`//button[text()="Add a URL"]`), chromedp.SendKeys(`ol.urls li:last-child input`, hookURL), chromedp.Click(`//button[text()="Save"]`))
+	// Add a URL.
+	clearToast(t, ctx)
+	run(t, ctx, "add a URL", chromedp.Click(`//button[text()="Add a URL"]`), chromedp.SendKeys(`ol.urls li:last-child input`, receiver.URL+"/old"), chromedp.Click(`//button[text()="Save"]`))
+	var urlID string
 	poll.Until(t, 20*time.Second, "URL stored", func() bool {
 		cfg, err := h.config.GetHubConfig(admin(), &hubhooksv1.GetHubConfigRequest{HubId: "acme"})
-		return err == nil && len(cfg.GetCallbackUrls()) == 1
+		if err != nil || len(cfg.GetCallbackUrls()) != 1 {
+			return false
+		}
+		urlID = cfg.GetCallbackUrls()[0].GetId()
+		return true
 	})
-	waitText(t, ctx, "ol.urls", "")
+	waitText(t, ctx, "#toast", "Callback URLs saved")
+
+	// Edit the URL: same id, new address.
+	clearToast(t, ctx)
+	run(t, ctx, "edit the URL",
+		chromedp.SetValue(`ol.urls li:first-child input`, hookURL),
+		chromedp.Click(`//button[text()="Save"]`))
+	poll.Until(t, 20*time.Second, "URL edited in place", func() bool {
+		cfg, err := h.config.GetHubConfig(admin(), &hubhooksv1.GetHubConfigRequest{HubId: "acme"})
+		return err == nil && len(cfg.GetCallbackUrls()) == 1 && cfg.GetCallbackUrls()[0].GetUrl() == hookURL
+	})
+	if cfg, _ := h.config.GetHubConfig(admin(), &hubhooksv1.GetHubConfigRequest{HubId: "acme"}); cfg.GetCallbackUrls()[0].GetId() != urlID {
+		t.Fatalf("editing the URL changed its id from %s to %s", urlID, cfg.GetCallbackUrls()[0].GetId())
+	}
+	waitText(t, ctx, "#toast", "Callback URLs saved")
+
+	// A refused URL shows the server's reason under its row.
 	run(t, ctx, "add a refused URL", chromedp.Click(`//button[text()="Add a URL"]`), chromedp.SendKeys(`ol.urls li:last-child input`, "http://10.1.2.3/hooks"), chromedp.Click(`//button[text()="Save"]`))
 	waitText(t, ctx, `ol.urls li:last-child p.error`, "10.1.2.3")
 

@@ -71,33 +71,32 @@ export function eventsTab(panel, { api, hubId }) {
         row.error.hidden = true;
         const url = row.input.value.trim();
         try {
-          if (row.id && (row.removed || (url && url !== row.original))) {
+          if (row.id && row.removed) {
             cfg = await api.del(base + '/callback-urls/' + encodeURIComponent(row.id));
-            const old = row.original;
             row.id = '';
-            row.original = '';
-            if (!row.removed && url) {
-              try {
-                cfg = await api.post(base + '/callback-urls', { url });
-              } catch (e) {
-                cfg = await api.post(base + '/callback-urls', { url: old }).catch(() => cfg);
-                throw e;
-              }
-            }
+          } else if (row.id && !url) {
+            throw new Error('Type the new address, or use Remove to delete this URL.');
+          } else if (row.id && url !== row.original) {
+            // Same id, new address: the URL keeps its settings and its
+            // pending retries follow it; a refused address changes nothing.
+            cfg = await api.put(base + '/callback-urls/' + encodeURIComponent(row.id) + '/url', { url });
           } else if (!row.id && !row.removed && url) {
             cfg = await api.post(base + '/callback-urls', { url });
+            const held = new Set(rows.map((r) => r.id));
+            row.id = ((cfg.callback_urls || []).find((u) => !held.has(u.id)) || {}).id || '';
+          }
+          if (row.id) {
+            row.original = ((cfg.callback_urls || []).find((u) => u.id === row.id) || {}).url || url;
+            row.input.value = row.original;
           }
         } catch (e) {
           fail(row, e);
         }
       }
       if (failed) {
-        // Keep what was typed; show the list as the server has it otherwise.
+        // Keep what was typed; what was saved is saved (a second Save sends
+        // only what is still different).
         clear(status, h('p', { class: 'error', role: 'alert' }, failed === 1 ? 'One URL was refused; see the reason above.' : failed + ' URLs were refused; see the reasons above.'));
-        for (const row of rows) {
-          const stored = (cfg.callback_urls || []).find((u) => u.url === row.input.value.trim());
-          if (stored) { row.id = stored.id; row.original = stored.url; }
-        }
         return;
       }
       toast('Callback URLs saved');
