@@ -21,6 +21,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// interactive is true when stdin is a terminal: a destructive command
+	// may then ask a person to confirm.
+	interactive bool
 }
 
 // globalFlags are the raw values of the persistent flags; resolve turns
@@ -143,6 +146,7 @@ func (a *app) rootCmd() *cobra.Command {
 	f.StringVar(&a.flags.caFile, "ca-file", "", "CA certificate of the server, implies --tls (HUBHOOKS_TLS_CA)")
 	f.StringVar(&a.flags.config, "config", "", "config file (HUBCTL_CONFIG; default ~/.config/hubhooks/hubctl.yaml)")
 	f.StringVar(&a.flags.timeout, "timeout", defaultTimeout.String(), "bound on each call; streams have none")
+	_ = root.RegisterFlagCompletionFunc("hub", a.completeFrom(a.hubIDs))
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{outputTable, outputJSON}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddGroup(
@@ -150,7 +154,7 @@ func (a *app) rootCmd() *cobra.Command {
 		&cobra.Group{ID: "log", Title: "Look into deliveries and send them again:"},
 		&cobra.Group{ID: "other", Title: "Other commands:"},
 	)
-	for _, c := range []*cobra.Command{a.hubCmd(), a.urlsCmd(), a.secretCmd(), a.tokensCmd(), a.eventTypesCmd(), a.testCmd()} {
+	for _, c := range []*cobra.Command{a.hubCmd(), a.hubsCmd(), a.urlsCmd(), a.secretCmd(), a.tokensCmd(), a.eventTypesCmd(), a.testCmd()} {
 		c.GroupID = "config"
 		root.AddCommand(c)
 	}
@@ -158,7 +162,7 @@ func (a *app) rootCmd() *cobra.Command {
 		c.GroupID = "log"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.settingsCmd(), a.versionCmd()} {
+	for _, c := range []*cobra.Command{a.whoamiCmd(), a.settingsCmd(), a.versionCmd()} {
 		c.GroupID = "other"
 		root.AddCommand(c)
 	}

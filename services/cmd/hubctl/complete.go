@@ -87,6 +87,24 @@ func (a *app) urls(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// hubIDs lists the configured hubs (the admin token's view; a hub token
+// completes nothing).
+func (a *app) hubIDs(ctx context.Context) ([]string, error) {
+	cc, err := a.configClient()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cc.ListHubs(ctx, &hubhooksv1.ListHubsRequest{PageSize: 500})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, h := range resp.GetHubs() {
+		out = append(out, h.GetHubId())
+	}
+	return out, nil
+}
+
 func (a *app) hubConfig(ctx context.Context) (*hubhooksv1.HubConfig, error) {
 	hub, err := a.hub()
 	if err != nil {

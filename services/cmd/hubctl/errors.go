@@ -44,6 +44,12 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// notFoundf is a name the client looked up and did not find (exit 3, as
+// the server's NotFound).
+func notFoundf(format string, args ...any) error {
+	return status.Errorf(codes.NotFound, format, args...)
+}
+
 // outcomeError is a call that worked and reports a failed outcome (exit 7).
 type outcomeError struct{ msg string }
 

@@ -13,7 +13,9 @@ import (
 
 // logFilters are the filters of 'logs list' and 'logs tail'.
 type logFilters struct {
-	status, eventType, url, eventID, since, until string
+	status, eventType, url, eventID, domainEventID, responseClass, since, until string
+	// test is --test, honoured only when the flag was given (testSet).
+	test, testSet bool
 }
 
 func (f *logFilters) register(a *app, c *cobra.Command, withUntil bool) {
@@ -21,6 +23,9 @@ func (f *logFilters) register(a *app, c *cobra.Command, withUntil bool) {
 	c.Flags().StringVar(&f.eventType, "type", "", "webhook event type, e.g. BILLINGPLAN.CREATED")
 	c.Flags().StringVar(&f.url, "url", "", "callback URL")
 	c.Flags().StringVar(&f.eventID, "event-id", "", "webhook event id (the webhook-id header)")
+	c.Flags().StringVar(&f.domainEventID, "domain-event", "", "domain event id: every delivery it caused")
+	c.Flags().StringVar(&f.responseClass, "response-class", "", "the latest response: 2xx, 3xx, 4xx, 5xx or none (no response)")
+	c.Flags().BoolVar(&f.test, "test", false, "only test events (--test=false: none)")
 	c.Flags().StringVar(&f.since, "since", "", "oldest: a time (2026-12-06T09:00:00Z) or how long ago (90m, 2h, 3d)")
 	if withUntil {
 		c.Flags().StringVar(&f.until, "until", "", "newest: a time or how long ago")
@@ -29,6 +34,9 @@ func (f *logFilters) register(a *app, c *cobra.Command, withUntil bool) {
 	_ = c.RegisterFlagCompletionFunc("url", a.completeFrom(a.urls))
 	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(
 		[]string{"pending", "retrying", "succeeded", "failed", "dead", "cancelled"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = c.RegisterFlagCompletionFunc("response-class", cobra.FixedCompletions(
+		[]string{"2xx", "3xx", "4xx", "5xx", "none"}, cobra.ShellCompDirectiveNoFileComp))
+	c.PreRun = func(cmd *cobra.Command, _ []string) { f.testSet = cmd.Flags().Changed("test") }
 }
 
 // request builds the ListEventLogs request of the filters.
@@ -41,7 +49,13 @@ func (f *logFilters) request(hub string, now time.Time) (*hubhooksv1.ListEventLo
 	if err != nil {
 		return nil, err
 	}
-	req := &hubhooksv1.ListEventLogsRequest{HubId: hub, Status: f.status, EventType: f.eventType, Url: f.url, EventId: f.eventID}
+	req := &hubhooksv1.ListEventLogsRequest{
+		HubId: hub, Status: f.status, EventType: f.eventType, Url: f.url, EventId: f.eventID,
+		DomainEventId: f.domainEventID, ResponseClass: f.responseClass,
+	}
+	if f.testSet {
+		req.Test = &f.test
+	}
 	if !since.IsZero() {
 		req.Since = timestamppb.New(since)
 	}
@@ -162,15 +176,16 @@ attempt: the request sent (headers, secret masked, body) and the response
 	get.Flags().BoolVar(&full, "full", false, "print bodies whole")
 
 	var tf logFilters
-	var interval time.Duration
 	tail := &cobra.Command{
 		Use:   "tail",
 		Short: "Follow the log: print deliveries as they are made and change, until interrupted",
 		Long: `Print the deliveries of the last --since (1m by default) and then every new
-delivery and every status change as it happens, until Ctrl-C. Changes are
-followed for deliveries created in the last hour. With -o json, one JSON
-object per line.`,
-		Example: "  hubctl --hub acme logs tail\n  hubctl --hub acme logs tail --status dead -o json",
+delivery and every change of one (status, attempts) as the server streams it,
+until Ctrl-C, with the filters of 'logs list'. With -o json, one JSON object
+per line. When the reader falls too far behind, the server drops the stream:
+hubctl says so on stderr and follows again ('hubctl logs list' shows what
+was missed).`,
+		Example: "  hubctl --hub acme logs tail\n  hubctl --hub acme logs tail --status dead -o json\n  hubctl --hub acme logs tail --url https://example.com/hooks --response-class 5xx",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hub, err := a.hub()
@@ -180,14 +195,61 @@ object per line.`,
 			if tf.since == "" {
 				tf.since = "1m"
 			}
-			if interval <= 0 {
-				return usagef("--interval %s: must be positive", interval)
-			}
-			return a.tailLogs(cmd, hub, &tf, interval)
+			return a.tailLogs(cmd.Context(), hub, &tf)
 		},
 	}
 	tf.register(a, tail, false)
-	tail.Flags().DurationVar(&interval, "interval", time.Second, "how often to look for changes")
+
+	var before string
+	var yes bool
+	purge := &cobra.Command{
+		Use:   "purge",
+		Short: "Remove the hub's log entries created before a time, or all of them (admin token)",
+		Long: `Remove the hub's event log entries created before --before, or every entry
+without it. Other hubs are not touched; a delivery still under way gets a new
+entry from its next attempt. It needs the admin token and cannot be undone:
+--yes confirms it; without --yes, hubctl asks at a terminal and refuses
+elsewhere. The log also forgets entries by itself after
+HUBHOOKS_LOG_RETENTION.`,
+		Example: "  hubctl --hub acme logs purge --before 2026-12-01 --yes\n  hubctl --hub acme logs purge --before 3d --yes   # older than three days\n  hubctl --hub acme logs purge                     # every entry; asks first",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hub, err := a.hub()
+			if err != nil {
+				return err
+			}
+			until, err := parseWhen("before", before, time.Now())
+			if err != nil {
+				return err
+			}
+			req := &hubhooksv1.PurgeEventLogsRequest{HubId: hub}
+			what := "purging every log entry of hub " + hub
+			if !until.IsZero() {
+				req.Before = timestamppb.New(until)
+				what = "purging the log entries of hub " + hub + " created before " + when(req.Before)
+			}
+			if err := a.confirm(yes, hub, what); err != nil {
+				return err
+			}
+			lc, err := a.logsClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			resp, err := lc.PurgeEventLogs(ctx, req)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return printJSON(a.stdout, resp)
+			}
+			_, err = fmt.Fprintf(a.stdout, "purged %d entries of hub %s\n", resp.GetPurged(), hub)
+			return err
+		},
+	}
+	purge.Flags().StringVar(&before, "before", "", "purge entries created before: a time (2026-12-01) or how long ago (3d); default every entry")
+	purge.Flags().BoolVar(&yes, "yes", false, "confirm: purged entries cannot be brought back")
 
 	redeliver := &cobra.Command{
 		Use:   "redeliver <delivery id>...",
@@ -238,7 +300,7 @@ To send everything that failed since a time, use 'hubctl recover'.`,
 			return firstErr
 		},
 	}
-	c.AddCommand(list, get, tail, redeliver)
+	c.AddCommand(list, get, tail, redeliver, purge)
 	return c
 }
 
@@ -298,90 +360,5 @@ func (a *app) printLogDetail(resp *hubhooksv1.GetEventLogResponse, full bool) {
 			req = &hubhooksv1.HttpRequest{Url: req.GetUrl(), Method: req.GetMethod(), Headers: req.GetHeaders(), Body: resp.GetRequestBody()}
 		}
 		printExchange(a.stdout, req, at.GetResponse(), full)
-	}
-}
-
-// tailWindow bounds how far back tail follows status changes: every poll
-// lists the deliveries created in it.
-const tailWindow = time.Hour
-
-// tailLogs polls the log and prints what is new or changed.
-func (a *app) tailLogs(cmd *cobra.Command, hub string, f *logFilters, interval time.Duration) error {
-	lc, err := a.logsClient()
-	if err != nil {
-		return err
-	}
-	ctx := cmd.Context()
-	since, err := parseWhen("since", f.since, time.Now())
-	if err != nil {
-		return err
-	}
-	type printed struct {
-		state   string // status and attempts last printed
-		created time.Time
-	}
-	seen := map[string]printed{}
-	first := true
-	for {
-		now := time.Now()
-		from := now.Add(-tailWindow)
-		if since.After(from) {
-			from = since
-		}
-		for id, p := range seen {
-			if p.created.Before(from) {
-				delete(seen, id)
-			}
-		}
-		req, err := f.request(hub, now)
-		if err != nil {
-			return err
-		}
-		req.Since = timestamppb.New(from)
-		var fresh []*hubhooksv1.EventLog
-		for {
-			req.PageSize = 500
-			cctx, cancel := a.call(ctx)
-			resp, err := lc.ListEventLogs(cctx, req)
-			cancel()
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			for _, l := range resp.GetEventLogs() {
-				key := l.GetStatus() + "/" + strconv.Itoa(int(l.GetAttempts()))
-				if seen[l.GetId()].state != key {
-					seen[l.GetId()] = printed{state: key, created: l.GetCreatedAt().AsTime()}
-					fresh = append(fresh, l)
-				}
-			}
-			if resp.GetNextPageToken() == "" {
-				break
-			}
-			req.PageToken = resp.GetNextPageToken()
-		}
-		// Oldest first, as a log reads.
-		for i, j := 0, len(fresh)-1; i < j; i, j = i+1, j-1 {
-			fresh[i], fresh[j] = fresh[j], fresh[i]
-		}
-		if a.jsonOut() {
-			for _, l := range fresh {
-				if err := printJSONLine(a.stdout, l); err != nil {
-					return err
-				}
-			}
-		} else if len(fresh) > 0 || first {
-			if err := a.printLogs(fresh, first); err != nil {
-				return err
-			}
-		}
-		first = false
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(interval):
-		}
 	}
 }

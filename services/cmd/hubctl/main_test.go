@@ -33,6 +33,8 @@ type cli struct {
 	t     *testing.T
 	vars  map[string]string
 	stdin string
+	// interactive plays a terminal on stdin.
+	interactive bool
 }
 
 func newCLI(t *testing.T, vars ...string) *cli {
@@ -52,7 +54,8 @@ func (c *cli) run(args ...string) (string, string, int) {
 	defer cancel()
 	code := execute(ctx, args, env{
 		stdin: strings.NewReader(c.stdin), stdout: &out, stderr: &errOut,
-		getenv: func(k string) string { return c.vars[k] },
+		getenv:      func(k string) string { return c.vars[k] },
+		interactive: c.interactive,
 	})
 	return out.String(), errOut.String(), code
 }
@@ -341,19 +344,17 @@ func TestTail(t *testing.T) {
 	c := newCLI(t, "HUBHOOKS_ADDR", h.GRPCAddr, "HUBHOOKS_HUB", "acme")
 	c.ok("urls", "add", recv.URL)
 	c.ok("hub", "enable")
+	// Made before the tails start: their backlog (--since 1m) shows it.
+	c.ok("test", "API.UPDATED", "--url", recv.URL)
 
-	var out syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	go func() {
-		done <- execute(ctx, []string{"logs", "tail", "-o", "json", "--interval", "100ms"}, env{
-			stdin: strings.NewReader(""), stdout: &out, stderr: &out,
-			getenv: func(k string) string { return c.vars[k] },
-		})
-	}()
+	all := c.start("logs", "tail", "-o", "json")
+	live := c.start("logs", "tail", "--type", "APP.UPDATED", "--test=false")
+	poll.Until(t, 20*time.Second, "the tails print the backlog", func() bool {
+		return strings.Contains(all.out.String(), `"API.UPDATED"`) && strings.Contains(live.out.String(), "CREATED")
+	})
 	publish(t, h.JS, &eventsv1.DomainEvent{Id: "evt-tail-1", HubId: "acme", Type: "APP.UPDATED", Data: mustStruct(t, map[string]any{"app": map[string]any{"id": "a1"}})})
 	poll.Until(t, 20*time.Second, "tail prints the delivery as succeeded", func() bool {
-		for _, line := range strings.Split(out.String(), "\n") {
+		for _, line := range strings.Split(all.out.String(), "\n") {
 			var l map[string]any
 			if json.Unmarshal([]byte(line), &l) == nil && l["event_type"] == "APP.UPDATED" && l["status"] == "succeeded" {
 				return true
@@ -361,10 +362,46 @@ func TestTail(t *testing.T) {
 		}
 		return false
 	})
-	cancel()
-	if code := <-done; code != exitOK {
-		t.Errorf("tail interrupted: exit %d, want 0 (following ends with Ctrl-C)\n%s", code, out.String())
+	poll.Until(t, 20*time.Second, "the filtered tail prints the delivery", func() bool {
+		return strings.Contains(live.out.String(), "APP.UPDATED") && strings.Contains(live.out.String(), "succeeded")
+	})
+	for _, tl := range []*running{all, live} {
+		if code := tl.stop(); code != exitOK {
+			t.Errorf("tail interrupted: exit %d, want 0 (following ends with Ctrl-C)\n%s", code, tl.out.String())
+		}
 	}
+	if out := live.out.String(); strings.Contains(out, "API.UPDATED") || strings.Count(out, "ATTEMPTS") != 1 {
+		t.Errorf("tail --type APP.UPDATED --test=false printed more than the filter lets through:\n%s", out)
+	}
+	c.fails(exitUsage, "logs", "tail", "--response-class", "6xx")
+}
+
+// running is a hubctl command running until stopped.
+type running struct {
+	out    *syncBuffer
+	cancel context.CancelFunc
+	done   chan int
+}
+
+// start runs hubctl with args until stop.
+func (c *cli) start(args ...string) *running {
+	r := &running{out: &syncBuffer{}, done: make(chan int, 1)}
+	var ctx context.Context
+	ctx, r.cancel = context.WithCancel(context.Background())
+	go func() {
+		r.done <- execute(ctx, args, env{
+			stdin: strings.NewReader(""), stdout: r.out, stderr: r.out,
+			getenv: func(k string) string { return c.vars[k] },
+		})
+	}()
+	c.t.Cleanup(func() { r.cancel() })
+	return r
+}
+
+// stop interrupts the command and returns its exit status.
+func (r *running) stop() int {
+	r.cancel()
+	return <-r.done
 }
 
 func TestAuthenticationRequired(t *testing.T) {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
@@ -12,7 +14,7 @@ func (a *app) urlsCmd() *cobra.Command {
 	c := group(&cobra.Command{
 		Use:     "urls",
 		Aliases: []string{"url"},
-		Short:   "List, add and remove the hub's callback URLs",
+		Short:   "List, add, change and remove the hub's callback URLs",
 		Long: `A hub has up to five callback URLs. Each gets every webhook of the hub unless
 it is disabled or takes only some webhook event types ('hubctl urls set
 --types'). A URL is named by itself or by its id (url_...), as 'hubctl urls
@@ -174,8 +176,70 @@ shows in 'hubctl urls list'.`,
 		},
 	}
 	enable.ValidArgsFunction = a.completeFrom(a.urlIDs)
-	c.AddCommand(list, add, remove, set, disable, enable)
+	c.AddCommand(list, add, remove, a.urlUpdateCmd(), set, disable, enable)
 	return c
+}
+
+func (a *app) urlUpdateCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:     "update <url or id> <new url>",
+		Aliases: []string{"edit"},
+		Short:   "Change a URL's address, keeping its id, settings and deliveries",
+		Long: `Move a callback URL to a new address. The URL keeps its id, description, event
+types and enabled state; the new address is checked as 'urls add' checks one.
+Deliveries to it that are pending or retrying go to the new address from
+their next attempt on; the log shows each attempt with the address it went
+to.`,
+		Example: "  hubctl --hub acme urls update url_2bX9... https://new.example.com/hooks\n  hubctl --hub acme urls update https://old.example.com/hooks https://new.example.com/hooks",
+		Args:    exactArgs(2, "the URL or its id, and the new URL"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hub, err := a.hub()
+			if err != nil {
+				return err
+			}
+			cc, err := a.configClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			id, old := urlName(args[0])
+			if id == "" {
+				cfg, err := cc.GetHubConfig(ctx, &hubhooksv1.GetHubConfigRequest{HubId: hub})
+				if err != nil {
+					return err
+				}
+				if id = urlIDOf(cfg, old); id == "" {
+					return notFoundf("hub %s has no callback URL %s ('hubctl urls list' shows them; name it by id)", hub, old)
+				}
+			}
+			cfg, err := cc.UpdateCallbackUrl(ctx, &hubhooksv1.UpdateCallbackUrlRequest{HubId: hub, Id: id, Url: args[1]})
+			if err != nil {
+				return err
+			}
+			if a.jsonOut() {
+				return printJSON(a.stdout, cfg)
+			}
+			return a.printURLs(cfg)
+		},
+	}
+	c.ValidArgsFunction = a.completeFrom(a.urlIDs)
+	return c
+}
+
+// urlIDOf is the id of the hub's URL s, however it is spelled (the server
+// stores URLs in urlguard's normal form); "" when there is none.
+func urlIDOf(cfg *hubhooksv1.HubConfig, s string) string {
+	want := s
+	if u, err := url.Parse(s); err == nil {
+		want = urlguard.Normalize(u)
+	}
+	for _, c := range cfg.GetCallbackUrls() {
+		if c.GetUrl() == s || c.GetUrl() == want {
+			return c.GetId()
+		}
+	}
+	return ""
 }
 
 // urlOptions are the per-URL settings of add and set.
