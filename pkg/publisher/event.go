@@ -23,6 +23,9 @@ const (
 	MaxIDLen = 256
 	// MaxEventBytes is the largest encoded event accepted (1 MiB).
 	MaxEventBytes = 1 << 20
+	// MaxActorLen is the longest actor accepted, in bytes: it is copied
+	// into every webhook the event sends.
+	MaxActorLen = 256
 )
 
 // ErrInvalidEvent is wrapped by every event validation error. Such errors are
@@ -57,6 +60,9 @@ func WithActor(actor string) EventOption {
 	return func(o *eventOptions) error {
 		if !utf8.ValidString(actor) {
 			return fmt.Errorf("%w: actor is not valid UTF-8", ErrInvalidEvent)
+		}
+		if len(actor) > MaxActorLen {
+			return fmt.Errorf("%w: actor is %d bytes, at most %d", ErrInvalidEvent, len(actor), MaxActorLen)
 		}
 		o.actor = actor
 		return nil
@@ -138,6 +144,9 @@ func validate(ev *eventsv1.DomainEvent, rules *cascade.Rules) error {
 	}
 	if err := hubid.Validate(ev.GetHubId()); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidEvent, err))
+	}
+	if len(ev.GetActor()) > MaxActorLen {
+		errs = append(errs, fmt.Errorf("%w: actor is %d bytes, at most %d", ErrInvalidEvent, len(ev.GetActor()), MaxActorLen))
 	}
 	if ev.GetType() == "" {
 		errs = append(errs, fmt.Errorf("%w: type is required (it is the subject)", ErrInvalidEvent))

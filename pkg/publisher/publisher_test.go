@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/hubhooks/hubhooks/pkg/cascade"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
@@ -127,6 +128,7 @@ func TestEventOptions(t *testing.T) {
 		{name: "empty id", hubID: "h", opts: []publisher.EventOption{publisher.WithID("")}},
 		{name: "long id", hubID: "h", opts: []publisher.EventOption{publisher.WithID(strings.Repeat("x", 257))}},
 		{name: "zero time", hubID: "h", opts: []publisher.EventOption{publisher.WithOccurredAt(time.Time{})}},
+		{name: "long actor", hubID: "h", opts: []publisher.EventOption{publisher.WithActor(strings.Repeat("a", publisher.MaxActorLen+1))}},
 		{name: "nil option", hubID: "h", opts: []publisher.EventOption{nil}},
 		{name: "bad data", hubID: "h", data: map[string]any{"c": make(chan int)}},
 	}
@@ -252,8 +254,12 @@ func TestPublishRejectsInvalidWithoutRetry(t *testing.T) {
 		{"bad hub", func(e *eventsv1.DomainEvent) *eventsv1.DomainEvent { e.HubId = "h.*"; return e }},
 		{"missing type", func(e *eventsv1.DomainEvent) *eventsv1.DomainEvent { e.Type = ""; return e }},
 		{"unknown type", func(e *eventsv1.DomainEvent) *eventsv1.DomainEvent { e.Type = "API.FROBNICATED"; return e }},
+		{"long actor", func(e *eventsv1.DomainEvent) *eventsv1.DomainEvent {
+			e.Actor = strings.Repeat("a", publisher.MaxActorLen+1)
+			return e
+		}},
 		{"oversize", func(e *eventsv1.DomainEvent) *eventsv1.DomainEvent {
-			e.Actor = strings.Repeat("a", publisher.MaxEventBytes)
+			e.Data, _ = structpb.NewStruct(map[string]any{"blob": strings.Repeat("a", publisher.MaxEventBytes)})
 			return e
 		}},
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	// MaxEventBytes is the largest domain event accepted (default 1 MiB);
 	// larger ones are dead-lettered.
 	MaxEventBytes int
+	// Limits bound what one domain event may expand into (see Limits);
+	// events beyond them are dead-lettered.
+	Limits Limits
 	// PublishTimeout bounds the handling of one event: publishing its jobs and
 	// dead letters and waiting for their acks (default 10s).
 	PublishTimeout time.Duration
@@ -82,6 +85,7 @@ func (c Config) Validate() error {
 	neg("RetryDelay", int64(c.RetryDelay))
 	neg("RecheckInterval", int64(c.RecheckInterval))
 	neg("FetchTimeout", int64(c.FetchTimeout))
+	errs = append(errs, c.Limits.Validate())
 	d := c.withDefaults()
 	if d.AckWait <= d.PublishTimeout {
 		errs = append(errs, fmt.Errorf("expander: AckWait (%v) must exceed PublishTimeout (%v)", d.AckWait, d.PublishTimeout))

@@ -32,6 +32,64 @@ const (
 // cannot be turned into webhooks (never worth retrying).
 var ErrExpansion = errors.New("cannot expand domain event")
 
+// ErrTooLarge is wrapped (with ErrExpansion) when a domain event would
+// expand into more than Limits allows.
+var ErrTooLarge = errors.New("expansion too large")
+
+// Limits bound what one domain event may expand into: a domain event is at
+// most 1 MiB, but each webhook it sends copies part of it (the entity, or
+// the whole data when the entity is missing, and the actor), one per
+// element of a list, so without bounds one event can become gigabytes of
+// webhooks, memory, log entries and traffic. An event beyond them is
+// refused whole (dead-lettered with the reason), before its webhooks are
+// built. Zero fields take the Default* values.
+type Limits struct {
+	// MaxWebhooks is the most webhook events one domain event emits.
+	MaxWebhooks int
+	// MaxWebhookBytes is the largest webhook body.
+	MaxWebhookBytes int
+	// MaxTotalBytes is the most bytes of webhook bodies one domain event
+	// makes, all webhook events together (each sent to every URL).
+	MaxTotalBytes int
+}
+
+// Defaults of Limits.
+const (
+	DefaultMaxWebhooks     = 1000
+	DefaultMaxWebhookBytes = 1 << 20
+	DefaultMaxTotalBytes   = 4 << 20
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxWebhooks == 0 {
+		l.MaxWebhooks = DefaultMaxWebhooks
+	}
+	if l.MaxWebhookBytes == 0 {
+		l.MaxWebhookBytes = DefaultMaxWebhookBytes
+	}
+	if l.MaxTotalBytes == 0 {
+		l.MaxTotalBytes = DefaultMaxTotalBytes
+	}
+	return l
+}
+
+// Validate reports every problem of l; zero fields are valid (defaults).
+func (l Limits) Validate() error {
+	if l.MaxWebhooks < 0 || l.MaxWebhookBytes < 0 || l.MaxTotalBytes < 0 {
+		return fmt.Errorf("expansion limits must not be negative: %+v", l)
+	}
+	return nil
+}
+
+// bodyOverhead bounds what a webhook body adds to its data and the copied
+// fields: the envelope's names, ids, type and times.
+const bodyOverhead = 1024
+
+// tooLarge is ErrTooLarge saying which bound and by how much.
+func tooLarge(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: %s", ErrExpansion, ErrTooLarge, fmt.Sprintf(format, args...))
+}
+
 // Expansion is one domain event to turn into delivery fan-outs: the webhook
 // events its cascade rule emits, each for the hub's URLs that take it
 // (pkg/routing). The expander expands every event as it arrives;
@@ -52,6 +110,8 @@ type Expansion struct {
 	// Take, when set, keeps only the (webhook event type, URL) pairs it
 	// accepts, besides routing (a replay's filters).
 	Take func(typ string, u *hubhooksv1.CallbackUrl) bool
+	// Limits bound the expansion; zero fields are the defaults.
+	Limits Limits
 }
 
 // Fanouts returns one fan-out per webhook event that goes to at least one
@@ -78,6 +138,24 @@ func (x Expansion) Fanouts(rules *cascade.Rules) ([]*deliveryv1.DeliveryFanout, 
 	}
 	if len(emitted) == 0 {
 		return nil, SkipNoEvents, nil
+	}
+	lim := x.Limits.withDefaults()
+	if len(emitted) > lim.MaxWebhooks {
+		return nil, "", tooLarge("%d webhook events, at most %d", len(emitted), lim.MaxWebhooks)
+	}
+	// Every body is measured before it is built (its data, the copied
+	// fields and the envelope), so the bounds hold without making a
+	// single oversized body.
+	copied := len(x.Event.GetId()) + len(x.Event.GetActor()) + len(hub) + len(x.Subject) + bodyOverhead
+	total := 0
+	for i, e := range emitted {
+		n := len(e.Data) + len(e.Type) + copied
+		if n > lim.MaxWebhookBytes {
+			return nil, "", tooLarge("webhook event %d (%s) would be about %d bytes, at most %d", i, e.Type, n, lim.MaxWebhookBytes)
+		}
+		if total += n; total > lim.MaxTotalBytes {
+			return nil, "", tooLarge("its %d webhook events would be more than %d bytes together, at most %d", len(emitted), total, lim.MaxTotalBytes)
+		}
 	}
 
 	var arrivedAt *timestamppb.Timestamp

@@ -53,6 +53,11 @@ const (
 	ReasonBadOccurredAt = "bad_occurred_at"
 	// ReasonPayload: data the cascade rules cannot turn into payloads.
 	ReasonPayload = "payload"
+	// ReasonBadActor: an actor longer than publisher.MaxActorLen or not UTF-8.
+	ReasonBadActor = "bad_actor"
+	// ReasonTooLarge: an event that would expand into more webhooks or
+	// bytes than Config.Limits allows.
+	ReasonTooLarge = "expansion_too_large"
 	// ReasonPanic: the handler panicked.
 	ReasonPanic = "panic"
 )
@@ -325,6 +330,9 @@ func validate(rules *cascade.Rules, subject string, ev *eventsv1.DomainEvent) *p
 			return permanent(ReasonBadOccurredAt, "%v", err)
 		}
 	}
+	if a := ev.GetActor(); len(a) > publisher.MaxActorLen || !utf8.ValidString(a) {
+		return permanent(ReasonBadActor, "actor must be at most %d bytes of UTF-8 (got %d bytes): it is copied into every webhook", publisher.MaxActorLen, len(a))
+	}
 	return nil
 }
 
@@ -361,7 +369,10 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 		arrived = md.Timestamp
 		redelivered = md.NumDelivered > 1
 	}
-	fanouts, skip, err := Expansion{Event: ev, Subject: subject, Arrived: arrived, Config: cfg}.Fanouts(s.rules)
+	fanouts, skip, err := Expansion{Event: ev, Subject: subject, Arrived: arrived, Config: cfg, Limits: s.cfg.Limits}.Fanouts(s.rules)
+	if errors.Is(err, ErrTooLarge) {
+		return permanent(ReasonTooLarge, "%v", err)
+	}
 	if err != nil {
 		return permanent(ReasonPayload, "%v", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/publisher"
+	"github.com/hubhooks/hubhooks/services/expander"
 )
 
 // Defaults of Config.
@@ -43,6 +44,10 @@ type Config struct {
 	// MaxEventBytes is the largest domain event a replay expands, as the
 	// expander's (larger ones were dead-lettered). Default 1 MiB.
 	MaxEventBytes int
+	// ExpansionLimits bound what a replayed domain event may expand into,
+	// as the expander's do (HUBHOOKS_MAX_WEBHOOKS_PER_EVENT, ...); zero
+	// fields are expander's defaults.
+	ExpansionLimits expander.Limits
 	// StreamOptions are used to ensure the deliveries stream.
 	StreamOptions eventbus.Options
 	// Registerer receives the metrics; nil means a private registry.

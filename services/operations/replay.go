@@ -285,7 +285,7 @@ func (rp *replayRun) step(ctx context.Context, msgs []jetstream.Msg) error {
 		if ev.GetHubId() != rp.r.hub {
 			continue
 		}
-		fs, _, err := expander.Expansion{Event: ev, Subject: m.Subject(), Config: rp.cfg, Replay: true, Take: rp.r.take}.Fanouts(rp.s.rules)
+		fs, _, err := expander.Expansion{Event: ev, Subject: m.Subject(), Config: rp.cfg, Replay: true, Take: rp.r.take, Limits: rp.s.cfg.ExpansionLimits}.Fanouts(rp.s.rules)
 		if err != nil {
 			rp.progress.Invalid++
 			continue

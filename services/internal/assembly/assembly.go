@@ -340,11 +340,17 @@ func (p *Parts) ConfigSvcConfig(rules *cascade.Rules) configsvc.Config {
 	}
 }
 
+// ExpansionLimits bound what one domain event may expand into, for the
+// expander and for replays.
+func (p *Parts) ExpansionLimits() expander.Limits {
+	return expander.Limits{MaxWebhooks: p.Settings.MaxWebhooksPerEvent, MaxWebhookBytes: p.Settings.MaxWebhookBytes, MaxTotalBytes: p.Settings.MaxExpansionBytes}
+}
+
 // ExpanderConfig is the expander's config from the settings.
 func (p *Parts) ExpanderConfig() expander.Config {
 	return expander.Config{
 		Registerer: p.Registry, Log: p.Log.With("component", "expander"), StreamOptions: p.StreamOptions(),
-		MaxEventBytes: p.Settings.MaxEventBytes,
+		MaxEventBytes: p.Settings.MaxEventBytes, Limits: p.ExpansionLimits(),
 	}
 }
 
@@ -391,7 +397,7 @@ func (p *Parts) LoggerConfig() logger.Config {
 // OperationsConfig is the OperationsService's config from the settings.
 func (p *Parts) OperationsConfig() operations.Config {
 	return operations.Config{
-		BulkRate: float64(p.Settings.BulkRate), BulkMaxBacklog: p.Settings.BulkMaxBacklog, MaxEventBytes: p.Settings.MaxEventBytes,
+		BulkRate: float64(p.Settings.BulkRate), BulkMaxBacklog: p.Settings.BulkMaxBacklog, MaxEventBytes: p.Settings.MaxEventBytes, ExpansionLimits: p.ExpansionLimits(),
 		AutoDisableAfter: p.Settings.AutoDisableAfter, AutoDisableOff: p.Settings.AutoDisableAfter == 0,
 		StreamOptions: p.StreamOptions(), Registerer: p.Registry, Log: p.Log.With("component", "operations"),
 	}

@@ -96,6 +96,9 @@ type Settings struct {
 	MaxStreamsPerToken  int
 	MaxStreamsPerConn   int
 	TestEventsPerMinute int
+	MaxWebhooksPerEvent int
+	MaxWebhookBytes     int
+	MaxExpansionBytes   int
 
 	// Tracing (pkg/tracing): no OTLP endpoint leaves it off.
 	OTLPEndpoint     string
@@ -203,6 +206,9 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	num(&s.MaxEventBytes, "max-event-bytes", "HUBHOOKS_MAX_EVENT_BYTES", publisher.MaxEventBytes, "largest domain event accepted; larger ones are dead-lettered")
 	num(&s.MaxStreamsPerToken, "max-streams-per-token", "HUBHOOKS_MAX_STREAMS_PER_TOKEN", auth.DefaultMaxStreamsPerToken, "streams (WatchHubConfig, tails) one hub token may have open on one server")
 	num(&s.MaxStreamsPerConn, "max-streams-per-conn", "HUBHOOKS_MAX_STREAMS_PER_CONN", auth.DefaultMaxStreamsPerConn, "streams one client connection may have open on one server")
+	num(&s.MaxWebhooksPerEvent, "max-webhooks-per-event", "HUBHOOKS_MAX_WEBHOOKS_PER_EVENT", expander.DefaultMaxWebhooks, "webhook events one domain event may expand into; more is dead-lettered")
+	num(&s.MaxWebhookBytes, "max-webhook-bytes", "HUBHOOKS_MAX_WEBHOOK_BYTES", expander.DefaultMaxWebhookBytes, "largest webhook body one domain event may make; larger is dead-lettered")
+	num(&s.MaxExpansionBytes, "max-expansion-bytes", "HUBHOOKS_MAX_EXPANSION_BYTES", expander.DefaultMaxTotalBytes, "bytes of webhook bodies one domain event may make in all; more is dead-lettered")
 	num(&s.TestEventsPerMinute, "test-events-per-minute", "HUBHOOKS_TEST_EVENTS_PER_MINUTE", configsvc.DefaultTestEventsPerMinute, "test events one hub may send in a minute (SendTestEvent), across every configsvc")
 	num(&s.BulkRate, "bulk-rate", "HUBHOOKS_BULK_RATE", operations.DefaultBulkRate, "deliveries per second one replay or recovery adds at most")
 	num(&s.BulkMaxBacklog, "bulk-max-backlog", "HUBHOOKS_BULK_MAX_BACKLOG", operations.DefaultBulkMaxBacklog, "replays and recoveries pause while the deliverer has more messages than this waiting")
@@ -319,7 +325,8 @@ func (s *Settings) Validate() error {
 	}
 	for name, v := range map[string]int{"deliver-concurrency": s.DeliverConcurrency, "per-url-concurrency": s.PerURLConcurrency,
 		"per-hub-concurrency": s.PerHubConcurrency, "breaker-failures": s.BreakerFailures, "log-max-entries-per-hub": s.LogMaxEntriesPerHub, "max-event-bytes": s.MaxEventBytes,
-		"bulk-rate": s.BulkRate, "bulk-max-backlog": s.BulkMaxBacklog, "max-streams-per-token": s.MaxStreamsPerToken, "max-streams-per-conn": s.MaxStreamsPerConn, "test-events-per-minute": s.TestEventsPerMinute} {
+		"bulk-rate": s.BulkRate, "bulk-max-backlog": s.BulkMaxBacklog, "max-streams-per-token": s.MaxStreamsPerToken, "max-streams-per-conn": s.MaxStreamsPerConn, "test-events-per-minute": s.TestEventsPerMinute,
+		"max-webhooks-per-event": s.MaxWebhooksPerEvent, "max-webhook-bytes": s.MaxWebhookBytes, "max-expansion-bytes": s.MaxExpansionBytes} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s %d: must not be negative", name, v))
 		}
