@@ -99,7 +99,7 @@ screenshots: redis ## run the console's browser test and save its screenshots in
 	HUBHOOKS_UPDATE_SCREENSHOTS=1 $(GO) test -count=1 -run 'TestConsoleInBrowser' -v ./services/gateway/
 
 bench: build redis ## load test: hubd and its ceilings; see docs/performance.md
-	$(BIN)/hubbench $(BENCH_FLAGS)
+	$(BIN)/hubbench run $(BENCH_FLAGS)
 
 .PHONY: bench-fairness bench-noisy
 bench-fairness: build redis ## tenant fairness: one hub's burst beside quiet hubs, side by side with each alone

@@ -71,7 +71,7 @@ var (
 // flags name.
 func settingsOf(t *testing.T, binary string) map[string]flagInfo {
 	t.Helper()
-	out, _ := exec.Command(binary, "-help").CombinedOutput() // exits 1 on -help
+	out, _ := exec.Command(binary, "-help").CombinedOutput()
 	got := map[string]flagInfo{}
 	lines := strings.Split(string(out), "\n")
 	for i := 0; i < len(lines); i++ {

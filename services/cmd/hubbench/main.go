@@ -16,8 +16,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
+
+	"github.com/hubhooks/hubhooks/pkg/webhook"
 )
 
 func main() {
@@ -25,7 +28,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
+			return // the usage asked for is printed
 		}
 		fmt.Fprintln(os.Stderr, "hubbench:", err)
 		os.Exit(1)
@@ -33,13 +36,30 @@ func main() {
 }
 
 const usage = `usage:
-  hubbench [run] [flags]     load test (default); 'hubbench run -h' lists the flags
-  hubbench receive [flags]   print every webhook that arrives; 'hubbench receive -h'
+  hubbench run [flags]       load test hubd (or a running deployment) against its ceilings;
+                             'hubbench run -h' lists the flags ('hubbench -<flag> ...' is run too)
+  hubbench receive [flags]   a webhook receiver that prints every webhook that arrives (and,
+                             given -secret whsec_..., verifies its signature); 'hubbench receive -h'
+  hubbench -version          the version
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		// No arguments: say what the tool does rather than start a minute
+		// of load on the machine.
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "-version", "--version":
+		fmt.Fprintln(stdout, "hubbench", webhook.Version, runtime.Version())
+		return nil
+	}
 	cmd := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -306,5 +308,29 @@ func TestNoisyVerdicts(t *testing.T) {
 		if got[i].Pass != w {
 			t.Errorf("verdict %d (%s, %v ms, limit %v) pass %v, want %v", i, got[i].Goal, got[i].Value, got[i].Limit, got[i].Pass, w)
 		}
+	}
+}
+
+// TestUsageInsteadOfALoadTest: no arguments, or -h, print what the tool
+// does (both commands) instead of starting a load test; -version prints
+// the version.
+func TestUsageInsteadOfALoadTest(t *testing.T) {
+	for _, args := range [][]string{nil, {"-h"}, {"--help"}} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		for _, want := range []string{"hubbench run", "hubbench receive", "-version"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%v: usage %q does not mention %q", args, out.String(), want)
+			}
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-version"}, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "hubbench ") {
+		t.Fatalf("-version: %q, %v", out.String(), err)
+	}
+	if err := run(context.Background(), []string{"run", "-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run -h: %v, want flag.ErrHelp (main exits 0)", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
@@ -114,6 +115,7 @@ const rootExample = `  # Point a hub's webhooks at a receiver and switch them on
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "hubctl",
+		Version:       webhook.Version, // --version, as "hubctl version"
 		Short:         "Configure hubhooks webhooks and inspect their deliveries",
 		Long:          rootLong,
 		Example:       rootExample,

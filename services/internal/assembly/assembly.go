@@ -8,11 +8,13 @@ package assembly
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -461,11 +463,19 @@ func (in *Infra) Close() {
 
 // Main runs a binary: run gets a context that ends on SIGINT or SIGTERM and
 // the command-line arguments; an error is printed as "<name>: <err>" and
-// exits 1.
+// exits 1. -h (flag.ErrHelp) exits 0 after the flags were printed, and
+// -version (settings.ErrVersion) prints the name, version and Go version.
 func Main(name string, run func(ctx context.Context, args []string) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
+	err := run(ctx, os.Args[1:])
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		// -h: the flags were printed; asking for them is not a failure.
+	case errors.Is(err, settings.ErrVersion):
+		fmt.Println(name, webhook.Version, runtime.Version())
+	default:
 		fmt.Fprintln(os.Stderr, name+":", err)
 		stop()
 		os.Exit(1)

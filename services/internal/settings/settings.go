@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,7 +114,14 @@ type Defaults struct {
 	HTTPAddr string
 }
 
-// Parse reads flags from args with HUBHOOKS_* environment fallbacks.
+// ErrVersion is returned by Parse for -version: print the version and
+// exit without an error.
+var ErrVersion = errors.New("version requested")
+
+// Parse reads flags from args with HUBHOOKS_* environment fallbacks. Every
+// binary shares the environment (a deployment sets one for all), but each
+// takes on its command line, and lists in -h, only the flags that apply to
+// it (only). -h answers flag.ErrHelp, -version ErrVersion.
 func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	s := &Settings{}
@@ -216,12 +224,20 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	version := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() { usage(fs, name) }
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *version {
+		return nil, ErrVersion
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "nats-listen" {
 			s.NATSListenSet = true
+		}
+		if !appliesTo(f.Name, name) {
+			errs = append(errs, fmt.Errorf("-%s does not apply to %s (%s -h lists the flags that do)", f.Name, name, name))
 		}
 	})
 	if daemon.Env("HUBHOOKS_NATS_LISTEN", "") != "" {
@@ -351,4 +367,58 @@ func formatDurations(ds []time.Duration) string {
 		out[i] = v
 	}
 	return strings.Join(out, ",")
+}
+
+// Binaries that read settings, and the sets of them the flags below name.
+var (
+	natsUsers  = []string{"hubd", "configsvc", "expander", "deliverer", "logger"}
+	redisUsers = natsUsers
+	grpcServer = []string{"hubd", "configsvc", "logger"}
+	sendsHooks = []string{"hubd", "configsvc", "deliverer"}
+)
+
+// only names the binaries a flag applies to; a flag it does not name
+// applies to every binary.
+var only = map[string][]string{
+	"nats-url": natsUsers, "nats-creds": natsUsers, "nats-user": natsUsers, "nats-password": natsUsers,
+	"nats-tls-ca": natsUsers, "nats-tls-cert": natsUsers, "nats-tls-key": natsUsers,
+	"nats-listen": {"hubd"}, "nats-publisher-password": {"hubd"}, "data-dir": {"hubd"},
+	"redis-url": redisUsers, "redis-prefix": redisUsers, "redis-sentinel-master": redisUsers,
+	"redis-sentinel-addrs": redisUsers, "redis-cluster-addrs": redisUsers,
+	"grpc-addr": grpcServer, "tls-cert": grpcServer, "tls-key": grpcServer, "tls-client-ca": grpcServer,
+	"config-addr":    {"expander", "deliverer", "logger", "gateway"},
+	"tls-ca":         {"expander", "deliverer", "logger", "gateway"},
+	"logs-addr":      {"gateway"},
+	"api-addr":       {"hubd", "gateway"},
+	"rules-file":     {"hubd", "configsvc", "expander", "logger"},
+	"retry-schedule": {"hubd", "deliverer"}, "allowed-cidrs": sendsHooks, "https-only": sendsHooks,
+	"webhook-timeout": sendsHooks, "secret-grace": {"hubd", "configsvc"},
+	"stream-replicas": natsUsers, "dedupe-window": natsUsers, "events-max-age": natsUsers, "events-max-bytes": natsUsers,
+	"seen-window":         {"hubd", "expander"},
+	"deliver-concurrency": {"hubd", "deliverer"}, "per-url-concurrency": {"hubd", "deliverer"},
+	"per-hub-concurrency": {"hubd", "deliverer"}, "breaker-failures": {"hubd", "deliverer"},
+	"breaker-cooldown": {"hubd", "deliverer"}, "hold-limit": {"hubd", "deliverer"}, "max-retry-after": {"hubd", "deliverer"},
+	"log-retention": {"hubd", "logger"}, "log-max-entries-per-hub": {"hubd", "logger"}, "log-max-bytes-per-hub": {"hubd", "logger"},
+	"max-event-bytes": {"hubd", "expander", "logger"},
+	"bulk-rate":       {"hubd", "logger"}, "bulk-max-backlog": {"hubd", "logger"},
+}
+
+// appliesTo reports whether the flag named flagName applies to binary.
+func appliesTo(flagName, binary string) bool {
+	bins, ok := only[flagName]
+	return !ok || slices.Contains(bins, binary)
+}
+
+// usage prints the flags of fs that apply to binary, as -h shows them.
+func usage(fs *flag.FlagSet, binary string) {
+	mine := flag.NewFlagSet(binary, flag.ContinueOnError)
+	mine.SetOutput(fs.Output())
+	fs.VisitAll(func(f *flag.Flag) {
+		if appliesTo(f.Name, binary) {
+			mine.Var(f.Value, f.Name, f.Usage)
+			mine.Lookup(f.Name).DefValue = f.DefValue
+		}
+	})
+	fmt.Fprintf(fs.Output(), "Usage of %s (each flag also reads the HUBHOOKS_* variable it names; README.md lists them):\n", binary)
+	mine.PrintDefaults()
 }

@@ -19,7 +19,7 @@ func parse(t *testing.T, env map[string]string, args ...string) (*Settings, erro
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	return Parse("test", args, Defaults{GRPCAddr: "127.0.0.1:7000", HTTPAddr: "127.0.0.1:9000"})
+	return Parse("hubd", args, Defaults{GRPCAddr: "127.0.0.1:7000", HTTPAddr: "127.0.0.1:9000"})
 }
 
 func TestDefaults(t *testing.T) {
