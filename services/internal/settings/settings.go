@@ -377,8 +377,12 @@ var (
 	sendsHooks = []string{"hubd", "configsvc", "deliverer"}
 )
 
-// only names the binaries a flag applies to; a flag it does not name
-// applies to every binary.
+// everywhere are the flags of every binary.
+var everywhere = []string{"admin-token", "http-addr", "log-level", "log-format", "otlp-endpoint", "otlp-insecure",
+	"trace-sample-ratio", "pprof", "shutdown-timeout", "version"}
+
+// only names the binaries each other flag applies to (a new flag goes in
+// one of the two: TestHelpListsTheFlagsThatApply fails otherwise).
 var only = map[string][]string{
 	"nats-url": natsUsers, "nats-creds": natsUsers, "nats-user": natsUsers, "nats-password": natsUsers,
 	"nats-tls-ca": natsUsers, "nats-tls-cert": natsUsers, "nats-tls-key": natsUsers,
@@ -401,6 +405,8 @@ var only = map[string][]string{
 	"log-retention": {"hubd", "logger"}, "log-max-entries-per-hub": {"hubd", "logger"}, "log-max-bytes-per-hub": {"hubd", "logger"},
 	"max-event-bytes": {"hubd", "expander", "logger"},
 	"bulk-rate":       {"hubd", "logger"}, "bulk-max-backlog": {"hubd", "logger"},
+	"max-streams-per-conn": grpcServer, "max-streams-per-token": grpcServer,
+	"test-events-per-minute": {"hubd", "configsvc"}, "auto-disable-after": {"hubd", "logger"},
 }
 
 // appliesTo reports whether the flag named flagName applies to binary.

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,11 @@ func TestHelpListsTheFlagsThatApply(t *testing.T) {
 	for name := range only {
 		if !listed[name] {
 			t.Errorf("the table names -%s, which no binary lists: a typo?", name)
+		}
+	}
+	for name := range listed {
+		if _, ok := only[name]; !ok && !slices.Contains(everywhere, name) {
+			t.Errorf("-%s is neither in everywhere nor in only: say which binaries it applies to", name)
 		}
 	}
 	hubd, configsvc, gateway := helpOf(t, "hubd"), helpOf(t, "configsvc"), helpOf(t, "gateway")
