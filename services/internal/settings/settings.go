@@ -403,8 +403,9 @@ var only = map[string][]string{
 	"per-hub-concurrency": {"hubd", "deliverer"}, "breaker-failures": {"hubd", "deliverer"},
 	"breaker-cooldown": {"hubd", "deliverer"}, "hold-limit": {"hubd", "deliverer"}, "max-retry-after": {"hubd", "deliverer"},
 	"log-retention": {"hubd", "logger"}, "log-max-entries-per-hub": {"hubd", "logger"}, "log-max-bytes-per-hub": {"hubd", "logger"},
-	"max-event-bytes": {"hubd", "expander", "logger"},
-	"bulk-rate":       {"hubd", "logger"}, "bulk-max-backlog": {"hubd", "logger"},
+	"max-event-bytes": {"hubd", "expander", "logger"}, "max-webhooks-per-event": {"hubd", "expander", "logger"},
+	"max-webhook-bytes": {"hubd", "expander", "logger"}, "max-expansion-bytes": {"hubd", "expander", "logger"},
+	"bulk-rate": {"hubd", "logger"}, "bulk-max-backlog": {"hubd", "logger"},
 	"max-streams-per-conn": grpcServer, "max-streams-per-token": grpcServer,
 	"test-events-per-minute": {"hubd", "configsvc"}, "auto-disable-after": {"hubd", "logger"},
 }
