@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -62,6 +63,14 @@ func TestEachServiceDoesItsJobOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := natstest.RunServerWithUsers(t, users)
+	eachServiceDoesItsJobOnly(t, srv, func(r natsauth.Role) []nats.Option {
+		return []nats.Option{nats.UserInfo(string(r), passwords[r])}
+	})
+}
+
+// eachServiceDoesItsJobOnly is TestEachServiceDoesItsJobOnly on srv, where
+// login(role) are the options that connect as role.
+func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(natsauth.Role) []nats.Option) {
 	o := eventbus.Options{}
 	streams := map[string]jetstream.StreamConfig{
 		eventbus.StreamEvents:      eventbus.EventsStreamConfig(cascade.Default().StreamSubjects(), o),
@@ -104,8 +113,8 @@ func TestEachServiceDoesItsJobOnly(t *testing.T) {
 		t.Run(string(role), func(t *testing.T) {
 			j := jobs[role]
 			var log errLog
-			nc, js := natstest.Connect(t, srv, nats.UserInfo(string(role), passwords[role]),
-				nats.CustomInboxPrefix(natsauth.InboxPrefix(role)), nats.ErrorHandler(log.add))
+			nc, js := natstest.Connect(t, srv, append(login(role),
+				nats.CustomInboxPrefix(natsauth.InboxPrefix(role)), nats.ErrorHandler(log.add))...)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			for _, name := range j.ensure {
@@ -204,7 +213,7 @@ func TestEachServiceDoesItsJobOnly(t *testing.T) {
 
 	t.Run("publisher", func(t *testing.T) {
 		var log errLog
-		nc, js := natstest.Connect(t, srv, nats.UserInfo(string(natsauth.Publisher), passwords[natsauth.Publisher]), nats.ErrorHandler(log.add))
+		nc, js := natstest.Connect(t, srv, append(login(natsauth.Publisher), nats.ErrorHandler(log.add))...)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, err := js.Publish(ctx, "API.CREATED", []byte("{}")); err != nil {
