@@ -7,8 +7,8 @@ import (
 )
 
 // DeployRoles are the users of the NATS server of the separate deployment
-// (deploy/nats/users.conf): the publisher and each service.
-var DeployRoles = append([]Role{Publisher}, Services...)
+// (deploy/nats/users.conf): the publisher, each service and the monitor.
+var DeployRoles = append(append([]Role{Publisher}, Services...), Monitor)
 
 // PasswordEnv is the environment variable from which the NATS server of
 // the separate deployment reads r's password (deploy/nats/users.conf);
@@ -18,9 +18,9 @@ func PasswordEnv(r Role) string {
 }
 
 // UsersConfHeader opens deploy/nats/users.conf.
-const UsersConfHeader = `# The users of hubhooks' NATS server: one per service and "publisher" (the
-# hub's domains), each with exactly the permissions services/internal/natsauth
-# defines. Generated; do not edit. After changing natsauth, run
+const UsersConfHeader = `# The users of hubhooks' NATS server: one per service, "publisher" (the
+# hub's domains) and "monitor" (operators: read-only JetStream information),
+# each with exactly the permissions services/internal/natsauth defines. Generated; do not edit. After changing natsauth, run
 #   go test ./services/internal/natsauth -run TestUsersConfIsCurrent -update
 # (make test fails while this file is stale).
 #

@@ -2,6 +2,7 @@ package natsauth_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"flag"
 	"net"
@@ -16,6 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hubhooks/hubhooks/pkg/cascade"
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/natstest"
+	"github.com/hubhooks/hubhooks/pkg/poll"
 	"github.com/hubhooks/hubhooks/services/internal/natsauth"
 	"github.com/hubhooks/hubhooks/services/internal/natsauth/deploytest"
 )
@@ -120,7 +124,59 @@ func TestDeployConfigServes(t *testing.T) {
 	d := deploytest.Prepare(t)
 	srv := d.Run(t, "hubhooks.conf")
 	eachServiceDoesItsJobOnly(t, srv, d.Login)
+	monitorOnlyReads(t, srv, d.Login(natsauth.Monitor))
 	refusesStrangers(t, srv, d)
+}
+
+// monitorOnlyReads: the monitor reads stream and consumer information
+// (the streams exist: eachServiceDoesItsJobOnly made them) and nothing
+// else: no message, no change.
+func monitorOnlyReads(t *testing.T, srv *server.Server, login []nats.Option) {
+	t.Helper()
+	var log errLog
+	nc, js := natstest.Connect(t, srv, append(login, nats.CustomInboxPrefix(natsauth.InboxPrefix(natsauth.Monitor)), nats.ErrorHandler(log.add))...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(ctx); err != nil {
+		t.Fatalf("monitor: account info: %v", err)
+	}
+	st, err := js.Stream(ctx, eventbus.StreamDeliveries)
+	if err != nil {
+		t.Fatalf("monitor: stream info: %v", err)
+	}
+	n := 0
+	for range st.ListConsumers(ctx).Info() {
+		n++
+	}
+	if n == 0 {
+		t.Error("monitor: no consumer of the deliveries stream listed")
+	}
+	if _, err := st.Consumer(ctx, eventbus.ConsumerDeliverer); err != nil {
+		t.Fatalf("monitor: consumer info: %v", err)
+	}
+	if errs := log.any(); len(errs) > 0 {
+		t.Fatalf("monitor: refused: %v", errs)
+	}
+	pubs := []string{eventbus.DeliverySubject("h"), "API.CREATED",
+		"$JS.API.STREAM.DELETE." + eventbus.StreamEvents, "$JS.API.STREAM.UPDATE." + eventbus.StreamEvents,
+		"$JS.API.STREAM.MSG.GET." + eventbus.StreamDeliveries, "$JS.API.DIRECT.GET." + eventbus.StreamDeliveries,
+		"$JS.API.CONSUMER.CREATE." + eventbus.StreamDeliveries + ".spy",
+		"$JS.API.CONSUMER.MSG.NEXT." + eventbus.StreamDeliveries + "." + eventbus.ConsumerDeliverer,
+		"$JS.API.CONSUMER.DELETE." + eventbus.StreamDeliveries + "." + eventbus.ConsumerDeliverer}
+	for _, subj := range pubs {
+		if err := nc.Publish(subj, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subs := []string{"hubhooks.>", "_INBOX.>", natsauth.InboxPrefix(natsauth.Deliverer) + ".>"}
+	for _, subj := range subs {
+		if _, err := nc.Subscribe(subj, func(*nats.Msg) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, subj := range append(pubs, subs...) {
+		poll.Until(t, 10*time.Second, "monitor: "+subj+" refused", func() bool { return log.refused(subj) })
+	}
 }
 
 // refusesStrangers: no connection without a user, with a wrong password,

@@ -22,6 +22,10 @@
 //	           "deliverer" (recovery's pace), read HUBHOOKS_EVENTS with ordered consumers
 //	           of its own (replay; never the expander's), publish delivery jobs
 //	hubd       all four services in one process
+//	monitor    for operators and monitoring of the separate deployment: read
+//	           JetStream's account, stream and consumer information (`nats stream
+//	           info`, `nats consumer info` with --inbox-prefix _HUBHOOKS_INBOX.monitor);
+//	           no message, no change
 //
 // "Ensure" is creating, updating and reading a stream's or a consumer's
 // configuration. No identity may delete or purge a stream, delete a
@@ -52,6 +56,7 @@ const (
 	Deliverer Role = "deliverer"
 	Logger    Role = "logger"
 	Hubd      Role = "hubd"
+	Monitor   Role = "monitor"
 )
 
 // Services are the roles of the four services, in the order of the pipeline.
@@ -175,6 +180,13 @@ func For(r Role, domainSubjects []string) (Permissions, error) {
 			return Permissions{}, fmt.Errorf("natsauth: the publisher needs the domain-event subjects")
 		}
 		return Permissions{Publish: slices.Clone(domainSubjects), Subscribe: []string{PublisherInbox + ".>"}}, nil
+	}
+	if r == Monitor {
+		return Permissions{
+			Publish: []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.INFO.*",
+				"$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*", "$JS.API.CONSUMER.INFO.*.*"},
+			Subscribe: []string{InboxPrefix(r) + ".>"},
+		}, nil
 	}
 	u, ok := uses[r]
 	if !ok {
