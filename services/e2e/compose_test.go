@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	composetypes "github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/hubhooks/hubhooks/services/internal/natsauth"
 )
 
 // repoRoot is the repository's top folder.
@@ -25,8 +28,25 @@ func repoRoot() string {
 	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
 }
 
-// composeEnv is a valid environment for loading the compose files.
-var composeEnv = map[string]string{"HUBHOOKS_ADMIN_TOKEN": "compose-test-token-0123456789"}
+// composeEnv is a valid environment for loading the compose files: the
+// admin token and a password for each NATS user.
+var composeEnv = func() map[string]string {
+	env := map[string]string{"HUBHOOKS_ADMIN_TOKEN": "compose-test-token-0123456789"}
+	for _, r := range natsauth.DeployRoles {
+		env[natsauth.PasswordEnv(r)] = "compose-test-" + string(r) + "-0123456789"
+	}
+	return env
+}()
+
+// withEnv is env with the given KEY=VALUE pairs added or replaced.
+func withEnv(env map[string]string, kv ...string) map[string]string {
+	out := maps.Clone(env)
+	for _, p := range kv {
+		k, v, _ := strings.Cut(p, "=")
+		out[k] = v
+	}
+	return out
+}
 
 // loadCompose loads a compose file of the repository with compose's own
 // loader (schema validation, interpolation, merging of anchors) and the
@@ -125,6 +145,95 @@ func TestComposeRefusesWithoutAdminToken(t *testing.T) {
 	}
 }
 
+// TestComposeRefusesWithoutNATSPasswords: the compose files ship no NATS
+// password; loading one without any of them fails, naming the variable and
+// the command that makes them.
+func TestComposeRefusesWithoutNATSPasswords(t *testing.T) {
+	for _, file := range composeFiles {
+		for _, r := range natsauth.DeployRoles {
+			env := maps.Clone(composeEnv)
+			delete(env, natsauth.PasswordEnv(r))
+			_, err := loadCompose(file, env)
+			if err == nil {
+				t.Errorf("%s loaded without %s", file, natsauth.PasswordEnv(r))
+				continue
+			}
+			for _, want := range []string{natsauth.PasswordEnv(r), "gensecrets"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s without %s: error %q does not say %q", file, natsauth.PasswordEnv(r), err, want)
+				}
+			}
+		}
+	}
+}
+
+// checkNATSUsers: every NATS server of a compose project runs a
+// configuration of deploy/nats, mounted from it, with the password of
+// every user of deploy/nats/users.conf; every service on NATS connects as
+// the user named after its binary with that user's password, and verifies
+// the server with the CA of deploy/nats/tls.
+func checkNATSUsers(t *testing.T, p *composetypes.Project, env map[string]string) {
+	t.Helper()
+	for name, svc := range p.Services {
+		switch {
+		case strings.HasPrefix(svc.Image, "nats:"):
+			conf := natsConfPath(t, svc)
+			if filepath.Dir(conf) != filepath.Join(repoRoot(), "deploy", "nats") {
+				t.Errorf("%s runs %s, not a configuration of deploy/nats", name, conf)
+			}
+			for _, r := range natsauth.DeployRoles {
+				if v := svc.Environment[natsauth.PasswordEnv(r)]; v == nil || *v != env[natsauth.PasswordEnv(r)] {
+					t.Errorf("%s: %s is %v, want the password from the environment", name, natsauth.PasswordEnv(r), v)
+				}
+			}
+		case svc.Build != nil && svc.Environment["HUBHOOKS_NATS_URL"] != nil:
+			role := natsauth.Role(svc.Build.Target)
+			if u := svc.Environment["HUBHOOKS_NATS_USER"]; u == nil || *u != string(role) {
+				t.Errorf("%s: HUBHOOKS_NATS_USER is %v, want %s", name, u, role)
+			}
+			if pw := svc.Environment["HUBHOOKS_NATS_PASSWORD"]; pw == nil || *pw != env[natsauth.PasswordEnv(role)] {
+				t.Errorf("%s: HUBHOOKS_NATS_PASSWORD is not %s", name, natsauth.PasswordEnv(role))
+			}
+			ca := svc.Environment["HUBHOOKS_NATS_TLS_CA"]
+			if ca == nil || hostPath(svc, *ca) != filepath.Join(repoRoot(), "deploy", "nats", "tls", natsauth.TLSCA) {
+				t.Errorf("%s: HUBHOOKS_NATS_TLS_CA %v is not deploy/nats/tls/%s mounted", name, ca, natsauth.TLSCA)
+			}
+		}
+	}
+}
+
+// hostPath is where a path inside svc's container comes from on the host
+// (a bind mount's source), or "" when no bind mount holds it.
+func hostPath(svc composetypes.ServiceConfig, path string) string {
+	for _, v := range svc.Volumes {
+		if v.Type != composetypes.VolumeTypeBind {
+			continue
+		}
+		if path == v.Target {
+			return v.Source
+		}
+		if rest, ok := strings.CutPrefix(path, v.Target+"/"); ok {
+			return filepath.Join(v.Source, rest)
+		}
+	}
+	return ""
+}
+
+// natsConfPath is the host path of the configuration a NATS service runs
+// (its -c argument).
+func natsConfPath(t *testing.T, svc composetypes.ServiceConfig) string {
+	t.Helper()
+	i := slices.Index(svc.Command, "-c")
+	if i < 0 || i+1 >= len(svc.Command) {
+		t.Fatalf("%s: command %v runs no configuration file (-c)", svc.Name, svc.Command)
+	}
+	path := hostPath(svc, svc.Command[i+1])
+	if path == "" {
+		t.Fatalf("%s: %s is not in a mounted directory", svc.Name, svc.Command[i+1])
+	}
+	return path
+}
+
 // TestComposeFiles checks each compose file against the binaries: every
 // image built from the Dockerfile is a stage named after a binary of
 // `make build`; every HUBHOOKS_ variable given to a service is one that
@@ -141,6 +250,7 @@ func TestComposeFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			checkNATSUsers(t, p, composeEnv)
 			listens := map[string][]uint32{} // service -> ports it listens on
 			for name, svc := range p.Services {
 				if svc.Build == nil {
@@ -234,13 +344,15 @@ func infraPorts(t *testing.T, svc composetypes.ServiceConfig) []uint32 {
 	cmd := strings.Join(svc.Command, " ")
 	switch {
 	case strings.HasPrefix(svc.Image, "nats:"):
-		ports := []uint32{4222}
-		if m := regexp.MustCompile(`-m (\d+)`).FindStringSubmatch(cmd); m != nil {
+		// The client, monitoring and cluster ports of its configuration.
+		conf, err := os.ReadFile(natsConfPath(t, svc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ports []uint32
+		for _, m := range natsPortRe.FindAllStringSubmatch(string(conf), -1) {
 			n, _ := strconv.Atoi(m[1])
 			ports = append(ports, uint32(n))
-		}
-		if strings.Contains(cmd, "cluster.conf") {
-			ports = append(ports, 6222, 8222) // deploy/nats/cluster.conf
 		}
 		return ports
 	case strings.HasPrefix(svc.Image, "redis:"):
@@ -256,6 +368,9 @@ func infraPorts(t *testing.T, svc composetypes.ServiceConfig) []uint32 {
 	t.Fatalf("service %s: image %q is neither NATS nor Redis and not built from the Dockerfile", svc.Name, svc.Image)
 	return nil
 }
+
+// natsPortRe matches the listen and http addresses of a NATS configuration.
+var natsPortRe = regexp.MustCompile(`(?m)^\s*(?:listen|http):\s*\S*:(\d+)\s*$`)
 
 var (
 	fromRe       = regexp.MustCompile(`(?im)^FROM\s+(\S+)(?:\s+AS\s+(\S+))?\s*$`)

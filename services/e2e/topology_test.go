@@ -27,6 +27,8 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
 	"github.com/hubhooks/hubhooks/pkg/poll"
+	"github.com/hubhooks/hubhooks/services/internal/natsauth"
+	"github.com/hubhooks/hubhooks/services/internal/natsauth/deploytest"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -37,11 +39,33 @@ import (
 // and environment rewritten to its loopback address. Images are replaced
 // by local binaries: nats by the nats-server build, redis by redis-server
 // from PATH, the hubhooks images by the binary their build target names.
+// Paths inside a container that a bind mount holds become the mount's
+// source on the host, or the local stand-in for it given in mounts (host
+// directory -> local directory: deploy/nats with the test's TLS files).
 type localTopology struct {
 	t       *testing.T
 	project *composetypes.Project
 	addr    map[string]map[uint32]string // service -> container port -> loopback address
+	mounts  map[string]string
 	procs   map[string]*proc
+}
+
+// localPath is where path of svc's container is on this machine, or ""
+// when no bind mount holds it.
+func (l *localTopology) localPath(svc composetypes.ServiceConfig, path string) string {
+	hp := hostPath(svc, path)
+	if hp == "" {
+		return ""
+	}
+	for from, to := range l.mounts {
+		if hp == from {
+			return to
+		}
+		if rest, ok := strings.CutPrefix(hp, from+"/"); ok {
+			return filepath.Join(to, rest)
+		}
+	}
+	return hp
 }
 
 // hostPortRe matches a "<name>:<port>" or "0.0.0.0:<port>" in a value.
@@ -63,9 +87,9 @@ func (l *localTopology) rewrite(self, value string) string {
 	})
 }
 
-func startLocalTopology(t *testing.T, project *composetypes.Project) *localTopology {
+func startLocalTopology(t *testing.T, project *composetypes.Project, mounts map[string]string) *localTopology {
 	t.Helper()
-	l := &localTopology{t: t, project: project, addr: map[string]map[uint32]string{}, procs: map[string]*proc{}}
+	l := &localTopology{t: t, project: project, addr: map[string]map[uint32]string{}, mounts: mounts, procs: map[string]*proc{}}
 	bins := binaries(t)
 	// Every port a service listens on gets a loopback address.
 	for name, svc := range project.Services {
@@ -96,13 +120,23 @@ func startLocalTopology(t *testing.T, project *composetypes.Project) *localTopol
 		case svc.Build != nil:
 			path = filepath.Join(bins, svc.Build.Target)
 			for k, v := range svc.Environment {
-				if v != nil {
+				if v == nil {
+					continue
+				}
+				if lp := l.localPath(svc, *v); lp != "" {
+					env = append(env, k+"="+lp)
+				} else {
 					env = append(env, k+"="+l.rewrite(name, *v))
 				}
 			}
 		case strings.HasPrefix(svc.Image, "nats:"):
 			path = natsServerBinary(t)
 			args = l.natsArgs(name, svc)
+			for k, v := range svc.Environment {
+				if v != nil {
+					env = append(env, k+"="+*v)
+				}
+			}
 		case strings.HasPrefix(svc.Image, "redis:"):
 			path, err = exec.LookPath(svc.Command[0])
 			if err != nil {
@@ -119,29 +153,35 @@ func startLocalTopology(t *testing.T, project *composetypes.Project) *localTopol
 	return l
 }
 
-// natsArgs is the nats service's command with its volumes mapped to
-// temporary folders and its ports to loopback.
+// natsArgs is the nats service's command with its ports mapped to
+// loopback (the flags override the configuration's) and its configuration
+// copied with its named volumes ("/data", the store) in temporary folders.
 func (l *localTopology) natsArgs(name string, svc composetypes.ServiceConfig) []string {
+	volumes := map[string]string{}
+	for _, v := range svc.Volumes {
+		if v.Type == composetypes.VolumeTypeVolume {
+			volumes[v.Target] = l.t.TempDir()
+		}
+	}
 	var args []string
 	for i := 0; i < len(svc.Command); i++ {
 		a := svc.Command[i]
-		switch {
-		case a == "-m" && i+1 < len(svc.Command):
-			n, _ := strconv.Atoi(svc.Command[i+1])
-			_, port, _ := net.SplitHostPort(l.addr[name][uint32(n)])
-			args = append(args, "-m", port)
+		if a == "-c" && i+1 < len(svc.Command) {
+			conf := l.localPath(svc, svc.Command[i+1])
+			d := &deploytest.Deploy{Dir: filepath.Dir(conf)}
+			args = append(args, "-c", d.NodeConf(l.t, filepath.Base(conf), name, volumes))
 			i++
 			continue
-		}
-		for _, v := range svc.Volumes {
-			if a == v.Target {
-				a = l.t.TempDir()
-			}
 		}
 		args = append(args, a)
 	}
 	host, port, _ := net.SplitHostPort(l.addr[name][4222])
-	return append(args, "-a", host, "-p", port)
+	args = append(args, "-a", host, "-p", port)
+	if a, ok := l.addr[name][8222]; ok {
+		_, mport, _ := net.SplitHostPort(a)
+		args = append(args, "-m", mport)
+	}
+	return args
 }
 
 // waitHealthy waits until a service answers like its compose healthcheck
@@ -237,15 +277,17 @@ func startOrder(p *composetypes.Project) ([]string, error) {
 // Prometheus alert rules in deploy/ name must be there.
 func TestComposeTopology(t *testing.T) {
 	token := "topology-test-token-0123456789"
-	project, err := loadCompose("docker-compose.yml", map[string]string{
-		"HUBHOOKS_ADMIN_TOKEN":    token,
-		"HUBHOOKS_ALLOWED_CIDRS":  "127.0.0.0/8",
-		"HUBHOOKS_RETRY_SCHEDULE": "0s,100ms,200ms",
-	})
+	// NATS runs deploy/nats/hubhooks.conf with TLS files and passwords of
+	// the test's.
+	natsDeploy := deploytest.Prepare(t)
+	project, err := loadCompose("docker-compose.yml", withEnv(composeEnv, append(natsDeploy.Env,
+		"HUBHOOKS_ADMIN_TOKEN="+token,
+		"HUBHOOKS_ALLOWED_CIDRS=127.0.0.0/8",
+		"HUBHOOKS_RETRY_SCHEDULE=0s,100ms,200ms")...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := startLocalTopology(t, project)
+	l := startLocalTopology(t, project, map[string]string{deploytest.Dir(): natsDeploy.Dir})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -273,7 +315,12 @@ func TestComposeTopology(t *testing.T) {
 	if _, err := cfg.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect("nats://" + l.addr["nats"][4222])
+	natsURL := "nats://" + l.addr["nats"][4222]
+	if nc, err := nats.Connect(natsURL, nats.RootCAs(natsDeploy.CA()), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Error("the compose topology's NATS took a client without a user")
+	}
+	nc, err := nats.Connect(natsURL, natsDeploy.Login(natsauth.Publisher)...)
 	if err != nil {
 		t.Fatal(err)
 	}

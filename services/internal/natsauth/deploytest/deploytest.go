@@ -129,3 +129,24 @@ func (d *Deploy) Run(t *testing.T, conf string) *server.Server {
 func (d *Deploy) Login(r natsauth.Role) []nats.Option {
 	return []nats.Option{nats.UserInfo(string(r), d.Passwords[r]), nats.RootCAs(d.CA())}
 }
+
+// NodeConf writes a copy of conf for one server process named node, with
+// each container path of volumes (a volume's mount point, "/data") replaced
+// by its local directory, and returns its path: processes sharing the
+// configuration get stores of their own.
+func (d *Deploy) NodeConf(t testing.TB, conf, node string, volumes map[string]string) string {
+	t.Helper()
+	b, err := os.ReadFile(d.Conf(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for target, local := range volumes {
+		s = strings.ReplaceAll(s, " "+target+"/", " "+local+"/")
+	}
+	path := d.Conf(node + "-" + conf)
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
