@@ -27,10 +27,10 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/auth"
 	"github.com/hubhooks/hubhooks/pkg/poll"
-	"github.com/hubhooks/hubhooks/services/internal/natsauth"
-	"github.com/hubhooks/hubhooks/services/internal/natsauth/deploytest"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+	"github.com/hubhooks/hubhooks/services/internal/natsauth"
+	"github.com/hubhooks/hubhooks/services/internal/natsauth/deploytest"
 )
 
 // localTopology runs the services of a compose project as local
