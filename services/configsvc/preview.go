@@ -18,15 +18,43 @@ func (s *Service) previewTestEvent(ctx context.Context, req *hubhooksv1.SendTest
 	if err != nil {
 		return nil, err
 	}
+	r, err := previewRequest(te)
+	if err != nil {
+		return nil, err
+	}
+	return &hubhooksv1.PreviewTestEventResponse{Request: r}, nil
+}
+
+// previewTestDomainEvent is PreviewTestDomainEvent: the requests
+// SendTestDomainEvent would POST for req, in cascade order, sent nowhere.
+func (s *Service) previewTestDomainEvent(ctx context.Context, req *hubhooksv1.SendTestDomainEventRequest) (*hubhooksv1.PreviewTestDomainEventResponse, error) {
+	_, events, err := s.prepareTestDomainEvent(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := &hubhooksv1.PreviewTestDomainEventResponse{}
+	for _, te := range events {
+		r, err := previewRequest(te)
+		if err != nil {
+			return nil, err
+		}
+		resp.Requests = append(resp.Requests, r)
+	}
+	return resp, nil
+}
+
+// previewRequest is the request a send of te would POST, signed with the
+// hub's secrets, the secret header masked.
+func previewRequest(te *testEvent) (*hubhooksv1.HttpRequest, error) {
 	secrets := webhook.SigningSecrets(te.cfg, te.now)
 	if len(secrets) == 0 {
-		return nil, invalidf("hub %s has no secret yet: add a callback URL or generate a secret first", req.GetHubId())
+		return nil, invalidf("hub %s has no secret yet: add a callback URL or generate a secret first", te.evt.HubID)
 	}
 	sig, err := webhook.SignatureHeader(secrets, te.evt.ID, te.now, te.body)
 	if err != nil {
 		return nil, fmt.Errorf("sign preview: %w", err)
 	}
-	return &hubhooksv1.PreviewTestEventResponse{Request: &hubhooksv1.HttpRequest{
+	return &hubhooksv1.HttpRequest{
 		Url:    te.target.GetUrl(),
 		Method: http.MethodPost,
 		Body:   string(te.body),
@@ -38,10 +66,15 @@ func (s *Service) previewTestEvent(ctx context.Context, req *hubhooksv1.SendTest
 			webhook.HeaderSignature: sig,
 			webhook.HeaderSecret:    webhook.MaskSecret,
 		},
-	}}, nil
+	}, nil
 }
 
 func (g *grpcServer) PreviewTestEvent(ctx context.Context, req *hubhooksv1.SendTestEventRequest) (*hubhooksv1.PreviewTestEventResponse, error) {
 	resp, err := g.svc.previewTestEvent(ctx, req)
+	return resp, grpcError(err)
+}
+
+func (g *grpcServer) PreviewTestDomainEvent(ctx context.Context, req *hubhooksv1.SendTestDomainEventRequest) (*hubhooksv1.PreviewTestDomainEventResponse, error) {
+	resp, err := g.svc.previewTestDomainEvent(ctx, req)
 	return resp, grpcError(err)
 }

@@ -810,6 +810,52 @@ func (x *SendTestDomainEventResponse) GetResults() []*SendTestEventResponse {
 	return nil
 }
 
+type PreviewTestDomainEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// requests holds the request of each webhook event the domain event
+	// triggers, in cascade order.
+	Requests      []*HttpRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewTestDomainEventResponse) Reset() {
+	*x = PreviewTestDomainEventResponse{}
+	mi := &file_hubhooks_v1_config_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewTestDomainEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewTestDomainEventResponse) ProtoMessage() {}
+
+func (x *PreviewTestDomainEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_config_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewTestDomainEventResponse.ProtoReflect.Descriptor instead.
+func (*PreviewTestDomainEventResponse) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PreviewTestDomainEventResponse) GetRequests() []*HttpRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
 type GenerateSecretRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	HubId         string                 `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
@@ -819,7 +865,7 @@ type GenerateSecretRequest struct {
 
 func (x *GenerateSecretRequest) Reset() {
 	*x = GenerateSecretRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[12]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +877,7 @@ func (x *GenerateSecretRequest) String() string {
 func (*GenerateSecretRequest) ProtoMessage() {}
 
 func (x *GenerateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[12]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +890,7 @@ func (x *GenerateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateSecretRequest.ProtoReflect.Descriptor instead.
 func (*GenerateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GenerateSecretRequest) GetHubId() string {
@@ -866,7 +912,7 @@ type GenerateSecretResponse struct {
 
 func (x *GenerateSecretResponse) Reset() {
 	*x = GenerateSecretResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[13]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +924,7 @@ func (x *GenerateSecretResponse) String() string {
 func (*GenerateSecretResponse) ProtoMessage() {}
 
 func (x *GenerateSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[13]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +937,7 @@ func (x *GenerateSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateSecretResponse.ProtoReflect.Descriptor instead.
 func (*GenerateSecretResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GenerateSecretResponse) GetSecret() string {
@@ -923,7 +969,7 @@ type ListEventTypesRequest struct {
 
 func (x *ListEventTypesRequest) Reset() {
 	*x = ListEventTypesRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[14]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +981,7 @@ func (x *ListEventTypesRequest) String() string {
 func (*ListEventTypesRequest) ProtoMessage() {}
 
 func (x *ListEventTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[14]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +994,7 @@ func (x *ListEventTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListEventTypesRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 type ListEventTypesResponse struct {
@@ -962,7 +1008,7 @@ type ListEventTypesResponse struct {
 
 func (x *ListEventTypesResponse) Reset() {
 	*x = ListEventTypesResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1020,7 @@ func (x *ListEventTypesResponse) String() string {
 func (*ListEventTypesResponse) ProtoMessage() {}
 
 func (x *ListEventTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[15]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1033,7 @@ func (x *ListEventTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListEventTypesResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListEventTypesResponse) GetRules() []*EventTypeRule {
@@ -1018,7 +1064,7 @@ type EventTypeRule struct {
 
 func (x *EventTypeRule) Reset() {
 	*x = EventTypeRule{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1076,7 @@ func (x *EventTypeRule) String() string {
 func (*EventTypeRule) ProtoMessage() {}
 
 func (x *EventTypeRule) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[16]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1089,7 @@ func (x *EventTypeRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventTypeRule.ProtoReflect.Descriptor instead.
 func (*EventTypeRule) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{16}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EventTypeRule) GetDomainSubject() string {
@@ -1082,7 +1128,7 @@ type EmittedEvent struct {
 
 func (x *EmittedEvent) Reset() {
 	*x = EmittedEvent{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1140,7 @@ func (x *EmittedEvent) String() string {
 func (*EmittedEvent) ProtoMessage() {}
 
 func (x *EmittedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[17]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1153,7 @@ func (x *EmittedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmittedEvent.ProtoReflect.Descriptor instead.
 func (*EmittedEvent) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{17}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EmittedEvent) GetType() string {
@@ -1148,7 +1194,7 @@ type SendTestEventRequest struct {
 
 func (x *SendTestEventRequest) Reset() {
 	*x = SendTestEventRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1206,7 @@ func (x *SendTestEventRequest) String() string {
 func (*SendTestEventRequest) ProtoMessage() {}
 
 func (x *SendTestEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[18]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1219,7 @@ func (x *SendTestEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendTestEventRequest.ProtoReflect.Descriptor instead.
 func (*SendTestEventRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{18}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SendTestEventRequest) GetHubId() string {
@@ -1216,7 +1262,7 @@ type SendTestEventResponse struct {
 
 func (x *SendTestEventResponse) Reset() {
 	*x = SendTestEventResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1274,7 @@ func (x *SendTestEventResponse) String() string {
 func (*SendTestEventResponse) ProtoMessage() {}
 
 func (x *SendTestEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[19]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1287,7 @@ func (x *SendTestEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendTestEventResponse.ProtoReflect.Descriptor instead.
 func (*SendTestEventResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{19}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SendTestEventResponse) GetRequest() *HttpRequest {
@@ -1274,7 +1320,7 @@ type PreviewTestEventResponse struct {
 
 func (x *PreviewTestEventResponse) Reset() {
 	*x = PreviewTestEventResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1332,7 @@ func (x *PreviewTestEventResponse) String() string {
 func (*PreviewTestEventResponse) ProtoMessage() {}
 
 func (x *PreviewTestEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[20]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1345,7 @@ func (x *PreviewTestEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewTestEventResponse.ProtoReflect.Descriptor instead.
 func (*PreviewTestEventResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{20}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PreviewTestEventResponse) GetRequest() *HttpRequest {
@@ -1320,7 +1366,7 @@ type WatchHubConfigRequest struct {
 
 func (x *WatchHubConfigRequest) Reset() {
 	*x = WatchHubConfigRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1378,7 @@ func (x *WatchHubConfigRequest) String() string {
 func (*WatchHubConfigRequest) ProtoMessage() {}
 
 func (x *WatchHubConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[21]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1391,7 @@ func (x *WatchHubConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchHubConfigRequest.ProtoReflect.Descriptor instead.
 func (*WatchHubConfigRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{21}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchHubConfigRequest) GetHubId() string {
@@ -1373,7 +1419,7 @@ type CreateHubTokenRequest struct {
 
 func (x *CreateHubTokenRequest) Reset() {
 	*x = CreateHubTokenRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1431,7 @@ func (x *CreateHubTokenRequest) String() string {
 func (*CreateHubTokenRequest) ProtoMessage() {}
 
 func (x *CreateHubTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[22]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1444,7 @@ func (x *CreateHubTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateHubTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateHubTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{22}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateHubTokenRequest) GetHubId() string {
@@ -1426,7 +1472,7 @@ type CreateHubTokenResponse struct {
 
 func (x *CreateHubTokenResponse) Reset() {
 	*x = CreateHubTokenResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1484,7 @@ func (x *CreateHubTokenResponse) String() string {
 func (*CreateHubTokenResponse) ProtoMessage() {}
 
 func (x *CreateHubTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[23]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1497,7 @@ func (x *CreateHubTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateHubTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateHubTokenResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{23}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateHubTokenResponse) GetToken() string {
@@ -1483,7 +1529,7 @@ type HubToken struct {
 
 func (x *HubToken) Reset() {
 	*x = HubToken{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1541,7 @@ func (x *HubToken) String() string {
 func (*HubToken) ProtoMessage() {}
 
 func (x *HubToken) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[24]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1554,7 @@ func (x *HubToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubToken.ProtoReflect.Descriptor instead.
 func (*HubToken) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{24}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HubToken) GetId() string {
@@ -1558,7 +1604,7 @@ type RevokeHubTokenRequest struct {
 
 func (x *RevokeHubTokenRequest) Reset() {
 	*x = RevokeHubTokenRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1616,7 @@ func (x *RevokeHubTokenRequest) String() string {
 func (*RevokeHubTokenRequest) ProtoMessage() {}
 
 func (x *RevokeHubTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[25]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1629,7 @@ func (x *RevokeHubTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeHubTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeHubTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{25}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RevokeHubTokenRequest) GetHubId() string {
@@ -1615,7 +1661,7 @@ type RevokeHubTokenResponse struct {
 
 func (x *RevokeHubTokenResponse) Reset() {
 	*x = RevokeHubTokenResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1627,7 +1673,7 @@ func (x *RevokeHubTokenResponse) String() string {
 func (*RevokeHubTokenResponse) ProtoMessage() {}
 
 func (x *RevokeHubTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[26]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1640,7 +1686,7 @@ func (x *RevokeHubTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeHubTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeHubTokenResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{26}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{27}
 }
 
 type ListHubTokensRequest struct {
@@ -1652,7 +1698,7 @@ type ListHubTokensRequest struct {
 
 func (x *ListHubTokensRequest) Reset() {
 	*x = ListHubTokensRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +1710,7 @@ func (x *ListHubTokensRequest) String() string {
 func (*ListHubTokensRequest) ProtoMessage() {}
 
 func (x *ListHubTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[27]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +1723,7 @@ func (x *ListHubTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListHubTokensRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{27}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListHubTokensRequest) GetHubId() string {
@@ -1696,7 +1742,7 @@ type ListHubTokensResponse struct {
 
 func (x *ListHubTokensResponse) Reset() {
 	*x = ListHubTokensResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1754,7 @@ func (x *ListHubTokensResponse) String() string {
 func (*ListHubTokensResponse) ProtoMessage() {}
 
 func (x *ListHubTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[28]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1767,7 @@ func (x *ListHubTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListHubTokensResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{28}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListHubTokensResponse) GetTokens() []*HubToken {
@@ -1757,7 +1803,7 @@ type ConfigureCallbackUrlRequest struct {
 
 func (x *ConfigureCallbackUrlRequest) Reset() {
 	*x = ConfigureCallbackUrlRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1815,7 @@ func (x *ConfigureCallbackUrlRequest) String() string {
 func (*ConfigureCallbackUrlRequest) ProtoMessage() {}
 
 func (x *ConfigureCallbackUrlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[29]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1828,7 @@ func (x *ConfigureCallbackUrlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureCallbackUrlRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureCallbackUrlRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{29}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ConfigureCallbackUrlRequest) GetHubId() string {
@@ -1851,7 +1897,7 @@ type EventTypeFilter struct {
 
 func (x *EventTypeFilter) Reset() {
 	*x = EventTypeFilter{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[30]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1909,7 @@ func (x *EventTypeFilter) String() string {
 func (*EventTypeFilter) ProtoMessage() {}
 
 func (x *EventTypeFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[30]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +1922,7 @@ func (x *EventTypeFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventTypeFilter.ProtoReflect.Descriptor instead.
 func (*EventTypeFilter) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{30}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EventTypeFilter) GetTypes() []string {
@@ -1894,7 +1940,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[31]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1906,7 +1952,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[31]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1919,7 +1965,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{31}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{32}
 }
 
 type WhoAmIResponse struct {
@@ -1935,7 +1981,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[32]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +1993,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[32]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2006,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{32}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WhoAmIResponse) GetAdmin() bool {
@@ -1990,7 +2036,7 @@ type ListHubsRequest struct {
 
 func (x *ListHubsRequest) Reset() {
 	*x = ListHubsRequest{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[33]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +2048,7 @@ func (x *ListHubsRequest) String() string {
 func (*ListHubsRequest) ProtoMessage() {}
 
 func (x *ListHubsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[33]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +2061,7 @@ func (x *ListHubsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubsRequest.ProtoReflect.Descriptor instead.
 func (*ListHubsRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{33}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListHubsRequest) GetPrefix() string {
@@ -2049,7 +2095,7 @@ type ListHubsResponse struct {
 
 func (x *ListHubsResponse) Reset() {
 	*x = ListHubsResponse{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[34]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2107,7 @@ func (x *ListHubsResponse) String() string {
 func (*ListHubsResponse) ProtoMessage() {}
 
 func (x *ListHubsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[34]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2120,7 @@ func (x *ListHubsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHubsResponse.ProtoReflect.Descriptor instead.
 func (*ListHubsResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{34}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListHubsResponse) GetHubs() []*HubSummary {
@@ -2104,7 +2150,7 @@ type HubSummary struct {
 
 func (x *HubSummary) Reset() {
 	*x = HubSummary{}
-	mi := &file_hubhooks_v1_config_proto_msgTypes[35]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2162,7 @@ func (x *HubSummary) String() string {
 func (*HubSummary) ProtoMessage() {}
 
 func (x *HubSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_config_proto_msgTypes[35]
+	mi := &file_hubhooks_v1_config_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2175,7 @@ func (x *HubSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubSummary.ProtoReflect.Descriptor instead.
 func (*HubSummary) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{35}
+	return file_hubhooks_v1_config_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HubSummary) GetHubId() string {
@@ -2225,7 +2271,9 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x03url\x18\x03 \x01(\tR\x03url\"\x83\x01\n" +
 	"\x1bSendTestDomainEventResponse\x12&\n" +
 	"\x0fdomain_event_id\x18\x01 \x01(\tR\rdomainEventId\x12<\n" +
-	"\aresults\x18\x02 \x03(\v2\".hubhooks.v1.SendTestEventResponseR\aresults\".\n" +
+	"\aresults\x18\x02 \x03(\v2\".hubhooks.v1.SendTestEventResponseR\aresults\"V\n" +
+	"\x1ePreviewTestDomainEventResponse\x124\n" +
+	"\brequests\x18\x01 \x03(\v2\x18.hubhooks.v1.HttpRequestR\brequests\".\n" +
 	"\x15GenerateSecretRequest\x12\x15\n" +
 	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\"\xc0\x01\n" +
 	"\x16GenerateSecretResponse\x12\x16\n" +
@@ -2317,7 +2365,7 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x0eevents_enabled\x18\x02 \x01(\bR\reventsEnabled\x12,\n" +
 	"\x12callback_url_count\x18\x03 \x01(\x05R\x10callbackUrlCount\x129\n" +
 	"\n" +
-	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt2\x87\f\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt2\xf7\f\n" +
 	"\rConfigService\x12H\n" +
 	"\fGetHubConfig\x12 .hubhooks.v1.GetHubConfigRequest\x1a\x16.hubhooks.v1.HubConfig\x12P\n" +
 	"\x10SetEventsEnabled\x12$.hubhooks.v1.SetEventsEnabledRequest\x1a\x16.hubhooks.v1.HubConfig\x12L\n" +
@@ -2336,7 +2384,8 @@ const file_hubhooks_v1_config_proto_rawDesc = "" +
 	"\x06WhoAmI\x12\x1a.hubhooks.v1.WhoAmIRequest\x1a\x1b.hubhooks.v1.WhoAmIResponse\x12G\n" +
 	"\bListHubs\x12\x1c.hubhooks.v1.ListHubsRequest\x1a\x1d.hubhooks.v1.ListHubsResponse\x12J\n" +
 	"\tDeleteHub\x12\x1d.hubhooks.v1.DeleteHubRequest\x1a\x1e.hubhooks.v1.DeleteHubResponse\x12h\n" +
-	"\x13SendTestDomainEvent\x12'.hubhooks.v1.SendTestDomainEventRequest\x1a(.hubhooks.v1.SendTestDomainEventResponseB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
+	"\x13SendTestDomainEvent\x12'.hubhooks.v1.SendTestDomainEventRequest\x1a(.hubhooks.v1.SendTestDomainEventResponse\x12n\n" +
+	"\x16PreviewTestDomainEvent\x12'.hubhooks.v1.SendTestDomainEventRequest\x1a+.hubhooks.v1.PreviewTestDomainEventResponseB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
 
 var (
 	file_hubhooks_v1_config_proto_rawDescOnce sync.Once
@@ -2350,112 +2399,116 @@ func file_hubhooks_v1_config_proto_rawDescGZIP() []byte {
 	return file_hubhooks_v1_config_proto_rawDescData
 }
 
-var file_hubhooks_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_hubhooks_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_hubhooks_v1_config_proto_goTypes = []any{
-	(*HubConfig)(nil),                   // 0: hubhooks.v1.HubConfig
-	(*CallbackUrl)(nil),                 // 1: hubhooks.v1.CallbackUrl
-	(*PreviousSecret)(nil),              // 2: hubhooks.v1.PreviousSecret
-	(*GetHubConfigRequest)(nil),         // 3: hubhooks.v1.GetHubConfigRequest
-	(*SetEventsEnabledRequest)(nil),     // 4: hubhooks.v1.SetEventsEnabledRequest
-	(*AddCallbackUrlRequest)(nil),       // 5: hubhooks.v1.AddCallbackUrlRequest
-	(*RemoveCallbackUrlRequest)(nil),    // 6: hubhooks.v1.RemoveCallbackUrlRequest
-	(*UpdateCallbackUrlRequest)(nil),    // 7: hubhooks.v1.UpdateCallbackUrlRequest
-	(*DeleteHubRequest)(nil),            // 8: hubhooks.v1.DeleteHubRequest
-	(*DeleteHubResponse)(nil),           // 9: hubhooks.v1.DeleteHubResponse
-	(*SendTestDomainEventRequest)(nil),  // 10: hubhooks.v1.SendTestDomainEventRequest
-	(*SendTestDomainEventResponse)(nil), // 11: hubhooks.v1.SendTestDomainEventResponse
-	(*GenerateSecretRequest)(nil),       // 12: hubhooks.v1.GenerateSecretRequest
-	(*GenerateSecretResponse)(nil),      // 13: hubhooks.v1.GenerateSecretResponse
-	(*ListEventTypesRequest)(nil),       // 14: hubhooks.v1.ListEventTypesRequest
-	(*ListEventTypesResponse)(nil),      // 15: hubhooks.v1.ListEventTypesResponse
-	(*EventTypeRule)(nil),               // 16: hubhooks.v1.EventTypeRule
-	(*EmittedEvent)(nil),                // 17: hubhooks.v1.EmittedEvent
-	(*SendTestEventRequest)(nil),        // 18: hubhooks.v1.SendTestEventRequest
-	(*SendTestEventResponse)(nil),       // 19: hubhooks.v1.SendTestEventResponse
-	(*PreviewTestEventResponse)(nil),    // 20: hubhooks.v1.PreviewTestEventResponse
-	(*WatchHubConfigRequest)(nil),       // 21: hubhooks.v1.WatchHubConfigRequest
-	(*CreateHubTokenRequest)(nil),       // 22: hubhooks.v1.CreateHubTokenRequest
-	(*CreateHubTokenResponse)(nil),      // 23: hubhooks.v1.CreateHubTokenResponse
-	(*HubToken)(nil),                    // 24: hubhooks.v1.HubToken
-	(*RevokeHubTokenRequest)(nil),       // 25: hubhooks.v1.RevokeHubTokenRequest
-	(*RevokeHubTokenResponse)(nil),      // 26: hubhooks.v1.RevokeHubTokenResponse
-	(*ListHubTokensRequest)(nil),        // 27: hubhooks.v1.ListHubTokensRequest
-	(*ListHubTokensResponse)(nil),       // 28: hubhooks.v1.ListHubTokensResponse
-	(*ConfigureCallbackUrlRequest)(nil), // 29: hubhooks.v1.ConfigureCallbackUrlRequest
-	(*EventTypeFilter)(nil),             // 30: hubhooks.v1.EventTypeFilter
-	(*WhoAmIRequest)(nil),               // 31: hubhooks.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),              // 32: hubhooks.v1.WhoAmIResponse
-	(*ListHubsRequest)(nil),             // 33: hubhooks.v1.ListHubsRequest
-	(*ListHubsResponse)(nil),            // 34: hubhooks.v1.ListHubsResponse
-	(*HubSummary)(nil),                  // 35: hubhooks.v1.HubSummary
-	(*timestamppb.Timestamp)(nil),       // 36: google.protobuf.Timestamp
-	(*HttpRequest)(nil),                 // 37: hubhooks.v1.HttpRequest
-	(*HttpResponse)(nil),                // 38: hubhooks.v1.HttpResponse
+	(*HubConfig)(nil),                      // 0: hubhooks.v1.HubConfig
+	(*CallbackUrl)(nil),                    // 1: hubhooks.v1.CallbackUrl
+	(*PreviousSecret)(nil),                 // 2: hubhooks.v1.PreviousSecret
+	(*GetHubConfigRequest)(nil),            // 3: hubhooks.v1.GetHubConfigRequest
+	(*SetEventsEnabledRequest)(nil),        // 4: hubhooks.v1.SetEventsEnabledRequest
+	(*AddCallbackUrlRequest)(nil),          // 5: hubhooks.v1.AddCallbackUrlRequest
+	(*RemoveCallbackUrlRequest)(nil),       // 6: hubhooks.v1.RemoveCallbackUrlRequest
+	(*UpdateCallbackUrlRequest)(nil),       // 7: hubhooks.v1.UpdateCallbackUrlRequest
+	(*DeleteHubRequest)(nil),               // 8: hubhooks.v1.DeleteHubRequest
+	(*DeleteHubResponse)(nil),              // 9: hubhooks.v1.DeleteHubResponse
+	(*SendTestDomainEventRequest)(nil),     // 10: hubhooks.v1.SendTestDomainEventRequest
+	(*SendTestDomainEventResponse)(nil),    // 11: hubhooks.v1.SendTestDomainEventResponse
+	(*PreviewTestDomainEventResponse)(nil), // 12: hubhooks.v1.PreviewTestDomainEventResponse
+	(*GenerateSecretRequest)(nil),          // 13: hubhooks.v1.GenerateSecretRequest
+	(*GenerateSecretResponse)(nil),         // 14: hubhooks.v1.GenerateSecretResponse
+	(*ListEventTypesRequest)(nil),          // 15: hubhooks.v1.ListEventTypesRequest
+	(*ListEventTypesResponse)(nil),         // 16: hubhooks.v1.ListEventTypesResponse
+	(*EventTypeRule)(nil),                  // 17: hubhooks.v1.EventTypeRule
+	(*EmittedEvent)(nil),                   // 18: hubhooks.v1.EmittedEvent
+	(*SendTestEventRequest)(nil),           // 19: hubhooks.v1.SendTestEventRequest
+	(*SendTestEventResponse)(nil),          // 20: hubhooks.v1.SendTestEventResponse
+	(*PreviewTestEventResponse)(nil),       // 21: hubhooks.v1.PreviewTestEventResponse
+	(*WatchHubConfigRequest)(nil),          // 22: hubhooks.v1.WatchHubConfigRequest
+	(*CreateHubTokenRequest)(nil),          // 23: hubhooks.v1.CreateHubTokenRequest
+	(*CreateHubTokenResponse)(nil),         // 24: hubhooks.v1.CreateHubTokenResponse
+	(*HubToken)(nil),                       // 25: hubhooks.v1.HubToken
+	(*RevokeHubTokenRequest)(nil),          // 26: hubhooks.v1.RevokeHubTokenRequest
+	(*RevokeHubTokenResponse)(nil),         // 27: hubhooks.v1.RevokeHubTokenResponse
+	(*ListHubTokensRequest)(nil),           // 28: hubhooks.v1.ListHubTokensRequest
+	(*ListHubTokensResponse)(nil),          // 29: hubhooks.v1.ListHubTokensResponse
+	(*ConfigureCallbackUrlRequest)(nil),    // 30: hubhooks.v1.ConfigureCallbackUrlRequest
+	(*EventTypeFilter)(nil),                // 31: hubhooks.v1.EventTypeFilter
+	(*WhoAmIRequest)(nil),                  // 32: hubhooks.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                 // 33: hubhooks.v1.WhoAmIResponse
+	(*ListHubsRequest)(nil),                // 34: hubhooks.v1.ListHubsRequest
+	(*ListHubsResponse)(nil),               // 35: hubhooks.v1.ListHubsResponse
+	(*HubSummary)(nil),                     // 36: hubhooks.v1.HubSummary
+	(*timestamppb.Timestamp)(nil),          // 37: google.protobuf.Timestamp
+	(*HttpRequest)(nil),                    // 38: hubhooks.v1.HttpRequest
+	(*HttpResponse)(nil),                   // 39: hubhooks.v1.HttpResponse
 }
 var file_hubhooks_v1_config_proto_depIdxs = []int32{
 	1,  // 0: hubhooks.v1.HubConfig.callback_urls:type_name -> hubhooks.v1.CallbackUrl
-	36, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 1: hubhooks.v1.HubConfig.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: hubhooks.v1.HubConfig.previous_secrets:type_name -> hubhooks.v1.PreviousSecret
-	36, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
-	36, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
-	36, // 5: hubhooks.v1.CallbackUrl.disabled_at:type_name -> google.protobuf.Timestamp
-	36, // 6: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 7: hubhooks.v1.DeleteHubResponse.deleted_at:type_name -> google.protobuf.Timestamp
-	19, // 8: hubhooks.v1.SendTestDomainEventResponse.results:type_name -> hubhooks.v1.SendTestEventResponse
-	0,  // 9: hubhooks.v1.GenerateSecretResponse.hub_config:type_name -> hubhooks.v1.HubConfig
-	36, // 10: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
-	16, // 11: hubhooks.v1.ListEventTypesResponse.rules:type_name -> hubhooks.v1.EventTypeRule
-	17, // 12: hubhooks.v1.EventTypeRule.emits:type_name -> hubhooks.v1.EmittedEvent
-	37, // 13: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
-	38, // 14: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
-	37, // 15: hubhooks.v1.PreviewTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
-	24, // 16: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
-	36, // 17: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
-	24, // 18: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
-	30, // 19: hubhooks.v1.ConfigureCallbackUrlRequest.event_types:type_name -> hubhooks.v1.EventTypeFilter
-	35, // 20: hubhooks.v1.ListHubsResponse.hubs:type_name -> hubhooks.v1.HubSummary
-	36, // 21: hubhooks.v1.HubSummary.updated_at:type_name -> google.protobuf.Timestamp
-	3,  // 22: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
-	4,  // 23: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
-	5,  // 24: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
-	6,  // 25: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
-	7,  // 26: hubhooks.v1.ConfigService.UpdateCallbackUrl:input_type -> hubhooks.v1.UpdateCallbackUrlRequest
-	12, // 27: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
-	14, // 28: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
-	18, // 29: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
-	18, // 30: hubhooks.v1.ConfigService.PreviewTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
-	21, // 31: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
-	22, // 32: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
-	25, // 33: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
-	27, // 34: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
-	29, // 35: hubhooks.v1.ConfigService.ConfigureCallbackUrl:input_type -> hubhooks.v1.ConfigureCallbackUrlRequest
-	31, // 36: hubhooks.v1.ConfigService.WhoAmI:input_type -> hubhooks.v1.WhoAmIRequest
-	33, // 37: hubhooks.v1.ConfigService.ListHubs:input_type -> hubhooks.v1.ListHubsRequest
-	8,  // 38: hubhooks.v1.ConfigService.DeleteHub:input_type -> hubhooks.v1.DeleteHubRequest
-	10, // 39: hubhooks.v1.ConfigService.SendTestDomainEvent:input_type -> hubhooks.v1.SendTestDomainEventRequest
-	0,  // 40: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
-	0,  // 41: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
-	0,  // 42: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	0,  // 43: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	0,  // 44: hubhooks.v1.ConfigService.UpdateCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	13, // 45: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
-	15, // 46: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
-	19, // 47: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
-	20, // 48: hubhooks.v1.ConfigService.PreviewTestEvent:output_type -> hubhooks.v1.PreviewTestEventResponse
-	0,  // 49: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
-	23, // 50: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
-	26, // 51: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
-	28, // 52: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
-	0,  // 53: hubhooks.v1.ConfigService.ConfigureCallbackUrl:output_type -> hubhooks.v1.HubConfig
-	32, // 54: hubhooks.v1.ConfigService.WhoAmI:output_type -> hubhooks.v1.WhoAmIResponse
-	34, // 55: hubhooks.v1.ConfigService.ListHubs:output_type -> hubhooks.v1.ListHubsResponse
-	9,  // 56: hubhooks.v1.ConfigService.DeleteHub:output_type -> hubhooks.v1.DeleteHubResponse
-	11, // 57: hubhooks.v1.ConfigService.SendTestDomainEvent:output_type -> hubhooks.v1.SendTestDomainEventResponse
-	40, // [40:58] is the sub-list for method output_type
-	22, // [22:40] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	37, // 3: hubhooks.v1.HubConfig.events_enabled_at:type_name -> google.protobuf.Timestamp
+	37, // 4: hubhooks.v1.CallbackUrl.created_at:type_name -> google.protobuf.Timestamp
+	37, // 5: hubhooks.v1.CallbackUrl.disabled_at:type_name -> google.protobuf.Timestamp
+	37, // 6: hubhooks.v1.PreviousSecret.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 7: hubhooks.v1.DeleteHubResponse.deleted_at:type_name -> google.protobuf.Timestamp
+	20, // 8: hubhooks.v1.SendTestDomainEventResponse.results:type_name -> hubhooks.v1.SendTestEventResponse
+	38, // 9: hubhooks.v1.PreviewTestDomainEventResponse.requests:type_name -> hubhooks.v1.HttpRequest
+	0,  // 10: hubhooks.v1.GenerateSecretResponse.hub_config:type_name -> hubhooks.v1.HubConfig
+	37, // 11: hubhooks.v1.GenerateSecretResponse.previous_secret_expires_at:type_name -> google.protobuf.Timestamp
+	17, // 12: hubhooks.v1.ListEventTypesResponse.rules:type_name -> hubhooks.v1.EventTypeRule
+	18, // 13: hubhooks.v1.EventTypeRule.emits:type_name -> hubhooks.v1.EmittedEvent
+	38, // 14: hubhooks.v1.SendTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
+	39, // 15: hubhooks.v1.SendTestEventResponse.response:type_name -> hubhooks.v1.HttpResponse
+	38, // 16: hubhooks.v1.PreviewTestEventResponse.request:type_name -> hubhooks.v1.HttpRequest
+	25, // 17: hubhooks.v1.CreateHubTokenResponse.info:type_name -> hubhooks.v1.HubToken
+	37, // 18: hubhooks.v1.HubToken.created_at:type_name -> google.protobuf.Timestamp
+	25, // 19: hubhooks.v1.ListHubTokensResponse.tokens:type_name -> hubhooks.v1.HubToken
+	31, // 20: hubhooks.v1.ConfigureCallbackUrlRequest.event_types:type_name -> hubhooks.v1.EventTypeFilter
+	36, // 21: hubhooks.v1.ListHubsResponse.hubs:type_name -> hubhooks.v1.HubSummary
+	37, // 22: hubhooks.v1.HubSummary.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 23: hubhooks.v1.ConfigService.GetHubConfig:input_type -> hubhooks.v1.GetHubConfigRequest
+	4,  // 24: hubhooks.v1.ConfigService.SetEventsEnabled:input_type -> hubhooks.v1.SetEventsEnabledRequest
+	5,  // 25: hubhooks.v1.ConfigService.AddCallbackUrl:input_type -> hubhooks.v1.AddCallbackUrlRequest
+	6,  // 26: hubhooks.v1.ConfigService.RemoveCallbackUrl:input_type -> hubhooks.v1.RemoveCallbackUrlRequest
+	7,  // 27: hubhooks.v1.ConfigService.UpdateCallbackUrl:input_type -> hubhooks.v1.UpdateCallbackUrlRequest
+	13, // 28: hubhooks.v1.ConfigService.GenerateSecret:input_type -> hubhooks.v1.GenerateSecretRequest
+	15, // 29: hubhooks.v1.ConfigService.ListEventTypes:input_type -> hubhooks.v1.ListEventTypesRequest
+	19, // 30: hubhooks.v1.ConfigService.SendTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
+	19, // 31: hubhooks.v1.ConfigService.PreviewTestEvent:input_type -> hubhooks.v1.SendTestEventRequest
+	22, // 32: hubhooks.v1.ConfigService.WatchHubConfig:input_type -> hubhooks.v1.WatchHubConfigRequest
+	23, // 33: hubhooks.v1.ConfigService.CreateHubToken:input_type -> hubhooks.v1.CreateHubTokenRequest
+	26, // 34: hubhooks.v1.ConfigService.RevokeHubToken:input_type -> hubhooks.v1.RevokeHubTokenRequest
+	28, // 35: hubhooks.v1.ConfigService.ListHubTokens:input_type -> hubhooks.v1.ListHubTokensRequest
+	30, // 36: hubhooks.v1.ConfigService.ConfigureCallbackUrl:input_type -> hubhooks.v1.ConfigureCallbackUrlRequest
+	32, // 37: hubhooks.v1.ConfigService.WhoAmI:input_type -> hubhooks.v1.WhoAmIRequest
+	34, // 38: hubhooks.v1.ConfigService.ListHubs:input_type -> hubhooks.v1.ListHubsRequest
+	8,  // 39: hubhooks.v1.ConfigService.DeleteHub:input_type -> hubhooks.v1.DeleteHubRequest
+	10, // 40: hubhooks.v1.ConfigService.SendTestDomainEvent:input_type -> hubhooks.v1.SendTestDomainEventRequest
+	10, // 41: hubhooks.v1.ConfigService.PreviewTestDomainEvent:input_type -> hubhooks.v1.SendTestDomainEventRequest
+	0,  // 42: hubhooks.v1.ConfigService.GetHubConfig:output_type -> hubhooks.v1.HubConfig
+	0,  // 43: hubhooks.v1.ConfigService.SetEventsEnabled:output_type -> hubhooks.v1.HubConfig
+	0,  // 44: hubhooks.v1.ConfigService.AddCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	0,  // 45: hubhooks.v1.ConfigService.RemoveCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	0,  // 46: hubhooks.v1.ConfigService.UpdateCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	14, // 47: hubhooks.v1.ConfigService.GenerateSecret:output_type -> hubhooks.v1.GenerateSecretResponse
+	16, // 48: hubhooks.v1.ConfigService.ListEventTypes:output_type -> hubhooks.v1.ListEventTypesResponse
+	20, // 49: hubhooks.v1.ConfigService.SendTestEvent:output_type -> hubhooks.v1.SendTestEventResponse
+	21, // 50: hubhooks.v1.ConfigService.PreviewTestEvent:output_type -> hubhooks.v1.PreviewTestEventResponse
+	0,  // 51: hubhooks.v1.ConfigService.WatchHubConfig:output_type -> hubhooks.v1.HubConfig
+	24, // 52: hubhooks.v1.ConfigService.CreateHubToken:output_type -> hubhooks.v1.CreateHubTokenResponse
+	27, // 53: hubhooks.v1.ConfigService.RevokeHubToken:output_type -> hubhooks.v1.RevokeHubTokenResponse
+	29, // 54: hubhooks.v1.ConfigService.ListHubTokens:output_type -> hubhooks.v1.ListHubTokensResponse
+	0,  // 55: hubhooks.v1.ConfigService.ConfigureCallbackUrl:output_type -> hubhooks.v1.HubConfig
+	33, // 56: hubhooks.v1.ConfigService.WhoAmI:output_type -> hubhooks.v1.WhoAmIResponse
+	35, // 57: hubhooks.v1.ConfigService.ListHubs:output_type -> hubhooks.v1.ListHubsResponse
+	9,  // 58: hubhooks.v1.ConfigService.DeleteHub:output_type -> hubhooks.v1.DeleteHubResponse
+	11, // 59: hubhooks.v1.ConfigService.SendTestDomainEvent:output_type -> hubhooks.v1.SendTestDomainEventResponse
+	12, // 60: hubhooks.v1.ConfigService.PreviewTestDomainEvent:output_type -> hubhooks.v1.PreviewTestDomainEventResponse
+	42, // [42:61] is the sub-list for method output_type
+	23, // [23:42] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_config_proto_init() }
@@ -2464,14 +2517,14 @@ func file_hubhooks_v1_config_proto_init() {
 		return
 	}
 	file_hubhooks_v1_common_proto_init()
-	file_hubhooks_v1_config_proto_msgTypes[29].OneofWrappers = []any{}
+	file_hubhooks_v1_config_proto_msgTypes[30].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_config_proto_rawDesc), len(file_hubhooks_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

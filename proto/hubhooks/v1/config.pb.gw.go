@@ -1032,6 +1032,63 @@ func local_request_ConfigService_SendTestDomainEvent_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
+func request_ConfigService_PreviewTestDomainEvent_0(ctx context.Context, marshaler runtime.Marshaler, client ConfigServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq SendTestDomainEventRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	dec := marshaler.NewDecoder(req.Body)
+	if err := dec.Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if td, ok := dec.(interface{ Token() (json.Token, error) }); ok {
+		if _, err := td.Token(); !errors.Is(err, io.EOF) {
+			return nil, metadata, status.Error(codes.InvalidArgument, "unexpected data after request body")
+		}
+	}
+	val, ok := pathParams["hub_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "hub_id")
+	}
+	protoReq.HubId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "hub_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.PreviewTestDomainEvent(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ConfigService_PreviewTestDomainEvent_0(ctx context.Context, marshaler runtime.Marshaler, server ConfigServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq SendTestDomainEventRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	dec := marshaler.NewDecoder(req.Body)
+	if err := dec.Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if td, ok := dec.(interface{ Token() (json.Token, error) }); ok {
+		if _, err := td.Token(); !errors.Is(err, io.EOF) {
+			return nil, metadata, status.Error(codes.InvalidArgument, "unexpected data after request body")
+		}
+	}
+	val, ok := pathParams["hub_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "hub_id")
+	}
+	protoReq.HubId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "hub_id", err)
+	}
+	msg, err := server.PreviewTestDomainEvent(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterConfigServiceHandlerServer registers the http handlers for service ConfigService to "mux".
 // UnaryRPC     :call ConfigServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -1411,6 +1468,26 @@ func RegisterConfigServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 			return
 		}
 		forward_ConfigService_SendTestDomainEvent_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ConfigService_PreviewTestDomainEvent_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/hubhooks.v1.ConfigService/PreviewTestDomainEvent", runtime.WithHTTPPathPattern("/v1/hubs/{hub_id}/test-domain-events:preview"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ConfigService_PreviewTestDomainEvent_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ConfigService_PreviewTestDomainEvent_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -1792,51 +1869,70 @@ func RegisterConfigServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_ConfigService_SendTestDomainEvent_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_ConfigService_PreviewTestDomainEvent_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/hubhooks.v1.ConfigService/PreviewTestDomainEvent", runtime.WithHTTPPathPattern("/v1/hubs/{hub_id}/test-domain-events:preview"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ConfigService_PreviewTestDomainEvent_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ConfigService_PreviewTestDomainEvent_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_ConfigService_GetHubConfig_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "config"}, ""))
-	pattern_ConfigService_SetEventsEnabled_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "events-enabled"}, ""))
-	pattern_ConfigService_AddCallbackUrl_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "callback-urls"}, ""))
-	pattern_ConfigService_RemoveCallbackUrl_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "hubs", "hub_id", "callback-urls", "id"}, ""))
-	pattern_ConfigService_RemoveCallbackUrl_1    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "callback-urls"}, ""))
-	pattern_ConfigService_UpdateCallbackUrl_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "hubs", "hub_id", "callback-urls", "id", "url"}, ""))
-	pattern_ConfigService_GenerateSecret_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "secret"}, ""))
-	pattern_ConfigService_ListEventTypes_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "event-types"}, ""))
-	pattern_ConfigService_SendTestEvent_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "test-events"}, ""))
-	pattern_ConfigService_PreviewTestEvent_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "test-events"}, "preview"))
-	pattern_ConfigService_WatchHubConfig_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "config"}, "watch"))
-	pattern_ConfigService_WatchHubConfig_1       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "configs"}, "watch"))
-	pattern_ConfigService_CreateHubToken_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "tokens"}, ""))
-	pattern_ConfigService_RevokeHubToken_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "hubs", "hub_id", "tokens", "id"}, ""))
-	pattern_ConfigService_ListHubTokens_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "tokens"}, ""))
-	pattern_ConfigService_ConfigureCallbackUrl_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "hubs", "hub_id", "callback-urls", "id"}, ""))
-	pattern_ConfigService_WhoAmI_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "whoami"}, ""))
-	pattern_ConfigService_ListHubs_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "hubs"}, ""))
-	pattern_ConfigService_DeleteHub_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "hubs", "hub_id"}, ""))
-	pattern_ConfigService_SendTestDomainEvent_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "test-domain-events"}, ""))
+	pattern_ConfigService_GetHubConfig_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "config"}, ""))
+	pattern_ConfigService_SetEventsEnabled_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "events-enabled"}, ""))
+	pattern_ConfigService_AddCallbackUrl_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "callback-urls"}, ""))
+	pattern_ConfigService_RemoveCallbackUrl_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "hubs", "hub_id", "callback-urls", "id"}, ""))
+	pattern_ConfigService_RemoveCallbackUrl_1      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "callback-urls"}, ""))
+	pattern_ConfigService_UpdateCallbackUrl_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "hubs", "hub_id", "callback-urls", "id", "url"}, ""))
+	pattern_ConfigService_GenerateSecret_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "secret"}, ""))
+	pattern_ConfigService_ListEventTypes_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "event-types"}, ""))
+	pattern_ConfigService_SendTestEvent_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "test-events"}, ""))
+	pattern_ConfigService_PreviewTestEvent_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "test-events"}, "preview"))
+	pattern_ConfigService_WatchHubConfig_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "config"}, "watch"))
+	pattern_ConfigService_WatchHubConfig_1         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "configs"}, "watch"))
+	pattern_ConfigService_CreateHubToken_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "tokens"}, ""))
+	pattern_ConfigService_RevokeHubToken_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "hubs", "hub_id", "tokens", "id"}, ""))
+	pattern_ConfigService_ListHubTokens_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "tokens"}, ""))
+	pattern_ConfigService_ConfigureCallbackUrl_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"v1", "hubs", "hub_id", "callback-urls", "id"}, ""))
+	pattern_ConfigService_WhoAmI_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "whoami"}, ""))
+	pattern_ConfigService_ListHubs_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "hubs"}, ""))
+	pattern_ConfigService_DeleteHub_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "hubs", "hub_id"}, ""))
+	pattern_ConfigService_SendTestDomainEvent_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "test-domain-events"}, ""))
+	pattern_ConfigService_PreviewTestDomainEvent_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "hubs", "hub_id", "test-domain-events"}, "preview"))
 )
 
 var (
-	forward_ConfigService_GetHubConfig_0         = runtime.ForwardResponseMessage
-	forward_ConfigService_SetEventsEnabled_0     = runtime.ForwardResponseMessage
-	forward_ConfigService_AddCallbackUrl_0       = runtime.ForwardResponseMessage
-	forward_ConfigService_RemoveCallbackUrl_0    = runtime.ForwardResponseMessage
-	forward_ConfigService_RemoveCallbackUrl_1    = runtime.ForwardResponseMessage
-	forward_ConfigService_UpdateCallbackUrl_0    = runtime.ForwardResponseMessage
-	forward_ConfigService_GenerateSecret_0       = runtime.ForwardResponseMessage
-	forward_ConfigService_ListEventTypes_0       = runtime.ForwardResponseMessage
-	forward_ConfigService_SendTestEvent_0        = runtime.ForwardResponseMessage
-	forward_ConfigService_PreviewTestEvent_0     = runtime.ForwardResponseMessage
-	forward_ConfigService_WatchHubConfig_0       = runtime.ForwardResponseStream
-	forward_ConfigService_WatchHubConfig_1       = runtime.ForwardResponseStream
-	forward_ConfigService_CreateHubToken_0       = runtime.ForwardResponseMessage
-	forward_ConfigService_RevokeHubToken_0       = runtime.ForwardResponseMessage
-	forward_ConfigService_ListHubTokens_0        = runtime.ForwardResponseMessage
-	forward_ConfigService_ConfigureCallbackUrl_0 = runtime.ForwardResponseMessage
-	forward_ConfigService_WhoAmI_0               = runtime.ForwardResponseMessage
-	forward_ConfigService_ListHubs_0             = runtime.ForwardResponseMessage
-	forward_ConfigService_DeleteHub_0            = runtime.ForwardResponseMessage
-	forward_ConfigService_SendTestDomainEvent_0  = runtime.ForwardResponseMessage
+	forward_ConfigService_GetHubConfig_0           = runtime.ForwardResponseMessage
+	forward_ConfigService_SetEventsEnabled_0       = runtime.ForwardResponseMessage
+	forward_ConfigService_AddCallbackUrl_0         = runtime.ForwardResponseMessage
+	forward_ConfigService_RemoveCallbackUrl_0      = runtime.ForwardResponseMessage
+	forward_ConfigService_RemoveCallbackUrl_1      = runtime.ForwardResponseMessage
+	forward_ConfigService_UpdateCallbackUrl_0      = runtime.ForwardResponseMessage
+	forward_ConfigService_GenerateSecret_0         = runtime.ForwardResponseMessage
+	forward_ConfigService_ListEventTypes_0         = runtime.ForwardResponseMessage
+	forward_ConfigService_SendTestEvent_0          = runtime.ForwardResponseMessage
+	forward_ConfigService_PreviewTestEvent_0       = runtime.ForwardResponseMessage
+	forward_ConfigService_WatchHubConfig_0         = runtime.ForwardResponseStream
+	forward_ConfigService_WatchHubConfig_1         = runtime.ForwardResponseStream
+	forward_ConfigService_CreateHubToken_0         = runtime.ForwardResponseMessage
+	forward_ConfigService_RevokeHubToken_0         = runtime.ForwardResponseMessage
+	forward_ConfigService_ListHubTokens_0          = runtime.ForwardResponseMessage
+	forward_ConfigService_ConfigureCallbackUrl_0   = runtime.ForwardResponseMessage
+	forward_ConfigService_WhoAmI_0                 = runtime.ForwardResponseMessage
+	forward_ConfigService_ListHubs_0               = runtime.ForwardResponseMessage
+	forward_ConfigService_DeleteHub_0              = runtime.ForwardResponseMessage
+	forward_ConfigService_SendTestDomainEvent_0    = runtime.ForwardResponseMessage
+	forward_ConfigService_PreviewTestDomainEvent_0 = runtime.ForwardResponseMessage
 )

@@ -19,24 +19,25 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConfigService_GetHubConfig_FullMethodName         = "/hubhooks.v1.ConfigService/GetHubConfig"
-	ConfigService_SetEventsEnabled_FullMethodName     = "/hubhooks.v1.ConfigService/SetEventsEnabled"
-	ConfigService_AddCallbackUrl_FullMethodName       = "/hubhooks.v1.ConfigService/AddCallbackUrl"
-	ConfigService_RemoveCallbackUrl_FullMethodName    = "/hubhooks.v1.ConfigService/RemoveCallbackUrl"
-	ConfigService_UpdateCallbackUrl_FullMethodName    = "/hubhooks.v1.ConfigService/UpdateCallbackUrl"
-	ConfigService_GenerateSecret_FullMethodName       = "/hubhooks.v1.ConfigService/GenerateSecret"
-	ConfigService_ListEventTypes_FullMethodName       = "/hubhooks.v1.ConfigService/ListEventTypes"
-	ConfigService_SendTestEvent_FullMethodName        = "/hubhooks.v1.ConfigService/SendTestEvent"
-	ConfigService_PreviewTestEvent_FullMethodName     = "/hubhooks.v1.ConfigService/PreviewTestEvent"
-	ConfigService_WatchHubConfig_FullMethodName       = "/hubhooks.v1.ConfigService/WatchHubConfig"
-	ConfigService_CreateHubToken_FullMethodName       = "/hubhooks.v1.ConfigService/CreateHubToken"
-	ConfigService_RevokeHubToken_FullMethodName       = "/hubhooks.v1.ConfigService/RevokeHubToken"
-	ConfigService_ListHubTokens_FullMethodName        = "/hubhooks.v1.ConfigService/ListHubTokens"
-	ConfigService_ConfigureCallbackUrl_FullMethodName = "/hubhooks.v1.ConfigService/ConfigureCallbackUrl"
-	ConfigService_WhoAmI_FullMethodName               = "/hubhooks.v1.ConfigService/WhoAmI"
-	ConfigService_ListHubs_FullMethodName             = "/hubhooks.v1.ConfigService/ListHubs"
-	ConfigService_DeleteHub_FullMethodName            = "/hubhooks.v1.ConfigService/DeleteHub"
-	ConfigService_SendTestDomainEvent_FullMethodName  = "/hubhooks.v1.ConfigService/SendTestDomainEvent"
+	ConfigService_GetHubConfig_FullMethodName           = "/hubhooks.v1.ConfigService/GetHubConfig"
+	ConfigService_SetEventsEnabled_FullMethodName       = "/hubhooks.v1.ConfigService/SetEventsEnabled"
+	ConfigService_AddCallbackUrl_FullMethodName         = "/hubhooks.v1.ConfigService/AddCallbackUrl"
+	ConfigService_RemoveCallbackUrl_FullMethodName      = "/hubhooks.v1.ConfigService/RemoveCallbackUrl"
+	ConfigService_UpdateCallbackUrl_FullMethodName      = "/hubhooks.v1.ConfigService/UpdateCallbackUrl"
+	ConfigService_GenerateSecret_FullMethodName         = "/hubhooks.v1.ConfigService/GenerateSecret"
+	ConfigService_ListEventTypes_FullMethodName         = "/hubhooks.v1.ConfigService/ListEventTypes"
+	ConfigService_SendTestEvent_FullMethodName          = "/hubhooks.v1.ConfigService/SendTestEvent"
+	ConfigService_PreviewTestEvent_FullMethodName       = "/hubhooks.v1.ConfigService/PreviewTestEvent"
+	ConfigService_WatchHubConfig_FullMethodName         = "/hubhooks.v1.ConfigService/WatchHubConfig"
+	ConfigService_CreateHubToken_FullMethodName         = "/hubhooks.v1.ConfigService/CreateHubToken"
+	ConfigService_RevokeHubToken_FullMethodName         = "/hubhooks.v1.ConfigService/RevokeHubToken"
+	ConfigService_ListHubTokens_FullMethodName          = "/hubhooks.v1.ConfigService/ListHubTokens"
+	ConfigService_ConfigureCallbackUrl_FullMethodName   = "/hubhooks.v1.ConfigService/ConfigureCallbackUrl"
+	ConfigService_WhoAmI_FullMethodName                 = "/hubhooks.v1.ConfigService/WhoAmI"
+	ConfigService_ListHubs_FullMethodName               = "/hubhooks.v1.ConfigService/ListHubs"
+	ConfigService_DeleteHub_FullMethodName              = "/hubhooks.v1.ConfigService/DeleteHub"
+	ConfigService_SendTestDomainEvent_FullMethodName    = "/hubhooks.v1.ConfigService/SendTestDomainEvent"
+	ConfigService_PreviewTestDomainEvent_FullMethodName = "/hubhooks.v1.ConfigService/PreviewTestDomainEvent"
 )
 
 // ConfigServiceClient is the client API for ConfigService service.
@@ -133,6 +134,12 @@ type ConfigServiceClient interface {
 	// with test=true, under one domain event id. Like SendTestEvent, it works
 	// whether or not the hub's triggers are on.
 	SendTestDomainEvent(ctx context.Context, in *SendTestDomainEventRequest, opts ...grpc.CallOption) (*SendTestDomainEventResponse, error)
+	// PreviewTestDomainEvent returns the requests SendTestDomainEvent would
+	// send for the same arguments, in cascade order (method, URL, every
+	// header with the secret masked, body, all under one test domain event),
+	// sending nothing: the Request area of a row's Test event. The ids,
+	// timestamps and signatures are the preview's own; a send makes them anew.
+	PreviewTestDomainEvent(ctx context.Context, in *SendTestDomainEventRequest, opts ...grpc.CallOption) (*PreviewTestDomainEventResponse, error)
 }
 
 type configServiceClient struct {
@@ -332,6 +339,16 @@ func (c *configServiceClient) SendTestDomainEvent(ctx context.Context, in *SendT
 	return out, nil
 }
 
+func (c *configServiceClient) PreviewTestDomainEvent(ctx context.Context, in *SendTestDomainEventRequest, opts ...grpc.CallOption) (*PreviewTestDomainEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreviewTestDomainEventResponse)
+	err := c.cc.Invoke(ctx, ConfigService_PreviewTestDomainEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConfigServiceServer is the server API for ConfigService service.
 // All implementations must embed UnimplementedConfigServiceServer
 // for forward compatibility.
@@ -426,6 +443,12 @@ type ConfigServiceServer interface {
 	// with test=true, under one domain event id. Like SendTestEvent, it works
 	// whether or not the hub's triggers are on.
 	SendTestDomainEvent(context.Context, *SendTestDomainEventRequest) (*SendTestDomainEventResponse, error)
+	// PreviewTestDomainEvent returns the requests SendTestDomainEvent would
+	// send for the same arguments, in cascade order (method, URL, every
+	// header with the secret masked, body, all under one test domain event),
+	// sending nothing: the Request area of a row's Test event. The ids,
+	// timestamps and signatures are the preview's own; a send makes them anew.
+	PreviewTestDomainEvent(context.Context, *SendTestDomainEventRequest) (*PreviewTestDomainEventResponse, error)
 	mustEmbedUnimplementedConfigServiceServer()
 }
 
@@ -489,6 +512,9 @@ func (UnimplementedConfigServiceServer) DeleteHub(context.Context, *DeleteHubReq
 }
 func (UnimplementedConfigServiceServer) SendTestDomainEvent(context.Context, *SendTestDomainEventRequest) (*SendTestDomainEventResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SendTestDomainEvent not implemented")
+}
+func (UnimplementedConfigServiceServer) PreviewTestDomainEvent(context.Context, *SendTestDomainEventRequest) (*PreviewTestDomainEventResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PreviewTestDomainEvent not implemented")
 }
 func (UnimplementedConfigServiceServer) mustEmbedUnimplementedConfigServiceServer() {}
 func (UnimplementedConfigServiceServer) testEmbeddedByValue()                       {}
@@ -828,6 +854,24 @@ func _ConfigService_SendTestDomainEvent_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConfigService_PreviewTestDomainEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendTestDomainEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).PreviewTestDomainEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_PreviewTestDomainEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).PreviewTestDomainEvent(ctx, req.(*SendTestDomainEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConfigService_ServiceDesc is the grpc.ServiceDesc for ConfigService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -902,6 +946,10 @@ var ConfigService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SendTestDomainEvent",
 			Handler:    _ConfigService_SendTestDomainEvent_Handler,
+		},
+		{
+			MethodName: "PreviewTestDomainEvent",
+			Handler:    _ConfigService_PreviewTestDomainEvent_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

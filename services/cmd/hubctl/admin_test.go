@@ -182,11 +182,15 @@ func TestTestPreviewAndDomainEvent(t *testing.T) {
 	if !strings.Contains(prev.GetRequest().GetBody(), "api_mine") {
 		t.Errorf("test --preview --body: %v", prev)
 	}
+	// USER.CREATED triggers APP.CREATED, APP_KEY.CREATED and USER.CREATED.
+	prevs := jsonOf(t, c.ok("test", "--domain-event", "USER.CREATED", "--url", recv.URL, "--preview", "-o", "json"), &hubhooksv1.PreviewTestDomainEventResponse{})
+	if len(prevs.GetRequests()) != 3 || !strings.Contains(prevs.GetRequests()[2].GetBody(), `"USER.CREATED"`) {
+		t.Errorf("test --domain-event --preview: %v", prevs)
+	}
 	if hits.Load() != 0 {
 		t.Fatalf("a preview reached the receiver (%d requests)", hits.Load())
 	}
 
-	// USER.CREATED triggers APP.CREATED, APP_KEY.CREATED and USER.CREATED.
 	sent := jsonOf(t, c.ok("test", "--domain-event", "USER.CREATED", "--url", recv.URL, "-o", "json"), &hubhooksv1.SendTestDomainEventResponse{})
 	if len(sent.GetResults()) != 3 || hits.Load() != 3 || sent.GetDomainEventId() == "" {
 		t.Fatalf("test --domain-event: %d results, %d requests: %v", len(sent.GetResults()), hits.Load(), sent)
@@ -197,7 +201,7 @@ func TestTestPreviewAndDomainEvent(t *testing.T) {
 	})
 	// The log holds those three and nothing of the previews.
 	if l := jsonOf(t, c.ok("logs", "list", "-o", "json"), &hubhooksv1.ListEventLogsResponse{}); len(l.GetEventLogs()) != 3 {
-		t.Errorf("logs list after two previews and a test domain event: %d entries, want 3", len(l.GetEventLogs()))
+		t.Errorf("logs list after three previews and a test domain event: %d entries, want 3", len(l.GetEventLogs()))
 	}
 	status.Store(http.StatusInternalServerError)
 	out, errOut, code := c.run("test", "--domain-event", "USER.CREATED", "--url", recv.URL)
@@ -212,7 +216,6 @@ func TestTestPreviewAndDomainEvent(t *testing.T) {
 	}{
 		{[]string{"test", "--url", recv.URL}, "or --domain-event"},
 		{[]string{"test", "API.UPDATED", "--domain-event", "API.UPDATED", "--url", recv.URL}, "not both"},
-		{[]string{"test", "--domain-event", "API.UPDATED", "--preview", "--url", recv.URL}, "--preview shows one"},
 		{[]string{"test", "--domain-event", "API.UPDATED", "--body", "{}", "--url", recv.URL}, "sample data only"},
 		{[]string{"test", "--domain-event", "API.MELTED", "--url", recv.URL}, "API.MELTED"},
 		{[]string{"test", "API.UPDATED", "APP.UPDATED", "--url", recv.URL}, "got 2 arguments"},

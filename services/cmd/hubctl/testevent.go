@@ -74,12 +74,13 @@ signature.
 --domain-event TYPE sends every webhook event a domain event of TYPE
 triggers (the cascade rules, 'hubctl event-types'), in order, each with
 sample data, all under one test domain event id that 'hubctl logs list
---domain-event' finds.`,
+--domain-event' finds; with --preview it prints their requests instead.`,
 		Example: `  hubctl --hub acme test BILLINGPLAN.CREATED --url https://example.com/hooks
   hubctl --hub acme test API.UPDATED --url https://example.com/hooks --body '{"api":{"id":"api_1"}}'
   hubctl --hub acme test API.UPDATED --url https://example.com/hooks --body @sample.json
   hubctl --hub acme test API.UPDATED --url https://example.com/hooks --preview
-  hubctl --hub acme test --domain-event USER.CREATED --url https://example.com/hooks`,
+  hubctl --hub acme test --domain-event USER.CREATED --url https://example.com/hooks
+  hubctl --hub acme test --domain-event USER.CREATED --url https://example.com/hooks --preview`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usagef("%s wants one webhook event type, got %d arguments", cmd.CommandPath(), len(args))
@@ -98,8 +99,6 @@ sample data, all under one test domain event id that 'hubctl logs list
 				return usagef("give a webhook event type or --domain-event, not both")
 			case domainEvent == "" && len(args) == 0:
 				return usagef("%s wants a webhook event type ('hubctl event-types' lists them), or --domain-event", cmd.CommandPath())
-			case domainEvent != "" && preview:
-				return usagef("--preview shows one webhook event's request: preview the domain event's webhook events one by one ('hubctl event-types' lists them)")
 			case domainEvent != "" && body != "":
 				return usagef("--body replaces one webhook event's data: --domain-event sends sample data only")
 			}
@@ -109,6 +108,22 @@ sample data, all under one test domain event id that 'hubctl logs list
 			}
 			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
+			if domainEvent != "" && preview {
+				resp, err := cc.PreviewTestDomainEvent(ctx, &hubhooksv1.SendTestDomainEventRequest{HubId: hub, DomainEventType: domainEvent, Url: url})
+				if err != nil {
+					return err
+				}
+				if a.jsonOut() {
+					return printJSON(a.stdout, resp)
+				}
+				for i, r := range resp.GetRequests() {
+					fmt.Fprintf(a.stdout, "=== test event %d of %d\n", i+1, len(resp.GetRequests()))
+					printExchange(a.stdout, r, nil, true)
+					fmt.Fprintln(a.stdout)
+				}
+				_, err = fmt.Fprintln(a.stdout, "not sent (a send makes its own ids, timestamps and signatures)")
+				return err
+			}
 			if domainEvent != "" {
 				resp, err := cc.SendTestDomainEvent(ctx, &hubhooksv1.SendTestDomainEventRequest{HubId: hub, DomainEventType: domainEvent, Url: url})
 				if err != nil {
