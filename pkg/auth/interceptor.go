@@ -96,7 +96,19 @@ type Config struct {
 	// per reason (with the number refused since); default
 	// DefaultRefusalLogInterval.
 	RefusalLogInterval time.Duration
+	// Refused, when set, is called with the reason of every refused call
+	// (one of the Refusal constants), logged or not: a counter metric.
+	Refused func(reason string)
 }
+
+// The reasons a call is refused, as Config.Refused and the log lines give
+// them.
+const (
+	RefusalMalformed    = "malformed"     // the authorization header is not "Bearer <token>"
+	RefusalNotLoopback  = "not_loopback"  // no admin token configured and the caller is not local
+	RefusalMissing      = "missing"       // no token
+	RefusalUnknownToken = "unknown_token" // not the admin token nor a live hub token (revoked ones included)
+)
 
 // Defaults of Config.
 const (
@@ -190,7 +202,7 @@ func New(cfg Config) (*Authenticator, error) {
 	a := &Authenticator{
 		tokens: cfg.Tokens, log: cfg.Log, cfg: cfg,
 		streams:  newStreamRegistry(cfg.MaxStreamsPerToken, cfg.MaxStreamsPerConn),
-		refusals: newRefusals(cfg.Log, cfg.RefusalLogInterval),
+		refusals: newRefusals(cfg.Log, cfg.RefusalLogInterval, cfg.Refused),
 	}
 	if cfg.AdminToken != "" {
 		a.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
@@ -335,12 +347,12 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (Identi
 	md, _ := metadata.FromIncomingContext(ctx)
 	token, present, err := parseBearer(md.Get("authorization"))
 	if err != nil {
-		a.refusals.note("malformed authorization header", method, peerAddr(ctx))
+		a.refusals.note(RefusalMalformed, method, peerAddr(ctx))
 		return Identity{}, "", status.Error(codes.Unauthenticated, msgMalformed)
 	}
 	if !a.hasAdmin {
 		if !loopbackPeer(ctx) {
-			a.refusals.note("not loopback and no admin token configured", method, peerAddr(ctx))
+			a.refusals.note(RefusalNotLoopback, method, peerAddr(ctx))
 			return Identity{}, "", status.Error(codes.Unauthenticated,
 				"this server has no admin token and accepts loopback callers only; set HUBHOOKS_ADMIN_TOKEN on the server and send \"authorization: Bearer <token>\"")
 		}
@@ -349,7 +361,7 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (Identi
 		}
 	} else {
 		if !present {
-			a.refusals.note("missing token", method, peerAddr(ctx))
+			a.refusals.note(RefusalMissing, method, peerAddr(ctx))
 			return Identity{}, "", status.Error(codes.Unauthenticated, msgMissing)
 		}
 		got := sha256.Sum256([]byte(token))
@@ -360,7 +372,7 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (Identi
 	tok, err := a.tokens.Lookup(ctx, token)
 	switch {
 	case errors.Is(err, ErrTokenNotFound), err == nil && tok.HubID == "":
-		a.refusals.note("unknown or revoked token", method, peerAddr(ctx))
+		a.refusals.note(RefusalUnknownToken, method, peerAddr(ctx))
 		return Identity{}, "", status.Error(codes.Unauthenticated, msgInvalid)
 	case err != nil:
 		a.log.Warn("cannot check hub token", "method", method, "err", err)

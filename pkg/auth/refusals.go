@@ -11,8 +11,9 @@ import (
 // most one line per interval, counting the refusals in between. It is safe
 // for concurrent use.
 type refusals struct {
-	log   *slog.Logger
-	every time.Duration
+	log     *slog.Logger
+	every   time.Duration
+	counted func(reason string) // Config.Refused; may be nil
 
 	mu      sync.Mutex
 	reasons map[string]*refusalCount
@@ -23,12 +24,15 @@ type refusalCount struct {
 	since  int       // refusals not logged since
 }
 
-func newRefusals(log *slog.Logger, every time.Duration) *refusals {
-	return &refusals{log: log, every: every, reasons: map[string]*refusalCount{}}
+func newRefusals(log *slog.Logger, every time.Duration, counted func(string)) *refusals {
+	return &refusals{log: log, every: every, counted: counted, reasons: map[string]*refusalCount{}}
 }
 
 // note records a refused call and logs it when it is due.
 func (r *refusals) note(reason, method, peer string) {
+	if r.counted != nil {
+		r.counted(reason)
+	}
 	now := time.Now()
 	r.mu.Lock()
 	c := r.reasons[reason]
@@ -44,5 +48,5 @@ func (r *refusals) note(reason, method, peer string) {
 	suppressed := c.since
 	c.logged, c.since = now, 0
 	r.mu.Unlock()
-	r.log.Info("grpc call refused: "+reason, "method", method, "peer", peer, "refused_since_last_line", suppressed)
+	r.log.Info("grpc call refused", "reason", reason, "method", method, "peer", peer, "refused_since_last_line", suppressed)
 }

@@ -285,7 +285,7 @@ func TestRefusalsAreSampled(t *testing.T) {
 		_, err := c.GetHubConfig(ctx, &hubhooksv1.GetHubConfigRequest{HubId: "hub-a"}, bearer("hht_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
 		wantCode(t, "unknown token", err, codes.Unauthenticated)
 	}
-	lines := strings.Count(s.logs.String(), "unknown or revoked token")
+	lines := strings.Count(s.logs.String(), "reason="+auth.RefusalUnknownToken)
 	if lines == 0 || lines > 3 {
 		t.Fatalf("%d log lines for 200 refused calls, want 1 to 3:\n%s", lines, s.logs.String())
 	}

@@ -175,9 +175,18 @@ func (p *Parts) Redis(ctx context.Context) (redis.UniversalClient, error) {
 // GRPCServer builds the gRPC server with health, reflection, authentication
 // (admin token, hub tokens from tokens, or loopback-only) and optional TLS.
 func (p *Parts) GRPCServer(tokens *auth.TokenStore) (*daemon.GRPCServer, error) {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hubhooks_grpc_calls_refused_total",
+		Help: "gRPC calls refused by authentication, by reason (malformed, not_loopback, missing, unknown_token); the log has at most one line per reason every 10s.",
+	}, []string{"reason"})
+	for _, r := range []string{auth.RefusalMalformed, auth.RefusalNotLoopback, auth.RefusalMissing, auth.RefusalUnknownToken} {
+		refused.WithLabelValues(r)
+	}
+	p.Registry.MustRegister(refused)
 	authn, err := auth.New(auth.Config{
 		AdminToken: p.Settings.AdminToken, Tokens: tokens, Log: p.Log,
 		MaxStreamsPerToken: p.Settings.MaxStreamsPerToken, MaxStreamsPerConn: p.Settings.MaxStreamsPerConn,
+		Refused: func(reason string) { refused.WithLabelValues(reason).Inc() },
 	})
 	if err != nil {
 		return nil, err
