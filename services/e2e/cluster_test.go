@@ -26,6 +26,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/poll"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
+	"github.com/hubhooks/hubhooks/services/internal/natsauth"
 )
 
 // arrival is one webhook answered 2xx by a clusterReceiver.
@@ -221,7 +222,7 @@ func startClusterDeployment(t *testing.T, o deploymentOptions) *clusterDeploymen
 		for _, suffix := range suffixes {
 			name := service + "-" + suffix
 			r := &replica{service: service, httpAddr: freeAddr(t)}
-			env := append([]string{"HUBHOOKS_HTTP_ADDR=" + r.httpAddr}, common...)
+			env := append(append([]string{"HUBHOOKS_HTTP_ADDR=" + r.httpAddr}, common...), d.nats.env(natsauth.Role(service))...)
 			if a, ok := grpcAddr[name]; ok {
 				env = append(env, "HUBHOOKS_GRPC_ADDR="+a)
 			}
@@ -399,7 +400,9 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 	}
 	// Each expander and deliverer learns of the hubs through its config
 	// cache; wait until an event goes through before the faults start.
-	load := startLoad(t, d.js, hubs, rate)
+	pnc, pjs := d.nats.publisher()
+	defer pnc.Close()
+	load := startLoad(t, pjs, hubs, rate)
 	poll.Until(t, 60*time.Second, "first deliveries", func() bool { return len(recv.arrivals()) > 0 })
 	windows := make([][2]time.Time, len(faults))
 	for i, f := range faults {

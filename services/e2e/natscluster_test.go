@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hubhooks/hubhooks/pkg/poll"
+	"github.com/hubhooks/hubhooks/services/internal/natsauth"
+	"github.com/hubhooks/hubhooks/services/internal/natsauth/deploytest"
 )
 
 var (
@@ -60,11 +63,13 @@ type natsNode struct {
 }
 
 // natsCluster is three nats-server processes clustered on loopback with
-// JetStream on a file store, as deploy/nats/cluster.conf describes for
-// three machines.
+// JetStream on a file store, running deploy/nats/cluster.conf as on three
+// machines: TLS, one user per service, routes with mutual TLS. A single
+// server runs deploy/nats/hubhooks.conf.
 type natsCluster struct {
-	t     *testing.T
-	nodes []*natsNode
+	t      *testing.T
+	deploy *deploytest.Deploy // the configuration, its TLS files and passwords
+	nodes  []*natsNode
 }
 
 // startNATSCluster starts size clustered nats-server processes (size 1:
@@ -81,19 +86,20 @@ func startNATSCluster(t *testing.T, size int) *natsCluster {
 	for _, r := range routes {
 		routeURLs = append(routeURLs, "nats-route://"+r)
 	}
-	c := &natsCluster{t: t}
+	c := &natsCluster{t: t, deploy: deploytest.Prepare(t)}
 	for i := range size {
 		name := fmt.Sprintf("n%d", i)
-		dir := t.TempDir()
-		conf := fmt.Sprintf("server_name: %s\nlisten: %s\njetstream { store_dir: %q }\n", name, clients[i], filepath.Join(dir, "js"))
+		host, port, _ := net.SplitHostPort(clients[i])
+		_, monitor, _ := net.SplitHostPort(freeAddr(t))
+		volumes := map[string]string{"/data": t.TempDir()}
+		args := []string{"-a", host, "-p", port, "-m", monitor}
 		if size > 1 {
-			conf += fmt.Sprintf("cluster {\n  name: hubhooks-test\n  listen: %s\n  routes: [%s]\n}\n", routes[i], strings.Join(routeURLs, ", "))
+			args = append(args, "-c", c.deploy.NodeConf(t, "cluster.conf", name, volumes),
+				"--cluster", "nats://"+routes[i], "--routes", strings.Join(routeURLs, ","))
+		} else {
+			args = append(args, "-c", c.deploy.NodeConf(t, "hubhooks.conf", name, volumes))
 		}
-		confPath := filepath.Join(dir, "nats.conf")
-		if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		p := startProc(t, "nats-"+name, bin, []string{"-c", confPath}, nil)
+		p := startProc(t, "nats-"+name, bin, args, append(slices.Clone(c.deploy.Env), "SERVER_NAME="+name))
 		c.nodes = append(c.nodes, &natsNode{proc: p, name: name, url: "nats://" + clients[i]})
 	}
 	nc, js := c.client()
@@ -116,10 +122,23 @@ func (c *natsCluster) URLs() string {
 	return strings.Join(urls, ",")
 }
 
-// client connects to the cluster (any node, reconnecting forever).
+// client connects to the cluster (any node, reconnecting forever) as the
+// monitor: it reads the streams' and consumers' state.
 func (c *natsCluster) client() (*nats.Conn, jetstream.JetStream) {
 	c.t.Helper()
-	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
+	return c.connect(natsauth.Monitor, nats.CustomInboxPrefix(natsauth.InboxPrefix(natsauth.Monitor)))
+}
+
+// publisher connects to the cluster as the publisher.
+func (c *natsCluster) publisher() (*nats.Conn, jetstream.JetStream) {
+	c.t.Helper()
+	return c.connect(natsauth.Publisher)
+}
+
+func (c *natsCluster) connect(r natsauth.Role, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	c.t.Helper()
+	opts = append(append(c.deploy.Login(r), opts...), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
+	nc, err := nats.Connect(c.URLs(), opts...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -128,6 +147,12 @@ func (c *natsCluster) client() (*nats.Conn, jetstream.JetStream) {
 		c.t.Fatal(err)
 	}
 	return nc, js
+}
+
+// env is what a service of role needs to reach the cluster: its user and
+// password and the CA.
+func (c *natsCluster) env(r natsauth.Role) []string {
+	return []string{"HUBHOOKS_NATS_USER=" + string(r), "HUBHOOKS_NATS_PASSWORD=" + c.deploy.Passwords[r], "HUBHOOKS_NATS_TLS_CA=" + c.deploy.CA()}
 }
 
 func (c *natsCluster) node(name string) *natsNode {
