@@ -1,8 +1,9 @@
 // Package natsauth says who may do what on the NATS server hubhooks uses:
 // one identity per service, the hub's domains as "publisher", and the
 // subjects each may publish and subscribe to. hubd's embedded server takes
-// its users from here; deploy/nats/hubhooks.conf grants a separate server
-// the same permissions (TestDeployConfigMatches keeps the two in step).
+// its users from here; deploy/nats/users.conf, which the separate
+// deployment's configurations include, is generated from here
+// (TestUsersConfIsCurrent, TestDeployConfigMatches keep the two in step).
 //
 // What each identity may do:
 //
@@ -29,7 +30,8 @@
 //
 // "Ensure" is creating, updating and reading a stream's or a consumer's
 // configuration. No identity may delete or purge a stream, delete a
-// service's durable consumer, list streams, or read messages by sequence. Each service receives its
+// service's durable consumer or read messages by sequence; only the
+// monitor lists streams. Each service receives its
 // replies and fetched messages on an inbox of its own (InboxPrefix), which no
 // other identity may subscribe to.
 package natsauth
@@ -45,7 +47,7 @@ import (
 )
 
 // Role names an identity on the NATS server; it is also its user name in
-// hubd's embedded server and in deploy/nats/hubhooks.conf.
+// hubd's embedded server and in deploy/nats/users.conf.
 type Role string
 
 // The roles.
@@ -265,7 +267,7 @@ func (u use) permissions() Permissions {
 
 // ServerUsers are the users of a NATS server for hubhooks: one per role
 // of passwords, with its password and For's permissions, on standard
-// client connections. It is what deploy/nats/hubhooks.conf declares; tests
+// client connections. It is what deploy/nats/users.conf declares; tests
 // run the separate binaries against an embedded server with these users.
 func ServerUsers(passwords map[Role]string, domainSubjects []string) ([]*server.User, error) {
 	roles := make([]Role, 0, len(passwords))
