@@ -108,6 +108,7 @@ func (f *fetchSizer) observe(n int) { f.jobsPerMsg += (float64(n) - f.jobsPerMsg
 // dispatch puts the jobs of msg on their lanes and returns how many it
 // holds (0 when it was dead-lettered). It never blocks.
 func (s *Service) dispatch(msg jetstream.Msg) int {
+	_, overflow, _ := eventbus.HubOfDeliverySubject(msg.Subject())
 	jobs, err := eventbus.DecodeJobs(msg.Headers(), msg.Data())
 	for i := 0; err == nil && i < len(jobs); i++ {
 		err = validJob(msg.Subject(), jobs[i])
@@ -122,11 +123,11 @@ func (s *Service) dispatch(msg jetstream.Msg) int {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.enqueueAll(msg, s.notRecorded(jobs))
+			s.enqueueAll(msg, s.notRecorded(jobs), overflow)
 		}()
 		return len(jobs)
 	}
-	s.enqueueAll(msg, jobs)
+	s.enqueueAll(msg, jobs, overflow)
 	return len(jobs)
 }
 
@@ -141,20 +142,20 @@ func mayBeDone(msg jetstream.Msg) bool {
 	return err == nil && md.NumDelivered > 1
 }
 
-// enqueueAll enqueues jobs, all or some of the jobs of msg, and acks msg
-// when none is left.
-func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob) {
+// enqueueAll enqueues jobs, all or some of the jobs of msg (an overflow
+// message when overflow is set), and acks msg when none is left.
+func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, overflow bool) {
 	switch len(jobs) {
 	case 0:
 		if err := msg.Ack(); err != nil {
 			s.metrics.handlingErrors.WithLabelValues("ack").Inc()
 		}
 	case 1:
-		s.enqueue(msg, jobs[0])
+		s.enqueue(msg, jobs[0], overflow)
 	default:
 		f := &fanout{s: s, msg: msg, left: len(jobs)}
 		for _, job := range jobs {
-			s.enqueue(&fanoutShare{f: f, job: job}, job)
+			s.enqueue(&fanoutShare{f: f, job: job}, job, overflow)
 		}
 	}
 }

@@ -19,6 +19,9 @@ type heldJob struct {
 	job     *deliveryv1.DeliveryJob
 	lane    string    // laneKey(job)
 	fetched time.Time // when its message was fetched
+	// overflow: it came from an overflow message, so it does not count
+	// in its hub's share of live work (heldJobs.liveOfHub).
+	overflow bool
 	// progressed is when JetStream last heard of the job (its fetch or an
 	// InProgress); guarded by heldJobs.mu.
 	progressed time.Time
@@ -32,7 +35,7 @@ type heldJobs struct {
 
 	mu    sync.Mutex
 	jobs  map[*heldJob]struct{}
-	byHub map[string]int // held jobs per hub
+	byHub map[string]int // held jobs per hub taken from live messages
 	// space and overflowSpace are signalled when a job is released: one
 	// for the live fetch loop, one for the overflow loop.
 	space, overflowSpace chan struct{}
@@ -47,7 +50,9 @@ func (hs *heldJobs) add(h *heldJob) {
 	hs.mu.Lock()
 	if _, ok := hs.jobs[h]; !ok {
 		hs.jobs[h] = struct{}{}
-		hs.byHub[h.job.GetHubId()]++
+		if !h.overflow {
+			hs.byHub[h.job.GetHubId()]++
+		}
 	}
 	hs.mu.Unlock()
 }
@@ -56,9 +61,10 @@ func (hs *heldJobs) remove(h *heldJob) {
 	hs.mu.Lock()
 	if _, ok := hs.jobs[h]; ok {
 		delete(hs.jobs, h)
-		hub := h.job.GetHubId()
-		if hs.byHub[hub]--; hs.byHub[hub] <= 0 {
-			delete(hs.byHub, hub)
+		if hub := h.job.GetHubId(); !h.overflow {
+			if hs.byHub[hub]--; hs.byHub[hub] <= 0 {
+				delete(hs.byHub, hub)
+			}
 		}
 	}
 	hs.mu.Unlock()
@@ -87,8 +93,9 @@ func (hs *heldJobs) overflowRoom() int {
 	return hs.max/2 - len(hs.jobs)
 }
 
-// ofHub is how many jobs of hub the replica holds.
-func (hs *heldJobs) ofHub(hub string) int {
+// liveOfHub is how many jobs of hub taken from live messages the replica
+// holds.
+func (hs *heldJobs) liveOfHub(hub string) int {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	return hs.byHub[hub]

@@ -12,14 +12,16 @@ import (
 // Fairness across hubs: the live consumer is one queue for every hub, so a
 // hub that publishes 100,000 deliveries at once would put them all in front
 // of the next hub's job. Instead, while the replica holds a hub's share of
-// work (Config.HubShare jobs), the fetch loop moves that hub's further live
-// messages to the hub's overflow shard (moveToOverflow: a copy, then the
+// live work (Config.HubShare jobs taken from live messages), the fetch loop
+// moves that hub's further live messages to the hub's overflow shard (moveToOverflow: a copy, then the
 // ack) rather than take them. The overflow loop takes overflow messages
 // only with the room live traffic leaves (heldJobs.overflowRoom), in turns
 // across the shards (deficit round robin in jobs). So a burst waits in its
 // shard, a quiet hub's message behind it in the live queue is taken at
 // once, and the bursting hub still gets every slot the others leave.
-// Subjects and consumers: pkg/eventbus, overflow.go.
+// Recoveries and replays are published on the overflow subject from the
+// start (services/operations). Subjects and consumers: pkg/eventbus,
+// overflow.go.
 
 // overflowQuantum is how many jobs a shard with messages may take per
 // turn: about one fan-out batch message.
@@ -30,8 +32,11 @@ const overflowQuantum = 64
 // (another replica's moves are seen within this).
 const overflowIdle = 250 * time.Millisecond
 
-// overShare reports whether the replica holds hub's share of work already.
-func (s *Service) overShare(hub string) bool { return s.held.ofHub(hub) >= s.cfg.HubShare }
+// overShare reports whether the replica holds hub's share of live work
+// already. Jobs taken from overflow do not count: a hub's backlog there (a
+// flood, or a replay or recovery, which go there from the start) must not
+// send the hub's own live traffic behind it.
+func (s *Service) overShare(hub string) bool { return s.held.liveOfHub(hub) >= s.cfg.HubShare }
 
 // takeLive dispatches a live message and returns how many jobs it holds,
 // or moves it to its hub's overflow shard (kept false) when the replica

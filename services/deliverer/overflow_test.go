@@ -97,6 +97,47 @@ func TestBurstOfOneHubDoesNotDelayAnother(t *testing.T) {
 	poll.Until(t, 10*time.Second, "every message settled", func() bool { return e.consumerDrained(t) })
 }
 
+// A hub's backlog in its overflow shard (a replay or recovery publishes
+// there from the start) does not send the hub's own live traffic behind
+// it: jobs taken from overflow do not count in the hub's share of live
+// work, so its live message is taken at once, not moved behind the backlog.
+func TestOverflowBacklogDoesNotDelayItsHubsLiveTraffic(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	hooks, urls := hookServers(t, slowly(10*time.Millisecond), slowly(10*time.Millisecond))
+	cfg := e.addHub("hub-replaying", urls...)
+	e.start(t, fairConfig(e.prefix), newSender(t))
+
+	// 600 jobs in the hub's overflow shard, as a replay publishes them.
+	var backlog []*deliveryv1.DeliveryJob
+	for i := 0; i < 300; i += 10 {
+		var fs []*deliveryv1.DeliveryFanout
+		for j := i; j < i+10; j++ {
+			fs = append(fs, fanoutOf(t, cfg, j, urls...))
+		}
+		m, err := eventbus.NewFanoutBatchMsg(cfg.GetHubId(), fs)
+		if err == nil {
+			m.Subject = eventbus.OverflowDeliverySubject(cfg.GetHubId())
+		}
+		e.publish(t, m, err)
+		jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		backlog = append(backlog, jobs...)
+	}
+	poll.Until(t, 10*time.Second, "the backlog being delivered", func() bool { return e.records.succeeded(backlog) > 0 })
+	live := e.publishJob(t, cfg, urls[0], 1, false)
+	poll.Until(t, 10*time.Second, "the live delivery", func() bool { return e.records.final(live.GetDeliveryId()) })
+	if done := e.records.succeeded(backlog); done > len(backlog)/2 {
+		t.Errorf("the hub's live job was delivered after %d of its %d overflow jobs, want before half", done, len(backlog))
+	}
+	poll.Until(t, 30*time.Second, "the whole backlog", func() bool { return e.records.succeeded(backlog) == len(backlog) })
+	if n := hooks[0].count() + hooks[1].count(); n != len(backlog)+1 {
+		t.Errorf("%d POSTs for %d jobs", n, len(backlog)+1)
+	}
+}
+
 // hubsInShards returns two hub ids whose overflow shards are a < b.
 func hubsInShards(t *testing.T) (a, b string) {
 	t.Helper()
