@@ -27,9 +27,9 @@ type Config struct {
 	// BulkRate is the most deliveries a second one recovery (or replay)
 	// adds. Default 500.
 	BulkRate float64
-	// BulkMaxBacklog pauses bulk work while the deliverer has more than
-	// this many messages waiting in the deliveries stream: live deliveries
-	// published meanwhile queue behind at most that many. Default 200.
+	// BulkMaxBacklog pauses bulk work while its hub's overflow shard has
+	// more than this many messages waiting: live messages moved to that
+	// shard meanwhile queue behind at most that many. Default 200.
 	BulkMaxBacklog int
 	// RecoverLookback is how long before RecoverDeliveries' since the
 	// deliveries it looks at may have been created: a delivery that died

@@ -136,8 +136,14 @@ func (r *receiver) events() []webhook.Event {
 }
 
 // skippedDisabled is how many events the expander skipped because their
-// hub's triggers were off (hubd's /metrics).
+// hub's triggers were off.
 func (e *env) skippedDisabled(t *testing.T) float64 {
+	return e.metric(t, `hubhooks_expander_events_skipped_total{reason="disabled"}`)
+}
+
+// metric is the value of series (name and labels) in hubd's /metrics, 0
+// when it has none.
+func (e *env) metric(t *testing.T, series string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + e.HTTPAddr + "/metrics")
 	if err != nil {
@@ -146,7 +152,7 @@ func (e *env) skippedDisabled(t *testing.T) float64 {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, `hubhooks_expander_events_skipped_total{reason="disabled"} `); ok {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return f
 		}

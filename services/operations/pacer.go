@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
@@ -15,13 +16,16 @@ import (
 // backlog (a consumer info request).
 const backlogCheck = 100 * time.Millisecond
 
-// pacer spaces out the deliveries of one bulk operation: at most rate a
-// second, and none while the deliverer has more than maxBacklog messages
-// waiting. Live deliveries share the deliveries stream (a queue in
-// publication order), so the backlog bound is how far behind bulk work a
-// live delivery can fall. It is used by one goroutine.
+// pacer spaces out the deliveries of one bulk operation of a hub: at most
+// rate a second, and none while the hub's overflow shard has more than
+// maxBacklog messages waiting. Bulk work goes to that shard (bulkMsg), which
+// the deliverer serves only with the room live traffic leaves; the backlog
+// bound is how much a burst of live traffic moved to the same shard (the
+// hub's own, or another hub's of the shard) may find in front of it. It is
+// used by one goroutine.
 type pacer struct {
 	js         jetstream.JetStream
+	consumer   string // the shard's consumer
 	limiter    *rate.Limiter
 	maxBacklog int
 	paused     func(time.Duration)
@@ -30,10 +34,10 @@ type pacer struct {
 	backlog int
 }
 
-func (s *Service) newPacer() *pacer {
+func (s *Service) newPacer(hub string) *pacer {
 	burst := max(1, int(s.cfg.BulkRate/10))
 	return &pacer{
-		js: s.js, limiter: rate.NewLimiter(rate.Limit(s.cfg.BulkRate), burst), maxBacklog: s.cfg.BulkMaxBacklog,
+		js: s.js, consumer: eventbus.OverflowConsumerName(eventbus.OverflowShard(hub)), limiter: rate.NewLimiter(rate.Limit(s.cfg.BulkRate), burst), maxBacklog: s.cfg.BulkMaxBacklog,
 		paused: func(d time.Duration) { s.m.paused.Add(d.Seconds()) },
 	}
 }
@@ -81,13 +85,13 @@ func (p *pacer) wait(ctx context.Context, n int) error {
 	}
 }
 
-// waiting is how many messages of the deliveries stream the deliverer has
-// not taken yet: its consumer's pending count, or (no consumer yet) the
-// stream's messages.
+// waiting is how many messages of the shard the deliverer has not taken
+// yet: its consumer's pending count, or (no consumer yet) the stream's
+// messages.
 func (p *pacer) waiting(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := p.js.Consumer(ctx, eventbus.StreamDeliveries, eventbus.ConsumerDeliverer)
+	c, err := p.js.Consumer(ctx, eventbus.StreamDeliveries, p.consumer)
 	if err == nil {
 		info, err := c.Info(ctx)
 		if err != nil {
@@ -107,4 +111,13 @@ func (p *pacer) waiting(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return int(info.State.Msgs), nil
+}
+
+// bulkMsg puts m, a delivery message of hub made by a recovery or a
+// replay, on the hub's overflow subject: the deliverer takes it only with
+// the room live traffic leaves, so live deliveries of every hub, this one
+// included, go first (docs/delivery.md, "Fairness across hubs").
+func bulkMsg(m *nats.Msg, hub string) *nats.Msg {
+	m.Subject = eventbus.OverflowDeliverySubject(hub)
+	return m
 }

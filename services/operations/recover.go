@@ -79,7 +79,7 @@ func (s *Service) recoverDeliveries(ctx context.Context, req *hubhooksv1.Recover
 	r := &recovery{
 		s: s, hub: hub, cfg: cfg, since: since, dry: req.GetDryRun(), send: send,
 		progress: &hubhooksv1.RecoverDeliveriesProgress{DryRun: req.GetDryRun()},
-		pace:     s.newPacer(),
+		pace:     s.newPacer(hub),
 	}
 	for _, st := range []string{hubhooksv1.StatusDead.APIName(), hubhooksv1.StatusFailed.APIName()} {
 		q := logstore.Query{HubID: hub, Status: st, URL: req.GetUrl(), Since: since.Add(-s.cfg.RecoverLookback), Until: until, PageSize: recoverPage}
@@ -220,7 +220,7 @@ func (s *Service) redeliver(ctx context.Context, hub, oldID, newID string) error
 		return err
 	}
 	m.Header.Set(eventbus.HeaderRecheck, "1")
-	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(eventbus.StreamDeliveries)); err != nil {
+	if _, err := s.js.PublishMsg(ctx, bulkMsg(m, hub), jetstream.WithExpectStream(eventbus.StreamDeliveries)); err != nil {
 		return fmt.Errorf("publish delivery %s: %w", newID, err)
 	}
 	pending := &deliveryv1.AttemptRecorded{Job: job, Status: hubhooksv1.StatusPending, StartedAt: timestamppb.New(now)}

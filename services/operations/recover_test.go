@@ -68,6 +68,7 @@ func TestRecoverDeliveries(t *testing.T) {
 	before := time.Now()
 	a, b, cfg := deadDeliveries(t, e, 5)
 	since := timestamppb.New(before)
+	w := e.watch(t, "acme", nil)
 
 	// A dry run counts and sends nothing.
 	ps, err := e.recoverAll(ctx, t, &hubhooksv1.RecoverDeliveriesRequest{HubId: "acme", Since: since, DryRun: true})
@@ -91,9 +92,20 @@ func TestRecoverDeliveries(t *testing.T) {
 	if p := last(ps); p.GetMatched() != 5 || p.GetRedelivered() != 5 {
 		t.Fatalf("recover one URL: %v", p)
 	}
+	// It says so on the hub's operational events; the dry run did not.
+	poll.Until(t, 10*time.Second, "RECOVERY_FINISHED", func() bool {
+		return len(w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_RECOVERY_FINISHED)) > 0
+	})
+	if evs := w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_RECOVERY_FINISHED); len(evs) != 1 || evs[0].GetDeliveries() != 5 || evs[0].GetUrl() != a.URL+"/a" {
+		t.Errorf("RECOVERY_FINISHED events: %v", evs)
+	}
 	poll.Until(t, 20*time.Second, "5 recoveries succeeded", func() bool {
 		return len(e.logs(t, &hubhooksv1.ListEventLogsRequest{HubId: "acme", Status: "succeeded"})) == 5
 	})
+	// They went through the hub's overflow shard, behind live traffic.
+	if n := e.metric(t, "hubhooks_deliverer_overflow_taken_total"); n == 0 {
+		t.Error("the recovered deliveries were not taken from overflow")
+	}
 	for _, l := range e.logs(t, &hubhooksv1.ListEventLogsRequest{HubId: "acme", Status: "succeeded"}) {
 		if l.GetRedeliveryOf() == "" || l.GetId() != webhook.RecoveryID(l.GetRedeliveryOf()) || l.GetUrlId() != cfg.GetCallbackUrls()[0].GetId() {
 			t.Errorf("recovered entry %s: redelivery_of %q, url %s", l.GetId(), l.GetRedeliveryOf(), l.GetUrlId())

@@ -148,7 +148,7 @@ func (s *Service) replay(ctx context.Context, req *hubhooksv1.ReplayDomainEvents
 			}
 		}
 	}
-	rp := &replayRun{s: s, r: r, cfg: cfg, send: send, pace: s.newPacer(),
+	rp := &replayRun{s: s, r: r, cfg: cfg, send: send, pace: s.newPacer(r.hub),
 		progress: &hubhooksv1.ReplayDomainEventsProgress{DryRun: r.dry}}
 	subjects := s.subjects(r)
 	if len(subjects) == 0 || len(cfg.GetCallbackUrls()) == 0 {
@@ -360,6 +360,7 @@ func (rp *replayRun) publish(ctx context.Context, f *deliveryv1.DeliveryFanout) 
 	if err != nil {
 		return err
 	}
+	m = bulkMsg(m, rp.r.hub)
 	m.Header.Set(jetstream.MsgIDHeader, replayMsgID(f))
 	m.Header.Set(eventbus.HeaderRecheck, "1")
 	if len(rp.pending) >= replayInFlight {

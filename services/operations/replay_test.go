@@ -65,6 +65,7 @@ func TestReplayBackfillsANewURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	bID := cfg.GetCallbackUrls()[1].GetId()
+	w := e.watch(t, "acme", nil)
 	req := &hubhooksv1.ReplayDomainEventsRequest{HubId: "acme", Since: before, Urls: []string{bID}, DryRun: true}
 	p, err := e.replayAll(ctx, t, req)
 	if err != nil {
@@ -85,7 +86,18 @@ func TestReplayBackfillsANewURL(t *testing.T) {
 	if p.GetDeliveries() != 15 || p.GetAlreadyReplayed() != 0 {
 		t.Fatalf("replay: %v", p)
 	}
+	// It says so on the hub's operational events; the dry run did not.
+	poll.Until(t, 10*time.Second, "REPLAY_FINISHED", func() bool {
+		return len(w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_REPLAY_FINISHED)) > 0
+	})
+	if evs := w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_REPLAY_FINISHED); len(evs) != 1 || evs[0].GetDeliveries() != 15 {
+		t.Errorf("REPLAY_FINISHED events: %v", evs)
+	}
 	poll.Until(t, 20*time.Second, "15 replayed webhooks at the new URL", func() bool { return len(b.events()) == 15 })
+	// They went through the hub's overflow shard, behind live traffic.
+	if n := e.metric(t, "hubhooks_deliverer_overflow_taken_total"); n == 0 {
+		t.Error("the replay's deliveries were not taken from overflow")
+	}
 	for _, ev := range b.events() {
 		if !strings.HasPrefix(ev.ID, webhook.ReplayIDPrefix) || !strings.HasPrefix(ev.ReplayOf, "msg_") || !strings.HasPrefix(ev.DomainEvent.ID, "evt-team-") {
 			t.Errorf("replayed webhook id %q, replay_of %q, domain event %q", ev.ID, ev.ReplayOf, ev.DomainEvent.ID)

@@ -19,9 +19,9 @@
 //	           jobs (retries, live and overflow), attempt records, dead letters of jobs
 //	logger     ensure HUBHOOKS_ATTEMPTS, HUBHOOKS_DELIVERIES; consume HUBHOOKS_ATTEMPTS as
 //	           "logger"; publish and read the change notices of the event log
-//	           (hubhooks.logchanged.<hub>, for live tails); and for OperationsService: read the state of the consumer
-//	           "deliverer" (recovery's pace), read HUBHOOKS_EVENTS with ordered consumers
-//	           of its own (replay; never the expander's), publish delivery jobs
+//	           (hubhooks.logchanged.<hub>, for live tails); and for OperationsService: read the state of the
+//	           deliverer's consumers (the pace of bulk work), read HUBHOOKS_EVENTS with ordered consumers
+//	           of its own (replay; never the expander's), publish delivery jobs (live and overflow)
 //	hubd       all four services in one process
 //	monitor    for operators and monitoring of the separate deployment: read
 //	           JetStream's account, stream and consumer information (`nats stream
@@ -145,16 +145,16 @@ var uses = map[Role]use{
 	},
 	// The logger announces changed entries to the loggers following a
 	// hub's log live (TailEventLogs). Its process also serves
-	// OperationsService: recovery paces itself by the deliverer's backlog,
-	// replay reads the domain events again, and both publish delivery jobs;
-	// it delivers operational events as webhooks, streams them to watchers
-	// and publishes its own.
+	// OperationsService: replay reads the domain events again; recovery
+	// and replay publish delivery jobs on the hub's overflow shard, paced
+	// by that shard's backlog; it delivers operational events as webhooks
+	// (live), streams them to watchers and publishes its own.
 	Logger: {
 		ensure:  []string{eventbus.StreamAttempts, eventbus.StreamDeliveries, eventbus.StreamOps},
 		consume: []consumer{{eventbus.StreamAttempts, eventbus.ConsumerLogger}, {eventbus.StreamOps, eventbus.ConsumerOperations}},
-		watch:   []consumer{{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer}},
+		watch:   delivererConsumers,
 		replay:  []string{eventbus.StreamEvents, eventbus.StreamOps},
-		publish: []string{deliveries, logChanged, ops},
+		publish: []string{deliveries, overflow, logChanged, ops},
 		listen:  []string{logChanged},
 	},
 }

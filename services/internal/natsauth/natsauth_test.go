@@ -84,6 +84,7 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 		consumer  [2]string
 		publish   []string
 		replay    bool     // reads the domain events with ordered consumers
+		watch     []string // consumers of HUBHOOKS_DELIVERIES whose state it reads (made by the deliverer's job)
 		notices   bool     // publishes and reads the event log's change notices
 		denied    []string // subjects it may not publish to
 	}
@@ -102,7 +103,8 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 			denied:  []string{eventbus.SubjectDeadLetterEvents, "API.CREATED"}},
 		natsauth.Logger: {ensure: []string{eventbus.StreamAttempts, eventbus.StreamDeliveries},
 			consumer: [2]string{eventbus.StreamAttempts, eventbus.ConsumerLogger},
-			publish:  []string{eventbus.DeliverySubject("h")},
+			publish:  []string{eventbus.DeliverySubject("h"), eventbus.OverflowDeliverySubject("h")},
+			watch:    []string{eventbus.ConsumerDeliverer, eventbus.OverflowConsumerName(0), eventbus.OverflowConsumerName(eventbus.OverflowShards - 1)},
 			notices:  true,
 			replay:   true,
 			denied: []string{eventbus.AttemptSubject("h"), "API.CREATED",
@@ -159,6 +161,15 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 				case <-got:
 				case <-time.After(5 * time.Second):
 					t.Fatal("change notice not received")
+				}
+			}
+			for _, name := range j.watch {
+				c, err := js.Consumer(ctx, eventbus.StreamDeliveries, name)
+				if err != nil {
+					t.Fatalf("consumer %s: %v", name, err)
+				}
+				if _, err := c.Info(ctx); err != nil {
+					t.Fatalf("consumer %s info: %v", name, err)
 				}
 			}
 			if j.replay {

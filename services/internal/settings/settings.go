@@ -219,7 +219,7 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	num(&s.MaxExpansionBytes, "max-expansion-bytes", "HUBHOOKS_MAX_EXPANSION_BYTES", expander.DefaultMaxTotalBytes, "bytes of webhook bodies one domain event may make in all; more is dead-lettered")
 	num(&s.TestEventsPerMinute, "test-events-per-minute", "HUBHOOKS_TEST_EVENTS_PER_MINUTE", configsvc.DefaultTestEventsPerMinute, "test events one hub may send in a minute (SendTestEvent), across every configsvc")
 	num(&s.BulkRate, "bulk-rate", "HUBHOOKS_BULK_RATE", operations.DefaultBulkRate, "deliveries per second one replay or recovery adds at most")
-	num(&s.BulkMaxBacklog, "bulk-max-backlog", "HUBHOOKS_BULK_MAX_BACKLOG", operations.DefaultBulkMaxBacklog, "replays and recoveries pause while the deliverer has more messages than this waiting")
+	num(&s.BulkMaxBacklog, "bulk-max-backlog", "HUBHOOKS_BULK_MAX_BACKLOG", operations.DefaultBulkMaxBacklog, "replays and recoveries pause while their hub's overflow shard has more messages than this waiting")
 	dur(&s.AutoDisableAfter, "auto-disable-after", "HUBHOOKS_AUTO_DISABLE_AFTER", operations.DefaultAutoDisableAfter, "disable a callback URL that failed every attempt for this long; 0 = never")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
