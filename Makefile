@@ -101,12 +101,15 @@ screenshots: redis ## run the console's browser test and save its screenshots in
 bench: build redis ## load test: hubd and its ceilings; see docs/performance.md
 	$(BIN)/hubbench run $(BENCH_FLAGS)
 
-.PHONY: bench-fairness bench-noisy
+.PHONY: bench-fairness bench-noisy bench-replay
 bench-fairness: build redis ## tenant fairness: one hub's burst beside quiet hubs, side by side with each alone
 	$(BIN)/hubbench -scenario fairness $(BENCH_FLAGS)
 
 bench-noisy: build redis ## a never-answering URL beside a healthy one, at 1,000 events/s and at the highest rate
 	$(BIN)/hubbench -scenario noisy $(BENCH_FLAGS)
+
+bench-replay: build redis ## live traffic alone and beside a replay of 100,000 deliveries (ReplayDomainEvents)
+	$(BIN)/hubbench -scenario replay $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)

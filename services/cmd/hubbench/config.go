@@ -18,6 +18,7 @@ const (
 	scenarioThroughput = "throughput"
 	scenarioFairness   = "fairness"
 	scenarioNoisy      = "noisy"
+	scenarioReplay     = "replay"
 )
 
 // benchConfig is the run subcommand's settings.
@@ -50,8 +51,9 @@ type benchConfig struct {
 	selfProfile     string
 	keep            bool
 
-	fair  fairnessConfig
-	noisy noisyConfig
+	fair   fairnessConfig
+	noisy  noisyConfig
+	replay replayConfig
 }
 
 // fairnessConfig shapes the fairness scenario.
@@ -71,12 +73,22 @@ type noisyConfig struct {
 	dur  time.Duration // how long each phase publishes
 }
 
+// replayConfig shapes the replay scenario.
+type replayConfig struct {
+	deliveries int           // deliveries the replay makes (rounded up to whole domain events)
+	urls       int           // callback URLs of the replaying hub
+	sameRate   float64       // live events/s of the replaying hub itself
+	otherHubs  int           // other hubs with live traffic (one URL each)
+	otherRate  float64       // live events/s of all of them together
+	liveFor    time.Duration // how long the live-only phase publishes
+}
+
 // parseBenchFlags parses the run subcommand's arguments.
 func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs := flag.NewFlagSet("hubbench run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &benchConfig{}
-	fs.StringVar(&c.scenario, "scenario", scenarioThroughput, "throughput: one load shape against the ceilings; fairness: a burst of one hub beside quiet hubs (issue 19); noisy: a never-answering URL beside a healthy one at a fixed and at the highest rate")
+	fs.StringVar(&c.scenario, "scenario", scenarioThroughput, "throughput: one load shape against the ceilings; fairness: a burst of one hub beside quiet hubs (issue 19); noisy: a never-answering URL beside a healthy one at a fixed and at the highest rate; replay: live traffic alone and beside a replay of -replay-deliveries (issue 20)")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "throughput: how long to publish")
 	fs.Float64Var(&c.rate, "rate", 0, "throughput: domain events per second; 0 = as fast as the pipeline takes them (bounded by -window)")
 	fs.IntVar(&c.hubs, "hubs", 1, "throughput: hubs to configure")
@@ -113,6 +125,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.DurationVar(&c.fair.quietFor, "quiet-duration", 10*time.Second, "fairness: how long the quiet-only phases publish")
 	fs.Float64Var(&c.noisy.rate, "noisy-rate", 1000, "noisy: events/s of the fixed-rate phases (one healthy URL, so deliveries/s)")
 	fs.DurationVar(&c.noisy.dur, "noisy-duration", 20*time.Second, "noisy: how long each phase publishes")
+	fs.IntVar(&c.replay.deliveries, "replay-deliveries", 100000, "replay: deliveries the replay makes (its hub's events, published while its triggers were off)")
+	fs.IntVar(&c.replay.urls, "replay-urls", 5, "replay: callback URLs of the replaying hub (1-5)")
+	fs.Float64Var(&c.replay.sameRate, "replay-same-rate", 20, "replay: live events/s of the replaying hub itself")
+	fs.IntVar(&c.replay.otherHubs, "replay-other-hubs", 10, "replay: other hubs with live traffic, one URL each")
+	fs.Float64Var(&c.replay.otherRate, "replay-other-rate", 100, "replay: live events/s of all the other hubs together")
+	fs.DurationVar(&c.replay.liveFor, "replay-live-duration", 20*time.Second, "replay: how long the live-only phase publishes")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -136,6 +154,8 @@ func (c *benchConfig) senderShape() (hubs, urls int) {
 		return 1, c.fair.burstURLs
 	case scenarioNoisy:
 		return 1, 1
+	case scenarioReplay:
+		return 1, c.replay.urls
 	}
 	return c.hubs, c.urls
 }
@@ -150,9 +170,9 @@ func defaultPostConcurrency(hubs, urls int) int {
 func (c *benchConfig) validate() error {
 	var errs []error
 	switch c.scenario {
-	case scenarioThroughput, scenarioFairness, scenarioNoisy:
+	case scenarioThroughput, scenarioFairness, scenarioNoisy, scenarioReplay:
 	default:
-		errs = append(errs, fmt.Errorf("-scenario %q: want %s, %s or %s", c.scenario, scenarioThroughput, scenarioFairness, scenarioNoisy))
+		errs = append(errs, fmt.Errorf("-scenario %q: want %s, %s, %s or %s", c.scenario, scenarioThroughput, scenarioFairness, scenarioNoisy, scenarioReplay))
 	}
 	if c.duration <= 0 {
 		errs = append(errs, errors.New("-duration must be positive"))
@@ -203,6 +223,13 @@ func (c *benchConfig) validate() error {
 	if c.noisy.rate <= 0 || c.noisy.dur <= 0 {
 		errs = append(errs, errors.New("-noisy-rate and -noisy-duration must be positive"))
 	}
+	r := c.replay
+	if r.deliveries < 1 || r.urls < 1 || r.urls > 5 {
+		errs = append(errs, errors.New("-replay-deliveries must be positive and -replay-urls 1 to 5"))
+	}
+	if r.sameRate <= 0 || r.otherRate <= 0 || r.otherHubs < 1 || r.otherHubs > 1000 || r.liveFor <= 0 {
+		errs = append(errs, errors.New("-replay-same-rate, -replay-other-rate and -replay-live-duration must be positive, -replay-other-hubs 1 to 1000"))
+	}
 	switch c.target {
 	case "hubd":
 	case "external":
@@ -214,6 +241,9 @@ func (c *benchConfig) validate() error {
 		}
 		if c.scenario == scenarioNoisy {
 			errs = append(errs, errors.New("-scenario noisy needs -target hubd (each phase starts a fresh hubd)"))
+		}
+		if c.scenario == scenarioReplay {
+			errs = append(errs, errors.New("-scenario replay needs -target hubd (it switches a hub's triggers off and replays over hubd's gRPC address)"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("-target %q: want hubd or external", c.target))

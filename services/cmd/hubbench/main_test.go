@@ -190,6 +190,12 @@ func TestBenchConfigValidate(t *testing.T) {
 		{"noisy on an external target", func(c *benchConfig) {
 			c.scenario, c.target, c.natsURL, c.grpcAddr = scenarioNoisy, "external", "nats://x", "x:1"
 		}},
+		{"no replay deliveries", func(c *benchConfig) { c.replay.deliveries = 0 }},
+		{"six replay urls", func(c *benchConfig) { c.replay.urls = 6 }},
+		{"no other hubs", func(c *benchConfig) { c.replay.otherHubs = 0 }},
+		{"replay on an external target", func(c *benchConfig) {
+			c.scenario, c.target, c.natsURL, c.grpcAddr = scenarioReplay, "external", "nats://x", "x:1"
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,6 +218,7 @@ func TestPostConcurrencyFollowsTheScenario(t *testing.T) {
 		{[]string{"-hubs", "10"}, 256},          // the replica's 256
 		{[]string{"-scenario", "noisy"}, 16},    // one healthy URL
 		{[]string{"-scenario", "fairness"}, 64}, // the bursting hub's 5 URLs
+		{[]string{"-scenario", "replay"}, 64},   // the replaying hub's 5 URLs
 		{[]string{"-post-concurrency", "7"}, 7}, // as asked
 	}
 	for _, tt := range tests {
@@ -308,6 +315,19 @@ func TestNoisyVerdicts(t *testing.T) {
 		if got[i].Pass != w {
 			t.Errorf("verdict %d (%s, %v ms, limit %v) pass %v, want %v", i, got[i].Goal, got[i].Value, got[i].Limit, got[i].Pass, w)
 		}
+	}
+}
+
+func TestReplayVerdicts(t *testing.T) {
+	ph := func(name string, same, other float64) report.Phase {
+		return report.Phase{Name: name, Traffic: []report.Traffic{
+			{Name: trafficSameHub, Latency: latency.Summary{P99Ms: same}},
+			{Name: "others", Latency: latency.Summary{P99Ms: other}},
+		}}
+	}
+	got := replayVerdicts([]report.Phase{ph(phaseLiveAlone, 10, 40), ph(phaseLiveReplay, 36, 79)}, []string{trafficSameHub, "others"})
+	if len(got) != 2 || got[0].Pass || got[0].Limit != 35 || !got[1].Pass || got[1].Limit != 80 {
+		t.Errorf("verdicts %+v: want the replaying hub's over max(2x, +25 ms) and the others' within", got)
 	}
 }
 

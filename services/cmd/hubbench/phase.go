@@ -21,6 +21,11 @@ type load struct {
 	// for the phase's duration; shadow hubs get one event for each.
 	closedLoop bool
 	shadow     []hub
+	// once, when set, makes the load's whole traffic at once (a replay
+	// request) and returns what it made: acked counts the domain events
+	// whose deliveries are expected. Like a burst, the phase lasts until
+	// they all arrived.
+	once func(context.Context) pubResult
 }
 
 // loadRun is a load being published and received.
@@ -35,8 +40,8 @@ type loadRun struct {
 }
 
 // runPhase publishes every load of a phase together and measures them:
-// bursts go out at once and the phase lasts until every burst delivery
-// arrived; rate loads publish until then (or for d when there is no
+// bursts (and once loads) go out at once and the phase lasts until every
+// burst delivery arrived; rate loads publish until then (or for d when there is no
 // burst); closed-loop loads publish for d. Then it waits for the rest of
 // the deliveries and reads CPU per delivery and the streams' backlogs.
 func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loads ...load) report.Phase {
@@ -55,6 +60,8 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 		go func() {
 			defer close(r.done)
 			switch {
+			case r.l.once != nil:
+				r.pub = r.l.once(ctx)
 			case r.l.burst > 0:
 				r.pub = publishBurst(ctx, s.burstJS, b.factory, r.l.class, r.l.hubs[0].id, r.l.burst, b.c.fair.burstWindow)
 			case r.l.closedLoop:
@@ -72,7 +79,7 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 	// The phase's end: every burst delivered, or d.
 	bursts := false
 	for _, r := range runs {
-		if r.l.burst > 0 {
+		if r.l.burst > 0 || r.l.once != nil {
 			bursts = true
 			<-r.done
 			drain(ctx, r.c, r.expected(b.perEvent), b.c.drainTimeout, b.logf)

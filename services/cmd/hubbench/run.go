@@ -24,6 +24,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		err = b.fairness(ctx)
 	case scenarioNoisy:
 		err = b.noisy(ctx)
+	case scenarioReplay:
+		err = b.replay(ctx)
 	default:
 		err = b.throughput(ctx)
 	}
