@@ -138,10 +138,15 @@ func TestFailingURLIsDisabledAndReported(t *testing.T) {
 	}
 }
 
-// A URL that refuses connections opens its circuit breaker: the watch
-// stream shows CIRCUIT_OPENED.
+// A URL that refuses connections opens its circuit breaker, and closes it
+// once it answers again: the watch stream shows CIRCUIT_OPENED, then
+// CIRCUIT_CLOSED.
 func TestCircuitOpenedIsReported(t *testing.T) {
-	e := start(t, func(s *settings.Settings) { s.AutoDisableAfter = 0; s.BreakerFailures = 3 }, 0)
+	e := start(t, func(s *settings.Settings) {
+		s.AutoDisableAfter = 0
+		s.BreakerFailures = 3
+		s.BreakerCooldown = 300 * time.Millisecond
+	}, 0)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -158,5 +163,24 @@ func TestCircuitOpenedIsReported(t *testing.T) {
 	})
 	if ev := w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_CIRCUIT_OPENED)[0]; ev.GetUrl() != closed {
 		t.Errorf("CIRCUIT_OPENED for %q, want %q", ev.GetUrl(), closed)
+	}
+
+	// The endpoint is back: after the cool-down a probe succeeds.
+	l, err = net.Listen("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatalf("listen on the URL's address again: %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	for i := 0; len(w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_CIRCUIT_CLOSED)) == 0; i++ {
+		if i == 100 {
+			t.Fatal("no CIRCUIT_CLOSED once the URL answers")
+		}
+		e.publish(t, "acme", fmt.Sprintf("evt-back-%d", i), "USER.UPDATED", nil)
+		time.Sleep(200 * time.Millisecond)
+	}
+	if ev := w.of(hubhooksv1.OperationalEventType_OPERATIONAL_EVENT_TYPE_CIRCUIT_CLOSED)[0]; ev.GetUrl() != closed {
+		t.Errorf("CIRCUIT_CLOSED for %q, want %q", ev.GetUrl(), closed)
 	}
 }
