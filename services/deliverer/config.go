@@ -103,6 +103,15 @@ type Config struct {
 	// URLs (services/internal/urlhealth); default 10s.
 	HealthInterval time.Duration
 
+	// RedisWaitReplicas is how many Redis replicas must hold a retry or a
+	// parked job (Redis WAIT) before the message it stands for is
+	// acknowledged; 0 (default) does not wait, and a failover may lose the
+	// last retries stored (docs/scaling.md). Fewer replicas in time fail the
+	// store: the job's message is redelivered instead.
+	RedisWaitReplicas int
+	// RedisWaitTimeout bounds each such WAIT; default 1s.
+	RedisWaitTimeout time.Duration
+
 	// StreamOptions tune the streams created by Run.
 	StreamOptions eventbus.Options
 	// RedisPrefix starts every Redis key; default "hubhooks:".
@@ -155,6 +164,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.ShutdownTimeout, 20*time.Second)
 	def(&c.OpTimeout, 10*time.Second)
 	def(&c.HealthInterval, 10*time.Second)
+	def(&c.RedisWaitTimeout, time.Second)
 	if c.RedisPrefix == "" {
 		c.RedisPrefix = "hubhooks:"
 	}
@@ -183,7 +193,7 @@ func (c Config) Validate() error {
 		{"max retry after", c.MaxRetryAfter}, {"ack wait", c.AckWait}, {"fetch wait", c.FetchWait},
 		{"queue full delay", c.QueueFullDelay}, {"poll interval", c.PollInterval}, {"claim lease", c.ClaimLease},
 		{"breaker cooldown", c.BreakerCooldown}, {"shutdown timeout", c.ShutdownTimeout}, {"op timeout", c.OpTimeout}, {"health interval", c.HealthInterval},
-		{"hold limit", c.HoldLimit}, {"send timeout", c.SendTimeout},
+		{"hold limit", c.HoldLimit}, {"send timeout", c.SendTimeout}, {"redis wait timeout", c.RedisWaitTimeout},
 	}
 	for _, d := range durations {
 		if d.v < 0 {
@@ -196,7 +206,7 @@ func (c Config) Validate() error {
 	}{
 		{"concurrency", c.Concurrency}, {"per-URL concurrency", c.PerURLConcurrency}, {"per-URL queue", c.PerURLQueue},
 		{"per-hub concurrency", c.PerHubConcurrency}, {"hub share", c.HubShare}, {"max ack pending", c.MaxAckPending}, {"fetch batch", c.FetchBatch},
-		{"claim batch", c.ClaimBatch}, {"breaker failures", c.BreakerFailures},
+		{"claim batch", c.ClaimBatch}, {"breaker failures", c.BreakerFailures}, {"redis wait replicas", c.RedisWaitReplicas},
 	}
 	for _, n := range ints {
 		if n.v < 0 {

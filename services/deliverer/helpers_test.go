@@ -431,7 +431,7 @@ func status(code int) func(int, http.ResponseWriter, *http.Request) {
 }
 
 // newStore is the retry store of the env's deliverers.
-func (e *testEnv) newStore() *retryStore { return newRetryStore(e.rdb, e.prefix) }
+func (e *testEnv) newStore() *retryStore { return newRetryStore(e.rdb, e.prefix, 0, 0) }
 
 // hangingServer starts a receiver, callback URL id, whose POSTs hang until
 // unblock is called or their request ends. unblock may be called more than

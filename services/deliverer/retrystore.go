@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hubhooks/hubhooks/pkg/daemon"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
@@ -25,17 +26,25 @@ import (
 // scripts move entries between a hub's hash and the sorted sets of every
 // hub, so on a Redis Cluster every key shares the hash tag {retry} and one
 // slot (docs/scaling.md says when that shard becomes the limit).
+//
+// An entry stands for a JetStream message acknowledged once it is stored,
+// so with waitReplicas > 0 a store succeeds only once that many Redis
+// replicas have it (daemon.WriteReplicated): a failover cannot then lose a
+// retry whose message is gone.
 type retryStore struct {
-	rdb        redis.UniversalClient
-	prefix     string
-	due        string
-	cancelDue  string
-	cancelJobs string
+	rdb          redis.UniversalClient
+	prefix       string
+	due          string
+	cancelDue    string
+	cancelJobs   string
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
-func newRetryStore(rdb redis.UniversalClient, prefix string) *retryStore {
+func newRetryStore(rdb redis.UniversalClient, prefix string, waitReplicas int, waitTimeout time.Duration) *retryStore {
 	p := prefix + "{retry}:"
-	return &retryStore{rdb: rdb, prefix: p, due: p + "due", cancelDue: p + "cancel:due", cancelJobs: p + "cancel:jobs"}
+	return &retryStore{rdb: rdb, prefix: p, due: p + "due", cancelDue: p + "cancel:due", cancelJobs: p + "cancel:jobs",
+		waitReplicas: waitReplicas, waitTimeout: waitTimeout}
 }
 
 func (r *retryStore) hubKey(hub string) string { return r.prefix + "hub:" + hub }
@@ -78,7 +87,7 @@ func (r *retryStore) storeEntry(ctx context.Context, next *deliveryv1.DeliveryJo
 	if err != nil {
 		return "", err
 	}
-	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	err = daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, func(p redis.Pipeliner) error {
 		p.HSet(ctx, r.hubKey(next.GetHubId()), next.GetDeliveryId(), v)
 		p.ZAdd(ctx, r.due, redis.Z{Score: float64(due.UnixMilli()), Member: member(next.GetHubId(), next.GetDeliveryId())})
 		return nil

@@ -106,7 +106,7 @@ func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient, configs 
 		held:          newHeldJobs(maxHeld),
 		lanes:         newLanes(cfg.PerURLConcurrency, cfg.PerURLQueue, maxHeld),
 		slots:         newSlots(cfg.Concurrency, cfg.PerHubConcurrency),
-		retries:       newRetryStore(rdb, cfg.RedisPrefix),
+		retries:       newRetryStore(rdb, cfg.RedisPrefix, cfg.RedisWaitReplicas, cfg.RedisWaitTimeout),
 		changed:       newChangedHubs(),
 		schedulerWake: make(chan struct{}, 1),
 		overflowWake:  make(chan struct{}, 1),

@@ -382,7 +382,7 @@ func (p *Parts) DelivererConfig() deliverer.Config {
 		StreamOptions: p.StreamOptions(), ShutdownTimeout: p.Settings.ShutdownTimeout,
 		Concurrency: p.Settings.DeliverConcurrency, PerURLConcurrency: p.Settings.PerURLConcurrency, PerHubConcurrency: p.Settings.PerHubConcurrency,
 		BreakerFailures: p.Settings.BreakerFailures, BreakerCooldown: p.Settings.BreakerCooldown, MaxRetryAfter: p.Settings.MaxRetryAfter,
-		HoldLimit: p.Settings.HoldLimit,
+		HoldLimit: p.Settings.HoldLimit, RedisWaitReplicas: p.Settings.RedisWaitReplicas, RedisWaitTimeout: p.Settings.RedisWaitTimeout,
 	}
 }
 

@@ -101,6 +101,11 @@ type Settings struct {
 	MaxWebhookBytes     int
 	MaxExpansionBytes   int
 
+	// RedisWaitReplicas and RedisWaitTimeout: the deliverer stores a retry
+	// only once that many Redis replicas have it (deliverer.Config).
+	RedisWaitReplicas int
+	RedisWaitTimeout  time.Duration
+
 	// Tracing (pkg/tracing): no OTLP endpoint leaves it off.
 	OTLPEndpoint     string
 	OTLPInsecure     bool
@@ -204,6 +209,8 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	eventsMaxBytes, err := daemon.EnvInt64("HUBHOOKS_EVENTS_MAX_BYTES", 0)
 	errs = append(errs, err)
 	fs.Int64Var(&s.EventsMaxBytes, "events-max-bytes", eventsMaxBytes, "cap on the domain events stream's size, oldest dropped first, expanded or not; 0 = no cap (HUBHOOKS_EVENTS_MAX_BYTES)")
+	num(&s.RedisWaitReplicas, "redis-wait-replicas", "HUBHOOKS_REDIS_WAIT_REPLICAS", 0, "Redis replicas that must hold a stored retry (Redis WAIT) before its JetStream message is acknowledged, so a failover cannot lose it; 0 = do not wait (docs/scaling.md)")
+	dur(&s.RedisWaitTimeout, "redis-wait-timeout", "HUBHOOKS_REDIS_WAIT_TIMEOUT", del.RedisWaitTimeout, "how long a retry's store waits for redis-wait-replicas; fewer in time and the job is redelivered instead")
 	dur(&s.HoldLimit, "hold-limit", "HUBHOOKS_HOLD_LIMIT", del.HoldLimit, "longest a delivery job keeps its JetStream message while queued or in flight before it moves to Redis")
 	dur(&s.MaxRetryAfter, "max-retry-after", "HUBHOOKS_MAX_RETRY_AFTER", del.MaxRetryAfter, "upper bound on a receiver's Retry-After")
 	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", logstore.DefaultRetention, "how long event log entries are kept")
@@ -342,7 +349,8 @@ func (s *Settings) Validate() error {
 	for name, v := range map[string]int{"deliver-concurrency": s.DeliverConcurrency, "per-url-concurrency": s.PerURLConcurrency,
 		"per-hub-concurrency": s.PerHubConcurrency, "breaker-failures": s.BreakerFailures, "log-max-entries-per-hub": s.LogMaxEntriesPerHub, "max-event-bytes": s.MaxEventBytes,
 		"bulk-rate": s.BulkRate, "bulk-max-backlog": s.BulkMaxBacklog, "max-streams-per-token": s.MaxStreamsPerToken, "max-streams-per-conn": s.MaxStreamsPerConn, "test-events-per-minute": s.TestEventsPerMinute,
-		"max-webhooks-per-event": s.MaxWebhooksPerEvent, "max-webhook-bytes": s.MaxWebhookBytes, "max-expansion-bytes": s.MaxExpansionBytes} {
+		"max-webhooks-per-event": s.MaxWebhooksPerEvent, "max-webhook-bytes": s.MaxWebhookBytes, "max-expansion-bytes": s.MaxExpansionBytes,
+		"redis-wait-replicas": s.RedisWaitReplicas} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s %d: must not be negative", name, v))
 		}
@@ -402,6 +410,7 @@ var only = map[string][]string{
 	"deliver-concurrency": {"hubd", "deliverer"}, "per-url-concurrency": {"hubd", "deliverer"},
 	"per-hub-concurrency": {"hubd", "deliverer"}, "breaker-failures": {"hubd", "deliverer"},
 	"breaker-cooldown": {"hubd", "deliverer"}, "hold-limit": {"hubd", "deliverer"}, "max-retry-after": {"hubd", "deliverer"},
+	"redis-wait-replicas": {"hubd", "deliverer"}, "redis-wait-timeout": {"hubd", "deliverer"},
 	"log-retention": {"hubd", "logger"}, "log-max-entries-per-hub": {"hubd", "logger"}, "log-max-bytes-per-hub": {"hubd", "logger"},
 	"max-event-bytes": {"hubd", "expander", "logger"}, "max-webhooks-per-event": {"hubd", "expander", "logger"},
 	"max-webhook-bytes": {"hubd", "expander", "logger"}, "max-expansion-bytes": {"hubd", "expander", "logger"},

@@ -1,0 +1,82 @@
+package deliverer
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hubhooks/hubhooks/pkg/daemon"
+	"github.com/hubhooks/hubhooks/pkg/poll"
+	"github.com/hubhooks/hubhooks/pkg/redistest"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+)
+
+// TestRetryStoreWaitsForReplicas runs the retry store on a Redis primary
+// with one replica (processes of the test's own). Waiting for one replica
+// (RedisWaitReplicas), a store succeeds while the replica keeps up and
+// fails while it does not (its WAIT runs on the connection of the write);
+// when the replica is cut off and promoted, as a failover does, it holds
+// every retry stored with the wait, and not the one stored without it.
+func TestRetryStoreWaitsForReplicas(t *testing.T) {
+	t.Parallel()
+	primary := redistest.StartServer(t, "--repl-diskless-sync-delay", "0")
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	replica := redistest.StartServer(t, "--replicaof", host, port)
+	pc, rc := primary.Client(t), replica.Client(t)
+	ctx := context.Background()
+	poll.Until(t, 10*time.Second, "replica in sync", func() bool {
+		info, err := rc.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	})
+	waiting := newRetryStore(pc, "t:", 1, 300*time.Millisecond)
+	plain := newRetryStore(pc, "t:", 0, 0)
+	job := func(id string) *deliveryv1.DeliveryJob {
+		return &deliveryv1.DeliveryJob{HubId: "h", DeliveryId: id, UrlId: "u", Attempt: 2}
+	}
+	due := time.Now().Add(time.Hour)
+
+	if err := waiting.store(ctx, job("kept-1"), due); err != nil {
+		t.Fatalf("store with a replica in sync: %v", err)
+	}
+	// A frozen replica is connected but acknowledges nothing: WAIT on the
+	// write's connection counts 0 of 1 (on another connection it would
+	// count the replica, which has everything that connection wrote).
+	replica.Signal(syscall.SIGSTOP)
+	err := waiting.store(ctx, job("refused"), due)
+	replica.Signal(syscall.SIGCONT)
+	if !errors.Is(err, daemon.ErrNotReplicated) {
+		t.Fatalf("store while the replica is frozen: %v, want ErrNotReplicated", err)
+	}
+	if err := waiting.store(ctx, job("kept-2"), due); err != nil {
+		t.Fatalf("store once the replica is back: %v", err)
+	}
+
+	// The replica is cut off from the primary and promoted; the primary
+	// goes on acknowledging writes that never reach it, then dies.
+	if err := rc.ReplicaOf(ctx, "no", "one").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waiting.store(ctx, job("refused-2"), due); !errors.Is(err, daemon.ErrNotReplicated) {
+		t.Fatalf("store with no replica: %v, want ErrNotReplicated", err)
+	}
+	if err := plain.store(ctx, job("lost"), due); err != nil {
+		t.Fatalf("store without waiting: %v", err)
+	}
+	primary.Kill()
+	got, err := rc.ZRange(ctx, newRetryStore(rc, "t:", 0, 0).due, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	// "refused" is there or not (the replica got it after its SIGCONT):
+	// its store failed, so its message was redelivered either way.
+	got = slices.DeleteFunc(got, func(m string) bool { return m == "h/refused" })
+	if want := []string{"h/kept-1", "h/kept-2"}; !slices.Equal(got, want) {
+		t.Fatalf("the promoted replica holds %v, want %v (and not h/lost, acknowledged without waiting)", got, want)
+	}
+}
