@@ -2,11 +2,13 @@ package deliverer
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hubhooks/hubhooks/pkg/daemon"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
@@ -112,8 +114,11 @@ func (s *Service) parkQueued(msg jobMsg, job *deliveryv1.DeliveryJob) {
 	delay := jitter(s.cfg.QueueFullDelay*time.Duration(min(next.GetDeferrals(), 10)), 0.5)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
 	defer cancel()
-	if err := s.retries.store(ctx, next, time.Now().Add(delay)); err != nil {
+	if v, err := s.retries.storeEntry(ctx, next, time.Now().Add(delay)); err != nil {
 		s.metrics.handlingErrors.WithLabelValues("store_deferral").Inc()
+		if errors.Is(err, daemon.ErrNotReplicated) {
+			s.unstore(next, v)
+		}
 		_ = msg.NakWithDelay(delay)
 		return
 	}
@@ -146,6 +151,9 @@ func (s *Service) parkAttempt(h *heldJob) {
 	entry, err := s.retries.storeEntry(ctx, next, due)
 	if err != nil {
 		s.metrics.handlingErrors.WithLabelValues("park").Inc()
+		if errors.Is(err, daemon.ErrNotReplicated) {
+			s.unstore(next, entry)
+		}
 		return // still held; tried again next tick
 	}
 	p.entry = entry

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hubhooks/hubhooks/pkg/daemon"
 	"github.com/hubhooks/hubhooks/pkg/urlguard"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
@@ -52,13 +53,18 @@ func (s *Service) outcome(job *deliveryv1.DeliveryJob, res webhook.Result, now t
 }
 
 // storeRetry stores the next attempt of job in the retry store, due at
-// next, and wakes the scheduler when it is due before its next poll.
-func (s *Service) storeRetry(job *deliveryv1.DeliveryJob, next time.Time) error {
+// next, and wakes the scheduler when it is due before its next poll. msg
+// is the job's message, nak'd by the caller when the store fails.
+func (s *Service) storeRetry(msg jobMsg, job *deliveryv1.DeliveryJob, next time.Time) error {
 	nextJob := proto.Clone(job).(*deliveryv1.DeliveryJob)
 	nextJob.Attempt = job.GetAttempt() + 1
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
 	defer cancel()
-	if err := s.retries.store(ctx, nextJob, next); err != nil {
+	v, err := s.retries.storeEntry(ctx, nextJob, next)
+	if err != nil {
+		if _, parked := msg.(parkedMsg); !parked && errors.Is(err, daemon.ErrNotReplicated) {
+			s.unstore(nextJob, v)
+		}
 		return err
 	}
 	s.metrics.retries.Inc()
@@ -66,6 +72,19 @@ func (s *Service) storeRetry(job *deliveryv1.DeliveryJob, next time.Time) error 
 		s.wakeScheduler()
 	}
 	return nil
+}
+
+// unstore removes an entry written on the Redis primary but not on enough
+// replicas (daemon.ErrNotReplicated) when the job's message is redelivered
+// instead: the entry must not bring the attempt back as well. (A parked
+// job's entry stays: its message is gone.) Should the removal fail, the
+// attempt may be made twice, never lost.
+func (s *Service) unstore(job *deliveryv1.DeliveryJob, v string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
+	defer cancel()
+	if _, err := s.retries.removeEntry(ctx, job.GetHubId(), job.GetDeliveryId(), v); err != nil {
+		s.jobLog(job).Warn("remove a retry not replicated (the attempt may be made twice)", "err", err)
+	}
 }
 
 // wakeScheduler makes the scheduler look for due retries now.

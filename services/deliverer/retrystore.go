@@ -81,7 +81,8 @@ func (r *retryStore) store(ctx context.Context, next *deliveryv1.DeliveryJob, du
 	return err
 }
 
-// storeEntry is store, returning the stored value (for removeEntry).
+// storeEntry is store, returning the stored value (for removeEntry), also
+// with an error wrapping daemon.ErrNotReplicated.
 func (r *retryStore) storeEntry(ctx context.Context, next *deliveryv1.DeliveryJob, due time.Time) (string, error) {
 	v, err := encodeEntry(next)
 	if err != nil {
@@ -93,7 +94,8 @@ func (r *retryStore) storeEntry(ctx context.Context, next *deliveryv1.DeliveryJo
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("store retry %s: %w", next.GetDeliveryId(), err)
+		// v is returned with ErrNotReplicated: it is on the primary.
+		return v, fmt.Errorf("store retry %s: %w", next.GetDeliveryId(), err)
 	}
 	return v, nil
 }
