@@ -36,18 +36,36 @@ type arrival struct {
 	at        time.Time
 }
 
-// clusterReceiver answers every webhook 204 and keeps when each arrived
-// and for which fault phase (the phase is part of the domain event id).
+// clusterReceiver answers webhooks 204 and keeps when each arrived and
+// for which fault phase (the phase is part of the domain event id). The
+// first attempt of every third webhook to the path /<failFirst> is
+// answered 503 (and not kept), so those deliveries pass through the retry
+// store; never two in a row, so the URL's circuit breaker stays closed.
 type clusterReceiver struct {
 	*httptest.Server
-	mu  sync.Mutex
-	got []arrival
+	mu     sync.Mutex
+	got    []arrival
+	failed map[string]bool // webhook ids seen on /<failFirst>: true if answered 503
 }
 
-func newClusterReceiver(t *testing.T) *clusterReceiver {
+func newClusterReceiver(t *testing.T, failFirst string) *clusterReceiver {
 	t.Helper()
-	r := &clusterReceiver{}
+	r := &clusterReceiver{failed: map[string]bool{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if failFirst != "" && req.URL.Path == "/"+failFirst {
+			id := req.Header.Get("webhook-id")
+			r.mu.Lock()
+			_, seen := r.failed[id]
+			fail := !seen && len(r.failed)%3 == 0
+			if !seen {
+				r.failed[id] = fail
+			}
+			r.mu.Unlock()
+			if fail {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+		}
 		var body struct {
 			DomainEvent struct {
 				ID string `json:"id"`
@@ -138,7 +156,7 @@ func (l *steadyLoad) publish(t *testing.T, id string) {
 		t.Error(err)
 		return
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(scaled(2 * time.Minute))
 	for {
 		m := nats.NewMsg("USER.UPDATED")
 		m.Header.Set(jetstream.MsgIDHeader, id)
@@ -153,7 +171,7 @@ func (l *steadyLoad) publish(t *testing.T, id string) {
 		}
 		if time.Now().After(deadline) {
 			l.failed.Add(1)
-			t.Errorf("publish %s: not acked within 2m: %v", id, err)
+			t.Errorf("publish %s: not acked within %s: %v", id, scaled(2*time.Minute), err)
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -183,6 +201,9 @@ type clusterDeployment struct {
 	replicas []*replica
 	cfgAddr  string // the balancer in front of configsvc
 	logAddr  string // logger a's gRPC
+	// failFirst is the hub whose deliveries fail their first attempt
+	// (through the retry store); "" for none.
+	failFirst string
 }
 
 // deploymentOptions shape a clusterDeployment.
@@ -191,12 +212,13 @@ type deploymentOptions struct {
 	streamReplicas int      // HUBHOOKS_STREAM_REPLICAS the services start with
 	perService     int      // replicas of each service (1 or 2)
 	redisEnv       []string // how the services reach Redis (HUBHOOKS_REDIS_*)
+	failFirst      string   // clusterDeployment.failFirst
 }
 
 func startClusterDeployment(t *testing.T, o deploymentOptions) *clusterDeployment {
 	t.Helper()
 	bins := binaries(t)
-	d := &clusterDeployment{t: t, nats: startNATSCluster(t, o.natsNodes)}
+	d := &clusterDeployment{t: t, nats: startNATSCluster(t, o.natsNodes), failFirst: o.failFirst}
 	d.nc, d.js = d.nats.client()
 	t.Cleanup(d.nc.Close)
 	suffixes := []string{"a", "b"}[:o.perService]
@@ -238,10 +260,11 @@ func startClusterDeployment(t *testing.T, o deploymentOptions) *clusterDeploymen
 
 // waitReady waits until r answers /readyz. Eight service processes and
 // three NATS servers starting at once on a loaded 2-core machine (make
-// test runs other packages beside this one) have taken over 90 s.
+// test runs other packages beside this one) have taken over 90 s: the
+// bound grows with the load.
 func (d *clusterDeployment) waitReady(r *replica) {
 	d.t.Helper()
-	poll.Until(d.t, 3*time.Minute, r.name+" ready", func() bool {
+	poll.Until(d.t, scaled(2*time.Minute), r.name+" ready", func() bool {
 		if r.exited() {
 			d.t.Fatalf("%s exited:\n%s", r.name, r.tail())
 		}
@@ -312,7 +335,7 @@ func TestNATSCluster(t *testing.T) {
 			node := d.nats.node(leader)
 			t.Logf("SIGKILL NATS node %s (leader of %s)", leader, stream)
 			node.kill()
-			poll.Until(t, 60*time.Second, "a new leader of "+stream, func() bool {
+			poll.Until(t, scaled(60*time.Second), "a new leader of "+stream, func() bool {
 				info, err := streamInfo(js, stream)
 				return err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != leader
 			})
@@ -388,7 +411,7 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 	}
 	defer conn.Close()
 	cfg := hubhooksv1.NewConfigServiceClient(conn)
-	recv := newClusterReceiver(t)
+	recv := newClusterReceiver(t, d.failFirst)
 	hubs := []string{"cl-a", "cl-b"}
 	for _, hub := range hubs {
 		if _, err := cfg.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: recv.URL + "/" + hub}); err != nil {
@@ -403,7 +426,7 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 	pnc, pjs := d.nats.publisher()
 	defer pnc.Close()
 	load := startLoad(t, pjs, hubs, rate)
-	poll.Until(t, 60*time.Second, "first deliveries", func() bool { return len(recv.arrivals()) > 0 })
+	poll.Until(t, scaled(60*time.Second), "first deliveries", func() bool { return len(recv.arrivals()) > 0 })
 	windows := make([][2]time.Time, len(faults))
 	for i, f := range faults {
 		load.phase.Store(int64(i))
@@ -439,13 +462,14 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 		}
 		return len(seen)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
+	wait := scaled(2 * time.Minute)
+	deadline := time.Now().Add(wait)
 	for unique() < total {
 		if time.Now().After(deadline) {
 			for _, r := range d.replicas {
 				t.Logf("--- %s log tail:\n%s", r.name, r.tail())
 			}
-			t.Fatalf("received %d of %d deliveries within 3m", unique(), total)
+			t.Fatalf("received %d of %d deliveries within %s", unique(), total, wait)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -481,7 +505,7 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 		return by, n, nil
 	}
 	var logged []int
-	poll.Until(t, 3*time.Minute, "every delivery logged as succeeded", func() bool {
+	poll.Until(t, scaled(2*time.Minute), "every delivery logged as succeeded", func() bool {
 		by, n, err := loggedByPhase()
 		if err != nil {
 			t.Logf("ListEventLogs: %v", err)

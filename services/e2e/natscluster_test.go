@@ -104,7 +104,7 @@ func startNATSCluster(t *testing.T, size int) *natsCluster {
 	}
 	nc, js := c.client()
 	defer nc.Close()
-	poll.Until(t, 60*time.Second, "JetStream on the NATS cluster", func() bool {
+	poll.Until(t, scaled(60*time.Second), "JetStream on the NATS cluster", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := js.AccountInfo(ctx)
@@ -180,7 +180,7 @@ func streamInfo(js jetstream.JetStream, stream string) (*jetstream.StreamInfo, e
 func (c *natsCluster) leader(js jetstream.JetStream, stream string) string {
 	c.t.Helper()
 	var leader string
-	poll.Until(c.t, 60*time.Second, "a leader of "+stream, func() bool {
+	poll.Until(c.t, scaled(60*time.Second), "a leader of "+stream, func() bool {
 		info, err := streamInfo(js, stream)
 		if err != nil || info.Cluster == nil {
 			return false
@@ -237,13 +237,14 @@ func (c *natsCluster) waitHealthy(js jetstream.JetStream, replicas int, streams 
 	c.t.Helper()
 	for _, s := range streams {
 		var last error
-		deadline := time.Now().Add(90 * time.Second)
+		wait := scaled(90 * time.Second)
+		deadline := time.Now().Add(wait)
 		for {
 			if last = healthy(js, s, replicas); last == nil {
 				break
 			}
 			if time.Now().After(deadline) {
-				c.t.Fatalf("stream %s not healthy at R%d within 90s: %v", s, replicas, last)
+				c.t.Fatalf("stream %s not healthy at R%d within %s: %v", s, replicas, wait, last)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -259,7 +260,7 @@ func (n *natsNode) restart(t *testing.T) {
 	t.Helper()
 	n.start()
 	addr := strings.TrimPrefix(n.url, "nats://")
-	poll.Until(t, 30*time.Second, "nats node "+n.name+" listening", func() bool {
+	poll.Until(t, scaled(30*time.Second), "nats node "+n.name+" listening", func() bool {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return false

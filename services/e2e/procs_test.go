@@ -51,6 +51,28 @@ func binaries(t *testing.T) string {
 	return binDir
 }
 
+// loadFactor is how many times slower than a quiet machine this one runs
+// now: the 1-minute load average per core, between 1 and 4 (make test
+// runs other packages beside this one on CI's 2 cores).
+func loadFactor() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 1
+	}
+	var load1 float64
+	if _, err := fmt.Sscan(string(b), &load1); err != nil {
+		return 1
+	}
+	return min(max(load1/float64(runtime.NumCPU()), 1), 4)
+}
+
+// scaled is d stretched by loadFactor: the bound on a wait for processes
+// to start, elect leaders or catch up, which take longer on a loaded
+// machine without anything being wrong.
+func scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * loadFactor())
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

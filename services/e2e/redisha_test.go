@@ -69,7 +69,7 @@ func startSentinelRedis(t *testing.T) *sentinelRedis {
 	// Wait until the Sentinels know the replica and each other.
 	c := redis.NewSentinelClient(&redis.Options{Addr: s.sentinels[0].addr})
 	defer c.Close()
-	poll.Until(t, 30*time.Second, "sentinels see the replica", func() bool {
+	poll.Until(t, scaled(30*time.Second), "sentinels see the replica", func() bool {
 		reps, err := c.Replicas(context.Background(), sentinelMaster).Result()
 		return err == nil && len(reps) == 1
 	})
@@ -112,14 +112,14 @@ func (s *sentinelRedis) failover(t *testing.T, hold time.Duration) {
 	}
 	t.Logf("SIGKILL Redis primary %s", old.addr)
 	old.stop(syscall.SIGKILL)
-	poll.Until(t, 60*time.Second, "sentinels promote the replica", func() bool { return s.master(t) == next.addr })
+	poll.Until(t, scaled(60*time.Second), "sentinels promote the replica", func() bool { return s.master(t) == next.addr })
 	t.Logf("Sentinel promoted %s", next.addr)
 	time.Sleep(hold)
 	old.start() // it still says replicaof/primary of old; Sentinel reconfigures it as a replica
 	old.waitUp(t)
 	c := redis.NewClient(&redis.Options{Addr: old.addr})
 	defer c.Close()
-	poll.Until(t, 60*time.Second, "the old primary replicates the new one", func() bool {
+	poll.Until(t, scaled(60*time.Second), "the old primary replicates the new one", func() bool {
 		info, err := c.Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up")
 	})
@@ -160,7 +160,7 @@ func startRedisCluster(t *testing.T) *redisCluster {
 // primaries that each have a replica.
 func (c *redisCluster) waitOK(t *testing.T) {
 	t.Helper()
-	poll.Until(t, 90*time.Second, "redis cluster ok", func() bool {
+	poll.Until(t, scaled(90*time.Second), "redis cluster ok", func() bool {
 		for _, n := range c.nodes {
 			if n.exited() {
 				continue
@@ -222,7 +222,7 @@ func (c *redisCluster) failover(t *testing.T, key string, hold time.Duration) {
 	t.Logf("SIGKILL Redis Cluster primary %s (serves %q)", old.addr, key)
 	old.stop(syscall.SIGKILL)
 	var next *redisProc
-	poll.Until(t, 60*time.Second, "a replica takes over "+key, func() bool {
+	poll.Until(t, scaled(60*time.Second), "a replica takes over "+key, func() bool {
 		next = c.primaryOf(key)
 		return next != nil && next != old
 	})
@@ -239,18 +239,22 @@ func (c *redisCluster) failover(t *testing.T, key string, hold time.Duration) {
 // (three primaries, three replicas) under a steady load, and SIGKILLs a
 // primary: Sentinel's (the long run: then the new one), and the cluster
 // primary serving a hub's event log (the long run: then the one serving
-// the retry schedule). Every event must be delivered and logged as
-// succeeded, duplicates under 1 %. HUBHOOKS_CLUSTER=long (make cluster)
-// runs the long version.
+// the retry schedule). Hub cl-b's receiver fails the first attempt of
+// every third webhook, so those deliveries pass through the retry store, which waits for a
+// replica (HUBHOOKS_REDIS_WAIT_REPLICAS=1). Every event must be delivered
+// and logged as succeeded, duplicates under 1 %. HUBHOOKS_CLUSTER=long
+// (make cluster) runs the long version.
 func TestRedisFailover(t *testing.T) {
 	long := os.Getenv("HUBHOOKS_CLUSTER") == "long"
 	rate, hold := 50, 2*time.Second
 	if long {
 		rate, hold = 150, 15*time.Second
 	}
+	redisWait := []string{"HUBHOOKS_REDIS_WAIT_REPLICAS=1", "HUBHOOKS_REDIS_WAIT_TIMEOUT=500ms"}
 	t.Run("sentinel", func(t *testing.T) {
 		r := startSentinelRedis(t)
-		d := startClusterDeployment(t, deploymentOptions{natsNodes: 1, streamReplicas: 1, perService: 1, redisEnv: r.env()})
+		d := startClusterDeployment(t, deploymentOptions{natsNodes: 1, streamReplicas: 1, perService: 1,
+			redisEnv: append(r.env(), redisWait...), failFirst: "cl-b"})
 		faults := []fault{
 			{"none (baseline, Sentinel)", func() { time.Sleep(hold) }},
 			{"kill the Sentinel primary", func() { r.failover(t, hold) }},
@@ -263,7 +267,8 @@ func TestRedisFailover(t *testing.T) {
 	})
 	t.Run("cluster", func(t *testing.T) {
 		r := startRedisCluster(t)
-		d := startClusterDeployment(t, deploymentOptions{natsNodes: 1, streamReplicas: 1, perService: 1, redisEnv: r.env()})
+		d := startClusterDeployment(t, deploymentOptions{natsNodes: 1, streamReplicas: 1, perService: 1,
+			redisEnv: append(r.env(), redisWait...), failFirst: "cl-b"})
 		faults := []fault{
 			{"none (baseline, Redis Cluster)", func() { time.Sleep(hold) }},
 			{"kill the primary of hub cl-a's log", func() { r.failover(t, "{cl-a}", hold) }},
