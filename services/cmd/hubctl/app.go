@@ -260,6 +260,23 @@ func (a *app) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, a.set.Timeout)
 }
 
+// withHub runs what most commands do: fn with the hub they act on, a client
+// of the service they call (configClient, logsClient, opsClient) and a
+// context bounded by --timeout.
+func withHub[C any](a *app, cmd *cobra.Command, client func() (C, error), fn func(ctx context.Context, c C, hub string) error) error {
+	hub, err := a.hub()
+	if err != nil {
+		return err
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.call(cmd.Context())
+	defer cancel()
+	return fn(ctx, c, hub)
+}
+
 // jsonOut reports whether -o json was asked for.
 func (a *app) jsonOut() bool { return a.set.Output == outputJSON }
 

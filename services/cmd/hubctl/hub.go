@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,21 +26,13 @@ the triggers are off or the hub has no URL.`,
 		Example: "  hubctl --hub acme hub show\n  hubctl --hub acme hub show -o json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hub, err := a.hub()
-			if err != nil {
-				return err
-			}
-			cc, err := a.configClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			cfg, err := cc.GetHubConfig(ctx, &hubhooksv1.GetHubConfigRequest{HubId: hub})
-			if err != nil {
-				return err
-			}
-			return a.printHubConfig(cfg)
+			return withHub(a, cmd, a.configClient, func(ctx context.Context, cc hubhooksv1.ConfigServiceClient, hub string) error {
+				cfg, err := cc.GetHubConfig(ctx, &hubhooksv1.GetHubConfigRequest{HubId: hub})
+				if err != nil {
+					return err
+				}
+				return a.printHubConfig(cfg)
+			})
 		},
 	}
 	toggle := func(use, short string, on bool) *cobra.Command {
@@ -52,24 +45,16 @@ replayed ('hubctl replay').`,
 			Example: "  hubctl --hub acme hub " + use,
 			Args:    noArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				hub, err := a.hub()
-				if err != nil {
-					return err
-				}
-				cc, err := a.configClient()
-				if err != nil {
-					return err
-				}
-				ctx, cancel := a.call(cmd.Context())
-				defer cancel()
-				cfg, err := cc.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: on})
-				if err != nil {
-					return err
-				}
-				if !a.jsonOut() && on && len(cfg.GetCallbackUrls()) == 0 {
-					fmt.Fprintln(a.stderr, "note: the hub has no callback URL yet; add one with 'hubctl urls add <url>'")
-				}
-				return a.printHubConfig(cfg)
+				return withHub(a, cmd, a.configClient, func(ctx context.Context, cc hubhooksv1.ConfigServiceClient, hub string) error {
+					cfg, err := cc.SetEventsEnabled(ctx, &hubhooksv1.SetEventsEnabledRequest{HubId: hub, Enabled: on})
+					if err != nil {
+						return err
+					}
+					if !a.jsonOut() && on && len(cfg.GetCallbackUrls()) == 0 {
+						fmt.Fprintln(a.stderr, "note: the hub has no callback URL yet; add one with 'hubctl urls add <url>'")
+					}
+					return a.printHubConfig(cfg)
+				})
 			},
 		}
 	}

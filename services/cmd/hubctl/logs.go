@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -152,25 +153,17 @@ attempt: the request sent (headers, secret masked, body) and the response
 		Example: "  hubctl --hub acme logs get dlv_3f2a...\n  hubctl --hub acme logs get dlv_3f2a... --full\n  hubctl --hub acme logs get dlv_3f2a... -o json",
 		Args:    exactArgs(1, "a delivery id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			hub, err := a.hub()
-			if err != nil {
-				return err
-			}
-			lc, err := a.logsClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			resp, err := lc.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: hub, Id: args[0]})
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return printJSON(a.stdout, resp)
-			}
-			a.printLogDetail(resp, full)
-			return nil
+			return withHub(a, cmd, a.logsClient, func(ctx context.Context, lc hubhooksv1.EventLogServiceClient, hub string) error {
+				resp, err := lc.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: hub, Id: args[0]})
+				if err != nil {
+					return err
+				}
+				if a.jsonOut() {
+					return printJSON(a.stdout, resp)
+				}
+				a.printLogDetail(resp, full)
+				return nil
+			})
 		},
 	}
 	get.Flags().BoolVar(&full, "full", false, "print bodies whole")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -46,28 +47,20 @@ previous secret keeps signing beside the new one for the grace period
 		Example: "  hubctl --hub acme secret rotate",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hub, err := a.hub()
-			if err != nil {
-				return err
-			}
-			cc, err := a.configClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			resp, err := cc.GenerateSecret(ctx, &hubhooksv1.GenerateSecretRequest{HubId: hub})
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return printJSON(a.stdout, resp)
-			}
-			fmt.Fprintln(a.stdout, resp.GetSecret())
-			if resp.GetPreviousSecretExpiresAt() != nil {
-				fmt.Fprintf(a.stderr, "the previous secret keeps signing until %s\n", when(resp.GetPreviousSecretExpiresAt()))
-			}
-			return nil
+			return withHub(a, cmd, a.configClient, func(ctx context.Context, cc hubhooksv1.ConfigServiceClient, hub string) error {
+				resp, err := cc.GenerateSecret(ctx, &hubhooksv1.GenerateSecretRequest{HubId: hub})
+				if err != nil {
+					return err
+				}
+				if a.jsonOut() {
+					return printJSON(a.stdout, resp)
+				}
+				fmt.Fprintln(a.stdout, resp.GetSecret())
+				if resp.GetPreviousSecretExpiresAt() != nil {
+					fmt.Fprintf(a.stderr, "the previous secret keeps signing until %s\n", when(resp.GetPreviousSecretExpiresAt()))
+				}
+				return nil
+			})
 		},
 	}
 	c.AddCommand(show, rotate)
@@ -90,26 +83,18 @@ only a hash is stored.`,
 		Example: "  hubctl --hub acme tokens create --description 'ci pipeline'",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hub, err := a.hub()
-			if err != nil {
-				return err
-			}
-			cc, err := a.configClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			resp, err := cc.CreateHubToken(ctx, &hubhooksv1.CreateHubTokenRequest{HubId: hub, Description: description})
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return printJSON(a.stdout, resp)
-			}
-			fmt.Fprintln(a.stdout, resp.GetToken())
-			fmt.Fprintf(a.stderr, "token %s created; this is the only time its value is shown\n", resp.GetInfo().GetId())
-			return nil
+			return withHub(a, cmd, a.configClient, func(ctx context.Context, cc hubhooksv1.ConfigServiceClient, hub string) error {
+				resp, err := cc.CreateHubToken(ctx, &hubhooksv1.CreateHubTokenRequest{HubId: hub, Description: description})
+				if err != nil {
+					return err
+				}
+				if a.jsonOut() {
+					return printJSON(a.stdout, resp)
+				}
+				fmt.Fprintln(a.stdout, resp.GetToken())
+				fmt.Fprintf(a.stderr, "token %s created; this is the only time its value is shown\n", resp.GetInfo().GetId())
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&description, "description", "", "what the token is for, to tell tokens apart")
@@ -119,28 +104,20 @@ only a hash is stored.`,
 		Short:   "List the hub's tokens (never their values)",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hub, err := a.hub()
-			if err != nil {
-				return err
-			}
-			cc, err := a.configClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			resp, err := cc.ListHubTokens(ctx, &hubhooksv1.ListHubTokensRequest{HubId: hub})
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return printJSON(a.stdout, resp)
-			}
-			t := newTable(a.stdout, "ID", "PREFIX", "CREATED", "DESCRIPTION")
-			for _, tok := range resp.GetTokens() {
-				t.row(tok.GetId(), tok.GetPrefix()+"…", when(tok.GetCreatedAt()), orDash(tok.GetDescription()))
-			}
-			return t.flush()
+			return withHub(a, cmd, a.configClient, func(ctx context.Context, cc hubhooksv1.ConfigServiceClient, hub string) error {
+				resp, err := cc.ListHubTokens(ctx, &hubhooksv1.ListHubTokensRequest{HubId: hub})
+				if err != nil {
+					return err
+				}
+				if a.jsonOut() {
+					return printJSON(a.stdout, resp)
+				}
+				t := newTable(a.stdout, "ID", "PREFIX", "CREATED", "DESCRIPTION")
+				for _, tok := range resp.GetTokens() {
+					t.row(tok.GetId(), tok.GetPrefix()+"…", when(tok.GetCreatedAt()), orDash(tok.GetDescription()))
+				}
+				return t.flush()
+			})
 		},
 	}
 	revoke := &cobra.Command{
@@ -149,31 +126,23 @@ only a hash is stored.`,
 		Example: "  hubctl --hub acme tokens revoke tok_5c1e...",
 		Args:    exactArgs(1, "the token or its id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			hub, err := a.hub()
-			if err != nil {
-				return err
-			}
-			cc, err := a.configClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			req := &hubhooksv1.RevokeHubTokenRequest{HubId: hub}
-			if strings.HasPrefix(args[0], auth.TokenIDPrefix) {
-				req.Id = args[0]
-			} else {
-				req.Token = args[0]
-			}
-			resp, err := cc.RevokeHubToken(ctx, req)
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return printJSON(a.stdout, resp)
-			}
-			fmt.Fprintln(a.stdout, "revoked")
-			return nil
+			return withHub(a, cmd, a.configClient, func(ctx context.Context, cc hubhooksv1.ConfigServiceClient, hub string) error {
+				req := &hubhooksv1.RevokeHubTokenRequest{HubId: hub}
+				if strings.HasPrefix(args[0], auth.TokenIDPrefix) {
+					req.Id = args[0]
+				} else {
+					req.Token = args[0]
+				}
+				resp, err := cc.RevokeHubToken(ctx, req)
+				if err != nil {
+					return err
+				}
+				if a.jsonOut() {
+					return printJSON(a.stdout, resp)
+				}
+				fmt.Fprintln(a.stdout, "revoked")
+				return nil
+			})
 		},
 	}
 	c.AddCommand(create, list, revoke)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/url"
 	"strings"
 
@@ -49,24 +50,16 @@ receives (default: every type).`,
 		Example: "  hubctl --hub acme urls add https://example.com/hooks\n  hubctl --hub acme urls add https://example.com/plans --types BILLINGPLAN.CREATED,BILLINGPLAN.UPDATED --description 'plan sync'",
 		Args:    exactArgs(1, "one URL"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			hub, err := a.hub()
-			if err != nil {
-				return err
-			}
-			cc, err := a.configClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			cfg, err := cc.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: args[0], EventTypes: addOpts.types, Description: addOpts.description})
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return printJSON(a.stdout, cfg)
-			}
-			return a.printURLs(cfg)
+			return withHub(a, cmd, a.configClient, func(ctx context.Context, cc hubhooksv1.ConfigServiceClient, hub string) error {
+				cfg, err := cc.AddCallbackUrl(ctx, &hubhooksv1.AddCallbackUrlRequest{HubId: hub, Url: args[0], EventTypes: addOpts.types, Description: addOpts.description})
+				if err != nil {
+					return err
+				}
+				if a.jsonOut() {
+					return printJSON(a.stdout, cfg)
+				}
+				return a.printURLs(cfg)
+			})
 		},
 	}
 	remove := &cobra.Command{
@@ -76,26 +69,18 @@ receives (default: every type).`,
 		Example: "  hubctl --hub acme urls remove https://example.com/hooks\n  hubctl --hub acme urls remove url_2bX9...",
 		Args:    exactArgs(1, "the URL or its id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			hub, err := a.hub()
-			if err != nil {
-				return err
-			}
-			cc, err := a.configClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			req := &hubhooksv1.RemoveCallbackUrlRequest{HubId: hub}
-			req.Id, req.Url = urlName(args[0])
-			cfg, err := cc.RemoveCallbackUrl(ctx, req)
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return printJSON(a.stdout, cfg)
-			}
-			return a.printURLs(cfg)
+			return withHub(a, cmd, a.configClient, func(ctx context.Context, cc hubhooksv1.ConfigServiceClient, hub string) error {
+				req := &hubhooksv1.RemoveCallbackUrlRequest{HubId: hub}
+				req.Id, req.Url = urlName(args[0])
+				cfg, err := cc.RemoveCallbackUrl(ctx, req)
+				if err != nil {
+					return err
+				}
+				if a.jsonOut() {
+					return printJSON(a.stdout, cfg)
+				}
+				return a.printURLs(cfg)
+			})
 		},
 	}
 	add.Flags().StringSliceVar(&addOpts.types, "types", nil, "webhook event types the URL receives, comma-separated (default: every type)")
@@ -193,34 +178,26 @@ to.`,
 		Example: "  hubctl --hub acme urls update url_2bX9... https://new.example.com/hooks\n  hubctl --hub acme urls update https://old.example.com/hooks https://new.example.com/hooks",
 		Args:    exactArgs(2, "the URL or its id, and the new URL"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			hub, err := a.hub()
-			if err != nil {
-				return err
-			}
-			cc, err := a.configClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			id, old := urlName(args[0])
-			if id == "" {
-				cfg, err := cc.GetHubConfig(ctx, &hubhooksv1.GetHubConfigRequest{HubId: hub})
+			return withHub(a, cmd, a.configClient, func(ctx context.Context, cc hubhooksv1.ConfigServiceClient, hub string) error {
+				id, old := urlName(args[0])
+				if id == "" {
+					cfg, err := cc.GetHubConfig(ctx, &hubhooksv1.GetHubConfigRequest{HubId: hub})
+					if err != nil {
+						return err
+					}
+					if id = urlIDOf(cfg, old); id == "" {
+						return notFoundf("hub %s has no callback URL %s ('hubctl urls list' shows them; name it by id)", hub, old)
+					}
+				}
+				cfg, err := cc.UpdateCallbackUrl(ctx, &hubhooksv1.UpdateCallbackUrlRequest{HubId: hub, Id: id, Url: args[1]})
 				if err != nil {
 					return err
 				}
-				if id = urlIDOf(cfg, old); id == "" {
-					return notFoundf("hub %s has no callback URL %s ('hubctl urls list' shows them; name it by id)", hub, old)
+				if a.jsonOut() {
+					return printJSON(a.stdout, cfg)
 				}
-			}
-			cfg, err := cc.UpdateCallbackUrl(ctx, &hubhooksv1.UpdateCallbackUrlRequest{HubId: hub, Id: id, Url: args[1]})
-			if err != nil {
-				return err
-			}
-			if a.jsonOut() {
-				return printJSON(a.stdout, cfg)
-			}
-			return a.printURLs(cfg)
+				return a.printURLs(cfg)
+			})
 		},
 	}
 	c.ValidArgsFunction = a.completeFrom(a.urlIDs)
