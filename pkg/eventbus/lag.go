@@ -74,10 +74,12 @@ func (c *LagCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// info is one consumer info request: looking the consumer up reads its
+// info already (asking again would double a scrape's requests).
 func (c *LagCollector) info(ctx context.Context, ref ConsumerRef) (*jetstream.ConsumerInfo, error) {
 	cons, err := c.js.Consumer(ctx, ref.Stream, ref.Consumer)
 	if err != nil {
 		return nil, err
 	}
-	return cons.Info(ctx)
+	return cons.CachedInfo(), nil
 }
