@@ -38,10 +38,14 @@ type chaosReceiver struct {
 	seen  map[string]int    // webhook-id -> 2xx answers
 	hits  map[string]int    // webhook-id -> requests
 	event map[string]string // webhook-id -> domain event id
+	// first is when the first 2xx answer of each webhook-id was given,
+	// again when each repeated one (a duplicate) was.
+	first map[string]time.Time
+	again map[string][]time.Time
 }
 
 func newChaosReceiver(t *testing.T, kind string) *chaosReceiver {
-	r := &chaosReceiver{kind: kind, seen: map[string]int{}, hits: map[string]int{}, event: map[string]string{}}
+	r := &chaosReceiver{kind: kind, seen: map[string]int{}, hits: map[string]int{}, event: map[string]string{}, first: map[string]time.Time{}, again: map[string][]time.Time{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		id := req.Header.Get("webhook-id")
 		var body struct {
@@ -68,7 +72,11 @@ func newChaosReceiver(t *testing.T, kind string) *chaosReceiver {
 			return
 		}
 		r.mu.Lock()
-		r.seen[id]++
+		if r.seen[id]++; r.seen[id] > 1 {
+			r.again[id] = append(r.again[id], time.Now())
+		} else {
+			r.first[id] = time.Now()
+		}
 		r.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -263,10 +271,12 @@ func TestChaos(t *testing.T) {
 		}
 		wg.Wait()
 	}
+	faults := &faultTimes{}
 	killAfter := func(name string, after time.Duration) func() {
 		return func() {
 			time.Sleep(after)
 			t.Logf("SIGKILL %s", name)
+			faults.note("SIGKILL " + name)
 			c.procs[name].stop(syscall.SIGKILL)
 			time.Sleep(300 * time.Millisecond)
 			c.procs[name].start()
@@ -321,6 +331,7 @@ func TestChaos(t *testing.T) {
 		{"SIGTERM deliverer (graceful)", func() {
 			time.Sleep(150 * time.Millisecond)
 			began := time.Now()
+			faults.note("SIGTERM deliverer")
 			c.procs["deliverer"].stop(syscall.SIGTERM)
 			took := time.Since(began)
 			t.Logf("deliverer stopped gracefully in %s", took.Round(time.Millisecond))
@@ -332,6 +343,7 @@ func TestChaos(t *testing.T) {
 		{"redis outage", func() {
 			time.Sleep(150 * time.Millisecond)
 			t.Logf("redis down for %s", outage)
+			faults.note("redis down")
 			c.redis.stop(syscall.SIGKILL)
 			time.Sleep(outage)
 			c.redis.start()
@@ -340,6 +352,7 @@ func TestChaos(t *testing.T) {
 		{"nats outage", func() {
 			time.Sleep(150 * time.Millisecond)
 			t.Logf("nats down for %s", outage)
+			faults.note("nats down")
 			c.stopNATS()
 			time.Sleep(outage)
 			c.startNATS()
@@ -359,8 +372,38 @@ func TestChaos(t *testing.T) {
 		// Redis does not answer: at-least-once).
 		{"kill expander in a burst", killAfter("expander", 30*time.Millisecond), true, nil},
 	}
+	// expectedNow is the events published so far per hub, and the
+	// deliveries each receiver should get for them.
+	expectedNow := func() (map[string]int, map[*chaosReceiver]int) {
+		perHub := map[string]int{}
+		pub.perID.Range(func(_, hub any) bool { perHub[hub.(string)]++; return true })
+		return perHub, map[*chaosReceiver]int{ok: perHub["c-ok"] + perHub["c-dead"], slow: perHub["c-ok"] + perHub["c-burst"], flaky: perHub["c-flaky"]}
+	}
+	// settle waits until the deliveries of the events published so far
+	// arrived and the deliverer holds no job, so that the next fault meets
+	// its own phase's traffic: a deliverer killed while it still works
+	// through the previous phase's backlog (late after an expander's
+	// restart) repeats that phase's POSTs in flight or not yet recorded,
+	// and they were counted against the previous fault.
+	settle := func() {
+		_, want := expectedNow()
+		poll.Until(t, 90*time.Second, "the phase's deliveries settled", func() bool {
+			for r, w := range want {
+				if u, _ := r.delivered(); u < w {
+					return false
+				}
+			}
+			v, err := scrapeMetric(c.httpAddr["deliverer"], "hubhooks_deliverer_jobs_held")
+			return err == nil && v == 0
+		})
+	}
+	phaseStart := make([]time.Time, len(phases))
 	for i, ph := range phases {
+		if i > 0 {
+			settle()
+		}
 		pub.phase.Store(int64(i))
+		phaseStart[i] = time.Now()
 		if ph.run != nil {
 			t.Logf("%6.1fs phase %q", time.Since(began).Seconds(), ph.name)
 			ph.run()
@@ -376,9 +419,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	// Every expected delivery arrives (at least once).
-	perHub := map[string]int{}
-	pub.perID.Range(func(_, hub any) bool { perHub[hub.(string)]++; return true })
-	want := map[*chaosReceiver]int{ok: perHub["c-ok"] + perHub["c-dead"], slow: perHub["c-ok"] + perHub["c-burst"], flaky: perHub["c-flaky"]}
+	perHub, want := expectedNow()
 	progress := func() string {
 		var b strings.Builder
 		for r, w := range want {
@@ -509,8 +550,19 @@ func TestChaos(t *testing.T) {
 		}
 		return len(phases) - 1
 	}
-	type tally struct{ events, expected, unique, dups, logged int }
+	// arrivedIn is the phase running at t: a duplicate is counted by the
+	// phase its event was published in, and also by the phase its repeat
+	// arrived in (the fault that caused it may be the next phase's).
+	arrivedIn := func(t time.Time) int {
+		i := 0
+		for i+1 < len(phaseStart) && !t.Before(phaseStart[i+1]) {
+			i++
+		}
+		return i
+	}
+	type tally struct{ events, expected, unique, dups, dupsArrived, logged int }
 	per := make([]tally, len(phases))
+	causes := map[string]int{} // duplicates by their phase and the fault nearest their first delivery
 	pub.perID.Range(func(id, hub any) bool {
 		ph := phaseOf(id.(string))
 		per[ph].events++
@@ -527,6 +579,12 @@ func TestChaos(t *testing.T) {
 			ph := phaseOf(r.event[id])
 			per[ph].unique++
 			per[ph].dups += n - 1
+			for _, at := range r.again[id] {
+				per[arrivedIn(at)].dupsArrived++
+			}
+			if n > 1 {
+				causes[fmt.Sprintf("%s: first delivered %s", phases[ph].name, faults.around(r.first[id]))] += n - 1
+			}
 		}
 		r.mu.Unlock()
 	}
@@ -543,10 +601,13 @@ func TestChaos(t *testing.T) {
 	}
 	for i, ph := range phases {
 		p := per[i]
-		t.Logf("fault %-30q events %5d  deliveries expected %5d  received %5d  duplicates %3d  logged succeeded %5d", ph.name, p.events, p.expected, p.unique, p.dups, p.logged)
+		t.Logf("fault %-30q events %5d  deliveries expected %5d  received %5d  duplicates %3d (%3d arrived during it)  logged succeeded %5d", ph.name, p.events, p.expected, p.unique, p.dups, p.dupsArrived, p.logged)
 		if p.unique != p.expected || p.logged != p.expected {
 			t.Errorf("fault %q: expected %d deliveries, received %d, logged %d", ph.name, p.expected, p.unique, p.logged)
 		}
+	}
+	for cause, n := range causes {
+		t.Logf("duplicates %3d  %s", n, cause)
 	}
 	rate := float64(totalDup) / float64(totalUnique) * 100
 	t.Logf("chaos summary: events published %d, deliveries expected %d, delivered (unique) %d, duplicates %d (%.2f%%), log entries with final status %d (+%d dead at the failing URL)",
@@ -557,4 +618,43 @@ func TestChaos(t *testing.T) {
 	if rate > 5 {
 		t.Errorf("duplicate rate %.2f%% is above 5%%", rate)
 	}
+}
+
+// faultTimes records when each fault of the chaos test began, to tell
+// which fault a duplicate followed.
+type faultTimes struct {
+	mu    sync.Mutex
+	names []string
+	at    []time.Time
+}
+
+func (f *faultTimes) note(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.names = append(f.names, name)
+	f.at = append(f.at, time.Now())
+}
+
+// around names the fault nearest t and how long before or after it t was.
+func (f *faultTimes) around(t time.Time) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	best := -1
+	for i, at := range f.at {
+		if best < 0 || t.Sub(at).Abs() < t.Sub(f.at[best]).Abs() {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "with no fault"
+	}
+	d := t.Sub(f.at[best])
+	// Coarse, so that duplicates of one cause are counted together.
+	side := map[bool]string{true: "after", false: "before"}[d >= 0]
+	for _, within := range []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, time.Second} {
+		if d.Abs() < within {
+			return fmt.Sprintf("within %v %s %s", within, side, f.names[best])
+		}
+	}
+	return fmt.Sprintf("%.0f s %s %s", d.Abs().Seconds(), side, f.names[best])
 }
