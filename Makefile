@@ -95,8 +95,8 @@ chaos: build redis ## the crash/outage test against the real binaries (short ver
 cluster: redis ## NATS cluster and Redis failover faults at length (leader kills, R1 -> R3, rolling restarts, primaries killed); short versions in make test
 	HUBHOOKS_CLUSTER=long $(GO) test -count=1 -timeout 60m -run 'TestNATSCluster|TestRedisFailover' -v ./services/e2e/...
 
-screenshots: redis ## run the console's browser test and save its screenshots into docs/console (docs/console.md shows them)
-	HUBHOOKS_UPDATE_SCREENSHOTS=1 $(GO) test -count=1 -run 'TestConsoleInBrowser' -v ./services/gateway/
+screenshots: redis ## run the console's browser test alone (make test runs it too); it saves its screenshots into docs/console
+	$(GO) test -count=1 -run 'TestConsoleInBrowser' -v ./services/gateway/
 
 bench: build redis ## load test: hubd and its ceilings; see docs/performance.md
 	$(BIN)/hubbench run $(BENCH_FLAGS)

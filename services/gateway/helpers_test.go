@@ -36,7 +36,8 @@ type testHubd struct {
 	config hubhooksv1.ConfigServiceClient
 }
 
-func startHubd(t *testing.T) *testHubd {
+// startHubd starts it; each tweak may change the settings first.
+func startHubd(t *testing.T, tweaks ...func(*settings.Settings)) *testHubd {
 	t.Helper()
 	rdb, prefix := redistest.New(t)
 	s := &settings.Settings{
@@ -46,6 +47,9 @@ func startHubd(t *testing.T) *testHubd {
 		DataDir: t.TempDir(), RetrySchedule: []time.Duration{0, 50 * time.Millisecond},
 		AllowedCIDRs: []string{"127.0.0.0/8"}, SecretGrace: time.Hour, AdminToken: adminToken,
 		LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 10 * time.Second, StreamReplicas: 1,
+	}
+	for _, tweak := range tweaks {
+		tweak(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	proc, err := hubd.Start(ctx, assembly.FromSettings("hubd", s))

@@ -49,6 +49,7 @@ export class API {
   get(path) { return this.call('GET', path); }
   post(path, body) { return this.call('POST', path, body || {}); }
   put(path, body) { return this.call('PUT', path, body || {}); }
+  patch(path, body) { return this.call('PATCH', path, body || {}); }
   del(path) { return this.call('DELETE', path); }
 
   // tail follows a streaming endpoint of newline-delimited JSON messages

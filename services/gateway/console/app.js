@@ -98,7 +98,7 @@ async function hubPicker() {
       h('a', { href: '#/hubs/' + hub.hub_id + '/events' }, hub.hub_id),
       h('span', { class: 'muted' }, ' · ' + (hub.events_enabled ? 'triggers on' : 'triggers off') + ' · ' + hub.callback_url_count + ' URL' + (hub.callback_url_count === 1 ? '' : 's'))))));
   } catch (e) {
-    clear(list, errorBox(e));
+    clear(list, errorBox(e, hubPicker));
   }
 }
 

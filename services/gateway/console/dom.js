@@ -58,6 +58,10 @@ export function pretty(text) {
   try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
 }
 
-export function errorBox(err) {
-  return h('p', { class: 'error', role: 'alert' }, err.message || String(err));
+// errorBox shows an error; with retry, a Try again button that calls it.
+export function errorBox(err, retry) {
+  const msg = err.message || String(err);
+  const hint = err.status === 401 ? ' Sign out and sign in again with a valid token.' : '';
+  return h('p', { class: 'error', role: 'alert' }, msg + hint,
+    retry ? [' ', h('button', { type: 'button', class: 'secondary small', onclick: retry }, 'Try again')] : null);
 }

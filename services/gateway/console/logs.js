@@ -42,14 +42,14 @@ export function logsTab(panel, { api, hubId }) {
     h('div', { class: 'row spread' }, h('h2', {}, 'Event logs'), live),
     h('details', { class: 'filterbox' }, h('summary', {}, 'Filters'), form), searchForm, table, pager));
 
-  api.get('/event-types').then((r) => {
-    const s = typeSel.querySelector('select');
-    for (const t of r.webhook_event_types || []) s.append(h('option', { value: t }, t));
-  }).catch(() => {});
-  api.get(base + '/config').then((cfg) => {
-    const s = urlSel.querySelector('select');
-    for (const u of cfg.callback_urls || []) s.append(h('option', { value: u.url }, u.url));
-  }).catch(() => {});
+  // The choices of two filters come from the server; without them the
+  // filter still works as Any, and says why it has no choices.
+  const options = (fieldEl, what, load) => load().then((list) => {
+    const s = fieldEl.querySelector('select');
+    for (const [v, l] of list) s.append(h('option', { value: v }, l));
+  }).catch((e) => fieldEl.append(h('small', { class: 'error' }, 'Could not load the ' + what + ': ' + e.message)));
+  options(typeSel, 'event types', () => api.get('/event-types').then((r) => (r.webhook_event_types || []).map((t) => [t, t])));
+  options(urlSel, 'URLs', () => api.get(base + '/config').then((c) => (c.callback_urls || []).map((u) => [u.url, u.url + (u.description ? ' · ' + u.description : '')])));
 
   apply();
   return () => { stopped = true; stopTail(); };
@@ -84,7 +84,7 @@ export function logsTab(panel, { api, hubId }) {
       next.onclick = () => { tokens.push(more); page(); };
       prev.disabled = tokens.length < 2;
     } catch (e) {
-      clear(table, errorBox(e));
+      if (!stopped) clear(table, errorBox(e, page));
     }
   }
 
