@@ -85,11 +85,12 @@ function signIn(err) {
 async function hubPicker() {
   document.title = 'Hubs · hubhooks';
   const list = h('div', {}, h('p', { class: 'state' }, 'Loading hubs…'));
-  const input = h('input', { type: 'text', name: 'hub', pattern: '[A-Za-z0-9_-]{1,64}', required: true, spellcheck: 'false', autocomplete: 'off' });
+  const input = h('input', { type: 'text', name: 'hub', pattern: '[A-Za-z0-9_-]{1,64}', required: true, spellcheck: 'false', autocomplete: 'off', 'aria-describedby': 'hub-hint' });
   const form = h('form', { class: 'row', onsubmit: (ev) => { ev.preventDefault(); location.hash = '#/hubs/' + input.value.trim() + '/events'; } },
-    field('Hub id', input, 'Letters, digits, - and _. A hub that does not exist yet is created when you first change it.'),
+    field('Hub id', input),
     h('button', { type: 'submit', class: 'primary' }, 'Open'));
-  clear(app, h('section', { class: 'card' }, h('h1', {}, 'Hubs'), form, list));
+  const hint = h('small', { class: 'muted', id: 'hub-hint' }, 'Letters, digits, - and _. A hub that does not exist yet is created when you first change it.');
+  clear(app, h('section', { class: 'card' }, h('h1', {}, 'Hubs'), form, hint, list));
   try {
     const resp = await session.api.get('/hubs' + q({ page_size: 200 }));
     const hubs = resp.hubs || [];
