@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -99,6 +100,52 @@ func TestRepeatedDomainEventIsNotExpandedAgain(t *testing.T) {
 	checkJobs(t, jobs(t, e.js, "hub-b"), "hub-b", "evt-1", "APP.CREATED", []string{"APP.CREATED", "APP_KEY.CREATED"}, []string{"u1"}, 1)
 	if n := metric(t, e.reg, "hubhooks_expander_events_skipped_total", "reason", "seen_before"); n != 1 {
 		t.Errorf("seen_before skips = %v, want 1", n)
+	}
+}
+
+// TestSeenAnswersEveryQuestionOfAPipeline: questions asked at the same time
+// share a pipeline; each gets its own answer. 100 events published twice at
+// once (another stream message each time): exactly one message of each is
+// expanded, and that one again when delivered again.
+func TestSeenAnswersEveryQuestionOfAPipeline(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := redistest.New(t)
+	seen, err := expander.NewSeen(rdb, prefix, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const events = 100
+	var mu sync.Mutex
+	winner := map[int]uint64{} // event -> the sequence that was expanded
+	var wg sync.WaitGroup
+	for i := range events {
+		for copy := range 2 {
+			seq := uint64(2*i + copy + 1)
+			wg.Go(func() {
+				first, err := seen.Remember(ctx, "hub1", "evt-"+strconv.Itoa(i), seq)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if first {
+					mu.Lock()
+					if prev, dup := winner[i]; dup {
+						t.Errorf("event %d expanded twice (sequences %d and %d)", i, prev, seq)
+					}
+					winner[i] = seq
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(winner) != events {
+		t.Fatalf("%d of %d events expanded", len(winner), events)
+	}
+	for i, seq := range winner {
+		if again, err := seen.Remember(ctx, "hub1", "evt-"+strconv.Itoa(i), seq); err != nil || !again {
+			t.Fatalf("the expanded message of event %d delivered again: %v, %v; want true", i, again, err)
+		}
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hubhooks/hubhooks/pkg/batch"
 )
 
 // SeenEvents remembers which domain events the expander has expanded, so
@@ -38,11 +40,30 @@ const MinSeenWindow = time.Minute
 // RedisSeen is SeenEvents in Redis: one key per remembered event,
 // <prefix>seen:{<hub>}:<16 hex digits of SHA-256(id)> holding the stream
 // sequence of the message that carried it first, expiring after the window.
+// The events asked about at the same time go to Redis in one pipeline
+// (pkg/batch): one round trip per batch rather than one per event, which
+// the expander's workers otherwise each wait for during a flood.
 type RedisSeen struct {
-	rdb    redis.UniversalClient
-	prefix string
-	window time.Duration
+	rdb     redis.UniversalClient
+	prefix  string
+	window  time.Duration
+	pending *batch.Batcher[*seenQuestion]
 }
+
+// seenQuestion is one Remember waiting for its batch's pipeline.
+type seenQuestion struct {
+	ctx      context.Context
+	key, seq string
+	first    bool // the answer, once the pipeline returned
+}
+
+// Limits of one pipeline of seen-memory questions: like the fan-outs', two
+// senders at once and no lingering, so a lone event is not delayed.
+const (
+	seenBatchMax  = 64
+	seenFlushers  = 2
+	seenBatchByte = 1 << 20
+)
 
 // NewSeen returns a RedisSeen on rdb that remembers events for window (0
 // means DefaultSeenWindow).
@@ -60,7 +81,9 @@ func NewSeen(rdb redis.UniversalClient, prefix string, window time.Duration) (*R
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &RedisSeen{rdb: rdb, prefix: prefix + "seen:", window: window}, nil
+	r := &RedisSeen{rdb: rdb, prefix: prefix + "seen:", window: window}
+	r.pending = batch.New(batch.Limits{MaxWeight: seenBatchMax, MaxBytes: seenBatchByte, Flushers: seenFlushers}, r.ask)
+	return r, nil
 }
 
 // Window is how long an event is remembered.
@@ -71,16 +94,42 @@ func (r *RedisSeen) key(hub, id string) string {
 	return r.prefix + "{" + hub + "}:" + hex.EncodeToString(sum[:8])
 }
 
-// Remember is one SET NX GET: the first message of an event stores its
-// sequence; a later one reads the sequence stored.
+// Remember is one SET NX GET (pipelined with the questions of other
+// workers): the first message of an event stores its sequence; a later one
+// reads the sequence stored.
 func (r *RedisSeen) Remember(ctx context.Context, hub, id string, seq uint64) (bool, error) {
-	s := strconv.FormatUint(seq, 10)
-	prev, err := r.rdb.SetArgs(ctx, r.key(hub, id), s, redis.SetArgs{Mode: "NX", TTL: r.window, Get: true}).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return true, nil
-	case err != nil:
+	q := &seenQuestion{ctx: ctx, key: r.key(hub, id), seq: strconv.FormatUint(seq, 10)}
+	if err := r.pending.Add("", q, 1, len(q.key)+len(q.seq)); err != nil {
 		return false, fmt.Errorf("remember domain event: %w", err)
 	}
-	return prev == s, nil
+	return q.first, nil
+}
+
+// ask sends qs in one pipeline, under the context of the oldest question
+// (they all come with the expander's same short timeout), and sets each
+// answer. An error fails the whole batch.
+func (r *RedisSeen) ask(_ string, qs []*seenQuestion) error {
+	ctx := qs[0].ctx
+	cmds := make([]*redis.StatusCmd, len(qs))
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, q := range qs {
+			cmds[i] = p.SetArgs(ctx, q.key, q.seq, redis.SetArgs{Mode: "NX", TTL: r.window, Get: true})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	for i, q := range qs {
+		prev, err := cmds[i].Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			q.first = true
+		case err != nil:
+			return err
+		default:
+			q.first = prev == q.seq
+		}
+	}
+	return nil
 }
