@@ -594,8 +594,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	// /second and /failing off; /hooks takes two webhook events only.
 	for i, u := range []string{secondURL, failingURL} {
 		sel := fmt.Sprintf(`ol.urls li:nth-child(%d) input[role=switch]`, i+2)
+		clearToast(t, ctx)
 		run(t, ctx, "switch off "+u, chromedp.Focus(sel), chromedp.KeyEvent(" "))
-		poll.Until(t, 20*time.Second, u+" disabled", func() bool { return urlOf(t, h, u).GetDisabled() })
+		waitText(t, ctx, "#toast", "Disabled "+u)
+		if !urlOf(t, h, u).GetDisabled() {
+			t.Fatalf("the switch said %s is disabled; it is not", u)
+		}
 	}
 	waitText(t, ctx, "ol.urls li:nth-child(2) .notice", "disabled")
 	clearToast(t, ctx)
@@ -623,6 +627,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	if strings.Join(got2, ", ") != "/hooks API.CREATED, /hooks BILLINGPLAN.CREATED" {
 		t.Fatalf("after the filter and the switches, evt-browser-2 reached %v; want /hooks API.CREATED and BILLINGPLAN.CREATED only", got2)
 	}
+
+	// A change made elsewhere shows at once, without reloading.
+	desc := "billing sync, paused"
+	if _, err := h.config.ConfigureCallbackUrl(admin(), &hubhooksv1.ConfigureCallbackUrlRequest{HubId: "acme", Id: urlOf(t, h, secondURL).GetId(), Description: &desc}); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "ol.urls li:nth-child(2) summary", desc)
 
 	// Narrow screen: no sideways scrolling.
 	run(t, ctx, "390 px", chromedp.EmulateViewport(390, 844))

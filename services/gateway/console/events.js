@@ -1,5 +1,7 @@
 // The Events tab: triggers toggle, callback URLs, secret, list of events and
-// the Test dialog.
+// the Test dialog. It follows the hub's configuration (config:watch): a
+// change made elsewhere (hubhooks disabling a failing URL, another admin)
+// is shown at once, or offered when there are unsaved edits.
 import { h, clear, field, id, toast, errorBox, pretty, fmtTime } from './dom.js';
 
 const MAX_URLS = 5;
@@ -10,21 +12,51 @@ export function eventsTab(panel, { api, hubId }) {
   let cfg = null;
   let rules = [];
   let types = []; // every webhook event type
+  let dirty = false; // the URL form has edits not saved
+  let saving = false;
+  let stopped = false;
+  let stopWatch = () => {};
+  const note = h('div', { 'aria-live': 'polite' });
 
   load();
+  return () => { stopped = true; stopWatch(); };
 
   async function load() {
     try {
       const [c, et] = await Promise.all([api.get(base + '/config'), api.get('/event-types')]);
+      if (stopped) return;
       [cfg, rules, types] = [c, et.rules || [], et.webhook_event_types || []];
       render();
+      watch();
     } catch (e) {
       clear(panel, errorBox(e, () => { clear(panel, h('p', { class: 'state' }, 'Loading the hub…')); load(); }));
     }
   }
 
   function render() {
-    clear(panel, triggers(), urls(), secret(), events());
+    dirty = false;
+    clear(note);
+    clear(panel, note, triggers(), urls(), secret(), events());
+  }
+
+  // watch shows each newer version of the configuration: at once, unless
+  // that would throw away edits (then it offers to).
+  function watch() {
+    stopWatch = api.tail(base + '/config:watch', {
+      onLive: () => {},
+      onResult: (c) => {
+        if (!c || stopped || Number(c.version) <= Number(cfg.version)) return;
+        if (!dirty && !saving) { cfg = c; render(); return; }
+        clear(note, h('p', { class: 'card notice' }, 'This hub\'s configuration was changed elsewhere. ',
+          h('button', { type: 'button', class: 'secondary small', onclick: () => { cfg = c; render(); } }, 'Show it'),
+          ' (drops the changes you have not saved)'));
+      },
+      onEnd: (e) => {
+        if (stopped) return;
+        clear(note, h('p', { class: 'card muted' }, 'Changes made elsewhere are not shown as they happen (' + e.message + '). ',
+          h('button', { type: 'button', class: 'secondary small', onclick: () => { clear(note); watch(); } }, 'Follow again')));
+      },
+    });
   }
 
   function triggers() {
@@ -61,7 +93,7 @@ export function eventsTab(panel, { api, hubId }) {
       const li = h('li', { class: u && u.disabled ? 'off' : null });
       li.append(
         h('div', { class: 'row' }, input,
-          h('button', { type: 'button', class: 'secondary', 'aria-label': 'Remove callback URL ' + n, onclick: () => { row.removed = true; li.hidden = true; } }, 'Remove')),
+          h('button', { type: 'button', class: 'secondary', 'aria-label': 'Remove callback URL ' + n, onclick: () => { row.removed = true; li.hidden = true; dirty = true; } }, 'Remove')),
         u ? urlState(u, n, li, error) : '',
         row.settings.el, error);
       rows.push(row);
@@ -71,6 +103,14 @@ export function eventsTab(panel, { api, hubId }) {
     for (const u of cfg.callback_urls || []) addRow(u);
     const save = async (ev) => {
       ev.preventDefault();
+      saving = true;
+      try {
+        await saveAll();
+      } finally {
+        saving = false;
+      }
+    };
+    const saveAll = async () => {
       clear(status, h('p', { class: 'state' }, 'Saving…'));
       let failed = 0;
       const fail = (row, e) => { failed++; row.error.textContent = e.message; row.error.hidden = false; };
@@ -117,11 +157,13 @@ export function eventsTab(panel, { api, hubId }) {
       toast('Callback URLs saved');
       render();
     };
-    const add = h('button', { type: 'button', class: 'secondary', onclick: () => addRow(null).focus() }, 'Add a URL');
+    // A URL's switch acts at once: it is no edit.
+    function edited(ev) { if (ev.target.getAttribute('role') !== 'switch') dirty = true; }
+    const add = h('button', { type: 'button', class: 'secondary', onclick: () => { dirty = true; addRow(null).focus(); } }, 'Add a URL');
     return h('section', { class: 'card' },
       h('h2', {}, 'Callback URL'),
       h('p', { class: 'muted' }, 'Up to ' + MAX_URLS + ' URLs. Each gets every webhook event unless its settings choose some, signed with the secret below.'),
-      h('form', { onsubmit: save, novalidate: true }, list,
+      h('form', { onsubmit: save, novalidate: true, oninput: edited, onchange: edited }, list,
         (cfg.callback_urls || []).length ? null : h('p', { class: 'state empty' }, 'No callback URL yet: add one.'),
         h('div', { class: 'row' }, add, h('button', { type: 'submit', class: 'primary' }, 'Save'))),
       status);
