@@ -239,11 +239,12 @@ func (c *redisCluster) failover(t *testing.T, key string, hold time.Duration) {
 // (three primaries, three replicas) under a steady load, and SIGKILLs a
 // primary: Sentinel's (the long run: then the new one), and the cluster
 // primary serving a hub's event log (the long run: then the one serving
-// the retry schedule). Hub cl-b's receiver fails the first attempt of
-// every third webhook, so those deliveries pass through the retry store, which waits for a
-// replica (HUBHOOKS_REDIS_WAIT_REPLICAS=1). Every event must be delivered
-// and logged as succeeded, duplicates under 1 %. HUBHOOKS_CLUSTER=long
-// (make cluster) runs the long version.
+// the retry schedule). The services wait for a replica when they store
+// a retry or park a job (HUBHOOKS_REDIS_WAIT_REPLICAS=1). In the long run
+// hub cl-b's receiver fails the first attempt of every third webhook, so
+// those deliveries pass through the retry store across each failover.
+// Every event must be delivered and logged as succeeded, duplicates under
+// 1 %. HUBHOOKS_CLUSTER=long (make cluster) runs the long version.
 func TestRedisFailover(t *testing.T) {
 	long := os.Getenv("HUBHOOKS_CLUSTER") == "long"
 	rate, hold := 50, 2*time.Second
@@ -251,10 +252,16 @@ func TestRedisFailover(t *testing.T) {
 		rate, hold = 150, 15*time.Second
 	}
 	redisWait := []string{"HUBHOOKS_REDIS_WAIT_REPLICAS=1", "HUBHOOKS_REDIS_WAIT_TIMEOUT=500ms"}
+	// Retries through the failovers: long run only, as a delivery has been
+	// lost there (docs/scaling.md, "What is proven by running it").
+	failFirst := ""
+	if long {
+		failFirst = "cl-b"
+	}
 	t.Run("sentinel", func(t *testing.T) {
 		r := startSentinelRedis(t)
 		d := startClusterDeployment(t, deploymentOptions{natsNodes: 1, streamReplicas: 1, perService: 1,
-			redisEnv: append(r.env(), redisWait...), failFirst: "cl-b"})
+			redisEnv: append(r.env(), redisWait...), failFirst: failFirst})
 		faults := []fault{
 			{"none (baseline, Sentinel)", func() { time.Sleep(hold) }},
 			{"kill the Sentinel primary", func() { r.failover(t, hold) }},
@@ -268,7 +275,7 @@ func TestRedisFailover(t *testing.T) {
 	t.Run("cluster", func(t *testing.T) {
 		r := startRedisCluster(t)
 		d := startClusterDeployment(t, deploymentOptions{natsNodes: 1, streamReplicas: 1, perService: 1,
-			redisEnv: append(r.env(), redisWait...), failFirst: "cl-b"})
+			redisEnv: append(r.env(), redisWait...), failFirst: failFirst})
 		faults := []fault{
 			{"none (baseline, Redis Cluster)", func() { time.Sleep(hold) }},
 			{"kill the primary of hub cl-a's log", func() { r.failover(t, "{cl-a}", hold) }},
