@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,4 +50,35 @@ func newDeadLetter(subject string, orig *nats.Msg, reason string) *nats.Msg {
 	m.Header.Set(HeaderOriginalSubject, orig.Subject)
 	m.Data = orig.Data
 	return m
+}
+
+// SetDeadLetterIDs sets, on a dead letter of a domain event, the event's id
+// and hub where known (empty ones are left out, and so are those headers
+// as the publisher sent them).
+func SetDeadLetterIDs(dl *nats.Msg, eventID, hubID string) {
+	dl.Header.Del(HeaderEventID)
+	dl.Header.Del(HeaderHubID)
+	if eventID != "" {
+		dl.Header.Set(HeaderEventID, eventID)
+	}
+	if hubID != "" {
+		dl.Header.Set(HeaderHubID, hubID)
+	}
+}
+
+// DeadLetterSubject is the dead-letter subject of kind ("events" or
+// "jobs"), or the wildcard of both for ""; ok is false for another kind.
+func DeadLetterSubject(kind string) (subject string, ok bool) {
+	switch kind {
+	case "":
+		return subjectDeadLetters + ">", true
+	case "events", "jobs":
+		return subjectDeadLetters + kind, true
+	}
+	return "", false
+}
+
+// DeadLetterKind is the kind ("events", "jobs") of a dead-letter subject.
+func DeadLetterKind(subject string) string {
+	return strings.TrimPrefix(subject, subjectDeadLetters)
 }

@@ -12,6 +12,10 @@ const (
 	HeaderOriginalSubject = "Hubhooks-Original-Subject"
 	HeaderOriginalStream  = "Hubhooks-Original-Stream"
 	HeaderOriginalSeq     = "Hubhooks-Original-Sequence"
+	// HeaderEventID and HeaderHubID on a dead letter of a domain event
+	// are its id and hub, when the expander could read them.
+	HeaderEventID = "Hubhooks-Event-Id"
+	HeaderHubID   = "Hubhooks-Hub-Id"
 	// HeaderRecheck on a delivery message says its jobs may have been
 	// published before in a fan-out batch, which has no Nats-Msg-Id to
 	// de-duplicate them: the expander sets it when it expands a domain

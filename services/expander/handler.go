@@ -163,7 +163,7 @@ func (s *Service) process(ctx context.Context, p *pending) {
 			s.cfg.Log.Warn("expander ack", "subject", msg.Subject(), "err", aerr)
 		}
 	case errors.As(err, &perm):
-		s.deadLetter(ctx, msg, p.ev, perm)
+		s.deadLetter(ctx, msg, p.ev, p.hubID, perm)
 	default:
 		s.m.retried.Inc()
 		s.cfg.Log.Warn("expander: event will be retried", "subject", msg.Subject(), "err", err)
@@ -200,10 +200,17 @@ func (s *Service) handleSafely(ctx context.Context, p *pending) (err error) {
 // deadLetter copies msg to the dead-letter stream with the reason and acks it
 // once the copy is stored; if storing fails the message is retried later.
 // ev is the decoded event, nil when it could not be decoded.
-func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, ev *eventsv1.DomainEvent, perm *permanentError) {
+func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, ev *eventsv1.DomainEvent, hub string, perm *permanentError) {
 	// A redelivered bad event is dead-lettered once (its id is its sequence).
 	dl := eventbus.DeadLetterOf(eventbus.SubjectDeadLetterEvents, msg, eventbus.StreamEvents, perm.Error())
-	where := []any{"subject", msg.Subject(), "event_id", eventIDOf(msg, ev, perm), "stream_seq", streamSeq(msg), "reason", perm.Error()}
+	id := eventIDOf(msg, ev, perm)
+	if hub == "" {
+		hub = ev.GetHubId()
+	}
+	hub = truncate(hub, publisher.MaxIDLen)
+	// ListDeadLetters answers them, and filters by hub.
+	eventbus.SetDeadLetterIDs(dl, id, hub)
+	where := []any{"subject", msg.Subject(), "event_id", id, "hub_id", hub, "stream_seq", streamSeq(msg), "reason", perm.Error()}
 	if _, err := s.js.PublishMsg(ctx, dl); err != nil {
 		s.m.retried.Inc()
 		s.cfg.Log.Warn("expander: dead letter not stored; will retry", append(where, "err", err)...)
@@ -213,7 +220,7 @@ func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, ev *eventsv
 		return
 	}
 	s.m.deadLettered.WithLabelValues(perm.kind).Inc()
-	s.cfg.Log.Warn("expander: malformed event dead-lettered (HUBHOOKS_DLQ keeps it under its stream_seq)", where...)
+	s.cfg.Log.Warn("expander: malformed event dead-lettered (hubctl dlq list shows it)", where...)
 	if err := msg.Ack(); err != nil {
 		s.cfg.Log.Warn("expander ack", "subject", msg.Subject(), "err", err)
 	}
