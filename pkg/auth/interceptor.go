@@ -51,13 +51,15 @@ var hublessMethods = map[string]bool{
 // adminMethods need the admin token even though their requests name a hub:
 // what they remove cannot be undone, and a hub token must not be able to
 // erase the record of what it did; and token management, so that a hub
-// token cannot mint tokens that outlive its own revocation.
+// token cannot mint tokens that outlive its own revocation; and the dead
+// letters, which may name no hub or another hub than the one they hold.
 var adminMethods = map[string]bool{
-	"/hubhooks.v1.ConfigService/DeleteHub":        true,
-	"/hubhooks.v1.EventLogService/PurgeEventLogs": true,
-	"/hubhooks.v1.ConfigService/CreateHubToken":   true,
-	"/hubhooks.v1.ConfigService/RevokeHubToken":   true,
-	"/hubhooks.v1.ConfigService/ListHubTokens":    true,
+	"/hubhooks.v1.OperationsService/ListDeadLetters": true,
+	"/hubhooks.v1.ConfigService/DeleteHub":           true,
+	"/hubhooks.v1.EventLogService/PurgeEventLogs":    true,
+	"/hubhooks.v1.ConfigService/CreateHubToken":      true,
+	"/hubhooks.v1.ConfigService/RevokeHubToken":      true,
+	"/hubhooks.v1.ConfigService/ListHubTokens":       true,
 }
 
 // TokenLookup resolves hub tokens and announces their revocation;

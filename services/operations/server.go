@@ -81,3 +81,8 @@ func (s *Service) grpcError(ctx context.Context, op string, err error) error {
 	s.log.Error(op+" failed", "err", err)
 	return status.Errorf(codes.Unavailable, "%s: %v; try again", op, err)
 }
+
+func (g *server) ListDeadLetters(ctx context.Context, req *hubhooksv1.ListDeadLettersRequest) (*hubhooksv1.ListDeadLettersResponse, error) {
+	resp, err := g.svc.listDeadLetters(ctx, req)
+	return resp, g.svc.grpcError(ctx, "list dead letters", err)
+}

@@ -92,6 +92,308 @@ func (OperationalEventType) EnumDescriptor() ([]byte, []int) {
 	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{0}
 }
 
+type ListDeadLettersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// hub_id optionally lists only the dead letters that name this hub.
+	HubId string `protobuf:"bytes,1,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	// kind optionally lists only "events" (malformed domain events) or
+	// "jobs" (undecodable delivery jobs).
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// since optionally starts with the dead letters stored at or after this
+	// time.
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// since_sequence optionally starts at this sequence of HUBHOOKS_DLQ.
+	SinceSequence uint64 `protobuf:"varint,4,opt,name=since_sequence,json=sinceSequence,proto3" json:"since_sequence,omitempty"`
+	// page_size is the most dead letters answered (default 50, at most 500).
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token continues a listing: the next_page_token of the page before.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersRequest) Reset() {
+	*x = ListDeadLettersRequest{}
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersRequest) ProtoMessage() {}
+
+func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ListDeadLettersRequest) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListDeadLettersRequest) GetSinceSequence() uint64 {
+	if x != nil {
+		return x.SinceSequence
+	}
+	return 0
+}
+
+func (x *ListDeadLettersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDeadLettersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListDeadLettersResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	DeadLetters []*DeadLetter          `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	// next_page_token asks for the next page; empty when the stream holds no
+	// more (a later call with since_sequence = the last sequence + 1 lists
+	// what arrives meanwhile).
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersResponse) Reset() {
+	*x = ListDeadLettersResponse{}
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersResponse) ProtoMessage() {}
+
+func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return nil
+}
+
+func (x *ListDeadLettersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// DeadLetter is one message of HUBHOOKS_DLQ: what could never be processed,
+// as it was published, with why.
+type DeadLetter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sequence is its sequence in HUBHOOKS_DLQ.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// time is when it was dead-lettered.
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// kind is "events" (a domain event) or "jobs" (a delivery job).
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// subject is the subject it was published on, e.g. API.CREATED.
+	Subject string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	// original_stream and original_sequence say where it was stored first
+	// (HUBHOOKS_EVENTS, HUBHOOKS_DELIVERIES): the stream_seq of the
+	// expander's log line.
+	OriginalStream   string `protobuf:"bytes,5,opt,name=original_stream,json=originalStream,proto3" json:"original_stream,omitempty"`
+	OriginalSequence uint64 `protobuf:"varint,6,opt,name=original_sequence,json=originalSequence,proto3" json:"original_sequence,omitempty"`
+	// event_id is the domain event's id when it could be read (the body,
+	// the Nats-Msg-Id the publisher set, or a JSON body's "id").
+	EventId string `protobuf:"bytes,7,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// hub_id is the hub it names, when it could be read.
+	HubId string `protobuf:"bytes,8,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	// reason says why it was refused, e.g. "invalid wire-format: ...".
+	Reason      string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	ContentType string `protobuf:"bytes,10,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// body is the message as published: its first 64 KiB; body_truncated
+	// says there was more (body_size bytes in all).
+	Body          []byte `protobuf:"bytes,11,opt,name=body,proto3" json:"body,omitempty"`
+	BodyTruncated bool   `protobuf:"varint,12,opt,name=body_truncated,json=bodyTruncated,proto3" json:"body_truncated,omitempty"`
+	BodySize      int64  `protobuf:"varint,13,opt,name=body_size,json=bodySize,proto3" json:"body_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetter) Reset() {
+	*x = DeadLetter{}
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetter) ProtoMessage() {}
+
+func (x *DeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
+func (*DeadLetter) Descriptor() ([]byte, []int) {
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeadLetter) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetOriginalStream() string {
+	if x != nil {
+		return x.OriginalStream
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetOriginalSequence() uint64 {
+	if x != nil {
+		return x.OriginalSequence
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetHubId() string {
+	if x != nil {
+		return x.HubId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetBodyTruncated() bool {
+	if x != nil {
+		return x.BodyTruncated
+	}
+	return false
+}
+
+func (x *DeadLetter) GetBodySize() int64 {
+	if x != nil {
+		return x.BodySize
+	}
+	return 0
+}
+
 // OperationalEvent is something that happened to a hub's webhooks that its
 // operators want to know. hubhooks publishes each one, as binary protobuf,
 // on the NATS subject hubhooks.ops.<hub_id> (stream HUBHOOKS_OPS, kept 7
@@ -124,7 +426,7 @@ type OperationalEvent struct {
 
 func (x *OperationalEvent) Reset() {
 	*x = OperationalEvent{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[0]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -136,7 +438,7 @@ func (x *OperationalEvent) String() string {
 func (*OperationalEvent) ProtoMessage() {}
 
 func (x *OperationalEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[0]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -149,7 +451,7 @@ func (x *OperationalEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperationalEvent.ProtoReflect.Descriptor instead.
 func (*OperationalEvent) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{0}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *OperationalEvent) GetId() string {
@@ -234,7 +536,7 @@ type WatchOperationalEventsRequest struct {
 
 func (x *WatchOperationalEventsRequest) Reset() {
 	*x = WatchOperationalEventsRequest{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[1]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +548,7 @@ func (x *WatchOperationalEventsRequest) String() string {
 func (*WatchOperationalEventsRequest) ProtoMessage() {}
 
 func (x *WatchOperationalEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[1]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +561,7 @@ func (x *WatchOperationalEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOperationalEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchOperationalEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{1}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WatchOperationalEventsRequest) GetHubId() string {
@@ -295,7 +597,7 @@ type ExplainDomainEventRequest struct {
 
 func (x *ExplainDomainEventRequest) Reset() {
 	*x = ExplainDomainEventRequest{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[2]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +609,7 @@ func (x *ExplainDomainEventRequest) String() string {
 func (*ExplainDomainEventRequest) ProtoMessage() {}
 
 func (x *ExplainDomainEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[2]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +622,7 @@ func (x *ExplainDomainEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainDomainEventRequest.ProtoReflect.Descriptor instead.
 func (*ExplainDomainEventRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{2}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ExplainDomainEventRequest) GetHubId() string {
@@ -366,7 +668,7 @@ type ExplainDomainEventResponse struct {
 
 func (x *ExplainDomainEventResponse) Reset() {
 	*x = ExplainDomainEventResponse{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[3]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +680,7 @@ func (x *ExplainDomainEventResponse) String() string {
 func (*ExplainDomainEventResponse) ProtoMessage() {}
 
 func (x *ExplainDomainEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[3]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +693,7 @@ func (x *ExplainDomainEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainDomainEventResponse.ProtoReflect.Descriptor instead.
 func (*ExplainDomainEventResponse) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{3}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ExplainDomainEventResponse) GetDomainEventId() string {
@@ -444,7 +746,7 @@ type ExplainedWebhookEvent struct {
 
 func (x *ExplainedWebhookEvent) Reset() {
 	*x = ExplainedWebhookEvent{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[4]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +758,7 @@ func (x *ExplainedWebhookEvent) String() string {
 func (*ExplainedWebhookEvent) ProtoMessage() {}
 
 func (x *ExplainedWebhookEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[4]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +771,7 @@ func (x *ExplainedWebhookEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainedWebhookEvent.ProtoReflect.Descriptor instead.
 func (*ExplainedWebhookEvent) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{4}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ExplainedWebhookEvent) GetId() string {
@@ -530,7 +832,7 @@ type ExplainedTarget struct {
 
 func (x *ExplainedTarget) Reset() {
 	*x = ExplainedTarget{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[5]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +844,7 @@ func (x *ExplainedTarget) String() string {
 func (*ExplainedTarget) ProtoMessage() {}
 
 func (x *ExplainedTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[5]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +857,7 @@ func (x *ExplainedTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainedTarget.ProtoReflect.Descriptor instead.
 func (*ExplainedTarget) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{5}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ExplainedTarget) GetUrlId() string {
@@ -618,7 +920,7 @@ type RecoverDeliveriesRequest struct {
 
 func (x *RecoverDeliveriesRequest) Reset() {
 	*x = RecoverDeliveriesRequest{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[6]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +932,7 @@ func (x *RecoverDeliveriesRequest) String() string {
 func (*RecoverDeliveriesRequest) ProtoMessage() {}
 
 func (x *RecoverDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[6]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +945,7 @@ func (x *RecoverDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*RecoverDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{6}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RecoverDeliveriesRequest) GetHubId() string {
@@ -703,7 +1005,7 @@ type RecoverDeliveriesProgress struct {
 
 func (x *RecoverDeliveriesProgress) Reset() {
 	*x = RecoverDeliveriesProgress{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[7]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +1017,7 @@ func (x *RecoverDeliveriesProgress) String() string {
 func (*RecoverDeliveriesProgress) ProtoMessage() {}
 
 func (x *RecoverDeliveriesProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[7]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +1030,7 @@ func (x *RecoverDeliveriesProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverDeliveriesProgress.ProtoReflect.Descriptor instead.
 func (*RecoverDeliveriesProgress) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{7}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RecoverDeliveriesProgress) GetScanned() int64 {
@@ -802,7 +1104,7 @@ type ReplayDomainEventsRequest struct {
 
 func (x *ReplayDomainEventsRequest) Reset() {
 	*x = ReplayDomainEventsRequest{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[8]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +1116,7 @@ func (x *ReplayDomainEventsRequest) String() string {
 func (*ReplayDomainEventsRequest) ProtoMessage() {}
 
 func (x *ReplayDomainEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[8]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +1129,7 @@ func (x *ReplayDomainEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDomainEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDomainEventsRequest) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{8}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReplayDomainEventsRequest) GetHubId() string {
@@ -906,7 +1208,7 @@ type ReplayDomainEventsProgress struct {
 
 func (x *ReplayDomainEventsProgress) Reset() {
 	*x = ReplayDomainEventsProgress{}
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[9]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1220,7 @@ func (x *ReplayDomainEventsProgress) String() string {
 func (*ReplayDomainEventsProgress) ProtoMessage() {}
 
 func (x *ReplayDomainEventsProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_hubhooks_v1_operations_proto_msgTypes[9]
+	mi := &file_hubhooks_v1_operations_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1233,7 @@ func (x *ReplayDomainEventsProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDomainEventsProgress.ProtoReflect.Descriptor instead.
 func (*ReplayDomainEventsProgress) Descriptor() ([]byte, []int) {
-	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{9}
+	return file_hubhooks_v1_operations_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReplayDomainEventsProgress) GetDomainEventsTotal() int64 {
@@ -1015,7 +1317,34 @@ var File_hubhooks_v1_operations_proto protoreflect.FileDescriptor
 
 const file_hubhooks_v1_operations_proto_rawDesc = "" +
 	"\n" +
-	"\x1chubhooks/v1/operations.proto\x12\vhubhooks.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahubhooks/v1/eventlog.proto\"\xce\x02\n" +
+	"\x1chubhooks/v1/operations.proto\x12\vhubhooks.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahubhooks/v1/eventlog.proto\"\xd8\x01\n" +
+	"\x16ListDeadLettersRequest\x12\x15\n" +
+	"\x06hub_id\x18\x01 \x01(\tR\x05hubId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12%\n" +
+	"\x0esince_sequence\x18\x04 \x01(\x04R\rsinceSequence\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"}\n" +
+	"\x17ListDeadLettersResponse\x12:\n" +
+	"\fdead_letters\x18\x01 \x03(\v2\x17.hubhooks.v1.DeadLetterR\vdeadLetters\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa1\x03\n" +
+	"\n" +
+	"DeadLetter\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x18\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\x12'\n" +
+	"\x0foriginal_stream\x18\x05 \x01(\tR\x0eoriginalStream\x12+\n" +
+	"\x11original_sequence\x18\x06 \x01(\x04R\x10originalSequence\x12\x19\n" +
+	"\bevent_id\x18\a \x01(\tR\aeventId\x12\x15\n" +
+	"\x06hub_id\x18\b \x01(\tR\x05hubId\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12!\n" +
+	"\fcontent_type\x18\n" +
+	" \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04body\x18\v \x01(\fR\x04body\x12%\n" +
+	"\x0ebody_truncated\x18\f \x01(\bR\rbodyTruncated\x12\x1b\n" +
+	"\tbody_size\x18\r \x01(\x03R\bbodySize\"\xce\x02\n" +
 	"\x10OperationalEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06hub_id\x18\x02 \x01(\tR\x05hubId\x125\n" +
@@ -1106,12 +1435,13 @@ const file_hubhooks_v1_operations_proto_rawDesc = "" +
 	"%OPERATIONAL_EVENT_TYPE_CIRCUIT_CLOSED\x10\x03\x12(\n" +
 	"$OPERATIONAL_EVENT_TYPE_DELIVERY_DEAD\x10\x04\x12*\n" +
 	"&OPERATIONAL_EVENT_TYPE_REPLAY_FINISHED\x10\x05\x12,\n" +
-	"(OPERATIONAL_EVENT_TYPE_RECOVERY_FINISHED\x10\x062\xb0\x03\n" +
+	"(OPERATIONAL_EVENT_TYPE_RECOVERY_FINISHED\x10\x062\x8e\x04\n" +
 	"\x11OperationsService\x12e\n" +
 	"\x12ExplainDomainEvent\x12&.hubhooks.v1.ExplainDomainEventRequest\x1a'.hubhooks.v1.ExplainDomainEventResponse\x12d\n" +
 	"\x11RecoverDeliveries\x12%.hubhooks.v1.RecoverDeliveriesRequest\x1a&.hubhooks.v1.RecoverDeliveriesProgress0\x01\x12g\n" +
 	"\x12ReplayDomainEvents\x12&.hubhooks.v1.ReplayDomainEventsRequest\x1a'.hubhooks.v1.ReplayDomainEventsProgress0\x01\x12e\n" +
-	"\x16WatchOperationalEvents\x12*.hubhooks.v1.WatchOperationalEventsRequest\x1a\x1d.hubhooks.v1.OperationalEvent0\x01B;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
+	"\x16WatchOperationalEvents\x12*.hubhooks.v1.WatchOperationalEventsRequest\x1a\x1d.hubhooks.v1.OperationalEvent0\x01\x12\\\n" +
+	"\x0fListDeadLetters\x12#.hubhooks.v1.ListDeadLettersRequest\x1a$.hubhooks.v1.ListDeadLettersResponseB;Z9github.com/hubhooks/hubhooks/proto/hubhooks/v1;hubhooksv1b\x06proto3"
 
 var (
 	file_hubhooks_v1_operations_proto_rawDescOnce sync.Once
@@ -1126,50 +1456,58 @@ func file_hubhooks_v1_operations_proto_rawDescGZIP() []byte {
 }
 
 var file_hubhooks_v1_operations_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hubhooks_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_hubhooks_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_hubhooks_v1_operations_proto_goTypes = []any{
 	(OperationalEventType)(0),             // 0: hubhooks.v1.OperationalEventType
-	(*OperationalEvent)(nil),              // 1: hubhooks.v1.OperationalEvent
-	(*WatchOperationalEventsRequest)(nil), // 2: hubhooks.v1.WatchOperationalEventsRequest
-	(*ExplainDomainEventRequest)(nil),     // 3: hubhooks.v1.ExplainDomainEventRequest
-	(*ExplainDomainEventResponse)(nil),    // 4: hubhooks.v1.ExplainDomainEventResponse
-	(*ExplainedWebhookEvent)(nil),         // 5: hubhooks.v1.ExplainedWebhookEvent
-	(*ExplainedTarget)(nil),               // 6: hubhooks.v1.ExplainedTarget
-	(*RecoverDeliveriesRequest)(nil),      // 7: hubhooks.v1.RecoverDeliveriesRequest
-	(*RecoverDeliveriesProgress)(nil),     // 8: hubhooks.v1.RecoverDeliveriesProgress
-	(*ReplayDomainEventsRequest)(nil),     // 9: hubhooks.v1.ReplayDomainEventsRequest
-	(*ReplayDomainEventsProgress)(nil),    // 10: hubhooks.v1.ReplayDomainEventsProgress
-	(*timestamppb.Timestamp)(nil),         // 11: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),               // 12: google.protobuf.Struct
-	(*EventLog)(nil),                      // 13: hubhooks.v1.EventLog
+	(*ListDeadLettersRequest)(nil),        // 1: hubhooks.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),       // 2: hubhooks.v1.ListDeadLettersResponse
+	(*DeadLetter)(nil),                    // 3: hubhooks.v1.DeadLetter
+	(*OperationalEvent)(nil),              // 4: hubhooks.v1.OperationalEvent
+	(*WatchOperationalEventsRequest)(nil), // 5: hubhooks.v1.WatchOperationalEventsRequest
+	(*ExplainDomainEventRequest)(nil),     // 6: hubhooks.v1.ExplainDomainEventRequest
+	(*ExplainDomainEventResponse)(nil),    // 7: hubhooks.v1.ExplainDomainEventResponse
+	(*ExplainedWebhookEvent)(nil),         // 8: hubhooks.v1.ExplainedWebhookEvent
+	(*ExplainedTarget)(nil),               // 9: hubhooks.v1.ExplainedTarget
+	(*RecoverDeliveriesRequest)(nil),      // 10: hubhooks.v1.RecoverDeliveriesRequest
+	(*RecoverDeliveriesProgress)(nil),     // 11: hubhooks.v1.RecoverDeliveriesProgress
+	(*ReplayDomainEventsRequest)(nil),     // 12: hubhooks.v1.ReplayDomainEventsRequest
+	(*ReplayDomainEventsProgress)(nil),    // 13: hubhooks.v1.ReplayDomainEventsProgress
+	(*timestamppb.Timestamp)(nil),         // 14: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),               // 15: google.protobuf.Struct
+	(*EventLog)(nil),                      // 16: hubhooks.v1.EventLog
 }
 var file_hubhooks_v1_operations_proto_depIdxs = []int32{
-	0,  // 0: hubhooks.v1.OperationalEvent.type:type_name -> hubhooks.v1.OperationalEventType
-	11, // 1: hubhooks.v1.OperationalEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	11, // 2: hubhooks.v1.WatchOperationalEventsRequest.since:type_name -> google.protobuf.Timestamp
-	12, // 3: hubhooks.v1.ExplainDomainEventRequest.data:type_name -> google.protobuf.Struct
-	5,  // 4: hubhooks.v1.ExplainDomainEventResponse.webhook_events:type_name -> hubhooks.v1.ExplainedWebhookEvent
-	6,  // 5: hubhooks.v1.ExplainedWebhookEvent.targets:type_name -> hubhooks.v1.ExplainedTarget
-	13, // 6: hubhooks.v1.ExplainedTarget.deliveries:type_name -> hubhooks.v1.EventLog
-	11, // 7: hubhooks.v1.RecoverDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
-	11, // 8: hubhooks.v1.RecoverDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
-	11, // 9: hubhooks.v1.ReplayDomainEventsRequest.since:type_name -> google.protobuf.Timestamp
-	11, // 10: hubhooks.v1.ReplayDomainEventsRequest.until:type_name -> google.protobuf.Timestamp
-	11, // 11: hubhooks.v1.ReplayDomainEventsProgress.position:type_name -> google.protobuf.Timestamp
-	11, // 12: hubhooks.v1.ReplayDomainEventsProgress.oldest_available:type_name -> google.protobuf.Timestamp
-	3,  // 13: hubhooks.v1.OperationsService.ExplainDomainEvent:input_type -> hubhooks.v1.ExplainDomainEventRequest
-	7,  // 14: hubhooks.v1.OperationsService.RecoverDeliveries:input_type -> hubhooks.v1.RecoverDeliveriesRequest
-	9,  // 15: hubhooks.v1.OperationsService.ReplayDomainEvents:input_type -> hubhooks.v1.ReplayDomainEventsRequest
-	2,  // 16: hubhooks.v1.OperationsService.WatchOperationalEvents:input_type -> hubhooks.v1.WatchOperationalEventsRequest
-	4,  // 17: hubhooks.v1.OperationsService.ExplainDomainEvent:output_type -> hubhooks.v1.ExplainDomainEventResponse
-	8,  // 18: hubhooks.v1.OperationsService.RecoverDeliveries:output_type -> hubhooks.v1.RecoverDeliveriesProgress
-	10, // 19: hubhooks.v1.OperationsService.ReplayDomainEvents:output_type -> hubhooks.v1.ReplayDomainEventsProgress
-	1,  // 20: hubhooks.v1.OperationsService.WatchOperationalEvents:output_type -> hubhooks.v1.OperationalEvent
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	14, // 0: hubhooks.v1.ListDeadLettersRequest.since:type_name -> google.protobuf.Timestamp
+	3,  // 1: hubhooks.v1.ListDeadLettersResponse.dead_letters:type_name -> hubhooks.v1.DeadLetter
+	14, // 2: hubhooks.v1.DeadLetter.time:type_name -> google.protobuf.Timestamp
+	0,  // 3: hubhooks.v1.OperationalEvent.type:type_name -> hubhooks.v1.OperationalEventType
+	14, // 4: hubhooks.v1.OperationalEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	14, // 5: hubhooks.v1.WatchOperationalEventsRequest.since:type_name -> google.protobuf.Timestamp
+	15, // 6: hubhooks.v1.ExplainDomainEventRequest.data:type_name -> google.protobuf.Struct
+	8,  // 7: hubhooks.v1.ExplainDomainEventResponse.webhook_events:type_name -> hubhooks.v1.ExplainedWebhookEvent
+	9,  // 8: hubhooks.v1.ExplainedWebhookEvent.targets:type_name -> hubhooks.v1.ExplainedTarget
+	16, // 9: hubhooks.v1.ExplainedTarget.deliveries:type_name -> hubhooks.v1.EventLog
+	14, // 10: hubhooks.v1.RecoverDeliveriesRequest.since:type_name -> google.protobuf.Timestamp
+	14, // 11: hubhooks.v1.RecoverDeliveriesRequest.until:type_name -> google.protobuf.Timestamp
+	14, // 12: hubhooks.v1.ReplayDomainEventsRequest.since:type_name -> google.protobuf.Timestamp
+	14, // 13: hubhooks.v1.ReplayDomainEventsRequest.until:type_name -> google.protobuf.Timestamp
+	14, // 14: hubhooks.v1.ReplayDomainEventsProgress.position:type_name -> google.protobuf.Timestamp
+	14, // 15: hubhooks.v1.ReplayDomainEventsProgress.oldest_available:type_name -> google.protobuf.Timestamp
+	6,  // 16: hubhooks.v1.OperationsService.ExplainDomainEvent:input_type -> hubhooks.v1.ExplainDomainEventRequest
+	10, // 17: hubhooks.v1.OperationsService.RecoverDeliveries:input_type -> hubhooks.v1.RecoverDeliveriesRequest
+	12, // 18: hubhooks.v1.OperationsService.ReplayDomainEvents:input_type -> hubhooks.v1.ReplayDomainEventsRequest
+	5,  // 19: hubhooks.v1.OperationsService.WatchOperationalEvents:input_type -> hubhooks.v1.WatchOperationalEventsRequest
+	1,  // 20: hubhooks.v1.OperationsService.ListDeadLetters:input_type -> hubhooks.v1.ListDeadLettersRequest
+	7,  // 21: hubhooks.v1.OperationsService.ExplainDomainEvent:output_type -> hubhooks.v1.ExplainDomainEventResponse
+	11, // 22: hubhooks.v1.OperationsService.RecoverDeliveries:output_type -> hubhooks.v1.RecoverDeliveriesProgress
+	13, // 23: hubhooks.v1.OperationsService.ReplayDomainEvents:output_type -> hubhooks.v1.ReplayDomainEventsProgress
+	4,  // 24: hubhooks.v1.OperationsService.WatchOperationalEvents:output_type -> hubhooks.v1.OperationalEvent
+	2,  // 25: hubhooks.v1.OperationsService.ListDeadLetters:output_type -> hubhooks.v1.ListDeadLettersResponse
+	21, // [21:26] is the sub-list for method output_type
+	16, // [16:21] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_hubhooks_v1_operations_proto_init() }
@@ -1184,7 +1522,7 @@ func file_hubhooks_v1_operations_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hubhooks_v1_operations_proto_rawDesc), len(file_hubhooks_v1_operations_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	OperationsService_RecoverDeliveries_FullMethodName      = "/hubhooks.v1.OperationsService/RecoverDeliveries"
 	OperationsService_ReplayDomainEvents_FullMethodName     = "/hubhooks.v1.OperationsService/ReplayDomainEvents"
 	OperationsService_WatchOperationalEvents_FullMethodName = "/hubhooks.v1.OperationsService/WatchOperationalEvents"
+	OperationsService_ListDeadLetters_FullMethodName        = "/hubhooks.v1.OperationsService/ListDeadLetters"
 )
 
 // OperationsServiceClient is the client API for OperationsService service.
@@ -72,6 +73,12 @@ type OperationsServiceClient interface {
 	// recovery finished): those since since (as far back as the stream keeps
 	// them), then each new one as it happens, until the call ends.
 	WatchOperationalEvents(ctx context.Context, in *WatchOperationalEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[OperationalEvent], error)
+	// ListDeadLetters lists the dead-letter stream (HUBHOOKS_DLQ, kept 14
+	// days): the domain events the expander refused and the delivery jobs
+	// the deliverer could not decode, oldest first, each with the reason. It needs the admin token (a hub token is
+	// refused even with its own hub_id): a malformed event may name no hub,
+	// or a hub it does not belong to.
+	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
 }
 
 type operationsServiceClient struct {
@@ -149,6 +156,16 @@ func (c *operationsServiceClient) WatchOperationalEvents(ctx context.Context, in
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperationsService_WatchOperationalEventsClient = grpc.ServerStreamingClient[OperationalEvent]
 
+func (c *operationsServiceClient) ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeadLettersResponse)
+	err := c.cc.Invoke(ctx, OperationsService_ListDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperationsServiceServer is the server API for OperationsService service.
 // All implementations must embed UnimplementedOperationsServiceServer
 // for forward compatibility.
@@ -196,6 +213,12 @@ type OperationsServiceServer interface {
 	// recovery finished): those since since (as far back as the stream keeps
 	// them), then each new one as it happens, until the call ends.
 	WatchOperationalEvents(*WatchOperationalEventsRequest, grpc.ServerStreamingServer[OperationalEvent]) error
+	// ListDeadLetters lists the dead-letter stream (HUBHOOKS_DLQ, kept 14
+	// days): the domain events the expander refused and the delivery jobs
+	// the deliverer could not decode, oldest first, each with the reason. It needs the admin token (a hub token is
+	// refused even with its own hub_id): a malformed event may name no hub,
+	// or a hub it does not belong to.
+	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
 	mustEmbedUnimplementedOperationsServiceServer()
 }
 
@@ -217,6 +240,9 @@ func (UnimplementedOperationsServiceServer) ReplayDomainEvents(*ReplayDomainEven
 }
 func (UnimplementedOperationsServiceServer) WatchOperationalEvents(*WatchOperationalEventsRequest, grpc.ServerStreamingServer[OperationalEvent]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchOperationalEvents not implemented")
+}
+func (UnimplementedOperationsServiceServer) ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListDeadLetters not implemented")
 }
 func (UnimplementedOperationsServiceServer) mustEmbedUnimplementedOperationsServiceServer() {}
 func (UnimplementedOperationsServiceServer) testEmbeddedByValue()                           {}
@@ -290,6 +316,24 @@ func _OperationsService_WatchOperationalEvents_Handler(srv interface{}, stream g
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperationsService_WatchOperationalEventsServer = grpc.ServerStreamingServer[OperationalEvent]
 
+func _OperationsService_ListDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperationsServiceServer).ListDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperationsService_ListDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperationsServiceServer).ListDeadLetters(ctx, req.(*ListDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OperationsService_ServiceDesc is the grpc.ServiceDesc for OperationsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -300,6 +344,10 @@ var OperationsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExplainDomainEvent",
 			Handler:    _OperationsService_ExplainDomainEvent_Handler,
+		},
+		{
+			MethodName: "ListDeadLetters",
+			Handler:    _OperationsService_ListDeadLetters_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

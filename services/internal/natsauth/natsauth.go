@@ -21,7 +21,8 @@
 //	           "logger"; publish and read the change notices of the event log
 //	           (hubhooks.logchanged.<hub>, for live tails); and for OperationsService: read the state of the
 //	           deliverer's consumers (the pace of bulk work), read HUBHOOKS_EVENTS with ordered consumers
-//	           of its own (replay; never the expander's), publish delivery jobs (live and overflow)
+//	           of its own (replay; never the expander's), publish delivery jobs (live and overflow),
+//	           read HUBHOOKS_DLQ's messages by sequence (ListDeadLetters)
 //	hubd       all four services in one process
 //	monitor    for operators and monitoring of the separate deployment: read
 //	           JetStream's account, stream and consumer information (`nats stream
@@ -29,9 +30,9 @@
 //	           no message, no change
 //
 // "Ensure" is creating, updating and reading a stream's or a consumer's
-// configuration. No identity may delete or purge a stream, delete a
-// service's durable consumer or read messages by sequence; only the
-// monitor lists streams. Each service receives its
+// configuration. No identity may delete or purge a stream or delete a
+// service's durable consumer; only the logger reads messages by sequence,
+// of HUBHOOKS_DLQ only; only the monitor lists streams. Each service receives its
 // replies and fetched messages on an inbox of its own (InboxPrefix), which no
 // other identity may subscribe to.
 package natsauth
@@ -116,6 +117,7 @@ type use struct {
 	consume []consumer // durable consumers it consumes from
 	watch   []consumer // other services' consumers whose state it reads
 	replay  []string   // streams it reads from a point in time, with ordered consumers of its own
+	get     []string   // streams whose messages it reads by sequence (no consumer)
 	publish []string   // subjects it publishes to
 	listen  []string   // plain NATS subjects it subscribes to
 }
@@ -148,12 +150,14 @@ var uses = map[Role]use{
 	// OperationsService: replay reads the domain events again; recovery
 	// and replay publish delivery jobs on the hub's overflow shard, paced
 	// by that shard's backlog; it delivers operational events as webhooks
-	// (live), streams them to watchers and publishes its own.
+	// (live), streams them to watchers and publishes its own; it lists
+	// the dead letters (ListDeadLetters).
 	Logger: {
 		ensure:  []string{eventbus.StreamAttempts, eventbus.StreamDeliveries, eventbus.StreamOps},
 		consume: []consumer{{eventbus.StreamAttempts, eventbus.ConsumerLogger}, {eventbus.StreamOps, eventbus.ConsumerOperations}},
 		watch:   delivererConsumers,
 		replay:  []string{eventbus.StreamEvents, eventbus.StreamOps},
+		get:     []string{eventbus.StreamDeadLetters},
 		publish: []string{deliveries, overflow, logChanged, ops},
 		listen:  []string{logChanged},
 	},
@@ -167,6 +171,7 @@ func init() {
 		all.consume = append(all.consume, u.consume...)
 		all.watch = append(all.watch, u.watch...)
 		all.replay = append(all.replay, u.replay...)
+		all.get = append(all.get, u.get...)
 		all.publish = append(all.publish, u.publish...)
 		all.listen = append(all.listen, u.listen...)
 	}
@@ -254,6 +259,10 @@ func (u use) permissions() Permissions {
 				)
 			}
 		}
+	}
+	for _, s := range u.get {
+		// The stream allows no direct get: MSG.GET is the only way.
+		add(&pub, "$JS.API.STREAM.INFO."+s, "$JS.API.STREAM.MSG.GET."+s)
 	}
 	// No identity deletes a durable consumer.
 	for _, d := range durables {

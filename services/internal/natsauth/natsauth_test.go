@@ -84,6 +84,7 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 		consumer  [2]string
 		publish   []string
 		replay    bool     // reads the domain events with ordered consumers
+		dlq       bool     // reads HUBHOOKS_DLQ's messages by sequence (the deliverer's job published one)
 		watch     []string // consumers of HUBHOOKS_DELIVERIES whose state it reads (made by the deliverer's job)
 		notices   bool     // publishes and reads the event log's change notices
 		denied    []string // subjects it may not publish to
@@ -107,6 +108,7 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 			watch:    []string{eventbus.ConsumerDeliverer, eventbus.OverflowConsumerName(0), eventbus.OverflowConsumerName(eventbus.OverflowShards - 1)},
 			notices:  true,
 			replay:   true,
+			dlq:      true,
 			denied: []string{eventbus.AttemptSubject("h"), "API.CREATED",
 				"$JS.API.CONSUMER.CREATE." + eventbus.StreamEvents + "." + eventbus.ConsumerExpander,
 				"$JS.API.CONSUMER.MSG.NEXT." + eventbus.StreamEvents + "." + eventbus.ConsumerExpander}},
@@ -181,6 +183,15 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 					t.Fatalf("replay's fetch: %v", err)
 				}
 			}
+			if j.dlq {
+				s, err := js.Stream(ctx, eventbus.StreamDeadLetters)
+				if err != nil {
+					t.Fatalf("dead-letter stream info: %v", err)
+				}
+				if _, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(eventbus.SubjectDeadLetterJobs)); err != nil {
+					t.Fatalf("read a dead letter: %v", err)
+				}
+			}
 			if errs := log.any(); len(errs) > 0 {
 				t.Fatalf("its own job was refused: %v", errs)
 			}
@@ -188,7 +199,10 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 			// Not its job.
 			refusedPubs := append([]string(nil), j.denied...)
 			for name := range streams {
-				refusedPubs = append(refusedPubs, "$JS.API.STREAM.DELETE."+name, "$JS.API.STREAM.PURGE."+name, "$JS.API.STREAM.MSG.GET."+name)
+				refusedPubs = append(refusedPubs, "$JS.API.STREAM.DELETE."+name, "$JS.API.STREAM.PURGE."+name)
+				if !j.dlq || name != eventbus.StreamDeadLetters {
+					refusedPubs = append(refusedPubs, "$JS.API.STREAM.MSG.GET."+name)
+				}
 				if !j.replay || name != eventbus.StreamEvents {
 					refusedPubs = append(refusedPubs, "$JS.API.CONSUMER.CREATE."+name+".spy")
 				}
