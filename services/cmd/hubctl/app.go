@@ -160,7 +160,7 @@ func (a *app) rootCmd() *cobra.Command {
 		c.GroupID = "config"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.logsCmd(), a.explainCmd(), a.recoverCmd(), a.replayCmd(), a.opsCmd()} {
+	for _, c := range []*cobra.Command{a.logsCmd(), a.explainCmd(), a.recoverCmd(), a.replayCmd(), a.opsCmd(), a.dlqCmd()} {
 		c.GroupID = "log"
 		root.AddCommand(c)
 	}
