@@ -109,6 +109,8 @@ func TestHTTPAuthAndTenants(t *testing.T) {
 		{"hub token, watch all", "GET", "/v1/configs:watch?all=true", tokA, "", 403},
 		{"hub token, rules", "GET", "/v1/event-types", tokA, "", 200},
 		{"admin, hubs", "GET", "/v1/hubs", adminToken, "", 200},
+		{"admin, dead letters", "GET", "/v1/dead-letters?kind=events&since=2026-01-01T00:00:00Z&page_size=10", adminToken, "", 200},
+		{"hub token, its hub's dead letters", "GET", "/v1/dead-letters?hub_id=hub-a", tokA, "", 403},
 	}
 	for _, tt := range tests {
 		var body []byte
@@ -173,6 +175,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"no such URL", "DELETE", "/v1/hubs/acme/callback-urls/url_nope", "", 404, ""},
 		{"no such path", "GET", "/v1/nothing", "", 404, ""},
 		{"operations reached", "POST", "/v1/hubs/acme/domain-events:explain", `{}`, 400, "domain_event"},
+		{"bad dead-letter kind", "GET", "/v1/dead-letters?kind=deliveries", "", 400, "kind"},
 		{"wrong method", "PATCH", "/v1/hubs/acme/config", "", 405, ""},
 	}
 	for _, tt := range tests {
