@@ -22,7 +22,9 @@ import (
 //	<prefix>{retry}:cancel:jobs  HASH  member -> value, as above
 //
 // A value holds the next job (attempt already incremented). Storing the same
-// delivery again replaces its entry, so repeating a store is harmless. The
+// delivery again replaces its entry, so repeating a store is harmless,
+// unless the entry is of a later attempt of the same run: that one is kept
+// (storeScript). The
 // scripts move entries between a hub's hash and the sorted sets of every
 // hub, so on a Redis Cluster every key shares the hash tag {retry} and one
 // slot (docs/scaling.md says when that shard becomes the limit).
@@ -82,15 +84,17 @@ func (r *retryStore) store(ctx context.Context, next *deliveryv1.DeliveryJob, du
 }
 
 // storeEntry is store, returning the stored value (for removeEntry), also
-// with an error wrapping daemon.ErrNotReplicated.
+// with an error wrapping daemon.ErrNotReplicated. An entry of a later
+// attempt of the same run is kept (storeScript): the store then succeeds
+// without writing, and the value returned is not in the store.
 func (r *retryStore) storeEntry(ctx context.Context, next *deliveryv1.DeliveryJob, due time.Time) (string, error) {
 	v, err := encodeEntry(next)
 	if err != nil {
 		return "", err
 	}
 	err = daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, func(p redis.Pipeliner) error {
-		p.HSet(ctx, r.hubKey(next.GetHubId()), next.GetDeliveryId(), v)
-		p.ZAdd(ctx, r.due, redis.Z{Score: float64(due.UnixMilli()), Member: member(next.GetHubId(), next.GetDeliveryId())})
+		storeScript.Eval(ctx, p, []string{r.due, r.hubKey(next.GetHubId())},
+			next.GetDeliveryId(), v, due.UnixMilli(), member(next.GetHubId(), next.GetDeliveryId()))
 		return nil
 	})
 	if err != nil {
@@ -105,6 +109,68 @@ func (r *retryStore) storeEntry(ctx context.Context, next *deliveryv1.DeliveryJo
 func (r *retryStore) removeEntry(ctx context.Context, hub, deliveryID, v string) (bool, error) {
 	return r.remove(ctx, false, claimed{member: member(hub, deliveryID), hub: hub, field: deliveryID, value: v})
 }
+
+// storeScript stores the entry ARGV[2] of delivery ARGV[1] (field of hash
+// KEYS[2]) due at ARGV[3] (member ARGV[4] of ZSET KEYS[1]), unless the hash
+// holds an entry of a later attempt of the same run (the job's created_at),
+// and returns 1 if it stored. Such an entry means the delivery moved on: it
+// was stored when an attempt after this one ended, so an attempt made again
+// late (its message came back after an outage, before the event log held
+// it) must not replace it: its own retry would bring back an attempt made
+// already, whose job JetStream drops as a duplicate (same Nats-Msg-Id), and
+// the later attempt would be lost. An entry of another run (the event
+// expanded again) is replaced. The script reads the DeliveryJob after the
+// URL id: created_at is field 8, attempt field 11 (a varint).
+var storeScript = redis.NewScript(`
+local function job(v)
+  local i = string.find(v, ':', 1, true)
+  if not i then return 0, '' end
+  i = i + 1
+  local n, attempt, created = #v, 0, ''
+  local function varint()
+    local x, m = 0, 1
+    while i <= n do
+      local b = string.byte(v, i)
+      i = i + 1
+      x = x + (b % 128) * m
+      if b < 128 then return x end
+      m = m * 128
+    end
+    return nil
+  end
+  while i <= n do
+    local tag = varint()
+    if not tag then return 0, '' end
+    local field, wt = math.floor(tag / 8), tag % 8
+    if wt == 0 then
+      local x = varint()
+      if not x then return 0, '' end
+      if field == 11 then attempt = x end
+    elseif wt == 2 then
+      local l = varint()
+      if not l then return 0, '' end
+      if field == 8 then created = string.sub(v, i, i + l - 1) end
+      i = i + l
+    elseif wt == 1 then
+      i = i + 8
+    elseif wt == 5 then
+      i = i + 4
+    else
+      return 0, ''
+    end
+  end
+  return attempt, created
+end
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+if cur then
+  local ca, cc = job(cur)
+  local na, nc = job(ARGV[2])
+  if cc == nc and ca > na then return 0 end
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+return 1
+`)
 
 // claimScript hides up to ARGV[3] members due by ARGV[1] until ARGV[2] (the
 // lease) and returns them. Only one caller gets each member per lease.
