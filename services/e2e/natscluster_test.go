@@ -104,12 +104,21 @@ func startNATSCluster(t *testing.T, size int) *natsCluster {
 	}
 	nc, js := c.client()
 	defer nc.Close()
-	poll.Until(t, scaled(60*time.Second), "JetStream on the NATS cluster", func() bool {
+	wait := scaled(90 * time.Second)
+	for deadline := time.Now().Add(wait); ; time.Sleep(100 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
 		_, err := js.AccountInfo(ctx)
-		return err == nil
-	})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, n := range c.nodes {
+				t.Logf("--- nats-%s log tail:\n%s", n.name, n.tail())
+			}
+			t.Fatalf("JetStream on the NATS cluster does not answer within %s: %v", wait, err)
+		}
+	}
 	return c
 }
 
