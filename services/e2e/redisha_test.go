@@ -252,8 +252,8 @@ func TestRedisFailover(t *testing.T) {
 		rate, hold = 150, 15*time.Second
 	}
 	redisWait := []string{"HUBHOOKS_REDIS_WAIT_REPLICAS=1", "HUBHOOKS_REDIS_WAIT_TIMEOUT=500ms"}
-	// Retries through the failovers: long run only, as a delivery has been
-	// lost there (docs/scaling.md, "What is proven by running it").
+	// Retries through the failovers: the long run only (docs/scaling.md,
+	// "What is proven by running it"), so make test stays short.
 	failFirst := ""
 	if long {
 		failFirst = "cl-b"
