@@ -272,12 +272,14 @@ func (a *Authenticator) Stream() grpc.StreamServerInterceptor {
 		defer a.streams.close(open)
 		w := &scopedStream{ServerStream: ss, ctx: context.WithValue(ctx, identityKey{}, id), a: a, id: id, method: info.FullMethod, token: open.token}
 		herr := handler(srv, w)
+		if cause := context.Cause(ctx); cause != nil && ss.Context().Err() == nil {
+			// Ended by the server: its token was revoked. This comes first:
+			// a send racing the end fails its token check on the ended
+			// context, which says nothing about the token.
+			return cause
+		}
 		if denied := w.deniedErr(); denied != nil {
 			return denied
-		}
-		if cause := context.Cause(ctx); cause != nil && ss.Context().Err() == nil {
-			// Ended by the server: its token was revoked.
-			return cause
 		}
 		return herr
 	}

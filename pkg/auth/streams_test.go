@@ -19,7 +19,8 @@ import (
 )
 
 // pushServer's WatchHubConfig sends the hub's config at once, then every
-// config put on push, until the stream ends.
+// config put on push, until the stream ends; then it tries one more send,
+// as a handler does whose change arrives while its stream is being ended.
 type pushServer struct {
 	hubhooksv1.UnimplementedConfigServiceServer
 	push chan *hubhooksv1.HubConfig
@@ -32,6 +33,9 @@ func (p *pushServer) WatchHubConfig(req *hubhooksv1.WatchHubConfigRequest, strea
 	for {
 		select {
 		case <-stream.Context().Done():
+			if err := stream.Send(&hubhooksv1.HubConfig{HubId: req.GetHubId(), Secret: "whsec_late"}); err != nil {
+				return err
+			}
 			return stream.Context().Err()
 		case c := <-p.push:
 			if err := stream.Send(c); err != nil {
