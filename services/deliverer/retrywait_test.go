@@ -40,14 +40,18 @@ func TestRetryStoreWaitsForReplicas(t *testing.T) {
 	}
 	due := time.Now().Add(time.Hour)
 
-	if err := waiting.store(ctx, job("kept-1"), due); err != nil {
-		t.Fatalf("store with a replica in sync: %v", err)
-	}
+	// The replica's link is up before the primary counts it in a WAIT:
+	// the first store is tried until the replica acknowledges it.
+	var err error
+	poll.Until(t, 10*time.Second, "a store acknowledged by the replica", func() bool {
+		err = waiting.store(ctx, job("kept-1"), due)
+		return err == nil
+	})
 	// A frozen replica is connected but acknowledges nothing: WAIT on the
 	// write's connection counts 0 of 1 (on another connection it would
 	// count the replica, which has everything that connection wrote).
 	replica.Signal(syscall.SIGSTOP)
-	err := waiting.store(ctx, job("refused"), due)
+	err = waiting.store(ctx, job("refused"), due)
 	replica.Signal(syscall.SIGCONT)
 	if !errors.Is(err, daemon.ErrNotReplicated) {
 		t.Fatalf("store while the replica is frozen: %v, want ErrNotReplicated", err)
