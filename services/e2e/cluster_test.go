@@ -366,7 +366,7 @@ func TestNATSCluster(t *testing.T) {
 	}
 	faults = append(faults, fault{"SIGKILL one replica of each", func() { d.killOneOfEach(hold) }})
 	rows := runFaults(t, d, rate, hold, faults)
-	checkFaultRows(t, rows, rate)
+	checkFaultRows(t, rows, rate, long)
 }
 
 // killOneOfEach SIGKILLs replica a of every service, waits hold, and
@@ -539,8 +539,13 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 }
 
 // checkFaultRows logs the per-fault table and fails the test for a
-// delivery missing or not logged, or duplicates of 1 % or more.
-func checkFaultRows(t *testing.T, rows []faultRow, rate int) {
+// delivery missing or not logged, or duplicates of 1 % or more in the long
+// run (make cluster), 5 % in the short one. A fault's duplicates are the
+// POSTs in flight or not yet recorded when it struck, about as many
+// whatever the phase's length: the short run in make test holds each fault
+// 2 s at 50 events/s beside other packages' tests, so the same count is
+// several times the share it is of the long run's 15 s at 150/s.
+func checkFaultRows(t *testing.T, rows []faultRow, rate int, long bool) {
 	t.Helper()
 	total, dups := 0, 0
 	t.Logf("%-42s %9s %9s %5s %7s %8s", "fault", "expected", "received", "dups", "logged", "silent s")
@@ -554,8 +559,12 @@ func checkFaultRows(t *testing.T, rows []faultRow, rate int) {
 	}
 	pct := float64(dups) / float64(max(total, 1)) * 100
 	t.Logf("summary: %d events at %d/s, %d duplicates (%.2f%%)", total, rate, dups, pct)
-	if pct >= 1 {
-		t.Errorf("duplicates %.2f%% of deliveries: want under 1%%", pct)
+	limit := 5.0
+	if long {
+		limit = 1
+	}
+	if pct >= limit {
+		t.Errorf("duplicates %.2f%% of deliveries: want under %.0f%%", pct, limit)
 	}
 }
 

@@ -270,7 +270,7 @@ func TestRedisFailover(t *testing.T) {
 			faults = append(faults, fault{"kill the new Sentinel primary", func() { r.failover(t, hold) }})
 		}
 		rows := runFaults(t, d, rate, hold, faults)
-		checkFaultRows(t, rows, rate)
+		checkFaultRows(t, rows, rate, long)
 	})
 	t.Run("cluster", func(t *testing.T) {
 		r := startRedisCluster(t)
@@ -284,6 +284,6 @@ func TestRedisFailover(t *testing.T) {
 			faults = append(faults, fault{"kill the primary of the retries", func() { r.failover(t, "{retry}", hold) }})
 		}
 		rows := runFaults(t, d, rate, hold, faults)
-		checkFaultRows(t, rows, rate)
+		checkFaultRows(t, rows, rate, long)
 	})
 }
