@@ -277,6 +277,30 @@ func withHub[C any](a *app, cmd *cobra.Command, client func() (C, error), fn fun
 	return fn(ctx, c, hub)
 }
 
+// allPages calls page from token on, 500 items at a time (fewer to stop at
+// limit; 0 is no limit), and returns what it got and the token to go on
+// from. A page may be short, even empty, with a token when the server
+// stopped scanning (a filter): it is followed until full or done.
+func allPages[T any](ctx context.Context, a *app, limit int, token string, page func(ctx context.Context, size int32, token string) ([]T, string, error)) ([]T, string, error) {
+	var out []T
+	for {
+		size := int32(500)
+		if limit > 0 {
+			size = int32(min(500, limit-len(out)))
+		}
+		cctx, cancel := a.call(ctx)
+		items, next, err := page(cctx, size, token)
+		cancel()
+		if err != nil {
+			return nil, "", err
+		}
+		out, token = append(out, items...), next
+		if token == "" || (limit > 0 && len(out) >= limit) {
+			return out, token, nil
+		}
+	}
+}
+
 // jsonOut reports whether -o json was asked for.
 func (a *app) jsonOut() bool { return a.set.Output == outputJSON }
 

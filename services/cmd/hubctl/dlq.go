@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -57,25 +58,14 @@ HUBHOOKS_HUB) only the dead letters naming that hub are listed.`,
 				return err
 			}
 			out := &hubhooksv1.ListDeadLettersResponse{}
-			for {
-				req.PageSize = 500
-				if limit > 0 {
-					req.PageSize = int32(min(500, limit-len(out.DeadLetters)))
-				}
-				ctx, cancel := a.call(cmd.Context())
-				resp, err := oc.ListDeadLetters(ctx, req)
-				cancel()
-				if err != nil {
-					return err
-				}
-				out.DeadLetters = append(out.DeadLetters, resp.GetDeadLetters()...)
-				out.NextPageToken = resp.GetNextPageToken()
-				// A page may be short when the server stopped scanning
-				// (the hub filter): follow it until full or done.
-				if out.NextPageToken == "" || (limit > 0 && len(out.DeadLetters) >= limit) {
-					break
-				}
-				req.PageToken = out.NextPageToken
+			out.DeadLetters, out.NextPageToken, err = allPages(cmd.Context(), a, limit, pageToken,
+				func(ctx context.Context, size int32, token string) ([]*hubhooksv1.DeadLetter, string, error) {
+					req.PageSize, req.PageToken = size, token
+					resp, err := oc.ListDeadLetters(ctx, req)
+					return resp.GetDeadLetters(), resp.GetNextPageToken(), err
+				})
+			if err != nil {
+				return err
 			}
 			if a.jsonOut() {
 				return printJSON(a.stdout, out)

@@ -105,27 +105,15 @@ off). The log is kept for HUBHOOKS_LOG_RETENTION (7 days by default).`,
 			if err != nil {
 				return err
 			}
-			req.PageToken = pageToken
 			out := &hubhooksv1.ListEventLogsResponse{}
-			for {
-				req.PageSize = 500
-				if limit > 0 {
-					req.PageSize = int32(min(500, limit-len(out.EventLogs)))
-				}
-				ctx, cancel := a.call(cmd.Context())
-				resp, err := lc.ListEventLogs(ctx, req)
-				cancel()
-				if err != nil {
-					return err
-				}
-				out.EventLogs = append(out.EventLogs, resp.GetEventLogs()...)
-				out.NextPageToken = resp.GetNextPageToken()
-				// A page may be short (even empty) with a token when the
-				// server stopped scanning: follow it until full or done.
-				if out.NextPageToken == "" || (limit > 0 && len(out.EventLogs) >= limit) {
-					break
-				}
-				req.PageToken = out.NextPageToken
+			out.EventLogs, out.NextPageToken, err = allPages(cmd.Context(), a, limit, pageToken,
+				func(ctx context.Context, size int32, token string) ([]*hubhooksv1.EventLog, string, error) {
+					req.PageSize, req.PageToken = size, token
+					resp, err := lc.ListEventLogs(ctx, req)
+					return resp.GetEventLogs(), resp.GetNextPageToken(), err
+				})
+			if err != nil {
+				return err
 			}
 			if a.jsonOut() {
 				return printJSON(a.stdout, out)
