@@ -84,7 +84,8 @@ func TestLiveAndOverflowConsumers(t *testing.T) {
 	}
 	got := func(c jetstream.Consumer) []jetstream.Msg {
 		t.Helper()
-		b, err := c.FetchNoWait(10)
+		// Not FetchNoWait: a message just stored may not be pending yet.
+		b, err := c.Fetch(10, jetstream.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
