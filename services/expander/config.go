@@ -14,7 +14,8 @@ import (
 
 // Config configures the expander. Zero values take the defaults listed.
 type Config struct {
-	// Concurrency bounds the domain events processed at once (default 32).
+	// Concurrency bounds the domain events processed at once (default 32);
+	// a quarter of it is kept for hubs that do not flood (readAhead.takeQuiet).
 	Concurrency int
 	// BatchSize is how many messages the consumer pulls at once, ahead of
 	// the read-ahead (default 256).

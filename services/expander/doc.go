@@ -37,7 +37,9 @@
 // (readAhead) and handed out in turns across hubs, so one hub's flood does
 // not delay another hub's events; the fan-outs of a hub with a backlog in
 // the read-ahead go to its overflow shard (Config.OverflowAfter), served
-// by the deliverer after live traffic. See docs/delivery.md.
+// by the deliverer after live traffic, through senders of their own. A
+// quarter of the workers take only events of hubs without such a backlog.
+// See docs/delivery.md.
 //
 // Run drains on shutdown: it stops pulling, hands the events still waiting
 // for their turn back to the stream (nak), finishes the events in flight and

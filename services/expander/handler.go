@@ -408,12 +408,12 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 	// The fan-outs of events expanded at the same time go out together, one
 	// message per subject (see sendFanouts); the event is acked once that
 	// message is stored.
-	to := eventbus.DeliverySubject(hub)
+	to, sender := eventbus.DeliverySubject(hub), s.fanouts
 	if flooding {
-		to = eventbus.OverflowDeliverySubject(hub)
+		to, sender = eventbus.OverflowDeliverySubject(hub), s.floodFanouts
 		s.m.overflowed.Inc()
 	}
-	if err := s.fanouts.Add(to, fanouts, jobs, size); err != nil {
+	if err := sender.Add(to, fanouts, jobs, size); err != nil {
 		return fmt.Errorf("publish jobs: %w", err)
 	}
 	s.m.expanded.Inc()

@@ -24,15 +24,22 @@ type readAhead struct {
 	maxEvents int
 	maxBytes  int
 
+	// quietMax is the most events a hub may have queued for takeQuiet to
+	// hand them out (Config.OverflowAfter): a hub with more floods.
+	quietMax int
+
 	mu       sync.Mutex
 	notEmpty *sync.Cond
 	notFull  *sync.Cond
-	hubs     map[string]*hubQueue
-	ring     []*hubQueue // the hubs with events queued, in turn order
-	next     int         // index in ring of the hub whose turn is next
-	events   int
-	bytes    int
-	closed   bool
+	// quiet is signalled when an event of a hub that does not flood is
+	// queued, for the workers reserved for such hubs (takeQuiet).
+	quiet  *sync.Cond
+	hubs   map[string]*hubQueue
+	ring   []*hubQueue // the hubs with events queued, in turn order
+	next   int         // index in ring of the hub whose turn is next
+	events int
+	bytes  int
+	closed bool
 }
 
 // hubQueue is one hub's events, oldest first.
@@ -62,6 +69,7 @@ func newReadAhead(maxEvents, maxBytes int) *readAhead {
 	q := &readAhead{maxEvents: maxEvents, maxBytes: maxBytes, hubs: map[string]*hubQueue{}}
 	q.notEmpty = sync.NewCond(&q.mu)
 	q.notFull = sync.NewCond(&q.mu)
+	q.quiet = sync.NewCond(&q.mu)
 	return q
 }
 
@@ -89,6 +97,9 @@ func (q *readAhead) put(hub string, p *pending) bool {
 	q.events++
 	q.bytes += p.size
 	q.notEmpty.Signal()
+	if len(h.events) <= q.quietMax {
+		q.quiet.Signal()
+	}
 	return true
 }
 
@@ -106,22 +117,53 @@ func (q *readAhead) take() (*pending, bool) {
 	if q.next >= len(q.ring) {
 		q.next = 0
 	}
-	h := q.ring[q.next]
+	return q.takeAt(q.next), true
+}
+
+// takeQuiet is take for the workers reserved for hubs that do not flood:
+// it returns the oldest event of the first hub, from the one whose turn it
+// is, with at most quietMax events queued, waiting while there is none. So
+// a flood that keeps every other worker busy (each of its events waits for
+// its fan-outs to be stored) never makes a quiet hub's event wait for a
+// worker.
+func (q *readAhead) takeQuiet() (*pending, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for !q.closed {
+		for i := range q.ring {
+			at := (q.next + i) % len(q.ring)
+			if len(q.ring[at].events) <= q.quietMax {
+				return q.takeAt(at), true
+			}
+		}
+		q.quiet.Wait()
+	}
+	return nil, false
+}
+
+// takeAt takes the oldest event of the hub at index at of the ring; q.mu is
+// held. The hub whose turn it is keeps it unless it was the one taken.
+func (q *readAhead) takeAt(at int) *pending {
+	h := q.ring[at]
 	p := h.events[0]
 	h.events[0] = nil
 	h.events = h.events[1:]
 	p.behind = len(h.events)
-	if len(h.events) == 0 {
+	switch {
+	case len(h.events) == 0:
 		// Out of the ring; the next hub moves into this index.
-		q.ring = append(q.ring[:q.next], q.ring[q.next+1:]...)
+		q.ring = append(q.ring[:at], q.ring[at+1:]...)
 		delete(q.hubs, h.hub)
-	} else {
+		if at < q.next {
+			q.next--
+		}
+	case at == q.next:
 		q.next++
 	}
 	q.events--
 	q.bytes -= p.size
 	q.notFull.Broadcast()
-	return p, true
+	return p
 }
 
 // close makes put and take report false from now on and returns the events
@@ -137,6 +179,7 @@ func (q *readAhead) close() []*pending {
 	q.ring, q.hubs, q.events, q.bytes = nil, map[string]*hubQueue{}, 0, 0
 	q.notEmpty.Broadcast()
 	q.notFull.Broadcast()
+	q.quiet.Broadcast()
 	return out
 }
 

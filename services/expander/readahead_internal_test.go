@@ -168,3 +168,61 @@ func TestPeekHubID(t *testing.T) {
 		})
 	}
 }
+
+// The workers reserved for hubs that do not flood skip a flood, wait while
+// only a flood is queued, and wake for the next quiet hub's event.
+func TestReadAheadQuietWorkersSkipAFlood(t *testing.T) {
+	q := newReadAhead(100, 100)
+	q.quietMax = 2
+	queued(t, q, "flood", "flood", "flood", "quiet", "flood")
+	p, ok := q.takeQuiet()
+	if !ok || p.err.(*permanentError).detail != "quiet" {
+		t.Fatalf("takeQuiet = %v, %v; want the quiet hub's event", p, ok)
+	}
+	// The flood keeps its turn and its order for the other workers.
+	if got := takeHubs(t, q, 2); !slices.Equal(got, []string{"flood", "flood"}) {
+		t.Errorf("taken %v, want [flood flood]", got)
+	}
+	got := make(chan string, 1)
+	go func() {
+		p, ok := q.takeQuiet()
+		if !ok {
+			got <- "closed"
+			return
+		}
+		got <- p.err.(*permanentError).detail
+	}()
+	// Two flood events left: at quietMax, so no longer a flood.
+	select {
+	case h := <-got:
+		if h != "flood" {
+			t.Fatalf("takeQuiet = %s, want the flood hub, now down to quietMax events", h)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("takeQuiet waited while a hub with quietMax events was queued")
+	}
+	queued(t, q, "flood", "flood") // 3 queued: a flood again
+	go func() {
+		p, ok := q.takeQuiet()
+		if !ok {
+			got <- "closed"
+			return
+		}
+		got <- p.err.(*permanentError).detail
+	}()
+	select {
+	case h := <-got:
+		t.Fatalf("takeQuiet took %s while only a flood was queued", h)
+	case <-time.After(100 * time.Millisecond):
+	}
+	queued(t, q, "late")
+	select {
+	case h := <-got:
+		if h != "late" {
+			t.Fatalf("takeQuiet = %s, want late", h)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("takeQuiet did not wake for a quiet hub's event")
+	}
+	q.close()
+}

@@ -56,7 +56,8 @@ type Service struct {
 	// seenPausedUntil (Unix ns) is when the seen memory is asked again
 	// after it failed.
 	seenPausedUntil atomic.Int64
-	fanouts         *batch.Batcher[[]*deliveryv1.DeliveryFanout] // per event; see sendFanouts
+	fanouts         *batch.Batcher[[]*deliveryv1.DeliveryFanout] // per event, live subjects; see sendFanouts
+	floodFanouts    *batch.Batcher[[]*deliveryv1.DeliveryFanout] // per event, overflow subjects
 
 	recheckMu   sync.Mutex
 	lastRecheck map[string]time.Time
@@ -97,11 +98,16 @@ func New(cfg Config, js jetstream.JetStream, configs ConfigLookup, seen SeenEven
 		m:           m,
 		lastRecheck: make(map[string]time.Time),
 	}
-	s.fanouts = batch.New(batch.Limits{MaxWeight: fanoutBatchJobs, MaxBytes: fanoutBatchBytes, Flushers: fanoutFlushers}, s.sendFanouts)
+	lim := batch.Limits{MaxWeight: fanoutBatchJobs, MaxBytes: fanoutBatchBytes, Flushers: fanoutFlushers}
+	s.fanouts = batch.New(lim, s.sendFanouts)
+	s.floodFanouts = batch.New(lim, s.sendFanouts)
 	return s, nil
 }
 
-// Limits of one fan-out batch message. Jobs, not fan-outs, are counted: the
+// Limits of one fan-out batch message, and of each of the two batchers:
+// one for the live subjects, one for the overflow subjects, so a flood's
+// sends, each waiting for its ack, never make a quiet hub's fan-outs wait
+// for a flusher. Jobs, not fan-outs, are counted: the
 // deliverer holds the jobs of the messages it fetches, and sizes its fetches
 // by jobs per message. Flushers publish synchronously, without lingering:
 // the fan-outs of events that arrive while a batch is being stored make the
@@ -155,11 +161,19 @@ func (s *Service) Run(ctx context.Context) error {
 	// events finish after ctx ends; each is bounded by PublishTimeout.
 	hctx := context.WithoutCancel(ctx)
 	q := newReadAhead(s.cfg.MaxAckPending, s.cfg.ReadAheadBytes)
+	q.quietMax = s.cfg.OverflowAfter
 	var wg sync.WaitGroup
-	for range s.cfg.Concurrency {
+	// A quarter of the workers take only events of hubs that do not flood:
+	// a flood's events hold their workers while their fan-outs are stored.
+	reserved := s.cfg.Concurrency / 4
+	for i := range s.cfg.Concurrency {
+		take := q.take
+		if i < reserved {
+			take = q.takeQuiet
+		}
 		wg.Go(func() {
 			for {
-				p, ok := q.take()
+				p, ok := take()
 				if !ok {
 					return
 				}
