@@ -40,11 +40,12 @@ type Config struct {
 	PerURLQueue int
 	// PerHubConcurrency is the most POSTs in flight for one hub; default 64.
 	PerHubConcurrency int
-	// HubShare is how many jobs of one hub the replica takes from live
-	// messages: while it holds that many, the hub's further live messages
-	// move to the hub's overflow shard, served with the room live traffic
-	// leaves (see overflow.go); default 2 x PerHubConcurrency.
-	HubShare int
+	// LaneShare is how many jobs of one (hub, URL) lane the replica takes
+	// from live messages: a live message all of whose lanes hold that many
+	// (those whose jobs would fail fast aside) moves to its hub's overflow
+	// shard, served with the room live traffic leaves (see overflow.go);
+	// default 2 x PerURLConcurrency.
+	LaneShare int
 
 	// AckWait is the consumer's ack wait; default 30s, at most half of
 	// eventbus.DeliveriesDuplicateWindow. Jobs held longer than half of it
@@ -148,7 +149,7 @@ func (c Config) WithDefaults() Config {
 	defInt(&c.PerURLConcurrency, 16)
 	defInt(&c.PerURLQueue, 512)
 	defInt(&c.PerHubConcurrency, 64)
-	defInt(&c.HubShare, 2*c.PerHubConcurrency)
+	defInt(&c.LaneShare, 2*c.PerURLConcurrency)
 	def(&c.AckWait, 30*time.Second)
 	defInt(&c.MaxAckPending, 4096)
 	defInt(&c.FetchBatch, 64)
@@ -205,7 +206,7 @@ func (c Config) Validate() error {
 		v    int
 	}{
 		{"concurrency", c.Concurrency}, {"per-URL concurrency", c.PerURLConcurrency}, {"per-URL queue", c.PerURLQueue},
-		{"per-hub concurrency", c.PerHubConcurrency}, {"hub share", c.HubShare}, {"max ack pending", c.MaxAckPending}, {"fetch batch", c.FetchBatch},
+		{"per-hub concurrency", c.PerHubConcurrency}, {"lane share", c.LaneShare}, {"max ack pending", c.MaxAckPending}, {"fetch batch", c.FetchBatch},
 		{"claim batch", c.ClaimBatch}, {"breaker failures", c.BreakerFailures}, {"redis wait replicas", c.RedisWaitReplicas},
 	}
 	for _, n := range ints {

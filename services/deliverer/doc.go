@@ -29,9 +29,10 @@
 // Isolation: jobs are queued per (hub, URL) lane with a concurrency limit
 // and a small queue per lane, a per-hub limit and a global limit, and a
 // circuit breaker per lane, so a slow or dead URL never holds up other URLs.
-// Fairness: a hub's live messages beyond its share (Config.HubShare) wait in
-// its overflow shard, taken in turns with the room live traffic leaves, so
-// one hub's burst never holds up other hubs.
+// Fairness: a live message all of whose (hub, URL) lanes hold their share
+// of live work (Config.LaneShare) waits in its hub's overflow shard, taken in
+// turns with the room live traffic leaves, so one hub's burst never holds up
+// other hubs, and one URL's full lane never sends its hub's other URLs there.
 // README.md walks through the life of a job; docs/delivery.md has the
 // design and its reasons.
 package deliverer

@@ -105,18 +105,25 @@ func (f *fetchSizer) count(room int) int {
 // observe counts a message of n jobs.
 func (f *fetchSizer) observe(n int) { f.jobsPerMsg += (float64(n) - f.jobsPerMsg) / 8 }
 
-// dispatch puts the jobs of msg on their lanes and returns how many it
-// holds (0 when it was dead-lettered). It never blocks.
-func (s *Service) dispatch(msg jetstream.Msg) int {
-	_, overflow, _ := eventbus.HubOfDeliverySubject(msg.Subject())
+// decode returns the jobs of msg, all of one hub, and whether msg is an
+// overflow message; it reports false when msg holds no valid job: then it
+// is dead-lettered.
+func (s *Service) decode(msg jetstream.Msg) (jobs []*deliveryv1.DeliveryJob, overflow, ok bool) {
+	_, overflow, _ = eventbus.HubOfDeliverySubject(msg.Subject())
 	jobs, err := eventbus.DecodeJobs(msg.Headers(), msg.Data())
 	for i := 0; err == nil && i < len(jobs); i++ {
 		err = validJob(msg.Subject(), jobs[i])
 	}
 	if err != nil {
 		s.poison(msg, err)
-		return 0
+		return nil, false, false
 	}
+	return jobs, overflow, true
+}
+
+// dispatch puts jobs, the jobs of msg (decode), on their lanes. It never
+// blocks.
+func (s *Service) dispatch(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, overflow bool) {
 	if mayBeDone(msg) {
 		// Some jobs may be done already. Asking the log takes a Redis round
 		// trip, so not on the fetch loop.
@@ -125,10 +132,9 @@ func (s *Service) dispatch(msg jetstream.Msg) int {
 			defer s.wg.Done()
 			s.enqueueAll(msg, s.notRecorded(jobs), overflow)
 		}()
-		return len(jobs)
+		return
 	}
 	s.enqueueAll(msg, jobs, overflow)
-	return len(jobs)
 }
 
 // mayBeDone reports whether some jobs of msg may have been attempted

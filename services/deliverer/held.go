@@ -20,7 +20,7 @@ type heldJob struct {
 	lane    string    // laneKey(job)
 	fetched time.Time // when its message was fetched
 	// overflow: it came from an overflow message, so it does not count
-	// in its hub's share of live work (heldJobs.liveOfHub).
+	// in its lane's share of live work (heldJobs.liveOfLane).
 	overflow bool
 	// progressed is when JetStream last heard of the job (its fetch or an
 	// InProgress); guarded by heldJobs.mu.
@@ -33,16 +33,16 @@ type heldJob struct {
 type heldJobs struct {
 	max int
 
-	mu    sync.Mutex
-	jobs  map[*heldJob]struct{}
-	byHub map[string]int // held jobs per hub taken from live messages
+	mu     sync.Mutex
+	jobs   map[*heldJob]struct{}
+	byLane map[string]int // held jobs per lane (key) taken from live messages
 	// space and overflowSpace are signalled when a job is released: one
 	// for the live fetch loop, one for the overflow loop.
 	space, overflowSpace chan struct{}
 }
 
 func newHeldJobs(max int) *heldJobs {
-	return &heldJobs{max: max, jobs: map[*heldJob]struct{}{}, byHub: map[string]int{},
+	return &heldJobs{max: max, jobs: map[*heldJob]struct{}{}, byLane: map[string]int{},
 		space: make(chan struct{}, 1), overflowSpace: make(chan struct{}, 1)}
 }
 
@@ -51,7 +51,7 @@ func (hs *heldJobs) add(h *heldJob) {
 	if _, ok := hs.jobs[h]; !ok {
 		hs.jobs[h] = struct{}{}
 		if !h.overflow {
-			hs.byHub[h.job.GetHubId()]++
+			hs.byLane[h.lane]++
 		}
 	}
 	hs.mu.Unlock()
@@ -61,9 +61,9 @@ func (hs *heldJobs) remove(h *heldJob) {
 	hs.mu.Lock()
 	if _, ok := hs.jobs[h]; ok {
 		delete(hs.jobs, h)
-		if hub := h.job.GetHubId(); !h.overflow {
-			if hs.byHub[hub]--; hs.byHub[hub] <= 0 {
-				delete(hs.byHub, hub)
+		if !h.overflow {
+			if hs.byLane[h.lane]--; hs.byLane[h.lane] <= 0 {
+				delete(hs.byLane, h.lane)
 			}
 		}
 	}
@@ -93,12 +93,12 @@ func (hs *heldJobs) overflowRoom() int {
 	return hs.max/2 - len(hs.jobs)
 }
 
-// liveOfHub is how many jobs of hub taken from live messages the replica
-// holds.
-func (hs *heldJobs) liveOfHub(hub string) int {
+// liveOfLane is how many jobs of lane key taken from live messages the
+// replica holds.
+func (hs *heldJobs) liveOfLane(key string) int {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	return hs.byHub[hub]
+	return hs.byLane[key]
 }
 
 // count is how many jobs the replica holds.

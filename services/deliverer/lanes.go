@@ -110,6 +110,16 @@ func (ls *lanes) admit(h *heldJob, now time.Time) admission {
 	}
 }
 
+// failsFast reports whether a job of lane key admitted at now would fail
+// fast (refuseStuck): every slot of the lane is taken, its queue is full and
+// none of its POSTs returned in the second before now.
+func (ls *lanes) failsFast(key string, now time.Time) bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l := ls.m[key]
+	return l != nil && l.running >= ls.perURL && len(l.queue) >= ls.queueLimit(l, now) && l.stuck(now)
+}
+
 // next is called when a job of lane key has finished at now: it returns
 // the lane's next queued job to run, or nil when the lane has none (or the
 // deliverer is shutting down), which frees the finished job's slot.

@@ -2,19 +2,27 @@ package deliverer
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
 // Fairness across hubs: the live consumer is one queue for every hub, so a
 // hub that publishes 100,000 deliveries at once would put them all in front
-// of the next hub's job. Instead, while the replica holds a hub's share of
-// live work (Config.HubShare jobs taken from live messages), the fetch loop
-// moves that hub's further live messages to the hub's overflow shard (moveToOverflow: a copy, then the
-// ack) rather than take them. The overflow loop takes overflow messages
+// of the next hub's job. Instead, the share of live work is counted per
+// (hub, URL) lane (Config.LaneShare jobs taken from live messages): a live
+// message all of whose lanes hold their share already — a lane whose jobs
+// would fail fast aside, since it holds nothing more — is moved to its hub's
+// overflow shard (moveToOverflow: a copy, then the ack) rather than taken.
+// Per lane, not per hub: a fan-out message carries one webhook event's jobs
+// for all of a hub's URLs, so a URL that never answers, its lane full, would
+// otherwise send its hub's healthy URLs behind the backlog with it; a flood
+// to every URL of a hub fills every lane and still goes to overflow. The
+// overflow loop takes overflow messages
 // only with the room live traffic leaves (heldJobs.overflowRoom), in turns
 // across the shards (deficit round robin in jobs). So a burst waits in its
 // shard, a quiet hub's message behind it in the live queue is taken at
@@ -32,21 +40,50 @@ const overflowQuantum = 64
 // (another replica's moves are seen within this).
 const overflowIdle = 250 * time.Millisecond
 
-// overShare reports whether the replica holds hub's share of live work
-// already. Jobs taken from overflow do not count: a hub's backlog there (a
-// flood, or a replay or recovery, which go there from the start) must not
-// send the hub's own live traffic behind it.
-func (s *Service) overShare(hub string) bool { return s.held.liveOfHub(hub) >= s.cfg.HubShare }
+// overShare reports whether every lane jobs (of one hub) are for holds its
+// share of live work already, so that taking them would only queue them
+// behind their lanes' work: then they go to overflow. A lane whose jobs
+// would fail fast (its breaker open, or stuck with a full queue) takes
+// none of its share, and does not decide: when all of the lanes are such,
+// the jobs are taken and fail fast at once rather than be copied first.
+// Jobs taken from overflow do not count: a hub's backlog there (a flood,
+// or a replay or recovery, which go there from the start) must not send
+// the hub's own live traffic behind it.
+func (s *Service) overShare(jobs ...*deliveryv1.DeliveryJob) bool {
+	var seen [8]string // a hub has at most 5 URLs
+	checked, over, now := seen[:0], false, time.Now()
+	for _, job := range jobs {
+		key := laneKey(job)
+		if slices.Contains(checked, key) {
+			continue
+		}
+		checked = append(checked, key)
+		switch {
+		case s.held.liveOfLane(key) < s.cfg.LaneShare:
+			return false
+		case s.breakers.open(key) || s.lanes.failsFast(key, now):
+		default:
+			over = true
+		}
+	}
+	return over
+}
 
 // takeLive dispatches a live message and returns how many jobs it holds,
-// or moves it to its hub's overflow shard (kept false) when the replica
-// holds the hub's share of work already. It never blocks.
+// or moves it to its hub's overflow shard (kept false) when every lane it
+// has jobs for holds its share of live work already (overShare). It never
+// blocks.
 func (s *Service) takeLive(msg jetstream.Msg) (jobs int, kept bool) {
-	if hub, _, ok := eventbus.HubOfDeliverySubject(msg.Subject()); ok && s.overShare(hub) {
-		s.moveToOverflow(msg, hub)
+	all, overflow, ok := s.decode(msg)
+	switch {
+	case !ok:
+		return 0, true
+	case !overflow && s.overShare(all...):
+		s.moveToOverflow(msg, all[0].GetHubId())
 		return 0, false
 	}
-	return s.dispatch(msg), true
+	s.dispatch(msg, all, overflow)
+	return len(all), true
 }
 
 // moveToOverflow copies msg, a live message of hub, to hub's overflow shard
@@ -177,7 +214,11 @@ func (s *Service) takeOverflow(ctx context.Context, sh *overflowShard, room int)
 	}
 	empty = true
 	for msg := range batch.Messages() {
-		n := s.dispatch(msg)
+		n := 0
+		if all, overflow, ok := s.decode(msg); ok {
+			s.dispatch(msg, all, overflow)
+			n = len(all)
+		}
 		if n > 0 {
 			sh.size.observe(n)
 			jobs += n

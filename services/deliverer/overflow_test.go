@@ -11,6 +11,7 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/poll"
+	"github.com/hubhooks/hubhooks/pkg/webhook"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
@@ -212,4 +213,53 @@ func (e *testEnv) publishOverflow(t *testing.T, cfg *hubhooksv1.HubConfig, first
 		t.Fatal(err)
 	}
 	return jobs
+}
+
+// A URL that never answers fills its lane (its POSTs waiting for the
+// timeout, its queue), but that is its lane's share of live work, not its
+// hub's: the fan-outs that carry a job for it and one for a healthy URL of
+// the same hub keep being taken live, not moved to the hub's overflow shard
+// behind a backlog.
+func TestDeadURLDoesNotSendItsHubsHealthyURLToOverflow(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	deadHook, dead, _ := hangingServer(t, "url_dead")
+	hooks, healthy := hookServers(t, status(204))
+	cfg := e.addHub("hub-noisy", dead, healthy[0])
+	c := fairConfig(e.prefix)
+	c.PerHubConcurrency = 8  // the dead URL's 4 POSTs leave the healthy URL 4 slots
+	c.BreakerFailures = 1000 // the dead URL's breaker stays closed
+	c.HoldLimit = 5 * time.Second
+	// Its POSTs time out every half second, so its lane is never stuck
+	// (none answered for a second) and may queue 16 jobs, as a lane may in
+	// the second after each batch of its timeouts (and a new lane in its
+	// first second); its queue holds the jobs for the test's duration.
+	svc, _ := e.start(t, c, newSender(t, webhook.WithTimeout(500*time.Millisecond)))
+
+	// One fan-out at a time: the dead URL's lane fills (4 POSTs hanging,
+	// 16 queued, all from live messages: more than 2 x PerHubConcurrency),
+	// and stays full; every fan-out is still taken live.
+	var jobs []*deliveryv1.DeliveryJob
+	most := 0 // the most jobs the replica held
+	for i := range 50 {
+		fan := e.publishFanout(t, cfg, i, dead, healthy[0])
+		jobs = append(jobs, fan[1])
+		poll.Until(t, 10*time.Second, "the healthy URL's delivery", func() bool { return e.records.final(fan[1].GetDeliveryId()) })
+		most = max(most, svc.held.count())
+	}
+	if most < 20 {
+		t.Errorf("the replica held %d jobs at most, want the dead URL's lane full (20)", most)
+	}
+	if n := testutil.ToFloat64(svc.metrics.overflowMoved); n > 0 {
+		t.Errorf("%.0f of the %d fan-outs moved to overflow, want none", n, len(jobs))
+	}
+	if got := e.records.succeeded(jobs); got != len(jobs) {
+		t.Errorf("%d of %d healthy deliveries succeeded", got, len(jobs))
+	}
+	if n := hooks[0].count(); n != len(jobs) {
+		t.Errorf("the healthy URL got %d POSTs, want %d", n, len(jobs))
+	}
+	if n := deadHook.count(); n < 4 {
+		t.Errorf("the dead URL got %d POSTs, want at least its lane's 4", n)
+	}
 }

@@ -116,10 +116,10 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 		_, _ = s.retries.remove(ctx, cancelled, e)
 		return
 	}
-	if job.GetDeferrals() > 0 || s.overShare(job.GetHubId()) {
+	if job.GetDeferrals() > 0 || s.overShare(job) {
 		// A parked job is its hub's backlog (its lane was full, or its POST
 		// outlived the hold limit): back as live work it would count in
-		// the hub's live share and send the hub's next live job behind it.
+		// its lane's live share and send the lane's next live job behind it.
 		// Otherwise the fetch loop would move it there: spare it the
 		// second store.
 		m = eventbus.OverflowCopyOf(job.GetHubId(), m.Header, m.Data, false)
