@@ -96,7 +96,19 @@ func sampleTimeline(ctx context.Context, ps []proc, c *sink.Class) []report.Poin
 // metrics, not JetStream: the tool connects to NATS as a publisher, which
 // may not read the state of streams and consumers.
 func streamBacklog(ctx context.Context, metricsURLs []string, stream string) (int64, error) {
-	series := map[string]float64{}
+	n, err := streamBacklogs(ctx, metricsURLs, stream)
+	return n[0], err
+}
+
+// streamBacklogs is streamBacklog of several streams from one read of each
+// metrics endpoint: a scrape costs the system under test CPU (every
+// consumer's info is asked of JetStream), which counts as the run's. A
+// stream the metrics do not show is -1, and named in the error.
+func streamBacklogs(ctx context.Context, metricsURLs []string, streams ...string) ([]int64, error) {
+	series := make([]map[string]float64, len(streams))
+	for i := range series {
+		series[i] = map[string]float64{}
+	}
 	var errs []error
 	for _, u := range metricsURLs {
 		text, err := fetchText(ctx, u)
@@ -110,23 +122,34 @@ func streamBacklog(ctx context.Context, metricsURLs []string, stream string) (in
 				continue
 			}
 			base, labels, _ := strings.Cut(name, "{")
-			if (base != "hubhooks_consumer_pending_messages" && base != "hubhooks_consumer_ack_pending_messages") ||
-				!strings.Contains(labels, `stream="`+stream+`"`) {
+			if base != "hubhooks_consumer_pending_messages" && base != "hubhooks_consumer_ack_pending_messages" {
 				continue
 			}
-			if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-				series[name] = max(series[name], v)
+			for i, stream := range streams {
+				if !strings.Contains(labels, `stream="`+stream+`"`) {
+					continue
+				}
+				if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+					series[i][name] = max(series[i][name], v)
+				}
 			}
 		}
 	}
-	if len(series) == 0 {
-		return 0, fmt.Errorf("no backlog of %s in the metrics of %v: %w", stream, metricsURLs, errors.Join(errs...))
+	out := make([]int64, len(streams))
+	var missing []error
+	for i, stream := range streams {
+		if len(series[i]) == 0 {
+			out[i] = -1
+			missing = append(missing, fmt.Errorf("no backlog of %s in the metrics of %v: %w", stream, metricsURLs, errors.Join(errs...)))
+			continue
+		}
+		var n float64
+		for _, v := range series[i] {
+			n += v
+		}
+		out[i] = int64(n)
 	}
-	var n float64
-	for _, v := range series {
-		n += v
-	}
-	return int64(n), nil
+	return out, errors.Join(missing...)
 }
 
 // backlogSampler records the highest backlog of the domain events (the
@@ -148,16 +171,12 @@ func sampleBacklogs(ctx context.Context, metricsURLs []string) *backlogSampler {
 		defer t.Stop()
 		for {
 			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			ev, err1 := streamBacklog(qctx, metricsURLs, eventbus.StreamEvents)
-			dl, err2 := streamBacklog(qctx, metricsURLs, eventbus.StreamDeliveries)
+			// One scrape for both streams.
+			n, _ := streamBacklogs(qctx, metricsURLs, eventbus.StreamEvents, eventbus.StreamDeliveries)
 			cancel()
 			b.mu.Lock()
-			if err1 == nil {
-				b.max.Events = max(b.max.Events, ev)
-			}
-			if err2 == nil {
-				b.max.DeliveryMessages = max(b.max.DeliveryMessages, dl)
-			}
+			b.max.Events = max(b.max.Events, n[0])
+			b.max.DeliveryMessages = max(b.max.DeliveryMessages, n[1])
 			b.mu.Unlock()
 			select {
 			case <-ctx.Done():
