@@ -132,23 +132,54 @@ func (a attemptKey) made() int32 {
 	return a.number
 }
 
-// entryString encodes an entry with one record. afield is "" for a record
-// without an attempt (pending).
-func entryString(x, order string, sum []byte, mfield string, meta []byte, afield string, ablob []byte) []byte {
-	n := len(entryMagic) + 6*4 + len(x) + len(order) + len(sum) + len(mfield) + len(meta) + 2
+// sizedVT is a message of generated vtprotobuf code.
+type sizedVT interface {
+	SizeVT() int
+	MarshalToSizedBufferVT([]byte) (int, error)
+}
+
+// encodeEntry encodes an entry with one record: the messages sum, meta
+// and (unless afield is "", a record without an attempt: pending) attempt,
+// each encoded straight into its place in the one buffer of the entry, not
+// in a buffer of its own first. It returns the entry and
+// each message's bytes, which are slices of it.
+func encodeEntry(x, order string, sum sizedVT, mfield string, meta sizedVT, afield string, attempt sizedVT) (whole, sumB, metaB, attemptB []byte, err error) {
+	ss, ms, as := sum.SizeVT(), meta.SizeVT(), 0
+	n := len(entryMagic) + 6*4 + len(x) + len(order) + ss + len(mfield) + ms + 2
 	if afield != "" {
-		n += 5 + len(afield) + len(ablob)
+		as = attempt.SizeVT()
+		n += 5 + len(afield) + as
 	}
 	b := make([]byte, 0, n)
 	b = append(b, entryMagic...)
 	b = appendField(b, fieldX, []byte(x))
 	b = appendField(b, fieldOrder, []byte(order))
-	b = appendField(b, fieldSum, sum)
-	b = appendField(b, mfield, meta)
-	if afield != "" {
-		b = appendField(b, afield, ablob)
+	if b, sumB, err = appendFieldVT(b, fieldSum, sum, ss); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("encode entry summary: %w", err)
 	}
-	return b
+	if b, metaB, err = appendFieldVT(b, mfield, meta, ms); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("encode entry metadata: %w", err)
+	}
+	if afield != "" {
+		if b, attemptB, err = appendFieldVT(b, afield, attempt, as); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("encode attempt: %w", err)
+		}
+	}
+	return b, sumB, metaB, attemptB, nil
+}
+
+// appendFieldVT is appendField of m (of size n, its SizeVT) encoded in
+// place; val is the encoded message, a slice of the result.
+func appendFieldVT(b []byte, name string, m sizedVT, n int) (out, val []byte, err error) {
+	b = append(b, byte(len(name)))
+	b = append(b, name...)
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	start := len(b)
+	b = b[:start+n]
+	if _, err := m.MarshalToSizedBufferVT(b[start:]); err != nil {
+		return nil, nil, err
+	}
+	return b, b[start : start+n : start+n], nil
 }
 
 func appendField(b []byte, name string, val []byte) []byte {

@@ -15,9 +15,62 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hubhooks/hubhooks/pkg/redistest"
+	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
+	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/entry.golden and the example in docs/event-log.md")
+
+// entryString is encodeEntry of messages encoded already (the golden
+// entry and the fuzz test build entries of any bytes). afield is "" for a
+// record without an attempt (pending).
+func entryString(x, order string, sum []byte, mfield string, meta []byte, afield string, ablob []byte) []byte {
+	n := len(entryMagic) + 6*4 + len(x) + len(order) + len(sum) + len(mfield) + len(meta) + 2
+	if afield != "" {
+		n += 5 + len(afield) + len(ablob)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, entryMagic...)
+	b = appendField(b, fieldX, []byte(x))
+	b = appendField(b, fieldOrder, []byte(order))
+	b = appendField(b, fieldSum, sum)
+	b = appendField(b, mfield, meta)
+	if afield != "" {
+		b = appendField(b, afield, ablob)
+	}
+	return b
+}
+
+// TestEncodeEntry: encodeEntry writes what entryString writes of the same
+// messages encoded apart, and each message's bytes are its own.
+func TestEncodeEntry(t *testing.T) {
+	job := &deliveryv1.DeliveryJob{DeliveryId: "dlv_1", HubId: "hub1", Url: "https://example.com/h", Body: []byte(`{"id":"x"}`)}
+	sum := &hubhooksv1.EventLog{Id: "dlv_1", HubId: "hub1", Status: "succeeded"}
+	att := &hubhooksv1.Attempt{Number: 1, Status: "succeeded", Request: &hubhooksv1.HttpRequest{Url: job.Url, Headers: map[string]string{"a": "b"}}}
+	x := goldenFields["x"]
+	for _, afield := range []string{"a:000640e4a0d4a000:000001:3", ""} {
+		var a sizedVT
+		if afield != "" {
+			a = att
+		}
+		whole, sb, mb, ab, err := encodeEntry(x, "k1", sum, "m:r", job, afield, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := sum.MarshalVT()
+		m, _ := job.MarshalVT()
+		var ablob []byte
+		if afield != "" {
+			ablob, _ = att.MarshalVT()
+		}
+		if want := entryString(x, "k1", s, "m:r", m, afield, ablob); !bytes.Equal(whole, want) {
+			t.Fatalf("afield %q: encodeEntry wrote\n%q\nentryString\n%q", afield, whole, want)
+		}
+		if !bytes.Equal(sb, s) || !bytes.Equal(mb, m) || !bytes.Equal(ab, ablob) || cap(sb) != len(sb) {
+			t.Fatalf("afield %q: message bytes %q %q %q", afield, sb, mb, ab)
+		}
+	}
+}
 
 // goldenFields are the fields of testdata/entry.golden: an entry of one
 // record, as docs/event-log.md shows it.

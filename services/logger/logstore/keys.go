@@ -67,14 +67,30 @@ func digest(s string) string {
 	return hex.EncodeToString(sum[:digestLen/2])
 }
 
-// digestCache remembers the digests of one batch's values.
-type digestCache map[string]string
+// digestCache remembers the digests of one batch's values, and of its
+// callback URLs' index values (urlIndexValue) by raw URL, so each distinct
+// URL is parsed once per batch.
+type digestCache struct{ vals, urls map[string]string }
+
+func newDigestCache() digestCache {
+	return digestCache{vals: map[string]string{}, urls: map[string]string{}}
+}
 
 func (c digestCache) of(s string) string {
-	d, ok := c[s]
+	d, ok := c.vals[s]
 	if !ok {
 		d = digest(s)
-		c[s] = d
+		c.vals[s] = d
+	}
+	return d
+}
+
+// ofURL is the digest of urlIndexValue(raw).
+func (c digestCache) ofURL(raw string) string {
+	d, ok := c.urls[raw]
+	if !ok {
+		d = c.of(urlIndexValue(raw))
+		c.urls[raw] = d
 	}
 	return d
 }

@@ -98,7 +98,7 @@ type hubWrite struct {
 	created []*redis.BoolCmd
 }
 
-func (h *hubWrite) addMember(key, m string) {
+func (h *hubWrite) addMember(key string, m any) {
 	i, ok := h.index[key]
 	if !ok {
 		i = len(h.indexes)
@@ -115,7 +115,7 @@ func (s *Store) plan(recs []*deliveryv1.AttemptRecorded, now time.Time) ([]*hubW
 	byHub := map[string]*hubWrite{}
 	// A batch repeats its event types and URLs, and each webhook and domain
 	// event once per URL: each distinct value is hashed once.
-	digests := digestCache{}
+	digests := newDigestCache()
 	for _, rec := range recs {
 		if err := ValidateRecord(rec); err != nil {
 			return nil, err
@@ -134,13 +134,14 @@ func (s *Store) plan(recs []*deliveryv1.AttemptRecorded, now time.Time) ([]*hubW
 		h.entries = append(h.entries, e)
 		prefix := s.k.hub(h.hub)
 		d := placeDigests(e.x)
-		h.addMember(s.k.all(h.hub), e.member)
-		h.addMember(indexKey(prefix, kindType, d[0]), e.member)
-		h.addMember(indexKey(prefix, kindURL, d[1]), e.member)
-		h.addMember(indexKey(prefix, kindEvent, d[2]), e.member)
-		h.addMember(indexKey(prefix, kindDomain, d[3]), e.member)
+		m := any(e.member) // boxed once for all its indexes
+		h.addMember(s.k.all(h.hub), m)
+		h.addMember(indexKey(prefix, kindType, d[0]), m)
+		h.addMember(indexKey(prefix, kindURL, d[1]), m)
+		h.addMember(indexKey(prefix, kindEvent, d[2]), m)
+		h.addMember(indexKey(prefix, kindDomain, d[3]), m)
 		if job.GetTest() {
-			h.addMember(s.k.tests(h.hub), e.member)
+			h.addMember(s.k.tests(h.hub), m)
 		}
 	}
 	return hubs, nil
@@ -154,26 +155,19 @@ func (s *Store) encode(rec *deliveryv1.AttemptRecorded, now time.Time, digests d
 		id:     job.GetDeliveryId(),
 		key:    s.k.entry(job.GetHubId(), job.GetDeliveryId()),
 		member: member(created, job.GetDeliveryId()),
-		x: entryPlace(inverted(created), digests.of(job.GetEventType()), digests.of(urlIndexValue(job.GetUrl())),
+		x: entryPlace(inverted(created), digests.of(job.GetEventType()), digests.ofURL(job.GetUrl()),
 			digests.of(job.GetWebhookEventId()), digests.of(job.GetDomainEventId()), job.GetTest()),
 		order:     recordOrder(rec),
 		metaField: metaField(runKey(created)),
 	}
-	var err error
-	if e.sum, err = summarize(rec, now).MarshalVT(); err != nil {
-		return e, fmt.Errorf("encode entry summary: %w", err)
-	}
-	if e.meta, err = metadata(rec).MarshalVT(); err != nil {
-		return e, fmt.Errorf("encode entry metadata: %w", err)
-	}
+	var attempt sizedVT
 	if a := storedAttempt(rec); a != nil {
 		e.attemptField = attemptField(e.order)
-		if e.attempt, err = a.MarshalVT(); err != nil {
-			return e, fmt.Errorf("encode attempt: %w", err)
-		}
+		attempt = a
 	}
-	e.whole = entryString(e.x, e.order, e.sum, e.metaField, e.meta, e.attemptField, e.attempt)
-	return e, nil
+	var err error
+	e.whole, e.sum, e.meta, e.attempt, err = encodeEntry(e.x, e.order, summarize(rec, now), e.metaField, metadata(rec), e.attemptField, attempt)
+	return e, err
 }
 
 // create runs step 1 of Write.
