@@ -751,3 +751,86 @@ func TestFloodGoesToOverflow(t *testing.T) {
 		t.Errorf("overflowed metric %v, want %d", got, events[flood][true])
 	}
 }
+
+func TestFloodLargerThanTheReadAheadDoesNotDelayAnother(t *testing.T) {
+	// A read-ahead of 64 events: a flood of 600 fills it ten times over.
+	e := start(t, expander.Config{Concurrency: 2, MaxAckPending: 64, BatchSize: 16, OverflowAfter: 8})
+	flood, quiet := "hub-flood", "hub-quiet"
+	e.cfgs.set(hubConfig(flood, 1, true, "u1"))
+	e.cfgs.set(hubConfig(quiet, 1, true, "u1"))
+	// Each flood event takes 5 ms to expand: 600 of them take 1.5 s on two
+	// workers, in stream order ahead of the quiet hub's event.
+	e.cfgs.setGate(func(h string) {
+		if h == flood {
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	const n = 600
+	for i := range n {
+		ev := domainEvent(t, fmt.Sprintf("evt_flood_%d", i), flood, "USER.UPDATED", nil)
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := nats.NewMsg("USER.UPDATED")
+		m.Data = b
+		m.Header.Set(jetstream.MsgIDHeader, ev.GetId())
+		if _, err := e.js.PublishMsgAsync(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+	case <-time.After(10 * time.Second):
+		t.Fatal("flood not acknowledged")
+	}
+	publishEvent(t, e.js, domainEvent(t, "evt_quiet", quiet, "USER.UPDATED", nil))
+	poll.Until(t, 10*time.Second, "the quiet hub's job", func() bool { return len(jobs(t, e.js, quiet)) == 1 })
+	// Behind a full read-ahead, the quiet event would wait until all but 64
+	// of the flood were expanded; past half, the flood is moved out of its
+	// way and it is taken at once.
+	if done := len(jobs(t, e.js, flood)); done > n/4 {
+		t.Errorf("the quiet hub's event was expanded after %d of the flood's %d events, want it within the first %d", done, n, n/4)
+	}
+	poll.Until(t, 30*time.Second, "the whole flood", func() bool { return len(jobs(t, e.js, flood)) >= n })
+	e.idle(t)
+
+	// Every flood event expanded exactly once, as the original: created
+	// when the original was stored.
+	stored := map[string]time.Time{}
+	for _, m := range streamMsgs(t, e.js, eventbus.StreamEvents) {
+		var ev eventsv1.DomainEvent
+		if err := proto.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		stored[ev.GetId()] = m.Time
+	}
+	seen := map[string]int{}
+	for _, j := range jobs(t, e.js, flood) {
+		seen[j.GetDomainEventId()]++
+		if at := j.GetCreatedAt().AsTime(); !at.Equal(stored[j.GetDomainEventId()]) {
+			t.Errorf("%s: created at %v, want when its original was stored, %v", j.GetDomainEventId(), at, stored[j.GetDomainEventId()])
+		}
+	}
+	for i := range n {
+		if id := fmt.Sprintf("evt_flood_%d", i); seen[id] != 1 {
+			t.Errorf("%s expanded %d times, want once", id, seen[id])
+		}
+	}
+	moved := metric(t, e.reg, "hubhooks_expander_events_moved_total")
+	if moved < n/2 {
+		t.Errorf("%v flood events moved to overflow, want most of the %d", moved, n)
+	}
+	if got := metric(t, e.reg, "hubhooks_expander_overflow_events_taken_total"); got != moved {
+		t.Errorf("%v events read back from overflow, want the %v moved", got, moved)
+	}
+	if got := metric(t, e.reg, "hubhooks_expander_events_received_total"); got != n+1 {
+		t.Errorf("received %v events, want %d", got, n+1)
+	}
+	if got := metric(t, e.reg, "hubhooks_expander_events_skipped_total", "reason", "seen_before"); got != 0 {
+		t.Errorf("%v events taken for repeats", got)
+	}
+	if msgs := streamMsgs(t, e.js, eventbus.StreamEventsOverflow); len(msgs) != 0 {
+		t.Errorf("%d events left in the overflow", len(msgs))
+	}
+}

@@ -84,7 +84,6 @@ func permanent(kind, format string, args ...any) *permanentError {
 // here; one that cannot be decoded keeps its error, to be dead-lettered in
 // turn.
 func (s *Service) read(msg jetstream.Msg) *pending {
-	s.m.received.Inc()
 	now := time.Now()
 	p := &pending{msg: msg, size: len(msg.Data()), readAt: now, touched: now}
 	if hub, ok := s.peekHubID(msg); ok {
@@ -194,7 +193,9 @@ func (s *Service) handleSafely(ctx context.Context, p *pending) (err error) {
 			span.SetStatus(codes.Error, err.Error())
 		}
 	}()
-	return s.handle(ctx, p.msg, p.ev, p.behind >= s.cfg.OverflowAfter)
+	// A flood's events: those with a backlog of their hub behind them in
+	// the read-ahead, and those read back from the events overflow.
+	return s.handle(ctx, p.msg, p.ev, p.overflow || p.behind >= s.cfg.OverflowAfter)
 }
 
 // deadLetter copies msg to the dead-letter stream with the reason and acks it

@@ -22,6 +22,9 @@ type metrics struct {
 	consumerLost prometheus.Counter
 	position     prometheus.Gauge
 	overflowed   prometheus.Counter
+	moved        prometheus.Counter
+	readBack     prometheus.Counter
+	moveErrors   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -83,13 +86,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_expander_events_overflowed_total",
 			Help: "Domain events whose fan-outs went to their hub's overflow shard, because the hub had a backlog in the read-ahead.",
 		}),
+		moved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_events_moved_total",
+			Help: "Domain events of a flooding hub moved to its events-overflow subject (HUBHOOKS_EVENTS_OVERFLOW) instead of waiting in the read-ahead.",
+		}),
+		readBack: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_overflow_events_taken_total",
+			Help: "Domain events read back from HUBHOOKS_EVENTS_OVERFLOW into the read-ahead (redeliveries included).",
+		}),
+		moveErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_expander_overflow_errors_total",
+			Help: "Failed moves to, and fetches from, HUBHOOKS_EVENTS_OVERFLOW (a failed move hands the event back to the stream).",
+		}),
 		readAhead: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hubhooks_expander_read_ahead_events",
 			Help: "Domain events read from the stream and waiting for their hub's turn (the expander's backlog in this replica).",
 		}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.seenErrors, m.latency, m.readAhead, m.consumerLost, m.position, m.overflowed} {
+	for _, c := range []prometheus.Collector{m.received, m.expanded, m.skipped, m.deadLettered, m.retried, m.jobs, m.messages, m.webhooks, m.fetchErrors, m.seenErrors, m.latency, m.readAhead, m.consumerLost, m.position, m.overflowed, m.moved, m.readBack, m.moveErrors} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 )
 
@@ -17,7 +18,17 @@ import (
 // most one event of each other hub, not behind the flood.
 //
 // It holds at most maxEvents events and maxBytes bytes (one event alone may
-// be larger): put blocks while it is full, and the consumer stops pulling.
+// be larger). Its first half is for every hub, its second half for the hubs
+// without a backlog: once it is half full, an event of a hub with more than
+// quietMax events queued is not queued but moved to the hub's events-overflow
+// subject (admit says so), and so is every further event of the hub until
+// the copies this replica made are read back (overflow.go). Overflow events
+// are read back only into the first half (overflowRoom). So the reader
+// never waits for a flood, and a queue of live events of a flooding hub
+// stays within half of MaxAckPending, under the consumer's limit. Only
+// when many hubs each queue at most quietMax events can it fill up: put
+// then waits, and the consumer stops pulling.
+//
 // Events are unacknowledged while they wait, so their time here counts
 // against the consumer's ack wait (see stale).
 type readAhead struct {
@@ -25,7 +36,8 @@ type readAhead struct {
 	maxBytes  int
 
 	// quietMax is the most events a hub may have queued for takeQuiet to
-	// hand them out (Config.OverflowAfter): a hub with more floods.
+	// hand them out (Config.OverflowAfter): a hub with more floods, and is
+	// moved to overflow past half the read-ahead.
 	quietMax int
 
 	mu       sync.Mutex
@@ -40,6 +52,21 @@ type readAhead struct {
 	events int
 	bytes  int
 	closed bool
+	// moved are the hubs whose events this replica moves to overflow.
+	moved map[string]*movedHub
+	// space is signalled when a take leaves overflow room.
+	space chan struct{}
+}
+
+// movedHub is what a replica knows of a hub's events it moved to overflow.
+type movedHub struct {
+	// unread is the copies made (or being made) and not read back by this
+	// replica; while it is above zero, the hub's events are moved.
+	unread int
+	// inFlight is the copies not yet acknowledged by JetStream.
+	inFlight int
+	// stored is when JetStream acknowledged the last copy.
+	stored time.Time
 }
 
 // hubQueue is one hub's events, oldest first.
@@ -63,18 +90,102 @@ type pending struct {
 	// behind is how many events of the same hub were queued behind this
 	// one when it was taken: the hub's backlog in the expander.
 	behind int
+	// overflow: the event was read back from its hub's events-overflow
+	// subject (msg is an overflowMsg); first is false when that copy was
+	// delivered before.
+	overflow, first bool
 }
 
-func newReadAhead(maxEvents, maxBytes int) *readAhead {
-	q := &readAhead{maxEvents: maxEvents, maxBytes: maxBytes, hubs: map[string]*hubQueue{}}
+func newReadAhead(maxEvents, maxBytes, quietMax int) *readAhead {
+	q := &readAhead{maxEvents: maxEvents, maxBytes: maxBytes, quietMax: quietMax, hubs: map[string]*hubQueue{},
+		moved: map[string]*movedHub{}, space: make(chan struct{}, 1)}
 	q.notEmpty = sync.NewCond(&q.mu)
 	q.notFull = sync.NewCond(&q.mu)
 	q.quiet = sync.NewCond(&q.mu)
 	return q
 }
 
-// put queues p as an event of hub, waiting while the read-ahead is full.
-// It reports false (and queues nothing) once close was called.
+// Verdicts of admit.
+type verdict int
+
+const (
+	admitQueued verdict = iota // in the read-ahead
+	admitMove                  // to be moved to its hub's events-overflow subject
+	admitClosed                // close was called: hand it back
+)
+
+// admit queues p, a live event of hub, or says to move it to the hub's
+// events-overflow subject (see readAhead; movable is false for an event
+// whose hub cannot name a subject: it is queued). A move is counted as
+// unread and in flight until moved reports how it went. It waits while
+// the read-ahead is full and p is to be queued.
+func (q *readAhead) admit(hub string, p *pending, movable bool) verdict {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		if q.closed {
+			return admitClosed
+		}
+		if movable && q.moves(hub) {
+			m := q.moved[hub]
+			if m == nil {
+				m = &movedHub{}
+				q.moved[hub] = m
+			}
+			m.unread++
+			m.inFlight++
+			return admitMove
+		}
+		if q.events == 0 || (q.events < q.maxEvents && q.bytes+p.size <= q.maxBytes) {
+			q.queue(hub, p)
+			return admitQueued
+		}
+		q.notFull.Wait()
+	}
+}
+
+// moves is the move decision for the next live event of hub: yes while
+// the hub has copies this replica has not read back (so its new events do
+// not overtake them), and when the read-ahead is half full (events or
+// bytes) and more than quietMax of the hub's events wait in it.
+func (q *readAhead) moves(hub string) bool {
+	if m := q.moved[hub]; m != nil && m.unread > 0 {
+		return true
+	}
+	h := q.hubs[hub]
+	return h != nil && len(h.events) > q.quietMax && (2*q.events >= q.maxEvents || 2*q.bytes >= q.maxBytes)
+}
+
+// movedOne reports how the copy of one of hub's events went: stored (dup:
+// JetStream had it already, from an earlier copy of the same event), or
+// not stored (the original comes back).
+func (q *readAhead) movedOne(hub string, stored, dup bool, now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m := q.moved[hub]
+	if m == nil {
+		return
+	}
+	m.inFlight--
+	if stored {
+		m.stored = now
+	}
+	if !stored || dup {
+		// Nothing of this copy to read back.
+		m.unread = max(m.unread-1, 0)
+	}
+	q.forget(hub, m)
+}
+
+// forget drops m, hub's record, once it has nothing unread or in flight.
+func (q *readAhead) forget(hub string, m *movedHub) {
+	if m.unread <= 0 && m.inFlight == 0 {
+		delete(q.moved, hub)
+	}
+}
+
+// put queues p, an event of hub, waiting while the read-ahead is full. It
+// reports false (and queues nothing) once close was called.
 func (q *readAhead) put(hub string, p *pending) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -84,6 +195,29 @@ func (q *readAhead) put(hub string, p *pending) bool {
 	if q.closed {
 		return false
 	}
+	q.queue(hub, p)
+	return true
+}
+
+// putBack queues p, an event of hub read back from its events-overflow
+// subject, without waiting (the caller took no more than overflowRoom).
+// It reports false once close was called.
+func (q *readAhead) putBack(hub string, p *pending) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	if m := q.moved[hub]; m != nil && p.first {
+		m.unread = max(m.unread-1, 0)
+		q.forget(hub, m)
+	}
+	q.queue(hub, p)
+	return true
+}
+
+// queue appends p to hub's queue; q.mu is held.
+func (q *readAhead) queue(hub string, p *pending) {
 	h := q.hubs[hub]
 	if h == nil {
 		h = &hubQueue{hub: hub}
@@ -100,7 +234,31 @@ func (q *readAhead) put(hub string, p *pending) bool {
 	if len(h.events) <= q.quietMax {
 		q.quiet.Signal()
 	}
-	return true
+}
+
+// overflowRoom is how many events, and bytes, may be read back from
+// overflow now: what fills the read-ahead up to half.
+func (q *readAhead) overflowRoom() (events, bytes int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return 0, 0
+	}
+	return q.maxEvents/2 - q.events, q.maxBytes/2 - q.bytes
+}
+
+// shardEmpty says that a fetch from events-overflow shard shard, asked at
+// since, found it empty: the copies of its hubs stored before since were
+// all read back, by this replica or another, so those hubs' events need
+// not be moved any more for their sake.
+func (q *readAhead) shardEmpty(shard int, since time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for hub, m := range q.moved {
+		if m.inFlight == 0 && m.stored.Before(since) && eventbus.OverflowShard(hub) == shard {
+			delete(q.moved, hub)
+		}
+	}
 }
 
 // take returns the oldest event of the hub whose turn it is, waiting while
@@ -163,6 +321,12 @@ func (q *readAhead) takeAt(at int) *pending {
 	q.events--
 	q.bytes -= p.size
 	q.notFull.Broadcast()
+	if 2*q.events < q.maxEvents && 2*q.bytes < q.maxBytes {
+		select {
+		case q.space <- struct{}{}:
+		default:
+		}
+	}
 	return p
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 )
 
@@ -49,7 +50,7 @@ func TestReadAheadTakesTurnsAcrossHubs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := newReadAhead(100, 100)
+			q := newReadAhead(100, 100, 64)
 			queued(t, q, tt.put...)
 			if got := takeHubs(t, q, len(tt.want)); !slices.Equal(got, tt.want) {
 				t.Errorf("taken %v, want %v", got, tt.want)
@@ -60,7 +61,7 @@ func TestReadAheadTakesTurnsAcrossHubs(t *testing.T) {
 		})
 	}
 	// A hub that empties and comes back waits for the hubs queued meanwhile.
-	q := newReadAhead(100, 100)
+	q := newReadAhead(100, 100, 64)
 	queued(t, q, "a", "b", "b")
 	takeHubs(t, q, 1) // a
 	queued(t, q, "a")
@@ -70,7 +71,7 @@ func TestReadAheadTakesTurnsAcrossHubs(t *testing.T) {
 }
 
 func TestReadAheadBoundsAndClose(t *testing.T) {
-	q := newReadAhead(2, 100)
+	q := newReadAhead(2, 100, 64)
 	queued(t, q, "a", "a")
 	put := make(chan bool)
 	go func() { put <- q.put("b", &pending{size: 1, err: errFor("b")}) }()
@@ -84,7 +85,7 @@ func TestReadAheadBoundsAndClose(t *testing.T) {
 		t.Fatal("put refused once there was room")
 	}
 	// Bytes bound too, but one event alone may be larger.
-	big := newReadAhead(10, 5)
+	big := newReadAhead(10, 5, 64)
 	if !big.put("a", &pending{size: 50}) {
 		t.Fatal("a lone oversized event refused")
 	}
@@ -110,7 +111,7 @@ func TestReadAheadBoundsAndClose(t *testing.T) {
 }
 
 func TestReadAheadStale(t *testing.T) {
-	q := newReadAhead(10, 100)
+	q := newReadAhead(10, 100, 64)
 	t0 := time.Now()
 	old := &pending{size: 1, touched: t0.Add(-time.Minute)}
 	fresh := &pending{size: 1, touched: t0}
@@ -172,8 +173,7 @@ func TestPeekHubID(t *testing.T) {
 // The workers reserved for hubs that do not flood skip a flood, wait while
 // only a flood is queued, and wake for the next quiet hub's event.
 func TestReadAheadQuietWorkersSkipAFlood(t *testing.T) {
-	q := newReadAhead(100, 100)
-	q.quietMax = 2
+	q := newReadAhead(100, 100, 2)
 	queued(t, q, "flood", "flood", "flood", "quiet", "flood")
 	p, ok := q.takeQuiet()
 	if !ok || p.err.(*permanentError).detail != "quiet" {
@@ -225,4 +225,108 @@ func TestReadAheadQuietWorkersSkipAFlood(t *testing.T) {
 		t.Fatal("takeQuiet did not wake for a quiet hub's event")
 	}
 	q.close()
+}
+
+// admitted admits one live event of hub and returns the verdict.
+func admitted(q *readAhead, hub string) verdict {
+	return q.admit(hub, &pending{size: 1, err: errFor(hub)}, true)
+}
+
+func TestReadAheadMovesAFloodPastHalf(t *testing.T) {
+	q := newReadAhead(8, 1000, 1)
+	// The first half is for every hub, a flood included.
+	for i := range 4 {
+		if v := admitted(q, "a"); v != admitQueued {
+			t.Fatalf("a's event %d: %v, want queued", i, v)
+		}
+	}
+	// Half full: the flood moves, a hub with at most quietMax queued does not.
+	if v := admitted(q, "a"); v != admitMove {
+		t.Fatalf("a's 5th event: %v, want moved", v)
+	}
+	if v := admitted(q, "b"); v != admitQueued {
+		t.Fatalf("b's first event: %v, want queued", v)
+	}
+	// While its copy is not read back, a's events move even with room:
+	// they would overtake it.
+	takeHubs(t, q, 5)
+	if v := admitted(q, "a"); v != admitMove {
+		t.Fatalf("a's event after its copy: %v, want moved", v)
+	}
+	t0 := time.Now()
+	q.movedOne("a", true, false, t0) // the first copy stored
+	q.movedOne("a", true, true, t0)  // the second a duplicate: nothing to read back
+	if room, _ := q.overflowRoom(); room != 4 {
+		t.Errorf("overflow room %d, want 4 (up to half)", room)
+	}
+	if !q.putBack("a", &pending{size: 1, overflow: true, first: true, err: errFor("a")}) {
+		t.Fatal("putBack refused")
+	}
+	if v := admitted(q, "a"); v != admitQueued {
+		t.Fatalf("a's event once its copies are read back: %v, want queued", v)
+	}
+	// A copy that failed has nothing to read back; one read back again
+	// (redelivered) does not count twice.
+	if v := admitted(q, "c"); v != admitQueued {
+		t.Fatal("c queued")
+	}
+	takeHubs(t, q, 3)
+	for range 4 {
+		admitted(q, "c")
+	}
+	if v := admitted(q, "c"); v != admitMove {
+		t.Fatalf("c's event past half: %v, want moved", v)
+	}
+	admitted(q, "c") // moved too: 2 unread
+	q.movedOne("c", false, false, t0)
+	q.putBack("c", &pending{size: 1, overflow: true, first: false, err: errFor("c")})
+	if v := admitted(q, "c"); v != admitMove {
+		t.Fatalf("c with a copy unread: %v, want moved", v)
+	}
+	// A shard found empty by a fetch asked after the last copy was stored:
+	// another replica read it back.
+	q.movedOne("c", true, false, t0)
+	q.movedOne("c", true, false, t0)
+	q.shardEmpty(eventbus.OverflowShard("c"), t0.Add(-time.Second))
+	if m := q.moved["c"]; m == nil || m.unread != 2 {
+		t.Fatalf("a fetch asked before the copies were stored cleared them: %+v", m)
+	}
+	q.shardEmpty(eventbus.OverflowShard("c")+1, t0.Add(time.Second))
+	if q.moved["c"] == nil {
+		t.Fatal("another shard's fetch cleared c")
+	}
+	q.shardEmpty(eventbus.OverflowShard("c"), t0.Add(time.Second))
+	if q.moved["c"] != nil {
+		t.Fatal("c still moves after its shard was found empty")
+	}
+}
+
+func TestReadAheadFullMovesAFloodAndHoldsTheOthers(t *testing.T) {
+	q := newReadAhead(4, 1000, 0)
+	for _, h := range []string{"w", "x", "y", "z"} {
+		admitted(q, h)
+	}
+	// Full of hubs with a backlog (quietMax 0): their next events move.
+	if v := admitted(q, "x"); v != admitMove {
+		t.Fatalf("x with a backlog in a full read-ahead: %v, want moved", v)
+	}
+	// An event that cannot name a subject waits for room, as a new hub's does.
+	got := make(chan verdict, 2)
+	go func() { got <- q.admit("bad.hub", &pending{size: 1}, false) }()
+	go func() { got <- admitted(q, "v") }()
+	select {
+	case v := <-got:
+		t.Fatalf("admitted into a full read-ahead: %v", v)
+	case <-time.After(50 * time.Millisecond):
+	}
+	takeHubs(t, q, 2)
+	for range 2 {
+		if v := <-got; v != admitQueued {
+			t.Errorf("once there is room: %v, want queued", v)
+		}
+	}
+	q.close()
+	if v := admitted(q, "v"); v != admitClosed {
+		t.Errorf("after close: %v", v)
+	}
 }

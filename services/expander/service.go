@@ -59,6 +59,12 @@ type Service struct {
 	fanouts         *batch.Batcher[[]*deliveryv1.DeliveryFanout] // per event, live subjects; see sendFanouts
 	floodFanouts    *batch.Batcher[[]*deliveryv1.DeliveryFanout] // per event, overflow subjects
 
+	// Moves to the events-overflow stream (overflow.go): the copies
+	// awaiting JetStream's ack, bounded by movesInFlight's capacity.
+	moves         sync.WaitGroup
+	movesInFlight chan struct{}
+	overflowWake  chan struct{}
+
 	recheckMu   sync.Mutex
 	lastRecheck map[string]time.Time
 	recheck     singleflight.Group
@@ -97,6 +103,9 @@ func New(cfg Config, js jetstream.JetStream, configs ConfigLookup, seen SeenEven
 		rules:       rules,
 		m:           m,
 		lastRecheck: make(map[string]time.Time),
+
+		movesInFlight: make(chan struct{}, maxMovesInFlight),
+		overflowWake:  make(chan struct{}, 1),
 	}
 	lim := batch.Limits{MaxWeight: fanoutBatchJobs, MaxBytes: fanoutBatchBytes, Flushers: fanoutFlushers}
 	s.fanouts = batch.New(lim, s.sendFanouts)
@@ -144,6 +153,13 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("expander: %w", err)
 	}
+	overflow, err := s.ensureOverflow(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("expander: %w", err)
+	}
 	if err := s.configs.WaitReady(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -155,13 +171,14 @@ func (s *Service) Run(ctx context.Context) error {
 
 	// Events are read ahead of the workers into one queue per hub and
 	// handed out round-robin across hubs (readAhead), so one hub's flood
-	// does not hold up the next hub's events. A fixed pool of workers, not
+	// does not hold up the next hub's events; a flood larger than half the
+	// read-ahead goes to the hub's events-overflow subject and comes back
+	// with the room other hubs leave (overflow.go). A fixed pool of workers, not
 	// a goroutine per event: expanding an event grows a goroutine's stack,
 	// and a new goroutine would grow it again for every event. In-flight
 	// events finish after ctx ends; each is bounded by PublishTimeout.
 	hctx := context.WithoutCancel(ctx)
-	q := newReadAhead(s.cfg.MaxAckPending, s.cfg.ReadAheadBytes)
-	q.quietMax = s.cfg.OverflowAfter
+	q := newReadAhead(s.cfg.MaxAckPending, s.cfg.ReadAheadBytes, s.cfg.OverflowAfter)
 	var wg sync.WaitGroup
 	// A quarter of the workers take only events of hubs that do not flood:
 	// a flood's events hold their workers while their fan-outs are stored.
@@ -184,10 +201,17 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { s.heartbeat(ctx, q) })
 	wg.Go(func() { s.trackPosition(ctx, log) })
+	wg.Go(func() { s.overflowLoop(ctx, q, overflow) })
 	handler := func(msg jetstream.Msg) {
+		s.m.received.Inc()
 		p := s.read(msg)
 		s.m.readAhead.Inc()
-		if !q.put(p.hub(), p) {
+		switch q.admit(p.hub(), p, movable(p.hub())) {
+		case admitQueued:
+		case admitMove:
+			s.m.readAhead.Dec()
+			s.moveToOverflow(q, msg, p.hub())
+		case admitClosed:
 			// Shutting down: hand it back for another replica at once.
 			s.m.readAhead.Dec()
 			_ = msg.Nak()
@@ -196,6 +220,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer func() {
 		s.handBack(q)
 		wg.Wait()
+		s.moves.Wait() // the copies in flight: each then acks or naks its original
 	}()
 	for {
 		cc, err := cons.Consume(handler,

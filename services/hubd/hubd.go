@@ -97,10 +97,9 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { assembly.DrainNATS(nc) })
-	watched := append([]eventbus.ConsumerRef{
-		{Stream: eventbus.StreamEvents, Consumer: eventbus.ConsumerExpander},
-		{Stream: eventbus.StreamAttempts, Consumer: eventbus.ConsumerLogger},
-	}, eventbus.DelivererConsumers()...)
+	watched := append(append(eventbus.ExpanderConsumers(),
+		eventbus.ConsumerRef{Stream: eventbus.StreamAttempts, Consumer: eventbus.ConsumerLogger}),
+		eventbus.DelivererConsumers()...)
 	if err := p.WatchLag(js, watched...); err != nil {
 		return fail(err)
 	}

@@ -23,7 +23,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer in.Close()
-	if err := p.WatchLag(in.JS, eventbus.ConsumerRef{Stream: eventbus.StreamEvents, Consumer: eventbus.ConsumerExpander}); err != nil {
+	if err := p.WatchLag(in.JS, eventbus.ExpanderConsumers()...); err != nil {
 		return err
 	}
 	rules, err := p.Rules()

@@ -152,6 +152,17 @@ func streamBacklogs(ctx context.Context, metricsURLs []string, streams ...string
 	return out, errors.Join(missing...)
 }
 
+// eventsBacklog is the domain events not yet expanded: the expander's
+// backlog in HUBHOOKS_EVENTS and in HUBHOOKS_EVENTS_OVERFLOW (a flood
+// moved out of other hubs' way; a build without it reports none).
+func eventsBacklog(ctx context.Context, metricsURLs []string) (int64, error) {
+	n, err := streamBacklogs(ctx, metricsURLs, eventbus.StreamEvents, eventbus.StreamEventsOverflow)
+	if n[0] < 0 {
+		return 0, err
+	}
+	return n[0] + max(n[1], 0), nil
+}
+
 // backlogSampler records the highest backlog of the domain events (the
 // expander's) and of the delivery jobs (the deliverer's) while it runs:
 // where a burst waits.
@@ -171,11 +182,14 @@ func sampleBacklogs(ctx context.Context, metricsURLs []string) *backlogSampler {
 		defer t.Stop()
 		for {
 			qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			// One scrape for both streams.
-			n, _ := streamBacklogs(qctx, metricsURLs, eventbus.StreamEvents, eventbus.StreamDeliveries)
+			// One scrape for every stream; a flood moved out of other
+			// hubs' way (HUBHOOKS_EVENTS_OVERFLOW) is the expander's too.
+			n, _ := streamBacklogs(qctx, metricsURLs, eventbus.StreamEvents, eventbus.StreamDeliveries, eventbus.StreamEventsOverflow)
 			cancel()
 			b.mu.Lock()
-			b.max.Events = max(b.max.Events, n[0])
+			if n[0] >= 0 {
+				b.max.Events = max(b.max.Events, n[0]+max(n[2], 0))
+			}
 			b.max.DeliveryMessages = max(b.max.DeliveryMessages, n[1])
 			b.mu.Unlock()
 			select {

@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/ceiling"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/report"
@@ -141,7 +140,7 @@ func (s *system) history(ctx context.Context, h hub, n int) (since, until time.T
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		if n, err := streamBacklog(ctx, s.metricsURLs(), eventbus.StreamEvents); err == nil && n == 0 {
+		if n, err := eventsBacklog(ctx, s.metricsURLs()); err == nil && n == 0 {
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {

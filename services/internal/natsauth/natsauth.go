@@ -11,9 +11,11 @@
 //	           subjects, so a mistyped one is refused); read replies on _INBOX.> (its
 //	           JetStream acks). Nothing else: no internal subject, no JetStream API.
 //	configsvc  ensure HUBHOOKS_ATTEMPTS; publish attempt records (test events)
-//	expander   ensure HUBHOOKS_EVENTS, HUBHOOKS_DELIVERIES, HUBHOOKS_DLQ; consume
-//	           HUBHOOKS_EVENTS as "expander"; publish delivery jobs (live and overflow) and
-//	           dead letters of events
+//	expander   ensure HUBHOOKS_EVENTS, HUBHOOKS_EVENTS_OVERFLOW, HUBHOOKS_DELIVERIES,
+//	           HUBHOOKS_DLQ; consume HUBHOOKS_EVENTS as "expander" and HUBHOOKS_EVENTS_OVERFLOW
+//	           as "expander-overflow-<shard>"; publish a flooding hub's domain events to
+//	           hubhooks.events.overflow.<shard>.<hub> (the only identity that may), delivery
+//	           jobs (live and overflow) and dead letters of events
 //	deliverer  ensure HUBHOOKS_DELIVERIES, HUBHOOKS_ATTEMPTS, HUBHOOKS_DLQ; consume
 //	           HUBHOOKS_DELIVERIES as "deliverer" and "deliverer-overflow-<shard>"; publish
 //	           jobs (retries, live and overflow), attempt records, dead letters of jobs
@@ -96,20 +98,25 @@ func (p Permissions) Server() *server.Permissions {
 type consumer struct{ stream, name string }
 
 // durables are the services' durable consumers.
-var durables = append([]consumer{
-	{eventbus.StreamEvents, eventbus.ConsumerExpander},
+var durables = append(append([]consumer{
 	{eventbus.StreamAttempts, eventbus.ConsumerLogger},
 	{eventbus.StreamOps, eventbus.ConsumerOperations},
-}, delivererConsumers...)
+}, expanderConsumers...), delivererConsumers...)
+
+// expanderConsumers are the expander's: the domain events', then one per
+// events-overflow shard.
+var expanderConsumers = refs(eventbus.ExpanderConsumers())
 
 // delivererConsumers are the deliverer's: live, then one per overflow shard.
-var delivererConsumers = func() []consumer {
+var delivererConsumers = refs(eventbus.DelivererConsumers())
+
+func refs(cs []eventbus.ConsumerRef) []consumer {
 	var out []consumer
-	for _, c := range eventbus.DelivererConsumers() {
+	for _, c := range cs {
 		out = append(out, consumer{c.Stream, c.Consumer})
 	}
 	return out
-}()
+}
 
 // use is what one service does with JetStream.
 type use struct {
@@ -136,9 +143,9 @@ var uses = map[Role]use{
 		publish: []string{attempts, ops},
 	},
 	Expander: {
-		ensure:  []string{eventbus.StreamEvents, eventbus.StreamDeliveries, eventbus.StreamDeadLetters},
-		consume: []consumer{{eventbus.StreamEvents, eventbus.ConsumerExpander}},
-		publish: []string{deliveries, overflow, eventbus.SubjectDeadLetterEvents},
+		ensure:  []string{eventbus.StreamEvents, eventbus.StreamEventsOverflow, eventbus.StreamDeliveries, eventbus.StreamDeadLetters},
+		consume: expanderConsumers,
+		publish: []string{eventbus.EventsOverflowSubjects, deliveries, overflow, eventbus.SubjectDeadLetterEvents},
 	},
 	Deliverer: {
 		ensure:  []string{eventbus.StreamDeliveries, eventbus.StreamAttempts, eventbus.StreamDeadLetters, eventbus.StreamOps},

@@ -73,10 +73,11 @@ func TestEachServiceDoesItsJobOnly(t *testing.T) {
 func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(natsauth.Role) []nats.Option) {
 	o := eventbus.Options{}
 	streams := map[string]jetstream.StreamConfig{
-		eventbus.StreamEvents:      eventbus.EventsStreamConfig(cascade.Default().StreamSubjects(), o),
-		eventbus.StreamDeliveries:  eventbus.DeliveriesStreamConfig(o),
-		eventbus.StreamAttempts:    eventbus.AttemptsStreamConfig(o),
-		eventbus.StreamDeadLetters: eventbus.DeadLettersStreamConfig(o),
+		eventbus.StreamEvents:         eventbus.EventsStreamConfig(cascade.Default().StreamSubjects(), o),
+		eventbus.StreamDeliveries:     eventbus.DeliveriesStreamConfig(o),
+		eventbus.StreamAttempts:       eventbus.AttemptsStreamConfig(o),
+		eventbus.StreamDeadLetters:    eventbus.DeadLettersStreamConfig(o),
+		eventbus.StreamEventsOverflow: eventbus.EventsOverflowStreamConfig(o),
 	}
 	type job struct {
 		ensure    []string
@@ -88,20 +89,24 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 		watch     []string // consumers of HUBHOOKS_DELIVERIES whose state it reads (made by the deliverer's job)
 		notices   bool     // publishes and reads the event log's change notices
 		denied    []string // subjects it may not publish to
+		// more are consumers of other streams it consumes from.
+		more map[string][]jetstream.ConsumerConfig
 	}
 	jobs := map[natsauth.Role]job{
 		natsauth.Configsvc: {ensure: []string{eventbus.StreamAttempts}, publish: []string{eventbus.AttemptSubject("h")},
-			denied: []string{eventbus.DeliverySubject("h"), "API.CREATED"}},
-		natsauth.Expander: {ensure: []string{eventbus.StreamEvents, eventbus.StreamDeliveries, eventbus.StreamDeadLetters},
+			denied: []string{eventbus.DeliverySubject("h"), "API.CREATED", eventbus.EventsOverflowSubject("h")}},
+		natsauth.Expander: {ensure: []string{eventbus.StreamEvents, eventbus.StreamEventsOverflow, eventbus.StreamDeliveries, eventbus.StreamDeadLetters},
 			consumer: [2]string{eventbus.StreamEvents, eventbus.ConsumerExpander},
-			publish:  []string{eventbus.DeliverySubject("h"), eventbus.OverflowDeliverySubject("h"), eventbus.SubjectDeadLetterEvents},
-			denied:   []string{eventbus.AttemptSubject("h"), "API.CREATED"}},
+			more: map[string][]jetstream.ConsumerConfig{eventbus.StreamEventsOverflow: {
+				eventbus.ExpanderOverflowConsumerConfig(0, 30*time.Second, 10), eventbus.ExpanderOverflowConsumerConfig(eventbus.OverflowShards-1, 30*time.Second, 10)}},
+			publish: []string{eventbus.EventsOverflowSubject("h"), eventbus.DeliverySubject("h"), eventbus.OverflowDeliverySubject("h"), eventbus.SubjectDeadLetterEvents},
+			denied:  []string{eventbus.AttemptSubject("h"), "API.CREATED"}},
 		natsauth.Deliverer: {ensure: []string{eventbus.StreamDeliveries, eventbus.StreamAttempts, eventbus.StreamDeadLetters},
 			consumer: [2]string{eventbus.StreamDeliveries, eventbus.ConsumerDeliverer},
 			consumers: []jetstream.ConsumerConfig{eventbus.LiveConsumerConfig(30*time.Second, 10),
 				eventbus.OverflowConsumerConfig(0, 30*time.Second, 10), eventbus.OverflowConsumerConfig(eventbus.OverflowShards-1, 30*time.Second, 10)},
 			publish: []string{eventbus.DeliverySubject("h"), eventbus.OverflowDeliverySubject("h"), eventbus.AttemptSubject("h"), eventbus.SubjectDeadLetterJobs},
-			denied:  []string{eventbus.SubjectDeadLetterEvents, "API.CREATED"}},
+			denied:  []string{eventbus.SubjectDeadLetterEvents, "API.CREATED", eventbus.EventsOverflowSubject("h")}},
 		natsauth.Logger: {ensure: []string{eventbus.StreamAttempts, eventbus.StreamDeliveries},
 			consumer: [2]string{eventbus.StreamAttempts, eventbus.ConsumerLogger},
 			publish:  []string{eventbus.DeliverySubject("h"), eventbus.OverflowDeliverySubject("h")},
@@ -109,7 +114,7 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 			notices:  true,
 			replay:   true,
 			dlq:      true,
-			denied: []string{eventbus.AttemptSubject("h"), "API.CREATED",
+			denied: []string{eventbus.AttemptSubject("h"), "API.CREATED", eventbus.EventsOverflowSubject("h"),
 				"$JS.API.CONSUMER.CREATE." + eventbus.StreamEvents + "." + eventbus.ConsumerExpander,
 				"$JS.API.CONSUMER.MSG.NEXT." + eventbus.StreamEvents + "." + eventbus.ConsumerExpander}},
 	}
@@ -129,20 +134,26 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 			if j.consumer[0] != "" && len(j.consumers) == 0 {
 				j.consumers = []jetstream.ConsumerConfig{eventbus.ConsumerConfig(j.consumer[1], 30*time.Second, 10)}
 			}
-			for _, cfg := range j.consumers {
-				c, err := eventbus.EnsureConsumer(ctx, js, j.consumer[0], cfg)
-				if err != nil {
-					t.Fatalf("ensure consumer %s: %v", cfg.Durable, err)
+			consume := func(stream string, cfgs []jetstream.ConsumerConfig) {
+				for _, cfg := range cfgs {
+					c, err := eventbus.EnsureConsumer(ctx, js, stream, cfg)
+					if err != nil {
+						t.Fatalf("ensure consumer %s: %v", cfg.Durable, err)
+					}
+					if _, err := c.Info(ctx); err != nil {
+						t.Fatalf("consumer info: %v", err)
+					}
+					b, err := c.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
+					if err != nil {
+						t.Fatalf("fetch: %v", err)
+					}
+					for range b.Messages() {
+					}
 				}
-				if _, err := c.Info(ctx); err != nil {
-					t.Fatalf("consumer info: %v", err)
-				}
-				b, err := c.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
-				if err != nil {
-					t.Fatalf("fetch: %v", err)
-				}
-				for range b.Messages() {
-				}
+			}
+			consume(j.consumer[0], j.consumers)
+			for stream, cfgs := range j.more {
+				consume(stream, cfgs)
 			}
 			for _, subj := range j.publish {
 				m := nats.NewMsg(subj)
@@ -244,7 +255,8 @@ func eachServiceDoesItsJobOnly(t *testing.T, srv *server.Server, login func(nats
 		if _, err := js.Publish(ctx, "API.CREATED", []byte("{}")); err != nil {
 			t.Fatalf("publish a domain event: %v", err)
 		}
-		for _, subj := range []string{"API.CREATD", eventbus.DeliverySubject("h"), eventbus.AttemptSubject("h"), "$JS.API.STREAM.INFO." + eventbus.StreamEvents} {
+		for _, subj := range []string{"API.CREATD", eventbus.DeliverySubject("h"), eventbus.AttemptSubject("h"), eventbus.EventsOverflowSubject("h"),
+			"$JS.API.STREAM.INFO." + eventbus.StreamEvents} {
 			if err := nc.Publish(subj, []byte("{}")); err != nil {
 				t.Fatal(err)
 			}

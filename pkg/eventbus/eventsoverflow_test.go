@@ -1,0 +1,93 @@
+package eventbus
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hubhooks/hubhooks/pkg/natstest"
+)
+
+// TestEventsOverflowCopy moves a domain event to its hub's events-overflow
+// subject twice (the expander died between the copy and the ack) and
+// reads the one copy back as the original.
+func TestEventsOverflowCopy(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Ensure(ctx, js, EventsStreamConfig([]string{"USER.*"}, Options{}), EventsOverflowStreamConfig(Options{})); err != nil {
+		t.Fatal(err)
+	}
+	orig := nats.NewMsg("USER.UPDATED")
+	orig.Data = []byte("body")
+	orig.Header.Set(HeaderContentType, ContentTypeProtobuf)
+	orig.Header.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	orig.Header.Set(jetstream.MsgIDHeader, "evt-1")
+	if _, err := js.PublishMsg(ctx, orig, jetstream.WithExpectStream(StreamEvents)); err != nil {
+		t.Fatal(err)
+	}
+	live, err := EnsureConsumer(ctx, js, StreamEvents, ConsumerConfig("expander", time.Minute, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := live.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := msg.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, again := range []bool{false, true} {
+		// The original's Nats-Expected-Stream is not the copy's.
+		ack, err := js.PublishMsg(ctx, EventsOverflowCopyOf("acme", msg, md, again), jetstream.WithExpectStream(StreamEventsOverflow))
+		if err != nil {
+			t.Fatalf("copy %d: %v", i, err)
+		}
+		if ack.Duplicate != (i == 1) {
+			t.Errorf("copy %d: duplicate %v", i, ack.Duplicate)
+		}
+	}
+	shard := OverflowShard("acme")
+	c, err := EnsureConsumer(ctx, js, StreamEventsOverflow, ExpanderOverflowConsumerConfig(shard, time.Minute, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := c.Info(ctx); err != nil || info.NumPending != 1 {
+		t.Fatalf("shard %d: %v pending (%v), want the one copy", shard, info.NumPending, err)
+	}
+	cp, err := c.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Subject() != EventsOverflowSubject("acme") || string(cp.Data()) != "body" {
+		t.Errorf("copy on %s: %q", cp.Subject(), cp.Data())
+	}
+	o, ok := OriginalOfEventsOverflow(cp.Headers())
+	if !ok {
+		t.Fatalf("the copy does not say what its original was: %v", cp.Headers())
+	}
+	if o.Subject != "USER.UPDATED" || o.Seq != md.Sequence.Stream || !o.Stored.Equal(md.Timestamp) || o.Again {
+		t.Errorf("original %+v, want USER.UPDATED, sequence %d stored at %v, first delivery", o, md.Sequence.Stream, md.Timestamp)
+	}
+	want := nats.Header{HeaderContentType: {ContentTypeProtobuf}, "Traceparent": orig.Header.Values("Traceparent"), jetstream.MsgIDHeader: {"evt-1"}}
+	if len(o.Header) != len(want) {
+		t.Errorf("original's headers %v, want %v", o.Header, want)
+	}
+	for k := range want {
+		if o.Header.Get(k) != want.Get(k) {
+			t.Errorf("original's %s = %q, want %q", k, o.Header.Get(k), want.Get(k))
+		}
+	}
+	// A copy of a message delivered again says so.
+	h := EventsOverflowCopyOf("acme", msg, md, true).Header
+	if o, _ := OriginalOfEventsOverflow(h); !o.Again {
+		t.Error("a copy made of a message delivered again does not say so")
+	}
+	if _, ok := OriginalOfEventsOverflow(nats.Header{}); ok {
+		t.Error("a message without the original's headers taken for a copy")
+	}
+}
