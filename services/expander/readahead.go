@@ -184,19 +184,11 @@ func (q *readAhead) forget(hub string, m *movedHub) {
 	}
 }
 
-// put queues p, an event of hub, waiting while the read-ahead is full. It
-// reports false (and queues nothing) once close was called.
+// put queues p, an event of hub, waiting while the read-ahead is full, and
+// never moves it. It reports false (and queues nothing) once close was
+// called.
 func (q *readAhead) put(hub string, p *pending) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for !q.closed && q.events > 0 && (q.events >= q.maxEvents || q.bytes+p.size > q.maxBytes) {
-		q.notFull.Wait()
-	}
-	if q.closed {
-		return false
-	}
-	q.queue(hub, p)
-	return true
+	return q.admit(hub, p, false) == admitQueued
 }
 
 // putBack queues p, an event of hub read back from its events-overflow
