@@ -26,8 +26,9 @@ type Config struct {
 	AckWait time.Duration
 	// MaxAckPending bounds unacknowledged events across all replicas, and
 	// the events one replica reads ahead of its workers to take them in
-	// turns across hubs (default 32768): a flood of one hub larger than
-	// this delays other hubs' events again. See docs/delivery.md.
+	// turns across hubs (default 32768). Past half of it, a flooding hub's
+	// further events go to its events-overflow subject and come back with
+	// the room other hubs leave. See docs/delivery.md.
 	MaxAckPending int
 	// ReadAheadBytes bounds the bytes of the events one replica reads ahead
 	// (default 64 MiB; one event alone may be larger).
@@ -36,7 +37,9 @@ type Config struct {
 	// read-ahead behind the one being expanded before that event's
 	// fan-outs go to the hub's overflow shard instead of the live queue
 	// (default 64): the hub floods, and the deliverer serves its backlog
-	// with the room other hubs leave.
+	// with the room other hubs leave. A hub with more events queued
+	// in a half-full read-ahead is moved to the events overflow, and the
+	// fan-outs of events read back from there go to the overflow shard too.
 	OverflowAfter int
 	// MaxPendingAcks bounds the job publishes of one event awaiting their
 	// JetStream ack (default 256).

@@ -35,13 +35,24 @@
 //
 // Fairness: events are read ahead of the workers into one queue per hub
 // (readAhead) and handed out in turns across hubs, so one hub's flood does
-// not delay another hub's events; the fan-outs of a hub with a backlog in
-// the read-ahead go to its overflow shard (Config.OverflowAfter), served
-// by the deliverer after live traffic, through senders of their own. A
-// quarter of the workers take only events of hubs without such a backlog.
+// not delay another hub's events. The read-ahead's second half is for hubs
+// without a backlog: once it is half full, an event of a hub with more than
+// Config.OverflowAfter events queued is copied to the hub's events-overflow
+// subject (hubhooks.events.overflow.<shard>.<hub>, stream
+// HUBHOOKS_EVENTS_OVERFLOW, which only the expander may publish to) and
+// acknowledged, and the hub's later events follow it until this replica has
+// read its copies back; copies are read back into the first half only, in
+// turns across the 16 shards (overflow.go). A copy is expanded as its
+// original (subject, headers, stream sequence and time; a copy of an event
+// delivered again carries Hubhooks-Recheck and is published alone). The
+// fan-outs of a hub with a backlog in the read-ahead, or read back from
+// overflow, go to its delivery overflow shard (Config.OverflowAfter),
+// served by the deliverer after live traffic, through senders of their own.
+// A quarter of the workers take only events of hubs without such a backlog.
 // See docs/delivery.md.
 //
 // Run drains on shutdown: it stops pulling, hands the events still waiting
-// for their turn back to the stream (nak), finishes the events in flight and
+// for their turn back to their stream (nak), finishes the events in flight
+// and the moves to overflow in flight (each acks or naks its original), and
 // returns.
 package expander
