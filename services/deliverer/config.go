@@ -44,7 +44,10 @@ type Config struct {
 	// from live messages: a live message all of whose lanes hold that many
 	// (those whose jobs would fail fast aside) moves to its hub's overflow
 	// shard, served with the room live traffic leaves (see overflow.go);
-	// default 2 x PerURLConcurrency.
+	// default 2 x PerHubConcurrency, what a hub's share was when it was
+	// counted per hub (a fan-out batch carries up to 64 jobs of one lane, so
+	// a share of a lane's slots and as many queued would move a steady
+	// one-URL stream's every other batch).
 	LaneShare int
 
 	// AckWait is the consumer's ack wait; default 30s, at most half of
@@ -149,7 +152,7 @@ func (c Config) WithDefaults() Config {
 	defInt(&c.PerURLConcurrency, 16)
 	defInt(&c.PerURLQueue, 512)
 	defInt(&c.PerHubConcurrency, 64)
-	defInt(&c.LaneShare, 2*c.PerURLConcurrency)
+	defInt(&c.LaneShare, 2*c.PerHubConcurrency)
 	def(&c.AckWait, 30*time.Second)
 	defInt(&c.MaxAckPending, 4096)
 	defInt(&c.FetchBatch, 64)
