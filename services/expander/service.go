@@ -225,6 +225,7 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		cc, err := cons.Consume(handler,
 			jetstream.PullMaxMessages(s.cfg.BatchSize),
+			jetstream.PullExpiry(consumeExpiry),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 				log.Warn("expander consume", "err", err)
 			}))
@@ -256,6 +257,13 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// consumeExpiry is how long one pull request of the reader lasts, and so
+// (twice its heartbeat) how long the reader waits for a pull the server no
+// longer serves before it pulls again. In benchmark floods the reader's
+// pull went unserved, without heartbeats, until the client's default 30 s
+// check ("no heartbeat received"): every hub's next event waited 30 s.
+const consumeExpiry = 5 * time.Second
 
 // handBack closes the read-ahead and naks the events still queued, so the
 // server hands them to another replica at once rather than after the ack
