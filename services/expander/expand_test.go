@@ -641,24 +641,7 @@ func TestFloodOfOneHubDoesNotDelayAnother(t *testing.T) {
 		}
 	})
 	const n = 300
-	for i := range n {
-		ev := domainEvent(t, fmt.Sprintf("evt_flood_%d", i), flood, "USER.UPDATED", nil)
-		b, err := proto.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := nats.NewMsg("USER.UPDATED")
-		m.Data = b
-		m.Header.Set(jetstream.MsgIDHeader, ev.GetId())
-		if _, err := e.js.PublishMsgAsync(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-e.js.PublishAsyncComplete():
-	case <-time.After(10 * time.Second):
-		t.Fatal("flood not acknowledged")
-	}
+	publishFlood(t, e.js, flood, n)
 	publishEvent(t, e.js, domainEvent(t, "evt_quiet", quiet, "USER.UPDATED", nil))
 	poll.Until(t, 10*time.Second, "the quiet hub's job", func() bool { return len(jobs(t, e.js, quiet)) == 1 })
 	// In stream order the quiet event would come after all 300; taken in
@@ -766,24 +749,7 @@ func TestFloodLargerThanTheReadAheadDoesNotDelayAnother(t *testing.T) {
 		}
 	})
 	const n = 600
-	for i := range n {
-		ev := domainEvent(t, fmt.Sprintf("evt_flood_%d", i), flood, "USER.UPDATED", nil)
-		b, err := proto.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := nats.NewMsg("USER.UPDATED")
-		m.Data = b
-		m.Header.Set(jetstream.MsgIDHeader, ev.GetId())
-		if _, err := e.js.PublishMsgAsync(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-e.js.PublishAsyncComplete():
-	case <-time.After(10 * time.Second):
-		t.Fatal("flood not acknowledged")
-	}
+	publishFlood(t, e.js, flood, n)
 	publishEvent(t, e.js, domainEvent(t, "evt_quiet", quiet, "USER.UPDATED", nil))
 	poll.Until(t, 10*time.Second, "the quiet hub's job", func() bool { return len(jobs(t, e.js, quiet)) == 1 })
 	// Behind a full read-ahead, the quiet event would wait until all but 64
@@ -832,5 +798,29 @@ func TestFloodLargerThanTheReadAheadDoesNotDelayAnother(t *testing.T) {
 	}
 	if msgs := streamMsgs(t, e.js, eventbus.StreamEventsOverflow); len(msgs) != 0 {
 		t.Errorf("%d events left in the overflow", len(msgs))
+	}
+}
+
+// publishFlood publishes n events of hub at once ("evt_flood_<i>") and
+// returns once JetStream stored them all.
+func publishFlood(t *testing.T, js jetstream.JetStream, hub string, n int) {
+	t.Helper()
+	for i := range n {
+		ev := domainEvent(t, fmt.Sprintf("evt_flood_%d", i), hub, "USER.UPDATED", nil)
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := nats.NewMsg("USER.UPDATED")
+		m.Data = b
+		m.Header.Set(jetstream.MsgIDHeader, ev.GetId())
+		if _, err := js.PublishMsgAsync(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(10 * time.Second):
+		t.Fatal("flood not acknowledged")
 	}
 }

@@ -170,6 +170,17 @@ func TestPeekHubID(t *testing.T) {
 	}
 }
 
+// takeQuietInto sends the hub of the event takeQuiet returns on got
+// ("closed" once the read-ahead is closed).
+func takeQuietInto(q *readAhead, got chan<- string) {
+	p, ok := q.takeQuiet()
+	if !ok {
+		got <- "closed"
+		return
+	}
+	got <- p.err.(*permanentError).detail
+}
+
 // The workers reserved for hubs that do not flood skip a flood, wait while
 // only a flood is queued, and wake for the next quiet hub's event.
 func TestReadAheadQuietWorkersSkipAFlood(t *testing.T) {
@@ -184,14 +195,7 @@ func TestReadAheadQuietWorkersSkipAFlood(t *testing.T) {
 		t.Errorf("taken %v, want [flood flood]", got)
 	}
 	got := make(chan string, 1)
-	go func() {
-		p, ok := q.takeQuiet()
-		if !ok {
-			got <- "closed"
-			return
-		}
-		got <- p.err.(*permanentError).detail
-	}()
+	go takeQuietInto(q, got)
 	// Two flood events left: at quietMax, so no longer a flood.
 	select {
 	case h := <-got:
@@ -202,14 +206,7 @@ func TestReadAheadQuietWorkersSkipAFlood(t *testing.T) {
 		t.Fatal("takeQuiet waited while a hub with quietMax events was queued")
 	}
 	queued(t, q, "flood", "flood") // 3 queued: a flood again
-	go func() {
-		p, ok := q.takeQuiet()
-		if !ok {
-			got <- "closed"
-			return
-		}
-		got <- p.err.(*permanentError).detail
-	}()
+	go takeQuietInto(q, got)
 	select {
 	case h := <-got:
 		t.Fatalf("takeQuiet took %s while only a flood was queued", h)
