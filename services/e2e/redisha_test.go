@@ -136,7 +136,10 @@ func startRedisCluster(t *testing.T) *redisCluster {
 	c := &redisCluster{}
 	for i := range 6 {
 		n := startRedisNode(t, fmt.Sprintf("redis-cluster-%d", i), "--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000")
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
+			// A replica whose link to its primary lagged (a loaded machine)
+			// may still take over: without this it can refuse for good.
+			"--cluster-replica-validity-factor", "0")
 		n.waitUp(t)
 		c.nodes = append(c.nodes, n)
 	}
