@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // Durable consumer names, one per service that consumes a stream; every
@@ -37,12 +38,19 @@ func ConsumerConfig(name string, ackWait time.Duration, maxAckPending int) jetst
 
 // EnsureConsumer creates or updates a durable consumer, retrying like
 // Ensure. An existing consumer keeps where it starts (cfg's deliver policy
-// and start apply to a new one only: JetStream cannot change them).
+// and start apply to a new one only: JetStream cannot change them). One
+// that already has cfg (by its digest, see configDigestKey) is not updated.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	var digest string
+	cfg.Metadata, digest = withDigest(cfg.Metadata, cfg)
 	c, err := whileUnavailable(ctx, func() (jetstream.Consumer, error) {
+		ctx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		defer cancel()
 		cfg := cfg
 		cur, err := js.Consumer(ctx, stream, cfg.Durable)
 		switch {
+		case err == nil && cur.CachedInfo().Config.Metadata[configDigestKey] == digest:
+			return cur, nil
 		case err == nil:
 			was := cur.CachedInfo().Config
 			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = was.DeliverPolicy, was.OptStartSeq, was.OptStartTime
@@ -55,6 +63,25 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, stream, err)
 	}
 	return c, nil
+}
+
+// EnsureConsumers ensures the durable consumers of stream as EnsureConsumer
+// does, all at once: replicas starting together each wait out a request
+// timeout for a consumer they both create, and at once they wait it out
+// only once.
+func EnsureConsumers(ctx context.Context, js jetstream.JetStream, stream string, cfgs ...jetstream.ConsumerConfig) ([]jetstream.Consumer, error) {
+	out := make([]jetstream.Consumer, len(cfgs))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, cfg := range cfgs {
+		g.Go(func() (err error) {
+			out[i], err = EnsureConsumer(gctx, js, stream, cfg)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ErrConsumerGone is what CheckConsumer wraps when a durable consumer or its

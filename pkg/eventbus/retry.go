@@ -13,6 +13,12 @@ import (
 // unavailableRetry is how long whileUnavailable waits between calls.
 const unavailableRetry = 500 * time.Millisecond
 
+// ensureAttempt bounds one attempt of Ensure and EnsureConsumer, shorter
+// than the client's default request timeout: on a cluster, one of two
+// replicas creating the same consumer at once may get no answer, and the
+// next attempt finds the consumer made. The attempts are idempotent.
+const ensureAttempt = 2 * time.Second
+
 // whileUnavailable calls fn until it succeeds, fails with an error that
 // does not mean JetStream is unavailable (see unavailable), or ctx ends.
 func whileUnavailable[T any](ctx context.Context, fn func() (T, error)) (T, error) {

@@ -161,10 +161,29 @@ func DeadLettersStreamConfig(o Options) jetstream.StreamConfig {
 
 // Ensure creates or updates the given streams. It retries while JetStream is
 // not yet available (a server starting, a cluster electing a leader) until
-// ctx ends.
+// ctx ends. A stream that already has its config (by its digest, see
+// configDigestKey) is not updated.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfgs ...jetstream.StreamConfig) error {
 	for _, cfg := range cfgs {
-		_, err := whileUnavailable(ctx, func() (jetstream.Stream, error) { return js.CreateOrUpdateStream(ctx, cfg) })
+		var digest string
+		cfg.Metadata, digest = withDigest(cfg.Metadata, cfg)
+		_, err := whileUnavailable(ctx, func() (jetstream.Stream, error) {
+			ctx, cancel := context.WithTimeout(ctx, ensureAttempt)
+			defer cancel()
+			cur, err := js.Stream(ctx, cfg.Name)
+			switch {
+			case err == nil && cur.CachedInfo().Config.Metadata[configDigestKey] == digest:
+				return cur, nil
+			case err != nil && !errors.Is(err, jetstream.ErrStreamNotFound):
+				return nil, err
+			}
+			st, err := js.CreateOrUpdateStream(ctx, cfg)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				// Another replica created it between the two calls.
+				st, err = js.UpdateStream(ctx, cfg)
+			}
+			return st, err
+		})
 		if err != nil {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}

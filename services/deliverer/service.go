@@ -168,12 +168,12 @@ func (s *Service) ensure(ctx context.Context) (live jetstream.Consumer, overflow
 	if err != nil {
 		return nil, nil, err
 	}
-	overflow = make([]jetstream.Consumer, eventbus.OverflowShards)
-	for shard := range overflow {
-		if overflow[shard], err = eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamDeliveries,
-			eventbus.OverflowConsumerConfig(shard, s.cfg.AckWait, s.cfg.MaxAckPending)); err != nil {
-			return nil, nil, err
-		}
+	cfgs := make([]jetstream.ConsumerConfig, eventbus.OverflowShards)
+	for shard := range cfgs {
+		cfgs[shard] = eventbus.OverflowConsumerConfig(shard, s.cfg.AckWait, s.cfg.MaxAckPending)
+	}
+	if overflow, err = eventbus.EnsureConsumers(ctx, s.js, eventbus.StreamDeliveries, cfgs...); err != nil {
+		return nil, nil, err
 	}
 	s.consumer.Store(&live)
 	return live, overflow, nil

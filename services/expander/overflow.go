@@ -106,16 +106,11 @@ func (s *Service) ensureOverflow(ctx context.Context) ([]jetstream.Consumer, err
 	if err := eventbus.Ensure(ctx, s.js, eventbus.EventsOverflowStreamConfig(s.cfg.StreamOptions)); err != nil {
 		return nil, err
 	}
-	out := make([]jetstream.Consumer, eventbus.OverflowShards)
-	for shard := range out {
-		c, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamEventsOverflow,
-			eventbus.ExpanderOverflowConsumerConfig(shard, s.cfg.AckWait, s.cfg.MaxAckPending))
-		if err != nil {
-			return nil, err
-		}
-		out[shard] = c
+	cfgs := make([]jetstream.ConsumerConfig, eventbus.OverflowShards)
+	for shard := range cfgs {
+		cfgs[shard] = eventbus.ExpanderOverflowConsumerConfig(shard, s.cfg.AckWait, s.cfg.MaxAckPending)
 	}
-	return out, nil
+	return eventbus.EnsureConsumers(ctx, s.js, eventbus.StreamEventsOverflow, cfgs...)
 }
 
 // overflowShard is the overflow loop's state of one shard.
