@@ -198,10 +198,11 @@ func Start(ctx context.Context, p *assembly.Parts) (*Process, error) {
 	}
 
 	// Workers stop with ctx and drain; the gRPC server and the cache stop
-	// after them (the deliverer needs config to the end), NATS last.
-	workCtx := ctx
+	// after them (the deliverer needs config to the end), NATS last. A
+	// worker that fails stops the others, and so hubd, with its error.
+	workers, workCtx := errgroup.WithContext(ctx)
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
-	var workers, servers errgroup.Group
+	var servers errgroup.Group
 	servers.Go(func() error { return gs.ServeListener(serveCtx, lis, s.ShutdownTimeout) })
 	servers.Go(func() error { return p.ServeHTTP(serveCtx, httpLis) })
 	if gw != nil {

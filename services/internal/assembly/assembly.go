@@ -517,23 +517,27 @@ func (p *Parts) WatchedConfig() (cache *configcache.Cache, closeConn func(), err
 }
 
 // RunWorker runs work (a consumer that drains when ctx ends) with the
-// config cache watching until work has returned, and the HTTP server.
+// config cache watching until work has returned, and the HTTP server. When
+// either fails, the other stops too and the error is returned: a process
+// whose work has failed exits, to be started again, rather than answering
+// /readyz "not ready" forever.
 func (p *Parts) RunWorker(ctx context.Context, cache *configcache.Cache, work func(context.Context) error) error {
 	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCache()
-	var g errgroup.Group
+	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { _ = cache.Run(cacheCtx); return nil })
-	g.Go(func() error { defer stopCache(); return work(ctx) })
-	g.Go(func() error { return p.ServeHTTP(ctx, nil) })
+	g.Go(func() error { defer stopCache(); return work(gctx) })
+	g.Go(func() error { return p.ServeHTTP(gctx, nil) })
 	return g.Wait()
 }
 
 // RunServer serves gs on the gRPC address with work running beside it,
-// and the HTTP server, until ctx ends.
+// and the HTTP server, until ctx ends or one of them fails (then the
+// others stop, as in RunWorker).
 func (p *Parts) RunServer(ctx context.Context, gs *daemon.GRPCServer, work func(context.Context) error) error {
-	var g errgroup.Group
-	g.Go(func() error { return gs.Serve(ctx, p.Settings.GRPCAddr, p.Settings.ShutdownTimeout) })
-	g.Go(func() error { return work(ctx) })
-	g.Go(func() error { return p.ServeHTTP(ctx, nil) })
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gs.Serve(gctx, p.Settings.GRPCAddr, p.Settings.ShutdownTimeout) })
+	g.Go(func() error { return work(gctx) })
+	g.Go(func() error { return p.ServeHTTP(gctx, nil) })
 	return g.Wait()
 }
