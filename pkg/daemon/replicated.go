@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 )
 
 // ErrNotReplicated is returned by WriteReplicated when the write was made
@@ -30,24 +31,79 @@ func WriteReplicated(ctx context.Context, rdb redis.UniversalClient, key string,
 	if timeout <= 0 {
 		return fmt.Errorf("redis WAIT timeout %s: must be positive (0 would wait forever)", timeout)
 	}
-	var node *redis.Client
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		n, err := c.MasterForKey(ctx, key)
-		if err != nil {
-			return fmt.Errorf("redis primary of %q: %w", key, err)
-		}
-		node = n
-	case *redis.Client: // one server, or Sentinel's failover client
-		node = c
-	default:
-		return fmt.Errorf("redis client %T: cannot wait for replicas", rdb)
+	node, err := primaryOf(ctx, rdb, key)
+	if err != nil {
+		return err
 	}
 	conn := node.Conn()
 	defer conn.Close()
 	if _, err := conn.TxPipelined(ctx, write); err != nil {
 		return err
 	}
+	return waitOn(ctx, conn, replicas, timeout)
+}
+
+// AwaitReplicated returns once replicas Redis replicas hold every write the
+// primaries serving keys acknowledged before the call, so writes made
+// through a client's pool (pipelines across slots, say) are as safe from a
+// failover as WriteReplicated's. WAIT counts only its own connection's
+// writes, so on a connection of its own to each such primary (one per
+// primary, however many keys it serves) it writes a short-lived marker at
+// the first of keys it serves, then sends WAIT: a replica holding the marker
+// holds everything its primary wrote before it. keys must be keys the
+// caller may overwrite (markers, not data). ErrNotReplicated (wrapped) as
+// WriteReplicated; replicas <= 0 returns nil at once.
+func AwaitReplicated(ctx context.Context, rdb redis.UniversalClient, keys []string, replicas int, timeout time.Duration) error {
+	if replicas <= 0 || len(keys) == 0 {
+		return nil
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("redis WAIT timeout %s: must be positive (0 would wait forever)", timeout)
+	}
+	marker := map[string]string{} // primary's address -> the key to mark
+	nodes := map[string]*redis.Client{}
+	for _, k := range keys {
+		node, err := primaryOf(ctx, rdb, k)
+		if err != nil {
+			return err
+		}
+		addr := node.Options().Addr
+		if _, ok := marker[addr]; !ok {
+			marker[addr], nodes[addr] = k, node
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for addr, node := range nodes {
+		g.Go(func() error {
+			conn := node.Conn()
+			defer conn.Close()
+			if err := conn.Set(gctx, marker[addr], "1", time.Minute).Err(); err != nil {
+				return fmt.Errorf("redis replication marker %q: %w", marker[addr], err)
+			}
+			return waitOn(gctx, conn, replicas, timeout)
+		})
+	}
+	return g.Wait()
+}
+
+// primaryOf is the client of the primary that serves key.
+func primaryOf(ctx context.Context, rdb redis.UniversalClient, key string) (*redis.Client, error) {
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		n, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("redis primary of %q: %w", key, err)
+		}
+		return n, nil
+	case *redis.Client: // one server, or Sentinel's failover client
+		return c, nil
+	default:
+		return nil, fmt.Errorf("redis client %T: cannot wait for replicas", rdb)
+	}
+}
+
+// waitOn sends WAIT on conn, after its writes.
+func waitOn(ctx context.Context, conn *redis.Conn, replicas int, timeout time.Duration) error {
 	n, err := conn.Wait(ctx, replicas, timeout).Result()
 	if err != nil {
 		return fmt.Errorf("redis WAIT %d %s: %w", replicas, timeout, err)

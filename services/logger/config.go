@@ -33,6 +33,14 @@ type Config struct {
 	// MaxBytesPerHub trims each hub's oldest entries while its entries hold
 	// more bytes. Default 512 MiB.
 	MaxBytesPerHub int64
+	// RedisWaitReplicas is how many Redis replicas must hold a batch of
+	// records before their messages are acknowledged (Redis WAIT on each
+	// primary the batch wrote to), so a failover cannot lose a delivery's
+	// log record; fewer within RedisWaitTimeout and the batch is written
+	// again. Default 0: do not wait.
+	RedisWaitReplicas int
+	// RedisWaitTimeout bounds that wait. Default 1s.
+	RedisWaitTimeout time.Duration
 	// ListScanLimit bounds the candidates one ListEventLogs call examines when
 	// filtering by status or by more than one field; at least MaxPageSize.
 	// Default 5000.
@@ -83,6 +91,8 @@ func (c Config) Validate() error {
 	neg("MaxEntriesPerHub", c.MaxEntriesPerHub < 0)
 	neg("MaxBytesPerHub", c.MaxBytesPerHub < 0)
 	neg("ListScanLimit", c.ListScanLimit < 0)
+	neg("RedisWaitReplicas", c.RedisWaitReplicas < 0)
+	neg("RedisWaitTimeout", c.RedisWaitTimeout < 0)
 	neg("BatchSize", c.BatchSize < 0)
 	neg("BatchBytes", c.BatchBytes < 0)
 	neg("FetchWait", c.FetchWait < 0)
@@ -122,6 +132,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ListScanLimit == 0 {
 		c.ListScanLimit = logstore.DefaultScanLimit
+	}
+	if c.RedisWaitTimeout == 0 {
+		c.RedisWaitTimeout = time.Second
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 256

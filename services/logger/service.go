@@ -61,6 +61,8 @@ func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient) (*Servic
 		MaxEntriesPerHub: cfg.MaxEntriesPerHub,
 		MaxBytesPerHub:   cfg.MaxBytesPerHub,
 		ScanLimit:        cfg.ListScanLimit,
+		WaitReplicas:     cfg.RedisWaitReplicas,
+		WaitTimeout:      cfg.RedisWaitTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: %w", err)

@@ -402,6 +402,7 @@ func (p *Parts) LoggerConfig() logger.Config {
 	return logger.Config{
 		RedisPrefix: p.Settings.RedisPrefix, Registerer: p.Registry, Log: p.Log.With("component", "logger"), StreamOptions: p.StreamOptions(),
 		Retention: p.Settings.LogRetention, MaxEntriesPerHub: p.Settings.LogMaxEntriesPerHub, MaxBytesPerHub: p.Settings.LogMaxBytesPerHub,
+		RedisWaitReplicas: p.Settings.RedisWaitReplicas, RedisWaitTimeout: p.Settings.RedisWaitTimeout,
 	}
 }
 

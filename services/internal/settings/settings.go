@@ -101,8 +101,9 @@ type Settings struct {
 	MaxWebhookBytes     int
 	MaxExpansionBytes   int
 
-	// RedisWaitReplicas and RedisWaitTimeout: the deliverer stores a retry
-	// only once that many Redis replicas have it (deliverer.Config).
+	// RedisWaitReplicas and RedisWaitTimeout: the deliverer stores a retry,
+	// and the logger a batch of records, only once that many Redis replicas
+	// have it (deliverer.Config, logger.Config).
 	RedisWaitReplicas int
 	RedisWaitTimeout  time.Duration
 
@@ -209,8 +210,8 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	eventsMaxBytes, err := daemon.EnvInt64("HUBHOOKS_EVENTS_MAX_BYTES", 0)
 	errs = append(errs, err)
 	fs.Int64Var(&s.EventsMaxBytes, "events-max-bytes", eventsMaxBytes, "cap on the domain events stream's size, oldest dropped first, expanded or not; 0 = no cap (HUBHOOKS_EVENTS_MAX_BYTES)")
-	num(&s.RedisWaitReplicas, "redis-wait-replicas", "HUBHOOKS_REDIS_WAIT_REPLICAS", 0, "Redis replicas that must hold a stored retry (Redis WAIT) before its JetStream message is acknowledged, so a failover cannot lose it; 0 = do not wait (docs/scaling.md)")
-	dur(&s.RedisWaitTimeout, "redis-wait-timeout", "HUBHOOKS_REDIS_WAIT_TIMEOUT", del.RedisWaitTimeout, "how long a retry's store waits for redis-wait-replicas; fewer in time and the job is redelivered instead")
+	num(&s.RedisWaitReplicas, "redis-wait-replicas", "HUBHOOKS_REDIS_WAIT_REPLICAS", 0, "Redis replicas that must hold a stored retry or log record (Redis WAIT) before its JetStream message is acknowledged, so a failover cannot lose it; 0 = do not wait (docs/scaling.md)")
+	dur(&s.RedisWaitTimeout, "redis-wait-timeout", "HUBHOOKS_REDIS_WAIT_TIMEOUT", del.RedisWaitTimeout, "how long a retry's store or a log batch's write waits for redis-wait-replicas; fewer in time and the message is redelivered instead")
 	dur(&s.HoldLimit, "hold-limit", "HUBHOOKS_HOLD_LIMIT", del.HoldLimit, "longest a delivery job keeps its JetStream message while queued or in flight before it moves to Redis")
 	dur(&s.MaxRetryAfter, "max-retry-after", "HUBHOOKS_MAX_RETRY_AFTER", del.MaxRetryAfter, "upper bound on a receiver's Retry-After")
 	dur(&s.LogRetention, "log-retention", "HUBHOOKS_LOG_RETENTION", logstore.DefaultRetention, "how long event log entries are kept")
@@ -410,7 +411,7 @@ var only = map[string][]string{
 	"deliver-concurrency": {"hubd", "deliverer"}, "per-url-concurrency": {"hubd", "deliverer"},
 	"per-hub-concurrency": {"hubd", "deliverer"}, "breaker-failures": {"hubd", "deliverer"},
 	"breaker-cooldown": {"hubd", "deliverer"}, "hold-limit": {"hubd", "deliverer"}, "max-retry-after": {"hubd", "deliverer"},
-	"redis-wait-replicas": {"hubd", "deliverer"}, "redis-wait-timeout": {"hubd", "deliverer"},
+	"redis-wait-replicas": {"hubd", "deliverer", "logger"}, "redis-wait-timeout": {"hubd", "deliverer", "logger"},
 	"log-retention": {"hubd", "logger"}, "log-max-entries-per-hub": {"hubd", "logger"}, "log-max-bytes-per-hub": {"hubd", "logger"},
 	"max-event-bytes": {"hubd", "expander", "logger"}, "max-webhooks-per-event": {"hubd", "expander", "logger"},
 	"max-webhook-bytes": {"hubd", "expander", "logger"}, "max-expansion-bytes": {"hubd", "expander", "logger"},

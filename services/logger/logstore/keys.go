@@ -27,6 +27,7 @@ import (
 //	P{hub}:T             zset   test entries
 //	P{hub}:b             string bytes the hub's entries hold
 //	P{hub}:gone          string the hub was deleted at this time (inverted)
+//	P{hub}:w             string a marker Write waits behind (WaitReplicas), 1 min
 //
 // Index members all have score 0 and are <inverted created_at, 16 hex
 // digits><entry id>, so lexicographic order is newest first, a member is a
@@ -39,6 +40,7 @@ func (k keys) all(hub string) string       { return k.hub(hub) + "i" }
 func (k keys) tests(hub string) string     { return k.hub(hub) + "T" }
 func (k keys) bytes(hub string) string     { return k.hub(hub) + "b" }
 func (k keys) gone(hub string) string      { return k.hub(hub) + "gone" }
+func (k keys) marker(hub string) string    { return k.hub(hub) + "w" }
 
 // Filter index kinds, each keyed by the digest of one field of the entry.
 const (

@@ -34,6 +34,14 @@ type Options struct {
 	// filters the chosen index does not cover (status, or a second filter)
 	// reject candidates; default 5000.
 	ScanLimit int
+	// WaitReplicas is how many Redis replicas must hold a batch before
+	// Write returns nil (Redis WAIT on each primary the batch wrote to, see
+	// daemon.AwaitReplicated), so a failover cannot lose records whose
+	// messages the logger then acknowledges; 0 does not wait.
+	WaitReplicas int
+	// WaitTimeout bounds that wait; fewer replicas in time and Write fails
+	// with daemon.ErrNotReplicated (the batch is written again later).
+	WaitTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -71,6 +79,12 @@ func (o Options) Validate() error {
 	}
 	if o.ScanLimit < 0 {
 		errs = append(errs, fmt.Errorf("scan limit %d: must not be negative", o.ScanLimit))
+	}
+	if o.WaitReplicas < 0 {
+		errs = append(errs, fmt.Errorf("wait replicas %d: must not be negative", o.WaitReplicas))
+	}
+	if o.WaitReplicas > 0 && o.WaitTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("wait timeout %v: must be positive when waiting for replicas", o.WaitTimeout))
 	}
 	return errors.Join(errs...)
 }

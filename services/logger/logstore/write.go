@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hubhooks/hubhooks/pkg/daemon"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
@@ -23,8 +24,9 @@ type WriteResult struct {
 }
 
 // Write stores a batch of records. Every record must pass ValidateRecord.
-// When Write returns nil every record is durable in Redis; on error some may
-// be, and the whole batch may be written again safely. Write does not change
+// When Write returns nil every record is durable in Redis (and, with
+// WaitReplicas, on that many replicas); on error some may be, and the whole
+// batch may be written again safely. Write does not change
 // recs.
 //
 // A batch is written in two pipelined round trips:
@@ -62,6 +64,15 @@ func (s *Store) Write(ctx context.Context, recs []*deliveryv1.AttemptRecorded) (
 	}
 	if err := s.settle(ctx, hubs, now, &res); err != nil {
 		return res, fmt.Errorf("write %d records: %w", len(recs), err)
+	}
+	if s.opts.WaitReplicas > 0 {
+		markers := make([]string, len(hubs))
+		for i, h := range hubs {
+			markers[i] = s.k.marker(h.hub)
+		}
+		if err := daemon.AwaitReplicated(ctx, s.rdb, markers, s.opts.WaitReplicas, s.opts.WaitTimeout); err != nil {
+			return res, fmt.Errorf("write %d records: %w", len(recs), err)
+		}
 	}
 	return res, nil
 }
