@@ -264,12 +264,15 @@ func startClusterDeployment(t *testing.T, o deploymentOptions) *clusterDeploymen
 // bound grows with the load.
 func (d *clusterDeployment) waitReady(r *replica) {
 	d.t.Helper()
-	poll.Until(d.t, scaled(2*time.Minute), r.name+" ready", func() bool {
+	wait := scaled(2 * time.Minute)
+	for deadline := time.Now().Add(wait); !readyz(r.httpAddr); time.Sleep(10 * time.Millisecond) {
 		if r.exited() {
 			d.t.Fatalf("%s exited:\n%s", r.name, r.tail())
 		}
-		return readyz(r.httpAddr)
-	})
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s not ready after %s: /readyz says %s\nits log:\n%s", r.name, wait, readyzBody(r.httpAddr), r.tail())
+		}
+	}
 }
 
 // setEnv changes one variable of a replica's environment for its next start.

@@ -65,6 +65,17 @@ func (r *receiver) byDomainEvent(id string) []received {
 }
 
 // readyz reports whether the /readyz of the HTTP address answers 200.
+// readyzBody is what addr's /readyz answers, or why it did not.
+func readyzBody(addr string) string {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.Status + " " + string(b)
+}
+
 func readyz(addr string) bool {
 	resp, err := http.Get("http://" + addr + "/readyz")
 	if err != nil {
