@@ -23,6 +23,9 @@ var ErrNotReplicated = errors.New("redis write not acknowledged by enough replic
 // that takes over. It returns ErrNotReplicated (wrapped) when fewer replicas
 // acknowledged within timeout; the write is on the primary then and may or
 // may not survive a failover. Every key of write must share key's slot.
+// write may queue the writes of many callers (a batch, as the deliverer's
+// retry store does): they then share the MULTI/EXEC and the WAIT, and
+// succeed or fail together.
 func WriteReplicated(ctx context.Context, rdb redis.UniversalClient, key string, replicas int, timeout time.Duration, write func(redis.Pipeliner) error) error {
 	if replicas <= 0 {
 		_, err := rdb.TxPipelined(ctx, write)

@@ -19,7 +19,8 @@
 //	attempt.go    one attempt: prepare, POST or fail fast, conclude, record and settle
 //	breaker.go    per-URL circuit breakers and what they count as failure
 //	retries.go    the retry decision (outcome) and storing the next attempt
-//	retrystore.go the Redis layout of retries, parked jobs and the cancel outbox
+//	retrystore.go the Redis layout of retries, parked jobs and the cancel outbox;
+//	              stores batched (sendStores)
 //	scheduler.go  republishing due retries; publishing cancellations
 //	cancel.go     which jobs a hub's config no longer allows; cancelling a job
 //	cancelloop.go cancelling the pending retries a config change disallows

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hubhooks/hubhooks/pkg/batch"
 	"github.com/hubhooks/hubhooks/pkg/daemon"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
@@ -33,6 +34,10 @@ import (
 // so with waitReplicas > 0 a store succeeds only once that many Redis
 // replicas have it (daemon.WriteReplicated): a failover cannot then lose a
 // retry whose message is gone.
+//
+// Stores are batched (sendStores): the stores pending at the same time go
+// out as one MULTI/EXEC and one WAIT, so a URL that fails every attempt
+// costs Redis and the deliverer a round trip per batch, not per attempt.
 type retryStore struct {
 	rdb          redis.UniversalClient
 	prefix       string
@@ -41,12 +46,36 @@ type retryStore struct {
 	cancelJobs   string
 	waitReplicas int
 	waitTimeout  time.Duration
+	stores       *batch.Batcher[*storeReq]
+}
+
+// Limits of one batch of stores, and how many batches are written at once.
+// Flushers write without lingering: the stores that arrive while a batch is
+// being written make the next batch, so batches grow with the failure rate
+// and a lone store is not delayed. An entry holds its job's body, hence the
+// bytes.
+const (
+	storeBatchMax      = 128
+	storeBatchMaxBytes = 1 << 20
+	storeFlushers      = 2
+)
+
+// storeReq is one store handed to the batcher.
+type storeReq struct {
+	ctx   context.Context
+	job   *deliveryv1.DeliveryJob
+	value string
+	due   int64 // unix ms
+	err   error // set by sendStores when the store was not sent (its context ended)
 }
 
 func newRetryStore(rdb redis.UniversalClient, prefix string, waitReplicas int, waitTimeout time.Duration) *retryStore {
 	p := prefix + "{retry}:"
-	return &retryStore{rdb: rdb, prefix: p, due: p + "due", cancelDue: p + "cancel:due", cancelJobs: p + "cancel:jobs",
+	r := &retryStore{rdb: rdb, prefix: p, due: p + "due", cancelDue: p + "cancel:due", cancelJobs: p + "cancel:jobs",
 		waitReplicas: waitReplicas, waitTimeout: waitTimeout}
+	lim := batch.Limits{MaxWeight: storeBatchMax, MaxBytes: storeBatchMaxBytes, Flushers: storeFlushers}
+	r.stores = batch.New(lim, r.sendStores)
+	return r
 }
 
 func (r *retryStore) hubKey(hub string) string { return r.prefix + "hub:" + hub }
@@ -86,22 +115,67 @@ func (r *retryStore) store(ctx context.Context, next *deliveryv1.DeliveryJob, du
 // storeEntry is store, returning the stored value (for removeEntry), also
 // with an error wrapping daemon.ErrNotReplicated. An entry of a later
 // attempt of the same run is kept (storeScript): the store then succeeds
-// without writing, and the value returned is not in the store.
+// without writing, and the value returned is not in the store. It returns
+// once the batch that carried the store is written (sendStores), with that
+// batch's error.
 func (r *retryStore) storeEntry(ctx context.Context, next *deliveryv1.DeliveryJob, due time.Time) (string, error) {
 	v, err := encodeEntry(next)
 	if err != nil {
 		return "", err
 	}
-	err = daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, func(p redis.Pipeliner) error {
-		storeScript.Eval(ctx, p, []string{r.due, r.hubKey(next.GetHubId())},
-			next.GetDeliveryId(), v, due.UnixMilli(), member(next.GetHubId(), next.GetDeliveryId()))
-		return nil
-	})
+	req := &storeReq{ctx: ctx, job: next, value: v, due: due.UnixMilli()}
+	// One key: every entry lives in the {retry} slot, on one primary.
+	err = r.stores.Add(r.due, req, 1, len(v))
+	if err == nil {
+		err = req.err
+	}
 	if err != nil {
 		// v is returned with ErrNotReplicated: it is on the primary.
 		return v, fmt.Errorf("store retry %s: %w", next.GetDeliveryId(), err)
 	}
 	return v, nil
+}
+
+// sendStores writes a batch of stores as one daemon.WriteReplicated: one
+// MULTI/EXEC running storeScript for each, then, with waitReplicas, one
+// WAIT. Every store of the batch gets its outcome: the entries are written
+// (and replicated) together or the batch fails as a whole. A store whose
+// context ended while it was pending is left out, with its context's
+// error. The batch runs until the latest deadline of its stores: each
+// caller waits for its batch anyway, and an early deadline must not fail
+// the stores that came later.
+func (r *retryStore) sendStores(_ string, reqs []*storeReq) error {
+	live := make([]*storeReq, 0, len(reqs))
+	var deadline time.Time
+	bounded := true
+	for _, q := range reqs {
+		if err := q.ctx.Err(); err != nil {
+			q.err = err
+			continue
+		}
+		live = append(live, q)
+		d, ok := q.ctx.Deadline()
+		bounded = bounded && ok
+		if d.After(deadline) {
+			deadline = d
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	ctx := context.WithoutCancel(live[0].ctx)
+	if bounded {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	return daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, func(p redis.Pipeliner) error {
+		for _, q := range live {
+			hub, id := q.job.GetHubId(), q.job.GetDeliveryId()
+			storeScript.Eval(ctx, p, []string{r.due, r.hubKey(hub)}, id, q.value, q.due, member(hub, id))
+		}
+		return nil
+	})
 }
 
 // removeEntry deletes the entry of hub's delivery if it still holds v (a
