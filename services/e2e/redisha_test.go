@@ -33,7 +33,8 @@ func startRedisNode(t *testing.T, name string, extra ...string) *redisProc {
 	t.Helper()
 	addr := freeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
-	args := append([]string{"--bind", host, "--port", port, "--dir", t.TempDir(), "--appendonly", "yes", "--save", ""}, extra...)
+	args := append([]string{"--bind", host, "--port", port, "--dir", t.TempDir(), "--appendonly", "yes", "--save", "",
+		"--repl-diskless-sync-delay", "0"}, extra...)
 	return &redisProc{addr: addr, proc: startProc(t, name, redisServerPath(t), args, nil)}
 }
 
@@ -53,6 +54,8 @@ func startSentinelRedis(t *testing.T) *sentinelRedis {
 	host, port, _ := net.SplitHostPort(s.primary.addr)
 	s.replica = startRedisNode(t, "redis-replica", "--replicaof", host, port)
 	s.replica.waitUp(t)
+	// A replica still loading its first copy would be promoted empty.
+	waitReplicasInSync(t, s.replica)
 	for i := range 3 {
 		addr := freeAddr(t)
 		h, p, _ := net.SplitHostPort(addr)
@@ -156,7 +159,29 @@ func startRedisCluster(t *testing.T) *redisCluster {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.waitOK(t)
+	waitReplicasInSync(t, c.nodes...)
 	return c
+}
+
+// waitReplicasInSync waits until every running node that is a replica has
+// its link to its primary up, so a failover does not promote a replica
+// still loading its first copy of the data.
+func waitReplicasInSync(t *testing.T, nodes ...*redisProc) {
+	t.Helper()
+	poll.Until(t, scaled(60*time.Second), "redis replicas in sync", func() bool {
+		for _, n := range nodes {
+			if n.exited() {
+				continue
+			}
+			cl := redis.NewClient(&redis.Options{Addr: n.addr})
+			info, err := cl.Info(context.Background(), "replication").Result()
+			cl.Close()
+			if err != nil || (strings.Contains(info, "role:slave") && !strings.Contains(info, "master_link_status:up")) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // waitOK waits until every running node reports the cluster ok with three
@@ -235,6 +260,7 @@ func (c *redisCluster) failover(t *testing.T, key string, hold time.Duration) {
 	old.start()
 	old.waitUp(t)
 	c.waitOK(t)
+	waitReplicasInSync(t, c.nodes...)
 }
 
 // TestRedisFailover runs the four services against Redis with Sentinel
