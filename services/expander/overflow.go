@@ -9,6 +9,7 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/hubid"
+	"github.com/hubhooks/hubhooks/pkg/turns"
 )
 
 // A flood larger than half the read-ahead does not make the reader wait:
@@ -26,7 +27,7 @@ import (
 // eventsoverflow.go.
 
 // overflowQuantum is how many events a shard with events may read back per
-// turn; unused turns add up to 4 of them.
+// turn; unused turns add up to 4 of them (pkg/turns).
 const overflowQuantum = 64
 
 // overflowIdle is how long a shard that had nothing waits before it is
@@ -113,81 +114,45 @@ func (s *Service) ensureOverflow(ctx context.Context) ([]jetstream.Consumer, err
 	return eventbus.EnsureConsumers(ctx, s.js, eventbus.StreamEventsOverflow, cfgs...)
 }
 
-// overflowShard is the overflow loop's state of one shard.
-type overflowShard struct {
-	cons jetstream.Consumer
-	// deficit is the events the shard may still read back this turn.
-	deficit int
-	// idleUntil: the shard had nothing; it is asked again then.
-	idleUntil time.Time
-}
-
 // overflowLoop reads events back from the overflow shards while the
-// read-ahead has overflow room, until ctx ends. Each turn, every shard with
-// events may read back about overflowQuantum of them. A shard whose fetch
-// fails is made again (its consumer may have been deleted) before it is
-// asked again.
+// read-ahead has overflow room, until ctx ends, in turns (pkg/turns): each
+// round, every shard with events may read back about overflowQuantum of
+// them. Room is in events and in bytes, the bytes counted as events of the
+// running average size. A shard whose fetch fails is made again (its
+// consumer may have been deleted) before it is asked again.
 func (s *Service) overflowLoop(ctx context.Context, q *readAhead, consumers []jetstream.Consumer) {
-	shards := make([]overflowShard, len(consumers))
-	for i, c := range consumers {
-		shards[i] = overflowShard{cons: c}
-	}
 	avgSize := 1024 // bytes per event read back, for the byte room
-	next := 0       // the shard whose turn it is: a round cut short by room resumes there
-	for ctx.Err() == nil {
-		took, full := 0, false
-		for range shards {
-			room, roomBytes := q.overflowRoom()
-			if room <= 0 || roomBytes <= 0 {
-				full = true
-				break
+	turns.Run(ctx, turns.Config{
+		Shards: len(consumers), Quantum: overflowQuantum, Idle: overflowIdle,
+		Room: func() int {
+			events, bytes := q.overflowRoom()
+			if events <= 0 || bytes <= 0 {
+				return 0
 			}
-			i := next
-			sh := &shards[i]
-			next = (next + 1) % len(shards)
-			now := time.Now()
-			if now.Before(sh.idleUntil) {
-				continue
-			}
-			sh.deficit = min(sh.deficit+overflowQuantum, 4*overflowQuantum)
-			n, bytes, empty, err := s.readBack(ctx, q, sh.cons, min(sh.deficit, room, max(1, roomBytes/avgSize)))
+			return min(events, max(1, bytes/avgSize))
+		},
+		Take: func(shard, count int) (int, bool, error) {
+			asked := time.Now()
+			n, bytes, empty, err := s.readBack(ctx, q, consumers[shard], count)
 			if n > 0 {
 				avgSize = max(1, (3*avgSize+bytes/n)/4)
 			}
-			sh.deficit -= n
-			took += n
 			if err != nil {
-				sh.deficit, sh.idleUntil = 0, now.Add(overflowIdle)
-				s.reensureShard(ctx, sh, i)
-				continue
+				s.reensureShard(ctx, &consumers[shard], shard)
+				return n, empty, err
 			}
 			if empty {
-				sh.deficit, sh.idleUntil = 0, now.Add(overflowIdle)
-				q.shardEmpty(i, now)
+				q.shardEmpty(shard, asked)
 			}
-		}
-		if took > 0 {
-			continue
-		}
-		space := q.space
-		if !full {
-			space = nil
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-space:
-		case <-s.overflowWake:
-			for i := range shards {
-				shards[i].idleUntil = time.Time{}
-			}
-		case <-time.After(overflowIdle):
-		}
-	}
+			return n, empty, nil
+		},
+		Space: q.space,
+		Wake:  s.overflowWake,
+	})
 }
 
-// reensureShard makes shard's consumer again if it is gone.
-func (s *Service) reensureShard(ctx context.Context, sh *overflowShard, shard int) {
+// reensureShard makes shard's consumer, *cons, again if it is gone.
+func (s *Service) reensureShard(ctx context.Context, cons *jetstream.Consumer, shard int) {
 	if err := eventbus.CheckConsumer(ctx, s.js, eventbus.StreamEventsOverflow, eventbus.ExpanderOverflowConsumerName(shard)); err == nil || ctx.Err() != nil {
 		return
 	}
@@ -198,7 +163,7 @@ func (s *Service) reensureShard(ctx context.Context, sh *overflowShard, shard in
 	}
 	if c, err := eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamEventsOverflow,
 		eventbus.ExpanderOverflowConsumerConfig(shard, s.cfg.AckWait, s.cfg.MaxAckPending)); err == nil {
-		sh.cons = c
+		*cons = c
 	}
 }
 
