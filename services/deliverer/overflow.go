@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
+	"github.com/hubhooks/hubhooks/pkg/turns"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
@@ -137,67 +138,30 @@ func (s *Service) wakeOverflow() {
 	}
 }
 
-// overflowShard is the overflow loop's state of one shard.
+// overflowShard is what the overflow loop keeps of one shard.
 type overflowShard struct {
 	cons jetstream.Consumer
 	size fetchSizer
-	// deficit is the jobs the shard may still take this turn.
-	deficit int
-	// idleUntil: the shard had nothing; it is asked again then.
-	idleUntil time.Time
 }
 
 // overflowLoop takes messages from the overflow shards while the replica
-// has overflow room, until ctx ends. Each turn, every shard with messages
-// may take about overflowQuantum jobs.
+// has overflow room, until ctx ends, in turns (pkg/turns): each round,
+// every shard with messages may take about overflowQuantum jobs.
 func (s *Service) overflowLoop(ctx context.Context, consumers []jetstream.Consumer) {
 	shards := make([]overflowShard, len(consumers))
 	for i, c := range consumers {
 		shards[i] = overflowShard{cons: c, size: fetchSizer{max: s.cfg.FetchBatch}}
 	}
-	next := 0 // the shard whose turn it is: a round cut short by room resumes there
-	for ctx.Err() == nil {
-		took, full := 0, false
-		for range shards {
-			room := s.held.overflowRoom()
-			if room <= 0 {
-				full = true
-				break
-			}
-			sh := &shards[next]
-			next = (next + 1) % len(shards)
-			now := time.Now()
-			if now.Before(sh.idleUntil) {
-				continue
-			}
-			// Unused turns add up, a little: a shard short of room
-			// gets its due when room comes back.
-			sh.deficit = min(sh.deficit+overflowQuantum, 4*overflowQuantum)
-			jobs, empty := s.takeOverflow(ctx, sh, min(sh.deficit, room))
-			sh.deficit -= jobs
-			took += jobs
-			if empty {
-				sh.deficit, sh.idleUntil = 0, now.Add(overflowIdle)
-			}
-		}
-		if took > 0 {
-			continue
-		}
-		space := s.held.overflowSpace
-		if !full {
-			space = nil
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-space:
-		case <-s.overflowWake:
-			for i := range shards {
-				shards[i].idleUntil = time.Time{}
-			}
-		case <-time.After(overflowIdle):
-		}
-	}
+	turns.Run(ctx, turns.Config{
+		Shards: len(shards), Quantum: overflowQuantum, Idle: overflowIdle,
+		Room: s.held.overflowRoom,
+		Take: func(shard, room int) (int, bool, error) {
+			jobs, empty := s.takeOverflow(ctx, &shards[shard], room)
+			return jobs, empty, nil
+		},
+		Space: s.held.overflowSpace,
+		Wake:  s.overflowWake,
+	})
 }
 
 // takeOverflow fetches what shard sh has for room jobs, without waiting,
