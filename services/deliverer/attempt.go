@@ -56,12 +56,10 @@ func (s *Service) attemptOnLane(h *heldJob) {
 		s.release(h)
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.runners.run(func() {
 		defer s.release(h)
 		s.recordAndSettle(msg, job, rec, parkedEntry)
-	}()
+	})
 }
 
 // failFast makes the attempt of job fail with err without a POST, because

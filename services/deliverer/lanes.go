@@ -212,8 +212,7 @@ func (s *Service) enqueue(msg jobMsg, job *deliveryv1.DeliveryJob, overflow bool
 	s.hold(h)
 	switch s.lanes.admit(h, now) {
 	case admitRun:
-		s.wg.Add(1)
-		go s.runLane(h)
+		s.runners.run(func() { s.runLane(h) })
 	case admitQueued:
 	case refuseStuck:
 		s.release(h)
@@ -233,18 +232,13 @@ func (s *Service) enqueue(msg jobMsg, job *deliveryv1.DeliveryJob, overflow bool
 	}
 }
 
-// goFailFast runs failFast in a goroutine of its own.
+// goFailFast runs failFast on a runner of its own.
 func (s *Service) goFailFast(msg jobMsg, job *deliveryv1.DeliveryJob, err error) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.failFast(msg, job, err)
-	}()
+	s.runners.run(func() { s.failFast(msg, job, err) })
 }
 
 // runLane attempts h, then the lane's queued jobs, until the lane has none.
 func (s *Service) runLane(h *heldJob) {
-	defer s.wg.Done()
 	for h != nil {
 		s.attemptOnLane(h)
 		h = s.lanes.next(h.lane, time.Now())

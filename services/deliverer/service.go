@@ -64,6 +64,8 @@ type Service struct {
 	// wg counts the goroutines that attempt, settle or park jobs; shutdown
 	// waits for them.
 	wg sync.WaitGroup
+	// runners run lanes, settle records and fail jobs fast (runners.go).
+	runners *runners
 }
 
 // New returns a deliverer. It validates cfg and refuses nil dependencies.
@@ -120,6 +122,7 @@ func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient, configs 
 	s.breakers = newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown, m, s.log, s.observer.circuitChanged)
 	s.records = newRecordBatcher(s.sendRecords, recordLinger)
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
+	s.runners = newRunners(&s.wg, s.stopCtx.Done())
 	s.workCtx, s.hardStop = context.WithCancel(context.Background())
 	s.watchConfigs()
 	return s, nil
