@@ -237,6 +237,9 @@ func fetchText(ctx context.Context, url string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Uncompressed: a gzip writer per read is hubd's CPU the run would
+	// count as delivery cost.
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err
