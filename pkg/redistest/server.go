@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -68,4 +69,26 @@ func (s *Server) Signal(sig syscall.Signal) { _ = s.cmd.Process.Signal(sig) }
 func (s *Server) Kill() {
 	_ = s.cmd.Process.Kill()
 	<-s.done
+}
+
+// StartReplicated starts a primary and a replica of it (StartServer each)
+// and waits until the replica holds the primary's data, for tests of
+// writes that wait for replicas (Redis WAIT).
+func StartReplicated(t testing.TB) (primary, replica *Server) {
+	t.Helper()
+	primary = StartServer(t, "--repl-diskless-sync-delay", "0")
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	replica = StartServer(t, "--replicaof", host, port)
+	rc := replica.Client(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := rc.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			return primary, replica
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: the replica on %s is not in sync with %s", replica.Addr, primary.Addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

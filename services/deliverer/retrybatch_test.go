@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,15 +29,9 @@ import (
 // not written.
 func TestConcurrentStoresShareRoundTrips(t *testing.T) {
 	t.Parallel()
-	primary := redistest.StartServer(t, "--repl-diskless-sync-delay", "0")
-	host, port, _ := net.SplitHostPort(primary.Addr)
-	replica := redistest.StartServer(t, "--replicaof", host, port)
-	pc, rc := primary.Client(t), replica.Client(t)
+	primary, replica := redistest.StartReplicated(t)
+	pc := primary.Client(t)
 	ctx := context.Background()
-	poll.Until(t, 10*time.Second, "replica in sync", func() bool {
-		info, err := rc.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
-	})
 	store := newRetryStore(pc, "t:", 1, 300*time.Millisecond)
 	job := func(hub, id string, attempt int32) *deliveryv1.DeliveryJob {
 		return &deliveryv1.DeliveryJob{HubId: hub, DeliveryId: id, UrlId: "u", Attempt: attempt}

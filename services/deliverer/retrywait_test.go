@@ -3,9 +3,7 @@ package deliverer
 import (
 	"context"
 	"errors"
-	"net"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -24,15 +22,9 @@ import (
 // every retry stored with the wait, and not the one stored without it.
 func TestRetryStoreWaitsForReplicas(t *testing.T) {
 	t.Parallel()
-	primary := redistest.StartServer(t, "--repl-diskless-sync-delay", "0")
-	host, port, _ := net.SplitHostPort(primary.Addr)
-	replica := redistest.StartServer(t, "--replicaof", host, port)
+	primary, replica := redistest.StartReplicated(t)
 	pc, rc := primary.Client(t), replica.Client(t)
 	ctx := context.Background()
-	poll.Until(t, 10*time.Second, "replica in sync", func() bool {
-		info, err := rc.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
-	})
 	waiting := newRetryStore(pc, "t:", 1, 300*time.Millisecond)
 	plain := newRetryStore(pc, "t:", 0, 0)
 	job := func(id string) *deliveryv1.DeliveryJob {

@@ -3,8 +3,6 @@ package logstore_test
 import (
 	"context"
 	"errors"
-	"net"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -23,15 +21,9 @@ import (
 // replica makes it fail, so the logger writes the batch again.
 func TestWriteWaitsForReplicas(t *testing.T) {
 	t.Parallel()
-	primary := redistest.StartServer(t, "--repl-diskless-sync-delay", "0")
-	host, port, _ := net.SplitHostPort(primary.Addr)
-	replica := redistest.StartServer(t, "--replicaof", host, port)
+	primary, replica := redistest.StartReplicated(t)
 	pc, rc := primary.Client(t), replica.Client(t)
 	ctx := context.Background()
-	poll.Until(t, 10*time.Second, "replica in sync", func() bool {
-		info, err := rc.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
-	})
 	opts := logstore.Options{Prefix: "t:", WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond, Now: func() time.Time { return t0.Add(time.Hour) }}
 	s, err := logstore.New(pc, opts)
 	if err != nil {
