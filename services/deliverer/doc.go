@@ -17,6 +17,7 @@
 //	held.go       jobs holding their JetStream message (heldJobs), heartbeats
 //	park.go       moving jobs out of the stream into the retry store (holdLoop)
 //	attempt.go    one attempt: prepare, POST or fail fast, conclude, record and settle
+//	runners.go    goroutines for per-job work that wait for more (runners)
 //	breaker.go    per-URL circuit breakers and what they count as failure
 //	retries.go    the retry decision (outcome) and storing the next attempt
 //	retrystore.go the Redis layout of retries, parked jobs and the cancel outbox;
