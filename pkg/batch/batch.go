@@ -49,6 +49,10 @@ type Batcher[T any] struct {
 	ring     []*keyQueue[T]          // the same, in turn order
 	next     int                     // index in ring of the key whose turn it is
 	flushers int
+
+	// requests are reused: an Add takes one and puts it back once its
+	// outcome arrived, after which no flusher touches it.
+	requests sync.Pool
 }
 
 // keyQueue is one key's pending items, oldest first.
@@ -78,7 +82,12 @@ func New[T any](lim Limits, send func(key string, items []T) error) *Batcher[T] 
 // Add hands item over (to be sent with the other items of key) and returns
 // when the send that carried it returned: nil, or that send's error.
 func (b *Batcher[T]) Add(key string, item T, weight, bytes int) error {
-	r := &request[T]{key: key, item: item, weight: weight, bytes: bytes, done: make(chan error, 1)}
+	r, _ := b.requests.Get().(*request[T])
+	if r == nil {
+		r = &request[T]{done: make(chan error, 1)}
+	}
+	r.key, r.item, r.weight, r.bytes = key, item, weight, bytes
+	defer b.release(r)
 	b.mu.Lock()
 	q := b.keys[key]
 	if q == nil {
@@ -96,6 +105,13 @@ func (b *Batcher[T]) Add(key string, item T, weight, bytes int) error {
 	b.mu.Unlock()
 	b.flush(r)
 	return <-r.done
+}
+
+// release puts r, whose outcome was received, back for another Add.
+func (b *Batcher[T]) release(r *request[T]) {
+	var zero T
+	r.item = zero // not kept alive by the pool
+	b.requests.Put(r)
 }
 
 // flush sends the pending items, a key at a time in turn, until own is done

@@ -1,7 +1,6 @@
 package deliverer
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -42,10 +41,8 @@ func (o *observer) attempted(job *deliveryv1.DeliveryJob, rec *deliveryv1.Attemp
 	if job.GetTest() || rec.GetStatus() == hubhooksv1.StatusCancelled {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
-	defer cancel()
 	ok := rec.GetStatus() == hubhooksv1.StatusSucceeded
-	if err := o.health.Note(ctx, job.GetHubId(), job.GetUrlId(), ok, time.Now()); err != nil {
+	if err := o.health.Note(job.GetHubId(), job.GetUrlId(), ok, time.Now(), o.timeout); err != nil {
 		o.failed("url_health")
 	}
 	if rec.GetStatus() != hubhooksv1.StatusDead || strings.HasPrefix(job.GetEventType(), routing.OperationalPrefix) {

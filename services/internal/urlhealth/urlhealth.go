@@ -91,18 +91,25 @@ type Tracker struct {
 	store    *Store
 	interval time.Duration
 	mu       sync.Mutex
-	last     map[string]time.Time // "<hub>/<url>/<ok>" -> last write
+	last     map[noted]time.Time // last write of each URL's outcome
+}
+
+// noted is one outcome of one URL.
+type noted struct {
+	hub, urlID string
+	ok         bool
 }
 
 // NewTracker returns a Tracker writing to store.
 func NewTracker(store *Store, interval time.Duration) *Tracker {
-	return &Tracker{store: store, interval: interval, last: map[string]time.Time{}}
+	return &Tracker{store: store, interval: interval, last: map[noted]time.Time{}}
 }
 
 // Note records an attempt's outcome at now, unless the same outcome of the
-// URL was written less than the interval ago.
-func (t *Tracker) Note(ctx context.Context, hub, urlID string, ok bool, now time.Time) error {
-	k := field(hub, urlID) + "/" + strconv.FormatBool(ok)
+// URL was written less than the interval ago; a write is bounded by
+// timeout. Most calls write nothing, and cost no context or key string.
+func (t *Tracker) Note(hub, urlID string, ok bool, now time.Time, timeout time.Duration) error {
+	k := noted{hub: hub, urlID: urlID, ok: ok}
 	t.mu.Lock()
 	if now.Sub(t.last[k]) < t.interval {
 		t.mu.Unlock()
@@ -117,6 +124,8 @@ func (t *Tracker) Note(ctx context.Context, hub, urlID string, ok bool, now time
 		}
 	}
 	t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	if ok {
 		return t.store.Succeeded(ctx, hub, urlID)
 	}
