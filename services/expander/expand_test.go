@@ -630,26 +630,15 @@ func TestURLFiltersAndDisabledURLs(t *testing.T) {
 
 func TestFloodOfOneHubDoesNotDelayAnother(t *testing.T) {
 	e := start(t, expander.Config{Concurrency: 2})
-	flood, quiet := "hub-flood", "hub-quiet"
-	e.cfgs.set(hubConfig(flood, 1, true, "u1"))
-	e.cfgs.set(hubConfig(quiet, 1, true, "u1"))
-	// Each flood event takes 10 ms to expand: 300 of them take 1.5 s on two
-	// workers, in stream order ahead of the quiet hub's event.
-	e.cfgs.setGate(func(h string) {
-		if h == flood {
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	// 300 flood events of 10 ms each take 1.5 s on two workers.
 	const n = 300
-	publishFlood(t, e.js, flood, n)
-	publishEvent(t, e.js, domainEvent(t, "evt_quiet", quiet, "USER.UPDATED", nil))
-	poll.Until(t, 10*time.Second, "the quiet hub's job", func() bool { return len(jobs(t, e.js, quiet)) == 1 })
+	done := quietAfterFlood(t, e, n, 10*time.Millisecond)
 	// In stream order the quiet event would come after all 300; taken in
 	// turns it comes after a handful (those in flight and one turn).
-	if done := len(jobs(t, e.js, flood)); done > n/4 {
+	if done > n/4 {
 		t.Errorf("the quiet hub's event was expanded after %d of the flood's %d events, want it within the first %d", done, n, n/4)
 	}
-	poll.Until(t, 20*time.Second, "the whole flood", func() bool { return len(jobs(t, e.js, flood)) == n })
+	poll.Until(t, 20*time.Second, "the whole flood", func() bool { return len(jobs(t, e.js, floodHub)) == n })
 	e.idle(t)
 }
 
@@ -738,27 +727,16 @@ func TestFloodGoesToOverflow(t *testing.T) {
 func TestFloodLargerThanTheReadAheadDoesNotDelayAnother(t *testing.T) {
 	// A read-ahead of 64 events: a flood of 600 fills it ten times over.
 	e := start(t, expander.Config{Concurrency: 2, MaxAckPending: 64, BatchSize: 16, OverflowAfter: 8})
-	flood, quiet := "hub-flood", "hub-quiet"
-	e.cfgs.set(hubConfig(flood, 1, true, "u1"))
-	e.cfgs.set(hubConfig(quiet, 1, true, "u1"))
-	// Each flood event takes 5 ms to expand: 600 of them take 1.5 s on two
-	// workers, in stream order ahead of the quiet hub's event.
-	e.cfgs.setGate(func(h string) {
-		if h == flood {
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
+	// 600 flood events of 5 ms each take 1.5 s on two workers.
 	const n = 600
-	publishFlood(t, e.js, flood, n)
-	publishEvent(t, e.js, domainEvent(t, "evt_quiet", quiet, "USER.UPDATED", nil))
-	poll.Until(t, 10*time.Second, "the quiet hub's job", func() bool { return len(jobs(t, e.js, quiet)) == 1 })
+	done := quietAfterFlood(t, e, n, 5*time.Millisecond)
 	// Behind a full read-ahead, the quiet event would wait until all but 64
 	// of the flood were expanded; past half, the flood is moved out of its
 	// way and it is taken at once.
-	if done := len(jobs(t, e.js, flood)); done > n/4 {
+	if done > n/4 {
 		t.Errorf("the quiet hub's event was expanded after %d of the flood's %d events, want it within the first %d", done, n, n/4)
 	}
-	poll.Until(t, 30*time.Second, "the whole flood", func() bool { return len(jobs(t, e.js, flood)) >= n })
+	poll.Until(t, 30*time.Second, "the whole flood", func() bool { return len(jobs(t, e.js, floodHub)) >= n })
 	e.idle(t)
 
 	// Every flood event expanded exactly once, as the original: created
@@ -772,7 +750,7 @@ func TestFloodLargerThanTheReadAheadDoesNotDelayAnother(t *testing.T) {
 		stored[ev.GetId()] = m.Time
 	}
 	seen := map[string]int{}
-	for _, j := range jobs(t, e.js, flood) {
+	for _, j := range jobs(t, e.js, floodHub) {
 		seen[j.GetDomainEventId()]++
 		if at := j.GetCreatedAt().AsTime(); !at.Equal(stored[j.GetDomainEventId()]) {
 			t.Errorf("%s: created at %v, want when its original was stored, %v", j.GetDomainEventId(), at, stored[j.GetDomainEventId()])
@@ -799,6 +777,28 @@ func TestFloodLargerThanTheReadAheadDoesNotDelayAnother(t *testing.T) {
 	if msgs := streamMsgs(t, e.js, eventbus.StreamEventsOverflow); len(msgs) != 0 {
 		t.Errorf("%d events left in the overflow", len(msgs))
 	}
+}
+
+// floodHub and quietHub are the hubs of quietAfterFlood.
+const floodHub, quietHub = "hub-flood", "hub-quiet"
+
+// quietAfterFlood configures floodHub and quietHub (one URL each), makes
+// each of floodHub's events take perEvent to expand, publishes n of them
+// and then one of quietHub, in stream order behind them, and returns how
+// many of the flood's events were expanded when the quiet one was.
+func quietAfterFlood(t *testing.T, e *env, n int, perEvent time.Duration) int {
+	t.Helper()
+	e.cfgs.set(hubConfig(floodHub, 1, true, "u1"))
+	e.cfgs.set(hubConfig(quietHub, 1, true, "u1"))
+	e.cfgs.setGate(func(h string) {
+		if h == floodHub {
+			time.Sleep(perEvent)
+		}
+	})
+	publishFlood(t, e.js, floodHub, n)
+	publishEvent(t, e.js, domainEvent(t, "evt_quiet", quietHub, "USER.UPDATED", nil))
+	poll.Until(t, 10*time.Second, "the quiet hub's job", func() bool { return len(jobs(t, e.js, quietHub)) == 1 })
+	return len(jobs(t, e.js, floodHub))
 }
 
 // publishFlood publishes n events of hub at once ("evt_flood_<i>") and
