@@ -63,25 +63,27 @@ func AwaitReplicated(ctx context.Context, rdb redis.UniversalClient, keys []stri
 	if timeout <= 0 {
 		return fmt.Errorf("redis WAIT timeout %s: must be positive (0 would wait forever)", timeout)
 	}
-	marker := map[string]string{} // primary's address -> the key to mark
-	nodes := map[string]*redis.Client{}
+	type primary struct {
+		node   *redis.Client
+		marker string
+	}
+	primaries := map[string]primary{} // by address
 	for _, k := range keys {
 		node, err := primaryOf(ctx, rdb, k)
 		if err != nil {
 			return err
 		}
-		addr := node.Options().Addr
-		if _, ok := marker[addr]; !ok {
-			marker[addr], nodes[addr] = k, node
+		if _, ok := primaries[node.Options().Addr]; !ok {
+			primaries[node.Options().Addr] = primary{node: node, marker: k}
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	for addr, node := range nodes {
+	for _, p := range primaries {
 		g.Go(func() error {
-			conn := node.Conn()
+			conn := p.node.Conn()
 			defer conn.Close()
-			if err := conn.Set(gctx, marker[addr], "1", time.Minute).Err(); err != nil {
-				return fmt.Errorf("redis replication marker %q: %w", marker[addr], err)
+			if err := conn.Set(gctx, p.marker, "1", time.Minute).Err(); err != nil {
+				return fmt.Errorf("redis replication marker %q: %w", p.marker, err)
 			}
 			return waitOn(gctx, conn, replicas, timeout)
 		})
