@@ -43,9 +43,7 @@ func ConsumerConfig(name string, ackWait time.Duration, maxAckPending int) jetst
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	var digest string
 	cfg.Metadata, digest = withDigest(cfg.Metadata, cfg)
-	c, err := whileUnavailable(ctx, func() (jetstream.Consumer, error) {
-		ctx, cancel := context.WithTimeout(ctx, ensureAttempt)
-		defer cancel()
+	c, err := ensuring(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
 		cfg := cfg
 		cur, err := js.Consumer(ctx, stream, cfg.Durable)
 		switch {

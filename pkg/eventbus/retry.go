@@ -19,6 +19,16 @@ const unavailableRetry = 500 * time.Millisecond
 // next attempt finds the consumer made. The attempts are idempotent.
 const ensureAttempt = 2 * time.Second
 
+// ensuring is whileUnavailable with each call of fn bounded by
+// ensureAttempt.
+func ensuring[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	return whileUnavailable(ctx, func() (T, error) {
+		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		defer cancel()
+		return fn(actx)
+	})
+}
+
 // whileUnavailable calls fn until it succeeds, fails with an error that
 // does not mean JetStream is unavailable (see unavailable), or ctx ends.
 func whileUnavailable[T any](ctx context.Context, fn func() (T, error)) (T, error) {

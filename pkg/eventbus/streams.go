@@ -167,9 +167,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfgs ...jetstream.Strea
 	for _, cfg := range cfgs {
 		var digest string
 		cfg.Metadata, digest = withDigest(cfg.Metadata, cfg)
-		_, err := whileUnavailable(ctx, func() (jetstream.Stream, error) {
-			ctx, cancel := context.WithTimeout(ctx, ensureAttempt)
-			defer cancel()
+		_, err := ensuring(ctx, func(ctx context.Context) (jetstream.Stream, error) {
 			cur, err := js.Stream(ctx, cfg.Name)
 			switch {
 			case err == nil && cur.CachedInfo().Config.Metadata[configDigestKey] == digest:
