@@ -160,8 +160,12 @@ func eventsBacklog(ctx context.Context, metricsURLs []string) (int64, error) {
 	if n[0] < 0 {
 		return 0, err
 	}
-	return n[0] + max(n[1], 0), nil
+	return expanderBacklog(n[0], n[1]), nil
 }
+
+// expanderBacklog adds the events-overflow backlog, unknown (< 0) to a
+// build without that stream, to the domain events' (known).
+func expanderBacklog(events, overflow int64) int64 { return events + max(overflow, 0) }
 
 // backlogSampler records the highest backlog of the domain events (the
 // expander's) and of the delivery jobs (the deliverer's) while it runs:
@@ -188,7 +192,7 @@ func sampleBacklogs(ctx context.Context, metricsURLs []string) *backlogSampler {
 			cancel()
 			b.mu.Lock()
 			if n[0] >= 0 {
-				b.max.Events = max(b.max.Events, n[0]+max(n[2], 0))
+				b.max.Events = max(b.max.Events, expanderBacklog(n[0], n[2]))
 			}
 			b.max.DeliveryMessages = max(b.max.DeliveryMessages, n[1])
 			b.mu.Unlock()
