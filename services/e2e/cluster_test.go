@@ -306,7 +306,8 @@ var clusterStreams = []string{eventbus.StreamEvents, eventbus.StreamDeliveries, 
 type faultRow struct {
 	name                                   string
 	expected, received, duplicates, logged int
-	silent                                 time.Duration // longest time without any delivery
+	silent                                 time.Duration   // longest time without any delivery
+	dupGaps                                []time.Duration // per duplicate, how long after the first arrival
 }
 
 // TestNATSCluster runs two replicas of each service against three clustered
@@ -519,18 +520,19 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 	})
 
 	arrivals := recv.arrivals()
-	seen := map[string]int{}
+	first := map[string]time.Time{}
 	for _, a := range arrivals {
 		if a.phase < 0 || a.phase >= len(rows) {
 			t.Errorf("webhook %s of an event not published by this test", a.webhookID)
 			continue
 		}
-		seen[a.webhookID]++
-		if seen[a.webhookID] == 1 {
-			rows[a.phase].received++
-		} else {
+		if at, seen := first[a.webhookID]; seen {
 			rows[a.phase].duplicates++
+			rows[a.phase].dupGaps = append(rows[a.phase].dupGaps, a.at.Sub(at))
+			continue
 		}
+		first[a.webhookID] = a.at
+		rows[a.phase].received++
 	}
 	slices.SortFunc(arrivals, func(a, b arrival) int { return a.at.Compare(b.at) })
 	for i, f := range faults {
@@ -551,9 +553,9 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 func checkFaultRows(t *testing.T, rows []faultRow, rate int, long bool) {
 	t.Helper()
 	total, dups := 0, 0
-	t.Logf("%-42s %9s %9s %5s %7s %8s", "fault", "expected", "received", "dups", "logged", "silent s")
+	t.Logf("%-42s %9s %9s %5s %7s %8s  %s", "fault", "expected", "received", "dups", "logged", "silent s", "dup after (min/median/max s)")
 	for _, r := range rows {
-		t.Logf("%-42s %9d %9d %5d %7d %8.2f", r.name, r.expected, r.received, r.duplicates, r.logged, r.silent.Seconds())
+		t.Logf("%-42s %9d %9d %5d %7d %8.2f  %s", r.name, r.expected, r.received, r.duplicates, r.logged, r.silent.Seconds(), gapSummary(r.dupGaps))
 		if r.received != r.expected || r.logged != r.expected {
 			t.Errorf("fault %q: expected %d deliveries, received %d, logged %d", r.name, r.expected, r.received, r.logged)
 		}
@@ -569,6 +571,17 @@ func checkFaultRows(t *testing.T, rows []faultRow, rate int, long bool) {
 	if pct >= limit {
 		t.Errorf("duplicates %.2f%% of deliveries: want under %.0f%%", pct, limit)
 	}
+}
+
+// gapSummary is the least, median and greatest of gaps in seconds: how long
+// after a webhook's first arrival its duplicates came, which tells a
+// redelivery after the ack wait from a job published or handed out twice.
+func gapSummary(gaps []time.Duration) string {
+	if len(gaps) == 0 {
+		return "-"
+	}
+	slices.Sort(gaps)
+	return fmt.Sprintf("%.2f/%.2f/%.2f", gaps[0].Seconds(), gaps[len(gaps)/2].Seconds(), gaps[len(gaps)-1].Seconds())
 }
 
 // longestSilence is the longest stretch of [from, to] in which no webhook
