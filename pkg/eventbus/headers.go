@@ -17,11 +17,23 @@ const (
 	HeaderEventID = "Hubhooks-Event-Id"
 	HeaderHubID   = "Hubhooks-Hub-Id"
 	// HeaderRecheck on a delivery message says its jobs may have been
-	// published before in a fan-out batch, which has no Nats-Msg-Id to
-	// de-duplicate them: the expander sets it when it expands a domain
-	// event again, and the deliverer then asks the event log which jobs are
-	// done, as for a message delivered again.
+	// published before on another message (a fan-out batch has no
+	// Nats-Msg-Id to de-duplicate them): the deliverer asks the event log
+	// which jobs are done, as for a message delivered again. Its value is
+	// RecheckDone or RecheckInFlight.
 	HeaderRecheck = "Hubhooks-Recheck"
+)
+
+// Values of HeaderRecheck.
+const (
+	// RecheckDone: jobs published before were attempted, if at all, some
+	// time ago (a replay resumed, a message moved after a redelivery).
+	RecheckDone = "1"
+	// RecheckInFlight: the first copies of the jobs may be on their way
+	// right now (the expander expands an event again after a failed
+	// publish or a lost ack): the deliverer gives such an attempt time to
+	// reach the event log before it makes its own.
+	RecheckInFlight = "in-flight"
 )
 
 // Content types of the messages on the streams.

@@ -103,11 +103,12 @@ func OverflowConsumerConfig(shard int, ackWait time.Duration, maxAckPending int)
 // OverflowCopyOf is a live delivery message moved to its hub's overflow shard:
 // the same body and Content-Type. The copy of a message with a
 // Nats-Msg-Id gets "overflow." + that id, so moving it twice (the deliverer
-// died between the copy and the ack) stores it once. A message that may
-// have been attempted already (again: JetStream delivers it again, or it
-// carries HeaderRecheck) keeps HeaderRecheck, so the deliverer checks its
-// jobs against the event log before attempting them.
-func OverflowCopyOf(hubID string, h nats.Header, data []byte, again bool) *nats.Msg {
+// died between the copy and the ack) stores it once. The copy keeps the
+// message's HeaderRecheck, or gets recheck when it has none and recheck is
+// not empty (the deliverer found it may have been attempted already), so
+// the deliverer checks its jobs against the event log before attempting
+// them.
+func OverflowCopyOf(hubID string, h nats.Header, data []byte, recheck string) *nats.Msg {
 	m := &nats.Msg{Subject: OverflowDeliverySubject(hubID), Header: nats.Header{}, Data: data}
 	if ct := h.Get(HeaderContentType); ct != "" {
 		m.Header.Set(HeaderContentType, ct)
@@ -115,8 +116,11 @@ func OverflowCopyOf(hubID string, h nats.Header, data []byte, again bool) *nats.
 	if id := h.Get(jetstream.MsgIDHeader); id != "" {
 		m.Header.Set(jetstream.MsgIDHeader, "overflow."+id)
 	}
-	if again || h.Get(HeaderRecheck) != "" {
-		m.Header.Set(HeaderRecheck, "1")
+	if v := h.Get(HeaderRecheck); v != "" {
+		recheck = v
+	}
+	if recheck != "" {
+		m.Header.Set(HeaderRecheck, recheck)
 	}
 	return m
 }

@@ -77,7 +77,7 @@ func TestLiveAndOverflowConsumers(t *testing.T) {
 	orig := &nats.Msg{Subject: DeliverySubject("acme"), Header: nats.Header{}, Data: []byte("jobs")}
 	orig.Header.Set(HeaderContentType, ContentTypeFanoutBatch)
 	orig.Header.Set(jetstream.MsgIDHeader, "fan.x.1")
-	for _, m := range []*nats.Msg{orig, OverflowCopyOf("acme", orig.Header, orig.Data, false), OverflowCopyOf("acme", orig.Header, orig.Data, true)} {
+	for _, m := range []*nats.Msg{orig, OverflowCopyOf("acme", orig.Header, orig.Data, ""), OverflowCopyOf("acme", orig.Header, orig.Data, RecheckDone)} {
 		if _, err := js.PublishMsg(ctx, m); err != nil {
 			t.Fatal(err)
 		}
@@ -113,8 +113,13 @@ func TestLiveAndOverflowConsumers(t *testing.T) {
 			t.Errorf("overflow shard %d got another hub's message", s)
 		}
 	}
-	again := OverflowCopyOf("acme", nats.Header{}, nil, true)
-	if again.Header.Get(HeaderRecheck) == "" || again.Header.Get(jetstream.MsgIDHeader) != "" {
+	again := OverflowCopyOf("acme", nats.Header{}, nil, RecheckDone)
+	if again.Header.Get(HeaderRecheck) != RecheckDone || again.Header.Get(jetstream.MsgIDHeader) != "" {
 		t.Errorf("copy of a message delivered again without an id: headers %v, want the recheck mark and no id", again.Header)
+	}
+	inFlight := nats.Header{}
+	inFlight.Set(HeaderRecheck, RecheckInFlight)
+	if h := OverflowCopyOf("acme", inFlight, nil, RecheckDone).Header; h.Get(HeaderRecheck) != RecheckInFlight {
+		t.Errorf("copy of a message marked %q: headers %v, want the mark kept", RecheckInFlight, h)
 	}
 }

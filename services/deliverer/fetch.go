@@ -122,30 +122,81 @@ func (s *Service) decode(msg jetstream.Msg) (jobs []*deliveryv1.DeliveryJob, ove
 }
 
 // dispatch puts jobs, the jobs of msg (decode), on their lanes. It never
-// blocks.
-func (s *Service) dispatch(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, overflow bool) {
-	if mayBeDone(msg) {
-		// Some jobs may be done already. Asking the log takes a Redis round
-		// trip, so not on the fetch loop.
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.enqueueAll(msg, s.notRecorded(jobs), overflow)
-		}()
+// blocks. check is what mayBeDone said of msg.
+func (s *Service) dispatch(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, overflow bool, check doneCheck) {
+	if check == noCheck {
+		s.enqueueAll(msg, jobs, overflow)
 		return
 	}
-	s.enqueueAll(msg, jobs, overflow)
+	// Some jobs may be done already. Asking the log takes a Redis round
+	// trip, so not on the fetch loop.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		left := s.notRecorded(jobs)
+		if check == checkCopy && len(left) > 0 && msg.NakWithDelay(copySettle) == nil {
+			return // back after copySettle, as delivered again (checkLog)
+		}
+		s.enqueueAll(msg, left, overflow)
+	}()
 }
 
-// mayBeDone reports whether some jobs of msg may have been attempted
-// already: JetStream delivers it again, or the expander marked it
-// (HeaderRecheck: its jobs may have gone out in a fan-out batch before).
-func mayBeDone(msg jetstream.Msg) bool {
-	if msg.Headers().Get(eventbus.HeaderRecheck) != "" {
-		return true
+// doneCheck says whether the jobs of a message are checked against the
+// event log before they are attempted (mayBeDone).
+type doneCheck int
+
+const (
+	noCheck doneCheck = iota
+	// checkLog: delivered again (a lost ack, a nak) or RecheckDone: an
+	// attempt made before was recorded long before.
+	checkLog
+	// checkCopy: a copy of jobs that may still be in flight on their
+	// first message (RecheckInFlight, or handed out again by a consumer
+	// that lost track: rewinds). When the log lacks some of its jobs, the
+	// message is nak'ed for copySettle, time for such an attempt to end
+	// and reach the log, and checked again when it comes back.
+	checkCopy
+)
+
+// copySettle is how long a copy whose jobs the event log lacks waits
+// before it is checked once more.
+const copySettle = 2 * time.Second
+
+// mayBeDone says whether some jobs of msg may have been attempted already:
+// JetStream delivers it again, or its consumer hands it out again after
+// losing track of what it had delivered (rewinds), or it carries
+// HeaderRecheck. Ask it once per message: it records the message's
+// sequence.
+func (s *Service) mayBeDone(msg jetstream.Msg) doneCheck {
+	recheck := msg.Headers().Get(eventbus.HeaderRecheck)
+	if md, err := msg.Metadata(); err == nil {
+		switch again := s.rewinds.again(md); {
+		case md.NumDelivered > 1:
+			return checkLog
+		case again:
+			s.metrics.rewound.Inc()
+			return checkCopy
+		}
 	}
-	md, err := msg.Metadata()
-	return err == nil && md.NumDelivered > 1
+	switch recheck {
+	case "":
+		return noCheck
+	case eventbus.RecheckInFlight:
+		return checkCopy
+	}
+	return checkLog
+}
+
+// recheckMark is the HeaderRecheck value that keeps check on a copy of
+// the message.
+func (c doneCheck) recheckMark() string {
+	switch c {
+	case checkCopy:
+		return eventbus.RecheckInFlight
+	case checkLog:
+		return eventbus.RecheckDone
+	}
+	return ""
 }
 
 // enqueueAll enqueues jobs, all or some of the jobs of msg (an overflow

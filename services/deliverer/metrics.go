@@ -19,6 +19,7 @@ type metrics struct {
 	queueFull        prometheus.Counter
 	parked           *prometheus.CounterVec
 	skippedRecorded  prometheus.Counter
+	rewound          prometheus.Counter
 	poison           prometheus.Counter
 	urlReplaced      prometheus.Counter
 	consumerLost     prometheus.Counter
@@ -73,6 +74,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_deliverer_redelivered_jobs_skipped_total",
 			Help: "Jobs of messages delivered again whose attempt the event log already holds: settled without a second POST.",
 		}),
+		rewound: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_rewound_messages_total",
+			Help: "Messages a consumer handed out again as first deliveries (a clustered consumer's new leader that lost track of what it had delivered): checked against the event log before their POSTs.",
+		}),
 		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hubhooks_deliverer_held_jobs_parked_total",
 			Help: "Jobs held past the hold limit and moved to the retry store, by state (queued, in_flight).",
@@ -108,7 +113,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesPublished, m.dead, m.cancelled,
-		m.breakerChanges, m.queueFull, m.parked, m.skippedRecorded, m.poison, m.urlReplaced, m.consumerLost, m.handlingErrors,
+		m.breakerChanges, m.queueFull, m.parked, m.skippedRecorded, m.rewound, m.poison, m.urlReplaced, m.consumerLost, m.handlingErrors,
 		m.overflowMoved, m.overflowTaken,
 	} {
 		if err := reg.Register(c); err != nil {

@@ -76,29 +76,26 @@ func (s *Service) overShare(jobs ...*deliveryv1.DeliveryJob) bool {
 // blocks.
 func (s *Service) takeLive(msg jetstream.Msg) (jobs int, kept bool) {
 	all, overflow, ok := s.decode(msg)
-	switch {
-	case !ok:
+	if !ok {
 		return 0, true
-	case !overflow && s.overShare(all...):
-		s.moveToOverflow(msg, all[0].GetHubId())
+	}
+	check := s.mayBeDone(msg)
+	if !overflow && s.overShare(all...) {
+		s.moveToOverflow(msg, all[0].GetHubId(), check.recheckMark())
 		return 0, false
 	}
-	s.dispatch(msg, all, overflow)
+	s.dispatch(msg, all, overflow, check)
 	return len(all), true
 }
 
 // moveToOverflow copies msg, a live message of hub, to hub's overflow shard
 // and acks it once JetStream stored the copy; when the copy fails, msg is
 // nak'ed and comes back live. A deliverer dying in between leaves both: the
-// copy of a message delivered again carries HeaderRecheck (or has the same
-// Nats-Msg-Id as the first copy and is dropped), so no job is attempted
-// twice unless it was in flight.
-func (s *Service) moveToOverflow(msg jetstream.Msg, hub string) {
-	again := false
-	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
-		again = true
-	}
-	fut, err := s.js.PublishMsgAsync(eventbus.OverflowCopyOf(hub, msg.Headers(), msg.Data(), again),
+// copy of a message that may be done (mayBeDone; recheck is its mark)
+// carries HeaderRecheck (or has the same Nats-Msg-Id as the first copy and
+// is dropped), so no job is attempted twice unless it was in flight.
+func (s *Service) moveToOverflow(msg jetstream.Msg, hub, recheck string) {
+	fut, err := s.js.PublishMsgAsync(eventbus.OverflowCopyOf(hub, msg.Headers(), msg.Data(), recheck),
 		jetstream.WithExpectStream(eventbus.StreamDeliveries))
 	if err != nil {
 		s.overflowFailed(msg, hub, err)
@@ -180,7 +177,7 @@ func (s *Service) takeOverflow(ctx context.Context, sh *overflowShard, room int)
 	for msg := range batch.Messages() {
 		n := 0
 		if all, overflow, ok := s.decode(msg); ok {
-			s.dispatch(msg, all, overflow)
+			s.dispatch(msg, all, overflow, s.mayBeDone(msg))
 			n = len(all)
 		}
 		if n > 0 {

@@ -207,7 +207,7 @@ func (e *testEnv) publishOverflow(t *testing.T, cfg *hubhooksv1.HubConfig, first
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.publish(t, eventbus.OverflowCopyOf(cfg.GetHubId(), m.Header, m.Data, false), nil)
+	e.publish(t, eventbus.OverflowCopyOf(cfg.GetHubId(), m.Header, m.Data, ""), nil)
 	jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
 	if err != nil {
 		t.Fatal(err)

@@ -122,7 +122,7 @@ func (s *Service) scheduleEntry(ctx context.Context, cancelled bool, e claimed) 
 		// its lane's live share and send the lane's next live job behind it.
 		// Otherwise the fetch loop would move it there: spare it the
 		// second store.
-		m = eventbus.OverflowCopyOf(job.GetHubId(), m.Header, m.Data, false)
+		m = eventbus.OverflowCopyOf(job.GetHubId(), m.Header, m.Data, "")
 	}
 	if _, err := s.js.PublishMsg(ctx, m); err != nil {
 		s.metrics.handlingErrors.WithLabelValues("publish_retry").Inc()

@@ -46,6 +46,7 @@ type Service struct {
 	retries  *retryStore                 // retries and parked jobs, in Redis
 	records  *batch.Batcher[sizedRecord] // attempt records on their way to JetStream
 	changed  *changedHubs                // hubs whose pending retries to cancel
+	rewinds  *rewinds                    // consumers handing out messages again
 	// schedulerWake makes the scheduler look for due retries before its
 	// next poll.
 	schedulerWake chan struct{}
@@ -110,6 +111,7 @@ func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient, configs 
 		slots:         newSlots(cfg.Concurrency, cfg.PerHubConcurrency),
 		retries:       newRetryStore(rdb, cfg.RedisPrefix, cfg.RedisWaitReplicas, cfg.RedisWaitTimeout),
 		changed:       newChangedHubs(),
+		rewinds:       newRewinds(),
 		schedulerWake: make(chan struct{}, 1),
 		overflowWake:  make(chan struct{}, 1),
 	}

@@ -219,7 +219,7 @@ func (s *Service) redeliver(ctx context.Context, hub, oldID, newID string) error
 	if err != nil {
 		return err
 	}
-	m.Header.Set(eventbus.HeaderRecheck, "1")
+	m.Header.Set(eventbus.HeaderRecheck, eventbus.RecheckDone)
 	if _, err := s.js.PublishMsg(ctx, bulkMsg(m, hub), jetstream.WithExpectStream(eventbus.StreamDeliveries)); err != nil {
 		return fmt.Errorf("publish delivery %s: %w", newID, err)
 	}

@@ -362,7 +362,7 @@ func (rp *replayRun) publish(ctx context.Context, f *deliveryv1.DeliveryFanout) 
 	}
 	m = bulkMsg(m, rp.r.hub)
 	m.Header.Set(jetstream.MsgIDHeader, replayMsgID(f))
-	m.Header.Set(eventbus.HeaderRecheck, "1")
+	m.Header.Set(eventbus.HeaderRecheck, eventbus.RecheckDone)
 	if len(rp.pending) >= replayInFlight {
 		if err := rp.await(ctx, rp.pending[0]); err != nil {
 			return err
