@@ -122,12 +122,12 @@ func TestSeenAnswersEveryQuestionOfAPipeline(t *testing.T) {
 		for copy := range 2 {
 			seq := uint64(2*i + copy + 1)
 			wg.Go(func() {
-				first, err := seen.Remember(ctx, "hub1", "evt-"+strconv.Itoa(i), seq)
+				got, err := seen.Remember(ctx, "hub1", "evt-"+strconv.Itoa(i), seq)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if first {
+				if got == expander.Unseen {
 					mu.Lock()
 					if prev, dup := winner[i]; dup {
 						t.Errorf("event %d expanded twice (sequences %d and %d)", i, prev, seq)
@@ -143,15 +143,15 @@ func TestSeenAnswersEveryQuestionOfAPipeline(t *testing.T) {
 		t.Fatalf("%d of %d events expanded", len(winner), events)
 	}
 	for i, seq := range winner {
-		if again, err := seen.Remember(ctx, "hub1", "evt-"+strconv.Itoa(i), seq); err != nil || !again {
-			t.Fatalf("the expanded message of event %d delivered again: %v, %v; want true", i, again, err)
+		if again, err := seen.Remember(ctx, "hub1", "evt-"+strconv.Itoa(i), seq); err != nil || again != expander.SeenThisMessage {
+			t.Fatalf("the expanded message of event %d delivered again: %v, %v; want SeenThisMessage", i, again, err)
 		}
 	}
 }
 
-// TestSeenWindow: the memory answers "expand" to the first message of an
-// event and to that same message delivered again, "skip" to another
-// message, and forgets the event when its window ends (Redis expires it).
+// TestSeenWindow: the memory tells the first message of an event from that
+// same message delivered again and from another message, and forgets the
+// event when its window ends (Redis expires it).
 func TestSeenWindow(t *testing.T) {
 	ctx := context.Background()
 	rdb, prefix := redistest.New(t)
@@ -162,13 +162,13 @@ func TestSeenWindow(t *testing.T) {
 	for _, step := range []struct {
 		hub, id string
 		seq     uint64
-		want    bool
+		want    expander.Sighting
 	}{
-		{"hub1", "evt-1", 5, true},  // first
-		{"hub1", "evt-1", 5, true},  // the same message again: a crash before its ack
-		{"hub1", "evt-1", 9, false}, // published again
-		{"hub2", "evt-1", 9, true},  // another hub's event
-		{"hub1", "evt-2", 9, true},
+		{"hub1", "evt-1", 5, expander.Unseen},
+		{"hub1", "evt-1", 5, expander.SeenThisMessage},  // delivered again
+		{"hub1", "evt-1", 9, expander.SeenOtherMessage}, // published again
+		{"hub2", "evt-1", 9, expander.Unseen},           // another hub's event
+		{"hub1", "evt-2", 9, expander.Unseen},
 	} {
 		got, err := seen.Remember(ctx, step.hub, step.id, step.seq)
 		if err != nil || got != step.want {
@@ -192,7 +192,7 @@ func TestSeenWindow(t *testing.T) {
 		n, _ := rdb.Exists(ctx, keys...).Result()
 		return n == 0
 	})
-	if got, err := seen.Remember(ctx, "hub1", "evt-1", 12); err != nil || !got {
+	if got, err := seen.Remember(ctx, "hub1", "evt-1", 12); err != nil || got != expander.Unseen {
 		t.Fatalf("after the window: %v, %v; want the event expanded again", got, err)
 	}
 }

@@ -398,9 +398,12 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 		jobs += len(f.GetTargets())
 		size += f.SizeVT()
 	}
-	if !s.firstTime(ctx, msg, ev.GetHubId(), ev.GetId()) {
+	switch s.sighting(ctx, msg, ev.GetHubId(), ev.GetId()) {
+	case SeenOtherMessage:
 		s.m.skipped.WithLabelValues("seen_before").Inc()
 		return nil
+	case SeenThisMessage:
+		redelivered = true
 	}
 	s.m.webhooks.Add(float64(len(fanouts)))
 	if redelivered {
@@ -428,22 +431,21 @@ const (
 	seenPause   = time.Second
 )
 
-// firstTime reports whether the event in msg is to be expanded: not when
-// another message carried the same hub and event id within the seen window
-// (a publisher's repeat). When the memory does not answer, the event is
-// expanded: a repeat then reaches receivers with the same webhook-id, which
+// sighting asks the seen memory about the event in msg (see Sighting).
+// When the memory does not answer, the event is expanded (Unseen): a
+// publisher's repeat then reaches receivers with the same webhook-id, which
 // they drop, and the event log keeps one entry per delivery.
-func (s *Service) firstTime(ctx context.Context, msg jetstream.Msg, hub, id string) bool {
+func (s *Service) sighting(ctx context.Context, msg jetstream.Msg, hub, id string) Sighting {
 	md, err := msg.Metadata()
 	if err != nil {
-		return true // not a JetStream message: nothing to tell copies apart
+		return Unseen // not a JetStream message: nothing to tell copies apart
 	}
 	if time.Now().UnixNano() < s.seenPausedUntil.Load() {
 		s.m.seenErrors.Inc()
-		return true
+		return Unseen
 	}
 	rctx, cancel := context.WithTimeout(ctx, seenTimeout)
-	first, err := s.seen.Remember(rctx, hub, id, md.Sequence.Stream)
+	seen, err := s.seen.Remember(rctx, hub, id, md.Sequence.Stream)
 	cancel()
 	if err != nil {
 		// Redis is slow or away: stop asking for a while, so that an outage
@@ -451,12 +453,12 @@ func (s *Service) firstTime(ctx context.Context, msg jetstream.Msg, hub, id stri
 		s.seenPausedUntil.Store(time.Now().Add(seenPause).UnixNano())
 		s.m.seenErrors.Inc()
 		s.cfg.Log.Warn("expander: cannot tell whether a domain event was seen before; expanding it, and the next ones for a while", "hub_id", hub, "event_id", id, "stream_seq", md.Sequence.Stream, "pause", seenPause, "err", err)
-		return true
+		return Unseen
 	}
-	if !first {
+	if seen == SeenOtherMessage {
 		s.cfg.Log.Info("expander: domain event published again; not expanded a second time", "hub_id", hub, "event_id", id, "stream_seq", md.Sequence.Stream)
 	}
-	return first
+	return seen
 }
 
 // sendFanouts publishes the fan-outs of one hub's events as one message on
@@ -525,7 +527,7 @@ func (s *Service) publishAlone(ctx context.Context, fanouts []*deliveryv1.Delive
 		if err != nil {
 			return err
 		}
-		m.Header.Set(eventbus.HeaderRecheck, "1")
+		m.Header.Set(eventbus.HeaderRecheck, eventbus.RecheckInFlight)
 		if len(pending) >= s.cfg.MaxPendingAcks {
 			if err := wait(pending[0]); err != nil {
 				return err

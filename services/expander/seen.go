@@ -22,12 +22,27 @@ import (
 // not need the header. Implementations are safe for concurrent use.
 type SeenEvents interface {
 	// Remember records that the stream message seq carries domain event id
-	// of hub and reports whether the expander should expand it: true for
-	// the first message that carries it within the memory's window, and
-	// for that same message delivered again (a crash before its ack);
-	// false for another message with the same hub and id.
-	Remember(ctx context.Context, hub, id string, seq uint64) (expand bool, err error)
+	// of hub and says what the memory knew of it within its window.
+	Remember(ctx context.Context, hub, id string, seq uint64) (Sighting, error)
 }
+
+// Sighting is what the seen memory knew of a domain event's message.
+type Sighting int
+
+const (
+	// Unseen: no message carried the event. It is expanded.
+	Unseen Sighting = iota
+	// SeenThisMessage: this same message was seen before. It is expanded
+	// again as a redelivery (its jobs may have gone out already), whatever
+	// its delivery count: JetStream delivers it again after a crash before
+	// its ack, and a clustered consumer whose leader died before its
+	// replicas agreed on what it had delivered hands it out again as if
+	// for the first time.
+	SeenThisMessage
+	// SeenOtherMessage: another message carried the event (a publisher's
+	// repeat). It is not expanded.
+	SeenOtherMessage
+)
 
 // DefaultSeenWindow is how long a domain event id is remembered by default
 // (HUBHOOKS_SEEN_WINDOW).
@@ -54,7 +69,7 @@ type RedisSeen struct {
 type seenQuestion struct {
 	ctx      context.Context
 	key, seq string
-	first    bool // the answer, once the pipeline returned
+	answer   Sighting // once the pipeline returned
 }
 
 // Limits of one pipeline of seen-memory questions: like the fan-outs', two
@@ -97,12 +112,12 @@ func (r *RedisSeen) key(hub, id string) string {
 // Remember is one SET NX GET (pipelined with the questions of other
 // workers): the first message of an event stores its sequence; a later one
 // reads the sequence stored.
-func (r *RedisSeen) Remember(ctx context.Context, hub, id string, seq uint64) (bool, error) {
+func (r *RedisSeen) Remember(ctx context.Context, hub, id string, seq uint64) (Sighting, error) {
 	q := &seenQuestion{ctx: ctx, key: r.key(hub, id), seq: strconv.FormatUint(seq, 10)}
 	if err := r.pending.Add("", q, 1, len(q.key)+len(q.seq)); err != nil {
-		return false, fmt.Errorf("remember domain event: %w", err)
+		return Unseen, fmt.Errorf("remember domain event: %w", err)
 	}
-	return q.first, nil
+	return q.answer, nil
 }
 
 // ask sends qs in one pipeline, under the context of the oldest question
@@ -124,11 +139,13 @@ func (r *RedisSeen) ask(_ string, qs []*seenQuestion) error {
 		prev, err := cmds[i].Result()
 		switch {
 		case errors.Is(err, redis.Nil):
-			q.first = true
+			q.answer = Unseen
 		case err != nil:
 			return err
+		case prev == q.seq:
+			q.answer = SeenThisMessage
 		default:
-			q.first = prev == q.seq
+			q.answer = SeenOtherMessage
 		}
 	}
 	return nil
