@@ -97,6 +97,14 @@ type entryWrite struct {
 type indexWrite struct {
 	key     string
 	members []any // ZADD's score-member pairs
+	// trim: the write also removes the index's members older than the
+	// retention. The filter indexes of long-lived values (an event type, a
+	// URL, the tests) need it. An index of one webhook or domain event
+	// does not: its members are that event's deliveries, made together,
+	// and it expires with them; a member whose entry is gone is skipped
+	// by readers anyway. The hub index loses its old members in
+	// boundScript, with their entries.
+	trim bool
 }
 
 // hubWrite is what one hub's records write.
@@ -109,12 +117,12 @@ type hubWrite struct {
 	created []*redis.BoolCmd
 }
 
-func (h *hubWrite) addMember(key string, m any) {
+func (h *hubWrite) addMember(key string, m any, trim bool) {
 	i, ok := h.index[key]
 	if !ok {
 		i = len(h.indexes)
 		h.index[key] = i
-		h.indexes = append(h.indexes, indexWrite{key: key})
+		h.indexes = append(h.indexes, indexWrite{key: key, trim: trim})
 	}
 	h.indexes[i].members = append(h.indexes[i].members, 0, m)
 }
@@ -146,13 +154,13 @@ func (s *Store) plan(recs []*deliveryv1.AttemptRecorded, now time.Time) ([]*hubW
 		prefix := s.k.hub(h.hub)
 		d := placeDigests(e.x)
 		m := any(e.member) // boxed once for all its indexes
-		h.addMember(s.k.all(h.hub), m)
-		h.addMember(indexKey(prefix, kindType, d[0]), m)
-		h.addMember(indexKey(prefix, kindURL, d[1]), m)
-		h.addMember(indexKey(prefix, kindEvent, d[2]), m)
-		h.addMember(indexKey(prefix, kindDomain, d[3]), m)
+		h.addMember(s.k.all(h.hub), m, false)
+		h.addMember(indexKey(prefix, kindType, d[0]), m, true)
+		h.addMember(indexKey(prefix, kindURL, d[1]), m, true)
+		h.addMember(indexKey(prefix, kindEvent, d[2]), m, false)
+		h.addMember(indexKey(prefix, kindDomain, d[3]), m, false)
 		if job.GetTest() {
-			h.addMember(s.k.tests(h.hub), m)
+			h.addMember(s.k.tests(h.hub), m, true)
 		}
 	}
 	return hubs, nil
@@ -192,9 +200,7 @@ func (s *Store) create(ctx context.Context, hubs []*hubWrite, now time.Time) err
 			}
 			for _, ix := range h.indexes {
 				pipe.Do(ctx, append([]any{"zadd", ix.key}, ix.members...)...)
-				if ix.key != s.k.all(h.hub) {
-					// The hub index loses its old members in boundScript,
-					// with their entries; filter indexes here.
+				if ix.trim {
 					pipe.ZRemRangeByLex(ctx, ix.key, expired, "+")
 				}
 				pipe.Do(ctx, "expire", ix.key, s.ttl())
