@@ -15,6 +15,11 @@ import (
 // failover may still lose it, so the caller must not treat it as kept.
 var ErrNotReplicated = errors.New("redis write not acknowledged by enough replicas")
 
+// DefaultReplicaWait is how long a service waits for its Redis replicas
+// by default (HUBHOOKS_REDIS_WAIT_TIMEOUT): the deliverer for each retry
+// store, the logger for each batch of the event log.
+const DefaultReplicaWait = time.Second
+
 // WriteReplicated runs write as one MULTI/EXEC on the primary that serves
 // key and, when replicas > 0, then sends WAIT replicas timeout on the same
 // connection (WAIT counts the replicas that have every write of its own

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hubhooks/hubhooks/pkg/daemon"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 )
@@ -113,7 +114,8 @@ type Config struct {
 	// last retries stored (docs/scaling.md). Fewer replicas in time fail the
 	// store: the job's message is redelivered instead.
 	RedisWaitReplicas int
-	// RedisWaitTimeout bounds each such WAIT; default 1s.
+	// RedisWaitTimeout bounds each such WAIT; default
+	// daemon.DefaultReplicaWait.
 	RedisWaitTimeout time.Duration
 
 	// StreamOptions tune the streams created by Run.
@@ -168,7 +170,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.ShutdownTimeout, 20*time.Second)
 	def(&c.OpTimeout, 10*time.Second)
 	def(&c.HealthInterval, 10*time.Second)
-	def(&c.RedisWaitTimeout, time.Second)
+	def(&c.RedisWaitTimeout, daemon.DefaultReplicaWait)
 	if c.RedisPrefix == "" {
 		c.RedisPrefix = "hubhooks:"
 	}

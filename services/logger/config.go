@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hubhooks/hubhooks/pkg/daemon"
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
 )
@@ -39,7 +40,7 @@ type Config struct {
 	// log record; fewer within RedisWaitTimeout and the batch is written
 	// again. Default 0: do not wait.
 	RedisWaitReplicas int
-	// RedisWaitTimeout bounds that wait. Default 1s.
+	// RedisWaitTimeout bounds that wait. Default daemon.DefaultReplicaWait.
 	RedisWaitTimeout time.Duration
 	// ListScanLimit bounds the candidates one ListEventLogs call examines when
 	// filtering by status or by more than one field; at least MaxPageSize.
@@ -134,7 +135,7 @@ func (c Config) withDefaults() Config {
 		c.ListScanLimit = logstore.DefaultScanLimit
 	}
 	if c.RedisWaitTimeout == 0 {
-		c.RedisWaitTimeout = time.Second
+		c.RedisWaitTimeout = daemon.DefaultReplicaWait
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 256
