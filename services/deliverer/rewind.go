@@ -35,3 +35,11 @@ func (r *rewinds) again(md *jetstream.MsgMetadata) bool {
 	}
 	return true
 }
+
+// forget drops what the consumers handed out: they were made again, and
+// the stream with them perhaps, its sequences starting over.
+func (r *rewinds) forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.highest)
+}

@@ -99,6 +99,12 @@ func TestRewindsPerConsumer(t *testing.T) {
 			t.Errorf("again(%s, %d) = %v, want %v", step.consumer, step.seq, got, step.want)
 		}
 	}
+	// The consumers made again (a stream made again starts its sequences
+	// over): nothing they hand out is taken for handed out before.
+	r.forget()
+	if r.again(md("live", 1)) {
+		t.Error("after forget, a first sequence taken for one handed out before")
+	}
 }
 
 // A copy of a job (RecheckInFlight: its event expanded again) whose first

@@ -193,6 +193,7 @@ func (s *Service) remake(ctx context.Context, cons jetstream.Consumer, gone erro
 	s.metrics.consumerLost.Inc()
 	s.log.Error("the deliverer's consumer or the deliveries stream was deleted while the deliverer ran (no hubhooks identity may delete them: someone with the NATS rights did); making them again: a deleted stream's jobs are gone",
 		"stream", eventbus.StreamDeliveries, "consumer", eventbus.ConsumerDeliverer, "err", gone)
+	s.rewinds.forget()
 	c, _, err := s.ensure(ctx)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -152,3 +152,37 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestStreamDeletedWhileRunning: the deliveries stream deleted under the
+// deliverer is made again with its consumer, and the jobs published after
+// are delivered at once: the new stream's sequences start over, and are
+// not taken for messages handed out before (rewinds).
+func TestStreamDeletedWhileRunning(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	hooks, urls := hookServers(t, status(200))
+	cfg := e.addHub("hub1", urls[0])
+	reg := prometheus.NewRegistry()
+	c := baseConfig(e.prefix, 0)
+	c.Registerer = reg
+	e.start(t, c, newSender(t))
+	for i := range 3 {
+		job := e.publishJob(t, cfg, urls[0], i, false)
+		poll.Until(t, 10*time.Second, "job delivered", func() bool { return e.records.final(job.GetDeliveryId()) })
+	}
+
+	if err := e.js.DeleteStream(context.Background(), eventbus.StreamDeliveries); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "the stream made again", func() bool {
+		return counterValue(t, reg, "hubhooks_deliverer_consumer_lost_total") >= 1 && e.consumerDrained(t)
+	})
+	job := e.publishJob(t, cfg, urls[0], 9, false)
+	poll.Until(t, 10*time.Second, "the job after the deletion delivered", func() bool { return e.records.final(job.GetDeliveryId()) })
+	if hooks[0].count() != 4 {
+		t.Errorf("POSTs %d, want 4", hooks[0].count())
+	}
+	if n := counterValue(t, reg, "hubhooks_deliverer_rewound_messages_total"); n != 0 {
+		t.Errorf("%v messages of the new stream taken for messages handed out before", n)
+	}
+}
