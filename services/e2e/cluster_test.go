@@ -31,9 +31,9 @@ import (
 
 // arrival is one webhook answered 2xx by a clusterReceiver.
 type arrival struct {
-	webhookID string
-	phase     int
-	at        time.Time
+	webhookID, eventID string // the webhook's id and its domain event's
+	phase              int
+	at                 time.Time
 }
 
 // clusterReceiver answers webhooks 204 and keeps when each arrived and
@@ -72,7 +72,7 @@ func newClusterReceiver(t *testing.T, failFirst string) *clusterReceiver {
 			} `json:"domain_event"`
 		}
 		_ = json.NewDecoder(req.Body).Decode(&body)
-		a := arrival{webhookID: req.Header.Get("webhook-id"), phase: phaseOfEvent(body.DomainEvent.ID), at: time.Now()}
+		a := arrival{webhookID: req.Header.Get("webhook-id"), eventID: body.DomainEvent.ID, phase: phaseOfEvent(body.DomainEvent.ID), at: time.Now()}
 		r.mu.Lock()
 		r.got = append(r.got, a)
 		r.mu.Unlock()
@@ -466,6 +466,12 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 		}
 		return len(seen)
 	}
+	lconn, err := grpc.NewClient(d.logAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lconn.Close()
+	logs := hubhooksv1.NewEventLogServiceClient(lconn)
 	wait := scaled(2 * time.Minute)
 	deadline := time.Now().Add(wait)
 	for unique() < total {
@@ -473,18 +479,13 @@ func runFaults(t *testing.T, d *clusterDeployment, rate int, hold time.Duration,
 			for _, r := range d.replicas {
 				t.Logf("--- %s log tail:\n%s", r.name, r.tail())
 			}
+			logMissing(ctx, t, logs, &load.acked, recv.arrivals())
 			t.Fatalf("received %d of %d deliveries within %s", unique(), total, wait)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("%6.1fs all %d deliveries received", time.Since(began).Seconds(), total)
 
-	lconn, err := grpc.NewClient(d.logAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lconn.Close()
-	logs := hubhooksv1.NewEventLogServiceClient(lconn)
 	loggedByPhase := func() ([]int, int, error) {
 		by := make([]int, len(faults))
 		n := 0
@@ -571,6 +572,36 @@ func checkFaultRows(t *testing.T, rows []faultRow, rate int, long bool) {
 	if pct >= limit {
 		t.Errorf("duplicates %.2f%% of deliveries: want under %.0f%%", pct, limit)
 	}
+}
+
+// logMissing logs, for up to 10 events acked by JetStream whose webhook
+// never arrived, what the event log holds of their deliveries: where a
+// delivery was lost.
+func logMissing(ctx context.Context, t *testing.T, logs hubhooksv1.EventLogServiceClient, acked *sync.Map, arrivals []arrival) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, a := range arrivals {
+		got[a.eventID] = true
+	}
+	n := 0
+	acked.Range(func(id, hub any) bool {
+		if got[id.(string)] {
+			return true
+		}
+		resp, err := logs.ListEventLogs(ctx, &hubhooksv1.ListEventLogsRequest{HubId: hub.(string), DomainEventId: id.(string)})
+		switch {
+		case err != nil:
+			t.Logf("missing %s (hub %s): ListEventLogs: %v", id, hub, err)
+		case len(resp.GetEventLogs()) == 0:
+			t.Logf("missing %s (hub %s): no event log entry", id, hub)
+		}
+		for _, l := range resp.GetEventLogs() {
+			t.Logf("missing %s (hub %s): delivery %s %s, %d attempts, response %d, next attempt %v, updated %v",
+				id, hub, l.GetId(), l.GetStatus(), l.GetAttempts(), l.GetResponseStatusCode(), l.GetNextAttemptAt().AsTime(), l.GetUpdatedAt().AsTime())
+		}
+		n++
+		return n < 10
+	})
 }
 
 // gapSummary is the least, median and greatest of gaps in seconds: how long
