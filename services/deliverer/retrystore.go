@@ -186,21 +186,23 @@ func (r *retryStore) removeEntry(ctx context.Context, hub, deliveryID, v string)
 
 // storeScript stores the entry ARGV[2] of delivery ARGV[1] (field of hash
 // KEYS[2]) due at ARGV[3] (member ARGV[4] of ZSET KEYS[1]), unless the hash
-// holds an entry of a later attempt of the same run (the job's created_at),
-// and returns 1 if it stored. Such an entry means the delivery moved on: it
-// was stored when an attempt after this one ended, so an attempt made again
-// late (its message came back after an outage, before the event log held
-// it) must not replace it: its own retry would bring back an attempt made
-// already, whose job JetStream drops as a duplicate (same Nats-Msg-Id), and
-// the later attempt would be lost. An entry of another run (the event
-// expanded again) is replaced. The script reads the DeliveryJob after the
-// URL id: created_at is field 8, attempt field 11 (a varint).
+// holds an entry further along in the same run (the job's created_at): of a
+// later attempt, or of the same attempt parked more often (deferrals); it
+// returns 1 if it stored. Such an entry means the delivery moved on: it was
+// stored when an attempt after this one ended, or when a later copy of this
+// attempt was parked again, so an older copy made or parked again late (its
+// message came back after an outage, before the event log held it) must not
+// replace it: the older entry's job has a Nats-Msg-Id JetStream has seen
+// already, so the scheduler's republish of it is dropped as a duplicate, and
+// the delivery would be lost. An entry of another run (the event expanded
+// again) is replaced. The script reads the DeliveryJob after the URL id:
+// created_at is field 8, attempt field 11 and deferrals field 16 (varints).
 var storeScript = redis.NewScript(`
 local function job(v)
   local i = string.find(v, ':', 1, true)
-  if not i then return 0, '' end
+  if not i then return 0, 0, '' end
   i = i + 1
-  local n, attempt, created = #v, 0, ''
+  local n, attempt, deferrals, created = #v, 0, 0, ''
   local function varint()
     local x, m = 0, 1
     while i <= n do
@@ -214,15 +216,16 @@ local function job(v)
   end
   while i <= n do
     local tag = varint()
-    if not tag then return 0, '' end
+    if not tag then return 0, 0, '' end
     local field, wt = math.floor(tag / 8), tag % 8
     if wt == 0 then
       local x = varint()
-      if not x then return 0, '' end
+      if not x then return 0, 0, '' end
       if field == 11 then attempt = x end
+      if field == 16 then deferrals = x end
     elseif wt == 2 then
       local l = varint()
-      if not l then return 0, '' end
+      if not l then return 0, 0, '' end
       if field == 8 then created = string.sub(v, i, i + l - 1) end
       i = i + l
     elseif wt == 1 then
@@ -230,16 +233,16 @@ local function job(v)
     elseif wt == 5 then
       i = i + 4
     else
-      return 0, ''
+      return 0, 0, ''
     end
   end
-  return attempt, created
+  return attempt, deferrals, created
 end
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if cur then
-  local ca, cc = job(cur)
-  local na, nc = job(ARGV[2])
-  if cc == nc and ca > na then return 0 end
+  local ca, cd, cc = job(cur)
+  local na, nd, nc = job(ARGV[2])
+  if cc == nc and (ca > na or (ca == na and cd > nd)) then return 0 end
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])

@@ -132,4 +132,27 @@ func TestStoreKeepsALaterAttempt(t *testing.T) {
 			t.Errorf("after storing attempt %d: entry of %s, want %s", step.attempt, got, step.want)
 		}
 	}
+	// The same attempt parked more often is further along too: an older
+	// copy of it parked again late (fewer deferrals) leaves it, or the
+	// scheduler would republish a job whose Nats-Msg-Id JetStream has seen.
+	for _, step := range []struct {
+		attempt, deferrals int32
+		url, want          string
+	}{
+		{300, 2, "http://parked-twice", "http://parked-twice"}, // this run again: replaces the other run's
+		{300, 1, "http://stale", "http://parked-twice"},
+		{300, 0, "http://stale", "http://parked-twice"},
+		{300, 2, "http://again", "http://again"},
+		{300, 3, "http://thrice", "http://thrice"},
+		{301, 0, "http://retry", "http://retry"},
+	} {
+		j := job(step.attempt, step.url)
+		j.Deferrals = step.deferrals
+		if err := store.store(ctx, j, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored().GetUrl(); got != step.want {
+			t.Errorf("after storing attempt %d parked %d times: entry of %s, want %s", step.attempt, step.deferrals, got, step.want)
+		}
+	}
 }
