@@ -134,8 +134,8 @@ func (s *Service) dispatch(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, ov
 	go func() {
 		defer s.wg.Done()
 		left := s.notRecorded(jobs)
-		if check == checkCopy && len(left) > 0 && msg.NakWithDelay(copySettle) == nil {
-			return // back after copySettle, as delivered again (checkLog)
+		if check == checkCopy && len(left) > 0 && msg.NakWithDelay(settleDelay(msg)) == nil {
+			return // back after the delay, and checked again
 		}
 		s.enqueueAll(msg, left, overflow)
 	}()
@@ -153,14 +153,28 @@ const (
 	// checkCopy: a copy of jobs that may still be in flight on their
 	// first message (RecheckInFlight, or handed out again by a consumer
 	// that lost track: rewinds). When the log lacks some of its jobs, the
-	// message is nak'ed for copySettle, time for such an attempt to end
-	// and reach the log, and checked again when it comes back.
+	// message is nak'ed (settleDelay), time for such an attempt to end and
+	// reach the log, and checked again when it comes back.
 	checkCopy
 )
 
-// copySettle is how long a copy whose jobs the event log lacks waits
-// before it is checked once more.
-const copySettle = 2 * time.Second
+// A copy whose jobs the event log lacks waits copySettle, then twice as
+// long each time it comes back, copyRounds times in all (2, 4 and 8 s):
+// after a NATS node's death the first copy may sit in the deliverer's
+// backlog for seconds. A rewound message waits one round.
+const (
+	copySettle = 2 * time.Second
+	copyRounds = 3
+)
+
+// settleDelay is how long msg, a copy, waits before it is checked again.
+func settleDelay(msg jetstream.Msg) time.Duration {
+	n := uint64(1)
+	if md, err := msg.Metadata(); err == nil {
+		n = min(max(md.NumDelivered, 1), copyRounds)
+	}
+	return copySettle << (n - 1)
+}
 
 // mayBeDone says whether some jobs of msg may have been attempted already:
 // JetStream delivers it again, or its consumer hands it out again after
@@ -171,6 +185,8 @@ func (s *Service) mayBeDone(msg jetstream.Msg) doneCheck {
 	recheck := msg.Headers().Get(eventbus.HeaderRecheck)
 	if md, err := msg.Metadata(); err == nil {
 		switch again := s.rewinds.again(md); {
+		case recheck == eventbus.RecheckInFlight && md.NumDelivered <= copyRounds:
+			return checkCopy
 		case md.NumDelivered > 1:
 			return checkLog
 		case again:
