@@ -203,16 +203,16 @@ func (s *Service) mayBeDone(msg jetstream.Msg) doneCheck {
 	return checkLog
 }
 
-// recheckMark is the HeaderRecheck value that keeps check on a copy of
-// the message.
+// recheckMark is the HeaderRecheck value of the copy of a message with
+// check moved to its hub's overflow shard. A message that may be done may
+// also have been moved before (a move whose publish timed out can still
+// store its copy, and the message comes back), so its copy waits for the
+// earlier one's attempts like any copy in flight.
 func (c doneCheck) recheckMark() string {
-	switch c {
-	case checkCopy:
-		return eventbus.RecheckInFlight
-	case checkLog:
-		return eventbus.RecheckDone
+	if c == noCheck {
+		return ""
 	}
-	return ""
+	return eventbus.RecheckInFlight
 }
 
 // enqueueAll enqueues jobs, all or some of the jobs of msg (an overflow
