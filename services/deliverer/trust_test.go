@@ -175,7 +175,11 @@ func TestStreamDeletedWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Until(t, 20*time.Second, "the stream made again", func() bool {
-		return counterValue(t, reg, "hubhooks_deliverer_consumer_lost_total") >= 1 && e.consumerDrained(t)
+		if counterValue(t, reg, "hubhooks_deliverer_consumer_lost_total") < 1 {
+			return false
+		}
+		_, err := e.js.Consumer(context.Background(), eventbus.StreamDeliveries, eventbus.ConsumerDeliverer)
+		return err == nil && e.consumerDrained(t)
 	})
 	job := e.publishJob(t, cfg, urls[0], 9, false)
 	poll.Until(t, 10*time.Second, "the job after the deletion delivered", func() bool { return e.records.final(job.GetDeliveryId()) })
