@@ -34,6 +34,29 @@ func DeadLetterOf(subject string, msg jetstream.Msg, stream, reason string) *nat
 	return dl
 }
 
+// FitDeadLetter cuts the body of dl so that dl fits in maxPayload, the
+// largest message the server takes (nats.Conn.MaxPayload): the headers a
+// dead letter adds would otherwise make a message as large as the server
+// allows impossible to dead-letter, and it would be retried forever. A cut
+// body keeps its start and HeaderBodySize says how large it was; the
+// original stays in its stream (HeaderOriginalSeq).
+func FitDeadLetter(dl *nats.Msg, maxPayload int64) {
+	size := int64(len(dl.Data))
+	for k, vs := range dl.Header {
+		for _, v := range vs {
+			size += int64(len(k) + len(v) + 4) // "k: v\r\n"
+		}
+	}
+	// The header line, the blank line and HeaderBodySize itself.
+	const slack = 256
+	if size+slack <= maxPayload {
+		return
+	}
+	keep := max(int64(len(dl.Data))-(size+slack-maxPayload), 0)
+	dl.Header.Set(HeaderBodySize, strconv.Itoa(len(dl.Data)))
+	dl.Data = dl.Data[:keep]
+}
+
 // newDeadLetter is orig on subject, without its Nats-Msg-Id, with the reason
 // and its original subject in headers.
 func newDeadLetter(subject string, orig *nats.Msg, reason string) *nats.Msg {

@@ -16,6 +16,9 @@ const (
 	// are its id and hub, when the expander could read them.
 	HeaderEventID = "Hubhooks-Event-Id"
 	HeaderHubID   = "Hubhooks-Hub-Id"
+	// HeaderBodySize on a dead letter is the original body's size when
+	// the dead letter keeps only its start (FitDeadLetter).
+	HeaderBodySize = "Hubhooks-Body-Size"
 	// HeaderRecheck on a delivery message says its jobs may have been
 	// published before on another message (a fan-out batch has no
 	// Nats-Msg-Id to de-duplicate them): the deliverer asks the event log

@@ -257,6 +257,7 @@ func (s *Service) poison(msg jetstream.Msg, reason error) {
 	s.metrics.poison.Inc()
 	s.log.Error("undecodable delivery job moved to the dead-letter stream", "subject", msg.Subject(), "err", reason)
 	dl := eventbus.DeadLetterOf(eventbus.SubjectDeadLetterJobs, msg, eventbus.StreamDeliveries, reason.Error())
+	eventbus.FitDeadLetter(dl, s.js.Conn().MaxPayload())
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
 	defer cancel()
 	if _, err := s.js.PublishMsg(ctx, dl); err != nil {

@@ -211,6 +211,7 @@ func (s *Service) deadLetter(ctx context.Context, msg jetstream.Msg, ev *eventsv
 	hub = truncate(hub, publisher.MaxIDLen)
 	// ListDeadLetters answers them, and filters by hub.
 	eventbus.SetDeadLetterIDs(dl, id, hub)
+	eventbus.FitDeadLetter(dl, s.js.Conn().MaxPayload())
 	where := []any{"subject", msg.Subject(), "event_id", id, "hub_id", hub, "stream_seq", streamSeq(msg), "reason", perm.Error()}
 	if _, err := s.js.PublishMsg(ctx, dl); err != nil {
 		s.m.retried.Inc()

@@ -129,6 +129,9 @@ func deadLetterOf(m *jetstream.RawStreamMsg) *hubhooksv1.DeadLetter {
 		Body:           m.Data,
 	}
 	dl.OriginalSequence, _ = strconv.ParseUint(h.Get(eventbus.HeaderOriginalSeq), 10, 64)
+	if n, err := strconv.ParseInt(h.Get(eventbus.HeaderBodySize), 10, 64); err == nil && n > dl.BodySize {
+		dl.BodySize, dl.BodyTruncated = n, true // cut to fit the server (eventbus.FitDeadLetter)
+	}
 	if dl.HubId == "" {
 		dl.HubId, _, _ = eventbus.HubOfDeliverySubject(dl.Subject) // a job's subject names its hub
 	}
