@@ -18,7 +18,10 @@ type Config struct {
 	// a quarter of it is kept for hubs that do not flood (readAhead.takeQuiet).
 	Concurrency int
 	// BatchSize is how many messages the consumer pulls at once, ahead of
-	// the read-ahead (default 256).
+	// the read-ahead (default 2048); one pull asks for at most
+	// max(8 MiB, 2 × MaxEventBytes, the server's max payload + 64 KiB). The reader must keep up with a flood's
+	// publisher: a quiet hub's event waits behind every flood event stored
+	// before it until the reader has read them (docs/delivery.md).
 	BatchSize int
 	// AckWait is the consumer's ack wait: an event not acknowledged in time is
 	// redelivered (default 30s). It must exceed PublishTimeout and be at most
@@ -114,7 +117,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	setInt(&c.Concurrency, 32)
-	setInt(&c.BatchSize, 256)
+	setInt(&c.BatchSize, 2048)
 	setInt(&c.MaxAckPending, 32768)
 	setInt(&c.ReadAheadBytes, 64<<20)
 	setInt(&c.OverflowAfter, 64)

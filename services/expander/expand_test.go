@@ -1,11 +1,13 @@
 package expander_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -356,14 +358,49 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 				t.Errorf("reason %q, want kind %q", reason, tt.wantReason)
 			}
 			if m.Subject != eventbus.SubjectDeadLetterEvents || m.Header.Get(eventbus.HeaderOriginalSubject) != tt.subject ||
-				m.Header.Get(eventbus.HeaderOriginalStream) != eventbus.StreamEvents || m.Header.Get(eventbus.HeaderOriginalSeq) == "" ||
-				string(m.Data) != string(tt.body) {
+				m.Header.Get(eventbus.HeaderOriginalStream) != eventbus.StreamEvents || m.Header.Get(eventbus.HeaderOriginalSeq) == "" {
 				t.Errorf("dead letter %s headers %v", m.Subject, m.Header)
+			}
+			if !bytes.Equal(m.Data, tt.body) || m.Header.Get(eventbus.HeaderBodySize) != "" {
+				t.Errorf("dead letter body of %d bytes (%s %q), original %d", len(m.Data), eventbus.HeaderBodySize, m.Header.Get(eventbus.HeaderBodySize), len(tt.body))
 			}
 			if n := metric(t, e.reg, "hubhooks_expander_events_dead_lettered_total", "reason", tt.wantReason); n < 1 {
 				t.Errorf("dead-letter metric for %s is %v", tt.wantReason, n)
 			}
 		})
+	}
+}
+
+// An event as large as the server takes (headers and body together) is
+// dead-lettered, its body cut to fit with the dead letter's headers, and
+// the events after it are expanded: one pull holds it (pullBytes).
+func TestLargestEventIsDeadLettered(t *testing.T) {
+	e := start(t, expander.Config{})
+	hub := "hub-large"
+	e.cfgs.set(hubConfig(hub, 1, true, "u1"))
+	var body []byte
+	for n := e.nc.MaxPayload(); body == nil; n-- {
+		m := nats.NewMsg("TEAM.UPDATED")
+		m.Header.Set("Content-Type", "application/protobuf")
+		m.Data = make([]byte, n)
+		_, err := e.js.PublishMsg(context.Background(), m)
+		switch {
+		case err == nil:
+			body = m.Data
+		case !errors.Is(err, nats.ErrMaxPayload):
+			t.Fatal(err)
+		}
+	}
+	publishEvent(t, e.js, domainEvent(t, "evt_after", hub, "TEAM.UPDATED", map[string]any{"team": "t"}))
+	e.idle(t)
+	checkJobs(t, jobs(t, e.js, hub), hub, "evt_after", "TEAM.UPDATED", []string{"TEAM.UPDATED"}, []string{"u1"}, 1)
+	dls := streamMsgs(t, e.js, eventbus.StreamDeadLetters)
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dls))
+	}
+	m := dls[0]
+	if got := m.Header.Get(eventbus.HeaderBodySize); got != strconv.Itoa(len(body)) || len(m.Data) >= len(body) || !bytes.HasPrefix(body, m.Data) {
+		t.Errorf("dead letter of %d bytes with %s %q, want the start of the %d bytes", len(m.Data), eventbus.HeaderBodySize, got, len(body))
 	}
 }
 

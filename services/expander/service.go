@@ -224,7 +224,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	for {
 		cc, err := cons.Consume(handler,
-			jetstream.PullMaxMessages(s.cfg.BatchSize),
+			jetstream.PullMaxMessagesWithBytesLimit(s.cfg.BatchSize, pullBytes(s.cfg.MaxEventBytes, s.js.Conn().MaxPayload())),
 			jetstream.PullExpiry(consumeExpiry),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 				log.Warn("expander consume", "err", err)
@@ -293,4 +293,13 @@ func (s *Service) heartbeat(ctx context.Context, q *readAhead) {
 			_ = m.InProgress()
 		}
 	}
+}
+
+// pullBytes bounds what one pull of the events consumer may bring: a
+// BatchSize of events as large as they may be would be gigabytes. It must
+// hold the largest message the server accepts (maxPayload, plus its
+// subject and reply), even one too large to expand, or the consumer stalls
+// on it.
+func pullBytes(maxEvent int, maxPayload int64) int {
+	return max(8<<20, 2*maxEvent, int(maxPayload)+64<<10)
 }
