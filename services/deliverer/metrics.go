@@ -26,6 +26,7 @@ type metrics struct {
 	handlingErrors   *prometheus.CounterVec
 	overflowMoved    prometheus.Counter
 	overflowTaken    prometheus.Counter
+	runnersStarted   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -110,11 +111,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_deliverer_overflow_taken_total",
 			Help: "Delivery messages taken from the overflow shards (with the room live traffic left).",
 		}),
+		runnersStarted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_runners_started_total",
+			Help: "Goroutines started to run attempts and records because none was waiting for work; under steady load it levels off.",
+		}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesPublished, m.dead, m.cancelled,
 		m.breakerChanges, m.queueFull, m.parked, m.skippedRecorded, m.rewound, m.poison, m.urlReplaced, m.consumerLost, m.handlingErrors,
-		m.overflowMoved, m.overflowTaken,
+		m.overflowMoved, m.overflowTaken, m.runnersStarted,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register deliverer metrics: %w", err)

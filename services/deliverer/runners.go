@@ -2,8 +2,9 @@ package deliverer
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // runners run the deliverer's per-job work (a lane's attempts, a record's
@@ -16,14 +17,14 @@ type runners struct {
 	handoff chan func() // unbuffered: a send succeeds only to a waiting runner
 	wg      *sync.WaitGroup
 	stop    <-chan struct{}
-	started atomic.Int64 // runners started, for tests
+	started prometheus.Counter // runners started
 }
 
 // runnerIdle is how long a runner waits for more work before it exits.
 const runnerIdle = time.Second
 
-func newRunners(wg *sync.WaitGroup, stop <-chan struct{}) *runners {
-	return &runners{handoff: make(chan func()), wg: wg, stop: stop}
+func newRunners(wg *sync.WaitGroup, stop <-chan struct{}, started prometheus.Counter) *runners {
+	return &runners{handoff: make(chan func()), wg: wg, stop: stop, started: started}
 }
 
 // run runs f on a waiting runner, or on a new one when none waits. wg
@@ -32,7 +33,7 @@ func (r *runners) run(f func()) {
 	if r.give(f) {
 		return
 	}
-	r.started.Add(1)
+	r.started.Inc()
 	r.wg.Add(1)
 	go r.loop(f)
 }

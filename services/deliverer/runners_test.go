@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/hubhooks/hubhooks/pkg/poll"
 )
 
@@ -15,7 +18,8 @@ import (
 func TestRunnersReuseAWaitingGoroutine(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	r := newRunners(&wg, stop)
+	started := prometheus.NewCounter(prometheus.CounterOpts{Name: "started"})
+	r := newRunners(&wg, stop, started)
 	done := make(chan int)
 	r.run(func() { done <- 0 })
 	<-done
@@ -25,14 +29,14 @@ func TestRunnersReuseAWaitingGoroutine(t *testing.T) {
 			t.Fatalf("ran job %d, want %d", got, i)
 		}
 	}
-	if n := r.started.Load(); n != 1 {
-		t.Errorf("10 jobs one after another started %d runners, want 1", n)
+	if n := testutil.ToFloat64(started); n != 1 {
+		t.Errorf("10 jobs one after another started %v runners, want 1", n)
 	}
 	block := make(chan struct{})
 	r.run(func() { <-block }) // the waiting runner, or a new one
 	r.run(func() { <-block }) // a new one: none waits
-	if n := r.started.Load(); n < 2 || n > 3 {
-		t.Errorf("two jobs at once: %d runners started in all, want 2 or 3", n)
+	if n := testutil.ToFloat64(started); n < 2 || n > 3 {
+		t.Errorf("two jobs at once: %v runners started in all, want 2 or 3", n)
 	}
 	close(block)
 	close(stop)

@@ -124,7 +124,7 @@ func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient, configs 
 	s.breakers = newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown, m, s.log, s.observer.circuitChanged)
 	s.records = newRecordBatcher(s.sendRecords, recordLinger)
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
-	s.runners = newRunners(&s.wg, s.stopCtx.Done())
+	s.runners = newRunners(&s.wg, s.stopCtx.Done(), s.metrics.runnersStarted)
 	s.workCtx, s.hardStop = context.WithCancel(context.Background())
 	s.watchConfigs()
 	return s, nil
