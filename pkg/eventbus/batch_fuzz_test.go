@@ -94,3 +94,23 @@ func FuzzDecodeFanoutBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeEventsOverflowBatch: whatever arrives on an events-overflow
+// subject as a batch, the decoder returns events each with a subject, or
+// an error, never a panic.
+func FuzzDecodeEventsOverflowBatch(f *testing.F) {
+	f.Add([]byte{0x0c, 0x0a, 0x04, 'U', '.', 'C', 'R', 0x18, 0x07, 0x20, 0x01, 0x32, 0x00})
+	f.Add([]byte{0x05, 0x12, 0x03, 0x0a, 0x01, 'k'})
+	f.Add([]byte{0x02, 0x08, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		events, err := EventsOverflowBatch(data)
+		if err != nil {
+			return
+		}
+		for i, ev := range events {
+			if ev.Subject == "" {
+				t.Fatalf("event %d without a subject", i)
+			}
+		}
+	})
+}

@@ -1,12 +1,15 @@
 package eventbus
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Domain events of a hub that floods the expander wait in a stream of
@@ -161,4 +164,176 @@ func OriginalOfEventsOverflow(h nats.Header) (o EventsOverflowOriginal, ok bool)
 		o.Header.Set(jetstream.MsgIDHeader, id)
 	}
 	return o, true
+}
+
+// ContentTypeEventsOverflowBatch marks an events-overflow message that
+// carries several domain events of one hub (EventsOverflowBatchOf): one
+// stored message, fetched and acknowledged once, for up to a batch of
+// moved events instead of one each.
+const ContentTypeEventsOverflowBatch = "application/vnd.hubhooks.events-overflow-batch"
+
+// MovedEvent is one domain event of an events-overflow batch: what its
+// original was (EventsOverflowOriginal) and its body.
+type MovedEvent struct {
+	EventsOverflowOriginal
+	Data []byte
+}
+
+// Fields of a MovedEvent frame, encoded with protowire (no schema of its
+// own: the frame is internal to the expander).
+const (
+	movedSubject protowire.Number = iota + 1
+	movedHeader                   // repeated: a key and a value, fields 1 and 2
+	movedSeq
+	movedStored // Unix nanoseconds
+	movedAgain
+	movedData
+)
+
+// EventsOverflowBatchOf is the copy of msgs, domain events of hubID taken
+// from HUBHOOKS_EVENTS in stream order (mds their metadata), for the hub's
+// events-overflow subject: each event framed with its subject, headers
+// (except the server's own, Nats-*, but with its Nats-Msg-Id), stream
+// sequence and time, and whether JetStream delivered it again (again[i]:
+// its jobs may have been published before). Nats-Msg-Id is
+// "HUBHOOKS_EVENTS.<first sequence>-<last sequence>": the same events
+// copied again in the same batch are stored once; copied again in another
+// batch they were delivered again, and so are expanded as redeliveries.
+func EventsOverflowBatchOf(hubID string, msgs []jetstream.Msg, mds []*jetstream.MsgMetadata, again []bool) *nats.Msg {
+	var data []byte
+	var frame []byte
+	for i, msg := range msgs {
+		frame = frame[:0]
+		frame = protowire.AppendTag(frame, movedSubject, protowire.BytesType)
+		frame = protowire.AppendString(frame, msg.Subject())
+		for k, vs := range msg.Headers() {
+			if strings.HasPrefix(k, "Nats-") && k != jetstream.MsgIDHeader {
+				continue
+			}
+			for _, v := range vs {
+				kv := protowire.AppendTag(nil, 1, protowire.BytesType)
+				kv = protowire.AppendString(kv, k)
+				kv = protowire.AppendTag(kv, 2, protowire.BytesType)
+				kv = protowire.AppendString(kv, v)
+				frame = protowire.AppendTag(frame, movedHeader, protowire.BytesType)
+				frame = protowire.AppendBytes(frame, kv)
+			}
+		}
+		frame = protowire.AppendTag(frame, movedSeq, protowire.VarintType)
+		frame = protowire.AppendVarint(frame, mds[i].Sequence.Stream)
+		frame = protowire.AppendTag(frame, movedStored, protowire.VarintType)
+		frame = protowire.AppendVarint(frame, uint64(mds[i].Timestamp.UnixNano()))
+		if again[i] {
+			frame = protowire.AppendTag(frame, movedAgain, protowire.VarintType)
+			frame = protowire.AppendVarint(frame, 1)
+		}
+		frame = protowire.AppendTag(frame, movedData, protowire.BytesType)
+		frame = protowire.AppendBytes(frame, msg.Data())
+		data = protowire.AppendBytes(data, frame) // length-prefixed, as frames.go
+	}
+	id := StreamEvents + "." + strconv.FormatUint(mds[0].Sequence.Stream, 10) + "-" + strconv.FormatUint(mds[len(mds)-1].Sequence.Stream, 10)
+	return &nats.Msg{
+		Subject: EventsOverflowSubject(hubID),
+		Header:  nats.Header{HeaderContentType: []string{ContentTypeEventsOverflowBatch}, jetstream.MsgIDHeader: []string{id}},
+		Data:    data,
+	}
+}
+
+// IsEventsOverflowBatch says whether h is the header of an events-overflow
+// batch (EventsOverflowBatchOf) rather than of one copied event.
+func IsEventsOverflowBatch(h nats.Header) bool {
+	return h.Get(HeaderContentType) == ContentTypeEventsOverflowBatch
+}
+
+// EventsOverflowBatch decodes the events of an events-overflow batch, in
+// the order they were copied. The bodies alias data.
+func EventsOverflowBatch(data []byte) ([]MovedEvent, error) {
+	var out []MovedEvent
+	err := eachFrame(data, "moved event", func(i int, frame []byte) error {
+		e, err := decodeMoved(frame)
+		if err != nil {
+			return fmt.Errorf("moved event %d: %w", i, err)
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+func decodeMoved(b []byte) (MovedEvent, error) {
+	e := MovedEvent{EventsOverflowOriginal: EventsOverflowOriginal{Header: nats.Header{}}}
+	var stored, seq bool
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return e, protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case typ == protowire.BytesType && (num == movedSubject || num == movedHeader || num == movedData):
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return e, protowire.ParseError(n)
+			}
+			b = b[n:]
+			switch num {
+			case movedSubject:
+				e.Subject = string(v)
+			case movedData:
+				e.Data = v
+			default:
+				k, val, err := decodeHeaderField(v)
+				if err != nil {
+					return e, err
+				}
+				e.Header.Add(k, val)
+			}
+		case typ == protowire.VarintType && (num == movedSeq || num == movedStored || num == movedAgain):
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return e, protowire.ParseError(n)
+			}
+			b = b[n:]
+			switch num {
+			case movedSeq:
+				e.Seq, seq = v, true
+			case movedStored:
+				e.Stored, stored = time.Unix(0, int64(v)), true
+			default:
+				e.Again = v != 0
+			}
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return e, protowire.ParseError(n)
+			}
+			b = b[n:]
+		}
+	}
+	if e.Subject == "" || !seq || !stored {
+		return e, errors.New("no subject, sequence or time")
+	}
+	return e, nil
+}
+
+func decodeHeaderField(b []byte) (k, v string, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return "", "", errors.New("bad header field")
+		}
+		b = b[n:]
+		s, n := protowire.ConsumeString(b)
+		if n < 0 {
+			return "", "", protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			k = s
+		case 2:
+			v = s
+		}
+	}
+	return k, v, nil
 }

@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -89,5 +90,93 @@ func TestEventsOverflowCopy(t *testing.T) {
 	}
 	if _, ok := OriginalOfEventsOverflow(nats.Header{}); ok {
 		t.Error("a message without the original's headers taken for a copy")
+	}
+}
+
+// TestEventsOverflowBatch moves three domain events to their hub's
+// events-overflow subject in one batch, twice (the second copy is dropped
+// as a duplicate), and reads each back as its original.
+func TestEventsOverflowBatch(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Ensure(ctx, js, EventsStreamConfig([]string{"USER.*"}, Options{}), EventsOverflowStreamConfig(Options{})); err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range []string{"one", "two", ""} {
+		m := nats.NewMsg("USER.UPDATED")
+		m.Data = []byte(body)
+		m.Header.Set(HeaderContentType, ContentTypeProtobuf)
+		m.Header.Add("X-Many", "a")
+		m.Header.Add("X-Many", "b")
+		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("evt-%d", i))
+		if _, err := js.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamEvents)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live, err := EnsureConsumer(ctx, js, StreamEvents, ConsumerConfig("expander", time.Minute, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched, err := live.Fetch(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	var mds []*jetstream.MsgMetadata
+	for m := range fetched.Messages() {
+		md, err := m.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, mds = append(msgs, m), append(mds, md)
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("fetched %d events, want 3", len(msgs))
+	}
+	again := []bool{false, true, false}
+	for i := range 2 {
+		ack, err := js.PublishMsg(ctx, EventsOverflowBatchOf("acme", msgs, mds, again), jetstream.WithExpectStream(StreamEventsOverflow))
+		if err != nil {
+			t.Fatalf("copy %d: %v", i, err)
+		}
+		if ack.Duplicate != (i == 1) {
+			t.Errorf("copy %d: duplicate %v", i, ack.Duplicate)
+		}
+	}
+	c, err := EnsureConsumer(ctx, js, StreamEventsOverflow, ExpanderOverflowConsumerConfig(OverflowShard("acme"), time.Minute, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := c.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsEventsOverflowBatch(cp.Headers()) || cp.Subject() != EventsOverflowSubject("acme") {
+		t.Fatalf("copy on %s with headers %v, want a batch", cp.Subject(), cp.Headers())
+	}
+	events, err := EventsOverflowBatch(cp.Data())
+	if err != nil || len(events) != 3 {
+		t.Fatalf("%d events (%v), want 3", len(events), err)
+	}
+	for i, ev := range events {
+		if ev.Subject != "USER.UPDATED" || ev.Seq != mds[i].Sequence.Stream || !ev.Stored.Equal(mds[i].Timestamp) ||
+			ev.Again != again[i] || string(ev.Data) != string(msgs[i].Data()) {
+			t.Errorf("event %d: %+v, want the original at sequence %d", i, ev, mds[i].Sequence.Stream)
+		}
+		if got := ev.Header.Get(jetstream.MsgIDHeader); got != fmt.Sprintf("evt-%d", i) {
+			t.Errorf("event %d: Nats-Msg-Id %q", i, got)
+		}
+		if got := ev.Header.Values("X-Many"); len(got) != 2 || got[0] != "a" || got[1] != "b" || ev.Header.Get(HeaderContentType) != ContentTypeProtobuf {
+			t.Errorf("event %d: headers %v", i, ev.Header)
+		}
+		if ev.Header.Get("Nats-Expected-Stream") != "" {
+			t.Errorf("event %d keeps the server's headers: %v", i, ev.Header)
+		}
+	}
+	for _, bad := range [][]byte{{0x05, 0x0a}, {0x02, 0x08, 0x01}} {
+		if _, err := EventsOverflowBatch(bad); err == nil {
+			t.Errorf("batch %x decoded", bad)
+		}
 	}
 }

@@ -805,6 +805,16 @@ func TestFloodLargerThanTheReadAheadDoesNotDelayAnother(t *testing.T) {
 	if got := metric(t, e.reg, "hubhooks_expander_overflow_events_taken_total"); got != moved {
 		t.Errorf("%v events read back from overflow, want the %v moved", got, moved)
 	}
+	// Moved in batches: fewer messages stored than events moved.
+	info, err := e.js.Stream(context.Background(), eventbus.StreamEventsOverflow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if copies := info.CachedInfo().State.LastSeq; float64(copies) >= moved {
+		t.Errorf("%d copies stored for %v moved events, want batches", copies, moved)
+	} else {
+		t.Logf("%v events moved in %d copies", moved, copies)
+	}
 	if got := metric(t, e.reg, "hubhooks_expander_events_received_total"); got != n+1 {
 		t.Errorf("received %v events, want %d", got, n+1)
 	}

@@ -2,6 +2,8 @@ package expander
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,52 +37,156 @@ const overflowQuantum = 64
 // replica's moves are seen within this).
 const overflowIdle = 250 * time.Millisecond
 
-// maxMovesInFlight bounds the copies awaiting JetStream's ack: the reader
-// waits beyond it.
-const maxMovesInFlight = 1024
+// Events are moved in batches (eventbus.EventsOverflowBatchOf): one stored
+// message, fetched and acknowledged once, for up to moveBatchMax events
+// of a hub, so that moving keeps up with a flood's publisher. A batch
+// holds what the reader handed over while the previous copies were being
+// published: a lone event is not held back for company.
+const (
+	moveBatchMax   = 64
+	moveBatchBytes = 256 << 10
+	// moveQueue bounds the events handed to the mover and not yet
+	// published; the reader waits beyond it.
+	moveQueue = 1024
+	// maxMovesInFlight bounds the copies (batches) awaiting JetStream's
+	// ack; the mover waits beyond it.
+	maxMovesInFlight = 8
+)
 
-// movable reports whether hub can name an events-overflow subject. Events
-// of other hubs are queued, and dead-lettered in turn.
-func movable(hub string) bool { return hubid.Validate(hub) == nil }
+// movable reports whether p, an event of hub, may be moved: its hub can
+// name an events-overflow subject, and its copy fits in a message of the
+// server (maxMove). Other events are queued, and dead-lettered in turn.
+func movable(hub string, p *pending, maxMove int) bool {
+	return p.size <= maxMove && hubid.Validate(hub) == nil
+}
 
-// moveToOverflow copies msg, a live event of hub, to the hub's
-// events-overflow subject and acks it once JetStream stored the copy; when
-// the copy fails, msg is nak'ed with a delay and comes back. An expander
-// dying in between leaves both: the copy of the same message again has the
-// same Nats-Msg-Id and is dropped within the duplicate window, and a copy
-// made of a message delivered again carries HeaderRecheck, so it is
+// moveReq is a live event of hub the reader hands to the mover.
+type moveReq struct {
+	msg jetstream.Msg
+	hub string
+}
+
+// moveLoop copies the events handed over on in to their hubs'
+// events-overflow subjects, a batch per hub of what is waiting, until in
+// is closed and drained.
+func (s *Service) moveLoop(q *readAhead, in <-chan moveReq, done chan<- struct{}) {
+	defer close(done)
+	byHub := map[string][]moveReq{}
+	var hubs []string
+	add := func(r moveReq) {
+		if len(byHub[r.hub]) == 0 {
+			hubs = append(hubs, r.hub)
+		}
+		byHub[r.hub] = append(byHub[r.hub], r)
+	}
+	for r := range in {
+		add(r)
+	more:
+		for range moveQueue {
+			select {
+			case r, ok := <-in:
+				if !ok {
+					break more
+				}
+				add(r)
+			default:
+				break more
+			}
+		}
+		for _, hub := range hubs {
+			reqs := byHub[hub]
+			for len(reqs) > 0 {
+				n, size := 0, 0
+				for n < len(reqs) && n < moveBatchMax {
+					size += copySize(reqs[n].msg)
+					if n > 0 && size > moveBatchBytes {
+						break
+					}
+					n++
+				}
+				s.moveToOverflow(q, hub, reqs[:n])
+				reqs = reqs[n:]
+			}
+			delete(byHub, hub)
+		}
+		hubs = hubs[:0]
+	}
+}
+
+// copySize is about what msg takes in a batch: its body and headers.
+func copySize(msg jetstream.Msg) int {
+	n := len(msg.Subject()) + len(msg.Data())
+	for k, vs := range msg.Headers() {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// moveToOverflow copies reqs, live events of hub in stream order, to the
+// hub's events-overflow subject (one event alone, several as a batch) and
+// acks each once JetStream stored the copy; when the copy fails, they are
+// nak'ed with a delay and come back. An expander dying in between leaves
+// both: a copy of the same events again has the same Nats-Msg-Id and is
+// dropped within the duplicate window, and a copy made of an event
+// delivered again says so (HeaderRecheck, MovedEvent.Again), so it is
 // expanded as a redelivery (its fan-outs published alone, checked against
 // the event log by the deliverer).
-func (s *Service) moveToOverflow(q *readAhead, msg jetstream.Msg, hub string) {
-	md, err := msg.Metadata()
-	if err != nil {
-		s.moveFailed(q, msg, hub, err)
+func (s *Service) moveToOverflow(q *readAhead, hub string, reqs []moveReq) {
+	msgs := make([]jetstream.Msg, 0, len(reqs))
+	mds := make([]*jetstream.MsgMetadata, 0, len(reqs))
+	again := make([]bool, 0, len(reqs))
+	for _, r := range reqs {
+		md, err := r.msg.Metadata()
+		if err != nil {
+			s.moveFailed(q, r.msg, hub, err)
+			continue
+		}
+		msgs, mds, again = append(msgs, r.msg), append(mds, md), append(again, md.NumDelivered > 1)
+	}
+	if len(msgs) == 0 {
 		return
 	}
+	var cp *nats.Msg
+	if len(msgs) == 1 {
+		cp = eventbus.EventsOverflowCopyOf(hub, msgs[0], mds[0], again[0])
+	} else {
+		cp = eventbus.EventsOverflowBatchOf(hub, msgs, mds, again)
+	}
+	failed := func(err error) {
+		for _, m := range msgs {
+			s.moveFailed(q, m, hub, err)
+		}
+	}
 	s.movesInFlight <- struct{}{}
-	fut, err := s.js.PublishMsgAsync(eventbus.EventsOverflowCopyOf(hub, msg, md, md.NumDelivered > 1),
-		jetstream.WithExpectStream(eventbus.StreamEventsOverflow))
+	fut, err := s.js.PublishMsgAsync(cp, jetstream.WithExpectStream(eventbus.StreamEventsOverflow))
 	if err != nil {
 		<-s.movesInFlight
-		s.moveFailed(q, msg, hub, err)
+		failed(err)
 		return
 	}
 	s.moves.Go(func() {
 		defer func() { <-s.movesInFlight }()
 		select {
 		case ack := <-fut.Ok():
-			q.movedOne(hub, true, ack.Duplicate, time.Now())
+			now := time.Now()
+			for range msgs {
+				q.movedOne(hub, true, ack.Duplicate, now)
+			}
 		case err := <-fut.Err():
-			s.moveFailed(q, msg, hub, err)
+			failed(err)
 			return
 		case <-time.After(s.cfg.PublishTimeout):
-			s.moveFailed(q, msg, hub, context.DeadlineExceeded)
+			failed(context.DeadlineExceeded)
 			return
 		}
-		s.m.moved.Inc()
+		s.m.moved.Add(float64(len(msgs)))
 		s.wakeOverflow()
-		if err := msg.Ack(); err != nil {
-			s.cfg.Log.Warn("expander ack", "subject", msg.Subject(), "err", err)
+		for _, m := range msgs {
+			if err := m.Ack(); err != nil {
+				s.cfg.Log.Warn("expander ack", "subject", m.Subject(), "err", err)
+			}
 		}
 	})
 }
@@ -118,10 +224,13 @@ func (s *Service) ensureOverflow(ctx context.Context) ([]jetstream.Consumer, err
 // read-ahead has overflow room, until ctx ends, in turns (pkg/turns): each
 // round, every shard with events may read back about overflowQuantum of
 // them. Room is in events and in bytes, the bytes counted as events of the
-// running average size. A shard whose fetch fails is made again (its
-// consumer may have been deleted) before it is asked again.
+// running average size; a fetch asks for as many messages as hold that
+// many events at the running average per message (a batch holds up to
+// moveBatchMax). A shard whose fetch fails is made again (its consumer may
+// have been deleted) before it is asked again.
 func (s *Service) overflowLoop(ctx context.Context, q *readAhead, consumers []jetstream.Consumer) {
-	avgSize := 1024 // bytes per event read back, for the byte room
+	avgSize := 1024      // bytes per event read back, for the byte room
+	perMsg := float64(1) // events per message read back
 	turns.Run(ctx, turns.Config{
 		Shards: len(consumers), Quantum: overflowQuantum, Idle: overflowIdle,
 		Room: func() int {
@@ -133,9 +242,11 @@ func (s *Service) overflowLoop(ctx context.Context, q *readAhead, consumers []je
 		},
 		Take: func(shard, count int) (int, bool, error) {
 			asked := time.Now()
-			n, bytes, empty, err := s.readBack(ctx, q, consumers[shard], count)
+			msgs := max(1, int(float64(count)/perMsg))
+			n, got, bytes, empty, err := s.readBack(ctx, q, consumers[shard], msgs)
 			if n > 0 {
 				avgSize = max(1, (3*avgSize+bytes/n)/4)
+				perMsg = max(1, (3*perMsg+float64(n)/float64(got))/4)
 			}
 			if err != nil {
 				s.reensureShard(ctx, &consumers[shard], shard)
@@ -167,39 +278,145 @@ func (s *Service) reensureShard(ctx context.Context, cons *jetstream.Consumer, s
 	}
 }
 
-// readBack fetches up to count events of one shard, without waiting, into
-// the read-ahead, and returns how many and their bytes, and whether the
-// shard is empty now.
-func (s *Service) readBack(ctx context.Context, q *readAhead, cons jetstream.Consumer, count int) (n, bytes int, empty bool, err error) {
+// readBack fetches up to count messages of one shard, without waiting,
+// and puts their events into the read-ahead. It returns how many events
+// and their bytes, how many messages, and whether the shard is empty now.
+func (s *Service) readBack(ctx context.Context, q *readAhead, cons jetstream.Consumer, count int) (n, msgs, bytes int, empty bool, err error) {
 	batch, err := cons.FetchNoWait(count)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.m.moveErrors.Inc()
 			s.cfg.Log.Warn("expander: fetch events from overflow", "err", err)
 		}
-		return 0, 0, true, err
+		return 0, 0, 0, true, err
 	}
 	empty = true
 	for msg := range batch.Messages() {
-		p := s.read(overflowMsgOf(msg))
-		p.overflow = true
+		msgs++
 		md, err := msg.Metadata()
-		p.first = err == nil && md.NumDelivered == 1
+		first := err == nil && md.NumDelivered == 1
 		empty = err == nil && md.NumPending == 0
-		s.m.readBack.Inc()
-		s.m.readAhead.Inc()
-		if !q.putBack(p.hub(), p) {
-			s.m.readAhead.Dec()
-			_ = msg.Nak()
-			continue
+		for _, m := range movedEventsOf(msg, md) {
+			p := s.read(m)
+			p.overflow, p.first = true, first
+			s.m.readBack.Inc()
+			s.m.readAhead.Inc()
+			if !q.putBack(p.hub(), p) {
+				s.m.readAhead.Dec()
+				_ = m.Nak()
+				continue
+			}
+			n++
+			bytes += p.size
 		}
-		n++
-		bytes += p.size
 	}
 	if err := batch.Error(); err != nil && ctx.Err() == nil {
 		s.m.moveErrors.Inc()
 	}
-	return n, bytes, empty, nil
+	return n, msgs, bytes, empty, nil
+}
+
+// movedEventsOf is the events of msg, an events-overflow message (md its
+// metadata, nil when unknown), each seen as its original: a batch's events
+// share msg (movedBatch), a lone copy is overflowMsgOf. A batch that
+// cannot be decoded is left as it is, to be dead-lettered.
+func movedEventsOf(msg jetstream.Msg, md *jetstream.MsgMetadata) []jetstream.Msg {
+	if !eventbus.IsEventsOverflowBatch(msg.Headers()) {
+		return []jetstream.Msg{overflowMsgOf(msg)}
+	}
+	events, err := eventbus.EventsOverflowBatch(msg.Data())
+	if err != nil || len(events) == 0 || md == nil {
+		return []jetstream.Msg{msg}
+	}
+	b := &movedBatch{msg: msg, left: len(events)}
+	out := make([]jetstream.Msg, len(events))
+	for i, ev := range events {
+		c := *md
+		c.Stream = eventbus.StreamEvents
+		c.Sequence.Stream = ev.Seq
+		c.Timestamp = ev.Stored
+		if ev.Again && c.NumDelivered < 2 {
+			c.NumDelivered = 2
+		}
+		out[i] = &movedShare{Msg: msg, b: b, ev: ev, md: &c}
+	}
+	return out
+}
+
+// movedBatch is an events-overflow batch being expanded: the message is
+// acknowledged once each of its events has settled, and handed back (the
+// longest delay asked) when any asked to be tried again; its events then
+// come back delivered again, expanded as redeliveries.
+type movedBatch struct {
+	msg jetstream.Msg
+
+	mu       sync.Mutex
+	left     int
+	again    bool
+	delay    time.Duration
+	progress time.Time // last InProgress sent for msg
+}
+
+func (b *movedBatch) settle(again bool, delay time.Duration) error {
+	b.mu.Lock()
+	b.left--
+	b.again = b.again || again
+	b.delay = max(b.delay, delay)
+	left, again, delay := b.left, b.again, b.delay
+	b.mu.Unlock()
+	switch {
+	case left > 0:
+		return nil
+	case !again:
+		return b.msg.Ack()
+	case delay > 0:
+		return b.msg.NakWithDelay(delay)
+	}
+	return b.msg.Nak()
+}
+
+// inProgress reports msg in progress once for all its events: they wait
+// in the read-ahead together, and the heartbeat touches them in one tick.
+func (b *movedBatch) inProgress(every time.Duration) error {
+	now := time.Now()
+	b.mu.Lock()
+	if now.Sub(b.progress) < every {
+		b.mu.Unlock()
+		return nil
+	}
+	b.progress = now
+	b.mu.Unlock()
+	return b.msg.InProgress()
+}
+
+// movedShare is one event of a movedBatch seen as its original (as
+// overflowMsg is for a lone copy); settling it settles its share of the
+// batch, once.
+type movedShare struct {
+	jetstream.Msg
+	b       *movedBatch
+	ev      eventbus.MovedEvent
+	md      *jetstream.MsgMetadata
+	settled atomic.Bool
+}
+
+func (m *movedShare) Subject() string                           { return m.ev.Subject }
+func (m *movedShare) Headers() nats.Header                      { return m.ev.Header }
+func (m *movedShare) Data() []byte                              { return m.ev.Data }
+func (m *movedShare) Metadata() (*jetstream.MsgMetadata, error) { return m.md, nil }
+func (m *movedShare) Ack() error                                { return m.settle(false, 0) }
+func (m *movedShare) DoubleAck(context.Context) error           { return m.settle(false, 0) }
+func (m *movedShare) Term() error                               { return m.settle(false, 0) }
+func (m *movedShare) TermWithReason(string) error               { return m.settle(false, 0) }
+func (m *movedShare) Nak() error                                { return m.settle(true, 0) }
+func (m *movedShare) NakWithDelay(d time.Duration) error        { return m.settle(true, d) }
+func (m *movedShare) InProgress() error                         { return m.b.inProgress(time.Second) }
+
+func (m *movedShare) settle(again bool, delay time.Duration) error {
+	if !m.settled.CompareAndSwap(false, true) {
+		return nil
+	}
+	return m.b.settle(again, delay)
 }
 
 // overflowMsg is an events-overflow copy seen as its original: the

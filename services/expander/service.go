@@ -202,15 +202,19 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.heartbeat(ctx, q) })
 	wg.Go(func() { s.trackPosition(ctx, log) })
 	wg.Go(func() { s.overflowLoop(ctx, q, overflow) })
+	toMove, moverDone := make(chan moveReq, moveQueue), make(chan struct{})
+	go s.moveLoop(q, toMove, moverDone)
+	// The largest event whose copy fits in a message of the server.
+	maxMove := min(s.cfg.MaxEventBytes, int(s.js.Conn().MaxPayload())-64<<10)
 	handler := func(msg jetstream.Msg) {
 		s.m.received.Inc()
 		p := s.read(msg)
 		s.m.readAhead.Inc()
-		switch q.admit(p.hub(), p, movable(p.hub())) {
+		switch q.admit(p.hub(), p, movable(p.hub(), p, maxMove)) {
 		case admitQueued:
 		case admitMove:
 			s.m.readAhead.Dec()
-			s.moveToOverflow(q, msg, p.hub())
+			toMove <- moveReq{msg: msg, hub: p.hub()}
 		case admitClosed:
 			// Shutting down: hand it back for another replica at once.
 			s.m.readAhead.Dec()
@@ -220,7 +224,9 @@ func (s *Service) Run(ctx context.Context) error {
 	defer func() {
 		s.handBack(q)
 		wg.Wait()
-		s.moves.Wait() // the copies in flight: each then acks or naks its original
+		close(toMove) // the reader is done: the mover publishes what it was handed
+		<-moverDone
+		s.moves.Wait() // the copies in flight: each then acks or naks its originals
 	}()
 	for {
 		cc, err := cons.Consume(handler,
