@@ -41,7 +41,8 @@
 // subject (hubhooks.events.overflow.<shard>.<hub>, stream
 // HUBHOOKS_EVENTS_OVERFLOW, which only the expander may publish to) and
 // acknowledged, and the hub's later events follow it until this replica has
-// read its copies back; copies are read back into the first half only, in
+// read its copies back (up to 64 events of a hub per copy); copies are
+// read back into the first half only, in
 // turns across the 16 shards (overflow.go). A copy is expanded as its
 // original (subject, headers, stream sequence and time; a copy of an event
 // delivered again carries Hubhooks-Recheck and is published alone). The
@@ -53,6 +54,6 @@
 //
 // Run drains on shutdown: it stops pulling, hands the events still waiting
 // for their turn back to their stream (nak), finishes the events in flight
-// and the moves to overflow in flight (each acks or naks its original), and
+// and the moves to overflow in flight (each acks or naks its originals), and
 // returns.
 package expander
