@@ -254,10 +254,10 @@ func (s *Service) conclude(msg jobMsg, job *deliveryv1.DeliveryJob, res webhook.
 	}
 	if status == hubhooksv1.StatusRetrying {
 		rec.NextAttemptAt = timestamppb.New(next)
-		if err := s.storeRetry(msg, job, next); err != nil {
+		if standing, err := s.storeRetry(msg, job, next); err != nil {
 			s.metrics.handlingErrors.WithLabelValues("store_retry").Inc()
 			s.jobLog(job).Warn("store retry; job retried later", "err", err)
-			_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
+			_ = msg.NakWithDelay(backAfter(jitter(2*time.Second, 0.5), standing))
 			return nil, false
 		}
 	}

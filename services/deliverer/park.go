@@ -116,10 +116,8 @@ func (s *Service) parkQueued(msg jobMsg, job *deliveryv1.DeliveryJob) {
 	defer cancel()
 	if v, err := s.retries.storeEntry(ctx, next, time.Now().Add(delay)); err != nil {
 		s.metrics.handlingErrors.WithLabelValues("store_deferral").Inc()
-		if errors.Is(err, daemon.ErrNotReplicated) {
-			s.unstore(next, v)
-		}
-		_ = msg.NakWithDelay(delay)
+		standing := errors.Is(err, daemon.ErrNotReplicated) && !s.unstore(next, v)
+		_ = msg.NakWithDelay(backAfter(delay, standing))
 		return
 	}
 	if delay < s.cfg.PollInterval {

@@ -55,7 +55,7 @@ func (s *Service) outcome(job *deliveryv1.DeliveryJob, res webhook.Result, now t
 // storeRetry stores the next attempt of job in the retry store, due at
 // next, and wakes the scheduler when it is due before its next poll. msg
 // is the job's message, nak'd by the caller when the store fails.
-func (s *Service) storeRetry(msg jobMsg, job *deliveryv1.DeliveryJob, next time.Time) error {
+func (s *Service) storeRetry(msg jobMsg, job *deliveryv1.DeliveryJob, next time.Time) (standing bool, err error) {
 	nextJob := proto.Clone(job).(*deliveryv1.DeliveryJob)
 	nextJob.Attempt = job.GetAttempt() + 1
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
@@ -63,28 +63,50 @@ func (s *Service) storeRetry(msg jobMsg, job *deliveryv1.DeliveryJob, next time.
 	v, err := s.retries.storeEntry(ctx, nextJob, next)
 	if err != nil {
 		if _, parked := msg.(parkedMsg); !parked && errors.Is(err, daemon.ErrNotReplicated) {
-			s.unstore(nextJob, v)
+			standing = !s.unstore(nextJob, v)
 		}
-		return err
+		return standing, err
 	}
 	s.metrics.retries.Inc()
 	if time.Until(next) < s.cfg.PollInterval {
 		s.wakeScheduler()
 	}
-	return nil
+	return false, nil
 }
 
 // unstore removes an entry written on the Redis primary but not on enough
 // replicas (daemon.ErrNotReplicated) when the job's message is redelivered
 // instead: the entry must not bring the attempt back as well. (A parked
-// job's entry stays: its message is gone.) Should the removal fail, the
-// attempt may be made twice, never lost.
-func (s *Service) unstore(job *deliveryv1.DeliveryJob, v string) {
+// job's entry stays: its message is gone.) It reports whether the entry is
+// gone. It is not when the store kept an entry of the same delivery further
+// along (storeScript) or the removal failed: that entry may then bring the
+// attempt back too, and the message waits standingSettle more (backAfter).
+func (s *Service) unstore(job *deliveryv1.DeliveryJob, v string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
 	defer cancel()
-	if _, err := s.retries.removeEntry(ctx, job.GetHubId(), job.GetDeliveryId(), v); err != nil {
+	removed, err := s.retries.removeEntry(ctx, job.GetHubId(), job.GetDeliveryId(), v)
+	if err != nil {
 		s.jobLog(job).Warn("remove a retry not replicated (the attempt may be made twice)", "err", err)
 	}
+	return removed && err == nil
+}
+
+// standingSettle is how much longer a message whose store failed waits
+// before it comes back when an entry of its delivery stands in the retry
+// store (unstore): time for the entry's attempt to be made and reach the
+// event log first, so that the message, delivered again and so checked
+// against the log, is then settled without a POST. Should the entry be
+// lost in a failover, the message still makes the attempt, this much
+// later.
+const standingSettle = 10 * time.Second
+
+// backAfter is the nak delay of a message whose store failed: delay, plus
+// standingSettle when an entry of its delivery may still stand.
+func backAfter(delay time.Duration, standing bool) time.Duration {
+	if standing {
+		return delay + standingSettle
+	}
+	return delay
 }
 
 // wakeScheduler makes the scheduler look for due retries now.

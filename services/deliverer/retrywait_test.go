@@ -3,10 +3,13 @@ package deliverer
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hubhooks/hubhooks/pkg/daemon"
 	"github.com/hubhooks/hubhooks/pkg/poll"
@@ -74,5 +77,59 @@ func TestRetryStoreWaitsForReplicas(t *testing.T) {
 	got = slices.DeleteFunc(got, func(m string) bool { return m == "h/refused" })
 	if want := []string{"h/kept-1", "h/kept-2"}; !slices.Equal(got, want) {
 		t.Fatalf("the promoted replica holds %v, want %v (and not h/lost, acknowledged without waiting)", got, want)
+	}
+}
+
+// TestUnstoreSaysWhetherAnEntryStands: a store that fails its WAIT removes
+// its own entry again (the message comes back as usual), but when the
+// store kept an entry of the same attempt parked more often, that entry
+// stands and may bring the attempt back: unstore says so, and the message
+// waits standingSettle more (backAfter), so the entry's attempt reaches
+// the event log first and the message, checked against it, is settled
+// without a second POST.
+func TestUnstoreSaysWhetherAnEntryStands(t *testing.T) {
+	t.Parallel()
+	primary, replica := redistest.StartReplicated(t)
+	ctx := context.Background()
+	s := &Service{retries: newRetryStore(primary.Client(t), "t:", 1, 300*time.Millisecond),
+		cfg: Config{OpTimeout: 2 * time.Second}, log: slog.New(slog.DiscardHandler)}
+	job := func(id string, deferrals int32) *deliveryv1.DeliveryJob {
+		return &deliveryv1.DeliveryJob{HubId: "h", DeliveryId: id, UrlId: "u", Attempt: 1, Deferrals: deferrals,
+			CreatedAt: timestamppb.New(time.Unix(1700000000, 0))}
+	}
+	due := time.Now().Add(time.Hour)
+	poll.Until(t, 10*time.Second, "a store acknowledged by the replica", func() bool {
+		_, err := s.retries.storeEntry(ctx, job("parked-twice", 2), due)
+		return err == nil
+	})
+	replica.Signal(syscall.SIGSTOP)
+	defer replica.Signal(syscall.SIGCONT)
+
+	// An older copy parked again: the entry parked twice is kept.
+	v, err := s.retries.storeEntry(ctx, job("parked-twice", 1), due)
+	if !errors.Is(err, daemon.ErrNotReplicated) {
+		t.Fatalf("store while the replica is frozen: %v, want ErrNotReplicated", err)
+	}
+	if s.unstore(job("parked-twice", 1), v) {
+		t.Error("unstore removed an entry that was not its own")
+	}
+	if got := backAfter(time.Second, true); got != time.Second+standingSettle {
+		t.Errorf("back after %v with an entry standing, want %v", got, time.Second+standingSettle)
+	}
+
+	// A first parking: its own entry is written, then removed.
+	v, err = s.retries.storeEntry(ctx, job("parked-once", 1), due)
+	if !errors.Is(err, daemon.ErrNotReplicated) {
+		t.Fatalf("store while the replica is frozen: %v, want ErrNotReplicated", err)
+	}
+	if !s.unstore(job("parked-once", 1), v) {
+		t.Error("unstore did not remove the entry it wrote")
+	}
+	members, err := primary.Client(t).ZRange(ctx, s.retries.due, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"h/parked-twice"}; !slices.Equal(members, want) {
+		t.Errorf("entries %v, want %v", members, want)
 	}
 }
