@@ -152,10 +152,11 @@ func (ls *lanes) answered(key string, now time.Time) {
 }
 
 // takeQueuedBefore removes and returns the queued jobs fetched before
-// cutoff: waiting, those of lanes whose URL answers (they are parked), and
-// stuck, those of lanes none of whose POSTs returned in the second before
-// now (they fail fast: parked, they would come back to the same lane).
-func (ls *lanes) takeQueuedBefore(cutoff, now time.Time) (waiting, stuck []*heldJob) {
+// cutoff: waiting, those of lanes whose URL answers (they are parked; left
+// queued unless parking), and stuck, those of lanes none of whose POSTs
+// returned in the second before now (they fail fast: parked, they would
+// come back to the same lane).
+func (ls *lanes) takeQueuedBefore(cutoff, now time.Time, parking bool) (waiting, stuck []*heldJob) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	for _, l := range ls.m {
@@ -163,10 +164,11 @@ func (ls *lanes) takeQueuedBefore(cutoff, now time.Time) (waiting, stuck []*held
 		for n < len(l.queue) && l.queue[n].fetched.Before(cutoff) {
 			n++
 		}
-		if n == 0 {
+		stuckLane := l.stuck(now)
+		if n == 0 || (!stuckLane && !parking) {
 			continue
 		}
-		if l.stuck(now) {
+		if stuckLane {
 			stuck = append(stuck, l.queue[:n]...)
 		} else {
 			waiting = append(waiting, l.queue[:n]...)

@@ -78,7 +78,8 @@ func (s *Service) holdLoop() {
 		}
 		now := time.Now()
 		cutoff := now.Add(-limit)
-		waiting, stuck := s.lanes.takeQueuedBefore(cutoff, now)
+		parking := !s.parkingPaused(now)
+		waiting, stuck := s.lanes.takeQueuedBefore(cutoff, now, parking)
 		for _, h := range waiting {
 			s.metrics.parked.WithLabelValues("queued").Inc()
 			s.wg.Add(1)
@@ -95,12 +96,34 @@ func (s *Service) holdLoop() {
 			s.release(h)
 			s.goFailFast(h.msg, h.job, ErrEndpointStuck)
 		}
+		if !parking {
+			continue
+		}
 		var wg sync.WaitGroup
 		for _, h := range s.held.fetchedBefore(cutoff) {
 			wg.Go(func() { s.parkAttempt(h) })
 		}
 		wg.Wait()
 	}
+}
+
+// A store that Redis did not replicate in time (daemon.ErrNotReplicated:
+// a failover, a replica resyncing) pauses parking for parkPause. Such a
+// store leaves its entry on the primary, or an entry of the delivery that
+// it kept, and the job's message comes back as well: both may then be
+// attempted. While parking is paused, queued jobs stay in their lanes past
+// the hold limit, a job that finds its lane full is nak'ed with the delay
+// its parking would have had, and attempts in flight keep their messages;
+// each such message comes back delivered again, so it is checked against
+// the event log. Retries of failed attempts are stored as ever.
+const parkPause = 2 * time.Second
+
+func (s *Service) pauseParking() {
+	s.parkPausedUntil.Store(time.Now().Add(parkPause).UnixNano())
+}
+
+func (s *Service) parkingPaused(now time.Time) bool {
+	return now.UnixNano() < s.parkPausedUntil.Load()
 }
 
 // parkQueued parks a job that cannot run soon in the retry store — the same
@@ -112,11 +135,19 @@ func (s *Service) parkQueued(msg jobMsg, job *deliveryv1.DeliveryJob) {
 	next := proto.Clone(job).(*deliveryv1.DeliveryJob)
 	next.Deferrals++
 	delay := jitter(s.cfg.QueueFullDelay*time.Duration(min(next.GetDeferrals(), 10)), 0.5)
+	if s.parkingPaused(time.Now()) {
+		_ = msg.NakWithDelay(delay)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.OpTimeout)
 	defer cancel()
 	if v, err := s.retries.storeEntry(ctx, next, time.Now().Add(delay)); err != nil {
 		s.metrics.handlingErrors.WithLabelValues("store_deferral").Inc()
-		standing := errors.Is(err, daemon.ErrNotReplicated) && !s.unstore(next, v)
+		standing := false
+		if errors.Is(err, daemon.ErrNotReplicated) {
+			s.pauseParking()
+			standing = !s.unstore(next, v)
+		}
 		_ = msg.NakWithDelay(backAfter(delay, standing))
 		return
 	}
@@ -150,6 +181,7 @@ func (s *Service) parkAttempt(h *heldJob) {
 	if err != nil {
 		s.metrics.handlingErrors.WithLabelValues("park").Inc()
 		if errors.Is(err, daemon.ErrNotReplicated) {
+			s.pauseParking()
 			s.unstore(next, entry)
 		}
 		return // still held; tried again next tick

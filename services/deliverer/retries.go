@@ -62,8 +62,11 @@ func (s *Service) storeRetry(msg jobMsg, job *deliveryv1.DeliveryJob, next time.
 	defer cancel()
 	v, err := s.retries.storeEntry(ctx, nextJob, next)
 	if err != nil {
-		if _, parked := msg.(parkedMsg); !parked && errors.Is(err, daemon.ErrNotReplicated) {
-			standing = !s.unstore(nextJob, v)
+		if errors.Is(err, daemon.ErrNotReplicated) {
+			s.pauseParking()
+			if _, parked := msg.(parkedMsg); !parked {
+				standing = !s.unstore(nextJob, v)
+			}
 		}
 		return standing, err
 	}

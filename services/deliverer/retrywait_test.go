@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -132,4 +133,78 @@ func TestUnstoreSaysWhetherAnEntryStands(t *testing.T) {
 	if want := []string{"h/parked-twice"}; !slices.Equal(members, want) {
 		t.Errorf("entries %v, want %v", members, want)
 	}
+}
+
+// settled records how a job's message was settled.
+type settled struct {
+	mu    sync.Mutex
+	how   string
+	delay time.Duration
+}
+
+func (m *settled) set(how string, d time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.how, m.delay = how, d
+	return nil
+}
+func (m *settled) Ack() error                         { return m.set("ack", 0) }
+func (m *settled) Nak() error                         { return m.set("nak", 0) }
+func (m *settled) NakWithDelay(d time.Duration) error { return m.set("nak", d) }
+func (m *settled) InProgress() error                  { return nil }
+
+// TestParkingPausesAfterAFailedWait: once a parking's store is not
+// replicated in time, parking pauses (parkPause): a job that cannot run
+// soon is nak'ed with its parking's delay, and no entry is written that a
+// failover could leave beside its message; after the pause, jobs are
+// parked again.
+func TestParkingPausesAfterAFailedWait(t *testing.T) {
+	t.Parallel()
+	primary, replica := redistest.StartReplicated(t)
+	ctx := context.Background()
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{retries: newRetryStore(primary.Client(t), "t:", 1, 300*time.Millisecond), metrics: m,
+		cfg: Config{OpTimeout: 2 * time.Second, QueueFullDelay: 100 * time.Millisecond, PollInterval: time.Second},
+		log: slog.New(slog.DiscardHandler)}
+	job := func(id string) *deliveryv1.DeliveryJob {
+		return &deliveryv1.DeliveryJob{HubId: "h", DeliveryId: id, UrlId: "u", Attempt: 1, CreatedAt: timestamppb.Now()}
+	}
+	entries := func() []string {
+		t.Helper()
+		got, err := primary.Client(t).ZRange(ctx, s.retries.due, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	poll.Until(t, 10*time.Second, "a parking acknowledged by the replica", func() bool {
+		msg := &settled{}
+		s.parkQueued(msg, job("first"))
+		return msg.how == "ack"
+	})
+
+	replica.Signal(syscall.SIGSTOP)
+	failed := &settled{}
+	s.parkQueued(failed, job("not-replicated"))
+	replica.Signal(syscall.SIGCONT)
+	if failed.how != "nak" || !s.parkingPaused(time.Now()) {
+		t.Fatalf("a parking not replicated: message %s, paused %v; want nak'ed and parking paused", failed.how, s.parkingPaused(time.Now()))
+	}
+	paused := &settled{}
+	s.parkQueued(paused, job("while-paused"))
+	if paused.how != "nak" || paused.delay <= 0 {
+		t.Errorf("a job while parking is paused: %s after %v, want nak'ed with its parking's delay", paused.how, paused.delay)
+	}
+	if got, want := entries(), []string{"h/first"}; !slices.Equal(got, want) {
+		t.Errorf("entries %v, want %v (neither the one not replicated nor one while paused)", got, want)
+	}
+
+	poll.Until(t, 10*time.Second, "parking again after the pause", func() bool {
+		msg := &settled{}
+		s.parkQueued(msg, job("after"))
+		return msg.how == "ack"
+	})
 }

@@ -55,6 +55,8 @@ type Service struct {
 
 	consumer atomic.Pointer[jetstream.Consumer]
 	running  atomic.Bool
+	// parkPausedUntil (Unix ns): no job is parked before it (park.go).
+	parkPausedUntil atomic.Int64
 
 	// stopCtx ends when shutdown starts: no new work (the lanes close right
 	// after). workCtx ends at the hard stop: in-flight POSTs are abandoned.
