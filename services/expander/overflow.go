@@ -331,14 +331,7 @@ func movedEventsOf(msg jetstream.Msg, md *jetstream.MsgMetadata) []jetstream.Msg
 	b := &movedBatch{msg: msg, left: len(events)}
 	out := make([]jetstream.Msg, len(events))
 	for i, ev := range events {
-		c := *md
-		c.Stream = eventbus.StreamEvents
-		c.Sequence.Stream = ev.Seq
-		c.Timestamp = ev.Stored
-		if ev.Again && c.NumDelivered < 2 {
-			c.NumDelivered = 2
-		}
-		out[i] = &movedShare{Msg: msg, b: b, ev: ev, md: &c}
+		out[i] = &movedShare{Msg: msg, b: b, ev: ev, md: asOriginal(md, ev.EventsOverflowOriginal)}
 	}
 	return out
 }
@@ -439,16 +432,23 @@ func overflowMsgOf(msg jetstream.Msg) jetstream.Msg {
 	}
 	m := &overflowMsg{Msg: msg, orig: orig}
 	if md, err := msg.Metadata(); err == nil {
-		c := *md
-		c.Stream = eventbus.StreamEvents
-		c.Sequence.Stream = orig.Seq
-		c.Timestamp = orig.Stored
-		if orig.Again && c.NumDelivered < 2 {
-			c.NumDelivered = 2
-		}
-		m.md = &c
+		m.md = asOriginal(md, orig)
 	}
 	return m
+}
+
+// asOriginal is md, the metadata of an events-overflow copy, as that of
+// the original orig in HUBHOOKS_EVENTS: its stream sequence and time, and
+// delivered again when the copy or the original was.
+func asOriginal(md *jetstream.MsgMetadata, orig eventbus.EventsOverflowOriginal) *jetstream.MsgMetadata {
+	c := *md
+	c.Stream = eventbus.StreamEvents
+	c.Sequence.Stream = orig.Seq
+	c.Timestamp = orig.Stored
+	if orig.Again && c.NumDelivered < 2 {
+		c.NumDelivered = 2
+	}
+	return &c
 }
 
 func (m *overflowMsg) Subject() string      { return m.orig.Subject }
