@@ -101,7 +101,7 @@ func (s *Service) unstore(job *deliveryv1.DeliveryJob, v string) bool {
 // against the log, is then settled without a POST. Should the entry be
 // lost in a failover, the message still makes the attempt, this much
 // later.
-const standingSettle = 10 * time.Second
+const standingSettle = 30 * time.Second
 
 // backAfter is the nak delay of a message whose store failed: delay, plus
 // standingSettle when an entry of its delivery may still stand.
