@@ -133,9 +133,16 @@ func TestExplainWhatADomainEventCaused(t *testing.T) {
 	if len(dead) != 1 {
 		t.Fatalf("%d dead API_VERSION.CREATED deliveries, want 1", len(dead))
 	}
-	if _, err := e.Logs.Redeliver(ctx, &hubhooksv1.RedeliverRequest{HubId: "acme", Id: dead[0].GetId()}); err != nil {
+	again, err := e.Logs.Redeliver(ctx, &hubhooksv1.RedeliverRequest{HubId: "acme", Id: dead[0].GetId()})
+	if err != nil {
 		t.Fatal(err)
 	}
+	// The URL goes once the redelivery has died there: removed first, it
+	// would cancel the redelivery instead.
+	poll.Until(t, 20*time.Second, "the redelivery dead", func() bool {
+		l, err := e.Logs.GetEventLog(ctx, &hubhooksv1.GetEventLogRequest{HubId: "acme", Id: again.GetEventLog().GetId()})
+		return err == nil && l.GetEventLog().GetStatus() == "dead"
+	})
 	if _, err := e.Config.RemoveCallbackUrl(ctx, &hubhooksv1.RemoveCallbackUrlRequest{HubId: "acme", Id: badID}); err != nil {
 		t.Fatal(err)
 	}
