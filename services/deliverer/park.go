@@ -2,13 +2,11 @@ package deliverer
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/hubhooks/hubhooks/pkg/daemon"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
@@ -143,12 +141,7 @@ func (s *Service) parkQueued(msg jobMsg, job *deliveryv1.DeliveryJob) {
 	defer cancel()
 	if v, err := s.retries.storeEntry(ctx, next, time.Now().Add(delay)); err != nil {
 		s.metrics.handlingErrors.WithLabelValues("store_deferral").Inc()
-		standing := false
-		if errors.Is(err, daemon.ErrNotReplicated) {
-			s.pauseParking()
-			standing = !s.unstore(next, v)
-		}
-		_ = msg.NakWithDelay(backAfter(delay, standing))
+		_ = msg.NakWithDelay(backAfter(delay, s.notStored(next, v, err, false)))
 		return
 	}
 	if delay < s.cfg.PollInterval {
@@ -180,10 +173,7 @@ func (s *Service) parkAttempt(h *heldJob) {
 	entry, err := s.retries.storeEntry(ctx, next, due)
 	if err != nil {
 		s.metrics.handlingErrors.WithLabelValues("park").Inc()
-		if errors.Is(err, daemon.ErrNotReplicated) {
-			s.pauseParking()
-			s.unstore(next, entry)
-		}
+		s.notStored(next, entry, err, false)
 		return // still held; tried again next tick
 	}
 	p.entry = entry

@@ -62,19 +62,27 @@ func (s *Service) storeRetry(msg jobMsg, job *deliveryv1.DeliveryJob, next time.
 	defer cancel()
 	v, err := s.retries.storeEntry(ctx, nextJob, next)
 	if err != nil {
-		if errors.Is(err, daemon.ErrNotReplicated) {
-			s.pauseParking()
-			if _, parked := msg.(parkedMsg); !parked {
-				standing = !s.unstore(nextJob, v)
-			}
-		}
-		return standing, err
+		_, parked := msg.(parkedMsg)
+		return s.notStored(nextJob, v, err, parked), err
 	}
 	s.metrics.retries.Inc()
 	if time.Until(next) < s.cfg.PollInterval {
 		s.wakeScheduler()
 	}
 	return false, nil
+}
+
+// notStored handles a store of job (entry v) that failed with err. One
+// Redis did not replicate in time (daemon.ErrNotReplicated) pauses parking
+// and, unless its entry stays (keep: a parked attempt's, whose message is
+// gone), removes the entry again (unstore). It reports whether an entry of
+// the delivery may still stand beside the message.
+func (s *Service) notStored(job *deliveryv1.DeliveryJob, v string, err error, keep bool) (standing bool) {
+	if !errors.Is(err, daemon.ErrNotReplicated) {
+		return false
+	}
+	s.pauseParking()
+	return !keep && !s.unstore(job, v)
 }
 
 // unstore removes an entry written on the Redis primary but not on enough
