@@ -211,12 +211,13 @@ func EventsOverflowBatchOf(hubID string, msgs []jetstream.Msg, mds []*jetstream.
 				continue
 			}
 			for _, v := range vs {
-				kv := protowire.AppendTag(nil, 1, protowire.BytesType)
-				kv = protowire.AppendString(kv, k)
-				kv = protowire.AppendTag(kv, 2, protowire.BytesType)
-				kv = protowire.AppendString(kv, v)
+				// A key and a value, fields 1 and 2 (a tag byte each), in place.
 				frame = protowire.AppendTag(frame, movedHeader, protowire.BytesType)
-				frame = protowire.AppendBytes(frame, kv)
+				frame = protowire.AppendVarint(frame, uint64(2+protowire.SizeBytes(len(k))+protowire.SizeBytes(len(v))))
+				frame = protowire.AppendTag(frame, 1, protowire.BytesType)
+				frame = protowire.AppendString(frame, k)
+				frame = protowire.AppendTag(frame, 2, protowire.BytesType)
+				frame = protowire.AppendString(frame, v)
 			}
 		}
 		frame = protowire.AppendTag(frame, movedSeq, protowire.VarintType)
