@@ -266,10 +266,10 @@ func (s *Service) conclude(msg jobMsg, job *deliveryv1.DeliveryJob, res webhook.
 
 // recordAndSettle publishes rec, the record of job's attempt (batched),
 // removes the retry-store entry of a parked attempt that ended, and acks
-// the job; a failed publish naks it.
+// the job; a publish that still fails after recordPatience naks it.
 func (s *Service) recordAndSettle(msg jobMsg, job *deliveryv1.DeliveryJob, rec *deliveryv1.AttemptRecorded, parkedEntry string) {
 	status := rec.GetStatus()
-	if err := s.publishRecord(rec); err != nil {
+	if err := s.storeRecord(msg, job, rec); err != nil {
 		s.jobLog(job).Warn("publish attempt record; job retried later", "err", err)
 		_ = msg.NakWithDelay(jitter(2*time.Second, 0.5))
 		return
@@ -295,6 +295,40 @@ func (s *Service) recordAndSettle(msg jobMsg, job *deliveryv1.DeliveryJob, rec *
 			"http_status", rec.GetResponse().GetStatusCode(), "duration_ms", rec.GetResponse().GetDurationMs())
 	}
 	s.ack(msg, job)
+}
+
+// recordPatience is how long a record's publish is retried before its job
+// is handed back. The attempt is made: a job nak'ed now comes back before
+// its record can reach the event log, and is POSTed again. Publishes fail
+// for seconds while the attempts stream elects a leader (a NATS node's
+// death).
+const recordPatience = time.Minute
+
+// storeRecord publishes rec (publishRecord), retried with backoff while it
+// fails, for up to recordPatience or until the hard stop, telling
+// JetStream that msg is in progress meanwhile (a job failed fast is not
+// held, so not heartbeated). A retried record may be stored twice (a
+// publish that timed out can still be stored); the logger's writes are
+// idempotent.
+func (s *Service) storeRecord(msg jobMsg, job *deliveryv1.DeliveryJob, rec *deliveryv1.AttemptRecorded) error {
+	giveUp := time.Now().Add(recordPatience)
+	wait := 100 * time.Millisecond
+	for tries := 1; ; tries++ {
+		err := s.publishRecord(rec)
+		if err == nil || time.Now().After(giveUp) {
+			return err
+		}
+		if tries == 1 {
+			s.jobLog(job).Warn("publish attempt record; retrying", "err", err)
+		}
+		_ = msg.InProgress()
+		select {
+		case <-s.workCtx.Done():
+			return err
+		case <-time.After(jitter(wait, 0.5)):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // ack acknowledges the job without waiting for the server's confirmation:
