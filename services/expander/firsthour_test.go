@@ -122,7 +122,7 @@ func TestSeenAnswersEveryQuestionOfAPipeline(t *testing.T) {
 		for copy := range 2 {
 			seq := uint64(2*i + copy + 1)
 			wg.Go(func() {
-				got, err := seen.Remember(ctx, "hub1", "evt-"+strconv.Itoa(i), seq)
+				got, err := seen.Remember(ctx, "hub1", "evt-"+strconv.Itoa(i), seq, false)
 				if err != nil {
 					t.Error(err)
 					return
@@ -143,7 +143,7 @@ func TestSeenAnswersEveryQuestionOfAPipeline(t *testing.T) {
 		t.Fatalf("%d of %d events expanded", len(winner), events)
 	}
 	for i, seq := range winner {
-		if again, err := seen.Remember(ctx, "hub1", "evt-"+strconv.Itoa(i), seq); err != nil || again != expander.SeenThisMessage {
+		if again, err := seen.Remember(ctx, "hub1", "evt-"+strconv.Itoa(i), seq, false); err != nil || again != expander.SeenThisMessage {
 			t.Fatalf("the expanded message of event %d delivered again: %v, %v; want SeenThisMessage", i, again, err)
 		}
 	}
@@ -170,7 +170,7 @@ func TestSeenWindow(t *testing.T) {
 		{"hub2", "evt-1", 9, expander.Unseen},           // another hub's event
 		{"hub1", "evt-2", 9, expander.Unseen},
 	} {
-		got, err := seen.Remember(ctx, step.hub, step.id, step.seq)
+		got, err := seen.Remember(ctx, step.hub, step.id, step.seq, false)
 		if err != nil || got != step.want {
 			t.Fatalf("Remember(%s, %s, %d) = %v, %v; want %v", step.hub, step.id, step.seq, got, err, step.want)
 		}
@@ -192,7 +192,7 @@ func TestSeenWindow(t *testing.T) {
 		n, _ := rdb.Exists(ctx, keys...).Result()
 		return n == 0
 	})
-	if got, err := seen.Remember(ctx, "hub1", "evt-1", 12); err != nil || got != expander.Unseen {
+	if got, err := seen.Remember(ctx, "hub1", "evt-1", 12, false); err != nil || got != expander.Unseen {
 		t.Fatalf("after the window: %v, %v; want the event expanded again", got, err)
 	}
 }
@@ -284,5 +284,64 @@ func TestSeenMemoryAwayExpandsAnyway(t *testing.T) {
 	checkJobs(t, got, hub, "evt_a2", "USER.UPDATED", []string{"USER.UPDATED"}, []string{"u1"}, 1)
 	if n := metric(t, e.reg, "hubhooks_expander_seen_errors_total"); n < 1 {
 		t.Errorf("seen errors %v, want at least 1", n)
+	}
+}
+
+// holdPipelines holds every pipeline that asks about hub until release is
+// closed.
+type holdPipelines struct {
+	hub     string
+	release chan struct{}
+}
+
+func (h holdPipelines) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h holdPipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h holdPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if key, ok := c.Args()[1].(string); ok && strings.Contains(key, "{"+h.hub+"}") {
+				<-h.release
+				break
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestSeenQuestionOfAQuietHubDoesNotWaitForAFlood: while the questions of
+// a hub with a backlog are held in Redis round trips, a quiet hub's
+// question is answered: the two have senders of their own.
+func TestSeenQuestionOfAQuietHubDoesNotWaitForAFlood(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := redistest.New(t)
+	release := make(chan struct{})
+	rdb.AddHook(holdPipelines{hub: "flood", release: release})
+	seen, err := expander.NewSeen(rdb, prefix, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(release) // before the wait: the held questions finish
+	for i := range 8 {   // more than the flood's senders
+		wg.Go(func() {
+			if _, err := seen.Remember(ctx, "flood", "evt-"+strconv.Itoa(i), uint64(i+1), true); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // every sender of the flood's is held
+	answered := make(chan error, 1)
+	go func() {
+		_, err := seen.Remember(ctx, "quiet", "evt-q", 100, false)
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the quiet hub's question waited for the flood's round trips")
 	}
 }

@@ -399,7 +399,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 		jobs += len(f.GetTargets())
 		size += f.SizeVT()
 	}
-	switch s.sighting(ctx, msg, ev.GetHubId(), ev.GetId()) {
+	switch s.sighting(ctx, msg, ev.GetHubId(), ev.GetId(), flooding) {
 	case SeenOtherMessage:
 		s.m.skipped.WithLabelValues("seen_before").Inc()
 		return nil
@@ -436,7 +436,7 @@ const (
 // When the memory does not answer, the event is expanded (Unseen): a
 // publisher's repeat then reaches receivers with the same webhook-id, which
 // they drop, and the event log keeps one entry per delivery.
-func (s *Service) sighting(ctx context.Context, msg jetstream.Msg, hub, id string) Sighting {
+func (s *Service) sighting(ctx context.Context, msg jetstream.Msg, hub, id string, flood bool) Sighting {
 	md, err := msg.Metadata()
 	if err != nil {
 		return Unseen // not a JetStream message: nothing to tell copies apart
@@ -446,7 +446,7 @@ func (s *Service) sighting(ctx context.Context, msg jetstream.Msg, hub, id strin
 		return Unseen
 	}
 	rctx, cancel := context.WithTimeout(ctx, seenTimeout)
-	seen, err := s.seen.Remember(rctx, hub, id, md.Sequence.Stream)
+	seen, err := s.seen.Remember(rctx, hub, id, md.Sequence.Stream, flood)
 	cancel()
 	if err != nil {
 		// Redis is slow or away: stop asking for a while, so that an outage

@@ -22,8 +22,10 @@ import (
 // not need the header. Implementations are safe for concurrent use.
 type SeenEvents interface {
 	// Remember records that the stream message seq carries domain event id
-	// of hub and says what the memory knew of it within its window.
-	Remember(ctx context.Context, hub, id string, seq uint64) (Sighting, error)
+	// of hub and says what the memory knew of it within its window. flood
+	// says the hub has a backlog in the expander: its questions must not
+	// make those of other hubs wait.
+	Remember(ctx context.Context, hub, id string, seq uint64, flood bool) (Sighting, error)
 }
 
 // Sighting is what the seen memory knew of a domain event's message.
@@ -59,10 +61,13 @@ const MinSeenWindow = time.Minute
 // (pkg/batch): one round trip per batch rather than one per event, which
 // the expander's workers otherwise each wait for during a flood.
 type RedisSeen struct {
-	rdb     redis.UniversalClient
-	prefix  string
-	window  time.Duration
-	pending *batch.Batcher[*seenQuestion]
+	rdb    redis.UniversalClient
+	prefix string
+	window time.Duration
+	// pending and floodPending batch the questions of hubs without and
+	// with a backlog: each has senders of its own, so a quiet hub's
+	// question never waits for a flood's round trips to Redis.
+	pending, floodPending *batch.Batcher[*seenQuestion]
 }
 
 // seenQuestion is one Remember waiting for its batch's pipeline.
@@ -97,7 +102,8 @@ func NewSeen(rdb redis.UniversalClient, prefix string, window time.Duration) (*R
 		return nil, err
 	}
 	r := &RedisSeen{rdb: rdb, prefix: prefix + "seen:", window: window}
-	r.pending = batch.New(batch.Limits{MaxWeight: seenBatchMax, MaxBytes: seenBatchByte, Flushers: seenFlushers}, r.ask)
+	lim := batch.Limits{MaxWeight: seenBatchMax, MaxBytes: seenBatchByte, Flushers: seenFlushers}
+	r.pending, r.floodPending = batch.New(lim, r.ask), batch.New(lim, r.ask)
 	return r, nil
 }
 
@@ -112,9 +118,13 @@ func (r *RedisSeen) key(hub, id string) string {
 // Remember is one SET NX GET (pipelined with the questions of other
 // workers): the first message of an event stores its sequence; a later one
 // reads the sequence stored.
-func (r *RedisSeen) Remember(ctx context.Context, hub, id string, seq uint64) (Sighting, error) {
+func (r *RedisSeen) Remember(ctx context.Context, hub, id string, seq uint64, flood bool) (Sighting, error) {
 	q := &seenQuestion{ctx: ctx, key: r.key(hub, id), seq: strconv.FormatUint(seq, 10)}
-	if err := r.pending.Add("", q, 1, len(q.key)+len(q.seq)); err != nil {
+	pending := r.pending
+	if flood {
+		pending = r.floodPending
+	}
+	if err := pending.Add("", q, 1, len(q.key)+len(q.seq)); err != nil {
 		return Unseen, fmt.Errorf("remember domain event: %w", err)
 	}
 	return q.answer, nil
