@@ -48,7 +48,8 @@
 // delivered again carries Hubhooks-Recheck and is published alone). The
 // fan-outs of a hub with a backlog in the read-ahead, or read back from
 // overflow, go to its delivery overflow shard (Config.OverflowAfter),
-// served by the deliverer after live traffic, through senders of their own.
+// served by the deliverer after live traffic, through senders of their own;
+// their seen-memory questions have senders of their own too (seen.go).
 // A quarter of the workers take only events of hubs without such a backlog.
 // See docs/delivery.md.
 //
