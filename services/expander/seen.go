@@ -78,7 +78,8 @@ type seenQuestion struct {
 }
 
 // Limits of one pipeline of seen-memory questions: like the fan-outs', two
-// senders at once and no lingering, so a lone event is not delayed.
+// senders at once for each batcher and no lingering, so a lone event is
+// not delayed.
 const (
 	seenBatchMax  = 64
 	seenFlushers  = 2
