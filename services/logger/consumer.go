@@ -46,6 +46,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("logger consuming attempts", "stream", eventbus.StreamAttempts, "consumer", eventbus.ConsumerLogger, "batch", s.cfg.BatchSize)
 
 	failures := 0
+	lost := false // the consumer is gone and not made again yet (remakeIfGone)
 	for ctx.Err() == nil {
 		msgs, err := s.fetch(cons)
 		if err != nil {
@@ -53,7 +54,7 @@ func (s *Service) Run(ctx context.Context) error {
 			if failures == 1 || failures%20 == 0 {
 				s.log.Warn("fetch attempts failed; retrying", "err", err, "failures", failures)
 			}
-			cons = s.remakeIfGone(ctx, cons)
+			cons = s.remakeIfGone(ctx, cons, &lost)
 			s.sleep(ctx, s.backoff(failures))
 			continue
 		}
@@ -80,16 +81,21 @@ func (s *Service) ensureConsumer(ctx context.Context) (jetstream.Consumer, error
 // identity may delete them. The attempts stream is a work queue, so a new
 // consumer starts with the records it still holds: nothing stored is
 // stored again. It returns cons otherwise, or when they cannot be made now.
-func (s *Service) remakeIfGone(ctx context.Context, cons jetstream.Consumer) jetstream.Consumer {
+// *lost carries a loss over failed attempts to make them again, so that one
+// deletion is counted and logged once.
+func (s *Service) remakeIfGone(ctx context.Context, cons jetstream.Consumer, lost *bool) jetstream.Consumer {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	gone := eventbus.CheckConsumer(cctx, s.js, eventbus.StreamAttempts, eventbus.ConsumerLogger)
 	cancel()
 	if !errors.Is(gone, eventbus.ErrConsumerGone) {
 		return cons
 	}
-	s.m.consumerLost.Inc()
-	s.log.Error("the logger's consumer or the attempts stream was deleted while the logger ran (no hubhooks identity may delete them: someone with the NATS rights did); making them again: a deleted stream's records are gone",
-		"stream", eventbus.StreamAttempts, "consumer", eventbus.ConsumerLogger, "err", gone)
+	if !*lost {
+		*lost = true
+		s.m.consumerLost.Inc()
+		s.log.Error("the logger's consumer or the attempts stream was deleted while the logger ran (no hubhooks identity may delete them: someone with the NATS rights did); making them again: a deleted stream's records are gone",
+			"stream", eventbus.StreamAttempts, "consumer", eventbus.ConsumerLogger, "err", gone)
+	}
 	if err := s.ensureStreams(ctx); err != nil {
 		return cons
 	}
@@ -100,6 +106,7 @@ func (s *Service) remakeIfGone(ctx context.Context, cons jetstream.Consumer) jet
 		}
 		return cons
 	}
+	*lost = false
 	return c
 }
 
