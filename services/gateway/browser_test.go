@@ -664,7 +664,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// The admin token picks a hub from the list.
+	// Signing out draws the sign-in form once: drawn again, it would lose
+	// what was typed into it meanwhile.
+	eval[bool](t, ctx, `window.signinDrawn = 0; new MutationObserver((ms) => ms.forEach((m) => m.addedNodes.forEach((n) => {
+		if (n.matches && n.matches('form.signin')) window.signinDrawn++;
+	}))).observe(document.getElementById('app'), {childList: true}); true`)
 	run(t, ctx, "sign out", chromedp.Click(`#signout`), chromedp.WaitVisible(`input[name=token]`))
+	time.Sleep(300 * time.Millisecond)
+	if n := eval[int](t, ctx, `window.signinDrawn`); n != 1 {
+		t.Fatalf("signing out drew the sign-in form %d times, want once", n)
+	}
 	run(t, ctx, "sign in as admin", chromedp.SendKeys(`input[name=token]`, adminToken), chromedp.Click(`form.signin button[type=submit]`))
 	waitText(t, ctx, "main", "triggers on")
 	assertLabelled(t, ctx, "Hubs")

@@ -17,8 +17,10 @@ let stopView = () => {};
 signout.addEventListener('click', () => {
   sessionStorage.removeItem(TOKEN_KEY);
   session = null;
-  location.hash = '';
-  route();
+  // Clearing a hash routes (hashchange); routing here as well would draw
+  // the sign-in form twice, and what was typed into the first one is lost.
+  if (location.hash.length > 1) location.hash = '';
+  else route();
 });
 window.addEventListener('hashchange', route);
 route();
