@@ -89,10 +89,15 @@ var ErrConsumerGone = errors.New("durable consumer gone")
 // CheckConsumer asks JetStream whether the durable consumer name of stream
 // exists: nil when it does, ErrConsumerGone (wrapping the server's answer,
 // jetstream.ErrConsumerNotFound or jetstream.ErrStreamNotFound) when it or
-// its stream does not, another error when JetStream cannot say. A service
-// whose fetches fail asks it to tell a deleted consumer from an outage.
+// its stream does not, another error when JetStream cannot say by the time
+// ctx ends (it asks again while JetStream is unavailable, as Ensure does:
+// a cluster still electing its leaders answers nothing for seconds). A
+// service whose fetches fail asks it to tell a deleted consumer from an
+// outage.
 func CheckConsumer(ctx context.Context, js jetstream.JetStream, stream, name string) error {
-	_, err := js.Consumer(ctx, stream, name)
+	_, err := ensuring(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return js.Consumer(ctx, stream, name)
+	})
 	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("%w: %s on %s: %w", ErrConsumerGone, name, stream, err)
 	}
