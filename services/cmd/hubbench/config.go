@@ -47,6 +47,7 @@ type benchConfig struct {
 	ceilingDuration time.Duration
 	postConcurrency int
 	drainTimeout    time.Duration
+	tailWindow      time.Duration // the window of a phase's worst latencies (sampleTails)
 	cpuProfile      string
 	selfProfile     string
 	keep            bool
@@ -112,6 +113,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.DurationVar(&c.ceilingDuration, "ceiling-duration", 5*time.Second, "how long each ceiling runs")
 	fs.IntVar(&c.postConcurrency, "post-concurrency", 0, "concurrent senders of the POST ceiling; 0 = what the deliverer's defaults allow for the scenario's hubs and URLs")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 120*time.Second, "after publishing, wait at most this long for the expected deliveries")
+	fs.DurationVar(&c.tailWindow, "tail-window", time.Second, "fairness, noisy, replay: report each traffic's worst latency per window of this length (10ms or more)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "hubd: run it with HUBHOOKS_PPROF=true and save a CPU profile here (heap profile at <file>.heap): throughput, of the publishing window; fairness, of the burst alone (20 s at most)")
 	fs.StringVar(&c.selfProfile, "self-cpuprofile", "", "throughput: save a CPU profile of this tool (publisher and receivers) during the publishing window here")
 	fs.BoolVar(&c.keep, "keep", false, "keep hubd's temp data dir and log, and the run's Redis keys")
@@ -197,6 +199,9 @@ func (c *benchConfig) validate() error {
 	}
 	if c.ceilingDuration <= 0 {
 		errs = append(errs, errors.New("-ceiling-duration must be positive"))
+	}
+	if c.tailWindow < 10*time.Millisecond {
+		errs = append(errs, errors.New("-tail-window must be 10ms or more"))
 	}
 	if c.drainTimeout <= 0 {
 		errs = append(errs, errors.New("-drain-timeout must be positive"))

@@ -52,7 +52,7 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 		runs[i] = &loadRun{l: l, c: b.rx.AddClass(l.class), urls: int64(len(l.hubs[0].urls)), stopped: make(chan struct{}), done: make(chan struct{})}
 	}
 	backlogs := sampleBacklogs(ctx, s.metricsURLs())
-	tails := sampleTails(runs)
+	tails := sampleTails(runs, b.c.tailWindow)
 	m := startMeter(s.procs)
 	start := time.Now()
 	for _, r := range runs {
@@ -97,10 +97,10 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 		drain(ctx, r.c, r.expected(b.perEvent), min(b.c.drainTimeout, time.Minute), b.logf)
 	}
 	ph := report.Phase{Name: name, Seconds: time.Since(start).Seconds()}
-	perSecond := tails()
+	perWindow := tails()
 	for i, r := range runs {
 		t := r.traffic(b.perEvent)
-		t.MaxLatencyPerSecondMs = perSecond[i]
+		t.MaxLatencyPerWindowMs, t.TailWindowMs = perWindow[i], float64(b.c.tailWindow.Microseconds())/1000
 		ph.Traffic = append(ph.Traffic, t)
 	}
 	ph.Backlog = backlogs.stop()
@@ -136,10 +136,10 @@ func (r *loadRun) traffic(perEvent int64) report.Traffic {
 	return t
 }
 
-// sampleTails records, every second, the highest latency each load's
-// deliveries had in that second, until the returned func is called (it
+// sampleTails records, every window, the highest latency each load's
+// deliveries had in that window, until the returned func is called (it
 // returns the series, one per load): where a tail comes from.
-func sampleTails(runs []*loadRun) func() [][]float64 {
+func sampleTails(runs []*loadRun, window time.Duration) func() [][]float64 {
 	out := make([][]float64, len(runs))
 	stop, done := make(chan struct{}), make(chan struct{})
 	for _, r := range runs {
@@ -147,7 +147,7 @@ func sampleTails(runs []*loadRun) func() [][]float64 {
 	}
 	go func() {
 		defer close(done)
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(window)
 		defer t.Stop()
 		for {
 			select {

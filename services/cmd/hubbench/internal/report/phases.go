@@ -45,9 +45,11 @@ type Traffic struct {
 	// part of the latency spent getting into the events stream, which
 	// every hub shares.
 	PublishAckMs latency.Summary `json:"publish_ack_ms"`
-	// MaxLatencyPerSecondMs is the highest latency of the deliveries
-	// received in each second of the phase: where a tail comes from.
-	MaxLatencyPerSecondMs []float64 `json:"max_latency_per_second_ms,omitempty"`
+	// MaxLatencyPerWindowMs is the highest latency of the deliveries
+	// received in each window of TailWindowMs (-tail-window, a second by
+	// default) of the phase: where a tail comes from.
+	MaxLatencyPerWindowMs []float64 `json:"max_latency_per_window_ms,omitempty"`
+	TailWindowMs          float64   `json:"tail_window_ms,omitempty"`
 }
 
 // Find returns the traffic named name, nil when the phase has none.
