@@ -46,8 +46,7 @@ func TestCheckConsumerWaitsWhileJetStreamIsAway(t *testing.T) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	done := make(chan error, 1)
-	// No deadline, as the expander's set-up asks: each request then gets
-	// the client's default timeout.
+	// No deadline, as the expander's set-up asks.
 	go func() { done <- CheckConsumer(ctx, js, StreamEventsOverflow, name) }()
 	select {
 	case err := <-done:

@@ -13,10 +13,11 @@ import (
 // unavailableRetry is how long whileUnavailable waits between calls.
 const unavailableRetry = 500 * time.Millisecond
 
-// ensureAttempt bounds one attempt of Ensure and EnsureConsumer, shorter
-// than the client's default request timeout: on a cluster, one of two
-// replicas creating the same consumer at once may get no answer, and the
-// next attempt finds the consumer made. The attempts are idempotent.
+// ensureAttempt bounds one attempt of Ensure, EnsureConsumer and
+// CheckConsumer, shorter than the client's default request timeout: on a
+// cluster, one of two replicas creating the same consumer at once may get
+// no answer, and the next attempt finds the consumer made. The attempts
+// are idempotent.
 const ensureAttempt = 2 * time.Second
 
 // ensuring is whileUnavailable with each call of fn bounded by
