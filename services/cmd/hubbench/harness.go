@@ -79,6 +79,7 @@ func newBench(ctx context.Context, c *benchConfig, log io.Writer) (*bench, error
 		Params: report.Params{
 			Target: c.target, DurationSec: c.duration.Seconds(), Rate: c.rate, Hubs: c.hubs, URLsPerHub: c.urls,
 			PayloadBytes: c.payload, Event: c.event, Window: c.window, EmittedPerEvent: len(emitted),
+			TailWindowMs: float64(c.tailWindow.Microseconds()) / 1000,
 		},
 	}
 	b.cleanup = append(b.cleanup, func() {

@@ -100,7 +100,7 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 	perWindow := tails()
 	for i, r := range runs {
 		t := r.traffic(b.perEvent)
-		t.MaxLatencyPerWindowMs, t.TailWindowMs = perWindow[i], float64(b.c.tailWindow.Microseconds())/1000
+		t.MaxLatencyPerWindowMs = perWindow[i]
 		ph.Traffic = append(ph.Traffic, t)
 	}
 	ph.Backlog = backlogs.stop()

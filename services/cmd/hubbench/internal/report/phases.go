@@ -46,10 +46,9 @@ type Traffic struct {
 	// every hub shares.
 	PublishAckMs latency.Summary `json:"publish_ack_ms"`
 	// MaxLatencyPerWindowMs is the highest latency of the deliveries
-	// received in each window of TailWindowMs (-tail-window, a second by
-	// default) of the phase: where a tail comes from.
+	// received in each window (Params.TailWindowMs) of the phase: where a
+	// tail comes from.
 	MaxLatencyPerWindowMs []float64 `json:"max_latency_per_window_ms,omitempty"`
-	TailWindowMs          float64   `json:"tail_window_ms,omitempty"`
 }
 
 // Find returns the traffic named name, nil when the phase has none.

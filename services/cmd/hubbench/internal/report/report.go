@@ -40,6 +40,9 @@ type Params struct {
 	Window       int     `json:"window"`
 	// EmittedPerEvent is how many webhook events one domain event expands to.
 	EmittedPerEvent int `json:"emitted_per_event"`
+	// TailWindowMs is the window of each phase traffic's worst latencies
+	// (Traffic.MaxLatencyPerWindowMs).
+	TailWindowMs float64 `json:"tail_window_ms"`
 }
 
 // Process is CPU and memory of one process over the measured window.
