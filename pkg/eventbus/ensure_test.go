@@ -2,7 +2,6 @@ package eventbus
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,10 +18,13 @@ import (
 func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 	srv, _, js := natstest.Start(t)
 	ctx := context.Background()
-	var writes atomic.Int32
+	// A channel subscription: the watching connection's reader puts each
+	// request in it before it reads the answer to a later Flush, so after
+	// a Flush every request made so far is counted.
+	writes := make(chan *nats.Msg, 64)
 	watch, _ := natstest.Connect(t, srv)
 	for _, subj := range []string{"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>"} {
-		if _, err := watch.Subscribe(subj, func(*nats.Msg) { writes.Add(1) }); err != nil {
+		if _, err := watch.ChanSubscribe(subj, writes); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -42,9 +44,17 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writesOf := func(what string, want int32) {
+	writesOf := func(what string, want int) {
 		t.Helper()
-		if got := writes.Swap(0); got != want {
+		if err := watch.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for len(writes) > 0 {
+			<-writes
+			got++
+		}
+		if got != want {
 			t.Errorf("%s: %d create or update requests, want %d", what, got, want)
 		}
 	}
