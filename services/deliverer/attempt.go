@@ -45,7 +45,12 @@ func (s *Service) attemptOnLane(h *heldJob) {
 	h.park.begin()
 	res := s.post(job, h.lane, webhook.SigningSecrets(cfg, started))
 	release()
-	s.lanes.answered(h.lane, time.Now())
+	switch s.lanes.answered(h.lane, time.Now(), res.Duration, res.Succeeded()) {
+	case 1:
+		s.metrics.urlLimitChanges.WithLabelValues("up").Inc()
+	case -1:
+		s.metrics.urlLimitChanges.WithLabelValues("down").Inc()
+	}
 	msg, parkedEntry := h.msg, h.park.end()
 	if parkedEntry != "" {
 		// The message is acknowledged; the retry-store entry stands for it.

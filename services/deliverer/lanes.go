@@ -9,7 +9,8 @@ import (
 )
 
 // Lanes: each (hub, URL) has a lane with at most Config.PerURLConcurrency
-// attempts running and a short queue behind them, so a slow or dead URL only
+// attempts running (fewer while its answers say more would only wait:
+// adaptive.go) and a short queue behind them, so a slow or dead URL only
 // ever holds its own lane. A job that finds its lane's queue full is parked
 // in the retry store (parkQueued); one whose lane has answered nothing for a
 // second (its URL accepts connections but does not answer) fails fast
@@ -27,6 +28,7 @@ func urlOfKey(key string) string {
 // lane is one URL's attempts: running and queued.
 type lane struct {
 	running int
+	limit   postLimit  // how many may run
 	queue   []*heldJob // in fetch order
 	// lastAnswer is when a POST of the lane last returned (or the lane last
 	// finished a job): a lane whose POSTs do not return (a hanging URL) may
@@ -58,17 +60,18 @@ const (
 
 // lanes holds every lane with work. It is safe for concurrent use.
 type lanes struct {
-	perURL      int // Config.PerURLConcurrency
-	perURLQueue int // Config.PerURLQueue
-	queueMax    int // perURLQueue, at most half of what the replica holds
+	perURL      int  // Config.PerURLConcurrency
+	adaptive    bool // Config.AdaptiveConcurrency
+	perURLQueue int  // Config.PerURLQueue
+	queueMax    int  // perURLQueue, at most half of what the replica holds
 
 	mu     sync.Mutex
 	m      map[string]*lane
 	closed bool // set by close: no job is queued or started after it
 }
 
-func newLanes(perURL, perURLQueue, maxHeld int) *lanes {
-	return &lanes{perURL: perURL, perURLQueue: perURLQueue, queueMax: min(perURLQueue, maxHeld/2), m: map[string]*lane{}}
+func newLanes(perURL int, adaptive bool, perURLQueue, maxHeld int) *lanes {
+	return &lanes{perURL: perURL, adaptive: adaptive, perURLQueue: perURLQueue, queueMax: min(perURLQueue, maxHeld/2), m: map[string]*lane{}}
 }
 
 // queueLimit is how many jobs l may queue: queueMax while its POSTs return
@@ -93,11 +96,11 @@ func (ls *lanes) admit(h *heldJob, now time.Time) admission {
 	if l == nil {
 		// A new lane counts as having just answered: it is not stuck before
 		// it has had a second to answer.
-		l = &lane{lastAnswer: now}
+		l = &lane{lastAnswer: now, limit: newPostLimit(ls.perURL, ls.adaptive, now)}
 		ls.m[h.lane] = l
 	}
 	switch {
-	case l.running < ls.perURL:
+	case l.running < l.limit.limit:
 		l.running++
 		return admitRun
 	case len(l.queue) < ls.queueLimit(l, now):
@@ -111,44 +114,64 @@ func (ls *lanes) admit(h *heldJob, now time.Time) admission {
 }
 
 // failsFast reports whether a job of lane key admitted at now would fail
-// fast (refuseStuck): every slot of the lane is taken, its queue is full and
+// fast (refuseStuck): every slot the lane may use is taken, its queue is full and
 // none of its POSTs returned in the second before now.
 func (ls *lanes) failsFast(key string, now time.Time) bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	l := ls.m[key]
-	return l != nil && l.running >= ls.perURL && len(l.queue) >= ls.queueLimit(l, now) && l.stuck(now)
+	return l != nil && l.running >= l.limit.limit && len(l.queue) >= ls.queueLimit(l, now) && l.stuck(now)
 }
 
 // next is called when a job of lane key has finished at now: it returns
-// the lane's next queued job to run, or nil when the lane has none (or the
-// deliverer is shutting down), which frees the finished job's slot.
-func (ls *lanes) next(key string, now time.Time) *heldJob {
+// the lane's next queued job to run, or nil when the lane has none (or runs
+// more than its limit now allows, or the deliverer is shutting down), which
+// frees the finished job's slot. more are queued jobs to start on runners
+// of their own, when the lane's limit grew past what runs.
+func (ls *lanes) next(key string, now time.Time) (h *heldJob, more []*heldJob) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	l := ls.m[key]
 	l.lastAnswer = now
-	if !ls.closed && len(l.queue) > 0 {
-		h := l.queue[0]
-		l.queue[0] = nil
-		l.queue = l.queue[1:]
-		return h
+	if ls.closed || len(l.queue) == 0 || l.running > l.limit.limit {
+		l.running--
+		if l.running == 0 && len(l.queue) == 0 {
+			delete(ls.m, key)
+		}
+		return nil, nil
 	}
-	l.running--
-	if l.running == 0 && len(l.queue) == 0 {
-		delete(ls.m, key)
+	h = l.pop()
+	for l.running < l.limit.limit && len(l.queue) > 0 {
+		l.running++
+		more = append(more, l.pop())
 	}
-	return nil
+	return h, more
 }
 
-// answered notes that a POST of lane key returned at now: the lane is not
-// stuck, however long the bookkeeping after the POST takes.
-func (ls *lanes) answered(key string, now time.Time) {
+// pop removes and returns the first queued job.
+func (l *lane) pop() *heldJob {
+	h := l.queue[0]
+	l.queue[0] = nil
+	l.queue = l.queue[1:]
+	return h
+}
+
+// answered notes that a POST of lane key returned at now, after d, and
+// whether it succeeded (2xx): the lane is not stuck, however long the
+// bookkeeping after the POST takes, and its limit adapts to d. It returns
+// the limit's change (-1, 0 or +1).
+func (ls *lanes) answered(key string, now time.Time, d time.Duration, succeeded bool) int {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if l := ls.m[key]; l != nil {
-		l.lastAnswer = now
+	l := ls.m[key]
+	if l == nil {
+		return 0
 	}
+	l.lastAnswer = now
+	if !succeeded {
+		return 0
+	}
+	return l.limit.observe(d, now)
 }
 
 // takeQueuedBefore removes and returns the queued jobs fetched before
@@ -239,10 +262,15 @@ func (s *Service) goFailFast(msg jobMsg, job *deliveryv1.DeliveryJob, err error)
 	s.runners.run(func() { s.failFast(msg, job, err) })
 }
 
-// runLane attempts h, then the lane's queued jobs, until the lane has none.
+// runLane attempts h, then the lane's queued jobs, until the lane has none
+// (or runs more than its limit allows).
 func (s *Service) runLane(h *heldJob) {
 	for h != nil {
 		s.attemptOnLane(h)
-		h = s.lanes.next(h.lane, time.Now())
+		var more []*heldJob
+		h, more = s.lanes.next(h.lane, time.Now())
+		for _, m := range more {
+			s.runners.run(func() { s.runLane(m) })
+		}
 	}
 }

@@ -27,6 +27,7 @@ type metrics struct {
 	overflowMoved    prometheus.Counter
 	overflowTaken    prometheus.Counter
 	runnersStarted   prometheus.Counter
+	urlLimitChanges  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -115,11 +116,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_deliverer_runners_started_total",
 			Help: "Goroutines started to run attempts and records because none was waiting for work; under steady load it levels off.",
 		}),
+		urlLimitChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubhooks_deliverer_url_limit_changes_total",
+			Help: "Changes of a callback URL's adaptive limit on POSTs in flight, by direction (down: its answers slowed as more were sent; up: they did not).",
+		}, []string{"direction"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesPublished, m.dead, m.cancelled,
 		m.breakerChanges, m.queueFull, m.parked, m.skippedRecorded, m.rewound, m.poison, m.urlReplaced, m.consumerLost, m.handlingErrors,
-		m.overflowMoved, m.overflowTaken, m.runnersStarted,
+		m.overflowMoved, m.overflowTaken, m.runnersStarted, m.urlLimitChanges,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register deliverer metrics: %w", err)

@@ -62,6 +62,7 @@ type fairnessConfig struct {
 	burstEvents   int           // domain events the bursting hub publishes at once
 	burstURLs     int           // its callback URLs
 	burstWindow   int           // most of its publishes awaiting their ack
+	burstDelay    time.Duration // how long its receivers take to answer
 	quietRate     float64       // events/s of the one quiet hub
 	quietHubs     int           // hubs of the many-quiet phases
 	quietHubsRate float64       // events/s of all of them together
@@ -121,6 +122,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.IntVar(&c.fair.burstEvents, "burst-events", 20000, "fairness: domain events the bursting hub publishes at once")
 	fs.IntVar(&c.fair.burstURLs, "burst-urls", 5, "fairness: callback URLs of the bursting hub (1-5)")
 	fs.IntVar(&c.fair.burstWindow, "burst-window", 1024, "fairness: most of the burst's publishes awaiting their JetStream ack")
+	fs.DurationVar(&c.fair.burstDelay, "burst-answer-delay", 0, "fairness: the bursting hub's receivers answer this long after a webhook arrives, as distant receivers would (latency is taken on arrival)")
 	fs.Float64Var(&c.fair.quietRate, "quiet-rate", 20, "fairness: events/s of the quiet hub (one URL)")
 	fs.IntVar(&c.fair.quietHubs, "quiet-hubs", 100, "fairness: quiet hubs (one URL each) of the many-hubs phases")
 	fs.Float64Var(&c.fair.quietHubsRate, "quiet-hubs-rate", 200, "fairness: events/s of all the many quiet hubs together")
@@ -215,6 +217,9 @@ func (c *benchConfig) validate() error {
 	}
 	if f.burstWindow < 1 {
 		errs = append(errs, errors.New("-burst-window must be positive"))
+	}
+	if f.burstDelay < 0 || f.burstDelay > 10*time.Second {
+		errs = append(errs, errors.New("-burst-answer-delay must be 0 to 10s"))
 	}
 	if f.quietRate <= 0 || f.quietHubsRate <= 0 {
 		errs = append(errs, errors.New("-quiet-rate and -quiet-hubs-rate must be positive"))

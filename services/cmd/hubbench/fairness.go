@@ -44,6 +44,10 @@ func (b *bench) fairness(ctx context.Context) error {
 		}
 		defer stopCeiling()
 	}
+	// After the ceilings, which measure this machine's own POSTs.
+	if err := b.rx.SetAnswerDelay(burstURLs, f.burstDelay); err != nil {
+		return err
+	}
 	s, err := b.startSystem(ctx, c.cpuProfile != "")
 	if err != nil {
 		return err
@@ -108,9 +112,15 @@ func (b *bench) fairness(ctx context.Context) error {
 	if err := s.stop(ctx); err != nil {
 		res.Notes = append(res.Notes, err.Error())
 	}
+	if err := b.rx.SetAnswerDelay(nil, 0); err != nil {
+		return err
+	}
 	b.ceilingAfter(ctx, again)
 	res.Notes = append(res.Notes, fmt.Sprintf("burst: %d events x %d URLs at once (at most %d awaiting their ack); quiet hub %.0f events/s; %s %.0f events/s in all; one URL each",
 		f.burstEvents, f.burstURLs, f.burstWindow, f.quietRate, manyName, f.quietHubsRate))
+	if f.burstDelay > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("the bursting hub's receivers answer %s after a webhook arrives", f.burstDelay))
+	}
 	return nil
 }
 

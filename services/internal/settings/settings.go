@@ -82,6 +82,7 @@ type Settings struct {
 	WebhookTimeout      time.Duration
 	DeliverConcurrency  int
 	PerURLConcurrency   int
+	AdaptiveConcurrency bool
 	PerHubConcurrency   int
 	BreakerFailures     int
 	BreakerCooldown     time.Duration
@@ -201,6 +202,9 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	dur(&s.WebhookTimeout, "webhook-timeout", "HUBHOOKS_WEBHOOK_TIMEOUT", webhook.DefaultTimeout, "timeout of one webhook POST")
 	num(&s.DeliverConcurrency, "deliver-concurrency", "HUBHOOKS_DELIVER_CONCURRENCY", del.Concurrency, "POSTs in flight per deliverer")
 	num(&s.PerURLConcurrency, "per-url-concurrency", "HUBHOOKS_PER_URL_CONCURRENCY", del.PerURLConcurrency, "POSTs in flight per callback URL")
+	adaptive, err := daemon.EnvBool("HUBHOOKS_ADAPTIVE_CONCURRENCY", true)
+	errs = append(errs, err)
+	fs.BoolVar(&s.AdaptiveConcurrency, "adaptive-concurrency", adaptive, "send a URL fewer POSTs at once (down to 1) while its answers slow down as it gets more (HUBHOOKS_ADAPTIVE_CONCURRENCY)")
 	num(&s.PerHubConcurrency, "per-hub-concurrency", "HUBHOOKS_PER_HUB_CONCURRENCY", del.PerHubConcurrency, "POSTs in flight per hub")
 	num(&s.BreakerFailures, "breaker-failures", "HUBHOOKS_BREAKER_FAILURES", del.BreakerFailures, "consecutive timeouts/connection errors that open a URL's circuit breaker")
 	dur(&s.BreakerCooldown, "breaker-cooldown", "HUBHOOKS_BREAKER_COOLDOWN", del.BreakerCooldown, "how long an open breaker fails fast before probing")
@@ -408,7 +412,7 @@ var only = map[string][]string{
 	"webhook-timeout": sendsHooks, "secret-grace": {"hubd", "configsvc"},
 	"stream-replicas": natsUsers, "dedupe-window": natsUsers, "events-max-age": natsUsers, "events-max-bytes": natsUsers,
 	"seen-window":         {"hubd", "expander"},
-	"deliver-concurrency": {"hubd", "deliverer"}, "per-url-concurrency": {"hubd", "deliverer"},
+	"deliver-concurrency": {"hubd", "deliverer"}, "per-url-concurrency": {"hubd", "deliverer"}, "adaptive-concurrency": {"hubd", "deliverer"},
 	"per-hub-concurrency": {"hubd", "deliverer"}, "breaker-failures": {"hubd", "deliverer"},
 	"breaker-cooldown": {"hubd", "deliverer"}, "hold-limit": {"hubd", "deliverer"}, "max-retry-after": {"hubd", "deliverer"},
 	"redis-wait-replicas": {"hubd", "deliverer", "logger"}, "redis-wait-timeout": {"hubd", "deliverer", "logger"},

@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,6 +156,9 @@ type Sink struct {
 
 	errors  atomic.Int64
 	unknown atomic.Int64
+	// delays maps a listener's host:port to how long its answers wait
+	// (SetAnswerDelay); replaced whole, so requests read it without a lock.
+	delays atomic.Pointer[map[string]time.Duration]
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -232,7 +236,29 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.count(c, id, r.Host, r.URL.Path, sent, now)
 	}
+	if m := s.delays.Load(); m != nil {
+		if d := (*m)[r.Host]; d > 0 {
+			time.Sleep(d) // a receiver far away: counted on arrival, answered later
+		}
+	}
 	w.WriteHeader(s.status)
+}
+
+// SetAnswerDelay makes the listeners of urls (from Listen) answer d after a
+// webhook arrives, as a receiver one round trip of d away would; the
+// webhook's latency is still taken on arrival. It replaces every earlier
+// delay; no urls (or d 0) removes them.
+func (s *Sink) SetAnswerDelay(urls []string, d time.Duration) error {
+	m := map[string]time.Duration{}
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return fmt.Errorf("sink answer delay: %w", err)
+		}
+		m[u.Host] = d
+	}
+	s.delays.Store(&m)
+	return nil
 }
 
 func (s *Sink) count(c *Class, webhookID, host, path string, sent, now time.Time) {

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -135,5 +136,37 @@ func TestSinkClassesAndDestinations(t *testing.T) {
 	}
 	if a, b := by[dest(urls[0])], by[dest(urls[1])]; a.Count != 2 || b.Count != 1 || a.MinMs < 50 || b.MaxMs >= a.MinMs {
 		t.Errorf("per destination: first %+v, second %+v: want 2 samples of >= 50ms and 1 sample below them", a, b)
+	}
+}
+
+func TestSinkAnswerDelay(t *testing.T) {
+	s := New(0, "run")
+	urls, err := s.Listen(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	if err := s.SetAnswerDelay(urls[:1], 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	took := func(url string, seq int64) time.Duration {
+		start := time.Now()
+		post(t, url, fmt.Sprint("msg_", seq), `{"domain_event":{"id":"`+EventID("run", seq, start)+`"}}`)
+		return time.Since(start)
+	}
+	if d := took(urls[0], 1); d < 200*time.Millisecond {
+		t.Errorf("the delayed listener answered after %s, want 200ms or more", d)
+	}
+	if d := took(urls[1], 2); d >= 200*time.Millisecond {
+		t.Errorf("the other listener answered after %s, want at once", d)
+	}
+	if lat := s.Class("run").Latency(); lat.MaxMs >= 200 {
+		t.Errorf("latency up to %.1f ms, want it taken on arrival, before the delay", lat.MaxMs)
+	}
+	if err := s.SetAnswerDelay(nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if d := took(urls[0], 3); d >= 200*time.Millisecond {
+		t.Errorf("after the delay was removed the listener answered after %s", d)
 	}
 }
