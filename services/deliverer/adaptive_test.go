@@ -193,3 +193,28 @@ func TestAdaptiveLimitKeepsADistantURLsPOSTs(t *testing.T) {
 		t.Fatalf("the last 200 POSTs found at most %d in flight, want about 16: a distant URL lost its POSTs", n)
 	}
 }
+
+func TestLaneComingBackKeepsWhatItLearnt(t *testing.T) {
+	t.Parallel()
+	ls := newLanes(16, true, 8, 100)
+	now := time.Now()
+	run := func(at time.Time) *lane {
+		ls.admit(&heldJob{lane: "hub url", fetched: at}, at)
+		return ls.m["hub url"]
+	}
+	run(now).limit.limit = 3 // it learnt that 3 is enough
+	if h, _ := ls.next("hub url", now); h != nil || ls.m["hub url"] != nil {
+		t.Fatal("the lane without work was kept")
+	}
+	if l := run(now.Add(time.Second)); l.limit.limit != 3 {
+		t.Fatalf("limit %d when the lane came back a second later, want the 3 it learnt", l.limit.limit)
+	}
+	ls.next("hub url", now.Add(time.Second))
+	ls.forgetIdle(now.Add(time.Second + limitMemory))
+	if len(ls.idle) != 0 {
+		t.Fatalf("%d idle limits kept after limitMemory, want none", len(ls.idle))
+	}
+	if l := run(now.Add(time.Second + limitMemory)); l.limit.limit != 16 {
+		t.Fatalf("limit %d when the lane came back after limitMemory, want all 16", l.limit.limit)
+	}
+}

@@ -68,10 +68,26 @@ type lanes struct {
 	mu     sync.Mutex
 	m      map[string]*lane
 	closed bool // set by close: no job is queued or started after it
+	// idle keeps the limits of lanes that ran out of work for
+	// limitMemory, so a lane that comes back (a backlog taken from overflow
+	// a batch at a time) starts from what it learnt, not from all its slots.
+	idle      map[string]idleLimit
+	lastSweep time.Time
+}
+
+// limitMemory is how long the limit of a lane without work is kept: as
+// long as its base would be.
+const limitMemory = 2 * baseWindow
+
+// idleLimit is the limit of a lane that ran out of work at since.
+type idleLimit struct {
+	limit postLimit
+	since time.Time
 }
 
 func newLanes(perURL int, adaptive bool, perURLQueue, maxHeld int) *lanes {
-	return &lanes{perURL: perURL, adaptive: adaptive, perURLQueue: perURLQueue, queueMax: min(perURLQueue, maxHeld/2), m: map[string]*lane{}}
+	return &lanes{perURL: perURL, adaptive: adaptive, perURLQueue: perURLQueue, queueMax: min(perURLQueue, maxHeld/2),
+		m: map[string]*lane{}, idle: map[string]idleLimit{}}
 }
 
 // queueLimit is how many jobs l may queue: queueMax while its POSTs return
@@ -97,6 +113,12 @@ func (ls *lanes) admit(h *heldJob, now time.Time) admission {
 		// A new lane counts as having just answered: it is not stuck before
 		// it has had a second to answer.
 		l = &lane{lastAnswer: now, limit: newPostLimit(ls.perURL, ls.adaptive, now)}
+		if was, ok := ls.idle[h.lane]; ok {
+			delete(ls.idle, h.lane)
+			if now.Sub(was.since) < limitMemory {
+				l.limit = was.limit
+			}
+		}
 		ls.m[h.lane] = l
 	}
 	switch {
@@ -137,6 +159,9 @@ func (ls *lanes) next(key string, now time.Time) (h *heldJob, more []*heldJob) {
 		l.running--
 		if l.running == 0 && len(l.queue) == 0 {
 			delete(ls.m, key)
+			if l.limit.adaptive {
+				ls.idle[key] = idleLimit{limit: l.limit, since: now}
+			}
 		}
 		return nil, nil
 	}
@@ -146,6 +171,22 @@ func (ls *lanes) next(key string, now time.Time) (h *heldJob, more []*heldJob) {
 		more = append(more, l.pop())
 	}
 	return h, more
+}
+
+// forgetIdle drops the limits of lanes without work for limitMemory; it
+// looks at most once per baseWindow.
+func (ls *lanes) forgetIdle(now time.Time) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if now.Sub(ls.lastSweep) < baseWindow {
+		return
+	}
+	ls.lastSweep = now
+	for key, was := range ls.idle {
+		if now.Sub(was.since) >= limitMemory {
+			delete(ls.idle, key)
+		}
+	}
 }
 
 // pop removes and returns the first queued job.

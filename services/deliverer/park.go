@@ -78,6 +78,7 @@ func (s *Service) holdLoop() {
 		cutoff := now.Add(-limit)
 		parking := !s.parkingPaused(now)
 		waiting, stuck := s.lanes.takeQueuedBefore(cutoff, now, parking)
+		s.lanes.forgetIdle(now)
 		for _, h := range waiting {
 			s.metrics.parked.WithLabelValues("queued").Inc()
 			s.wg.Add(1)
