@@ -164,7 +164,7 @@ func deliverTo(t *testing.T, rx *slowingReceiver, jobs int, fixed bool) {
 	}
 	c := baseConfig(e.prefix, 0, time.Hour)
 	c.PerURLConcurrency = 16
-	c.FixedConcurrency = fixed
+	c.AdaptiveConcurrency = !fixed
 	c.HoldLimit = 4 * time.Second // the jobs wait for the lane, not in the retry store
 	e.start(t, c, newSender(t))
 	poll.Until(t, 60*time.Second, "every job POSTed", func() bool { return rx.count() >= jobs })

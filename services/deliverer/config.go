@@ -35,12 +35,12 @@ type Config struct {
 	// Concurrency is the most POSTs in flight in this replica; default 256.
 	Concurrency int
 	// PerURLConcurrency is the most POSTs in flight to one URL; default 16.
-	// A URL gets fewer while its answers slow down as it gets more
-	// (adaptive.go), unless FixedConcurrency.
 	PerURLConcurrency int
-	// FixedConcurrency keeps every URL at PerURLConcurrency POSTs in flight
-	// instead of adapting to its answer times.
-	FixedConcurrency bool
+	// AdaptiveConcurrency gives a URL fewer POSTs in flight (down to 1)
+	// while its answers slow down as it gets more (adaptive.go); off by
+	// default: it trades a few-URL hub's top rate for the other hubs'
+	// latency.
+	AdaptiveConcurrency bool
 	// PerURLQueue is how many jobs may wait for a URL's slots before further
 	// jobs are handed back to JetStream with a short delay; default 512.
 	PerURLQueue int

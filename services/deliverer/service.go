@@ -109,7 +109,7 @@ func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient, configs 
 		log:           cfg.Log.With("service", "deliverer"),
 		metrics:       m,
 		held:          newHeldJobs(maxHeld),
-		lanes:         newLanes(cfg.PerURLConcurrency, !cfg.FixedConcurrency, cfg.PerURLQueue, maxHeld),
+		lanes:         newLanes(cfg.PerURLConcurrency, cfg.AdaptiveConcurrency, cfg.PerURLQueue, maxHeld),
 		slots:         newSlots(cfg.Concurrency, cfg.PerHubConcurrency),
 		retries:       newRetryStore(rdb, cfg.RedisPrefix, cfg.RedisWaitReplicas, cfg.RedisWaitTimeout),
 		changed:       newChangedHubs(),
@@ -144,7 +144,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return s.abort(ctx, err)
 	}
-	s.log.Info("deliverer started", "concurrency", s.cfg.Concurrency, "per_url", s.cfg.PerURLConcurrency, "per_url_adaptive", !s.cfg.FixedConcurrency,
+	s.log.Info("deliverer started", "concurrency", s.cfg.Concurrency, "per_url", s.cfg.PerURLConcurrency, "per_url_adaptive", s.cfg.AdaptiveConcurrency,
 		"per_hub", s.cfg.PerHubConcurrency, "schedule", fmt.Sprint(s.cfg.Schedule))
 
 	var loops sync.WaitGroup
