@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// A lane's POSTs in flight adapt to its URL's answer times, as TCP Vegas
-// adapts a window to round-trip times. The lane keeps the fastest answer it
+// With Config.AdaptiveConcurrency, a lane's POSTs in flight adapt to its
+// URL's answer times, as TCP Vegas adapts a window to round-trip times. The lane keeps the fastest answer it
 // saw lately (base); after each round (as many answers as its limit), the
 // round's median answer time says how many of its POSTs were waiting
 // somewhere instead of being served, queued = limit × (1 − base/median):
@@ -15,8 +15,10 @@ import (
 // A receiver far away answers in its round trip however many POSTs are in
 // flight, so its lane keeps all of Config.PerURLConcurrency. A lane whose
 // answers slow down as it sends more (the deliverer's or the receiver's CPUs
-// are the limit, or the receiver queues) sends fewer: the same deliveries
-// per second, and far less waiting in front of every other hub's POSTs.
+// are the limit, or the receiver queues) sends fewer, and leaves the CPUs
+// to every other hub's POSTs. It is opt-in: on saturated CPUs it cannot
+// tell its own POSTs' queueing from the rest of the pipeline's, and settles
+// a lone busy lane too low for its hub's top rate (docs/delivery.md).
 
 const (
 	// vegasAlpha and vegasBeta bound the POSTs a lane may keep waiting: few

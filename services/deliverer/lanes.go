@@ -9,12 +9,13 @@ import (
 )
 
 // Lanes: each (hub, URL) has a lane with at most Config.PerURLConcurrency
-// attempts running (fewer while its answers say more would only wait:
-// adaptive.go) and a short queue behind them, so a slow or dead URL only
-// ever holds its own lane. A job that finds its lane's queue full is parked
-// in the retry store (parkQueued); one whose lane has answered nothing for a
-// second (its URL accepts connections but does not answer) fails fast
-// (failFast), as does one whose URL's circuit breaker is open.
+// attempts running (with Config.AdaptiveConcurrency, fewer while its
+// answers say more would only wait: adaptive.go) and a short queue behind
+// them, so a slow or dead URL only ever holds its own lane. A job that finds
+// its lane's queue full is parked in the retry store (parkQueued); one whose
+// lane has answered nothing for a second (its URL accepts connections but
+// does not answer) fails fast (failFast), as does one whose URL's circuit
+// breaker is open.
 
 // laneKey identifies the lane (and the circuit breaker) of job's URL.
 func laneKey(job *deliveryv1.DeliveryJob) string { return job.GetHubId() + " " + job.GetUrl() }
