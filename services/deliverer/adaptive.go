@@ -6,11 +6,12 @@ import (
 )
 
 // With Config.AdaptiveConcurrency, a lane's POSTs in flight adapt to its
-// URL's answer times, as TCP Vegas adapts a window to round-trip times. The lane keeps the fastest answer it
-// saw lately (base); after each round (as many answers as its limit), the
-// round's median answer time says how many of its POSTs were waiting
-// somewhere instead of being served, queued = limit × (1 − base/median):
-// under vegasAlpha the limit grows by one, over vegasBeta it shrinks by one.
+// URL's answer times, as TCP Vegas adapts a window to round-trip times. The
+// lane keeps the fastest answer it saw lately (base); after each round (as
+// many answers as its limit), the round's median answer time says how many
+// of its POSTs were waiting somewhere instead of being served,
+// queued = limit × (1 − base/median): under vegasAlpha the limit grows by
+// one, over vegasBeta it shrinks by one.
 //
 // A receiver far away answers in its round trip however many POSTs are in
 // flight, so its lane keeps all of Config.PerURLConcurrency. A lane whose

@@ -137,8 +137,8 @@ func (ls *lanes) admit(h *heldJob, now time.Time) admission {
 }
 
 // failsFast reports whether a job of lane key admitted at now would fail
-// fast (refuseStuck): every slot the lane may use is taken, its queue is full and
-// none of its POSTs returned in the second before now.
+// fast (refuseStuck): every slot the lane may use is taken, its queue is
+// full and none of its POSTs returned in the second before now.
 func (ls *lanes) failsFast(key string, now time.Time) bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
