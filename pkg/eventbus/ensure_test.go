@@ -55,14 +55,13 @@ func TestEnsureUpdatesOnlyWhatChanged(t *testing.T) {
 			}
 		}
 		extra := time.After(200 * time.Millisecond)
-		for {
+		for waiting := true; waiting; {
 			select {
 			case <-writes:
 				got++
-				continue
 			case <-extra:
+				waiting = false
 			}
-			break
 		}
 		if got != want {
 			t.Errorf("%s: %d create or update requests, want %d", what, got, want)

@@ -160,7 +160,7 @@ func (ls *lanes) next(key string, now time.Time) (h *heldJob, more []*heldJob) {
 		l.running--
 		if l.running == 0 && len(l.queue) == 0 {
 			delete(ls.m, key)
-			if l.limit.adaptive {
+			if ls.adaptive {
 				ls.idle[key] = idleLimit{limit: l.limit, since: now}
 			}
 		}
@@ -177,6 +177,9 @@ func (ls *lanes) next(key string, now time.Time) (h *heldJob, more []*heldJob) {
 // forgetIdle drops the limits of lanes without work for limitMemory; it
 // looks at most once per baseWindow.
 func (ls *lanes) forgetIdle(now time.Time) {
+	if !ls.adaptive {
+		return // no lane keeps a limit
+	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if now.Sub(ls.lastSweep) < baseWindow {
