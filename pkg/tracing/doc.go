@@ -14,7 +14,7 @@
 // records nothing, nothing is added to messages, and a job's trace_parent
 // stays empty (BenchmarkOffPerDelivery measures what is left).
 //
-//	stop, err := tracing.Setup(ctx, tracing.Config{Endpoint: "otel-collector:4317", Service: "deliverer"})
+//	stop, err := tracing.Setup(ctx, tracing.Config{Endpoint: "otel-collector:4317", Service: "deliverer", SampleRatio: 1})
 //	defer stop(context.Background())
 //	ctx, span := tracing.Start(tracing.Extract(ctx, msg.Headers()), "expand")
 package tracing

@@ -31,7 +31,8 @@ type Config struct {
 	// Service is the service.name of the spans.
 	Service string
 	// SampleRatio is the share of new traces recorded, 0 to 1; a trace
-	// begun upstream keeps its parent's decision. Default 1.
+	// begun upstream keeps its parent's decision, so 0 records only the
+	// traces publishers began and sampled.
 	SampleRatio float64
 }
 
@@ -65,13 +66,9 @@ func Setup(ctx context.Context, cfg Config) (stop func(context.Context) error, e
 	if err != nil {
 		return nil, fmt.Errorf("tracing: otlp exporter: %w", err)
 	}
-	ratio := cfg.SampleRatio
-	if ratio == 0 {
-		ratio = 1
-	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithSampler(Sampler(cfg.SampleRatio)),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", cfg.Service))),
 	)
 	Install(tp)
@@ -80,6 +77,12 @@ func Setup(ctx context.Context, cfg Config) (stop func(context.Context) error, e
 		defer cancel()
 		return tp.Shutdown(ctx)
 	}, nil
+}
+
+// Sampler records ratio of the traces begun here and, whatever ratio is,
+// every trace whose parent (a publisher's traceparent) was sampled.
+func Sampler(ratio float64) sdktrace.Sampler {
+	return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))
 }
 
 // enabled is set once a tracer provider is installed.
@@ -194,4 +197,36 @@ func TraceID(tp string) string {
 		return ""
 	}
 	return sc.TraceID().String()
+}
+
+// Events on a webhook's spans that time its way through the pipeline, for
+// a trace viewer and for hubbench's per-stage report. The expansion span
+// ("expand <subject>") starts when an expander worker takes the event;
+// the attempt span ("deliver attempt") when the POST begins, and it ends
+// with the answer.
+const (
+	// EventStored: the domain event was stored in the events stream (its
+	// JetStream time; an events-overflow copy has its original's).
+	EventStored = "hubhooks.event.stored"
+	// EventRead: the expander's reader took it into the read-ahead.
+	EventRead = "hubhooks.event.read"
+	// EventSeenAnswered: the seen memory answered whether it came before.
+	EventSeenAnswered = "hubhooks.event.seen_answered"
+	// EventFanoutsStored: its fan-outs were stored in the deliveries
+	// stream (their publish acknowledged).
+	EventFanoutsStored = "hubhooks.event.fanouts_stored"
+	// EventFanoutStored: the message carrying the job was stored in the
+	// deliveries stream (its JetStream time).
+	EventFanoutStored = "hubhooks.job.stored"
+	// EventJobTaken: the deliverer took the job from its message, to its
+	// URL's lane.
+	EventJobTaken = "hubhooks.job.taken"
+)
+
+// AddEventAt adds the event name at t to span when it records and t is
+// set.
+func AddEventAt(span trace.Span, name string, t time.Time) {
+	if span.IsRecording() && !t.IsZero() {
+		span.AddEvent(name, trace.WithTimestamp(t))
+	}
 }

@@ -75,3 +75,25 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("Setup without an endpoint: %v", err)
 	}
 }
+
+// A ratio of 0 records only what publishers began and sampled: a tool or
+// an operator tracing one tenant's events pays nothing for the others.
+func TestSamplerZeroKeepsThePublishersTraces(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(tracing.Sampler(0)))
+	tracer := tp.Tracer("test")
+	_, root := tracer.Start(context.Background(), "root")
+	root.End()
+	if root.SpanContext().IsSampled() {
+		t.Error("ratio 0 sampled a trace begun here")
+	}
+	const sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	_, child := tracer.Start(tracing.WithTraceParent(context.Background(), sampled), "expand")
+	child.End()
+	if !child.SpanContext().IsSampled() {
+		t.Error("ratio 0 dropped a trace its publisher sampled")
+	}
+	if n := len(rec.Ended()); n != 1 {
+		t.Errorf("%d spans recorded, want 1", n)
+	}
+}

@@ -43,7 +43,7 @@ func (s *Service) attemptOnLane(h *heldJob) {
 		return
 	}
 	h.park.begin()
-	res := s.post(job, h.lane, webhook.SigningSecrets(cfg, started))
+	res := s.post(h, webhook.SigningSecrets(cfg, started))
 	release()
 	switch s.lanes.answered(h.lane, time.Now(), res.Duration, res.Succeeded()) {
 	case 1:
@@ -148,15 +148,18 @@ func (s *Service) hubConfig(job *deliveryv1.DeliveryJob) (*hubhooksv1.HubConfig,
 	return s.configs.Fetch(ctx, job.GetHubId(), job.GetConfigVersion())
 }
 
-// post POSTs job through the circuit breaker of its URL (lane key), which
-// counts the result, and returns the result complete with its request and
-// response. An open breaker fails the attempt without a POST.
-func (s *Service) post(job *deliveryv1.DeliveryJob, lane string, secrets []string) (res webhook.Result) {
+// post POSTs h's job through the circuit breaker of its URL (lane key),
+// which counts the result, and returns the result complete with its
+// request and response. An open breaker fails the attempt without a POST.
+func (s *Service) post(h *heldJob, secrets []string) (res webhook.Result) {
+	job := h.job
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 	ctx, span := attemptSpan(s.workCtx, job)
 	defer func() { endAttemptSpan(span, res) }()
-	done, err := s.breakers.allow(lane, job.GetHubId(), job.GetUrlId())
+	tracing.AddEventAt(span, tracing.EventFanoutStored, h.stored)
+	tracing.AddEventAt(span, tracing.EventJobTaken, h.fetched)
+	done, err := s.breakers.allow(h.lane, job.GetHubId(), job.GetUrlId())
 	if err != nil {
 		return s.notPosted(job, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/hubid"
+	"github.com/hubhooks/hubhooks/pkg/tracing"
 	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
@@ -218,17 +219,23 @@ func (c doneCheck) recheckMark() string {
 // enqueueAll enqueues jobs, all or some of the jobs of msg (an overflow
 // message when overflow is set), and acks msg when none is left.
 func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, overflow bool) {
+	var stored time.Time // for the attempts' traces
+	if tracing.Enabled() {
+		if md, err := msg.Metadata(); err == nil {
+			stored = md.Timestamp
+		}
+	}
 	switch len(jobs) {
 	case 0:
 		if err := msg.Ack(); err != nil {
 			s.metrics.handlingErrors.WithLabelValues("ack").Inc()
 		}
 	case 1:
-		s.enqueue(msg, jobs[0], overflow)
+		s.enqueue(msg, jobs[0], overflow, stored)
 	default:
 		f := &fanout{s: s, msg: msg, left: len(jobs)}
 		for _, job := range jobs {
-			s.enqueue(&fanoutShare{f: f, job: job}, job, overflow)
+			s.enqueue(&fanoutShare{f: f, job: job}, job, overflow, stored)
 		}
 	}
 }

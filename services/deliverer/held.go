@@ -18,6 +18,7 @@ type heldJob struct {
 	msg     jobMsg
 	job     *deliveryv1.DeliveryJob
 	lane    string    // laneKey(job)
+	stored  time.Time // when its message was stored, for its trace (zero unless tracing)
 	fetched time.Time // when its message was fetched
 	// overflow: it came from an overflow message, so it does not count
 	// in its lane's share of live work (heldJobs.liveOfLane).

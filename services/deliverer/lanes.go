@@ -266,11 +266,11 @@ func (ls *lanes) close() []*heldJob {
 // enqueue puts job on its URL's lane: it starts it when the lane has a free
 // slot, queues it behind the lane's attempts, parks it when the lane's queue
 // is full, or fails it fast when the lane's URL does not answer or its
-// breaker is open. overflow says it came from an overflow message. It
-// never blocks.
-func (s *Service) enqueue(msg jobMsg, job *deliveryv1.DeliveryJob, overflow bool) {
+// breaker is open. overflow says it came from an overflow message, stored
+// when it was stored (zero unless tracing). It never blocks.
+func (s *Service) enqueue(msg jobMsg, job *deliveryv1.DeliveryJob, overflow bool, stored time.Time) {
 	now := time.Now()
-	h := &heldJob{msg: msg, job: job, lane: laneKey(job), fetched: now, progressed: now, overflow: overflow}
+	h := &heldJob{msg: msg, job: job, lane: laneKey(job), stored: stored, fetched: now, progressed: now, overflow: overflow}
 	if s.breakers.open(h.lane) {
 		// Fail the attempt now (recorded, retried after the cool-down)
 		// rather than queue it behind the lane, where jobs that are going

@@ -76,6 +76,7 @@ func TestTraceAcrossServices(t *testing.T) {
 		if p := got["POST webhook"].Parent().SpanID(); p != got["deliver attempt"].SpanContext().SpanID() {
 			t.Fatalf("the HTTP span's parent is %s, not the attempt's span", p)
 		}
+		checkStages(t, got["expand USER.UPDATED"], got["deliver attempt"])
 		return true
 	})
 
@@ -90,4 +91,45 @@ func TestTraceAcrossServices(t *testing.T) {
 	if entry.GetTraceId() != traceID {
 		t.Errorf("the log entry's trace id is %q, want %q", entry.GetTraceId(), traceID)
 	}
+}
+
+// checkStages checks that the expansion's and the attempt's spans time the
+// event's way through the pipeline in order: stored, read, taken by a
+// worker (the expansion's start), the seen memory's answer, then the job's
+// message stored (before its publish is acknowledged, the expansion's
+// fan-outs stored; the deliverer may take the job before that ack is
+// back), the job taken by the deliverer, the POST (the attempt's start).
+func checkStages(t *testing.T, expand, attempt sdktrace.ReadOnlySpan) {
+	t.Helper()
+	at := func(s sdktrace.ReadOnlySpan, name string) time.Time {
+		for _, e := range s.Events() {
+			if e.Name == name {
+				return e.Time
+			}
+		}
+		t.Fatalf("span %q has no event %s", s.Name(), name)
+		return time.Time{}
+	}
+	type stage struct {
+		name string
+		at   time.Time
+	}
+	inOrder := func(stages ...stage) {
+		for i := 1; i < len(stages); i++ {
+			if stages[i].at.Before(stages[i-1].at) {
+				t.Errorf("%s at %s, before %s at %s", stages[i].name, stages[i].at.Format(time.StampMicro), stages[i-1].name, stages[i-1].at.Format(time.StampMicro))
+			}
+		}
+	}
+	seen := stage{tracing.EventSeenAnswered, at(expand, tracing.EventSeenAnswered)}
+	jobStored := stage{tracing.EventFanoutStored, at(attempt, tracing.EventFanoutStored)}
+	inOrder(
+		stage{tracing.EventStored, at(expand, tracing.EventStored)},
+		stage{tracing.EventRead, at(expand, tracing.EventRead)},
+		stage{"expansion start", expand.StartTime()},
+		seen, jobStored,
+		stage{tracing.EventJobTaken, at(attempt, tracing.EventJobTaken)},
+		stage{"attempt start", attempt.StartTime()},
+	)
+	inOrder(seen, jobStored, stage{tracing.EventFanoutsStored, at(expand, tracing.EventFanoutsStored)})
 }

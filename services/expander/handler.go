@@ -184,6 +184,12 @@ func (s *Service) handleSafely(ctx context.Context, p *pending) (err error) {
 	// the message headers); the jobs carry it on (DeliveryJob.trace_parent).
 	ctx, span := tracing.Start(tracing.Extract(ctx, p.msg.Headers()), "expand "+p.msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
 	defer span.End()
+	if span.IsRecording() {
+		if md, err := p.msg.Metadata(); err == nil {
+			tracing.AddEventAt(span, tracing.EventStored, md.Timestamp)
+		}
+		tracing.AddEventAt(span, tracing.EventRead, p.readAt)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			s.cfg.Log.Error("expander: panic while handling an event", "subject", p.msg.Subject(), "panic", r, "stack", string(debug.Stack()))
@@ -399,7 +405,10 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 		jobs += len(f.GetTargets())
 		size += f.SizeVT()
 	}
-	switch s.sighting(ctx, msg, ev.GetHubId(), ev.GetId(), flooding) {
+	sighting := s.sighting(ctx, msg, ev.GetHubId(), ev.GetId(), flooding)
+	span := trace.SpanFromContext(ctx)
+	tracing.AddEventAt(span, tracing.EventSeenAnswered, time.Now())
+	switch sighting {
 	case SeenOtherMessage:
 		s.m.skipped.WithLabelValues("seen_before").Inc()
 		return nil
@@ -408,7 +417,11 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 	}
 	s.m.webhooks.Add(float64(len(fanouts)))
 	if redelivered {
-		return s.publishAlone(ctx, fanouts)
+		err := s.publishAlone(ctx, fanouts)
+		if err == nil {
+			tracing.AddEventAt(span, tracing.EventFanoutsStored, time.Now())
+		}
+		return err
 	}
 	// The fan-outs of events expanded at the same time go out together, one
 	// message per subject (see sendFanouts); the event is acked once that
@@ -421,6 +434,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 	if err := sender.Add(to, fanouts, jobs, size); err != nil {
 		return fmt.Errorf("publish jobs: %w", err)
 	}
+	tracing.AddEventAt(span, tracing.EventFanoutsStored, time.Now())
 	s.m.expanded.Inc()
 	return nil
 }
