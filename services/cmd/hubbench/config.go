@@ -51,6 +51,8 @@ type benchConfig struct {
 	cpuProfile      string
 	selfProfile     string
 	keep            bool
+	trace           bool // time the paced traffic through hubd's stages
+	traceCSV        string
 
 	fair   fairnessConfig
 	noisy  noisyConfig
@@ -117,6 +119,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.DurationVar(&c.tailWindow, "tail-window", time.Second, "fairness, noisy, replay: report each traffic's worst latency per window of this length (10ms or more)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "hubd: run it with HUBHOOKS_PPROF=true and save a CPU profile here (heap profile at <file>.heap): throughput, of the publishing window; fairness, of the burst alone (20 s at most)")
 	fs.StringVar(&c.selfProfile, "self-cpuprofile", "", "throughput: save a CPU profile of this tool (publisher and receivers) during the publishing window here")
+	fs.BoolVar(&c.trace, "trace", false, "hubd: time the rate-paced (quiet) traffic's webhooks through each stage of hubd and report it per traffic; the tool begins their traces, hubd records only those and sends them to the tool over OTLP")
+	fs.StringVar(&c.traceCSV, "trace-csv", "", "with -trace: also write every traced delivery's stages to this CSV file, one row each")
 	fs.BoolVar(&c.keep, "keep", false, "keep hubd's temp data dir and log, and the run's Redis keys")
 
 	fs.IntVar(&c.fair.burstEvents, "burst-events", 20000, "fairness: domain events the bursting hub publishes at once")
@@ -240,6 +244,9 @@ func (c *benchConfig) validate() error {
 	if r.sameRate <= 0 || r.otherRate <= 0 || r.otherHubs < 1 || r.otherHubs > 1000 || r.liveFor <= 0 {
 		errs = append(errs, errors.New("-replay-same-rate, -replay-other-rate and -replay-live-duration must be positive, -replay-other-hubs 1 to 1000"))
 	}
+	if c.traceCSV != "" && !c.trace {
+		errs = append(errs, errors.New("-trace-csv needs -trace"))
+	}
 	switch c.target {
 	case "hubd":
 	case "external":
@@ -248,6 +255,9 @@ func (c *benchConfig) validate() error {
 		}
 		if c.cpuProfile != "" {
 			errs = append(errs, errors.New("-cpuprofile needs -target hubd"))
+		}
+		if c.trace {
+			errs = append(errs, errors.New("-trace needs -target hubd (it sets hubd's tracing)"))
 		}
 		if c.scenario == scenarioNoisy {
 			errs = append(errs, errors.New("-scenario noisy needs -target hubd (each phase starts a fresh hubd)"))

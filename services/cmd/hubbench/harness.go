@@ -27,6 +27,7 @@ import (
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/procstat"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/report"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/sink"
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/stages"
 )
 
 // bench is what one run keeps from start to end, whatever the scenario:
@@ -47,7 +48,10 @@ type bench struct {
 	rdb      *redis.Client // nil when Redis is unreachable (rdbErr)
 	rdbErr   error
 	systems  int
-	cleanup  []func()
+	// traces times the paced traffic through hubd's stages (-trace); nil
+	// otherwise.
+	traces  *stages.Collector
+	cleanup []func()
 }
 
 // newBench prepares a run: the event factory, the receiver (no listener
@@ -87,6 +91,13 @@ func newBench(ctx context.Context, c *benchConfig, log io.Writer) (*bench, error
 		defer cancel()
 		_ = b.rx.Close(sctx)
 	})
+
+	if c.trace {
+		if b.traces, err = stages.Start(); err != nil {
+			return nil, fmt.Errorf("trace collector: %w", err)
+		}
+		b.cleanup = append(b.cleanup, b.traces.Stop)
+	}
 
 	b.redisURL = c.redisURL
 	if c.ownRedis && c.target == "hubd" {
@@ -161,7 +172,7 @@ func (b *bench) startSystem(ctx context.Context, pprof bool) (*system, error) {
 	case "hubd":
 		tg, err := startHubd(ctx, hubdOptions{
 			bin: c.hubdBin, redisURL: b.redisURL, prefix: fmt.Sprintf("hubbench:%s-%d:", b.runID, b.systems),
-			pprof: pprof, keep: c.keep, log: b.logWriter(),
+			pprof: pprof, keep: c.keep, log: b.logWriter(), traces: b.traces,
 		})
 		if err != nil {
 			return nil, err

@@ -196,6 +196,10 @@ func TestBenchConfigValidate(t *testing.T) {
 		{"replay on an external target", func(c *benchConfig) {
 			c.scenario, c.target, c.natsURL, c.grpcAddr = scenarioReplay, "external", "nats://x", "x:1"
 		}},
+		{"trace on an external target", func(c *benchConfig) {
+			c.trace, c.target, c.natsURL, c.grpcAddr = true, "external", "nats://x", "x:1"
+		}},
+		{"trace-csv without trace", func(c *benchConfig) { c.traceCSV = "x.csv" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

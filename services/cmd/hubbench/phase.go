@@ -72,7 +72,7 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 				done := func() int64 { return r.c.MinPerDestination(dests) * int64(dests) }
 				r.pub = publishClosedLoop(ctx, s.js, b.factory, r.l.class, r.l.hubs, r.l.shadow, d, 0, b.c.window, done, b.perEvent*r.urls)
 			default:
-				r.pub = publishTrickle(ctx, s.js, b.factory, r.l.class, r.l.hubs, r.l.rate, r.stopped)
+				r.pub = publishTrickle(ctx, s.js, b.factory, r.l.class, r.l.hubs, r.l.rate, r.stopped, b.traces)
 			}
 		}()
 	}
@@ -116,7 +116,7 @@ func (r *loadRun) expected(perEvent int64) int64 { return r.pub.acked * perEvent
 func (r *loadRun) traffic(perEvent int64) report.Traffic {
 	counts := r.c.Counts()
 	t := report.Traffic{
-		Name: r.l.name, Hubs: len(r.l.hubs), Published: r.pub.acked, Expected: r.expected(perEvent),
+		Name: r.l.name, Class: r.l.class, Hubs: len(r.l.hubs), Published: r.pub.acked, Expected: r.expected(perEvent),
 		Received: counts.Unique, Duplicates: counts.Duplicates, Latency: r.c.Latency(),
 		PublishAckMs: r.pub.ackLatency,
 	}

@@ -16,6 +16,7 @@ import (
 	eventsv1 "github.com/hubhooks/hubhooks/proto/hubhooks/events/v1"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/latency"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/sink"
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/stages"
 )
 
 // eventFactory builds the run's domain events.
@@ -232,8 +233,8 @@ func publishBurst(ctx context.Context, js jetstream.JetStream, f *eventFactory, 
 
 // publishTrickle publishes domain events of class at rate per second in
 // all, round-robin over hubs and evenly spaced, until stop is closed or ctx
-// ends.
-func publishTrickle(ctx context.Context, js jetstream.JetStream, f *eventFactory, class string, hubs []hub, rate float64, stop <-chan struct{}) pubResult {
+// ends. With traces set, each event's trace is begun there.
+func publishTrickle(ctx context.Context, js jetstream.JetStream, f *eventFactory, class string, hubs []hub, rate float64, stop <-chan struct{}, traces *stages.Collector) pubResult {
 	a := newAckCounter(js, 256)
 	start := time.Now()
 	var seq, encodeErrs int64
@@ -255,6 +256,9 @@ func publishTrickle(ctx context.Context, js jetstream.JetStream, f *eventFactory
 		if err != nil {
 			encodeErrs++
 			continue
+		}
+		if traces != nil {
+			traces.Begin(m, class)
 		}
 		a.publish(m)
 	}

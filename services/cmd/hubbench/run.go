@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/report"
 )
 
 // runBench runs the scenario the flags name and prints its report (and
@@ -30,6 +33,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		err = b.throughput(ctx)
 	}
 	res := b.result
+	if serr := b.addStages(res); serr != nil {
+		err = errors.Join(err, serr)
+	}
 	res.Finish()
 	if perr := res.PrintTable(stdout); perr != nil {
 		err = errors.Join(err, perr)
@@ -43,4 +49,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		err = res.Lost()
 	}
 	return err
+}
+
+// addStages puts each traced traffic's stages in res (-trace), and writes
+// them to -trace-csv. The scenario has stopped hubd, which sends its last
+// spans as it stops.
+func (b *bench) addStages(res *report.Result) error {
+	if b.traces == nil {
+		return nil
+	}
+	for i := range res.Phases {
+		for j := range res.Phases[i].Traffic {
+			t := &res.Phases[i].Traffic[j]
+			t.Stages, t.Traced, t.Untraced = b.traces.Of(t.Class)
+		}
+	}
+	if b.c.traceCSV == "" {
+		return nil
+	}
+	f, err := os.Create(b.c.traceCSV)
+	if err != nil {
+		return err
+	}
+	return errors.Join(b.traces.WriteCSV(f), f.Close())
 }

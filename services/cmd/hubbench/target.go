@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/procstat"
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/stages"
 )
 
 // proc is a process whose CPU and memory the run samples.
@@ -44,6 +45,9 @@ type hubdOptions struct {
 	pprof    bool
 	keep     bool
 	log      io.Writer
+	// traces, when set, receives the spans of the traces the tool begins
+	// (and only those).
+	traces *stages.Collector
 }
 
 // startHubd starts bin/hubd with a temp data dir, free loopback ports,
@@ -94,6 +98,9 @@ func startHubd(ctx context.Context, o hubdOptions) (*target, error) {
 		"HUBHOOKS_REDIS_URL="+o.redisURL,
 		"HUBHOOKS_PPROF="+strconv.FormatBool(o.pprof),
 	)
+	if o.traces != nil {
+		env = append(env, "HUBHOOKS_OTLP_ENDPOINT="+o.traces.Addr(), "HUBHOOKS_OTLP_INSECURE=true", "HUBHOOKS_TRACE_SAMPLE_RATIO=0")
+	}
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// hubd gets SIGTERM if this tool dies without stopping it.

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/latency"
+	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/stages"
 )
 
 // Phase is one step of a scenario: traffic of one or more kinds published
@@ -25,7 +26,9 @@ type Phase struct {
 // a healthy URL): what arrived and how late.
 type Traffic struct {
 	Name string `json:"name"`
-	Hubs int    `json:"hubs"`
+	// Class is the receiver's class of the traffic (unique in a run).
+	Class string `json:"class"`
+	Hubs  int    `json:"hubs"`
 	// Published counts domain events acknowledged by JetStream.
 	Published  int64 `json:"published"`
 	Expected   int64 `json:"expected"`
@@ -49,6 +52,12 @@ type Traffic struct {
 	// received in each window (Params.TailWindowMs) of the phase: where a
 	// tail comes from.
 	MaxLatencyPerWindowMs []float64 `json:"max_latency_per_window_ms,omitempty"`
+	// Stages times Traced of the traffic's deliveries through hubd's
+	// stages (-trace). Untraced counts its traced events whose spans did
+	// not all reach the tool (dropped by hubd's exporter, or never ended).
+	Stages   []stages.Stage `json:"stages,omitempty"`
+	Traced   int            `json:"traced,omitempty"`
+	Untraced int            `json:"untraced,omitempty"`
 }
 
 // Find returns the traffic named name, nil when the phase has none.
@@ -183,5 +192,30 @@ func (r *Result) printPhases(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(tw, "note\t%s\n", n)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return r.printStages(w)
+}
+
+// printStages writes a table of stages per traffic that has them (-trace).
+func (r *Result) printStages(w io.Writer) error {
+	for _, ph := range r.Phases {
+		for _, t := range ph.Traffic {
+			if len(t.Stages) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "\nstages of %q in %q: %d deliveries traced (%d events without a complete trace), ms\n", t.Name, ph.Name, t.Traced, t.Untraced)
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "stage\tp50\tp90\tp99\tmax\tslowest 1 %, mean\t")
+			for _, s := range t.Stages {
+				l := s.Latency
+				fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", s.Name, l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs, s.SlowestMeanMs)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
