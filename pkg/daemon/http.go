@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"regexp"
 	"net/http"
 	"net/http/pprof"
 	"sync"
@@ -48,10 +49,16 @@ func (h *Health) Check(ctx context.Context) map[string]string {
 	return failed
 }
 
-// NewRegistry returns a Prometheus registry with the Go and process collectors.
+// NewRegistry returns a Prometheus registry with the Go and process
+// collectors. The Go collector adds the scheduler's latencies
+// (go_sched_latencies_seconds: how long runnable goroutines waited for a
+// CPU), which tell a saturated process from a slow dependency.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/sched/latencies:seconds$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
 	return reg
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -356,5 +357,26 @@ func TestUsageInsteadOfALoadTest(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"run", "-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("run -h: %v, want flag.ErrHelp (main exits 0)", err)
+	}
+}
+
+func TestSchedWaits(t *testing.T) {
+	metrics := func(le1ms, le10ms, all float64) string {
+		return fmt.Sprintf("go_sched_latencies_seconds_bucket{le=\"8.191999999999999e-05\"} %g\n"+
+			"go_sched_latencies_seconds_bucket{le=\"0.0009175039999999999\"} %g\n"+
+			"go_sched_latencies_seconds_bucket{le=\"0.010485759999999998\"} %g\n"+
+			"go_sched_latencies_seconds_bucket{le=\"+Inf\"} %g\n", le1ms/2, le1ms, le10ms, all)
+	}
+	text := metrics(100, 150, 200)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, text) }))
+	defer srv.Close()
+	before := schedHistogram(context.Background(), []string{srv.URL})
+	text = metrics(100+600, 150+900, 200+1000) // 1,000 more waits: 400 over 0.9 ms, 100 over 10.5 ms
+	got := schedWaits(before, schedHistogram(context.Background(), []string{srv.URL}))
+	if len(got) != 2 || got[0].Share != 0.4 || got[1].Share != 0.1 || got[0].OverMs < 0.91 || got[0].OverMs > 0.92 {
+		t.Errorf("schedWaits = %+v, want 40 %% over 0.92 ms and 10 %% over 10.5 ms", got)
+	}
+	if got := schedWaits(nil, before); got != nil {
+		t.Errorf("without a first reading: %+v", got)
 	}
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net/http"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -357,4 +360,54 @@ func startSelfProfile(path string) (stop func() error, err error) {
 		pprof.StopCPUProfile()
 		return f.Close()
 	}, nil
+}
+
+// schedHistogram reads hubd's go_sched_latencies_seconds buckets
+// (cumulative counts by upper bound in seconds) from the first of
+// metricsURLs that has them; nil when none answers with them.
+func schedHistogram(ctx context.Context, metricsURLs []string) map[float64]float64 {
+	for _, u := range metricsURLs {
+		text, err := fetchText(ctx, u)
+		if err != nil {
+			continue
+		}
+		out := map[float64]float64{}
+		for _, line := range strings.Split(text, "\n") {
+			rest, ok := strings.CutPrefix(line, `go_sched_latencies_seconds_bucket{le="`)
+			if !ok {
+				continue
+			}
+			le, val, ok := strings.Cut(rest, `"} `)
+			if !ok {
+				continue
+			}
+			bound, err1 := strconv.ParseFloat(le, 64)
+			n, err2 := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err1 == nil && err2 == nil {
+				out[bound] = n
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return nil
+}
+
+// schedWaits is the share of the waits between two readings of
+// schedHistogram longer than each finite bound of 1 ms or more.
+func schedWaits(before, after map[float64]float64) []report.SchedWait {
+	total := after[math.Inf(1)] - before[math.Inf(1)]
+	if before == nil || after == nil || total <= 0 {
+		return nil
+	}
+	var out []report.SchedWait
+	for _, bound := range slices.Sorted(maps.Keys(after)) {
+		if bound < 0.0009 || math.IsInf(bound, 1) {
+			continue
+		}
+		within := after[bound] - before[bound]
+		out = append(out, report.SchedWait{OverMs: bound * 1000, Share: (total - within) / total})
+	}
+	return out
 }

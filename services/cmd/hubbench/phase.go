@@ -52,6 +52,7 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 		runs[i] = &loadRun{l: l, c: b.rx.AddClass(l.class), urls: int64(len(l.hubs[0].urls)), stopped: make(chan struct{}), done: make(chan struct{})}
 	}
 	backlogs := sampleBacklogs(ctx, s.metricsURLs())
+	schedBefore := schedHistogram(ctx, s.metricsURLs())
 	tails := sampleTails(runs, b.c.tailWindow)
 	m := startMeter(s.procs)
 	start := time.Now()
@@ -104,6 +105,7 @@ func (s *system) runPhase(ctx context.Context, name string, d time.Duration, loa
 		ph.Traffic = append(ph.Traffic, t)
 	}
 	ph.Backlog = backlogs.stop()
+	ph.SchedWaits = schedWaits(schedBefore, schedHistogram(ctx, s.metricsURLs()))
 	ph.Processes = m.stop(ph.Deliveries())
 	loggerCaughtUp(ctx, s.metricsURLs(), time.Minute)
 	return ph

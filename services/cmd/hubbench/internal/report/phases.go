@@ -20,6 +20,19 @@ type Phase struct {
 	Processes []Process `json:"processes"`
 	Backlog   Backlog   `json:"backlog"`
 	Seconds   float64   `json:"seconds"`
+	// SchedWaits is how long hubd's runnable goroutines waited for a CPU
+	// over the phase (go_sched_latencies_seconds): the share of waits
+	// longer than each of the histogram's bounds from 1 ms up. Every
+	// hand-off between goroutines (a message read, a worker woken, an
+	// answer back) waits so long, so on saturated CPUs these add up along
+	// a webhook's way.
+	SchedWaits []SchedWait `json:"sched_waits,omitempty"`
+}
+
+// SchedWait is the share of goroutine waits for a CPU longer than OverMs.
+type SchedWait struct {
+	OverMs float64 `json:"over_ms"`
+	Share  float64 `json:"share"`
 }
 
 // Traffic is one kind of traffic of a phase (a bursting hub, quiet hubs,
@@ -178,6 +191,7 @@ func (r *Result) printPhases(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\n", ph.Name, strings.Join(cells, "\t"))
 	}
 	fmt.Fprintf(tw, "bare client per POST\t%s\n", r.bareClientStr())
+	r.printSchedWaits(tw)
 	if c := r.HTTPCeiling; c != nil {
 		fmt.Fprintf(tw, "ceiling: raw HTTP POST\t%.0f/s (%d senders, %d B body)\n", r.POSTCeiling(), c.Concurrency, c.BodyBytes)
 	}
@@ -196,6 +210,28 @@ func (r *Result) printPhases(w io.Writer) error {
 		return err
 	}
 	return r.printStages(w)
+}
+
+// printSchedWaits writes the share of hubd's goroutine waits for a CPU
+// over each bound, one row per phase that has them.
+func (r *Result) printSchedWaits(tw io.Writer) {
+	header := false
+	for _, ph := range r.Phases {
+		if len(ph.SchedWaits) == 0 {
+			continue
+		}
+		cells := make([]string, len(ph.SchedWaits))
+		bounds := make([]string, len(ph.SchedWaits))
+		for i, w := range ph.SchedWaits {
+			cells[i] = fmt.Sprintf("%.2f %%", 100*w.Share)
+			bounds[i] = fmt.Sprintf("> %.3g ms", w.OverMs)
+		}
+		if !header {
+			fmt.Fprintf(tw, "hubd waiting for a CPU\t%s\n", strings.Join(bounds, "\t"))
+			header = true
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", ph.Name, strings.Join(cells, "\t"))
+	}
 }
 
 // printStages writes a table of stages per traffic that has them (-trace).
