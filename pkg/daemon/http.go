@@ -6,9 +6,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"regexp"
 	"net/http"
 	"net/http/pprof"
+	"regexp"
 	"sync"
 	"time"
 
