@@ -223,6 +223,13 @@ const (
 	EventJobTaken = "hubhooks.job.taken"
 )
 
+// AddEvent adds the event name to span, now, when it records.
+func AddEvent(span trace.Span, name string) {
+	if span.IsRecording() {
+		span.AddEvent(name)
+	}
+}
+
 // AddEventAt adds the event name at t to span when it records and t is
 // set.
 func AddEventAt(span trace.Span, name string, t time.Time) {

@@ -407,7 +407,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 	}
 	sighting := s.sighting(ctx, msg, ev.GetHubId(), ev.GetId(), flooding)
 	span := trace.SpanFromContext(ctx)
-	tracing.AddEventAt(span, tracing.EventSeenAnswered, time.Now())
+	tracing.AddEvent(span, tracing.EventSeenAnswered)
 	switch sighting {
 	case SeenOtherMessage:
 		s.m.skipped.WithLabelValues("seen_before").Inc()
@@ -419,7 +419,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 	if redelivered {
 		err := s.publishAlone(ctx, fanouts)
 		if err == nil {
-			tracing.AddEventAt(span, tracing.EventFanoutsStored, time.Now())
+			tracing.AddEvent(span, tracing.EventFanoutsStored)
 		}
 		return err
 	}
@@ -434,7 +434,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Do
 	if err := sender.Add(to, fanouts, jobs, size); err != nil {
 		return fmt.Errorf("publish jobs: %w", err)
 	}
-	tracing.AddEventAt(span, tracing.EventFanoutsStored, time.Now())
+	tracing.AddEvent(span, tracing.EventFanoutsStored)
 	s.m.expanded.Inc()
 	return nil
 }
