@@ -36,8 +36,17 @@ func (s *Service) attemptOnLane(h *heldJob) {
 		return
 	}
 	started := startAttempt(job)
+	releaseBrake := func() {}
+	if h.overflow && s.brake != nil {
+		if releaseBrake, ok = s.brake.acquire(s.stopCtx); !ok {
+			_ = h.msg.Nak() // stopping
+			s.release(h)
+			return
+		}
+	}
 	release, ok := s.slots.acquire(s.stopCtx, job.GetHubId())
 	if !ok {
+		releaseBrake()
 		_ = h.msg.Nak() // stopping: another replica (or the restart) makes it
 		s.release(h)
 		return
@@ -45,6 +54,7 @@ func (s *Service) attemptOnLane(h *heldJob) {
 	h.park.begin()
 	res := s.post(h, webhook.SigningSecrets(cfg, started))
 	release()
+	releaseBrake()
 	switch s.lanes.answered(h.lane, time.Now(), res.Duration, res.Succeeded()) {
 	case 1:
 		s.metrics.urlLimitChanges.WithLabelValues("up").Inc()

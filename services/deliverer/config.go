@@ -41,6 +41,13 @@ type Config struct {
 	// default: it trades a few-URL hub's top rate for the other hubs'
 	// latency.
 	AdaptiveConcurrency bool
+	// BacklogBrake bounds the POSTs of jobs taken from overflow while this
+	// process's CPUs are saturated and live jobs flow (brake.go): a burst
+	// then leaves the CPU time other hubs' webhooks wait for.
+	BacklogBrake bool
+	// brakeShare, when set, replaces the brake's reading of the runtime's
+	// scheduler latencies (tests: a saturated CPU on demand).
+	brakeShare func() float64
 	// PerURLQueue is how many jobs may wait for a URL's slots before further
 	// jobs are handed back to JetStream with a short delay; default 512.
 	PerURLQueue int

@@ -219,6 +219,9 @@ func (c doneCheck) recheckMark() string {
 // enqueueAll enqueues jobs, all or some of the jobs of msg (an overflow
 // message when overflow is set), and acks msg when none is left.
 func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, overflow bool) {
+	if s.brake != nil && !overflow {
+		s.brake.liveTaken(time.Now())
+	}
 	var stored time.Time // for the attempts' traces
 	if tracing.Enabled() {
 		if md, err := msg.Metadata(); err == nil {

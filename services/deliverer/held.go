@@ -34,9 +34,10 @@ type heldJob struct {
 type heldJobs struct {
 	max int
 
-	mu     sync.Mutex
-	jobs   map[*heldJob]struct{}
-	byLane map[string]int // held jobs per lane (key) taken from live messages
+	mu      sync.Mutex
+	jobs    map[*heldJob]struct{}
+	byLane  map[string]int // held jobs per lane (key) taken from live messages
+	backlog int            // held jobs taken from overflow messages
 	// space and overflowSpace are signalled when a job is released: one
 	// for the live fetch loop, one for the overflow loop.
 	space, overflowSpace chan struct{}
@@ -53,6 +54,8 @@ func (hs *heldJobs) add(h *heldJob) {
 		hs.jobs[h] = struct{}{}
 		if !h.overflow {
 			hs.byLane[h.lane]++
+		} else {
+			hs.backlog++
 		}
 	}
 	hs.mu.Unlock()
@@ -66,6 +69,8 @@ func (hs *heldJobs) remove(h *heldJob) {
 			if hs.byLane[h.lane]--; hs.byLane[h.lane] <= 0 {
 				delete(hs.byLane, h.lane)
 			}
+		} else {
+			hs.backlog--
 		}
 	}
 	hs.mu.Unlock()
@@ -92,6 +97,14 @@ func (hs *heldJobs) overflowRoom() int {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	return hs.max/2 - len(hs.jobs)
+}
+
+// backlogRoom is overflowRoom, and no more than cap jobs from overflow
+// in all (the backlog brake's bound on what may wait for its slots).
+func (hs *heldJobs) backlogRoom(cap int) int {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return min(hs.max/2-len(hs.jobs), cap-hs.backlog)
 }
 
 // liveOfLane is how many jobs of lane key taken from live messages the

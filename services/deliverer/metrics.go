@@ -28,6 +28,7 @@ type metrics struct {
 	overflowTaken    prometheus.Counter
 	runnersStarted   prometheus.Counter
 	urlLimitChanges  *prometheus.CounterVec
+	brakeLimit       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -120,11 +121,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hubhooks_deliverer_url_limit_changes_total",
 			Help: "Changes of a callback URL's adaptive limit on POSTs in flight, by direction (down: its answers slowed as more were sent; up: they did not).",
 		}, []string{"direction"}),
+		brakeLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hubhooks_deliverer_backlog_brake_limit",
+			Help: "POSTs in flight the backlog brake allows jobs taken from overflow (Config.BacklogBrake; the replica's concurrency while it is open).",
+		}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.attempts, m.latency, m.inFlight, m.held, m.retries, m.retriesPublished, m.dead, m.cancelled,
 		m.breakerChanges, m.queueFull, m.parked, m.skippedRecorded, m.rewound, m.poison, m.urlReplaced, m.consumerLost, m.handlingErrors,
-		m.overflowMoved, m.overflowTaken, m.runnersStarted, m.urlLimitChanges,
+		m.overflowMoved, m.overflowTaken, m.runnersStarted, m.urlLimitChanges, m.brakeLimit,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register deliverer metrics: %w", err)

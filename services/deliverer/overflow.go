@@ -151,7 +151,7 @@ func (s *Service) overflowLoop(ctx context.Context, consumers []jetstream.Consum
 	}
 	turns.Run(ctx, turns.Config{
 		Shards: len(shards), Quantum: overflowQuantum, Idle: overflowIdle,
-		Room: s.held.overflowRoom,
+		Room: s.overflowRoom,
 		Take: func(shard, room int) (int, bool, error) {
 			jobs, empty := s.takeOverflow(ctx, &shards[shard], room)
 			return jobs, empty, nil
@@ -192,4 +192,16 @@ func (s *Service) takeOverflow(ctx context.Context, sh *overflowShard, room int)
 		s.metrics.handlingErrors.WithLabelValues("fetch_overflow").Inc()
 	}
 	return jobs, empty
+}
+
+// overflowRoom is how many more jobs the overflow loop may take: the
+// held jobs' overflowRoom and, with the backlog brake on, no more than
+// brakeHeld times as many as its slots allow, so what the brake holds back
+// waits in the overflow stream rather than in the lanes (where it would be
+// parked after the hold limit).
+func (s *Service) overflowRoom() int {
+	if s.brake == nil {
+		return s.held.overflowRoom()
+	}
+	return s.held.backlogRoom(brakeHeld * s.brake.current())
 }

@@ -52,6 +52,8 @@ type Service struct {
 	schedulerWake chan struct{}
 	// overflowWake makes the overflow loop ask the shards now.
 	overflowWake chan struct{}
+	// brake bounds backlog POSTs (Config.BacklogBrake); nil when off.
+	brake *brake
 
 	consumer atomic.Pointer[jetstream.Consumer]
 	running  atomic.Bool
@@ -128,6 +130,9 @@ func New(cfg Config, js jetstream.JetStream, rdb redis.UniversalClient, configs 
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.runners = newRunners(&s.wg, s.stopCtx.Done(), s.metrics.runnersStarted)
 	s.workCtx, s.hardStop = context.WithCancel(context.Background())
+	if cfg.BacklogBrake {
+		s.brake = newBrake(cfg.Concurrency, cfg.brakeShare)
+	}
 	s.watchConfigs()
 	return s, nil
 }
@@ -144,7 +149,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return s.abort(ctx, err)
 	}
-	s.log.Info("deliverer started", "concurrency", s.cfg.Concurrency, "per_url", s.cfg.PerURLConcurrency, "per_url_adaptive", s.cfg.AdaptiveConcurrency,
+	s.log.Info("deliverer started", "concurrency", s.cfg.Concurrency, "per_url", s.cfg.PerURLConcurrency, "per_url_adaptive", s.cfg.AdaptiveConcurrency, "backlog_brake", s.cfg.BacklogBrake,
 		"per_hub", s.cfg.PerHubConcurrency, "schedule", fmt.Sprint(s.cfg.Schedule))
 
 	var loops sync.WaitGroup
@@ -153,6 +158,12 @@ func (s *Service) Run(ctx context.Context) error {
 	loops.Go(s.heartbeatLoop)
 	loops.Go(s.holdLoop)
 	loops.Go(func() { s.breakers.pruneLoop(s.workCtx.Done()) })
+	s.metrics.brakeLimit.Set(float64(s.cfg.Concurrency))
+	if s.brake != nil {
+		loops.Go(func() {
+			s.brake.run(s.stopCtx, func(limit int) { s.metrics.brakeLimit.Set(float64(limit)) })
+		})
+	}
 	s.waitConfigs(ctx)
 	var fetchers sync.WaitGroup
 	fetchers.Go(func() { s.overflowLoop(ctx, overflow) })

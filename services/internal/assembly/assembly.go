@@ -380,7 +380,7 @@ func (p *Parts) DelivererConfig() deliverer.Config {
 	return deliverer.Config{
 		RedisPrefix: p.Settings.RedisPrefix, Schedule: p.Settings.RetrySchedule, Registerer: p.Registry, Log: p.Log.With("component", "deliverer"),
 		StreamOptions: p.StreamOptions(), ShutdownTimeout: p.Settings.ShutdownTimeout,
-		Concurrency: p.Settings.DeliverConcurrency, PerURLConcurrency: p.Settings.PerURLConcurrency, AdaptiveConcurrency: p.Settings.AdaptiveConcurrency, PerHubConcurrency: p.Settings.PerHubConcurrency,
+		Concurrency: p.Settings.DeliverConcurrency, PerURLConcurrency: p.Settings.PerURLConcurrency, AdaptiveConcurrency: p.Settings.AdaptiveConcurrency, BacklogBrake: p.Settings.BacklogBrake, PerHubConcurrency: p.Settings.PerHubConcurrency,
 		BreakerFailures: p.Settings.BreakerFailures, BreakerCooldown: p.Settings.BreakerCooldown, MaxRetryAfter: p.Settings.MaxRetryAfter,
 		HoldLimit: p.Settings.HoldLimit, RedisWaitReplicas: p.Settings.RedisWaitReplicas, RedisWaitTimeout: p.Settings.RedisWaitTimeout,
 	}

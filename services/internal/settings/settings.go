@@ -83,6 +83,7 @@ type Settings struct {
 	DeliverConcurrency  int
 	PerURLConcurrency   int
 	AdaptiveConcurrency bool
+	BacklogBrake        bool
 	PerHubConcurrency   int
 	BreakerFailures     int
 	BreakerCooldown     time.Duration
@@ -205,6 +206,9 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	adaptive, err := daemon.EnvBool("HUBHOOKS_ADAPTIVE_CONCURRENCY", false)
 	errs = append(errs, err)
 	fs.BoolVar(&s.AdaptiveConcurrency, "adaptive-concurrency", adaptive, "send a URL fewer POSTs at once (down to 1) while its answers slow down as it gets more: other hubs' latency beside a burst for a few-URL hub's top rate (HUBHOOKS_ADAPTIVE_CONCURRENCY)")
+	brake, err := daemon.EnvBool("HUBHOOKS_BACKLOG_BRAKE", false)
+	errs = append(errs, err)
+	fs.BoolVar(&s.BacklogBrake, "backlog-brake", brake, "while this process's CPUs are saturated and live webhooks flow, give a hub's backlog (overflow) fewer POSTs at once, so the CPU other hubs' webhooks wait for is left (HUBHOOKS_BACKLOG_BRAKE)")
 	num(&s.PerHubConcurrency, "per-hub-concurrency", "HUBHOOKS_PER_HUB_CONCURRENCY", del.PerHubConcurrency, "POSTs in flight per hub")
 	num(&s.BreakerFailures, "breaker-failures", "HUBHOOKS_BREAKER_FAILURES", del.BreakerFailures, "consecutive timeouts/connection errors that open a URL's circuit breaker")
 	dur(&s.BreakerCooldown, "breaker-cooldown", "HUBHOOKS_BREAKER_COOLDOWN", del.BreakerCooldown, "how long an open breaker fails fast before probing")
