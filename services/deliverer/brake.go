@@ -1,6 +1,7 @@
 package deliverer
 
 import (
+	"container/list"
 	"context"
 	rtmetrics "runtime/metrics"
 	"sync"
@@ -18,12 +19,12 @@ import (
 // gives backlog POSTs a quarter fewer slots (down to a sixteenth of the
 // replica's Concurrency) while more than brakeTarget of the waits took
 // over a millisecond, and a sixteenth more while fewer than half as many
-// did. With no live job taken for brakeLive, or a backlog whose POSTs wait
-// on distant receivers rather than on the CPU, it stays open: a hub alone
-// keeps its whole rate.
+// did. With no live job of a hub without a backlog taken for brakeLive, or
+// a backlog whose POSTs wait on distant receivers rather than on the CPU,
+// it stays open: a hub alone keeps its whole rate.
 const (
 	brakeTick   = 100 * time.Millisecond
-	brakeTarget = 0.02 // share of goroutine waits over brakeWait
+	brakeTarget = 0.05 // share of goroutine waits over brakeWait
 	brakeWait   = time.Millisecond
 	brakeLive   = time.Second
 	brakeDiv    = 16 // the limit's least, and its step up: max/brakeDiv
@@ -38,9 +39,16 @@ type brake struct {
 	mu    sync.Mutex
 	limit int
 	inUse int
-	wake  chan struct{} // closed when a slot may be free
+	// waiters wait for a slot in turn, each on a channel closed when it
+	// is handed one: a freed slot wakes one goroutine, not all of them
+	// (a herd of wake-ups would itself look like saturated CPUs).
+	waiters list.List
 
-	lastLive atomic.Int64 // unix nanos of the last live job taken
+	lastLive atomic.Int64 // unix nanos of the last live job of a hub without a backlog
+	// backlogs is when each hub last had a job taken from overflow: its
+	// own live jobs do not close the brake on its backlog.
+	backlogMu sync.Mutex
+	backlogs  map[string]time.Time
 	// slowShare is the share of goroutine waits over brakeWait since it
 	// was last called.
 	slowShare func() float64
@@ -52,41 +60,52 @@ func newBrake(n int, share func() float64) *brake {
 	if share == nil {
 		share = (&schedSampler{}).share
 	}
-	return &brake{max: n, min: max(1, n/brakeDiv), limit: n, wake: make(chan struct{}), slowShare: share}
+	return &brake{max: n, min: max(1, n/brakeDiv), limit: n, slowShare: share, backlogs: map[string]time.Time{}}
 }
 
 // acquire waits for a backlog POST slot; release gives it back. It reports
 // false when ctx ends first.
 func (b *brake) acquire(ctx context.Context) (release func(), ok bool) {
-	for {
-		b.mu.Lock()
-		if b.inUse < b.limit {
-			b.inUse++
-			b.mu.Unlock()
-			return b.release, true
-		}
-		wake := b.wake
+	b.mu.Lock()
+	if b.inUse < b.limit && b.waiters.Len() == 0 {
+		b.inUse++
 		b.mu.Unlock()
+		return b.release, true
+	}
+	ch := make(chan struct{})
+	el := b.waiters.PushBack(ch)
+	b.mu.Unlock()
+	select {
+	case <-ch:
+		return b.release, true
+	case <-ctx.Done():
+		b.mu.Lock()
 		select {
-		case <-wake:
-		case <-ctx.Done():
-			return nil, false
+		case <-ch: // handed a slot meanwhile
+			b.mu.Unlock()
+			b.release()
+		default:
+			b.waiters.Remove(el)
+			b.mu.Unlock()
 		}
+		return nil, false
 	}
 }
 
 func (b *brake) release() {
 	b.mu.Lock()
 	b.inUse--
-	if b.inUse < b.limit {
-		b.wakeLocked()
-	}
+	b.handOffLocked()
 	b.mu.Unlock()
 }
 
-func (b *brake) wakeLocked() {
-	close(b.wake)
-	b.wake = make(chan struct{})
+// handOffLocked hands the free slots to the first waiters.
+func (b *brake) handOffLocked() {
+	for b.inUse < b.limit && b.waiters.Len() > 0 {
+		ch := b.waiters.Remove(b.waiters.Front()).(chan struct{})
+		b.inUse++
+		close(ch)
+	}
 }
 
 // current is the limit now.
@@ -96,8 +115,37 @@ func (b *brake) current() int {
 	return b.limit
 }
 
-// liveTaken notes that a live job was taken at now.
-func (b *brake) liveTaken(now time.Time) { b.lastLive.Store(now.UnixNano()) }
+// taken notes that jobs of hub were taken at now, from overflow or live.
+// Live jobs count as other work only when their hub had no job taken
+// from overflow within brakeLive: a hub at its top rate, part of whose
+// traffic goes to overflow, is a hub alone.
+func (b *brake) taken(hub string, overflow bool, now time.Time) {
+	b.backlogMu.Lock()
+	defer b.backlogMu.Unlock()
+	if overflow {
+		b.backlogs[hub] = now
+		return
+	}
+	if at, ok := b.backlogs[hub]; ok {
+		if now.Sub(at) < brakeLive {
+			return
+		}
+		delete(b.backlogs, hub)
+	}
+	b.lastLive.Store(now.UnixNano())
+}
+
+// forgetBacklogs drops the hubs without a job from overflow for
+// brakeLive.
+func (b *brake) forgetBacklogs(now time.Time) {
+	b.backlogMu.Lock()
+	defer b.backlogMu.Unlock()
+	for hub, at := range b.backlogs {
+		if now.Sub(at) >= brakeLive {
+			delete(b.backlogs, hub)
+		}
+	}
+}
 
 // adjust sets the limit from the share of goroutine waits over brakeWait
 // since the last call; it returns the new limit.
@@ -114,8 +162,8 @@ func (b *brake) adjust(now time.Time, slowShare float64) int {
 	case slowShare < brakeTarget/2:
 		b.limit = min(b.max, b.limit+b.min)
 	}
-	if b.limit > old && b.inUse < b.limit {
-		b.wakeLocked()
+	if b.limit > old {
+		b.handOffLocked()
 	}
 	return b.limit
 }
@@ -130,6 +178,7 @@ func (b *brake) run(ctx context.Context, changed func(limit int)) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			b.forgetBacklogs(now)
 			if limit := b.adjust(now, b.slowShare()); changed != nil {
 				changed(limit)
 			}

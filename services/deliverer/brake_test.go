@@ -20,7 +20,7 @@ func TestBrakeClosesOnlyWhileLiveWorkWaitsForTheCPU(t *testing.T) {
 	if got := b.adjust(now, 0.5); got != 256 {
 		t.Fatalf("no live work, saturated: limit %d, want 256", got)
 	}
-	b.liveTaken(now)
+	b.taken("live", false, now)
 	want := 256
 	for range 30 {
 		want = max(b.min, want*3/4)
@@ -43,12 +43,23 @@ func TestBrakeClosesOnlyWhileLiveWorkWaitsForTheCPU(t *testing.T) {
 	if got := b.adjust(now.Add(brakeLive), 0.5); got != 256 {
 		t.Errorf("live work gone: limit %d, want 256", got)
 	}
+	// A hub's own live jobs beside its backlog are a hub alone.
+	later := now.Add(2 * brakeLive)
+	b.taken("busy", true, later)
+	b.taken("busy", false, later)
+	if got := b.adjust(later, 0.5); got != 256 {
+		t.Errorf("only the backlog's own hub live: limit %d, want 256", got)
+	}
+	b.taken("other", false, later)
+	if got := b.adjust(later, 0.5); got != 192 {
+		t.Errorf("another hub live: limit %d, want 192", got)
+	}
 }
 
 func TestBrakeSlotsFollowTheLimit(t *testing.T) {
 	b := newBrake(64, nil)
 	now := time.Now()
-	b.liveTaken(now)
+	b.taken("live", false, now)
 	for b.adjust(now, 1) > b.min {
 	}
 	ctx := context.Background()
@@ -89,7 +100,7 @@ func TestBrakeSlotsFollowTheLimit(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	b.liveTaken(now.Add(brakeLive))
+	b.taken("live", false, now.Add(brakeLive))
 	for b.adjust(now.Add(brakeLive), 1) > b.min {
 	}
 	if _, ok := b.acquire(cctx); ok {

@@ -219,8 +219,8 @@ func (c doneCheck) recheckMark() string {
 // enqueueAll enqueues jobs, all or some of the jobs of msg (an overflow
 // message when overflow is set), and acks msg when none is left.
 func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, overflow bool) {
-	if s.brake != nil && !overflow {
-		s.brake.liveTaken(time.Now())
+	if s.brake != nil && len(jobs) > 0 {
+		s.brake.taken(jobs[0].GetHubId(), overflow, time.Now()) // a message is one hub's
 	}
 	var stored time.Time // for the attempts' traces
 	if tracing.Enabled() {

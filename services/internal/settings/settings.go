@@ -416,7 +416,7 @@ var only = map[string][]string{
 	"webhook-timeout": sendsHooks, "secret-grace": {"hubd", "configsvc"},
 	"stream-replicas": natsUsers, "dedupe-window": natsUsers, "events-max-age": natsUsers, "events-max-bytes": natsUsers,
 	"seen-window":         {"hubd", "expander"},
-	"deliver-concurrency": {"hubd", "deliverer"}, "per-url-concurrency": {"hubd", "deliverer"}, "adaptive-concurrency": {"hubd", "deliverer"},
+	"deliver-concurrency": {"hubd", "deliverer"}, "per-url-concurrency": {"hubd", "deliverer"}, "adaptive-concurrency": {"hubd", "deliverer"}, "backlog-brake": {"hubd", "deliverer"},
 	"per-hub-concurrency": {"hubd", "deliverer"}, "breaker-failures": {"hubd", "deliverer"},
 	"breaker-cooldown": {"hubd", "deliverer"}, "hold-limit": {"hubd", "deliverer"}, "max-retry-after": {"hubd", "deliverer"},
 	"redis-wait-replicas": {"hubd", "deliverer", "logger"}, "redis-wait-timeout": {"hubd", "deliverer", "logger"},
