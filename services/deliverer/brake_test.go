@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/poll"
-	deliveryv1 "github.com/hubhooks/hubhooks/proto/hubhooks/delivery/v1"
 )
 
 func TestBrakeClosesOnlyWhileLiveWorkWaitsForTheCPU(t *testing.T) {
@@ -143,23 +141,7 @@ func TestBacklogBrakeLeavesTheCPUToLiveWork(t *testing.T) {
 
 	// 4,000 jobs in the hub's overflow shard: at 32 POSTs of 20 ms, 2.5 s
 	// of work unbraked.
-	var backlog []*deliveryv1.DeliveryJob
-	for i := 0; i < 2000; i += 20 {
-		var fs []*deliveryv1.DeliveryFanout
-		for j := i; j < i+20; j++ {
-			fs = append(fs, fanoutOf(t, backlogHub, j, backlogURLs...))
-		}
-		m, err := eventbus.NewFanoutBatchMsg(backlogHub.GetHubId(), fs)
-		if err == nil {
-			m.Subject = eventbus.OverflowDeliverySubject(backlogHub.GetHubId())
-		}
-		e.publish(t, m, err)
-		jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		backlog = append(backlog, jobs...)
-	}
+	backlog := e.publishBacklog(t, backlogHub, 0, 2000, 20, backlogURLs...)
 	// Live jobs of another hub every 50 ms, for 1.5 s.
 	stopLive := make(chan struct{})
 	liveDone := make(chan int)

@@ -20,6 +20,18 @@ import (
 // urls as fan-out batches of perMsg events each, as the expander does under
 // load, and returns the jobs.
 func (e *testEnv) publishBurst(t *testing.T, cfg *hubhooksv1.HubConfig, first, n, perMsg int, urls ...*hubhooksv1.CallbackUrl) []*deliveryv1.DeliveryJob {
+	return e.publishBatches(t, cfg, "", first, n, perMsg, urls...)
+}
+
+// publishBacklog is publishBurst on the hub's overflow shard, as a replay
+// or a recovery publishes.
+func (e *testEnv) publishBacklog(t *testing.T, cfg *hubhooksv1.HubConfig, first, n, perMsg int, urls ...*hubhooksv1.CallbackUrl) []*deliveryv1.DeliveryJob {
+	return e.publishBatches(t, cfg, eventbus.OverflowDeliverySubject(cfg.GetHubId()), first, n, perMsg, urls...)
+}
+
+// publishBatches publishes the batches of publishBurst on subject (the
+// hub's live subject when empty).
+func (e *testEnv) publishBatches(t *testing.T, cfg *hubhooksv1.HubConfig, subject string, first, n, perMsg int, urls ...*hubhooksv1.CallbackUrl) []*deliveryv1.DeliveryJob {
 	t.Helper()
 	var all []*deliveryv1.DeliveryJob
 	for i := first; i < first+n; i += perMsg {
@@ -28,6 +40,9 @@ func (e *testEnv) publishBurst(t *testing.T, cfg *hubhooksv1.HubConfig, first, n
 			fs = append(fs, fanoutOf(t, cfg, j, urls...))
 		}
 		m, err := eventbus.NewFanoutBatchMsg(cfg.GetHubId(), fs)
+		if err == nil && subject != "" {
+			m.Subject = subject
+		}
 		e.publish(t, m, err)
 		jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
 		if err != nil {
@@ -114,23 +129,7 @@ func TestOverflowBacklogDoesNotDelayItsHubsLiveTraffic(t *testing.T) {
 	e.start(t, fairConfig(e.prefix), newSender(t))
 
 	// 600 jobs in the hub's overflow shard, as a replay publishes them.
-	var backlog []*deliveryv1.DeliveryJob
-	for i := 0; i < 300; i += 10 {
-		var fs []*deliveryv1.DeliveryFanout
-		for j := i; j < i+10; j++ {
-			fs = append(fs, fanoutOf(t, cfg, j, urls...))
-		}
-		m, err := eventbus.NewFanoutBatchMsg(cfg.GetHubId(), fs)
-		if err == nil {
-			m.Subject = eventbus.OverflowDeliverySubject(cfg.GetHubId())
-		}
-		e.publish(t, m, err)
-		jobs, err := eventbus.DecodeJobs(m.Header, m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		backlog = append(backlog, jobs...)
-	}
+	backlog := e.publishBacklog(t, cfg, 0, 300, 10, urls...)
 	poll.Until(t, 10*time.Second, "the backlog being delivered", func() bool { return e.records.succeeded(backlog) > 0 })
 	live := e.publishJob(t, cfg, urls[0], 1, false)
 	poll.Until(t, 10*time.Second, "the live delivery", func() bool { return e.records.final(live.GetDeliveryId()) })
