@@ -38,7 +38,7 @@ func BenchmarkOffPerDelivery(b *testing.B) {
 		tracing.AddEvent(span, tracing.EventFanoutsStored)
 		exp.End()
 		_, att := tracing.Start(tracing.WithTraceParent(ctx, tp), "deliver attempt")
-		tracing.AddEventAt(att, tracing.EventFanoutStored, time.Time{})
+		tracing.AddEventAt(att, tracing.EventJobStored, time.Time{})
 		tracing.AddEventAt(att, tracing.EventJobTaken, time.Time{})
 		att.End()
 	}

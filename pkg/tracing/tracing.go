@@ -215,9 +215,9 @@ const (
 	// EventFanoutsStored: its fan-outs were stored in the deliveries
 	// stream (their publish acknowledged).
 	EventFanoutsStored = "hubhooks.event.fanouts_stored"
-	// EventFanoutStored: the message carrying the job was stored in the
+	// EventJobStored: the message carrying the job was stored in the
 	// deliveries stream (its JetStream time).
-	EventFanoutStored = "hubhooks.job.stored"
+	EventJobStored = "hubhooks.job.stored"
 	// EventJobTaken: the deliverer took the job from its message, to its
 	// URL's lane.
 	EventJobTaken = "hubhooks.job.taken"

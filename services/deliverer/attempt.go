@@ -167,7 +167,7 @@ func (s *Service) post(h *heldJob, secrets []string) (res webhook.Result) {
 	defer s.metrics.inFlight.Dec()
 	ctx, span := attemptSpan(s.workCtx, job)
 	defer func() { endAttemptSpan(span, res) }()
-	tracing.AddEventAt(span, tracing.EventFanoutStored, h.stored)
+	tracing.AddEventAt(span, tracing.EventJobStored, h.stored)
 	tracing.AddEventAt(span, tracing.EventJobTaken, h.fetched)
 	done, err := s.breakers.allow(h.lane, job.GetHubId(), job.GetUrlId())
 	if err != nil {

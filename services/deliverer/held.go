@@ -92,19 +92,12 @@ func (hs *heldJobs) room() int {
 // overflowRoom is how many more jobs the replica may hold from overflow
 // messages: up to half of what it may hold, so a backlog never takes the
 // room a quiet hub's next job needs, and never more than one lane may
-// queue (a hub with one URL would only park the surplus).
-func (hs *heldJobs) overflowRoom() int {
+// queue (a hub with one URL would only park the surplus); and at most
+// backlogCap jobs from overflow in all (the backlog brake's bound).
+func (hs *heldJobs) overflowRoom(backlogCap int) int {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	return hs.max/2 - len(hs.jobs)
-}
-
-// backlogRoom is overflowRoom, and no more than cap jobs from overflow
-// in all (the backlog brake's bound on what may wait for its slots).
-func (hs *heldJobs) backlogRoom(cap int) int {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	return min(hs.max/2-len(hs.jobs), cap-hs.backlog)
+	return min(hs.max/2-len(hs.jobs), backlogCap-hs.backlog)
 }
 
 // liveOfLane is how many jobs of lane key taken from live messages the

@@ -2,6 +2,7 @@ package deliverer
 
 import (
 	"context"
+	"math"
 	"slices"
 	"time"
 
@@ -201,7 +202,7 @@ func (s *Service) takeOverflow(ctx context.Context, sh *overflowShard, room int)
 // parked after the hold limit).
 func (s *Service) overflowRoom() int {
 	if s.brake == nil {
-		return s.held.overflowRoom()
+		return s.held.overflowRoom(math.MaxInt)
 	}
-	return s.held.backlogRoom(brakeHeld * s.brake.current())
+	return s.held.overflowRoom(brakeHeld * s.brake.current())
 }

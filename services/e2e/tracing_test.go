@@ -122,7 +122,7 @@ func checkStages(t *testing.T, expand, attempt sdktrace.ReadOnlySpan) {
 		}
 	}
 	seen := stage{tracing.EventSeenAnswered, at(expand, tracing.EventSeenAnswered)}
-	jobStored := stage{tracing.EventFanoutStored, at(attempt, tracing.EventFanoutStored)}
+	jobStored := stage{tracing.EventJobStored, at(attempt, tracing.EventJobStored)}
 	inOrder(
 		stage{tracing.EventStored, at(expand, tracing.EventStored)},
 		stage{tracing.EventRead, at(expand, tracing.EventRead)},

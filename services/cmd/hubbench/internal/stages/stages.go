@@ -111,7 +111,11 @@ func (c *Collector) Export(_ context.Context, req *coltracepb.ExportTraceService
 	for _, rs := range req.GetResourceSpans() {
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
-				t := c.traces[[16]byte(pad16(sp.GetTraceId()))]
+				id := sp.GetTraceId()
+				if len(id) != 16 {
+					continue
+				}
+				t := c.traces[[16]byte(id)]
 				switch {
 				case t == nil:
 				case hasEvent(sp, tracing.EventRead):
@@ -123,12 +127,6 @@ func (c *Collector) Export(_ context.Context, req *coltracepb.ExportTraceService
 		}
 	}
 	return &coltracepb.ExportTraceServiceResponse{}, nil
-}
-
-func pad16(b []byte) []byte {
-	out := make([]byte, 16)
-	copy(out, b)
-	return out
 }
 
 func hasEvent(sp *tracepb.Span, name string) bool {
@@ -232,7 +230,7 @@ func (t *traced) rows() [][]time.Duration {
 	taken := nanos(t.expand.GetStartTimeUnixNano())
 	var rows [][]time.Duration
 	for _, a := range t.attempts {
-		jobStored, ok1 := eventAt(a, tracing.EventFanoutStored)
+		jobStored, ok1 := eventAt(a, tracing.EventJobStored)
 		jobTaken, ok2 := eventAt(a, tracing.EventJobTaken)
 		if !ok1 || !ok2 {
 			continue

@@ -48,7 +48,7 @@ func TestStagesOfATracedEvent(t *testing.T) {
 	for _, attempt := range []int{1, 2} { // a retry is not counted
 		_, a := tracer.Start(expCtx, "deliver attempt", trace.WithTimestamp(ms(30)))
 		a.SetAttributes(attribute.Int("hubhooks.attempt", attempt))
-		a.AddEvent(tracing.EventFanoutStored, trace.WithTimestamp(ms(15)))
+		a.AddEvent(tracing.EventJobStored, trace.WithTimestamp(ms(15)))
 		a.AddEvent(tracing.EventJobTaken, trace.WithTimestamp(ms(21)))
 		a.End(trace.WithTimestamp(ms(37)))
 	}
