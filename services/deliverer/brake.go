@@ -9,19 +9,12 @@ import (
 	"time"
 )
 
-// With Config.BacklogBrake, the POSTs of jobs taken from overflow (a
-// hub's backlog) are bounded while this process's CPUs are saturated and
-// live work flows: every hand-off of a live webhook between goroutines (a
-// message read, a worker woken, an answer back) waits for a CPU, and beside
-// a burst that keeps them busy those waits, not any one queue, make the
-// other hubs' tail (docs/delivery.md). The brake watches how long runnable
-// goroutines wait (the runtime's /sched/latencies) and, every brakeTick,
-// gives backlog POSTs a quarter fewer slots (down to a sixteenth of the
-// replica's Concurrency) while more than brakeTarget of the waits took
-// over a millisecond, and a sixteenth more while fewer than half as many
-// did. With no live job of a hub without a backlog taken for brakeLive, or
-// a backlog whose POSTs wait on distant receivers rather than on the CPU,
-// it stays open: a hub alone keeps its whole rate.
+// With Config.BacklogBrake, backlog (overflow) POSTs get fewer slots while
+// the CPUs are saturated and other hubs' live jobs flow, so the CPU their
+// webhooks wait for at every hand-off is left to them (docs/delivery.md,
+// "Opt-in: the backlog brake"). Every brakeTick: a quarter fewer slots while
+// more than brakeTarget of goroutine waits took over brakeWait, a sixteenth
+// more under half that, all of them with no such live job for brakeLive.
 const (
 	brakeTick   = 100 * time.Millisecond
 	brakeTarget = 0.05 // share of goroutine waits over brakeWait
