@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,4 +56,30 @@ func Cleanup(rdb *redis.Client, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = daemon.UnlinkPrefix(ctx, rdb, prefix)
+}
+
+// CPUMicros is the CPU time the Redis server has used (INFO cpu, user
+// plus system): it covers reading and parsing commands as well as running
+// them, which the per-command statistics leave out. Nothing else should use
+// the server during a benchmark.
+func CPUMicros(t testing.TB, rdb *redis.Client) float64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, f); ok {
+				secs, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("INFO cpu %s: %v", line, err)
+				}
+				total += secs * 1e6
+			}
+		}
+	}
+	return total
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -131,4 +132,81 @@ func commandCalls(t *testing.T, c *redis.Client, cmd string) int {
 		return v
 	}
 	return 0
+}
+
+// TestStoresSendTheScriptOnlyWhenRedisLacksIt stores retries on a Redis of
+// the test's own: a store names the script by its hash (EVALSHA) and sends
+// it whole (EVAL) only when Redis answers that it lacks it: the first
+// store, and the first after the script cache is flushed (as a restart or
+// a failover to a replica would leave it). Every entry is written either
+// way.
+func TestStoresSendTheScriptOnlyWhenRedisLacksIt(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartServer(t).Client(t)
+	ctx := context.Background()
+	store := newRetryStore(c, "t:", 0, 0)
+	due := time.Now().Add(time.Hour)
+	storeN := func(name string, n int) {
+		t.Helper()
+		for i := range n {
+			job := &deliveryv1.DeliveryJob{HubId: "h", DeliveryId: fmt.Sprintf("%s-%d", name, i), UrlId: "u", Attempt: 1}
+			if err := store.store(ctx, job, due); err != nil {
+				t.Fatalf("store %s-%d: %v", name, i, err)
+			}
+		}
+	}
+	check := func(when string, entries, evals, evalshas int) {
+		t.Helper()
+		if n := int(c.HLen(ctx, store.hubKey("h")).Val()); n != entries {
+			t.Errorf("%s: %d entries, want %d", when, n, entries)
+		}
+		if got, got2 := commandCalls(t, c, "eval"), commandCalls(t, c, "evalsha"); got != evals || got2 != evalshas {
+			t.Errorf("%s: %d EVAL and %d EVALSHA, want %d and %d", when, got, got2, evals, evalshas)
+		}
+	}
+	storeN("first", 10)
+	// Each store tries EVALSHA first; Redis counts the one refused too.
+	check("10 stores on a fresh Redis", 10, 1, 10)
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	storeN("flushed", 10)
+	check("10 more after SCRIPT FLUSH", 20, 2, 20)
+}
+
+// BenchmarkStoreRetries stores retries the way a URL failing every attempt
+// makes them: 64 at once, of one hub, each job with a 512 B body, on a
+// Redis of the benchmark's own. redis-cpu-µs/store is that server's CPU per
+// store (INFO cpu), which ns/op leaves out.
+func BenchmarkStoreRetries(b *testing.B) {
+	c := redistest.StartServer(b).Client(b)
+	ctx := context.Background()
+	store := newRetryStore(c, "b:", 0, 0)
+	body := []byte(`{"data":"` + strings.Repeat("x", 500) + `"}`)
+	due := time.Now().Add(time.Hour)
+	const writers = 64
+	var seq atomic.Int64
+	storeOne := func() {
+		n := seq.Add(1)
+		job := &deliveryv1.DeliveryJob{HubId: "h", DeliveryId: fmt.Sprintf("dlv_%012d", n), UrlId: "url_1", Attempt: 2, Body: body}
+		if err := store.store(ctx, job, due); err != nil {
+			b.Error(err)
+		}
+	}
+	storeOne() // Redis has the script from here on
+	before := redistest.CPUMicros(b, c)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := b.N/writers + 1
+	for range writers {
+		wg.Go(func() {
+			for range per {
+				storeOne()
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric((redistest.CPUMicros(b, c)-before)/float64(per*writers), "redis-cpu-µs/store")
 }

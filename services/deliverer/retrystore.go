@@ -169,13 +169,30 @@ func (r *retryStore) sendStores(_ string, reqs []*storeReq) error {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	return daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, func(p redis.Pipeliner) error {
-		for _, q := range live {
-			hub, id := q.job.GetHubId(), q.job.GetDeliveryId()
-			storeScript.Eval(ctx, p, []string{r.due, r.hubKey(hub)}, id, q.value, q.due, member(hub, id))
+	write := func(byHash bool) func(redis.Pipeliner) error {
+		return func(p redis.Pipeliner) error {
+			for _, q := range live {
+				hub, id := q.job.GetHubId(), q.job.GetDeliveryId()
+				keys, args := []string{r.due, r.hubKey(hub)}, []any{id, q.value, q.due, member(hub, id)}
+				if byHash {
+					storeScript.EvalSha(ctx, p, keys, args...)
+				} else {
+					storeScript.Eval(ctx, p, keys, args...)
+				}
+			}
+			return nil
 		}
-		return nil
-	})
+	}
+	// EVALSHA spares Redis the script's text with every store (about half
+	// of a store's Redis CPU, docs/performance.md). A Redis that lacks the
+	// script (restarted, failed over, flushed) answers NOSCRIPT; the batch
+	// is then written again with EVAL, which caches it: a store repeated
+	// is harmless.
+	err := daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, write(true))
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, write(false))
+	}
+	return err
 }
 
 // removeEntry deletes the entry of hub's delivery if it still holds v (a

@@ -753,40 +753,14 @@ func BenchmarkWriteAtCap(b *testing.B) {
 	for seq < maxEntries+batch {
 		writeBatch()
 	}
-	before := redisCPUMicros(b, rdb)
+	before := redistest.CPUMicros(b, rdb)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		writeBatch()
 	}
 	b.StopTimer()
-	b.ReportMetric((redisCPUMicros(b, rdb)-before)/float64(b.N*batch), "redis-cpu-µs/entry")
-}
-
-// redisCPUMicros is the CPU time the Redis server has used (INFO cpu, user
-// plus system): it covers reading and parsing commands as well as running
-// them, which the per-command statistics leave out. Nothing else should use
-// the server during a benchmark.
-func redisCPUMicros(t testing.TB, rdb *redis.Client) float64 {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		line = strings.TrimSpace(line)
-		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
-			if v, ok := strings.CutPrefix(line, f); ok {
-				secs, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					t.Fatalf("INFO cpu %s: %v", line, err)
-				}
-				total += secs * 1e6
-			}
-		}
-	}
-	return total
+	b.ReportMetric((redistest.CPUMicros(b, rdb)-before)/float64(b.N*batch), "redis-cpu-µs/entry")
 }
 
 // TestEntryForms: an entry with one record is a string; a second record
