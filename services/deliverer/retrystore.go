@@ -183,7 +183,7 @@ func (r *retryStore) sendStores(_ string, reqs []*storeReq) error {
 			return nil
 		}
 	}
-	// EVALSHA spares Redis the script's text with every store (about half
+	// EVALSHA spares Redis the script's text with every store (over a third
 	// of a store's Redis CPU, docs/performance.md). A Redis that lacks the
 	// script (restarted, failed over, flushed) answers NOSCRIPT; the batch
 	// is then written again with EVAL, which caches it: a store repeated
