@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -256,10 +257,14 @@ hubhooks_deliverer_attempts_total{status="failed"} 0
 hubhooks_deliverer_held 3
 go_goroutines 40
 `
-	got := parseCounters(text)
+	ms, err := parseMetrics(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := counters(ms)
 	want := map[string]float64{"hubhooks_deliverer_queue_full_total": 12, `hubhooks_deliverer_attempts_total{status="succeeded"}`: 500}
 	if len(got) != len(want) {
-		t.Fatalf("parseCounters = %v, want %v", got, want)
+		t.Fatalf("counters = %v, want %v", got, want)
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -361,22 +366,52 @@ func TestUsageInsteadOfALoadTest(t *testing.T) {
 }
 
 func TestSchedWaits(t *testing.T) {
-	metrics := func(le1ms, le10ms, all float64) string {
-		return fmt.Sprintf("go_sched_latencies_seconds_bucket{le=\"8.191999999999999e-05\"} %g\n"+
+	exposition := func(le1ms, le10ms, all float64) string {
+		return fmt.Sprintf("# TYPE go_sched_latencies_seconds histogram\n"+
+			"go_sched_latencies_seconds_bucket{le=\"8.191999999999999e-05\"} %g\n"+
 			"go_sched_latencies_seconds_bucket{le=\"0.0009175039999999999\"} %g\n"+
 			"go_sched_latencies_seconds_bucket{le=\"0.010485759999999998\"} %g\n"+
-			"go_sched_latencies_seconds_bucket{le=\"+Inf\"} %g\n", le1ms/2, le1ms, le10ms, all)
+			"go_sched_latencies_seconds_bucket{le=\"+Inf\"} %g\n"+
+			"go_sched_latencies_seconds_sum 1\n"+
+			"go_sched_latencies_seconds_count %g\n", le1ms/2, le1ms, le10ms, all, all)
 	}
-	text := metrics(100, 150, 200)
+	text := exposition(100, 150, 200)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, text) }))
 	defer srv.Close()
 	before := schedHistogram(context.Background(), []string{srv.URL})
-	text = metrics(100+600, 150+900, 200+1000) // 1,000 more waits: 400 over 0.9 ms, 100 over 10.5 ms
+	text = exposition(100+600, 150+900, 200+1000) // 1,000 more waits: 400 over 0.9 ms, 100 over 10.5 ms
 	got := schedWaits(before, schedHistogram(context.Background(), []string{srv.URL}))
 	if len(got) != 2 || got[0].Share != 0.4 || got[1].Share != 0.1 || got[0].OverMs < 0.91 || got[0].OverMs > 0.92 {
 		t.Errorf("schedWaits = %+v, want 40 %% over 0.92 ms and 10 %% over 10.5 ms", got)
 	}
 	if got := schedWaits(nil, before); got != nil {
 		t.Errorf("without a first reading: %+v", got)
+	}
+}
+
+// TestStreamBacklogs reads the consumers' backlog gauges from two
+// replicas: a consumer both report counts once (the larger), a stream's
+// consumers and both gauges add up, a stream no replica reports is -1.
+func TestStreamBacklogs(t *testing.T) {
+	replica := func(pending, ackPending float64) string {
+		return "# TYPE hubhooks_consumer_pending_messages gauge\n" +
+			fmt.Sprintf("hubhooks_consumer_pending_messages{consumer=\"deliverer\",stream=\"HUBHOOKS_DELIVERIES\"} %g\n", pending) +
+			"hubhooks_consumer_pending_messages{consumer=\"deliverer-overflow\",stream=\"HUBHOOKS_DELIVERIES\"} 5\n" +
+			"hubhooks_consumer_pending_messages{consumer=\"expander\",stream=\"HUBHOOKS_EVENTS\"} 7\n" +
+			"# TYPE hubhooks_consumer_ack_pending_messages gauge\n" +
+			fmt.Sprintf("hubhooks_consumer_ack_pending_messages{consumer=\"deliverer\",stream=\"HUBHOOKS_DELIVERIES\"} %g\n", ackPending)
+	}
+	var urls []string
+	for _, text := range []string{replica(100, 10), replica(120, 4)} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, text) }))
+		defer srv.Close()
+		urls = append(urls, srv.URL)
+	}
+	got, err := streamBacklogs(context.Background(), urls, "HUBHOOKS_DELIVERIES", "HUBHOOKS_EVENTS", "HUBHOOKS_ATTEMPTS")
+	if want := []int64{120 + 5 + 10, 7, -1}; !slices.Equal(got, want) {
+		t.Errorf("streamBacklogs = %v, want %v", got, want)
+	}
+	if err == nil || !strings.Contains(err.Error(), "HUBHOOKS_ATTEMPTS") {
+		t.Errorf("error %v, want one naming HUBHOOKS_ATTEMPTS", err)
 	}
 }

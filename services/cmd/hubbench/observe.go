@@ -16,6 +16,10 @@ import (
 	"sync"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/procstat"
 	"github.com/hubhooks/hubhooks/services/cmd/hubbench/internal/report"
@@ -114,26 +118,16 @@ func streamBacklogs(ctx context.Context, metricsURLs []string, streams ...string
 	}
 	var errs []error
 	for _, u := range metricsURLs {
-		text, err := fetchText(ctx, u)
+		ms, err := readMetrics(ctx, u)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for _, line := range strings.Split(text, "\n") {
-			name, val, ok := strings.Cut(line, " ")
-			if !ok {
-				continue
-			}
-			base, labels, _ := strings.Cut(name, "{")
-			if base != "hubhooks_consumer_pending_messages" && base != "hubhooks_consumer_ack_pending_messages" {
-				continue
-			}
-			for i, stream := range streams {
-				if !strings.Contains(labels, `stream="`+stream+`"`) {
-					continue
-				}
-				if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-					series[i][name] = max(series[i][name], v)
+		for _, family := range []string{"hubhooks_consumer_pending_messages", "hubhooks_consumer_ack_pending_messages"} {
+			for _, m := range ms[family].GetMetric() {
+				if i := slices.Index(streams, label(m, "stream")); i >= 0 {
+					name := seriesName(family, m)
+					series[i][name] = max(series[i][name], value(m))
 				}
 			}
 		}
@@ -220,21 +214,77 @@ func (b *backlogSampler) stop() report.Backlog {
 	return b.max
 }
 
-// fetchAll reads each Prometheus text endpoint once; a URL that fails
-// leaves "" (and is reported to onErr, when set).
-func fetchAll(ctx context.Context, urls []string, onErr func(error)) []string {
-	texts := make([]string, len(urls))
+// fetchAll reads each metrics endpoint once; a URL that fails leaves nil
+// (and is reported to onErr, when set).
+func fetchAll(ctx context.Context, urls []string, onErr func(error)) []metrics {
+	all := make([]metrics, len(urls))
 	for i, u := range urls {
-		text, err := fetchText(ctx, u)
+		ms, err := readMetrics(ctx, u)
 		if err != nil {
 			if onErr != nil {
 				onErr(err)
 			}
 			continue
 		}
-		texts[i] = text
+		all[i] = ms
 	}
-	return texts
+	return all
+}
+
+// metrics is one read of a /metrics endpoint: its metric families by name.
+type metrics map[string]*dto.MetricFamily
+
+// readMetrics reads url's Prometheus text and parses it (parseMetrics).
+func readMetrics(ctx context.Context, url string) (metrics, error) {
+	text, err := fetchText(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := parseMetrics(text)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return ms, nil
+}
+
+// parseMetrics parses Prometheus text.
+func parseMetrics(text string) (metrics, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(strings.NewReader(text))
+}
+
+// value is the value of a counter, gauge or untyped series.
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue()
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
+	}
+	return m.GetUntyped().GetValue()
+}
+
+// label is the value of m's label name, "" when it has none.
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// seriesName names series m of family as the text format does:
+// family{label="value",...}.
+func seriesName(family string, m *dto.Metric) string {
+	if len(m.GetLabel()) == 0 {
+		return family
+	}
+	labels := make([]string, len(m.GetLabel()))
+	for i, l := range m.GetLabel() {
+		labels[i] = l.GetName() + "=" + strconv.Quote(l.GetValue())
+	}
+	return family + "{" + strings.Join(labels, ",") + "}"
 }
 
 func fetchText(ctx context.Context, url string) (string, error) {
@@ -262,45 +312,32 @@ func fetchText(ctx context.Context, url string) (string, error) {
 	return string(b), nil
 }
 
-// parseCounters reads the hubhooks_* counters (names ending in _total,
-// labels kept) with a non-zero value from Prometheus text.
-func parseCounters(text string) map[string]float64 {
+// counters is the hubhooks_* counters of ms (names ending in _total)
+// with a non-zero value, by series name.
+func counters(ms metrics) map[string]float64 {
 	out := map[string]float64{}
-	for _, line := range strings.Split(text, "\n") {
-		if !strings.HasPrefix(line, "hubhooks_") {
+	for family, f := range ms {
+		if !strings.HasPrefix(family, "hubhooks_") || !strings.HasSuffix(family, "_total") {
 			continue
 		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
+		for _, m := range f.GetMetric() {
+			if v := value(m); v != 0 {
+				out[seriesName(family, m)] = v
+			}
 		}
-		name, val := line[:i], line[i+1:]
-		base, _, _ := strings.Cut(name, "{")
-		if !strings.HasSuffix(base, "_total") {
-			continue
-		}
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil || v == 0 {
-			continue
-		}
-		out[name] = v
 	}
 	return out
 }
 
 // trimmed sums hubhooks_logger_entries_trimmed_total over the metrics
-// texts; ok is false when none has it.
-func trimmed(texts []string) (float64, bool) {
+// read; ok is false when none has it.
+func trimmed(all []metrics) (float64, bool) {
 	var sum float64
 	ok := false
-	for _, text := range texts {
-		for _, line := range strings.Split(text, "\n") {
-			if v, found := strings.CutPrefix(line, "hubhooks_logger_entries_trimmed_total "); found {
-				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-					sum += f
-					ok = true
-				}
-			}
+	for _, ms := range all {
+		for _, m := range ms["hubhooks_logger_entries_trimmed_total"].GetMetric() {
+			sum += value(m)
+			ok = true
 		}
 	}
 	return sum, ok
@@ -367,27 +404,19 @@ func startSelfProfile(path string) (stop func() error, err error) {
 // metricsURLs that has them; nil when none answers with them.
 func schedHistogram(ctx context.Context, metricsURLs []string) map[float64]float64 {
 	for _, u := range metricsURLs {
-		text, err := fetchText(ctx, u)
+		ms, err := readMetrics(ctx, u)
 		if err != nil {
 			continue
 		}
-		out := map[float64]float64{}
-		for _, line := range strings.Split(text, "\n") {
-			rest, ok := strings.CutPrefix(line, `go_sched_latencies_seconds_bucket{le="`)
-			if !ok {
+		for _, m := range ms["go_sched_latencies_seconds"].GetMetric() {
+			h := m.GetHistogram()
+			if h == nil {
 				continue
 			}
-			le, val, ok := strings.Cut(rest, `"} `)
-			if !ok {
-				continue
+			out := map[float64]float64{math.Inf(1): float64(h.GetSampleCount())}
+			for _, b := range h.GetBucket() {
+				out[b.GetUpperBound()] = float64(b.GetCumulativeCount())
 			}
-			bound, err1 := strconv.ParseFloat(le, 64)
-			n, err2 := strconv.ParseFloat(strings.TrimSpace(val), 64)
-			if err1 == nil && err2 == nil {
-				out[bound] = n
-			}
-		}
-		if len(out) > 0 {
 			return out
 		}
 	}

@@ -142,7 +142,7 @@ func (mon *monitor) finish(ctx context.Context, deliveries int64) *report.Redis 
 	s := mon.s
 	mon.backlog = mon.backlogs.stop()
 	caught := loggerCaughtUp(ctx, mon.metricsURLs, 60*time.Second)
-	texts := s.readCounters(ctx, mon.metricsURLs)
+	read := s.readCounters(ctx, mon.metricsURLs)
 	rs := mon.redis
 	if rs.Error != "" {
 		return rs
@@ -156,7 +156,7 @@ func (mon *monitor) finish(ctx context.Context, deliveries int64) *report.Redis 
 	rs.UsedMemoryAfter, rs.Entries, rs.LoggerCaughtUp = used, deliveries, caught
 	// The logger trims each hub's oldest entries beyond its retention:
 	// count only the entries still held.
-	if trimmedAfter, ok := trimmed(texts); ok && mon.trimmedKnown {
+	if trimmedAfter, ok := trimmed(read); ok && mon.trimmedKnown {
 		rs.Trimmed = int64(trimmedAfter - mon.trimmedBefore)
 		rs.Entries -= rs.Trimmed
 	} else {
@@ -170,15 +170,15 @@ func (mon *monitor) finish(ctx context.Context, deliveries int64) *report.Redis 
 
 // readCounters reads the system's non-zero hubhooks_*_total counters from
 // urls into the result (and a note for each notable one), and returns the
-// metrics texts.
-func (s *system) readCounters(ctx context.Context, urls []string) []string {
+// metrics read.
+func (s *system) readCounters(ctx context.Context, urls []string) []metrics {
 	res := s.b.result
-	texts := fetchAll(ctx, urls, func(err error) { res.Notes = append(res.Notes, "metrics: "+err.Error()) })
+	all := fetchAll(ctx, urls, func(err error) { res.Notes = append(res.Notes, "metrics: "+err.Error()) })
 	for i, u := range urls {
-		if texts[i] == "" {
+		if all[i] == nil {
 			continue
 		}
-		m := parseCounters(texts[i])
+		m := counters(all[i])
 		if res.Counters == nil {
 			res.Counters = map[string]float64{}
 		}
@@ -189,7 +189,7 @@ func (s *system) readCounters(ctx context.Context, urls []string) []string {
 			}
 		}
 	}
-	return texts
+	return all
 }
 
 // startHubdProfile starts fetching a CPU profile of hubd over d (at most
