@@ -29,12 +29,15 @@ type Config struct {
 	AckWait time.Duration
 	// MaxAckPending bounds unacknowledged events across all replicas, and
 	// the events one replica reads ahead of its workers to take them in
-	// turns across hubs (default 32768). Past half of it, a flooding hub's
-	// further events go to its events-overflow subject and come back with
-	// the room other hubs leave. See docs/delivery.md.
+	// turns across hubs (default 262144). Past half of it (or of
+	// ReadAheadBytes), a flooding hub's further events go to its
+	// events-overflow subject and come back with the room other hubs leave.
+	// Moving costs a copy per event and the reader then keeps pace with the
+	// mover, not the publisher, so the default holds a 100,000-event flood
+	// without moving it. See docs/delivery.md.
 	MaxAckPending int
 	// ReadAheadBytes bounds the bytes of the events one replica reads ahead
-	// (default 64 MiB; one event alone may be larger).
+	// (default DefaultReadAheadBytes; one event alone may be larger).
 	ReadAheadBytes int
 	// OverflowAfter is how many of a hub's events may wait in the
 	// read-ahead behind the one being expanded before that event's
@@ -105,6 +108,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// DefaultReadAheadBytes is Config.ReadAheadBytes's default
+// (HUBHOOKS_READ_AHEAD_BYTES).
+const DefaultReadAheadBytes = 256 << 20
+
 func (c Config) withDefaults() Config {
 	setInt := func(v *int, def int) {
 		if *v == 0 {
@@ -118,8 +125,8 @@ func (c Config) withDefaults() Config {
 	}
 	setInt(&c.Concurrency, 32)
 	setInt(&c.BatchSize, 2048)
-	setInt(&c.MaxAckPending, 32768)
-	setInt(&c.ReadAheadBytes, 64<<20)
+	setInt(&c.MaxAckPending, 262144)
+	setInt(&c.ReadAheadBytes, DefaultReadAheadBytes)
 	setInt(&c.OverflowAfter, 64)
 	setInt(&c.MaxPendingAcks, 256)
 	setInt(&c.MaxEventBytes, publisher.MaxEventBytes)

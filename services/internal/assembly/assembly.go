@@ -361,7 +361,7 @@ func (p *Parts) ExpansionLimits() expander.Limits {
 func (p *Parts) ExpanderConfig() expander.Config {
 	return expander.Config{
 		Registerer: p.Registry, Log: p.Log.With("component", "expander"), StreamOptions: p.StreamOptions(),
-		MaxEventBytes: p.Settings.MaxEventBytes, Limits: p.ExpansionLimits(),
+		MaxEventBytes: p.Settings.MaxEventBytes, ReadAheadBytes: p.Settings.ReadAheadBytes, Limits: p.ExpansionLimits(),
 	}
 }
 

@@ -93,6 +93,7 @@ type Settings struct {
 	LogMaxEntriesPerHub int
 	LogMaxBytesPerHub   int64
 	MaxEventBytes       int
+	ReadAheadBytes      int
 	BulkRate            int
 	BulkMaxBacklog      int
 	AutoDisableAfter    time.Duration
@@ -228,6 +229,7 @@ func Parse(name string, args []string, d Defaults) (*Settings, error) {
 	errs = append(errs, err)
 	fs.Int64Var(&s.LogMaxBytesPerHub, "log-max-bytes-per-hub", logMaxBytes, "bytes of event log entries kept per hub (oldest trimmed) (HUBHOOKS_LOG_MAX_BYTES_PER_HUB)")
 	num(&s.MaxEventBytes, "max-event-bytes", "HUBHOOKS_MAX_EVENT_BYTES", publisher.MaxEventBytes, "largest domain event accepted; larger ones are dead-lettered")
+	num(&s.ReadAheadBytes, "read-ahead-bytes", "HUBHOOKS_READ_AHEAD_BYTES", expander.DefaultReadAheadBytes, "bytes of domain events one expander holds to take hubs in turns; a hub's flood past half of it is copied to the events overflow, which slows the reader (memory for other hubs' latency during floods)")
 	num(&s.MaxStreamsPerToken, "max-streams-per-token", "HUBHOOKS_MAX_STREAMS_PER_TOKEN", auth.DefaultMaxStreamsPerToken, "streams (WatchHubConfig, tails) one hub token may have open on one server")
 	num(&s.MaxStreamsPerConn, "max-streams-per-conn", "HUBHOOKS_MAX_STREAMS_PER_CONN", auth.DefaultMaxStreamsPerConn, "streams one client connection may have open on one server")
 	num(&s.MaxWebhooksPerEvent, "max-webhooks-per-event", "HUBHOOKS_MAX_WEBHOOKS_PER_EVENT", expander.DefaultMaxWebhooks, "webhook events one domain event may expand into; more is dead-lettered")
@@ -358,7 +360,7 @@ func (s *Settings) Validate() error {
 	for name, v := range map[string]int{"deliver-concurrency": s.DeliverConcurrency, "per-url-concurrency": s.PerURLConcurrency,
 		"per-hub-concurrency": s.PerHubConcurrency, "breaker-failures": s.BreakerFailures, "log-max-entries-per-hub": s.LogMaxEntriesPerHub, "max-event-bytes": s.MaxEventBytes,
 		"bulk-rate": s.BulkRate, "bulk-max-backlog": s.BulkMaxBacklog, "max-streams-per-token": s.MaxStreamsPerToken, "max-streams-per-conn": s.MaxStreamsPerConn, "test-events-per-minute": s.TestEventsPerMinute,
-		"max-webhooks-per-event": s.MaxWebhooksPerEvent, "max-webhook-bytes": s.MaxWebhookBytes, "max-expansion-bytes": s.MaxExpansionBytes,
+		"max-webhooks-per-event": s.MaxWebhooksPerEvent, "max-webhook-bytes": s.MaxWebhookBytes, "max-expansion-bytes": s.MaxExpansionBytes, "read-ahead-bytes": s.ReadAheadBytes,
 		"redis-wait-replicas": s.RedisWaitReplicas} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("%s %d: must not be negative", name, v))
@@ -422,6 +424,7 @@ var only = map[string][]string{
 	"redis-wait-replicas": {"hubd", "deliverer", "logger"}, "redis-wait-timeout": {"hubd", "deliverer", "logger"},
 	"log-retention": {"hubd", "logger"}, "log-max-entries-per-hub": {"hubd", "logger"}, "log-max-bytes-per-hub": {"hubd", "logger"},
 	"max-event-bytes": {"hubd", "expander", "logger"}, "max-webhooks-per-event": {"hubd", "expander", "logger"},
+	"read-ahead-bytes":  {"hubd", "expander"},
 	"max-webhook-bytes": {"hubd", "expander", "logger"}, "max-expansion-bytes": {"hubd", "expander", "logger"},
 	"bulk-rate": {"hubd", "logger"}, "bulk-max-backlog": {"hubd", "logger"},
 	"max-streams-per-conn": grpcServer, "max-streams-per-token": grpcServer,

@@ -10,6 +10,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/webhook"
 	"github.com/hubhooks/hubhooks/services/configsvc"
 	"github.com/hubhooks/hubhooks/services/deliverer"
+	"github.com/hubhooks/hubhooks/services/expander"
 	"github.com/hubhooks/hubhooks/services/logger/logstore"
 	"github.com/hubhooks/hubhooks/services/operations"
 )
@@ -63,6 +64,7 @@ func TestDefaultsAreTheServices(t *testing.T) {
 		{"log-max-entries-per-hub", s.LogMaxEntriesPerHub, logstore.DefaultMaxEntriesPerHub},
 		{"log-max-bytes-per-hub", s.LogMaxBytesPerHub, int64(logstore.DefaultMaxBytesPerHub)},
 		{"max-event-bytes", s.MaxEventBytes, publisher.MaxEventBytes},
+		{"read-ahead-bytes", s.ReadAheadBytes, expander.DefaultReadAheadBytes},
 		{"bulk-rate", s.BulkRate, operations.DefaultBulkRate},
 		{"bulk-max-backlog", s.BulkMaxBacklog, operations.DefaultBulkMaxBacklog},
 	} {
