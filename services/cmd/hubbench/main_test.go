@@ -257,7 +257,7 @@ hubhooks_deliverer_attempts_total{status="failed"} 0
 hubhooks_deliverer_held 3
 go_goroutines 40
 `
-	ms, err := parseMetrics(text)
+	ms, err := parseMetrics(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}

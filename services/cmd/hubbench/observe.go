@@ -234,13 +234,26 @@ func fetchAll(ctx context.Context, urls []string, onErr func(error)) []metrics {
 // metrics is one read of a /metrics endpoint: its metric families by name.
 type metrics map[string]*dto.MetricFamily
 
-// readMetrics reads url's Prometheus text and parses it (parseMetrics).
+// readMetrics reads url's Prometheus text and parses it as it arrives.
 func readMetrics(ctx context.Context, url string) (metrics, error) {
-	text, err := fetchText(ctx, url)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	ms, err := parseMetrics(text)
+	// Uncompressed: a gzip writer per read is hubd's CPU the run would
+	// count as delivery cost.
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	ms, err := parseMetrics(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
@@ -248,9 +261,9 @@ func readMetrics(ctx context.Context, url string) (metrics, error) {
 }
 
 // parseMetrics parses Prometheus text.
-func parseMetrics(text string) (metrics, error) {
+func parseMetrics(r io.Reader) (metrics, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	return p.TextToMetricFamilies(strings.NewReader(text))
+	return p.TextToMetricFamilies(r)
 }
 
 // value is the value of a counter, gauge or untyped series.
@@ -285,31 +298,6 @@ func seriesName(family string, m *dto.Metric) string {
 		labels[i] = l.GetName() + "=" + strconv.Quote(l.GetValue())
 	}
 	return family + "{" + strings.Join(labels, ",") + "}"
-}
-
-func fetchText(ctx context.Context, url string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	// Uncompressed: a gzip writer per read is hubd's CPU the run would
-	// count as delivery cost.
-	req.Header.Set("Accept-Encoding", "identity")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
 }
 
 // counters is the hubhooks_* counters of ms (names ending in _total)
