@@ -119,17 +119,14 @@ func (b *brake) taken(hub string, overflow bool, now time.Time) {
 		b.backlogs[hub] = now
 		return
 	}
-	if at, ok := b.backlogs[hub]; ok {
-		if now.Sub(at) < brakeLive {
-			return
-		}
-		delete(b.backlogs, hub)
+	if at, ok := b.backlogs[hub]; ok && now.Sub(at) < brakeLive {
+		return
 	}
 	b.lastLive.Store(now.UnixNano())
 }
 
 // forgetBacklogs drops the hubs without a job from overflow for
-// brakeLive.
+// brakeLive (every brakeTick, so the map holds only recent backlogs).
 func (b *brake) forgetBacklogs(now time.Time) {
 	b.backlogMu.Lock()
 	defer b.backlogMu.Unlock()
