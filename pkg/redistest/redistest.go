@@ -83,3 +83,26 @@ func CPUMicros(t testing.TB, rdb *redis.Client) float64 {
 	}
 	return total
 }
+
+// CommandCalls is how many times the Redis server has run cmd (INFO
+// commandstats; a refused EVALSHA counts too).
+func CommandCalls(t testing.TB, rdb *redis.Client, cmd string) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		v, err := strconv.Atoi(calls)
+		if err != nil {
+			t.Fatalf("commandstats %q: %v", line, err)
+		}
+		return v
+	}
+	return 0
+}

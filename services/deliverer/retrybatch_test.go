@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,7 +73,7 @@ func TestConcurrentStoresShareRoundTrips(t *testing.T) {
 			t.Fatalf("store %d: entry %q (%v), want its own value %q", i, got, err, values[i])
 		}
 	}
-	execs, waits := commandCalls(t, pc, "exec"), commandCalls(t, pc, "wait")
+	execs, waits := redistest.CommandCalls(t, pc, "exec"), redistest.CommandCalls(t, pc, "wait")
 	t.Logf("%d stores: %d MULTI/EXEC, %d WAIT", n, execs, waits)
 	if execs > n/2 || waits > n/2 || waits != execs {
 		t.Errorf("%d concurrent stores sent %d MULTI/EXEC and %d WAIT, want at most %d of each, one WAIT per MULTI/EXEC",
@@ -97,7 +96,7 @@ func TestConcurrentStoresShareRoundTrips(t *testing.T) {
 			t.Fatalf("refused store %d: entry %q (%v) on the primary, want its own value %q", i, got, err, values[i])
 		}
 	}
-	if execs, waits := commandCalls(t, pc, "exec"), commandCalls(t, pc, "wait"); execs > n/2 || waits > n/2 {
+	if execs, waits := redistest.CommandCalls(t, pc, "exec"), redistest.CommandCalls(t, pc, "wait"); execs > n/2 || waits > n/2 {
 		t.Errorf("%d concurrent stores, replica frozen: %d MULTI/EXEC and %d WAIT, want at most %d of each", n, execs, waits, n/2)
 	}
 
@@ -110,28 +109,6 @@ func TestConcurrentStoresShareRoundTrips(t *testing.T) {
 	if err := pc.HGet(ctx, store.hubKey("h0"), "ended").Err(); !errors.Is(err, redis.Nil) {
 		t.Errorf("store with its context over wrote its entry (%v)", err)
 	}
-}
-
-// commandCalls is how many times Redis ran cmd since its stats were reset.
-func commandCalls(t *testing.T, c *redis.Client, cmd string) int {
-	t.Helper()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(info) {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
-		if !ok {
-			continue
-		}
-		calls, _, _ := strings.Cut(rest, ",")
-		v, err := strconv.Atoi(calls)
-		if err != nil {
-			t.Fatalf("commandstats %q: %v", line, err)
-		}
-		return v
-	}
-	return 0
 }
 
 // TestStoresSendTheScriptOnlyWhenRedisLacksIt stores retries on a Redis of
@@ -160,7 +137,7 @@ func TestStoresSendTheScriptOnlyWhenRedisLacksIt(t *testing.T) {
 		if n := int(c.HLen(ctx, store.hubKey("h")).Val()); n != entries {
 			t.Errorf("%s: %d entries, want %d", when, n, entries)
 		}
-		if got, got2 := commandCalls(t, c, "eval"), commandCalls(t, c, "evalsha"); got != evals || got2 != evalshas {
+		if got, got2 := redistest.CommandCalls(t, c, "eval"), redistest.CommandCalls(t, c, "evalsha"); got != evals || got2 != evalshas {
 			t.Errorf("%s: %d EVAL and %d EVALSHA, want %d and %d", when, got, got2, evals, evalshas)
 		}
 	}

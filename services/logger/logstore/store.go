@@ -109,10 +109,7 @@ func New(rdb redis.UniversalClient, o Options) (*Store, error) {
 	return &Store{rdb: rdb, k: keys{base: o.Prefix + "log:"}, opts: o}, nil
 }
 
-// exec runs one pipeline built by build. Scripts go in pipelines with EVAL
-// (Redis finds them compiled by their digest): with EVALSHA, a pipeline
-// meeting a Redis that lost its scripts (a restart, a failover) would have
-// to run again, and its plain commands and the scripts that did run with it.
+// exec runs one pipeline built by build.
 func (s *Store) exec(ctx context.Context, build func(redis.Pipeliner)) error {
 	pipe := s.rdb.Pipeline()
 	build(pipe)

@@ -507,29 +507,65 @@ func assertHubHolds(t *testing.T, rdb *redis.Client, prefix, hub string, n int) 
 	}
 }
 
-// TestWriteLoadsFlushedScripts: after SCRIPT FLUSH (a Redis restart or
-// failover does the same), Write goes on: its scripts travel whole (EVAL) and
-// are compiled again.
-func TestWriteLoadsFlushedScripts(t *testing.T) {
+// TestWriteSendsScriptsOnlyWhenRedisLacksThem: Write names its scripts by
+// digest (EVALSHA) and sends their text (EVAL) only when Redis lacks them:
+// on a fresh Redis, after SCRIPT FLUSH (a restart or failover does the
+// same), and when Redis has some of them only. Each time the write goes on,
+// and the hub's byte count stays the sum of its entries: a batch whose
+// boundScript ran before the others were missing is not counted twice.
+func TestWriteSendsScriptsOnlyWhenRedisLacksThem(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	s, rdb, _ := newStore(t, logstore.Options{MaxEntriesPerHub: 2})
-	for i := range 3 {
-		if i > 0 {
-			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
-				t.Fatal(err)
-			}
-		}
+	rdb := redistest.StartServer(t).Client(t)
+	const prefix = "t:"
+	s, err := logstore.New(rdb, logstore.Options{Prefix: prefix, MaxEntriesPerHub: 2, Now: func() time.Time { return t0.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each batch has an entry that exists by its second record, so it runs
+	// all three of Write's scripts: boundScript, toHashScript and
+	// updateScript.
+	writeJob := func(i int) {
+		t.Helper()
 		job := newJob("hub1", fmt.Sprintf("dlv_%d", i), t0.Add(time.Duration(i)*time.Second))
 		write(t, s, record(job, 1, hubhooksv1.StatusRetrying, 500), record(job, 2, hubhooksv1.StatusSucceeded, 200))
 	}
-	got, _ := listAll(t, s, logstore.Query{HubID: "hub1", PageSize: 10})
-	if !slices.Equal(got, []string{"dlv_2", "dlv_1"}) {
-		t.Fatalf("entries %v, want [dlv_2 dlv_1] (dlv_0 trimmed)", got)
+	check := func(when string, evals, evalshas int) {
+		t.Helper()
+		if got, got2 := redistest.CommandCalls(t, rdb, "eval"), redistest.CommandCalls(t, rdb, "evalsha"); got != evals || got2 != evalshas {
+			t.Errorf("%s: %d EVAL and %d EVALSHA, want %d and %d", when, got, got2, evals, evalshas)
+		}
 	}
-	e, err := s.Get(ctx, "hub1", "dlv_2")
+	flush := func() {
+		t.Helper()
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeJob(0)
+	// Redis counts the refused EVALSHAs too.
+	check("a fresh Redis", 3, 3)
+	writeJob(1)
+	writeJob(2)
+	check("two more batches", 3, 9)
+	flush()
+	writeJob(3)
+	check("after SCRIPT FLUSH", 6, 12)
+	flush()
+	if err := logstore.BoundScript.Load(ctx, rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	writeJob(4)
+	check("with boundScript alone", 9, 15)
+	got, _ := listAll(t, s, logstore.Query{HubID: "hub1", PageSize: 10})
+	if !slices.Equal(got, []string{"dlv_4", "dlv_3"}) {
+		t.Fatalf("entries %v, want [dlv_4 dlv_3] (the others trimmed)", got)
+	}
+	e, err := s.Get(ctx, "hub1", "dlv_4")
 	if err != nil || e.Log.GetStatus() != hubhooksv1.StatusSucceeded.APIName() || len(e.Attempts) != 2 {
 		t.Fatalf("Get = %v, %v; want succeeded with 2 attempts", e, err)
 	}
+	assertHubHolds(t, rdb, prefix, "hub1", 2)
 }
 
 // TestTrimIsBoundedPerWrite lowers the cap under 1,500 entries: one write
@@ -714,13 +750,21 @@ func TestRecorded(t *testing.T) {
 	}
 }
 
-// BenchmarkWriteAtCap writes batches the way the pipeline does at full rate
-// (one hub, five URLs per webhook event, six webhook events per domain
-// event, a 750 B body, the deliverer's request headers) into a hub held at its entry cap, so every write also
-// trims. redis-cpu-µs/entry is the Redis server's CPU time per entry (INFO
-// cpu), the cost the Go-side ns/op leaves out.
+// BenchmarkWriteAtCap writes records the way the pipeline does (one hub,
+// five URLs per webhook event, six webhook events per domain event, a 750 B
+// body, the deliverer's request headers) into a hub held at its entry cap,
+// so every write also trims: in batches of 256 as at full rate, and one
+// record a batch as at a moderate rate. redis-cpu-µs/entry is the Redis
+// server's CPU time per entry (INFO cpu), the cost the Go-side ns/op leaves
+// out.
 func BenchmarkWriteAtCap(b *testing.B) {
-	const batch, maxEntries = 256, 5000
+	for _, batch := range []int{256, 1} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchmarkWriteAtCap(b, batch) })
+	}
+}
+
+func benchmarkWriteAtCap(b *testing.B, batch int) {
+	const maxEntries = 5000
 	s, rdb, _ := newStore(b, logstore.Options{MaxEntriesPerHub: maxEntries})
 	ctx := context.Background()
 	body := []byte(`{"id":"` + strings.Repeat("x", 700) + `"}`)

@@ -209,12 +209,40 @@ func (s *Store) create(ctx context.Context, hubs []*hubWrite, now time.Time) err
 	})
 }
 
-// settle runs step 2 of Write.
+// settle runs step 2 of Write. Its scripts go by their digest (EVALSHA),
+// which spares Redis their text (a few KB per hub and batch). When Redis
+// lacks them (restarted, failed over, flushed) a script fails with NOSCRIPT
+// before it does anything, and the step runs once more with their text
+// (EVAL, which also loads them). Everything in it may run twice: a hub
+// whose boundScript did run is not counted again.
 func (s *Store) settle(ctx context.Context, hubs []*hubWrite, now time.Time, res *WriteResult) error {
+	counted := make([]bool, len(hubs))
+	missing, err := s.settleOnce(ctx, hubs, now, counted, true, res)
+	if missing {
+		_, err = s.settleOnce(ctx, hubs, now, counted, false, res)
+	}
+	return err
+}
+
+// settleOnce runs step 2 once, by digest or by text. counted says which
+// hubs' bytes are counted already and is updated. missing reports that
+// Redis lacked a script (only by digest).
+func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time, counted []bool, byDigest bool, res *WriteResult) (missing bool, err error) {
 	expired := s.olderThanRetention(now)
 	bounds := make([]*redis.Cmd, len(hubs))
 	updates := make([]*redis.Cmd, len(hubs))
-	err := s.exec(ctx, func(pipe redis.Pipeliner) {
+	var scripts []*redis.Cmd
+	run := func(pipe redis.Pipeliner, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+		var c *redis.Cmd
+		if byDigest {
+			c = sc.EvalSha(ctx, pipe, keys, args...)
+		} else {
+			c = sc.Eval(ctx, pipe, keys, args...)
+		}
+		scripts = append(scripts, c)
+		return c
+	}
+	err = s.exec(ctx, func(pipe redis.Pipeliner) {
 		for i, h := range hubs {
 			var added int64
 			var existing []entryWrite
@@ -231,23 +259,37 @@ func (s *Store) settle(ctx context.Context, hubs []*hubWrite, now time.Time, res
 					existing = append(existing, e)
 				}
 			}
+			if counted[i] {
+				added = 0
+			}
 			args := append([]any{s.opts.MaxEntriesPerHub, s.opts.MaxBytesPerHub, expired, maxRemovals, added}, ids...)
 			bytes := s.k.bytes(h.hub)
 			keys := []string{s.k.all(h.hub), bytes, s.k.gone(h.hub)}
-			bounds[i] = boundScript.Eval(ctx, pipe, keys, args...)
+			bounds[i] = run(pipe, boundScript, keys, args...)
 			pipe.Do(ctx, "expire", bytes, s.ttl())
 			if len(existing) > 0 {
-				updates[i] = s.update(ctx, pipe, keys, existing)
+				updates[i] = s.update(ctx, pipe, keys, existing, run)
 			}
 		}
 	})
+	for _, c := range scripts {
+		missing = missing || isNoScript(c.Err())
+	}
+	for i := range hubs {
+		counted[i] = counted[i] || bounds[i].Err() == nil
+	}
+	if byDigest && missing {
+		// Another script may have failed only for want of this one
+		// (toHashScript's entry then a string, for the plain writes).
+		return true, nil
+	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	for i, h := range hubs {
 		vals, err := bounds[i].Int64Slice()
 		if err != nil || len(vals) != 2 {
-			return fmt.Errorf("bound hub %s: reply %v: %w", h.hub, vals, err)
+			return false, fmt.Errorf("bound hub %s: reply %v: %w", h.hub, vals, err)
 		}
 		res.Expired += int(vals[0])
 		res.Trimmed += int(vals[1])
@@ -259,17 +301,21 @@ func (s *Store) settle(ctx context.Context, hubs []*hubWrite, now time.Time, res
 		if updates[i] != nil {
 			n, err := updates[i].Int()
 			if err != nil {
-				return fmt.Errorf("update entries of hub %s: %w", h.hub, err)
+				return false, fmt.Errorf("update entries of hub %s: %w", h.hub, err)
 			}
 			res.Changed += n
 		}
 	}
-	return nil
+	return false, nil
 }
+
+// isNoScript reports whether Redis refused a script by digest because it
+// does not have it.
+func isNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // update queues the writes of records whose entry exists; keys are the
 // hub's keys of updateScript.
-func (s *Store) update(ctx context.Context, pipe redis.Pipeliner, keys []string, entries []entryWrite) *redis.Cmd {
+func (s *Store) update(ctx context.Context, pipe redis.Pipeliner, keys []string, entries []entryWrite, run func(redis.Pipeliner, *redis.Script, []string, ...any) *redis.Cmd) *redis.Cmd {
 	keys = append(keys[:3:3], make([]string, 0, len(entries))...)
 	args := make([]any, 0, 1+4*len(entries))
 	args = append(args, s.ttl())
@@ -277,12 +323,12 @@ func (s *Store) update(ctx context.Context, pipe redis.Pipeliner, keys []string,
 		keys = append(keys, e.key)
 		args = append(args, e.id, e.order, e.sum, e.x)
 	}
-	toHashScript.Eval(ctx, pipe, append([]string{keys[0]}, keys[3:]...))
+	run(pipe, toHashScript, append([]string{keys[0]}, keys[3:]...))
 	for _, e := range entries {
 		pipe.HSetNX(ctx, e.key, e.metaField, e.meta)
 		if e.attemptField != "" {
 			pipe.HSet(ctx, e.key, e.attemptField, e.attempt)
 		}
 	}
-	return updateScript.Eval(ctx, pipe, keys, args...)
+	return run(pipe, updateScript, keys, args...)
 }
