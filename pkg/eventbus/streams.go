@@ -122,8 +122,9 @@ func DeliveriesStreamConfig(o Options) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        StreamDeliveries,
 		Description: "hubhooks delivery jobs: one per (webhook event, callback URL)",
-		Subjects:    []string{subjectDeliveries + "*", OverflowDeliverySubjects},
+		Subjects:    []string{subjectDeliveries + "*", OverflowDeliverySubjects, anchorDeliveries},
 		Retention:   jetstream.WorkQueuePolicy,
+		AllowRollup: true, // the anchor's (anchor.go)
 		Storage:     o.Storage,
 		Replicas:    o.Replicas,
 		Duplicates:  min(o.DuplicateWindow, DeliveriesDuplicateWindow),
@@ -136,8 +137,9 @@ func AttemptsStreamConfig(o Options) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        StreamAttempts,
 		Description: "hubhooks delivery attempts, persisted by the logger",
-		Subjects:    []string{subjectAttempts + "*"},
+		Subjects:    []string{subjectAttempts + "*", anchorAttempts},
 		Retention:   jetstream.WorkQueuePolicy,
+		AllowRollup: true, // the anchor's (anchor.go)
 		Storage:     o.Storage,
 		Replicas:    o.Replicas,
 		Duplicates:  min(o.DuplicateWindow, AttemptsDuplicateWindow),

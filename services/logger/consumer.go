@@ -43,6 +43,12 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.consumerReady.Store(true)
 	defer s.consumerReady.Store(false)
+	anchored := make(chan struct{})
+	go func() {
+		defer close(anchored)
+		eventbus.KeepAnchor(ctx, s.js, eventbus.StreamAttempts, s.log)
+	}()
+	defer func() { <-anchored }()
 	s.log.Info("logger consuming attempts", "stream", eventbus.StreamAttempts, "consumer", eventbus.ConsumerLogger, "batch", s.cfg.BatchSize)
 
 	failures := 0
@@ -72,8 +78,9 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) ensureConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	return eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamAttempts,
-		eventbus.ConsumerConfig(eventbus.ConsumerLogger, s.cfg.AckWait, s.cfg.MaxAckPending))
+	cfg := eventbus.ConsumerConfig(eventbus.ConsumerLogger, s.cfg.AckWait, s.cfg.MaxAckPending)
+	cfg.FilterSubject = eventbus.AttemptSubject("*") // not the stream's anchor
+	return eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamAttempts, cfg)
 }
 
 // remakeIfGone makes the consumer (and the streams) again when a failed
