@@ -275,8 +275,17 @@ func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time,
 	for _, c := range scripts {
 		missing = missing || isNoScript(c.Err())
 	}
-	for i := range hubs {
-		counted[i] = counted[i] || bounds[i].Err() == nil
+	for i, h := range hubs {
+		if bounds[i].Err() != nil {
+			continue
+		}
+		counted[i] = true
+		vals, err := bounds[i].Int64Slice()
+		if len(vals) != 2 {
+			return false, fmt.Errorf("bound hub %s: reply %v: %w", h.hub, vals, err)
+		}
+		res.Expired += int(vals[0])
+		res.Trimmed += int(vals[1])
 	}
 	if byDigest && missing {
 		// Another script may have failed only for want of this one
@@ -287,12 +296,6 @@ func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time,
 		return false, err
 	}
 	for i, h := range hubs {
-		vals, err := bounds[i].Int64Slice()
-		if err != nil || len(vals) != 2 {
-			return false, fmt.Errorf("bound hub %s: reply %v: %w", h.hub, vals, err)
-		}
-		res.Expired += int(vals[0])
-		res.Trimmed += int(vals[1])
 		for _, c := range h.created {
 			if c.Val() {
 				res.Changed++
