@@ -22,12 +22,15 @@ import (
 // waits recordLinger for more first: lanes do not wait for their records
 // (attemptOnLane settles in the background), so the wait costs no delivery
 // capacity, only the job's ack comes that much later, and bigger batches
-// are less work per record for JetStream, the logger and Redis.
+// are less work per record for JetStream, the logger and Redis. At a
+// moderate rate it decides the batch's size (docs/performance.md has what
+// 10 ms bought over 2); a deliverer killed meanwhile sends the jobs of the
+// records it had not published again.
 const (
 	recordBatchMax      = 128
 	recordBatchMaxBytes = 256 << 10
 	recordFlushers      = 2
-	recordLinger        = 2 * time.Millisecond
+	recordLinger        = 10 * time.Millisecond
 )
 
 // sizedRecord is an attempt record with its encoded size, measured once.
