@@ -6,9 +6,7 @@
 //	HUBHOOKS_EVENTS      <ENTITY>.* (domain events)                  limits      expander
 //	HUBHOOKS_DELIVERIES  hubhooks.deliveries.<hub>                   work queue  deliverer
 //	                     hubhooks.deliveries.overflow.<shard>.<hub>              deliverer-overflow-<shard>
-//	                     hubhooks.anchor.deliveries                              (none: anchor.go)
 //	HUBHOOKS_ATTEMPTS    hubhooks.attempts.<hub>                     work queue  logger
-//	                     hubhooks.anchor.attempts                                (none)
 //	HUBHOOKS_DLQ         hubhooks.dlq.>                              limits      (inspection)
 //	(no stream)          hubhooks.logchanged.<hub>                   core NATS   TailEventLogs (change notices)
 //
@@ -21,5 +19,5 @@
 // attempts.go (attempt records and their batches; DecodeAttempts),
 // frames.go (the length-prefixed framing of batches), deadletters.go,
 // lag.go (consumer lag metrics), retry.go (retrying while JetStream is
-// unavailable), anchor.go (the message that keeps a work queue's last block).
+// unavailable).
 package eventbus

@@ -122,9 +122,8 @@ func DeliveriesStreamConfig(o Options) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        StreamDeliveries,
 		Description: "hubhooks delivery jobs: one per (webhook event, callback URL)",
-		Subjects:    []string{subjectDeliveries + "*", OverflowDeliverySubjects, anchorDeliveries},
+		Subjects:    []string{subjectDeliveries + "*", OverflowDeliverySubjects},
 		Retention:   jetstream.WorkQueuePolicy,
-		AllowRollup: true, // the anchor's (anchor.go)
 		Storage:     o.Storage,
 		Replicas:    o.Replicas,
 		Duplicates:  min(o.DuplicateWindow, DeliveriesDuplicateWindow),
@@ -137,9 +136,8 @@ func AttemptsStreamConfig(o Options) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        StreamAttempts,
 		Description: "hubhooks delivery attempts, persisted by the logger",
-		Subjects:    []string{subjectAttempts + "*", anchorAttempts},
+		Subjects:    []string{subjectAttempts + "*"},
 		Retention:   jetstream.WorkQueuePolicy,
-		AllowRollup: true, // the anchor's (anchor.go)
 		Storage:     o.Storage,
 		Replicas:    o.Replicas,
 		Duplicates:  min(o.DuplicateWindow, AttemptsDuplicateWindow),

@@ -157,7 +157,6 @@ func (s *Service) Run(ctx context.Context) error {
 	loops.Go(func() { s.cancelLoop(ctx) })
 	loops.Go(s.heartbeatLoop)
 	loops.Go(s.holdLoop)
-	loops.Go(func() { eventbus.KeepAnchor(ctx, s.js, eventbus.StreamDeliveries, s.log) })
 	loops.Go(func() { s.breakers.pruneLoop(s.workCtx.Done()) })
 	s.metrics.brakeLimit.Set(float64(s.cfg.Concurrency))
 	if s.brake != nil {

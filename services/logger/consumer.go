@@ -43,12 +43,6 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.consumerReady.Store(true)
 	defer s.consumerReady.Store(false)
-	anchored := make(chan struct{})
-	go func() {
-		defer close(anchored)
-		eventbus.KeepAnchor(ctx, s.js, eventbus.StreamAttempts, s.log)
-	}()
-	defer func() { <-anchored }()
 	s.log.Info("logger consuming attempts", "stream", eventbus.StreamAttempts, "consumer", eventbus.ConsumerLogger, "batch", s.cfg.BatchSize)
 
 	failures := 0
@@ -78,9 +72,8 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) ensureConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	cfg := eventbus.ConsumerConfig(eventbus.ConsumerLogger, s.cfg.AckWait, s.cfg.MaxAckPending)
-	cfg.FilterSubject = eventbus.AttemptSubject("*") // not the stream's anchor
-	return eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamAttempts, cfg)
+	return eventbus.EnsureConsumer(ctx, s.js, eventbus.StreamAttempts,
+		eventbus.ConsumerConfig(eventbus.ConsumerLogger, s.cfg.AckWait, s.cfg.MaxAckPending))
 }
 
 // remakeIfGone makes the consumer (and the streams) again when a failed

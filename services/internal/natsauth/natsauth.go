@@ -150,7 +150,7 @@ var uses = map[Role]use{
 	Deliverer: {
 		ensure:  []string{eventbus.StreamDeliveries, eventbus.StreamAttempts, eventbus.StreamDeadLetters, eventbus.StreamOps},
 		consume: delivererConsumers,
-		publish: []string{deliveries, overflow, attempts, eventbus.SubjectDeadLetterJobs, ops, eventbus.AnchorSubject(eventbus.StreamDeliveries)},
+		publish: []string{deliveries, overflow, attempts, eventbus.SubjectDeadLetterJobs, ops},
 	},
 	// The logger announces changed entries to the loggers following a
 	// hub's log live (TailEventLogs). Its process also serves
@@ -165,7 +165,7 @@ var uses = map[Role]use{
 		watch:   delivererConsumers,
 		replay:  []string{eventbus.StreamEvents, eventbus.StreamOps},
 		get:     []string{eventbus.StreamDeadLetters},
-		publish: []string{deliveries, overflow, logChanged, ops, eventbus.AnchorSubject(eventbus.StreamAttempts)},
+		publish: []string{deliveries, overflow, logChanged, ops},
 		listen:  []string{logChanged},
 	},
 }
