@@ -15,6 +15,7 @@ import (
 	"github.com/hubhooks/hubhooks/pkg/auth"
 	"github.com/hubhooks/hubhooks/pkg/daemon"
 	"github.com/hubhooks/hubhooks/pkg/poll"
+	"github.com/hubhooks/hubhooks/pkg/redistest"
 	hubhooksv1 "github.com/hubhooks/hubhooks/proto/hubhooks/v1"
 )
 
@@ -98,6 +99,17 @@ func startStreamServer(t *testing.T, cfg auth.Config, mode int) *streamEnv {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.ServeListener(ctx, lis, time.Second) }()
 	t.Cleanup(func() { cancel(); <-done })
+	if mode == withRun {
+		// Run subscribes to announcements on its own time; one made before
+		// would go unheard (the re-check makes up for it, an hour on in
+		// these tests).
+		rdb, _ := redistest.New(t)
+		channel := auth.RevokedChannel(store)
+		poll.Until(t, 10*time.Second, "the revocation watcher subscribed", func() bool {
+			n, err := rdb.PubSubNumSub(context.Background(), channel).Result()
+			return err == nil && n[channel] > 0
+		})
+	}
 	return &streamEnv{addr: lis.Addr().String(), tokens: store, push: push, logs: logs}
 }
 
