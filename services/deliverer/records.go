@@ -23,8 +23,8 @@ import (
 // (attemptOnLane settles in the background), so the wait costs no delivery
 // capacity, only the job's ack comes that much later, and bigger batches
 // are less work per record for JetStream, the logger and Redis. At a
-// moderate rate it decides the batch's size (docs/performance.md has what
-// 10 ms bought over 2); a deliverer killed meanwhile sends the jobs of the
+// moderate rate the wait decides the batch's size (docs/performance.md,
+// "Design choices"); a deliverer killed meanwhile sends the jobs of the
 // records it had not published again.
 const (
 	recordBatchMax      = 128

@@ -523,10 +523,9 @@ func TestWriteSendsScriptsOnlyWhenRedisLacksThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Each batch has an entry that exists by its second record, so it runs
-	// all three of Write's scripts: boundScript, toHashScript and
-	// updateScript.
-	// Each also trims the oldest entry from the third on: the trim is
-	// counted once, whichever pass made it.
+	// all three of Write's scripts (boundScript, toHashScript,
+	// updateScript); from the third on it also trims the oldest entry,
+	// counted once whichever pass made it.
 	writeJob := func(i int) {
 		t.Helper()
 		job := newJob("hub1", fmt.Sprintf("dlv_%d", i), t0.Add(time.Duration(i)*time.Second))

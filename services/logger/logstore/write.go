@@ -232,17 +232,16 @@ func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time,
 	bounds := make([]*redis.Cmd, len(hubs))
 	updates := make([]*redis.Cmd, len(hubs))
 	var scripts []*redis.Cmd
-	run := func(pipe redis.Pipeliner, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
-		var c *redis.Cmd
-		if byDigest {
-			c = sc.EvalSha(ctx, pipe, keys, args...)
-		} else {
-			c = sc.Eval(ctx, pipe, keys, args...)
-		}
-		scripts = append(scripts, c)
-		return c
-	}
 	err = s.exec(ctx, func(pipe redis.Pipeliner) {
+		run := func(sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+			eval := sc.Eval
+			if byDigest {
+				eval = sc.EvalSha
+			}
+			c := eval(ctx, pipe, keys, args...)
+			scripts = append(scripts, c)
+			return c
+		}
 		for i, h := range hubs {
 			var added int64
 			var existing []entryWrite
@@ -265,7 +264,7 @@ func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time,
 			args := append([]any{s.opts.MaxEntriesPerHub, s.opts.MaxBytesPerHub, expired, maxRemovals, added}, ids...)
 			bytes := s.k.bytes(h.hub)
 			keys := []string{s.k.all(h.hub), bytes, s.k.gone(h.hub)}
-			bounds[i] = run(pipe, boundScript, keys, args...)
+			bounds[i] = run(boundScript, keys, args...)
 			pipe.Do(ctx, "expire", bytes, s.ttl())
 			if len(existing) > 0 {
 				updates[i] = s.update(ctx, pipe, keys, existing, run)
@@ -312,13 +311,16 @@ func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time,
 	return false, nil
 }
 
+// scriptRun queues a script in settle's pipeline, by digest or by text.
+type scriptRun func(sc *redis.Script, keys []string, args ...any) *redis.Cmd
+
 // isNoScript reports whether Redis refused a script by digest because it
 // does not have it.
 func isNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // update queues the writes of records whose entry exists; keys are the
 // hub's keys of updateScript.
-func (s *Store) update(ctx context.Context, pipe redis.Pipeliner, keys []string, entries []entryWrite, run func(redis.Pipeliner, *redis.Script, []string, ...any) *redis.Cmd) *redis.Cmd {
+func (s *Store) update(ctx context.Context, pipe redis.Pipeliner, keys []string, entries []entryWrite, run scriptRun) *redis.Cmd {
 	keys = append(keys[:3:3], make([]string, 0, len(entries))...)
 	args := make([]any, 0, 1+4*len(entries))
 	args = append(args, s.ttl())
@@ -326,12 +328,12 @@ func (s *Store) update(ctx context.Context, pipe redis.Pipeliner, keys []string,
 		keys = append(keys, e.key)
 		args = append(args, e.id, e.order, e.sum, e.x)
 	}
-	run(pipe, toHashScript, append([]string{keys[0]}, keys[3:]...))
+	run(toHashScript, append([]string{keys[0]}, keys[3:]...))
 	for _, e := range entries {
 		pipe.HSetNX(ctx, e.key, e.metaField, e.meta)
 		if e.attemptField != "" {
 			pipe.HSet(ctx, e.key, e.attemptField, e.attempt)
 		}
 	}
-	return run(pipe, updateScript, keys, args...)
+	return run(updateScript, keys, args...)
 }
