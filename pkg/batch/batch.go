@@ -26,8 +26,11 @@ type Limits struct {
 	MaxBytes int
 	// Flushers is how many goroutines may send at once (at least 1).
 	Flushers int
-	// Linger is how long a flusher that finds less than MaxWeight pending
-	// waits for more before it sends; 0 sends what is pending at once
+	// Linger is how long an item may wait for more items of its key: a
+	// flusher whose key in turn has less than MaxWeight pending sends it
+	// once its oldest item has waited Linger. The wait runs per item, not
+	// per send, so however many keys have items pending, each waits about
+	// Linger plus the sends ahead of it. 0 sends what is pending at once
 	// (batches then form only from items that arrive while a send is in
 	// flight).
 	Linger time.Duration
@@ -49,6 +52,9 @@ type Batcher[T any] struct {
 	ring     []*keyQueue[T]          // the same, in turn order
 	next     int                     // index in ring of the key whose turn it is
 	flushers int
+	// full wakes a flusher waiting for a Linger to run out when a key's
+	// batch fills meanwhile.
+	full chan struct{}
 
 	// requests are reused: an Add takes one and puts it back once its
 	// outcome arrived, after which no flusher touches it.
@@ -60,12 +66,14 @@ type keyQueue[T any] struct {
 	key     string
 	pending []*request[T]
 	weight  int
+	bytes   int
 }
 
 type request[T any] struct {
 	key           string
 	item          T
 	weight, bytes int
+	added         time.Time // set only with a Linger
 	done          chan error
 }
 
@@ -76,7 +84,7 @@ type request[T any] struct {
 func New[T any](lim Limits, send func(key string, items []T) error) *Batcher[T] {
 	lim.Flushers = max(lim.Flushers, 1)
 	lim.MaxWeight = max(lim.MaxWeight, 1)
-	return &Batcher[T]{send: send, lim: lim, keys: map[string]*keyQueue[T]{}}
+	return &Batcher[T]{send: send, lim: lim, keys: map[string]*keyQueue[T]{}, full: make(chan struct{}, 1)}
 }
 
 // Add hands item over (to be sent with the other items of key) and returns
@@ -87,6 +95,9 @@ func (b *Batcher[T]) Add(key string, item T, weight, bytes int) error {
 		r = &request[T]{done: make(chan error, 1)}
 	}
 	r.key, r.item, r.weight, r.bytes = key, item, weight, bytes
+	if b.lim.Linger > 0 {
+		r.added = time.Now()
+	}
 	defer b.release(r)
 	b.mu.Lock()
 	q := b.keys[key]
@@ -97,6 +108,13 @@ func (b *Batcher[T]) Add(key string, item T, weight, bytes int) error {
 	}
 	q.pending = append(q.pending, r)
 	q.weight += weight
+	q.bytes += bytes
+	if b.lim.Linger > 0 && b.isFull(q) {
+		select {
+		case b.full <- struct{}{}:
+		default:
+		}
+	}
 	if b.flushers >= b.lim.Flushers {
 		b.mu.Unlock()
 		return <-r.done
@@ -115,9 +133,16 @@ func (b *Batcher[T]) release(r *request[T]) {
 }
 
 // flush sends the pending items, a key at a time in turn, until own is done
-// and another flusher is active, or nothing is pending.
+// and another flusher is active, or nothing is pending. With a Linger, a
+// key not yet ready (see ready) lets the next ready one go first but keeps
+// its turn; when none is ready the flusher sleeps until the first will be.
 func (b *Batcher[T]) flush(own *request[T]) {
-	lingered := false
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		b.mu.Lock()
 		ownDone := len(own.done) > 0
@@ -129,14 +154,21 @@ func (b *Batcher[T]) flush(own *request[T]) {
 		if b.next >= len(b.ring) {
 			b.next = 0
 		}
-		q := b.ring[b.next]
-		if !lingered && q.weight < b.lim.MaxWeight && b.lim.Linger > 0 {
+		at, wait := b.ready()
+		if at < 0 {
 			b.mu.Unlock()
-			time.Sleep(b.lim.Linger)
-			lingered = true
-			continue // the key whose turn it is may have changed meanwhile
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-timer.C:
+			case <-b.full:
+			}
+			continue // the keys pending may have changed meanwhile
 		}
-		lingered = false
+		q := b.ring[at]
 		n, weight, size := 0, 0, 0
 		for n < len(q.pending) {
 			r := q.pending[n]
@@ -152,16 +184,51 @@ func (b *Batcher[T]) flush(own *request[T]) {
 		clear(q.pending[:n])
 		q.pending = q.pending[n:]
 		q.weight -= weight
-		if len(q.pending) == 0 {
+		q.bytes -= size
+		switch {
+		case len(q.pending) == 0:
 			// Out of the ring; the next key moves into this index.
-			b.ring = append(b.ring[:b.next], b.ring[b.next+1:]...)
+			b.ring = append(b.ring[:at], b.ring[at+1:]...)
 			delete(b.keys, q.key)
-		} else {
+			if at < b.next {
+				b.next--
+			}
+		case at == b.next:
 			b.next++
 		}
 		b.mu.Unlock()
 		b.sendBatch(q.key, batch)
 	}
+}
+
+// ready returns the index in ring of the first key, from the one whose turn
+// it is, that may be sent now: every key without a Linger, else a key with
+// a full batch pending or whose oldest item has waited Linger. When there is
+// none it returns -1 and how long until the first will be. b.mu is held.
+func (b *Batcher[T]) ready() (at int, wait time.Duration) {
+	if b.lim.Linger <= 0 {
+		return b.next, 0
+	}
+	now := time.Now()
+	wait = b.lim.Linger
+	for i := range b.ring {
+		at := (b.next + i) % len(b.ring)
+		q := b.ring[at]
+		if b.isFull(q) {
+			return at, 0
+		}
+		left := b.lim.Linger - now.Sub(q.pending[0].added)
+		if left <= 0 {
+			return at, 0
+		}
+		wait = min(wait, left)
+	}
+	return -1, wait
+}
+
+// isFull says whether q has a full batch pending (by weight or bytes).
+func (b *Batcher[T]) isFull(q *keyQueue[T]) bool {
+	return q.weight >= b.lim.MaxWeight || (b.lim.MaxBytes > 0 && q.bytes >= b.lim.MaxBytes)
 }
 
 // sendBatch sends the items of batch, all of key, as one send and reports

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -108,6 +109,69 @@ func TestBatcherLinger(t *testing.T) {
 		if linger > 0 && took < linger {
 			t.Errorf("linger %v: Add took only %v", linger, took)
 		}
+	}
+}
+
+// Linger bounds each item's wait, not each send's: lone items of many keys
+// pending together are sent about Linger after they arrived, not one
+// Linger after another (40 keys would take 40 Lingers, two seconds, and a
+// deliverer's records of many quiet hubs would then fall behind their
+// rate). The bound is loose, for loaded machines.
+func TestBatcherLingerPerItem(t *testing.T) {
+	const keys, linger = 40, 50 * time.Millisecond
+	var sends atomic.Int32
+	b := New(Limits{MaxWeight: 10, Flushers: 1, Linger: linger}, func(string, []int) error {
+		sends.Add(1)
+		return nil
+	})
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			if err := b.Add(fmt.Sprint("k", i), 1, 1, 1); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 10*linger {
+		t.Errorf("%d lone items of as many keys took %v to send, want about one linger (%v)", keys, took, linger)
+	}
+	if n := sends.Load(); n != keys {
+		t.Errorf("%d sends, want one per key (%d)", n, keys)
+	}
+}
+
+// A key with a full batch goes before a key whose turn it is but whose
+// item is still lingering; the lingering key is sent once its Linger is up.
+func TestBatcherFullKeyPassesALingeringOne(t *testing.T) {
+	const linger = 2 * time.Second
+	b := New(Limits{MaxWeight: 4, Flushers: 1, Linger: linger}, func(string, []int) error { return nil })
+	start := time.Now()
+	young := make(chan time.Duration, 1)
+	go func() {
+		_ = b.Add("young", 1, 1, 1)
+		young <- time.Since(start)
+	}()
+	for {
+		b.mu.Lock()
+		queued := b.keys["young"] != nil
+		b.mu.Unlock()
+		if queued {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { _ = b.Add("full", 1, 1, 1) })
+	}
+	wg.Wait()
+	if took := time.Since(start); took > linger/2 {
+		t.Errorf("a full batch was sent after %v, behind a lingering key (linger %v)", took, linger)
+	}
+	if took := <-young; took < linger {
+		t.Errorf("the lingering key was sent after %v, before its linger (%v)", took, linger)
 	}
 }
 
