@@ -165,6 +165,10 @@ func (a *ackCounter) close() pubResult {
 // measures queueing. Async publishes awaiting their ack are bounded by the
 // same window.
 func publishClosedLoop(ctx context.Context, js jetstream.JetStream, f *eventFactory, class string, hubs, shadow []hub, d time.Duration, rate float64, window int, delivered func() int64, perEvent int64) pubResult {
+	// The slowest destination moves on once per round over the hubs, so a
+	// window under two rounds would stall (never reach every destination,
+	// below one round) or publish in rounds.
+	window = max(window, 2*len(hubs))
 	a := newAckCounter(js, window)
 	start := time.Now()
 	end := start.Add(d)
