@@ -17,15 +17,22 @@ type item struct {
 
 // Items added concurrently by many goroutines are sent exactly once, grouped
 // by key, within the limits (but for an item heavier than them, alone), and
-// each Add returns the outcome of the send that carried its item.
+// each Add returns the outcome of the send that carried its item, with and
+// without a Linger.
 func TestBatcher(t *testing.T) {
+	for _, linger := range []time.Duration{0, 2 * time.Millisecond} {
+		t.Run(fmt.Sprint("linger ", linger), func(t *testing.T) { testBatcher(t, linger) })
+	}
+}
+
+func testBatcher(t *testing.T, linger time.Duration) {
 	const maxWeight, maxBytes = 10, 64
 	var mu sync.Mutex
 	sent := map[string]int{}    // id -> times sent
 	failed := map[string]bool{} // ids in a failed send
 	var sends, batches int
 	errSend := errors.New("send failed")
-	b := New(Limits{MaxWeight: maxWeight, MaxBytes: maxBytes, Flushers: 2}, func(key string, items []item) error {
+	b := New(Limits{MaxWeight: maxWeight, MaxBytes: maxBytes, Flushers: 2, Linger: linger}, func(key string, items []item) error {
 		time.Sleep(time.Millisecond) // a round trip, so items pile up
 		mu.Lock()
 		defer mu.Unlock()
