@@ -26,6 +26,11 @@ type Limits struct {
 	MaxBytes int
 	// Flushers is how many goroutines may send at once (at least 1).
 	Flushers int
+	// PerKey is how many of them may send items of one key at once (0:
+	// Flushers). Batches of a key form while its sends are in flight, so
+	// a low PerKey keeps a busy key's batches full while a high Flushers
+	// lets many keys' sends, each its own message, go at the same time.
+	PerKey int
 	// Linger is how long an item may wait for more items of its key: a
 	// flusher whose key in turn has less than MaxWeight pending sends it
 	// once its oldest item has waited Linger. The wait runs per item, not
@@ -39,10 +44,12 @@ type Limits struct {
 // Batcher batches items of type T. Create it with New. There is no
 // goroutine of its own: a goroutine in Add becomes a flusher when fewer than
 // Limits.Flushers are active, and a flusher keeps sending until nothing is
-// pending, or until its own item is done while another flusher is active (so
-// a pending item always has an active flusher). Keys take turns: each send
-// carries one key's items, and the next send the next key's, so a key with a
-// lone item is not sent after every batch of a busy key.
+// pending, until its own item is done while another flusher is active, or
+// until every key pending has Limits.PerKey sends in flight (whose flushers
+// come back for it): a pending item always has an active flusher. Keys take
+// turns: each send carries one key's items, and the next send the next
+// key's, so a key with a lone item is not sent after every batch of a busy
+// key.
 type Batcher[T any] struct {
 	send func(key string, items []T) error
 	lim  Limits
@@ -52,6 +59,11 @@ type Batcher[T any] struct {
 	ring     []*keyQueue[T]          // the same, in turn order
 	next     int                     // index in ring of the key whose turn it is
 	flushers int
+	// sleeping: a flusher waits for the first lingering key to be ready.
+	sleeping bool
+	// sending counts the sends in flight per key, when Limits.PerKey is
+	// below Flushers.
+	sending map[string]int
 	// full wakes a flusher waiting for a Linger to run out when a key's
 	// batch fills meanwhile.
 	full chan struct{}
@@ -84,7 +96,11 @@ type request[T any] struct {
 func New[T any](lim Limits, send func(key string, items []T) error) *Batcher[T] {
 	lim.Flushers = max(lim.Flushers, 1)
 	lim.MaxWeight = max(lim.MaxWeight, 1)
-	return &Batcher[T]{send: send, lim: lim, keys: map[string]*keyQueue[T]{}, full: make(chan struct{}, 1)}
+	if lim.PerKey <= 0 || lim.PerKey > lim.Flushers {
+		lim.PerKey = lim.Flushers
+	}
+	return &Batcher[T]{send: send, lim: lim, keys: map[string]*keyQueue[T]{}, sending: map[string]int{},
+		full: make(chan struct{}, 1)}
 }
 
 // Add hands item over (to be sent with the other items of key) and returns
@@ -143,8 +159,20 @@ func (b *Batcher[T]) flush(own *request[T]) {
 			timer.Stop()
 		}
 	}()
+	capped := b.lim.PerKey < b.lim.Flushers
+	var sent string // the key of this flusher's last send, while counted (in b.sending)
+	counted, slept := false, false
 	for {
 		b.mu.Lock()
+		if counted {
+			if b.sending[sent]--; b.sending[sent] == 0 {
+				delete(b.sending, sent)
+			}
+			counted = false
+		}
+		if slept {
+			b.sleeping, slept = false, false
+		}
 		ownDone := len(own.done) > 0
 		if len(b.ring) == 0 || (ownDone && b.flushers > 1) {
 			b.flushers--
@@ -155,7 +183,16 @@ func (b *Batcher[T]) flush(own *request[T]) {
 			b.next = 0
 		}
 		at, wait := b.ready()
+		if at < 0 && (wait == 0 || b.sleeping) {
+			// Every key pending has PerKey sends in flight, whose
+			// flushers come back for it, or lingers, and another
+			// flusher sleeps until the first is ready: one is enough.
+			b.flushers--
+			b.mu.Unlock()
+			return
+		}
 		if at < 0 {
+			b.sleeping, slept = true, true
 			b.mu.Unlock()
 			if timer == nil {
 				timer = time.NewTimer(wait)
@@ -196,32 +233,45 @@ func (b *Batcher[T]) flush(own *request[T]) {
 		case at == b.next:
 			b.next++
 		}
+		if capped {
+			b.sending[q.key]++
+			sent, counted = q.key, true
+		}
 		b.mu.Unlock()
 		b.sendBatch(q.key, batch)
 	}
 }
 
 // ready returns the index in ring of the first key, from the one whose turn
-// it is, that may be sent now: every key without a Linger, else a key with
-// a full batch pending or whose oldest item has waited Linger. When there is
-// none it returns -1 and how long until the first will be. b.mu is held.
+// it is, that may be sent now: one with fewer than PerKey sends in flight
+// and, with a Linger, a full batch pending or an oldest item that has waited
+// Linger. When there is none it returns -1 and how long until the first
+// will be (0: none lingers, every key waits for its sends). b.mu is held.
 func (b *Batcher[T]) ready() (at int, wait time.Duration) {
-	if b.lim.Linger <= 0 {
+	capped := b.lim.PerKey < b.lim.Flushers
+	if b.lim.Linger <= 0 && !capped {
 		return b.next, 0
 	}
-	now := time.Now()
-	wait = b.lim.Linger
+	var now time.Time
+	if b.lim.Linger > 0 {
+		now = time.Now()
+	}
 	for i := range b.ring {
 		at := (b.next + i) % len(b.ring)
 		q := b.ring[at]
-		if b.isFull(q) {
+		if capped && b.sending[q.key] >= b.lim.PerKey {
+			continue
+		}
+		if b.lim.Linger <= 0 || b.isFull(q) {
 			return at, 0
 		}
 		left := b.lim.Linger - now.Sub(q.pending[0].added)
 		if left <= 0 {
 			return at, 0
 		}
-		wait = min(wait, left)
+		if wait == 0 || left < wait {
+			wait = left
+		}
 	}
 	return -1, wait
 }

@@ -20,22 +20,41 @@ type item struct {
 // each Add returns the outcome of the send that carried its item, with and
 // without a Linger.
 func TestBatcher(t *testing.T) {
-	for _, linger := range []time.Duration{0, 2 * time.Millisecond} {
-		t.Run(fmt.Sprint("linger ", linger), func(t *testing.T) { testBatcher(t, linger) })
+	for _, lim := range []Limits{
+		{Flushers: 2},
+		{Flushers: 2, Linger: 2 * time.Millisecond},
+		{Flushers: 6, PerKey: 1},
+		{Flushers: 4, PerKey: 2, Linger: 2 * time.Millisecond},
+	} {
+		t.Run(fmt.Sprintf("flushers %d per key %d linger %v", lim.Flushers, lim.PerKey, lim.Linger), func(t *testing.T) {
+			testBatcher(t, lim)
+		})
 	}
 }
 
-func testBatcher(t *testing.T, linger time.Duration) {
+func testBatcher(t *testing.T, lim Limits) {
 	const maxWeight, maxBytes = 10, 64
+	lim.MaxWeight, lim.MaxBytes = maxWeight, maxBytes
+	perKey := lim.PerKey
+	if perKey == 0 {
+		perKey = lim.Flushers
+	}
+	inFlight := map[string]int{}
 	var mu sync.Mutex
 	sent := map[string]int{}    // id -> times sent
 	failed := map[string]bool{} // ids in a failed send
 	var sends, batches int
 	errSend := errors.New("send failed")
-	b := New(Limits{MaxWeight: maxWeight, MaxBytes: maxBytes, Flushers: 2, Linger: linger}, func(key string, items []item) error {
+	b := New(lim, func(key string, items []item) error {
+		mu.Lock()
+		if inFlight[key]++; inFlight[key] > perKey {
+			t.Errorf("%d sends of %s at once, want at most %d", inFlight[key], key, perKey)
+		}
+		mu.Unlock()
 		time.Sleep(time.Millisecond) // a round trip, so items pile up
 		mu.Lock()
 		defer mu.Unlock()
+		inFlight[key]--
 		sends++
 		if len(items) > 1 {
 			batches++
@@ -95,7 +114,7 @@ func testBatcher(t *testing.T, linger time.Duration) {
 	if batches == 0 || sends >= workers*per {
 		t.Errorf("%d sends (%d batches) for %d items: nothing was batched", sends, batches, workers*per)
 	}
-	if len(b.ring) != 0 || len(b.keys) != 0 || b.flushers != 0 {
+	if len(b.ring) != 0 || len(b.keys) != 0 || b.flushers != 0 || len(b.sending) != 0 || b.sleeping {
 		t.Error("batcher not idle after every Add returned")
 	}
 }
@@ -180,6 +199,51 @@ func TestBatcherFullKeyPassesALingeringOne(t *testing.T) {
 	if took := <-young; took < linger {
 		t.Errorf("the lingering key was sent after %v, before its linger (%v)", took, linger)
 	}
+}
+
+// With PerKey below Flushers, a key whose sends are slow does not take the
+// flushers another key needs: a quiet key's item goes while the busy key's
+// send is stuck and more of its items wait.
+func TestBatcherPerKeyLeavesFlushersToOtherKeys(t *testing.T) {
+	stuck := make(chan struct{})
+	var busyIn atomic.Int32
+	b := New(Limits{MaxWeight: 1, Flushers: 2, PerKey: 1}, func(key string, _ []int) error {
+		if key == "busy" {
+			busyIn.Add(1)
+			<-stuck
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() { _ = b.Add("busy", 1, 1, 1) })
+	}
+	for { // every busy item sent or pending, one send at least stuck
+		b.mu.Lock()
+		pending := 0
+		if q := b.keys["busy"]; q != nil {
+			pending = len(q.pending)
+		}
+		in := int(busyIn.Load())
+		waiting := in >= 1 && in+pending == 3
+		b.mu.Unlock()
+		if waiting {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	quiet := make(chan error, 1)
+	go func() { quiet <- b.Add("quiet", 1, 1, 1) }()
+	select {
+	case err := <-quiet:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the quiet key's item waited for the busy key's stuck send")
+	}
+	close(stuck)
+	wg.Wait()
 }
 
 // Keys take turns: a key with one item pending is sent next, not after

@@ -18,18 +18,22 @@ import (
 
 // Limits of one attempt-record batch message. The bytes stay well under
 // NATS's default 1 MiB max payload; a record larger than the limit is sent
-// alone. A flusher that finds fewer than recordBatchMax records pending
-// waits recordLinger for more first: lanes do not wait for their records
+// alone. A hub's records go once the oldest has waited recordLinger for
+// more, or once they fill a message: lanes do not wait for their records
 // (attemptOnLane settles in the background), so the wait costs no delivery
 // capacity, only the job's ack comes that much later, and bigger batches
 // are less work per record for JetStream, the logger and Redis. At a
 // moderate rate the wait decides the batch's size (docs/performance.md,
 // "Design choices"); a deliverer killed meanwhile sends the jobs of the
-// records it had not published again.
+// records it had not published again. At most recordPerHub messages of one
+// hub are in flight (its next batch forms meanwhile), recordFlushers in
+// all, so the records of many hubs, a message each, are not stored one
+// ack after another.
 const (
 	recordBatchMax      = 128
 	recordBatchMaxBytes = 256 << 10
-	recordFlushers      = 2
+	recordFlushers      = 16
+	recordPerHub        = 2
 	recordLinger        = 10 * time.Millisecond
 )
 
@@ -49,7 +53,7 @@ type sizedRecord struct {
 // one message per hub. A record alone keeps its own message, with its
 // Nats-Msg-Id de-duplication.
 func newRecordBatcher(send func(m *nats.Msg) error, linger time.Duration) *batch.Batcher[sizedRecord] {
-	lim := batch.Limits{MaxWeight: recordBatchMax, MaxBytes: recordBatchMaxBytes, Flushers: recordFlushers, Linger: linger}
+	lim := batch.Limits{MaxWeight: recordBatchMax, MaxBytes: recordBatchMaxBytes, Flushers: recordFlushers, PerKey: recordPerHub, Linger: linger}
 	return batch.New(lim, func(hub string, group []sizedRecord) error {
 		var m *nats.Msg
 		var err error

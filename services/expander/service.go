@@ -107,7 +107,7 @@ func New(cfg Config, js jetstream.JetStream, configs ConfigLookup, seen SeenEven
 		movesInFlight: make(chan struct{}, maxMovesInFlight),
 		overflowWake:  make(chan struct{}, 1),
 	}
-	lim := batch.Limits{MaxWeight: fanoutBatchJobs, MaxBytes: fanoutBatchBytes, Flushers: fanoutFlushers}
+	lim := batch.Limits{MaxWeight: fanoutBatchJobs, MaxBytes: fanoutBatchBytes, Flushers: fanoutFlushers, PerKey: fanoutPerHub}
 	s.fanouts = batch.New(lim, s.sendFanouts)
 	s.floodFanouts = batch.New(lim, s.sendFanouts)
 	return s, nil
@@ -119,13 +119,16 @@ func New(cfg Config, js jetstream.JetStream, configs ConfigLookup, seen SeenEven
 // for a flusher. Jobs, not fan-outs, are counted: the
 // deliverer holds the jobs of the messages it fetches, and sizes its fetches
 // by jobs per message. Flushers publish synchronously, without lingering:
-// the fan-outs of events that arrive while a batch is being stored make the
-// next batch, so batches grow with the load and an event alone is not
-// delayed.
+// the fan-outs of a hub's events that arrive while its batch is being
+// stored (at most fanoutPerHub of its batches at once) make its next batch,
+// so batches grow with the load and an event alone is not delayed. Up to
+// fanoutFlushers batches of different hubs are stored at once, so a quiet
+// hub's fan-out does not wait for a busy hub's acks.
 const (
 	fanoutBatchJobs  = 64
 	fanoutBatchBytes = 256 << 10
-	fanoutFlushers   = 2
+	fanoutFlushers   = 16
+	fanoutPerHub     = 2
 )
 
 // Ready returns nil once the consumer exists and the config cache has its
