@@ -61,8 +61,7 @@ type Batcher[T any] struct {
 	flushers int
 	// sleeping: a flusher waits for the first lingering key to be ready.
 	sleeping bool
-	// sending counts the sends in flight per key, when Limits.PerKey is
-	// below Flushers.
+	// sending counts the sends in flight per key (for Limits.PerKey).
 	sending map[string]int
 	// full wakes a flusher waiting for a Linger to run out when a key's
 	// batch fills meanwhile.
@@ -159,7 +158,6 @@ func (b *Batcher[T]) flush(own *request[T]) {
 			timer.Stop()
 		}
 	}()
-	capped := b.lim.PerKey < b.lim.Flushers
 	var sent string // the key of this flusher's last send, while counted (in b.sending)
 	counted, slept := false, false
 	for {
@@ -233,10 +231,8 @@ func (b *Batcher[T]) flush(own *request[T]) {
 		case at == b.next:
 			b.next++
 		}
-		if capped {
-			b.sending[q.key]++
-			sent, counted = q.key, true
-		}
+		b.sending[q.key]++
+		sent, counted = q.key, true
 		b.mu.Unlock()
 		b.sendBatch(q.key, batch)
 	}
@@ -248,9 +244,8 @@ func (b *Batcher[T]) flush(own *request[T]) {
 // Linger. When there is none it returns -1 and how long until the first
 // will be (0: none lingers, every key waits for its sends). b.mu is held.
 func (b *Batcher[T]) ready() (at int, wait time.Duration) {
-	capped := b.lim.PerKey < b.lim.Flushers
-	if b.lim.Linger <= 0 && !capped {
-		return b.next, 0
+	if b.lim.Linger <= 0 && b.lim.PerKey >= b.lim.Flushers {
+		return b.next, 0 // nothing to wait for: the key in turn goes
 	}
 	var now time.Time
 	if b.lim.Linger > 0 {
@@ -259,7 +254,7 @@ func (b *Batcher[T]) ready() (at int, wait time.Duration) {
 	for i := range b.ring {
 		at := (b.next + i) % len(b.ring)
 		q := b.ring[at]
-		if capped && b.sending[q.key] >= b.lim.PerKey {
+		if b.sending[q.key] >= b.lim.PerKey {
 			continue
 		}
 		if b.lim.Linger <= 0 || b.isFull(q) {

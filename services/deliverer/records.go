@@ -16,19 +16,15 @@ import (
 // acked. Records of attempts that finish together are batched into one
 // message per hub.
 
-// Limits of one attempt-record batch message. The bytes stay well under
-// NATS's default 1 MiB max payload; a record larger than the limit is sent
-// alone. A hub's records go once the oldest has waited recordLinger for
-// more, or once they fill a message: lanes do not wait for their records
-// (attemptOnLane settles in the background), so the wait costs no delivery
-// capacity, only the job's ack comes that much later, and bigger batches
-// are less work per record for JetStream, the logger and Redis. At a
-// moderate rate the wait decides the batch's size (docs/performance.md,
-// "Design choices"); a deliverer killed meanwhile sends the jobs of the
-// records it had not published again. At most recordPerHub messages of one
-// hub are in flight (its next batch forms meanwhile), recordFlushers in
-// all, so the records of many hubs, a message each, are not stored one
-// ack after another.
+// Limits of one attempt-record batch message (well under NATS's 1 MiB max
+// payload; a larger record goes alone) and of their sending. A hub's
+// records go once the oldest has waited recordLinger or they fill a
+// message. Lanes do not wait for their records (attemptOnLane settles in
+// the background), so the wait only delays the jobs' acks (a deliverer
+// killed meanwhile sends those jobs again) and buys fewer messages for
+// JetStream, the logger and Redis. recordPerHub of a hub's messages are in
+// flight at once, recordFlushers in all, so many hubs' records are not
+// stored one ack after another (docs/performance.md, "Design choices").
 const (
 	recordBatchMax      = 128
 	recordBatchMaxBytes = 256 << 10
