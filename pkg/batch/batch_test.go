@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hubhooks/hubhooks/pkg/poll"
 )
 
 type item struct {
@@ -179,15 +181,7 @@ func TestBatcherFullKeyPassesALingeringOne(t *testing.T) {
 		_ = b.Add("young", 1, 1, 1)
 		young <- time.Since(start)
 	}()
-	for {
-		b.mu.Lock()
-		queued := b.keys["young"] != nil
-		b.mu.Unlock()
-		if queued {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "the young item pending", func() bool { return pending(b, "young") > 0 })
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() { _ = b.Add("full", 1, 1, 1) })
@@ -218,20 +212,10 @@ func TestBatcherPerKeyLeavesFlushersToOtherKeys(t *testing.T) {
 	for range 3 {
 		wg.Go(func() { _ = b.Add("busy", 1, 1, 1) })
 	}
-	for { // every busy item sent or pending, one send at least stuck
-		b.mu.Lock()
-		pending := 0
-		if q := b.keys["busy"]; q != nil {
-			pending = len(q.pending)
-		}
+	poll.Until(t, 10*time.Second, "every busy item sent or pending, a send stuck", func() bool {
 		in := int(busyIn.Load())
-		waiting := in >= 1 && in+pending == 3
-		b.mu.Unlock()
-		if waiting {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return in >= 1 && in+pending(b, "busy") == 3
+	})
 	quiet := make(chan error, 1)
 	go func() { quiet <- b.Add("quiet", 1, 1, 1) }()
 	select {
@@ -266,19 +250,7 @@ func TestBatcherKeysTakeTurns(t *testing.T) {
 		for range n {
 			wg.Go(func() { _ = b.Add(key, 1, 1, 1) })
 		}
-		for {
-			b.mu.Lock()
-			q := b.keys[key]
-			got := 0
-			if q != nil {
-				got = len(q.pending)
-			}
-			b.mu.Unlock()
-			if got >= n-taken {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
+		poll.Until(t, 10*time.Second, key+"'s items pending", func() bool { return pending(b, key) >= n-taken })
 	}
 	added("busy", 9, 2) // 5 sends of at most 2; the first taken at once
 	added("quiet", 1, 0)
@@ -289,4 +261,14 @@ func TestBatcherKeysTakeTurns(t *testing.T) {
 	if i := slices.Index(order, "quiet"); i < 0 || i > 2 {
 		t.Errorf("sends %v: the quiet key went at position %d, want within the first three", order, i)
 	}
+}
+
+// pending is how many items of key wait in b.
+func pending[T any](b *Batcher[T], key string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if q := b.keys[key]; q != nil {
+		return len(q.pending)
+	}
+	return 0
 }
