@@ -228,11 +228,18 @@ func (e *testEnv) addHub(hub string, urls ...*hubhooksv1.CallbackUrl) *hubhooksv
 // publishJob publishes attempt 1 of a delivery of a new webhook event to u.
 func (e *testEnv) publishJob(t *testing.T, cfg *hubhooksv1.HubConfig, u *hubhooksv1.CallbackUrl, n int, test bool) *deliveryv1.DeliveryJob {
 	t.Helper()
+	job, m, err := newJob(cfg, u, n, test)
+	e.publish(t, m, err)
+	return job
+}
+
+// newJob is publishJob's job n and its message.
+func newJob(cfg *hubhooksv1.HubConfig, u *hubhooksv1.CallbackUrl, n int, test bool) (*deliveryv1.DeliveryJob, *nats.Msg, error) {
 	evID := webhook.EventID(cfg.GetHubId(), fmt.Sprintf("dom-%s-%d", u.GetId(), n), 0)
 	ev := webhook.Event{ID: evID, Type: "API.CREATED", HubID: cfg.GetHubId(), CreatedAt: time.Now().UTC(), Test: test}
 	body, err := ev.Marshal()
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	job := &deliveryv1.DeliveryJob{
 		DeliveryId: webhook.DeliveryID(evID, u.GetId()), HubId: cfg.GetHubId(), WebhookEventId: evID,
@@ -240,8 +247,7 @@ func (e *testEnv) publishJob(t *testing.T, cfg *hubhooksv1.HubConfig, u *hubhook
 		Attempt: 1, ConfigVersion: cfg.GetVersion(), Test: test,
 	}
 	m, err := eventbus.NewJobMsg(job)
-	e.publish(t, m, err)
-	return job
+	return job, m, err
 }
 
 // publish publishes m (made with error err) and waits for JetStream's ack.
