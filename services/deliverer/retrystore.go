@@ -169,28 +169,23 @@ func (r *retryStore) sendStores(_ string, reqs []*storeReq) error {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	write := func(byHash bool) func(redis.Pipeliner) error {
+	write := func(mode daemon.ScriptMode) func(redis.Pipeliner) error {
 		return func(p redis.Pipeliner) error {
 			for _, q := range live {
 				hub, id := q.job.GetHubId(), q.job.GetDeliveryId()
-				keys, args := []string{r.due, r.hubKey(hub)}, []any{id, q.value, q.due, member(hub, id)}
-				if byHash {
-					storeScript.EvalSha(ctx, p, keys, args...)
-				} else {
-					storeScript.Eval(ctx, p, keys, args...)
-				}
+				keys := []string{r.due, r.hubKey(hub)}
+				daemon.QueueScript(ctx, p, storeScript, mode, keys, id, q.value, q.due, member(hub, id))
 			}
 			return nil
 		}
 	}
-	// EVALSHA spares Redis the script's text with every store (over a third
-	// of a store's Redis CPU, docs/performance.md). A Redis that lacks the
-	// script (restarted, failed over, flushed) answers NOSCRIPT; the batch
-	// is then written again with EVAL, which caches it: a store repeated
-	// is harmless.
-	err := daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, write(true))
-	if redis.HasErrorPrefix(err, "NOSCRIPT") {
-		err = daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, write(false))
+	// By digest, then by text if Redis lacks the script (daemon.ScriptMode:
+	// the digest spares over a third of a store's Redis CPU,
+	// docs/performance.md). The whole batch is then written again: a store
+	// repeated is harmless.
+	err := daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, write(daemon.ScriptByDigest))
+	if daemon.IsNoScript(err) {
+		err = daemon.WriteReplicated(ctx, r.rdb, r.due, r.waitReplicas, r.waitTimeout, write(daemon.ScriptByText))
 	}
 	return err
 }

@@ -209,17 +209,15 @@ func (s *Store) create(ctx context.Context, hubs []*hubWrite, now time.Time) err
 	})
 }
 
-// settle runs step 2 of Write. Its scripts go by their digest (EVALSHA),
-// which spares Redis their text (a few KB per hub and batch). When Redis
-// lacks them (restarted, failed over, flushed) a script fails with NOSCRIPT
-// before it does anything, and the step runs once more with their text
-// (EVAL, which also loads them). Everything in it may run twice: a hub
-// whose boundScript did run is not counted again.
+// settle runs step 2 of Write. Its scripts go by digest, then by text if
+// Redis lacks one (daemon.ScriptMode; their text is a few KB per hub and
+// batch). Everything in the step may run twice: a hub whose boundScript
+// did run is not counted again.
 func (s *Store) settle(ctx context.Context, hubs []*hubWrite, now time.Time, res *WriteResult) error {
 	counted := make([]bool, len(hubs))
-	missing, err := s.settleOnce(ctx, hubs, now, counted, true, res)
+	missing, err := s.settleOnce(ctx, hubs, now, counted, daemon.ScriptByDigest, res)
 	if missing {
-		_, err = s.settleOnce(ctx, hubs, now, counted, false, res)
+		_, err = s.settleOnce(ctx, hubs, now, counted, daemon.ScriptByText, res)
 	}
 	return err
 }
@@ -227,18 +225,14 @@ func (s *Store) settle(ctx context.Context, hubs []*hubWrite, now time.Time, res
 // settleOnce runs step 2 once, by digest or by text. counted says which
 // hubs' bytes are counted already and is updated. missing reports that
 // Redis lacked a script (only by digest).
-func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time, counted []bool, byDigest bool, res *WriteResult) (missing bool, err error) {
+func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time, counted []bool, mode daemon.ScriptMode, res *WriteResult) (missing bool, err error) {
 	expired := s.olderThanRetention(now)
 	bounds := make([]*redis.Cmd, len(hubs))
 	updates := make([]*redis.Cmd, len(hubs))
 	var scripts []*redis.Cmd
 	err = s.exec(ctx, func(pipe redis.Pipeliner) {
 		run := func(sc *redis.Script, keys []string, args ...any) *redis.Cmd {
-			eval := sc.Eval
-			if byDigest {
-				eval = sc.EvalSha
-			}
-			c := eval(ctx, pipe, keys, args...)
+			c := daemon.QueueScript(ctx, pipe, sc, mode, keys, args...)
 			scripts = append(scripts, c)
 			return c
 		}
@@ -272,7 +266,7 @@ func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time,
 		}
 	})
 	for _, c := range scripts {
-		missing = missing || isNoScript(c.Err())
+		missing = missing || daemon.IsNoScript(c.Err())
 	}
 	for i, h := range hubs {
 		if bounds[i].Err() != nil {
@@ -286,7 +280,7 @@ func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time,
 		res.Expired += int(vals[0])
 		res.Trimmed += int(vals[1])
 	}
-	if byDigest && missing {
+	if mode == daemon.ScriptByDigest && missing {
 		// Another script may have failed only for want of this one
 		// (toHashScript's entry then a string, for the plain writes).
 		return true, nil
@@ -313,10 +307,6 @@ func (s *Store) settleOnce(ctx context.Context, hubs []*hubWrite, now time.Time,
 
 // scriptRun queues a script in settle's pipeline, by digest or by text.
 type scriptRun func(sc *redis.Script, keys []string, args ...any) *redis.Cmd
-
-// isNoScript reports whether Redis refused a script by digest because it
-// does not have it.
-func isNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // update queues the writes of records whose entry exists; keys are the
 // hub's keys of updateScript.
