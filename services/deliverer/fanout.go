@@ -29,10 +29,14 @@ type jobMsg interface {
 // nak: an infrastructure error, a full shutdown queue) is first republished
 // as a job of its own, so the targets already done are not delivered again;
 // only when that republish fails is the whole message handed back, and its
-// done targets are delivered again (same webhook-id, at-least-once).
+// done targets are delivered again (same webhook-id, at-least-once). A
+// republished target of a message that may be done keeps its check
+// (HeaderRecheck), as the message's other copies do.
 type fanout struct {
 	s   *Service
 	msg jetstream.Msg
+	// check is what mayBeDone said of msg.
+	check doneCheck
 
 	mu       sync.Mutex
 	left     int
@@ -108,15 +112,26 @@ func (f *fanout) finish() {
 }
 
 // republish publishes each target to try again as a job of its own (its
-// Nats-Msg-Id de-duplicates a second republish after a crash).
+// Nats-Msg-Id de-duplicates a second republish after a crash). When the
+// message may be done, each job carries the message's HeaderRecheck, or
+// its check's mark (recheckMark), as an overflow copy does: an earlier
+// attempt of the target may be in flight or recorded, and the job is
+// checked against the event log before it is attempted again.
 func (f *fanout) republish() error {
 	ctx, cancel := context.WithTimeout(context.Background(), f.s.cfg.OpTimeout)
 	defer cancel()
+	recheck := f.msg.Headers().Get(eventbus.HeaderRecheck)
+	if recheck == "" {
+		recheck = f.check.recheckMark()
+	}
 	futs := make([]jetstream.PubAckFuture, 0, len(f.again))
 	for _, job := range f.again {
 		m, err := eventbus.NewJobMsg(job)
 		if err != nil {
 			return err
+		}
+		if recheck != "" {
+			m.Header.Set(eventbus.HeaderRecheck, recheck)
 		}
 		fut, err := f.s.js.PublishMsgAsync(m, jetstream.WithExpectStream(eventbus.StreamDeliveries))
 		if err != nil {

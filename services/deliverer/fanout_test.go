@@ -4,9 +4,13 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
 	"github.com/hubhooks/hubhooks/pkg/poll"
@@ -122,5 +126,108 @@ func TestRecheckedFanoutBatch(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("the log was asked %d times, want once (about the rechecked batch)", n)
+	}
+}
+
+// A target of a fan-out message that may be done, handed back (a nak) and
+// republished as a job of its own, keeps the message's check: the job
+// carries the message's HeaderRecheck, or its check's mark, and is not
+// POSTed when the log holds the target by then (an earlier attempt, in
+// flight when the message was checked, has been recorded). A target of a
+// plain message is republished without it, and POSTed.
+func TestRepublishedTargetKeepsRecheck(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		recheck     string // the message's HeaderRecheck
+		redelivered bool
+		want        string // the republished job's
+		posts       int
+	}{
+		{name: "plain", want: "", posts: 2},
+		{name: "marked", recheck: eventbus.RecheckDone, want: eventbus.RecheckDone, posts: 1},
+		{name: "redelivered", redelivered: true, want: eventbus.RecheckInFlight, posts: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t)
+			hooks, urls := hookServers(t, status(200), status(200))
+			cfg := e.addHub("hub1", urls...)
+			c := baseConfig(e.prefix, 0, 20*ms)
+			// The log lacks both targets when the message is checked, and
+			// holds every job asked about after.
+			var calls atomic.Int32
+			e.eventLog = eventLogFunc(func(_ context.Context, _ string, ids []string, _ []int32) ([]bool, error) {
+				logged := calls.Add(1) > 1
+				got := make([]bool, len(ids))
+				for i := range got {
+					got[i] = logged
+				}
+				return got, nil
+			})
+			// The single jobs published on the hub's subject: the
+			// republished target.
+			var mu sync.Mutex
+			var republished []nats.Header
+			sub, err := e.js.Conn().Subscribe(eventbus.DeliverySubject("hub1"), func(m *nats.Msg) {
+				if m.Header.Get(eventbus.HeaderContentType) == eventbus.ContentTypeProtobuf {
+					mu.Lock()
+					republished = append(republished, m.Header)
+					mu.Unlock()
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Unsubscribe() })
+			if err := e.js.Conn().Flush(); err != nil {
+				t.Fatal(err)
+			}
+
+			m, err := eventbus.NewFanoutMsg(fanoutOf(t, cfg, 1, urls...))
+			if tc.recheck != "" && err == nil {
+				m.Header.Set(eventbus.HeaderRecheck, tc.recheck)
+			}
+			e.publish(t, m, err)
+			if tc.redelivered { // a deliverer took it and handed it back
+				cons, err := eventbus.EnsureConsumer(context.Background(), e.js, eventbus.StreamDeliveries,
+					eventbus.LiveConsumerConfig(c.AckWait, 100))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for taken := range b.Messages() {
+					if err := taken.Nak(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// The first config lookup fails: one target is handed back.
+			e.configs.mu.Lock()
+			e.configs.failFetches = 1
+			e.configs.mu.Unlock()
+			e.start(t, c, newSender(t))
+
+			poll.Until(t, 15*time.Second, "the target republished and settled", func() bool {
+				mu.Lock()
+				n := len(republished)
+				mu.Unlock()
+				return n > 0 && e.consumerDrained(t)
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if len(republished) != 1 {
+				t.Fatalf("%d jobs republished, want 1", len(republished))
+			}
+			if got := republished[0].Get(eventbus.HeaderRecheck); got != tc.want {
+				t.Errorf("republished job's %s = %q, want %q", eventbus.HeaderRecheck, got, tc.want)
+			}
+			if n := hooks[0].count() + hooks[1].count(); n != tc.posts {
+				t.Errorf("%d POSTs, want %d", n, tc.posts)
+			}
+		})
 	}
 }

@@ -126,7 +126,7 @@ func (s *Service) decode(msg jetstream.Msg) (jobs []*deliveryv1.DeliveryJob, ove
 // blocks. check is what mayBeDone said of msg.
 func (s *Service) dispatch(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, overflow bool, check doneCheck) {
 	if check == noCheck {
-		s.enqueueAll(msg, jobs, overflow)
+		s.enqueueAll(msg, jobs, overflow, check)
 		return
 	}
 	// Some jobs may be done already. Asking the log takes a Redis round
@@ -138,7 +138,7 @@ func (s *Service) dispatch(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, ov
 		if check == checkCopy && len(left) > 0 && msg.NakWithDelay(settleDelay(msg)) == nil {
 			return // back after the delay, and checked again
 		}
-		s.enqueueAll(msg, left, overflow)
+		s.enqueueAll(msg, left, overflow, check)
 	}()
 }
 
@@ -204,11 +204,13 @@ func (s *Service) mayBeDone(msg jetstream.Msg) doneCheck {
 	return checkLog
 }
 
-// recheckMark is the HeaderRecheck value of the copy of a message with
-// check moved to its hub's overflow shard. A message that may be done may
-// also have been moved before (a move whose publish timed out can still
-// store its copy, and the message comes back), so its copy waits for the
-// earlier one's attempts like any copy in flight.
+// recheckMark is the HeaderRecheck value, when it has none of its own, of
+// the copy of a message with check moved to its hub's overflow shard, and
+// of its fan-out targets republished as jobs of their own. A message that
+// may be done may also have been moved (or its targets republished)
+// before (a publish that timed out can still store its copy, and the
+// message comes back), so its copy waits for the earlier one's attempts
+// like any copy in flight.
 func (c doneCheck) recheckMark() string {
 	if c == noCheck {
 		return ""
@@ -217,8 +219,9 @@ func (c doneCheck) recheckMark() string {
 }
 
 // enqueueAll enqueues jobs, all or some of the jobs of msg (an overflow
-// message when overflow is set), and acks msg when none is left.
-func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, overflow bool) {
+// message when overflow is set; check is what mayBeDone said of it), and
+// acks msg when none is left.
+func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, overflow bool, check doneCheck) {
 	if s.brake != nil && len(jobs) > 0 {
 		s.brake.taken(jobs[0].GetHubId(), overflow, time.Now()) // a message is one hub's
 	}
@@ -236,7 +239,7 @@ func (s *Service) enqueueAll(msg jetstream.Msg, jobs []*deliveryv1.DeliveryJob, 
 	case 1:
 		s.enqueue(msg, jobs[0], overflow, stored)
 	default:
-		f := &fanout{s: s, msg: msg, left: len(jobs)}
+		f := &fanout{s: s, msg: msg, check: check, left: len(jobs)}
 		for _, job := range jobs {
 			s.enqueue(&fanoutShare{f: f, job: job}, job, overflow, stored)
 		}
