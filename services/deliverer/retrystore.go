@@ -380,6 +380,40 @@ func (r *retryStore) remove(ctx context.Context, cancel bool, c claimed) (bool, 
 	return n == 1, nil
 }
 
+// removeAll removes claimed entries of due retries (not cancellations) that
+// still hold their claimed value, in one pipeline, and returns how many it
+// removed. By digest, then by text if Redis lacks the script
+// (daemon.ScriptMode): removing an entry twice is harmless.
+func (r *retryStore) removeAll(ctx context.Context, cs []claimed) (int, error) {
+	if len(cs) == 0 {
+		return 0, nil
+	}
+	run := func(mode daemon.ScriptMode) ([]*redis.Cmd, error) {
+		cmds := make([]*redis.Cmd, len(cs))
+		_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range cs {
+				cmds[i] = daemon.QueueScript(ctx, p, removeScript, mode, []string{r.due, r.hubKey(c.hub)}, c.member, c.field, c.value)
+			}
+			return nil
+		})
+		return cmds, err
+	}
+	cmds, err := run(daemon.ScriptByDigest)
+	if daemon.IsNoScript(err) {
+		cmds, err = run(daemon.ScriptByText)
+	}
+	removed := 0
+	for _, c := range cmds {
+		if n, _ := c.Int(); n == 1 {
+			removed++
+		}
+	}
+	if err != nil {
+		return removed, fmt.Errorf("remove %d republished retries: %w", len(cs), err)
+	}
+	return removed, nil
+}
+
 // cancelExcept moves the hub's retries for URLs not in keepURLIDs to the
 // cancel outbox. It returns how many moved.
 func (r *retryStore) cancelExcept(ctx context.Context, hub string, keepURLIDs []string, now time.Time) (int, error) {
