@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hubhooks/hubhooks/pkg/eventbus"
@@ -27,11 +28,13 @@ type jobMsg interface {
 // events of several domain events of one hub). The message is acknowledged
 // once every target has settled. A target that asks to be tried again (a
 // nak: an infrastructure error, a full shutdown queue) is first republished
-// as a job of its own, so the targets already done are not delivered again;
-// only when that republish fails is the whole message handed back, and its
-// done targets are delivered again (same webhook-id, at-least-once). A
-// republished target of a message that may be done keeps its check
-// (HeaderRecheck), as the message's other copies do.
+// as a job of its own, so the targets already done are not delivered again.
+// A job whose publish gets no ack is published again, the same message (a
+// stored one is acked as a duplicate), a few times; only when every try
+// fails is the whole message handed back, and its done targets are
+// delivered again (same webhook-id, at-least-once). A republished target
+// of a message that may be done keeps its check (HeaderRecheck), as the
+// message's other copies do.
 type fanout struct {
 	s   *Service
 	msg jetstream.Msg
@@ -111,20 +114,28 @@ func (f *fanout) finish() {
 	}
 }
 
+// republishTries is how many times republish publishes a job that got no
+// ack.
+const republishTries = 3
+
 // republish publishes each target to try again as a job of its own (its
 // Nats-Msg-Id de-duplicates a second republish after a crash). When the
 // message may be done, each job carries the message's HeaderRecheck, or
 // its check's mark (recheckMark), as an overflow copy does: an earlier
 // attempt of the target may be in flight or recorded, and the job is
 // checked against the event log before it is attempted again.
+//
+// A job whose publish gets no ack (a timeout, a leader election) may have
+// been stored: handing the whole message back then could deliver the
+// target twice (the stored job and the message's copy). So the jobs not
+// acked are published again, the same messages, up to republishTries
+// times; one stored already is acked as a duplicate.
 func (f *fanout) republish() error {
-	ctx, cancel := context.WithTimeout(context.Background(), f.s.cfg.OpTimeout)
-	defer cancel()
 	recheck := f.msg.Headers().Get(eventbus.HeaderRecheck)
 	if recheck == "" {
 		recheck = f.check.recheckMark()
 	}
-	futs := make([]jetstream.PubAckFuture, 0, len(f.again))
+	msgs := make([]*nats.Msg, 0, len(f.again))
 	for _, job := range f.again {
 		m, err := eventbus.NewJobMsg(job)
 		if err != nil {
@@ -133,20 +144,51 @@ func (f *fanout) republish() error {
 		if recheck != "" {
 			m.Header.Set(eventbus.HeaderRecheck, recheck)
 		}
-		fut, err := f.s.js.PublishMsgAsync(m, jetstream.WithExpectStream(eventbus.StreamDeliveries))
-		if err != nil {
+		msgs = append(msgs, m)
+	}
+	for try := 1; ; try++ {
+		// Each try has a share of OpTimeout and one failing sooner waits its
+		// share out: the tries span OpTimeout (an election's few seconds),
+		// well within the duplicate window and, with InProgress before
+		// each retry, the ack wait.
+		ctx, cancel := context.WithTimeout(context.Background(), f.s.cfg.OpTimeout/republishTries)
+		var err error
+		msgs, err = f.publishJobs(ctx, msgs)
+		if err == nil || try == republishTries {
+			cancel()
 			return err
 		}
-		futs = append(futs, fut)
+		<-ctx.Done()
+		cancel()
+		_ = f.msg.InProgress()
 	}
-	for _, fut := range futs {
+}
+
+// publishJobs publishes msgs and returns those not acked before ctx ends,
+// with the last error.
+func (f *fanout) publishJobs(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, error) {
+	var failed []*nats.Msg
+	var last error
+	futs := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		fut, err := f.s.js.PublishMsgAsync(m, jetstream.WithExpectStream(eventbus.StreamDeliveries))
+		if err != nil {
+			failed, last = append(failed, m), err
+			continue
+		}
+		futs[i] = fut
+	}
+	for i, fut := range futs {
+		if fut == nil {
+			continue
+		}
 		select {
 		case <-fut.Ok():
 		case err := <-fut.Err():
-			return err
+			failed, last = append(failed, msgs[i]), err
 		case <-ctx.Done():
-			return ctx.Err()
+			failed, last = append(failed, msgs[i]), ctx.Err()
 		}
 	}
-	return nil
+	return failed, last
 }

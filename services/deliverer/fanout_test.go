@@ -231,3 +231,92 @@ func TestRepublishedTargetKeepsRecheck(t *testing.T) {
 		})
 	}
 }
+
+// A target of a plain fan-out message whose republished job is stored but
+// its ack lost (a leader election) is published again, the same message,
+// which JetStream acks as a duplicate: the fan-out message is acked, not
+// handed back, and no target is POSTed twice (the stored job and the
+// message's copy).
+func TestFanoutRepublishLostAck(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	js := &lostAckJS{JetStream: e.js}
+	e.js = js
+	hooks, urls := hookServers(t, status(200), status(200))
+	cfg := e.addHub("hub1", urls...)
+	c := baseConfig(e.prefix, 0, 20*ms)
+	c.OpTimeout = 3 * time.Second // a second a try
+	e.publishFanout(t, cfg, 1, urls...)
+	// The first config lookup fails: one target is handed back.
+	e.configs.mu.Lock()
+	e.configs.failFetches = 1
+	e.configs.mu.Unlock()
+	e.start(t, c, newSender(t))
+
+	poll.Until(t, 15*time.Second, "both targets POSTed and the consumer drained", func() bool {
+		return hooks[0].count() > 0 && hooks[1].count() > 0 && e.consumerDrained(t)
+	})
+	if !js.lost.Load() {
+		t.Fatal("no republished job's ack was lost")
+	}
+	time.Sleep(500 * time.Millisecond) // a message handed back comes back at once
+	for i, h := range hooks {
+		if n := h.count(); n != 1 {
+			t.Errorf("url_%d got %d POSTs, want 1", i, n)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := e.js.Stream(ctx, eventbus.StreamDeliveries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := stream.CachedInfo().State.LastSeq; last != 2 {
+		t.Errorf("deliveries stream stored %d messages, want 2 (the fan-out, the republished job once)", last)
+	}
+	cons, err := e.js.Consumer(ctx, eventbus.StreamDeliveries, eventbus.ConsumerDeliverer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.Delivered.Consumer; n != 2 || info.NumAckPending != 0 {
+		t.Errorf("consumer handed out %d messages (%d unacked), want 2 (the fan-out once, the job) all acked", n, info.NumAckPending)
+	}
+}
+
+// lostAckJS is a JetStream whose first single job published async is
+// stored, but its future reports a timeout: a lost ack.
+type lostAckJS struct {
+	jetstream.JetStream
+	lost atomic.Bool
+}
+
+func (j *lostAckJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	fut, err := j.JetStream.PublishMsgAsync(m, opts...)
+	if err != nil || m.Header.Get(eventbus.HeaderContentType) != eventbus.ContentTypeProtobuf || !j.lost.CompareAndSwap(false, true) {
+		return fut, err
+	}
+	lost := &lostAck{msg: m, err: make(chan error, 1)}
+	go func() {
+		select {
+		case <-fut.Ok(): // stored
+			lost.err <- nats.ErrTimeout
+		case err := <-fut.Err():
+			lost.err <- err
+		}
+	}()
+	return lost, nil
+}
+
+// lostAck is the future of a publish whose ack was lost.
+type lostAck struct {
+	msg *nats.Msg
+	err chan error
+}
+
+func (a *lostAck) Ok() <-chan *jetstream.PubAck { return nil }
+func (a *lostAck) Err() <-chan error            { return a.err }
+func (a *lostAck) Msg() *nats.Msg               { return a.msg }
