@@ -33,8 +33,10 @@ run: build redis ## start the all-in-one hubd on its embedded NATS (data in ./da
 redis: ## make sure a Redis answers at HUBHOOKS_REDIS_URL (starts a local one under ./data if not)
 	@deploy/scripts/ensure-redis.sh
 
+# The e2e package (chaos, cluster, failover) takes longest: listed first, it starts first and
+# the other packages run beside it.
 test: fmt-check vet proto-check redis ## everything CI runs: vet, generated-code check, unit + integration + e2e + short chaos + short fuzz
-	$(GO) test -count=1 -timeout 15m $(MODULES)
+	$(GO) test -count=1 -timeout 15m ./services/e2e/... $(MODULES)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=10000x
 
 test-race: redis ## the test suite under the race detector (slower)
