@@ -28,13 +28,10 @@ type jobMsg interface {
 // events of several domain events of one hub). The message is acknowledged
 // once every target has settled. A target that asks to be tried again (a
 // nak: an infrastructure error, a full shutdown queue) is first republished
-// as a job of its own, so the targets already done are not delivered again.
-// A job whose publish gets no ack is published again, the same message (a
-// stored one is acked as a duplicate), a few times; only when every try
-// fails is the whole message handed back, and its done targets are
-// delivered again (same webhook-id, at-least-once). A republished target
-// of a message that may be done keeps its check (HeaderRecheck), as the
-// message's other copies do.
+// as a job of its own (republish), so the targets already done are not
+// delivered again; only when that fails is the whole message handed back,
+// and its done targets are delivered again (same webhook-id,
+// at-least-once).
 type fanout struct {
 	s   *Service
 	msg jetstream.Msg
